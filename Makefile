@@ -1,0 +1,50 @@
+# The two commands of a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+export FLASK_APP := run.py
+
+.PHONY: run test install assets instance db serve bench reliability clean
+
+$(BIN)/activate: requirements.txt requirements-dev.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(BIN)/activate
+
+install: $(BIN)/activate assets translations
+
+# Front-end assets come from the npm registry into a git-ignored folder (never committed).
+assets: app/static/vendor/.installed
+app/static/vendor/.installed: package.json
+	npm install --no-audit --no-fund --silent
+	mkdir -p app/static/vendor
+	cp node_modules/echarts/dist/echarts.min.js app/static/vendor/
+	touch $@
+
+translations: $(BIN)/activate
+	$(BIN)/pybabel compile -f -d app/translations >/dev/null
+
+# Development secrets, generated once into instance/ (git-ignored, mode 600).
+instance:
+	@mkdir -p instance
+	@for f in secret_key data_key; do \
+	  test -f instance/$$f || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > instance/$$f); \
+	done
+
+db: install instance
+	$(BIN)/flask db upgrade
+	$(BIN)/flask gongjian init
+	$(BIN)/flask seed demo
+
+run: db
+	$(BIN)/python run.py --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install instance
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) node_modules app/static/vendor instance/gongjian.db

@@ -1,0 +1,47 @@
+"""REST resources of the organisation tree, units, members and the data dictionary."""
+from app.models.org import Dictionary, Member, Organization, Unit
+from app.views.base import EntityApi
+
+
+class OrganizationApi(EntityApi):
+    model = Organization
+    list_columns = show_columns = ["id", "name", "type", "code", "parent_id", "path", "depth",
+                                  "secretary", "phone", "address", "grid_kind", "active"]
+    add_columns = edit_columns = ["parent", "type", "code", "name", "secretary", "phone",
+                                  "address", "grid_kind", "active"]
+    search_columns = ["name", "code", "type", "parent", "active"]
+    order_columns = ["name", "code", "type", "path"]
+
+
+class DictionaryApi(EntityApi):
+    model = Dictionary
+    list_columns = show_columns = ["id", "kind", "code", "label", "order", "active"]
+    add_columns = edit_columns = ["kind", "code", "label", "order", "active"]
+    search_columns = ["kind", "code", "label", "active"]
+
+
+class UnitApi(EntityApi):
+    model = Unit
+    list_columns = show_columns = [
+        "id", "name", "credit_code", "category_id", "community_id", "address", "party_org_name",
+        "party_org_type", "party_member_count", "leader_name", "leader_title", "liaison_name",
+        "contact_phone", "status", "cancel_reason", "cancelled_on"]
+    add_columns = edit_columns = [
+        "name", "credit_code", "category", "community", "address", "party_org_name",
+        "party_org_type", "party_member_count", "leader_name", "leader_title", "liaison_name",
+        "contact_phone", "status", "cancel_reason", "cancelled_on"]
+    search_columns = ["name", "credit_code", "category", "community", "status"]
+
+
+class MemberApi(EntityApi):
+    model = Member
+    list_columns = show_columns = [
+        "id", "name", "gender", "id_number_shown", "phone_shown", "community_id", "group_id",
+        "work_unit_id", "category", "skills", "is_household_center", "is_red_grid_worker",
+        "status"]
+    add_columns = edit_columns = [
+        "name", "gender", "phone", "community", "group", "work_unit", "category",
+        "skills", "is_household_center", "is_red_grid_worker", "status"]
+    search_columns = ["name", "community", "work_unit", "category", "status"]
+    # 身份证号 is written in clear and stored encrypted; it is read back as id_number_shown.
+    write_only_fields = ("id_number",)

@@ -1,0 +1,115 @@
+"""What every business entity shares: its labels, who created and changed it, soft delete,
+and its place in the organisation tree (the scope declaration of DOMAIN.md §4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from flask_appbuilder import Model
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, event
+from sqlalchemy.orm import Session, declared_attr
+
+
+# Named constraints, so that later migrations can alter them on every database (SQLite's batch
+# mode needs names). FAB's own ab_* tables were defined before this and keep theirs.
+Model.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def caption(text: str, **info) -> dict:
+    """Column `info` carrying the Chinese label: labels are defined once, on the model."""
+    return {"label": text, **info}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a row sits for data scope. Each anchor is a callable returning a SQL expression
+    on the model (a column, or a correlated subquery when the anchor lies on a related row).
+
+    - ``org``: organisation node ids placing the row in the tree (subtree scopes match them).
+    - ``unit``: unit ids owning the row (a liaison's scope).
+    - ``member``: member ids the row belongs to (a member's own scope).
+    - ``shared``: callables ``(principal) -> clause | None`` for rows visible by rule (published
+      to those who may claim them, submitted by or dispatched to one): read, never write.
+    - ``directory``: readable by every logged-in user (names and places, no personal data);
+      writes stay scoped.
+    """
+
+    org: tuple[Callable, ...] = ()
+    unit: tuple[Callable, ...] = ()
+    member: tuple[Callable, ...] = ()
+    shared: tuple[Callable, ...] = ()
+    directory: bool = False
+    is_global: bool = field(default=False)
+
+
+GLOBAL = Scope(is_global=True)
+
+
+class Entity(Model):
+    """Base of every business table: audited, soft-deletable, scoped.
+
+    A subclass must declare ``__scope__`` (a `Scope`); `app.security.scope` refuses to start
+    when one is missing, so that forgetting data scope is not possible.
+    """
+
+    __abstract__ = True
+    __label__: str = ""
+    __scope__: Scope
+    # Fields whose values the audit trail shows masked (DOMAIN.md §6).
+    __audit_masked__: frozenset[str] = frozenset()
+
+    id = Column(Integer, primary_key=True)
+    created_on = Column(DateTime, default=datetime.now, nullable=False, info=caption("创建时间"))
+    changed_on = Column(DateTime, default=datetime.now, onupdate=datetime.now, nullable=False,
+                        info=caption("修改时间"))
+    deleted_on = Column(DateTime, nullable=True, index=True, info=caption("删除时间"))
+
+    @declared_attr
+    def created_by_id(cls):
+        return Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("创建人"))
+
+    @declared_attr
+    def changed_by_id(cls):
+        return Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("修改人"))
+
+    @declared_attr
+    def deleted_by_id(cls):
+        return Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("删除人"))
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_on is not None
+
+    def validate(self, session) -> None:
+        """Business rules checked before every flush of a new or changed row (forms, API,
+        import and services alike); raise `DomainError` with a Chinese message."""
+
+    def check_delete(self, session) -> None:
+        """Refuse a delete that would orphan other rows; raise `DomainError`."""
+
+    def soft_delete(self, user_id: int | None) -> None:
+        """Mark deleted; subclasses with an active key clear it so the value can be reused."""
+        self.deleted_on = datetime.now()
+        self.deleted_by_id = user_id
+
+    def restore(self) -> None:
+        self.deleted_on = None
+        self.deleted_by_id = None
+
+    def __str__(self) -> str:
+        return getattr(self, "name", None) or f"{self.__label__ or type(self).__name__} #{self.id}"
+
+
+@event.listens_for(Session, "before_flush")
+def _validate(session, flush_context, instances) -> None:
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, Entity) and (obj in session.new or session.is_modified(obj)):
+            if not obj.is_deleted:
+                obj.validate(session)

@@ -1,0 +1,317 @@
+"""The organisation tree, resident units, Party members and the data dictionary."""
+from __future__ import annotations
+
+from sqlalchemy import (Boolean, Column, Date, ForeignKey, Index, Integer, String, Text, event,
+                        func, select, update)
+from sqlalchemy.orm import relationship
+from sqlalchemy.orm.attributes import get_history, set_committed_value
+
+from app import validators
+from app.errors import DomainError
+from app.models.base import GLOBAL, Entity, Scope, caption
+from app.services import crypto
+
+# Node types, top to bottom. Codes are the code's; labels the UI's (workflow states and
+# structural types are code, categories are dictionary data: DOMAIN.md §2).
+ORG_TYPES = {
+    "district": "区委",
+    "street": "街道党工委",
+    "community": "社区党组织",
+    "grid": "网格党支部",
+    "building": "楼栋党小组",
+    "household": "党员中心户",
+}
+GRID_KINDS = {"城市": "城市", "农村": "农村", "专属": "专属"}
+PARTY_ORG_TYPES = {"党委": "党委", "党总支": "党总支", "党支部": "党支部", "联合党支部": "联合党支部"}
+UNIT_STATUSES = {"在册": "在册", "已注销": "已注销"}
+_TYPE_ORDER = {code: i for i, code in enumerate(ORG_TYPES)}
+GENDERS = {"男": "男", "女": "女"}
+MEMBER_CATEGORIES = {"在职": "在职", "退休": "退休", "流动": "流动", "在籍": "在籍"}
+MEMBER_STATUSES = {"正常": "正常", "停止党籍": "停止党籍", "已转出": "已转出", "已故": "已故"}
+
+
+class Organization(Entity):
+    __tablename__ = "organization"
+    __label__ = "党组织"
+    # The tree itself is a directory every logged-in role may read. A subtree admin manages the
+    # nodes below its own node: a node is placed by its parent.
+    __scope__ = Scope(org=(lambda: Organization.parent_id,), directory=True)
+
+    parent_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,
+                       info=caption("上级组织"))
+    # Materialised path of ids, "/1/5/23/": a subtree is `path LIKE '/1/5/%'`.
+    path = Column(String(255), nullable=False, default="", index=True, info=caption("路径"))
+    depth = Column(Integer, nullable=False, default=0, info=caption("层级"))
+    type = Column(String(16), nullable=False, index=True, info=caption("组织类型", choices=ORG_TYPES))
+    code = Column(String(32), nullable=False, unique=True, info=caption("组织编码"))
+    name = Column(String(100), nullable=False, index=True, info=caption("组织名称"))
+    secretary = Column(String(50), info=caption("书记"))
+    phone = Column(String(30), info=caption("联系电话"))
+    address = Column(String(200), info=caption("地址"))
+    grid_kind = Column(String(8), info=caption("网格类型", choices=GRID_KINDS))
+    active = Column(Boolean, nullable=False, default=True, info=caption("启用"))
+
+    parent = relationship("Organization", remote_side="Organization.id", backref="children",
+                          info=caption("上级组织"))
+
+
+    def validate(self, session) -> None:
+        if self.type not in ORG_TYPES:
+            raise DomainError("组织类型无效", "type")
+        parent = self.parent
+        if parent is None:
+            if self.type != "district":
+                raise DomainError("只有区委可以作为顶级组织，请选择上级组织", "parent")
+        else:
+            if parent.is_deleted:
+                raise DomainError("上级组织已删除", "parent")
+            if _TYPE_ORDER[self.type] <= _TYPE_ORDER[parent.type]:
+                raise DomainError(f"{ORG_TYPES[self.type]}不能设在{ORG_TYPES[parent.type]}之下："
+                                  "下级组织的类型须低于上级", "parent")
+            if self.id is not None and (parent.id == self.id
+                                        or parent.path.startswith(self.path or "\0")):
+                raise DomainError("不能把组织移动到它自身或它的下级组织之下", "parent")
+        if self.type != "grid":
+            self.grid_kind = None
+        if _exists(session, select(Organization.id).where(
+                Organization.code == self.code, Organization.id != (self.id or 0))):
+            raise DomainError(f"组织编码“{self.code}”已被使用", "code")
+        if self.id is not None and get_history(self, "parent_id").has_changes():
+            self._move_subtree(session)
+
+    def _move_subtree(self, session) -> None:
+        """Moving a node carries its subtree: rewrite the descendants' paths by prefix."""
+        old_path, new_path = self.path, f"{self.parent.path}{self.id}/"
+        delta = self.parent.depth + 1 - self.depth
+        table = Organization.__table__
+        session.execute(
+            update(table)
+            .where(table.c.path.like(old_path + "%"), table.c.id != self.id)
+            .values(path=new_path + func.substr(table.c.path, len(old_path) + 1),
+                    depth=table.c.depth + delta),
+            execution_options={"synchronize_session": False},
+        )
+        self.path, self.depth = new_path, self.parent.depth + 1
+
+    def check_delete(self, session) -> None:
+        checks = [
+            (select(Organization.id).where(Organization.parent_id == self.id,
+                                           Organization.deleted_on.is_(None)), "下级组织"),
+            (select(Unit.id).where(Unit.community_id == self.id, Unit.deleted_on.is_(None)),
+             "驻区单位"),
+            (select(Member.id).where((Member.community_id == self.id) | (Member.group_id == self.id),
+                                     Member.deleted_on.is_(None)), "党员"),
+        ]
+        for stmt, what in checks:
+            if _exists(session, stmt):
+                raise DomainError(f"“{self.name}”下还有{what}，不能删除；请先移走或删除它们")
+
+    def __str__(self) -> str:
+        return self.name or ""
+
+
+class Dictionary(Entity):
+    __tablename__ = "dictionary"
+    __label__ = "数据字典"
+    __scope__ = GLOBAL
+    __table_args__ = (Index("uq_dictionary_kind_code", "kind", "code", unique=True),)
+
+    KINDS = {
+        "unit_category": "单位类别",
+        "resource_category": "资源类别",
+        "need_category": "需求类别",
+        "service_category": "服务类别",
+        "post_category": "岗位类别",
+        "member_skill": "党员技能",
+    }
+
+    kind = Column(String(32), nullable=False, index=True, info=caption("字典类型", choices=KINDS))
+    code = Column(String(32), nullable=False, info=caption("编码"))
+    label = Column(String(64), nullable=False, info=caption("名称"))
+    order = Column(Integer, nullable=False, default=0, info=caption("排序"))
+    active = Column(Boolean, nullable=False, default=True, info=caption("启用"))
+
+    def __str__(self) -> str:
+        return self.label or ""
+
+
+class Unit(Entity):
+    __tablename__ = "unit"
+    __label__ = "驻区单位"
+    # The unit directory (names, types, places) is readable by all logged-in roles; the
+    # community's admins and the unit's own liaison write it.
+    __scope__ = Scope(org=(lambda: Unit.community_id,), unit=(lambda: Unit.id,), directory=True)
+
+    name = Column(String(100), nullable=False, index=True, info=caption("单位名称"))
+    credit_code = Column(String(18), nullable=False, info=caption("统一社会信用代码"))
+    # Unique among rows not deleted: NULL once soft-deleted (MariaDB has no partial indexes).
+    credit_code_key = Column(String(18), nullable=True, unique=True)
+    category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
+                         info=caption("单位类别"))
+    community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
+                          info=caption("所在社区"))
+    address = Column(String(200), info=caption("单位地址"))
+    party_org_name = Column(String(100), info=caption("党组织名称"))
+    party_org_type = Column(String(16), info=caption("党组织类型", choices=PARTY_ORG_TYPES))
+    party_member_count = Column(Integer, nullable=False, default=0, info=caption("党员人数"))
+    leader_name = Column(String(50), info=caption("一把手姓名"))
+    leader_title = Column(String(50), info=caption("一把手职务"))
+    liaison_name = Column(String(50), info=caption("联络员"))
+    contact_phone = Column(String(30), info=caption("联系电话"))
+    status = Column(String(8), nullable=False, default="在册", index=True,
+                    info=caption("状态", choices=UNIT_STATUSES))
+    cancel_reason = Column(String(200), info=caption("注销原因"))
+    cancelled_on = Column(Date, info=caption("注销日期"))
+
+    category = relationship("Dictionary", info=caption("单位类别"))
+    community = relationship("Organization", info=caption("所在社区"))
+
+
+    def validate(self, session) -> None:
+        try:
+            self.credit_code = validators.normalize_credit_code(self.credit_code)
+        except ValueError as exc:
+            raise DomainError(str(exc), "credit_code") from None
+        self.credit_code_key = self.credit_code
+        _require_community(self.community, "所在社区")
+        if _exists(session, select(Unit.id).where(
+                Unit.credit_code_key == self.credit_code, Unit.id != (self.id or 0))):
+            raise DomainError(f"统一社会信用代码 {self.credit_code} 已登记", "credit_code")
+        if self.status == "已注销" and not self.cancel_reason:
+            raise DomainError("注销单位须填写注销原因", "cancel_reason")
+
+    def check_delete(self, session) -> None:
+        if _exists(session, select(Member.id).where(Member.work_unit_id == self.id,
+                                                     Member.deleted_on.is_(None))):
+            raise DomainError(f"“{self.name}”还有在册党员，不能删除；可将单位状态改为已注销")
+
+    def soft_delete(self, user_id):
+        super().soft_delete(user_id)
+        self.credit_code_key = None
+
+    def restore(self):
+        super().restore()
+        self.credit_code_key = self.credit_code
+
+
+class Member(Entity):
+    __tablename__ = "member"
+    __label__ = "党员"
+    __scope__ = Scope(
+        org=(lambda: Member.community_id,),
+        unit=(lambda: Member.work_unit_id,),
+        member=(lambda: Member.id,),
+    )
+    __audit_masked__ = frozenset({"id_number_enc", "id_number_hash", "id_number_key", "phone"})
+    __extra_labels__ = {"id_number": "身份证号", "id_number_shown": "身份证号",
+                        "phone_shown": "手机号"}
+
+    name = Column(String(50), nullable=False, index=True, info=caption("姓名"))
+    gender = Column(String(2), info=caption("性别", choices=GENDERS))
+    # 身份证号: encrypted at rest; a keyed hash finds and de-duplicates it (DOMAIN.md §6).
+    id_number_enc = Column(String(255), nullable=False, info=caption("身份证号"))
+    id_number_hash = Column(String(64), nullable=False, index=True)
+    id_number_key = Column(String(64), nullable=True, unique=True)
+    phone = Column(String(30), info=caption("手机号"))
+    work_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
+                          info=caption("工作单位"))
+    community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
+                          info=caption("居住社区"))
+    group_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,
+                      info=caption("所在网格/楼栋党小组"))
+    category = Column(String(8), nullable=False, default="在职", index=True,
+                      info=caption("党员类别", choices=MEMBER_CATEGORIES))
+    skills = Column(Text, info=caption("技能特长"))
+    is_household_center = Column(Boolean, nullable=False, default=False, info=caption("党员中心户"))
+    is_red_grid_worker = Column(Boolean, nullable=False, default=False, info=caption("红色网格员"))
+    status = Column(String(8), nullable=False, default="正常", index=True,
+                    info=caption("状态", choices=MEMBER_STATUSES))
+
+    work_unit = relationship("Unit", info=caption("工作单位"))
+    community = relationship("Organization", foreign_keys=[community_id], info=caption("居住社区"))
+    group = relationship("Organization", foreign_keys=[group_id], info=caption("所在网格/楼栋党小组"))
+
+
+    @property
+    def id_number(self) -> str:
+        return crypto.decrypt(self.id_number_enc) if self.id_number_enc else ""
+
+    @id_number.setter
+    def id_number(self, value: str) -> None:
+        try:
+            number = validators.normalize_id_number(value)
+        except ValueError as exc:
+            raise DomainError(str(exc), "id_number") from None
+        self.id_number_enc = crypto.encrypt(number)
+        self.id_number_hash = crypto.keyed_hash(number)
+        self.id_number_key = None if self.is_deleted else self.id_number_hash
+        if not self.gender:
+            self.gender = validators.gender_of(number)
+
+    @property
+    def id_number_shown(self) -> str:
+        """In full for roles that need it, masked for the others (DOMAIN.md §6)."""
+        from app.security.scope import sees_personal_data
+
+        number = self.id_number
+        return number if sees_personal_data() else validators.mask_id_number(number)
+
+    @property
+    def phone_shown(self) -> str:
+        from app.security.scope import sees_personal_data
+
+        return (self.phone or "") if sees_personal_data() else validators.mask_phone(self.phone)
+
+    def validate(self, session) -> None:
+        if not self.id_number_hash:
+            raise DomainError("请填写身份证号", "id_number")
+        _require_community(self.community, "居住社区")
+        if self.group is not None and not (
+                self.group.type in ("grid", "building", "household")
+                and self.group.path.startswith(self.community.path)):
+            raise DomainError("所在网格/楼栋党小组必须是居住社区下的网格或楼栋党小组", "group")
+        if _exists(session, select(Member.id).where(
+                Member.id_number_key == self.id_number_hash, Member.id != (self.id or 0))):
+            raise DomainError("该身份证号已登记为党员，不能重复录入", "id_number")
+
+    def soft_delete(self, user_id):
+        super().soft_delete(user_id)
+        self.id_number_key = None
+
+    def restore(self):
+        super().restore()
+        self.id_number_key = self.id_number_hash
+
+    def __str__(self) -> str:
+        return self.name or ""
+
+
+def _exists(session, stmt) -> bool:
+    """Rules look at all rows, not only those the acting user may see."""
+    from app.security.scope import unscoped
+
+    with unscoped():
+        return session.execute(stmt.limit(1)).first() is not None
+
+
+def _require_community(org: Organization | None, what: str) -> None:
+    if org is None:
+        raise DomainError(f"请选择{what}", "community")
+    if org.type != "community":
+        raise DomainError(f"{what}必须是社区党组织（所选“{org.name}”是"
+                          f"{ORG_TYPES.get(org.type, org.type)}）", "community")
+
+
+@event.listens_for(Organization, "after_insert")
+def _path_after_insert(mapper, connection, node) -> None:
+    """A new node's path needs its own id, known only once inserted."""
+    table = Organization.__table__
+    parent_path, parent_depth = "/", -1
+    if node.parent_id is not None:
+        parent_path, parent_depth = connection.execute(
+            select(table.c.path, table.c.depth).where(table.c.id == node.parent_id)).one()
+    path = f"{parent_path}{node.id}/"
+    connection.execute(update(table).where(table.c.id == node.id)
+                       .values(path=path, depth=parent_depth + 1))
+    set_committed_value(node, "path", path)
+    set_committed_value(node, "depth", parent_depth + 1)

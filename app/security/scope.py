@@ -1,0 +1,324 @@
+"""Data scope (DOMAIN.md §4): the one mechanism for reads and the one place that checks writes.
+
+Reads: every ORM SELECT issued while a request (or a CLI command acting as a user) is under way
+gets, for each scoped model, the criteria of the acting principal — plus the soft-delete
+filter — through SQLAlchemy's ``do_orm_execute`` hook and ``with_loader_criteria``. Lists,
+show/edit/delete, FAB's bulk actions (which skip ``base_filters``), related-record dropdowns, the
+REST API with its ``_info`` and ``related`` choices, exports and figures all query through the
+session, so none of them can forget the filter.
+
+Writes: ``before_flush`` checks that every changed row was writable before the change, and
+``after_flush`` (inside the same transaction) that it is writable after it and that every
+related id it now carries points at a row the principal may read. Anything else raises
+`ScopeViolation`, and the transaction is rolled back.
+
+System work (migrations, seed, the CLI without ``--as``) runs with the `SYSTEM` principal,
+which sees everything; a request always has a principal, anonymous at worst, which sees only
+public rows.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from flask import current_app, g, has_app_context, has_request_context
+from sqlalchemy import event, false, or_, select, true
+from sqlalchemy.orm import Session, with_loader_criteria
+
+from app.errors import DomainError
+from app.models.base import Entity
+from app.security.roles import ALL, PERSONAL_DATA_ROLES, ROLE_SCOPES, SELF, SUBTREE, UNIT
+
+
+class ScopeViolation(DomainError):
+    """A write outside the principal's data scope."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int | None = None
+    role_names: frozenset[str] = frozenset()
+    sees_all: bool = False
+    org_paths: tuple[str, ...] = ()
+    unit_ids: tuple[int, ...] = ()
+    member_ids: tuple[int, ...] = ()
+    authenticated: bool = False
+    system: bool = False
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+SYSTEM = Principal(system=True, sees_all=True, authenticated=True)
+ANONYMOUS = Principal()
+
+
+def principal_for(user) -> Principal:
+    """The principal of a logged-in user: the union of what each of its roles grants."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ANONYMOUS
+    roles = frozenset(r.name for r in user.roles)
+    levels = {ROLE_SCOPES.get(name) for name in roles}
+    org_paths, unit_ids, member_ids = (), (), ()
+    if SUBTREE in levels and user.org is not None:
+        org_paths = (user.org.path,)
+    if UNIT in levels and user.unit_id:
+        unit_ids = (user.unit_id,)
+    if SELF in levels and user.member_id:
+        member_ids = (user.member_id,)
+    return Principal(
+        user_id=user.id,
+        role_names=roles,
+        sees_all=ALL in levels,
+        org_paths=org_paths,
+        unit_ids=unit_ids,
+        member_ids=member_ids,
+        authenticated=True,
+        extra={"username": user.username},
+    )
+
+
+def _request_user():
+    """The user of this request, logged in by session cookie or by API token."""
+    try:
+        return current_app.appbuilder.sm.current_user
+    except RuntimeError:  # an API request whose token has not been verified (yet)
+        return None
+
+
+def current_principal() -> Principal:
+    """Who is acting: set explicitly (`acting_as`), else the request's user, else the system."""
+    if not has_app_context():
+        return SYSTEM
+    principal = g.get("principal")
+    if principal is not None:
+        return principal
+    if not has_request_context():
+        return SYSTEM
+    # Loading the user runs queries of its own, which come back here: they are internal
+    # (users, roles, the user's links) and run unscoped.
+    with unscoped():
+        principal = principal_for(_request_user())
+    # Only cache a real answer: before login the same request may still authenticate.
+    if principal.authenticated:
+        g.principal = principal
+    return principal
+
+
+def sees_personal_data() -> bool:
+    """Whether the acting principal sees 身份证号 and phone in full."""
+    principal = current_principal()
+    return principal.system or bool(principal.role_names & PERSONAL_DATA_ROLES)
+
+
+@contextmanager
+def acting_as(principal: Principal):
+    """Run a block (a CLI import, a test) with the scope of `principal`."""
+    previous = g.get("principal")
+    g.principal = principal
+    try:
+        yield principal
+    finally:
+        g.principal = previous
+
+
+_UNSCOPED = "_gongjian_unscoped"
+
+
+@contextmanager
+def unscoped():
+    """Run internal look-ups (uniqueness, the principal's own links) without scope filters."""
+    if not has_app_context():
+        yield
+        return
+    depth = g.get(_UNSCOPED, 0)
+    setattr(g, _UNSCOPED, depth + 1)
+    try:
+        yield
+    finally:
+        setattr(g, _UNSCOPED, depth)
+
+
+def _is_unscoped() -> bool:
+    return has_app_context() and g.get(_UNSCOPED, 0) > 0
+
+
+# --- predicates ---------------------------------------------------------------------------
+
+def _subtree_ids(paths: tuple[str, ...]):
+    from app.models.org import Organization
+
+    table = Organization.__table__  # Core table: scope criteria do not apply inside it
+    return select(table.c.id).where(or_(*[table.c.path.like(p + "%") for p in paths]))
+
+
+def owner_clause(model: type[Entity], principal: Principal):
+    """Rows the principal owns through its roles: what it may write (and read)."""
+    scope = model.__scope__
+    if principal.sees_all or scope.is_global:
+        return true()
+    parts = []
+    if principal.org_paths:
+        subtree = _subtree_ids(principal.org_paths)
+        parts += [anchor().in_(subtree) for anchor in scope.org]
+    if principal.unit_ids:
+        parts += [anchor().in_(principal.unit_ids) for anchor in scope.unit]
+    if principal.member_ids:
+        parts += [anchor().in_(principal.member_ids) for anchor in scope.member]
+    return or_(*parts) if parts else false()
+
+
+def choice_clause(model: type[Entity], column, target: type[Entity], principal: Principal):
+    """Which `target` rows a form may offer for `model.column`: those under which the row could
+    be saved. When the principal's scope reaches the row through another anchor, any readable
+    target will do (None); when only through this column, just the targets in scope."""
+    scope = model.__scope__
+    if principal.sees_all or scope.is_global:
+        return None
+    grants = [(principal.org_paths, scope.org), (principal.unit_ids, scope.unit),
+              (principal.member_ids, scope.member)]
+    through_column = []
+    for granted, anchors in grants:
+        for anchor in anchors if granted else ():
+            if anchor().compare(column):
+                through_column.append(granted)
+            else:
+                return None
+    if not through_column:
+        return false()
+    parts = []
+    if principal.org_paths in through_column:
+        parts.append(target.id.in_(_subtree_ids(principal.org_paths)))
+    for granted in through_column:
+        if granted is not principal.org_paths:
+            parts.append(target.id.in_(granted))
+    return or_(*parts)
+
+
+def read_clause(model: type[Entity], principal: Principal):
+    """Rows the principal may read: its own, the directory, and rows visible by rule."""
+    scope = model.__scope__
+    if principal.sees_all or scope.is_global or scope.directory:
+        return true()
+    parts = [owner_clause(model, principal)]
+    for rule in scope.shared:
+        clause = rule(principal)
+        if clause is not None:
+            parts.append(clause)
+    return or_(*parts)
+
+
+def _not_deleted(model):
+    return model.deleted_on.is_(None)
+
+
+def scoped_models() -> list[type[Entity]]:
+    return [m.class_ for m in Entity.registry.mappers if issubclass(m.class_, Entity)]
+
+
+def check_declarations() -> None:
+    """Refuse to start when a business model forgets its scope declaration."""
+    missing = [m.__name__ for m in scoped_models() if not hasattr(m, "__scope__")]
+    if missing:
+        raise RuntimeError(f"These models declare no __scope__ (DOMAIN.md §4): {missing}")
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+@event.listens_for(Session, "do_orm_execute")
+def _filter_reads(state) -> None:
+    if not state.is_select or state.is_column_load or _is_unscoped():
+        return
+    deleted_filter = not state.execution_options.get("include_deleted")
+    # Relationship loads hang off a row already in scope; they only drop deleted rows.
+    filter_scope = not state.is_relationship_load
+    principal = current_principal() if filter_scope else SYSTEM
+    filter_scope = filter_scope and not principal.system
+    options = []
+    for model in scoped_models():
+        clauses = []
+        if filter_scope:
+            clause = read_clause(model, principal)
+            if clause is not true():
+                clauses.append(clause)
+        if deleted_filter:
+            clauses.append(_not_deleted(model))
+        if clauses:
+            criteria = clauses[0] if len(clauses) == 1 else clauses[0] & clauses[1]
+            options.append(with_loader_criteria(model, criteria, include_aliases=True))
+    if options:
+        state.statement = state.statement.options(*options)
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+def _changed_entities(session, collections):
+    for obj in collections:
+        if isinstance(obj, Entity) and session.is_modified(obj, include_collections=False):
+            yield obj
+
+
+def _ids_passing(session, model, ids, clause) -> set:
+    if not ids:
+        return set()
+    with unscoped():
+        rows = session.execute(select(model.id).where(model.id.in_(ids), clause))
+        return {row[0] for row in rows}
+
+
+def _check(session, objs, clause_for, message) -> None:
+    by_model: dict[type, list] = {}
+    for obj in objs:
+        by_model.setdefault(type(obj), []).append(obj)
+    principal = current_principal()
+    for model, items in by_model.items():
+        clause = clause_for(model, principal)
+        if clause is true():
+            continue
+        ids = [o.id for o in items]
+        passing = _ids_passing(session, model, ids, clause)
+        for obj in items:
+            if obj.id not in passing:
+                raise ScopeViolation(message.format(label=model.__label__ or model.__name__))
+
+
+def _related_targets(obj):
+    """(target model, id) of each many-to-one reference the object carries now."""
+    mapper = obj.__mapper__
+    for rel in mapper.relationships:
+        if rel.direction.name != "MANYTOONE" or not issubclass(rel.mapper.class_, Entity):
+            continue
+        target = rel.mapper.class_
+        for local in rel.local_columns:
+            value = getattr(obj, mapper.get_property_by_column(local).key, None)
+            if value is not None:
+                yield target, value
+
+
+@event.listens_for(Session, "before_flush")
+def _check_writes_before(session, flush_context, instances) -> None:
+    principal = current_principal()
+    if principal.system or _is_unscoped():
+        return
+    for obj in session.deleted:
+        if isinstance(obj, Entity) and not session.info.get("purge"):
+            raise ScopeViolation("业务数据只能软删除（移入回收站），不能直接删除")
+    existing = [o for o in _changed_entities(session, session.dirty)]
+    _check(session, existing, owner_clause, "无权修改该{label}（超出数据范围）")
+
+
+@event.listens_for(Session, "after_flush")
+def _check_writes_after(session, flush_context) -> None:
+    principal = current_principal()
+    if principal.system or _is_unscoped():
+        return
+    written = list(session.new) + list(_changed_entities(session, session.dirty))
+    written = [o for o in written if isinstance(o, Entity)]
+    _check(session, written, owner_clause, "该{label}超出您的数据范围，不能保存")
+    refs: dict[type, set] = {}
+    for obj in written:
+        for target, value in _related_targets(obj):
+            refs.setdefault(target, set()).add(value)
+    for target, ids in refs.items():
+        clause = read_clause(target, principal) & _not_deleted(target)
+        visible = _ids_passing(session, target, list(ids), clause)
+        if visible != ids:
+            raise ScopeViolation(f"所选{target.__label__ or target.__name__}不存在或超出您的数据范围")

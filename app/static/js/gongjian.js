@@ -1,0 +1,45 @@
+// Related-record selects: select2 asks the view's choices endpoint as the user types, so a
+// page never loads a whole table (at city scale a member dropdown would be 600,000 rows).
+// FAB's filter box adds its fields later, so new selects are picked up as they appear.
+(function ($) {
+  var texts = {
+    noResults: function () { return "没有匹配的记录"; },
+    searching: function () { return "正在搜索…"; },
+    loadingMore: function () { return "正在加载更多…"; },
+    errorLoading: function () { return "无法加载结果"; }
+  };
+
+  function init(el) {
+    if (el.data("select2") || !el.closest("body").length) { return; }
+    // A filter's current value comes back in the URL: show its label, not an empty box.
+    var value = new URLSearchParams(window.location.search).get(el.attr("name"));
+    if (value && !el.find("option[value='" + value + "']").length) {
+      $.getJSON(el.data("url"), { id: value }, function (data) {
+        $.each(data.results, function (_, row) {
+          el.append(new Option(row.text, row.id, true, true));
+        });
+        el.trigger("change");
+      });
+    }
+    el.select2({
+      theme: "bootstrap",
+      allowClear: true,
+      placeholder: el.data("placeholder") || "",
+      width: "100%",
+      language: texts,
+      ajax: {
+        url: el.data("url"),
+        dataType: "json",
+        delay: 250,
+        data: function (params) { return { q: params.term || "", page: params.page || 1 }; }
+      }
+    });
+  }
+
+  function initAll() { $("select.gj-ajax-select").each(function () { init($(this)); }); }
+
+  $(function () {
+    initAll();
+    new MutationObserver(initAll).observe(document.body, { childList: true, subtree: true });
+  });
+}(jQuery));

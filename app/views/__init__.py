@@ -1,0 +1,22 @@
+"""The menu: every view and API, registered in one visible place."""
+from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
+from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
+
+# (view, resource name = menu permission name, Chinese label, icon, category)
+MENU = [
+    (OrganizationView, "organization", "党组织", "fa-sitemap", "org"),
+    (UnitView, "unit", "驻区单位", "fa-building", "org"),
+    (MemberView, "member", "党员", "fa-user", "org"),
+    (DictionaryView, "dictionary", "数据字典", "fa-book", "settings"),
+]
+CATEGORIES = {"org": ("组织与人员", "fa-sitemap"), "settings": ("系统设置", "fa-cogs")}
+APIS = [OrganizationApi, UnitApi, MemberApi, DictionaryApi]
+
+
+def register_views(appbuilder) -> None:
+    for view, name, label, icon, category in MENU:
+        category_label, category_icon = CATEGORIES[category]
+        appbuilder.add_view(view, name, label=label, icon=icon, category=category,
+                            category_label=category_label, category_icon=category_icon)
+    for api in APIS:
+        appbuilder.add_api(api)

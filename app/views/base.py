@@ -1,0 +1,343 @@
+"""The base of every business view and API: a model declares itself, the base does the rest.
+
+A view is `class MemberView(EntityView): model = Member` plus its columns. From the model the
+base derives the route (`/member/`), the permission name shared with the API (`member`), the
+Chinese labels, select boxes for coded columns and AJAX selects (searching within scope) for
+every related record. Reads are scoped by the session (`app.security.scope`); deletes are soft;
+business-rule errors become Chinese messages.
+"""
+from __future__ import annotations
+
+from flask import abort, flash, jsonify, redirect, request
+from flask_appbuilder import ModelRestApi, ModelView, expose
+from flask_appbuilder.actions import action as bulk_action
+from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.decorators import has_access
+from markupsafe import Markup, escape
+from marshmallow import fields
+from sqlalchemy import or_, select
+from wtforms import Field, SelectField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import ValidationError
+
+from app.errors import DomainError
+from app.extensions import db
+from app.models.base import Entity
+from app.security.scope import choice_clause, current_principal
+
+# One permission per operation, shared by a resource's view and API (ARCHITECTURE.md).
+VIEW_PERMISSIONS = {
+    "list": "read", "show": "read", "download": "read", "choices": "read",
+    "add": "add", "edit": "edit", "delete": "delete", "muldelete": "delete",
+}
+API_PERMISSIONS = {
+    "get_list": "read", "get": "read", "info": "read",
+    "post": "add", "put": "edit", "delete": "delete",
+}
+CHOICES_PAGE_SIZE = 20
+
+
+def labels_of(model) -> dict[str, str]:
+    """Chinese labels declared once, in the columns' and relationships' `info`."""
+    labels = {}
+    for prop in model.__mapper__.attrs:
+        info = getattr(prop, "info", None) or {}
+        if not info and hasattr(prop, "columns"):
+            info = prop.columns[0].info
+        if "label" in info:
+            labels[prop.key] = info["label"]
+    labels.update(getattr(model, "__extra_labels__", {}))
+    return labels
+
+
+def choices_of(model) -> dict[str, dict]:
+    """Coded columns (types, statuses) and their Chinese labels."""
+    return {c.key: c.info["choices"] for c in model.__table__.columns if "choices" in c.info}
+
+
+class ScopedInterface(SQLAInterface):
+    """FAB's data interface with soft delete; reads are already scoped by the session."""
+
+    def delete(self, item, commit=True):
+        self.delete_all([item])
+
+    def delete_all(self, items):
+        try:
+            for item in items:
+                item.check_delete(self.session)
+                item.soft_delete(current_principal().user_id)
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
+
+    def get_related_obj(self, col_name, value):
+        # Query, never the identity map: an object loaded earlier for another purpose must
+        # not slip past the scope criteria.
+        model = self.get_related_model(col_name)
+        return self.session.execute(select(model).where(model.id == value)).scalar_one_or_none()
+
+
+# --- related records: AJAX selects that search within scope -------------------------------
+
+class AjaxSelectWidget:
+    """A <select> that select2 fills from the view's `choices` endpoint as the user types."""
+
+    def __call__(self, field, **kwargs):
+        current = ""
+        if field.data is not None:
+            current = f'<option value="{field.data.id}" selected>{escape(str(field.data))}</option>'
+        attrs = {
+            "id": field.id, "name": field.name, "class": "form-control gj-ajax-select",
+            "data-url": field.url, "data-placeholder": "输入关键字搜索",
+        }
+        html = " ".join(f'{k}="{escape(v)}"' for k, v in attrs.items())
+        return Markup(f'<select {html}><option value=""></option>{current}</select>')
+
+
+class AjaxSelectField(Field):
+    """A many-to-one field whose submitted id is loaded through the scoped session: an id the
+    user may not see is refused like one that does not exist."""
+
+    widget = AjaxSelectWidget()
+
+    def __init__(self, label=None, validators=None, model=None, url="", restrict=None,
+                 required=False, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.model, self.url, self.restrict, self.required = model, url, restrict, required
+
+    def process_formdata(self, valuelist):
+        self.data = None
+        raw = valuelist[0] if valuelist else ""
+        if not raw:
+            return
+        try:
+            pk = int(raw)
+        except ValueError:
+            raise ValueError("所选记录无效") from None
+        stmt = select(self.model).where(self.model.id == pk)
+        if self.restrict is not None:
+            stmt = stmt.where(self.restrict())
+        self.data = db.session.execute(stmt).scalar_one_or_none()
+        if self.data is None:
+            raise ValueError(f"所选{self.label.text}不存在或超出您的数据范围")
+
+    def pre_validate(self, form):
+        if self.required and self.data is None:
+            raise ValidationError(f"请选择{self.label.text}")
+
+
+def choices_response(model, restrict=None, within=None):
+    """One page of select2 choices for a related model, searched by name, within scope;
+    `within` narrows them further to those the form's row could be saved under."""
+    term = (request.args.get("q") or "").strip()
+    page = max(request.args.get("page", 1, type=int), 1)
+    stmt = select(model)
+    if restrict is not None:
+        stmt = stmt.where(restrict())
+    if within is not None:
+        stmt = stmt.where(within)
+    if request.args.get("id", type=int):  # the label of a value already chosen
+        stmt = stmt.where(model.id == request.args.get("id", type=int))
+    if term:
+        text_cols = [getattr(model, c) for c in ("name", "label", "code", "title")
+                     if hasattr(model, c)]
+        stmt = stmt.where(or_(*[c.contains(term, autoescape=True) for c in text_cols]))
+    order = getattr(model, "name", None) or getattr(model, "label", None) or model.id
+    rows = db.session.execute(
+        stmt.order_by(order, model.id).offset((page - 1) * CHOICES_PAGE_SIZE)
+        .limit(CHOICES_PAGE_SIZE + 1)).scalars().all()
+    return jsonify(results=[{"id": r.id, "text": str(r)} for r in rows[:CHOICES_PAGE_SIZE]],
+                   pagination={"more": len(rows) > CHOICES_PAGE_SIZE})
+
+
+def checked_by(normalize):
+    """A form validator from one of `app.validators`' normalisers (Chinese message inline)."""
+    def check(form, field):
+        try:
+            field.data = normalize(field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+    return check
+
+
+def _display_choice(choices):
+    return lambda value: choices.get(value, value or "")
+
+
+class EntityView(ModelView):
+    """Base of every business ModelView. Subclasses set `model` and their columns;
+    `restrict_choices` maps a related column to a clause its choices must satisfy."""
+
+    model: type[Entity] = None
+    restrict_choices: dict = {}
+    page_size = 20
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("model")
+        if model is None:
+            return
+        if not hasattr(model, "__scope__"):
+            raise TypeError(f"{model.__name__} declares no __scope__: it cannot get a view")
+        resource = model.__tablename__
+        cls.datamodel = ScopedInterface(model)
+        cls.route_base = f"/{resource}"
+        cls.class_permission_name = resource
+        cls.method_permission_name = dict(VIEW_PERMISSIONS)
+        cls.list_title = cls.list_title or f"{model.__label__}列表"
+        cls.show_title = cls.show_title or f"查看{model.__label__}"
+        cls.add_title = cls.add_title or f"新增{model.__label__}"
+        cls.edit_title = cls.edit_title or f"编辑{model.__label__}"
+        cls.label_columns = {**labels_of(model), **(cls.__dict__.get("label_columns") or {})}
+        coded = choices_of(model)
+        cls.formatters_columns = {
+            **{key: _display_choice(c) for key, c in coded.items()},
+            **(cls.__dict__.get("formatters_columns") or {}),
+        }
+        extra = {}
+        for key, choices in coded.items():
+            column = model.__table__.columns[key]
+            pairs = [SelectChoice(code, text) for code, text in choices.items()]
+            if column.nullable:
+                pairs.insert(0, SelectChoice("", "（无）"))
+            extra[key] = SelectField(cls.label_columns.get(key, key), choices=pairs,
+                                     widget=Select2Widget(),
+                                     filters=[lambda v: v or None])
+        for prop in model.__mapper__.relationships:
+            if prop.direction.name == "MANYTOONE" and issubclass(prop.mapper.class_, Entity):
+                nullable = all(c.nullable for c in prop.local_columns)
+                restrict = cls.restrict_choices.get(prop.key)
+                extra[prop.key] = AjaxSelectField(
+                    cls.label_columns.get(prop.key, prop.key), model=prop.mapper.class_,
+                    url=f"/{resource}/choices/{prop.key}", restrict=restrict,
+                    required=not nullable)
+        # The search form too: a filter on a related record searches it, never lists it all.
+        cls.search_form_extra_fields = {k: v for k, v in extra.items()
+                                        if k in (cls.__dict__.get("search_columns") or ())}
+        cls.add_form_extra_fields = {**extra, **(cls.__dict__.get("add_form_extra_fields") or {})}
+        cls.edit_form_extra_fields = {**extra, **(cls.__dict__.get("edit_form_extra_fields") or {})}
+
+    # --- writes: business rules and scope are checked at the flush; errors are messages ---
+
+    def _flush(self, item):
+        session = self.datamodel.session
+        try:
+            session.add(item)
+            session.flush()
+        except DomainError:
+            session.rollback()
+            raise
+
+    def pre_add(self, item):
+        self._flush(item)
+
+    def pre_update(self, item):
+        self._flush(item)
+
+    # --- related-record choices ---
+
+    @expose("/choices/<field>")
+    @has_access
+    def choices(self, field):
+        unbound = self.add_form_extra_fields.get(field)
+        if getattr(unbound, "field_class", None) is not AjaxSelectField:
+            abort(404)
+        target = unbound.kwargs["model"]
+        within = choice_clause(self.model, self._fk_column(field), target, current_principal())
+        return choices_response(target, unbound.kwargs.get("restrict"), within)
+
+    def _fk_column(self, relation: str):
+        prop = self.model.__mapper__.relationships[relation]
+        return next(iter(prop.local_columns))
+
+    # --- actions: FAB's handlers skip base filters; ours see only rows in scope ---
+
+    @expose("/action/<string:name>/<pk>", methods=["POST"])
+    def action(self, name, pk):
+        if self.datamodel.get(self._deserialize_pk_if_composite(pk)) is None:
+            abort(404)
+        return super().action(name, pk)
+
+    @expose("/action_post", methods=["POST"])
+    def action_post(self):
+        name = request.form.get("action", "")
+        if name not in self.actions:
+            abort(404)
+        if not self.appbuilder.sm.has_access(self.get_action_permission_name(name),
+                                             self.class_permission_name):
+            abort(403)
+        items = [self.datamodel.get(self._deserialize_pk_if_composite(pk))
+                 for pk in request.form.getlist("rowid")]
+        # All or nothing: one id out of scope (or gone) and the whole action is refused.
+        if not items or any(item is None for item in items):
+            abort(404)
+        return self.actions[name].func(items)
+
+    @bulk_action("muldelete", "删除", "确定删除所选记录吗？删除后可由管理员从回收站恢复。", "fa-trash",
+            single=False)
+    def muldelete(self, items):
+        try:
+            self.datamodel.delete_all(items)
+            flash(f"已删除 {len(items)} 条记录", "success")
+        except DomainError as exc:
+            flash(str(exc), "danger")
+        self.update_redirect()
+        return redirect(self.get_redirect())
+
+
+class EntityApi(ModelRestApi):
+    """Base of every business REST resource, sharing the view's permission name."""
+
+    model: type[Entity] = None
+    allow_browser_login = True
+    page_size = 20
+    # Attributes accepted on add (required) and edit, never returned (e.g. 身份证号 in clear).
+    write_only_fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("model")
+        if model is None:
+            return
+        if not hasattr(model, "__scope__"):
+            raise TypeError(f"{model.__name__} declares no __scope__: it cannot get an API")
+        resource = model.__tablename__
+        cls.datamodel = ScopedInterface(model)
+        cls.resource_name = resource
+        cls.class_permission_name = resource
+        cls.method_permission_name = dict(API_PERMISSIONS)
+        cls.label_columns = {**labels_of(model), **(cls.__dict__.get("label_columns") or {})}
+
+    def _init_model_schemas(self):
+        super()._init_model_schemas()
+        for attr, required in (("add_model_schema", True), ("edit_model_schema", False)):
+            schema = getattr(self, attr)
+            extra = {name: fields.String(required=required, load_only=True)
+                     for name in self.write_only_fields}
+            if extra:
+                setattr(self, attr, type(type(schema).__name__, (type(schema),), extra)())
+
+    def _refusing(self, handler, *args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except DomainError as exc:
+            self.datamodel.session.rollback()
+            return self.response_422(message=str(exc))
+
+    def pre_add(self, item):
+        self.datamodel.session.add(item)
+        self.datamodel.session.flush()
+
+    def pre_update(self, item):
+        self.datamodel.session.flush()
+
+    def post_headless(self):
+        return self._refusing(super().post_headless)
+
+    def put_headless(self, pk):
+        return self._refusing(super().put_headless, pk)
+
+    def delete_headless(self, pk):
+        return self._refusing(super().delete_headless, pk)

@@ -1,0 +1,79 @@
+"""Views of the organisation tree, units, members and the data dictionary: declarations only."""
+from wtforms import StringField
+from wtforms.validators import DataRequired
+
+from app.models.org import Dictionary, Member, Organization, Unit
+from app import validators
+from app.views.base import EntityView, checked_by
+
+COMMUNITY_ONLY = {"community": lambda: Organization.type == "community"}
+
+
+class OrganizationView(EntityView):
+    model = Organization
+    list_columns = ["name", "type", "code", "parent", "secretary", "phone", "active"]
+    show_columns = ["name", "type", "code", "parent", "secretary", "phone", "address",
+                    "grid_kind", "active", "created_on", "changed_on"]
+    add_columns = edit_columns = ["parent", "type", "code", "name", "secretary", "phone",
+                                  "address", "grid_kind", "active"]
+    search_columns = ["name", "code", "type", "parent", "secretary", "active"]
+    order_columns = ["name", "code", "type"]
+    base_order = ("path", "asc")
+
+
+class DictionaryView(EntityView):
+    model = Dictionary
+    list_columns = ["kind", "code", "label", "order", "active"]
+    show_columns = add_columns = edit_columns = ["kind", "code", "label", "order", "active"]
+    search_columns = ["kind", "code", "label", "active"]
+    order_columns = ["kind", "code", "label", "order"]
+    base_order = ("order", "asc")
+
+
+class UnitView(EntityView):
+    model = Unit
+    restrict_choices = {
+        **COMMUNITY_ONLY,
+        "category": lambda: (Dictionary.kind == "unit_category") & Dictionary.active,
+    }
+    list_columns = ["name", "credit_code", "category", "community", "party_org_type",
+                    "party_member_count", "leader_name", "status"]
+    show_columns = ["name", "credit_code", "category", "community", "address", "party_org_name",
+                    "party_org_type", "party_member_count", "leader_name", "leader_title",
+                    "liaison_name", "contact_phone", "status", "cancel_reason", "cancelled_on",
+                    "created_on", "changed_on"]
+    add_columns = edit_columns = [
+        "name", "credit_code", "category", "community", "address", "party_org_name",
+        "party_org_type", "party_member_count", "leader_name", "leader_title", "liaison_name",
+        "contact_phone", "status", "cancel_reason", "cancelled_on"]
+    search_columns = ["name", "credit_code", "category", "community", "party_org_type", "status"]
+    order_columns = ["name", "credit_code", "party_member_count", "status"]
+    base_order = ("name", "asc")
+    validators_columns = {"credit_code": [checked_by(validators.normalize_credit_code)]}
+
+
+class MemberView(EntityView):
+    model = Member
+    restrict_choices = {
+        **COMMUNITY_ONLY,
+        "group": lambda: Organization.type.in_(("grid", "building", "household")),
+    }
+    list_columns = ["name", "gender", "id_number_shown", "phone_shown", "community", "work_unit",
+                    "category", "status"]
+    show_columns = ["name", "gender", "id_number_shown", "phone_shown", "community", "group",
+                    "work_unit", "category", "skills", "is_household_center",
+                    "is_red_grid_worker", "status", "created_on", "changed_on"]
+    add_columns = edit_columns = [
+        "name", "id_number", "gender", "phone", "community", "group", "work_unit", "category",
+        "skills", "is_household_center", "is_red_grid_worker", "status"]
+    search_columns = ["name", "community", "work_unit", "category", "status", "gender"]
+    order_columns = ["name", "category", "status"]
+    base_order = ("name", "asc")
+    add_form_extra_fields = {
+        "id_number": StringField("身份证号", validators=[
+            DataRequired("请填写身份证号"), checked_by(validators.normalize_id_number)]),
+    }
+    edit_form_extra_fields = add_form_extra_fields
+
+    def prefill_form(self, form, pk):
+        form.id_number.data = self.datamodel.get(pk).id_number

@@ -1,0 +1,264 @@
+"""`flask seed demo`: a deterministic, realistic demo district and the demo users.
+
+Scales: ``test`` (a handful of rows the tests reason about), ``demo`` (9 streets, 108
+communities with grids and building groups, 500 units, 10,000 members), ``city`` (the
+performance issue's generator, when it exists). The same seed always gives the same data.
+
+The rows are generated valid (check digits computed, communities of the right type), so they
+are bulk-inserted without the per-row form rules; the seed leaves one audit record of kind
+import rather than one per row.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+
+from app.extensions import appbuilder, db
+from app.models.org import Dictionary, Member, Organization, Unit
+from app.services import audit, crypto
+from app.security.roles import ROLE_LABELS
+from app.services.defaults import ensure_dictionary
+from config import INSTANCE_DIR
+from seed.names import Names
+
+DISTRICT_CODE = "YX"
+CREDENTIALS = INSTANCE_DIR / "demo-credentials.txt"
+
+
+@dataclass(frozen=True)
+class Scale:
+    streets: int
+    communities: int  # per street
+    grids: int  # per community
+    buildings: int  # per grid
+    units: int
+    members: int
+
+
+SCALES = {
+    "test": Scale(streets=2, communities=2, grids=1, buildings=2, units=8, members=60),
+    "demo": Scale(streets=9, communities=12, grids=3, buildings=3, units=500, members=10_000),
+}
+
+# (username, role, first name, last name, what it is linked to)
+DEMO_USERS = [
+    ("admin", "Admin", "系统", "管理员", None),
+    ("zuzhibu", "OrgAdmin", "组织部", "管理员", None),
+    ("jiedao01", "StreetAdmin", "街道", "管理员", "street"),
+    ("shequ01", "CommunityAdmin", "社区", "管理员", "community"),
+    ("danwei01", "UnitLiaison", "单位一", "联络员", "unit1"),
+    ("danwei02", "UnitLiaison", "单位二", "联络员", "unit2"),
+    ("danwei03", "UnitLiaison", "单位三", "联络员", "unit3"),
+    ("shenji", "Auditor", "审计", "员", None),
+    ("dangyuan01", "Member", "党员", "一", "member"),
+]
+
+
+class SeedRefused(Exception):
+    pass
+
+
+def _progress(echo, label: str, done: int, total: int) -> None:
+    if echo and (done == total or done % max(total // 10, 1) == 0):
+        echo(f"  {label}: {done}/{total}")
+
+
+def _state(session) -> str:
+    """'empty', 'seeded' (by us) or 'other'."""
+    has_orgs = session.execute(select(func.count()).select_from(Organization.__table__)).scalar()
+    users = session.execute(select(func.count()).select_from(appbuilder.sm.user_model.__table__)).scalar()
+    if not has_orgs and not users:
+        return "empty"
+    root = session.execute(select(Organization.id).where(Organization.code == DISTRICT_CODE)).first()
+    demo_admin = appbuilder.sm.find_user(username="admin")
+    return "seeded" if root and demo_admin else "other"
+
+
+def seed_demo(scale: str = "demo", password: str | None = None, force: bool = False,
+              echo=print) -> bool:
+    """Load the data set; returns False when there was nothing to do."""
+    if scale == "city":
+        from seed.city import seed_city  # the performance issue's generator
+
+        return seed_city(password=password, force=force, echo=echo)
+    session = db.session
+    state = _state(session)
+    if state == "seeded" and not force:
+        echo("演示数据已存在，跳过加载。")
+        return False
+    if state == "other" and not force:
+        raise SeedRefused("数据库中已有非演示数据；如确需加载演示数据，请加 --force")
+    started = time.perf_counter()
+    size = SCALES[scale]
+    names = Names(seed=2026)
+    ensure_dictionary(session)
+    echo(f"正在生成演示数据（规模：{scale}）…")
+    # Generated rows are recorded once, below, not one audit record each.
+    session.info[audit.SKIP_ROWS] = True
+    tree = _build_tree(session, names, size, echo)
+    units = _build_units(session, names, size, tree, echo)
+    members = _build_members(session, names, size, tree, units, echo)
+    password = password or os.environ.get("DEMO_PASSWORD") or _generated_password()
+    _build_users(tree, units, members, password)
+    audit.record(session, "import", "seed", changes={
+        "scale": scale, "organizations": len(tree["all"]), "units": len(units),
+        "members": len(members)})
+    session.info.pop(audit.SKIP_ROWS, None)
+    session.commit()
+    echo(f"演示数据加载完成：{len(tree['all'])} 个党组织、{len(units)} 个驻区单位、"
+         f"{len(members)} 名党员，用时 {time.perf_counter() - started:.1f} 秒。")
+    return True
+
+
+def _generated_password() -> str:
+    password = "Gj-" + secrets.token_urlsafe(9)
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    fd = os.open(CREDENTIALS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    os.chmod(CREDENTIALS, 0o600)
+    print(f"已生成演示用户密码：{password}（保存在 {CREDENTIALS}，仅显示这一次）")
+    return password
+
+
+def _node(session, parent, type_, code, name, names, district_name, **extra):
+    node = Organization(parent=parent, type=type_, code=code, name=name,
+                        secretary=names.person(), phone=names.phone(),
+                        address=names.address(district_name), **extra)
+    session.add(node)
+    return node
+
+
+def _build_tree(session, names: Names, size: Scale, echo) -> dict:
+    district_name = "云溪区"
+    district = _node(session, None, "district", DISTRICT_CODE, "云溪区委", names, district_name)
+    streets, communities, groups, everything = [], [], {}, [district]
+    for s in range(size.streets):
+        street = _node(session, district, "street", f"{DISTRICT_CODE}{s + 1:02d}",
+                       f"{names.place()}街道党工委", names, district_name)
+        streets.append(street)
+        everything.append(street)
+        for c in range(size.communities):
+            code = f"{street.code}{c + 1:02d}"
+            community = _node(session, street, "community", code, f"{names.place()}社区党委",
+                              names, district_name)
+            communities.append(community)
+            everything.append(community)
+            groups[code] = []
+            for gi in range(size.grids):
+                grid = _node(session, community, "grid", f"{code}G{gi + 1}",
+                             f"{community.name[:-2]}第{gi + 1}网格党支部", names, district_name,
+                             grid_kind="城市")
+                everything.append(grid)
+                for b in range(size.buildings):
+                    building = _node(session, grid, "building", f"{code}G{gi + 1}B{b + 1}",
+                                     f"{grid.name[:-3]}{b + 1}号楼党小组", names, district_name)
+                    groups[code].append(building)
+                    everything.append(building)
+        session.flush()
+        _progress(echo, "党组织（街道）", s + 1, size.streets)
+    return {"district": district, "streets": streets, "communities": communities,
+            "groups": groups, "all": everything}
+
+
+def _build_units(session, names: Names, size: Scale, tree, echo) -> list[Unit]:
+    categories = {d.code: d for d in session.execute(
+        select(Dictionary).where(Dictionary.kind == "unit_category")).scalars()}
+    communities = tree["communities"]
+    # The first community gets the first units (danwei01 and danwei02 are two of them); the
+    # third demo unit stands in the last street (danwei03).
+    placement = [communities[0], communities[0], communities[-1]]
+    units, used = [], set()
+    for n in range(size.units):
+        community = placement[n] if n < len(placement) else names.rng.choice(communities)
+        category, name, party_type = names.unit("云溪区", n)
+        if name in used:
+            name = f"{community.name[:2]}{name}"
+        used.add(name)
+        unit = Unit(name=name, credit_code=names.credit_code(), category=categories[category],
+                    community=community, address=names.address("云溪区"),
+                    party_org_name=f"{name}{party_type}", party_org_type=party_type,
+                    party_member_count=0, leader_name=names.person(), leader_title=names.title(),
+                    liaison_name=names.person(), contact_phone=names.phone())
+        unit.credit_code_key = unit.credit_code
+        units.append(unit)
+    session.add_all(units)
+    session.flush()
+    _progress(echo, "驻区单位", len(units), size.units)
+    return units
+
+
+def _build_members(session, names: Names, size: Scale, tree, units, echo) -> list[int]:
+    communities = tree["communities"]
+    rows, now = [], datetime.now()
+    counts: dict[int, int] = {}
+    chunk = 2000
+    for n in range(size.members):
+        # The first members live in the first community (dangyuan01 is the first of them).
+        community = communities[0] if n < 10 else names.rng.choice(communities)
+        groups = tree["groups"][community.code]
+        unit = None
+        if n < 20:
+            unit = units[n % 3]
+        elif names.rng.random() < 0.6:
+            unit = names.rng.choice(units)
+        number = names.id_number()
+        digest = crypto.keyed_hash(number)
+        category = "在职" if unit else names.rng.choice(("退休", "退休", "流动", "在籍"))
+        rows.append({
+            "name": names.person(), "gender": "男" if int(number[16]) % 2 else "女",
+            "id_number_enc": crypto.encrypt(number), "id_number_hash": digest,
+            "id_number_key": digest, "phone": names.phone(),
+            "work_unit_id": unit.id if unit else None, "community_id": community.id,
+            "group_id": names.rng.choice(groups).id if groups else None,
+            "category": category, "status": "正常",
+            "is_household_center": names.rng.random() < 0.03,
+            "is_red_grid_worker": names.rng.random() < 0.05,
+            "skills": None, "created_on": now, "changed_on": now,
+        })
+        if unit:
+            counts[unit.id] = counts.get(unit.id, 0) + 1
+        if len(rows) == chunk or n == size.members - 1:
+            session.execute(insert(Member), rows)
+            rows = []
+            _progress(echo, "党员", n + 1, size.members)
+    for unit in units:
+        unit.party_member_count = counts.get(unit.id, 0)
+    return list(session.execute(select(Member.id).order_by(Member.id)).scalars())
+
+
+def _build_users(tree, units, members, password: str) -> None:
+    sm = appbuilder.sm
+    links = {
+        "street": {"org_id": tree["streets"][0].id},
+        "community": {"org_id": tree["communities"][0].id},
+        "unit1": {"unit_id": units[0].id},
+        "unit2": {"unit_id": units[1].id},
+        "unit3": {"unit_id": units[2].id},
+        "member": {"member_id": members[0]},
+    }
+    for username, role, first, last, link in DEMO_USERS:
+        user = sm.add_user(username, first, last, f"{username}@gongjian.invalid",
+                           sm.find_role(role), password=password)
+        if user is None:
+            raise SeedRefused(f"无法创建演示用户 {username}（角色 {role} 是否已同步？请先运行 flask gongjian init）")
+        for key, value in (links.get(link) or {}).items():
+            setattr(user, key, value)
+    db.session.flush()
+
+
+def print_logins(url: str) -> None:
+    """What `make run` prints last: where to go and who to log in as."""
+    password = os.environ.get("DEMO_PASSWORD")
+    if not password and CREDENTIALS.exists():
+        password = CREDENTIALS.read_text().strip()
+    print(f"\n共驻共建管理平台：{url}")
+    print("演示用户（密码：" + (password or "见 DEMO_PASSWORD") + "）：")
+    for username, role, *_ in DEMO_USERS:
+        print(f"  {username:<12}{ROLE_LABELS[role]}")
+    print()

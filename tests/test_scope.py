@@ -1,0 +1,179 @@
+"""Data scope (DOMAIN.md §4) for the organisation tree, units and members: what each demo user
+sees in lists and through the API equals a set computed here with plain SQL, and what it may
+not see behaves as if it did not exist."""
+import re
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import DEMO_USERS
+
+pytestmark = pytest.mark.db
+
+VIEWS = {"organization": "OrganizationView", "unit": "UnitView", "member": "MemberView"}
+
+
+def ids(session, sql, **params):
+    return {row[0] for row in session.execute(text(sql), params)}
+
+
+def user_link(session, username):
+    return session.execute(text(
+        "SELECT u.org_id, u.unit_id, u.member_id, o.path FROM ab_user u "
+        "LEFT JOIN organization o ON o.id = u.org_id WHERE u.username = :u"), {"u": username}).one()
+
+
+def expected(session, username, resource):
+    """The rows `username` may read, written out by hand for each role (not via app code)."""
+    alive = f"SELECT id FROM {resource} WHERE deleted_on IS NULL"
+    if resource in ("organization", "unit") or username in ("admin", "zuzhibu", "shenji"):
+        return ids(session, alive)
+    org_id, unit_id, member_id, path = user_link(session, username)
+    if username in ("jiedao01", "shequ01"):
+        return ids(session, alive + " AND community_id IN "
+                   "(SELECT id FROM organization WHERE path LIKE :p)", p=path + "%")
+    if username.startswith("danwei"):
+        return ids(session, alive + " AND work_unit_id = :u", u=unit_id)
+    return ids(session, alive + " AND id = :m", m=member_id)
+
+
+def listed_ids(browser, resource):
+    page = browser.get(f"/{resource}/list/?psize_{VIEWS[resource]}=1000")
+    assert page.status_code == 200
+    return {int(pk) for pk in re.findall(rf'href="/{resource}/show/(\d+)"', page.get_data(as_text=True))}
+
+
+def api_ids(api, username, resource):
+    client, headers = api(username)
+    response = client.get(f"/api/v1/{resource}/?q=(page_size:100,page:0)", headers=headers)
+    assert response.status_code == 200
+    found = {row["id"] for row in response.json["result"]}
+    page = 1
+    while len(found) < response.json["count"]:
+        more = client.get(f"/api/v1/{resource}/?q=(page_size:100,page:{page})", headers=headers)
+        found |= {row["id"] for row in more.json["result"]}
+        page += 1
+    return found, response.json["count"]
+
+
+@pytest.mark.parametrize("username", DEMO_USERS)
+@pytest.mark.parametrize("resource", ["organization", "unit", "member"])
+def test_each_user_sees_exactly_its_rows(app, ctx, as_user, api, username, resource):
+    want = expected(ctx, username, resource)
+    assert want, "the test data set should give every user something to see"
+    assert listed_ids(as_user(username), resource) == want
+    found, count = api_ids(api, username, resource)
+    assert found == want and count == len(want)
+
+
+def test_scopes_differ_where_the_domain_says(ctx):
+    street = expected(ctx, "jiedao01", "member")
+    community = expected(ctx, "shequ01", "member")
+    everyone = expected(ctx, "admin", "member")
+    assert community < street < everyone
+    assert expected(ctx, "danwei01", "member").isdisjoint(expected(ctx, "danwei02", "member"))
+    assert len(expected(ctx, "dangyuan01", "member")) == 1
+
+
+@pytest.fixture
+def other_units_member(ctx):
+    """A member of danwei02's unit that danwei01 has no reason to see."""
+    unit1 = user_link(ctx, "danwei01").unit_id
+    unit2 = user_link(ctx, "danwei02").unit_id
+    row = ctx.execute(text("SELECT id, name, work_unit_id, changed_on FROM member "
+                           "WHERE work_unit_id = :u2 AND deleted_on IS NULL ORDER BY id"),
+                      {"u2": unit2}).first()
+    assert row and row.work_unit_id != unit1
+    return row
+
+
+def member_row(ctx, pk):
+    ctx.rollback()
+    return ctx.execute(text("SELECT name, work_unit_id, deleted_on FROM member WHERE id = :i"),
+                       {"i": pk}).one()
+
+
+def test_out_of_scope_member_is_not_found_anywhere(app, ctx, as_user, api, other_units_member):
+    pk = other_units_member.id
+    before = member_row(ctx, pk)
+    browser = as_user("danwei01")
+    assert browser.get(f"/member/show/{pk}").status_code == 404
+    assert browser.get(f"/member/edit/{pk}").status_code == 404
+    assert browser.post(f"/member/edit/{pk}", {"name": "改名"}, form_url="/member/add").status_code == 404
+    assert browser.post(f"/member/delete/{pk}", form_url="/member/list/").status_code == 404
+    client, headers = api("danwei01")
+    assert client.get(f"/api/v1/member/{pk}", headers=headers).status_code == 404
+    assert client.put(f"/api/v1/member/{pk}", json={"name": "改名"}, headers=headers).status_code == 404
+    assert client.delete(f"/api/v1/member/{pk}", headers=headers).status_code == 404
+    assert member_row(ctx, pk) == before
+
+
+def test_bulk_action_with_an_out_of_scope_id_changes_nothing(ctx, as_user, other_units_member):
+    own = sorted(expected(ctx, "danwei01", "member"))[0]
+    browser = as_user("danwei01")
+    response = browser.post("/member/action_post", {
+        "action": "muldelete", "rowid": [str(own), str(other_units_member.id)]},
+        form_url="/member/list/")
+    assert response.status_code == 404
+    assert member_row(ctx, own).deleted_on is None
+    assert member_row(ctx, other_units_member.id).deleted_on is None
+
+
+def test_liaison_cannot_place_a_member_in_another_unit(app, ctx, as_user, api):
+    unit1 = user_link(ctx, "danwei01").unit_id
+    unit2 = user_link(ctx, "danwei02").unit_id
+    own = sorted(expected(ctx, "danwei01", "member"))[0]
+    community = ctx.execute(text("SELECT community_id FROM member WHERE id=:i"), {"i": own}).scalar()
+    count = ctx.execute(text("SELECT count(*) FROM member")).scalar()
+    browser = as_user("danwei01")
+    # create one for danwei02's unit: through the form and through the API
+    browser.post("/member/add", {
+        "name": "越权新增", "id_number": "11010519491231002X", "community": str(community),
+        "work_unit": str(unit2), "category": "在职", "status": "正常"})
+    client, headers = api("danwei01")
+    response = client.post("/api/v1/member/", headers=headers, json={
+        "name": "越权新增", "id_number": "11010519491231002X", "community": community,
+        "work_unit": unit2, "category": "在职", "status": "正常"})
+    assert response.status_code in (404, 422)
+    ctx.rollback()
+    assert ctx.execute(text("SELECT count(*) FROM member")).scalar() == count
+    # move an own member there
+    browser.post(f"/member/edit/{own}", {
+        "name": "移走", "id_number": "", "community": str(community), "work_unit": str(unit2),
+        "category": "在职", "status": "正常"})
+    response = client.put(f"/api/v1/member/{own}", headers=headers, json={"work_unit": unit2})
+    assert response.status_code in (404, 422)
+    assert member_row(ctx, own).work_unit_id == unit1
+
+
+def choice_ids(browser, url):
+    response = browser.get(url)
+    assert response.status_code == 200
+    return {row["id"] for row in response.json["results"]}
+
+
+def test_dropdowns_offer_only_choices_in_scope(ctx, as_user):
+    unit1 = user_link(ctx, "danwei01").unit_id
+    liaison = as_user("danwei01")
+    assert choice_ids(liaison, "/member/choices/work_unit") == {unit1}
+    # a liaison's members live anywhere: every community is offered, and only communities
+    communities = ids(ctx, "SELECT id FROM organization WHERE type='community' AND deleted_on IS NULL")
+    offered = set()
+    page = 1
+    while True:
+        response = liaison.get(f"/member/choices/community?page={page}").json
+        offered |= {row["id"] for row in response["results"]}
+        if not response["pagination"]["more"]:
+            break
+        page += 1
+    assert offered == communities
+    # a community admin places units only in its own community
+    _, _, _, path = user_link(ctx, "shequ01")
+    own = ids(ctx, "SELECT id FROM organization WHERE type='community' AND path LIKE :p", p=path + "%")
+    assert choice_ids(as_user("shequ01"), "/unit/choices/community") == own
+
+
+def test_choices_search_by_name(ctx, as_user):
+    name = ctx.execute(text("SELECT name FROM organization WHERE type='community' ORDER BY id")).scalar()
+    found = as_user("zuzhibu").get(f"/member/choices/community?q={name}").json["results"]
+    assert [row["text"] for row in found] == [name]
