@@ -69,9 +69,12 @@ def init_command():
 @click.option("--force", is_flag=True, help="数据库非空且不是演示数据时仍然加载")
 def seed_demo(scale, password, force):
     """在空数据库中加载演示数据和演示用户。"""
-    from seed.demo import seed_demo as run
+    from seed.demo import SeedRefused, seed_demo as run
 
-    run(scale=scale, password=password, force=force, echo=click.echo)
+    try:
+        run(scale=scale, password=password, force=force, echo=click.echo)
+    except SeedRefused as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def register_cli(app) -> None:

@@ -32,6 +32,13 @@ def run_migrations_offline():
 
 
 def run_migrations_online():
+    # A test may hand over its own connection (to migrate a scratch database).
+    given = config.attributes.get("connection")
+    if given is not None:
+        context.configure(connection=given, **_options())
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     engine = current_app.extensions["migrate"].db.engine
     with engine.connect() as connection:
         context.configure(connection=connection, **_options())

@@ -35,7 +35,10 @@ class UnitApi(EntityApi):
 
 class MemberApi(EntityApi):
     model = Member
-    list_columns = show_columns = [
+    list_columns = [
+        "id", "name", "gender", "id_number_masked", "phone_masked", "community_id", "group_id",
+        "work_unit_id", "category", "status"]
+    show_columns = [
         "id", "name", "gender", "id_number_shown", "phone_shown", "community_id", "group_id",
         "work_unit_id", "category", "skills", "is_household_center", "is_red_grid_worker",
         "status"]

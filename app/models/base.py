@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Callable
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, event
 from sqlalchemy.orm import Session, declared_attr
 
@@ -23,8 +24,9 @@ Model.metadata.naming_convention = {
 
 
 def caption(text: str, **info) -> dict:
-    """Column `info` carrying the Chinese label: labels are defined once, on the model."""
-    return {"label": text, **info}
+    """Column `info` carrying the label (Chinese, translatable): labels are defined once, on
+    the model."""
+    return {"label": lazy_gettext(text), **info}
 
 
 @dataclass(frozen=True)

@@ -8,31 +8,32 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 
 from app import validators
 from app.errors import DomainError
+from app.i18n import N_
 from app.models.base import GLOBAL, Entity, Scope, caption
 from app.services import crypto
 
 # Node types, top to bottom. Codes are the code's; labels the UI's (workflow states and
 # structural types are code, categories are dictionary data: DOMAIN.md §2).
 ORG_TYPES = {
-    "district": "区委",
-    "street": "街道党工委",
-    "community": "社区党组织",
-    "grid": "网格党支部",
-    "building": "楼栋党小组",
-    "household": "党员中心户",
+    "district": N_("区委"),
+    "street": N_("街道党工委"),
+    "community": N_("社区党组织"),
+    "grid": N_("网格党支部"),
+    "building": N_("楼栋党小组"),
+    "household": N_("党员中心户"),
 }
-GRID_KINDS = {"城市": "城市", "农村": "农村", "专属": "专属"}
-PARTY_ORG_TYPES = {"党委": "党委", "党总支": "党总支", "党支部": "党支部", "联合党支部": "联合党支部"}
-UNIT_STATUSES = {"在册": "在册", "已注销": "已注销"}
+GRID_KINDS = {"城市": N_("城市"), "农村": N_("农村"), "专属": N_("专属")}
+PARTY_ORG_TYPES = {"党委": N_("党委"), "党总支": N_("党总支"), "党支部": N_("党支部"), "联合党支部": N_("联合党支部")}
+UNIT_STATUSES = {"在册": N_("在册"), "已注销": N_("已注销")}
 _TYPE_ORDER = {code: i for i, code in enumerate(ORG_TYPES)}
-GENDERS = {"男": "男", "女": "女"}
-MEMBER_CATEGORIES = {"在职": "在职", "退休": "退休", "流动": "流动", "在籍": "在籍"}
-MEMBER_STATUSES = {"正常": "正常", "停止党籍": "停止党籍", "已转出": "已转出", "已故": "已故"}
+GENDERS = {"男": N_("男"), "女": N_("女")}
+MEMBER_CATEGORIES = {"在职": N_("在职"), "退休": N_("退休"), "流动": N_("流动"), "在籍": N_("在籍")}
+MEMBER_STATUSES = {"正常": N_("正常"), "停止党籍": N_("停止党籍"), "已转出": N_("已转出"), "已故": N_("已故")}
 
 
 class Organization(Entity):
     __tablename__ = "organization"
-    __label__ = "党组织"
+    __label__ = N_("党组织")
     # The tree itself is a directory every logged-in role may read. A subtree admin manages the
     # nodes below its own node: a node is placed by its parent.
     __scope__ = Scope(org=(lambda: Organization.parent_id,), directory=True)
@@ -71,12 +72,22 @@ class Organization(Entity):
             if self.id is not None and (parent.id == self.id
                                         or parent.path.startswith(self.path or "\0")):
                 raise DomainError("不能把组织移动到它自身或它的下级组织之下", "parent")
+        # Retyped, a node must still stand above its children (the same rule, seen from below).
+        if self.id is not None and get_history(self, "type").has_changes() and _exists(
+                session, select(Organization.id).where(
+                    Organization.parent_id == self.id, Organization.deleted_on.is_(None),
+                    Organization.type.in_([t for t, order in _TYPE_ORDER.items()
+                                           if order <= _TYPE_ORDER[self.type]]))):
+            raise DomainError(f"“{self.name}”下有不低于{ORG_TYPES[self.type]}的下级组织，不能改为"
+                              f"{ORG_TYPES[self.type]}：下级组织的类型须低于上级", "type")
         if self.type != "grid":
             self.grid_kind = None
         if _exists(session, select(Organization.id).where(
                 Organization.code == self.code, Organization.id != (self.id or 0))):
             raise DomainError(f"组织编码“{self.code}”已被使用", "code")
-        if self.id is not None and get_history(self, "parent_id").has_changes():
+        # Compare paths, not the history of parent_id: forms and the API set the `parent`
+        # relationship, and the column only follows it during the flush.
+        if self.id is not None and parent is not None and self.path != f"{parent.path}{self.id}/":
             self._move_subtree(session)
 
     def _move_subtree(self, session) -> None:
@@ -112,17 +123,17 @@ class Organization(Entity):
 
 class Dictionary(Entity):
     __tablename__ = "dictionary"
-    __label__ = "数据字典"
+    __label__ = N_("数据字典")
     __scope__ = GLOBAL
     __table_args__ = (Index("uq_dictionary_kind_code", "kind", "code", unique=True),)
 
     KINDS = {
-        "unit_category": "单位类别",
-        "resource_category": "资源类别",
-        "need_category": "需求类别",
-        "service_category": "服务类别",
-        "post_category": "岗位类别",
-        "member_skill": "党员技能",
+        "unit_category": N_("单位类别"),
+        "resource_category": N_("资源类别"),
+        "need_category": N_("需求类别"),
+        "service_category": N_("服务类别"),
+        "post_category": N_("岗位类别"),
+        "member_skill": N_("党员技能"),
     }
 
     kind = Column(String(32), nullable=False, index=True, info=caption("字典类型", choices=KINDS))
@@ -137,7 +148,7 @@ class Dictionary(Entity):
 
 class Unit(Entity):
     __tablename__ = "unit"
-    __label__ = "驻区单位"
+    __label__ = N_("驻区单位")
     # The unit directory (names, types, places) is readable by all logged-in roles; the
     # community's admins and the unit's own liaison write it.
     __scope__ = Scope(org=(lambda: Unit.community_id,), unit=(lambda: Unit.id,), directory=True)
@@ -196,15 +207,16 @@ class Unit(Entity):
 
 class Member(Entity):
     __tablename__ = "member"
-    __label__ = "党员"
+    __label__ = N_("党员")
     __scope__ = Scope(
         org=(lambda: Member.community_id,),
         unit=(lambda: Member.work_unit_id,),
         member=(lambda: Member.id,),
     )
     __audit_masked__ = frozenset({"id_number_enc", "id_number_hash", "id_number_key", "phone"})
-    __extra_labels__ = {"id_number": "身份证号", "id_number_shown": "身份证号",
-                        "phone_shown": "手机号"}
+    __extra_labels__ = {"id_number": N_("身份证号"), "id_number_shown": N_("身份证号"),
+                        "id_number_masked": N_("身份证号"), "phone_shown": N_("手机号"),
+                        "phone_masked": N_("手机号")}
 
     name = Column(String(50), nullable=False, index=True, info=caption("姓名"))
     gender = Column(String(2), info=caption("性别", choices=GENDERS))
@@ -242,11 +254,23 @@ class Member(Entity):
             number = validators.normalize_id_number(value)
         except ValueError as exc:
             raise DomainError(str(exc), "id_number") from None
+        if self.id_number_enc and crypto.keyed_hash(number) == self.id_number_hash:
+            return  # the same number sent back by an edit form: no change (nor a new ciphertext)
         self.id_number_enc = crypto.encrypt(number)
         self.id_number_hash = crypto.keyed_hash(number)
         self.id_number_key = None if self.is_deleted else self.id_number_hash
         if not self.gender:
             self.gender = validators.gender_of(number)
+
+    # Lists mask personal data for everyone (screens are shared, lists are scanned); a record's
+    # own page shows it in full to the roles that need it (DOMAIN.md §2, §6).
+    @property
+    def id_number_masked(self) -> str:
+        return validators.mask_id_number(self.id_number)
+
+    @property
+    def phone_masked(self) -> str:
+        return validators.mask_phone(self.phone)
 
     @property
     def id_number_shown(self) -> str:

@@ -4,19 +4,20 @@ from datetime import datetime
 from flask_appbuilder import Model
 from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text
 
+from app.i18n import N_
 from app.models.base import GLOBAL, caption
 
 AUDIT_ACTIONS = {
-    "create": "新增",
-    "update": "修改",
-    "delete": "删除",
-    "restore": "恢复",
-    "transition": "流转",
-    "export": "导出",
-    "import": "导入",
-    "login": "登录",
-    "login_failed": "登录失败",
-    "logout": "退出",
+    "create": N_("新增"),
+    "update": N_("修改"),
+    "delete": N_("删除"),
+    "restore": N_("恢复"),
+    "transition": N_("流转"),
+    "export": N_("导出"),
+    "import": N_("导入"),
+    "login": N_("登录"),
+    "login_failed": N_("登录失败"),
+    "logout": N_("退出"),
 }
 
 
@@ -24,7 +25,7 @@ class AuditLog(Model):
     """Append-only: written by the session hooks in `app.services.audit`, never edited."""
 
     __tablename__ = "audit_log"
-    __label__ = "操作日志"
+    __label__ = N_("操作日志")
     # Read by Admin and Auditor only (permissions), across all scope.
     __scope__ = GLOBAL
     __table_args__ = (

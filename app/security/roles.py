@@ -1,9 +1,11 @@
 """The roles of DOMAIN.md §4 as data: each role's data-scope level and its rights per resource.
 
-`flask gongjian sync-roles` makes the database say exactly this (idempotently); nothing is
+`flask gongjian init` makes the database say exactly this (idempotently); nothing is
 assigned by hand. An operation maps to one FAB permission ``can_<op>`` on the resource's
 ``class_permission_name`` (the resource name), shared by its view and its API.
 """
+
+from app.i18n import N_
 
 # Scope levels, after RuoYi's 全部 / 本级及以下 / 本单位 / 仅本人.
 ALL, SUBTREE, UNIT, SELF, PUBLIC = "all", "subtree", "unit", "self", "public"
@@ -20,14 +22,14 @@ ROLE_SCOPES = {
 }
 
 ROLE_LABELS = {
-    "Admin": "系统管理员",
-    "OrgAdmin": "组织部管理员",
-    "StreetAdmin": "街道管理员",
-    "CommunityAdmin": "社区管理员",
-    "UnitLiaison": "驻区单位联络员",
-    "Auditor": "审计员",
-    "Member": "党员",
-    "Public": "公众",
+    "Admin": N_("系统管理员"),
+    "OrgAdmin": N_("组织部管理员"),
+    "StreetAdmin": N_("街道管理员"),
+    "CommunityAdmin": N_("社区管理员"),
+    "UnitLiaison": N_("驻区单位联络员"),
+    "Auditor": N_("审计员"),
+    "Member": N_("党员"),
+    "Public": N_("公众"),
 }
 
 READ = {"read"}

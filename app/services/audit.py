@@ -111,6 +111,9 @@ def _collect(session, flush_context) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _write(session) -> None:
+    # The commit flushes only after this hook: changes not flushed yet (a soft delete committed
+    # straight away) would otherwise be collected too late and never written.
+    session.flush()
     pending = session.info.pop(_PENDING, None)
     operation = session.info.pop(_OPERATION, None)
     if not pending:

@@ -1,15 +1,16 @@
 """The menu: every view and API, registered in one visible place."""
+from app.i18n import N_
 from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
 from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
 
 # (view, resource name = menu permission name, Chinese label, icon, category)
 MENU = [
-    (OrganizationView, "organization", "党组织", "fa-sitemap", "org"),
-    (UnitView, "unit", "驻区单位", "fa-building", "org"),
-    (MemberView, "member", "党员", "fa-user", "org"),
-    (DictionaryView, "dictionary", "数据字典", "fa-book", "settings"),
+    (OrganizationView, "organization", N_("党组织"), "fa-sitemap", "org"),
+    (UnitView, "unit", N_("驻区单位"), "fa-building", "org"),
+    (MemberView, "member", N_("党员"), "fa-user", "org"),
+    (DictionaryView, "dictionary", N_("数据字典"), "fa-book", "settings"),
 ]
-CATEGORIES = {"org": ("组织与人员", "fa-sitemap"), "settings": ("系统设置", "fa-cogs")}
+CATEGORIES = {"org": (N_("组织与人员"), "fa-sitemap"), "settings": (N_("系统设置"), "fa-cogs")}
 APIS = [OrganizationApi, UnitApi, MemberApi, DictionaryApi]
 
 

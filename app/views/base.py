@@ -16,12 +16,13 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import has_access
 from markupsafe import Markup, escape
 from marshmallow import fields
-from sqlalchemy import or_, select
-from wtforms import Field, SelectField
+from sqlalchemy import Boolean, or_, select
+from wtforms import BooleanField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from app.errors import DomainError
+from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
 from app.models.base import Entity
 from app.security.scope import choice_clause, current_principal
@@ -47,7 +48,8 @@ def labels_of(model) -> dict[str, str]:
             info = prop.columns[0].info
         if "label" in info:
             labels[prop.key] = info["label"]
-    labels.update(getattr(model, "__extra_labels__", {}))
+    labels.update({key: lazy_gettext(text)
+                   for key, text in getattr(model, "__extra_labels__", {}).items()})
     return labels
 
 
@@ -90,7 +92,7 @@ class AjaxSelectWidget:
             current = f'<option value="{field.data.id}" selected>{escape(str(field.data))}</option>'
         attrs = {
             "id": field.id, "name": field.name, "class": "form-control gj-ajax-select",
-            "data-url": field.url, "data-placeholder": "输入关键字搜索",
+            "data-url": field.url, "data-placeholder": gettext("输入关键字搜索"),
         }
         html = " ".join(f'{k}="{escape(v)}"' for k, v in attrs.items())
         return Markup(f'<select {html}><option value=""></option>{current}</select>')
@@ -163,7 +165,7 @@ def checked_by(normalize):
 
 
 def _display_choice(choices):
-    return lambda value: choices.get(value, value or "")
+    return lambda value: gettext(choices[value]) if value in choices else (value or "")
 
 
 class EntityView(ModelView):
@@ -186,10 +188,10 @@ class EntityView(ModelView):
         cls.route_base = f"/{resource}"
         cls.class_permission_name = resource
         cls.method_permission_name = dict(VIEW_PERMISSIONS)
-        cls.list_title = cls.list_title or f"{model.__label__}列表"
-        cls.show_title = cls.show_title or f"查看{model.__label__}"
-        cls.add_title = cls.add_title or f"新增{model.__label__}"
-        cls.edit_title = cls.edit_title or f"编辑{model.__label__}"
+        cls.list_title = cls.list_title or entity_text("%(entity)s列表", model.__label__)
+        cls.show_title = cls.show_title or entity_text("查看%(entity)s", model.__label__)
+        cls.add_title = cls.add_title or entity_text("新增%(entity)s", model.__label__)
+        cls.edit_title = cls.edit_title or entity_text("编辑%(entity)s", model.__label__)
         cls.label_columns = {**labels_of(model), **(cls.__dict__.get("label_columns") or {})}
         coded = choices_of(model)
         cls.formatters_columns = {
@@ -199,12 +201,14 @@ class EntityView(ModelView):
         extra = {}
         for key, choices in coded.items():
             column = model.__table__.columns[key]
-            pairs = [SelectChoice(code, text) for code, text in choices.items()]
+            pairs = [SelectChoice(code, lazy_gettext(text)) for code, text in choices.items()]
             if column.nullable:
-                pairs.insert(0, SelectChoice("", "（无）"))
+                pairs.insert(0, SelectChoice("", lazy_gettext("（无）")))
+            # Coerce "" to None (not a filter, which runs after the choice check): the
+            # "（无）" choice of a nullable column must match the None it stands for.
             extra[key] = SelectField(cls.label_columns.get(key, key), choices=pairs,
                                      widget=Select2Widget(),
-                                     filters=[lambda v: v or None])
+                                     coerce=lambda v: v or None)
         for prop in model.__mapper__.relationships:
             if prop.direction.name == "MANYTOONE" and issubclass(prop.mapper.class_, Entity):
                 nullable = all(c.nullable for c in prop.local_columns)
@@ -216,6 +220,13 @@ class EntityView(ModelView):
         # The search form too: a filter on a related record searches it, never lists it all.
         cls.search_form_extra_fields = {k: v for k, v in extra.items()
                                         if k in (cls.__dict__.get("search_columns") or ())}
+        # An unticked checkbox sends nothing, and FAB makes a non-nullable column required:
+        # "否" could never be saved. A plain checkbox means False when unticked.
+        for column in model.__table__.columns:
+            if isinstance(column.type, Boolean) and column.key not in extra:
+                default = column.default.arg if column.default is not None else False
+                extra[column.key] = BooleanField(cls.label_columns.get(column.key, column.key),
+                                                 default=bool(default))
         cls.add_form_extra_fields = {**extra, **(cls.__dict__.get("add_form_extra_fields") or {})}
         cls.edit_form_extra_fields = {**extra, **(cls.__dict__.get("edit_form_extra_fields") or {})}
 
@@ -229,6 +240,14 @@ class EntityView(ModelView):
         except DomainError:
             session.rollback()
             raise
+
+    def process_form(self, form, is_created):
+        # An empty box means no value: store NULL, not "", or every edit would record
+        # None → "" for each optional field left empty.
+        columns = self.model.__table__.columns
+        for field in form:
+            if field.data == "" and field.name in columns and columns[field.name].nullable:
+                field.data = None
 
     def pre_add(self, item):
         self._flush(item)
@@ -275,8 +294,9 @@ class EntityView(ModelView):
             abort(404)
         return self.actions[name].func(items)
 
-    @bulk_action("muldelete", "删除", "确定删除所选记录吗？删除后可由管理员从回收站恢复。", "fa-trash",
-            single=False)
+    @bulk_action("muldelete", lazy_gettext("删除"),
+                 lazy_gettext("确定删除所选记录吗？删除后可由管理员从回收站恢复。"), "fa-trash",
+                 single=False)
     def muldelete(self, items):
         try:
             self.datamodel.delete_all(items)
@@ -317,7 +337,12 @@ class EntityApi(ModelRestApi):
             extra = {name: fields.String(required=required, load_only=True)
                      for name in self.write_only_fields}
             if extra:
-                setattr(self, attr, type(type(schema).__name__, (type(schema),), extra)())
+                base = type(schema)
+                # FAB's schema accepts only the names in its Meta.fields: a field declared
+                # but not listed there is refused as "Unknown field", so list it too.
+                meta = type("Meta", (base.Meta,),
+                            {"fields": [*(base.Meta.fields or ()), *extra]})
+                setattr(self, attr, type(base.__name__, (base,), {**extra, "Meta": meta})())
 
     def _refusing(self, handler, *args, **kwargs):
         try:

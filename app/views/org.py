@@ -58,7 +58,7 @@ class MemberView(EntityView):
         **COMMUNITY_ONLY,
         "group": lambda: Organization.type.in_(("grid", "building", "household")),
     }
-    list_columns = ["name", "gender", "id_number_shown", "phone_shown", "community", "work_unit",
+    list_columns = ["name", "gender", "id_number_masked", "phone_masked", "community", "work_unit",
                     "category", "status"]
     show_columns = ["name", "gender", "id_number_shown", "phone_shown", "community", "group",
                     "work_unit", "category", "skills", "is_household_center",
