@@ -462,3 +462,21 @@ def test_a_street_admin_cannot_move_a_node_out_of_its_street(ctx, as_user, api):
                           headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert_consistent_subtree(ctx, grid, inside[1], 2)
+
+
+def test_a_community_with_units_keeps_its_type(app, ctx, api):
+    street = ctx.execute(text("SELECT id FROM organization WHERE type='street' ORDER BY id")).scalar()
+    category = ctx.execute(text("SELECT id FROM dictionary WHERE kind='unit_category' ORDER BY id")).scalar()
+    client, headers = api("zuzhibu")
+    community = client.post("/api/v1/organization/", headers=headers, json={
+        "parent": street, "type": "community", "code": "RETYPE-C1", "name": "改型测试社区"})
+    assert community.status_code == 201, community.json
+    pk = community.json["id"]
+    unit = client.post("/api/v1/unit/", headers=headers, json={
+        "name": "改型测试单位", "credit_code": "91350100M000100Y43", "category": category,
+        "community": pk})
+    assert unit.status_code == 201, unit.json
+    response = client.put(f"/api/v1/organization/{pk}", headers=headers, json={"type": "grid"})
+    assert response.status_code == 422
+    assert "不能改为其他类型" in response.json["message"]
+    assert ctx.execute(text("SELECT type FROM organization WHERE id=:i"), {"i": pk}).scalar() == "community"

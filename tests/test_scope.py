@@ -177,3 +177,28 @@ def test_choices_search_by_name(ctx, as_user):
     name = ctx.execute(text("SELECT name FROM organization WHERE type='community' ORDER BY id")).scalar()
     found = as_user("zuzhibu").get(f"/member/choices/community?q={name}").json["results"]
     assert [row["text"] for row in found] == [name]
+
+
+def test_api_info_offers_the_same_choices_as_the_form(ctx, api):
+    unit1 = user_link(ctx, "danwei01").unit_id
+    client, headers = api("danwei01")
+    info = client.get("/api/v1/member/_info?q=(keys:!(add_columns),add_columns:"
+                      "(community:(page_size:100),work_unit:(page_size:100)))", headers=headers)
+    assert info.status_code == 200
+    fields = {f["name"]: f for f in info.json["add_columns"]}
+    assert {v["id"] for v in fields["work_unit"]["values"]} == {unit1}
+    assert fields["work_unit"]["count"] == 1
+    communities = ids(ctx, "SELECT id FROM organization WHERE type='community' AND deleted_on IS NULL")
+    assert fields["community"]["count"] == len(communities)
+    assert {v["id"] for v in fields["community"]["values"]} <= communities
+
+
+def test_a_form_refuses_an_id_it_would_not_offer(ctx, as_user):
+    """An id outside the choices (here: a grid as home community) is refused, not saved."""
+    grid = ctx.execute(text("SELECT id FROM organization WHERE type='grid' ORDER BY id")).scalar()
+    count = ctx.execute(text("SELECT count(*) FROM member")).scalar()
+    response = as_user("zuzhibu").post("/member/add", {
+        "name": "网格居民", "id_number": "11010519491231002X", "community": str(grid),
+        "category": "在职", "status": "正常"})
+    assert "不存在或超出您的数据范围" in response.get_data(as_text=True)
+    assert ctx.execute(text("SELECT count(*) FROM member")).scalar() == count

@@ -66,6 +66,9 @@ class Entity(Model):
     __scope__: Scope
     # Fields whose values the audit trail shows masked (DOMAIN.md §6).
     __audit_masked__: frozenset[str] = frozenset()
+    # What a related field may point at, as a clause on the target (e.g. a home community is a
+    # community node): offered by forms and the API, and the only ids they accept.
+    __choices__: dict = {}
 
     id = Column(Integer, primary_key=True)
     created_on = Column(DateTime, default=datetime.now, nullable=False, info=caption("创建时间"))

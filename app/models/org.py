@@ -37,6 +37,7 @@ class Organization(Entity):
     # The tree itself is a directory every logged-in role may read. A subtree admin manages the
     # nodes below its own node: a node is placed by its parent.
     __scope__ = Scope(org=(lambda: Organization.parent_id,), directory=True)
+    __choices__ = {"parent": lambda: Organization.type != "household"}
 
     parent_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,
                        info=caption("上级组织"))
@@ -80,6 +81,14 @@ class Organization(Entity):
                                            if order <= _TYPE_ORDER[self.type]]))):
             raise DomainError(f"“{self.name}”下有不低于{ORG_TYPES[self.type]}的下级组织，不能改为"
                               f"{ORG_TYPES[self.type]}：下级组织的类型须低于上级", "type")
+        # Units and members name their community: it must stay one.
+        if (self.id is not None and self.type != "community"
+                and get_history(self, "type").deleted == ["community"]
+                and (_exists(session, select(Unit.id).where(Unit.community_id == self.id,
+                                                            Unit.deleted_on.is_(None)))
+                     or _exists(session, select(Member.id).where(
+                         Member.community_id == self.id, Member.deleted_on.is_(None))))):
+            raise DomainError(f"“{self.name}”下有驻区单位或居住党员，不能改为其他类型", "type")
         if self.type != "grid":
             self.grid_kind = None
         if _exists(session, select(Organization.id).where(
@@ -152,6 +161,10 @@ class Unit(Entity):
     # The unit directory (names, types, places) is readable by all logged-in roles; the
     # community's admins and the unit's own liaison write it.
     __scope__ = Scope(org=(lambda: Unit.community_id,), unit=(lambda: Unit.id,), directory=True)
+    __choices__ = {
+        "community": lambda: Organization.type == "community",
+        "category": lambda: (Dictionary.kind == "unit_category") & Dictionary.active,
+    }
 
     name = Column(String(100), nullable=False, index=True, info=caption("单位名称"))
     credit_code = Column(String(18), nullable=False, info=caption("统一社会信用代码"))
@@ -213,6 +226,11 @@ class Member(Entity):
         unit=(lambda: Member.work_unit_id,),
         member=(lambda: Member.id,),
     )
+    __choices__ = {
+        "community": lambda: Organization.type == "community",
+        "group": lambda: Organization.type.in_(("grid", "building", "household")),
+        "work_unit": lambda: Unit.status == "在册",
+    }
     __audit_masked__ = frozenset({"id_number_enc", "id_number_hash", "id_number_key", "phone"})
     __extra_labels__ = {"id_number": N_("身份证号"), "id_number_shown": N_("身份证号"),
                         "id_number_masked": N_("身份证号"), "phone_shown": N_("手机号"),

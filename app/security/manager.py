@@ -9,21 +9,22 @@ from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurit
 from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
 
-from app.models.org import Member, Organization, Unit
 from app.security.models import UserAccount
+from app.i18n import N_, lazy_gettext
 from app.services import audit
+from app.security.scope import related_choices
 from app.views.base import AjaxSelectField, choices_response
 
-_LINK_LABELS = {"org": "所属组织", "unit": "所属单位", "member": "对应党员"}
+_LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
 
 
 class UserView(UserDBModelView):
     """Users with their links (which decide their data scope). Only Admin manages users."""
 
     _links = {
-        "org": AjaxSelectField("所属组织", model=Organization, url="/users/choices/org"),
-        "unit": AjaxSelectField("所属单位", model=Unit, url="/users/choices/unit"),
-        "member": AjaxSelectField("对应党员", model=Member, url="/users/choices/member"),
+        name: AjaxSelectField(label, owner=UserAccount, relation=name,
+                              url=f"/users/choices/{name}")
+        for name, label in _LINK_LABELS.items()
     }
     add_form_extra_fields = {**UserDBModelView.add_form_extra_fields, **_links}
     edit_form_extra_fields = dict(_links)
@@ -33,7 +34,8 @@ class UserView(UserDBModelView):
     show_columns = ["first_name", "last_name", "username", "active", "email", "roles",
                     "org", "unit", "member", "login_count", "last_login"]
     list_columns = ["username", "first_name", "last_name", "roles", "org", "unit", "active"]
-    label_columns = {**UserDBModelView.label_columns, **_LINK_LABELS}
+    label_columns = {**UserDBModelView.label_columns,
+                     **{key: lazy_gettext(text) for key, text in _LINK_LABELS.items()}}
     method_permission_name = {**(UserDBModelView.method_permission_name or {}), "choices": "list"}
 
     @expose("/choices/<field>")
@@ -41,7 +43,7 @@ class UserView(UserDBModelView):
     def choices(self, field):
         if field not in self._links:
             abort(404)
-        return choices_response(self._links[field].kwargs["model"])
+        return choices_response(related_choices(UserAccount, field))
 
 
 class SecurityManager(FabSecurityManager):

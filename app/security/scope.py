@@ -193,6 +193,23 @@ def choice_clause(model: type[Entity], column, target: type[Entity], principal: 
     return or_(*parts)
 
 
+def related_choices(model, relation: str):
+    """The rows a form, a filter or the API may offer — and accept — for `model.relation`: those
+    the user may read (the session's filter), that the model's own rule allows (`__choices__`,
+    e.g. a home community must be a community node), and under which the row could be saved."""
+    prop = model.__mapper__.relationships[relation]
+    target = prop.mapper.class_
+    stmt = select(target)
+    rule = getattr(model, "__choices__", {}).get(relation)
+    if rule is not None:
+        stmt = stmt.where(rule())
+    if hasattr(model, "__scope__"):
+        within = choice_clause(model, next(iter(prop.local_columns)), target, current_principal())
+        if within is not None:
+            stmt = stmt.where(within)
+    return stmt
+
+
 def read_clause(model: type[Entity], principal: Principal):
     """Rows the principal may read: its own, the directory, and rows visible by rule."""
     scope = model.__scope__

@@ -16,7 +16,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import has_access
 from markupsafe import Markup, escape
 from marshmallow import fields
-from sqlalchemy import Boolean, or_, select
+from sqlalchemy import Boolean, func, or_, select
 from wtforms import BooleanField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
@@ -25,7 +25,7 @@ from app.errors import DomainError
 from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
 from app.models.base import Entity
-from app.security.scope import choice_clause, current_principal
+from app.security.scope import current_principal, related_choices
 
 # One permission per operation, shared by a resource's view and API (ARCHITECTURE.md).
 VIEW_PERMISSIONS = {
@@ -99,15 +99,15 @@ class AjaxSelectWidget:
 
 
 class AjaxSelectField(Field):
-    """A many-to-one field whose submitted id is loaded through the scoped session: an id the
-    user may not see is refused like one that does not exist."""
+    """A many-to-one field whose submitted id is loaded from the same choices it offers
+    (`related_choices`): an id the user may not pick is refused like one that does not exist."""
 
     widget = AjaxSelectWidget()
 
-    def __init__(self, label=None, validators=None, model=None, url="", restrict=None,
+    def __init__(self, label=None, validators=None, owner=None, relation="", url="",
                  required=False, **kwargs):
         super().__init__(label, validators, **kwargs)
-        self.model, self.url, self.restrict, self.required = model, url, restrict, required
+        self.owner, self.relation, self.url, self.required = owner, relation, url, required
 
     def process_formdata(self, valuelist):
         self.data = None
@@ -117,38 +117,32 @@ class AjaxSelectField(Field):
         try:
             pk = int(raw)
         except ValueError:
-            raise ValueError("所选记录无效") from None
-        stmt = select(self.model).where(self.model.id == pk)
-        if self.restrict is not None:
-            stmt = stmt.where(self.restrict())
-        self.data = db.session.execute(stmt).scalar_one_or_none()
+            raise ValueError(gettext("所选记录无效")) from None
+        stmt = related_choices(self.owner, self.relation)
+        target = stmt.column_descriptions[0]["entity"]
+        self.data = db.session.execute(stmt.where(target.id == pk)).scalar_one_or_none()
         if self.data is None:
-            raise ValueError(f"所选{self.label.text}不存在或超出您的数据范围")
+            raise ValueError(gettext("所选%(field)s不存在或超出您的数据范围", field=self.label.text))
 
     def pre_validate(self, form):
         if self.required and self.data is None:
-            raise ValidationError(f"请选择{self.label.text}")
+            raise ValidationError(gettext("请选择%(field)s", field=self.label.text))
 
 
-def choices_response(model, restrict=None, within=None):
-    """One page of select2 choices for a related model, searched by name, within scope;
-    `within` narrows them further to those the form's row could be saved under."""
+def choices_response(stmt):
+    """One page of select2 choices from `related_choices`, searched by name as the user types."""
+    target = stmt.column_descriptions[0]["entity"]
     term = (request.args.get("q") or "").strip()
     page = max(request.args.get("page", 1, type=int), 1)
-    stmt = select(model)
-    if restrict is not None:
-        stmt = stmt.where(restrict())
-    if within is not None:
-        stmt = stmt.where(within)
     if request.args.get("id", type=int):  # the label of a value already chosen
-        stmt = stmt.where(model.id == request.args.get("id", type=int))
+        stmt = stmt.where(target.id == request.args.get("id", type=int))
     if term:
-        text_cols = [getattr(model, c) for c in ("name", "label", "code", "title")
-                     if hasattr(model, c)]
+        text_cols = [getattr(target, c) for c in ("name", "label", "code", "title")
+                     if hasattr(target, c)]
         stmt = stmt.where(or_(*[c.contains(term, autoescape=True) for c in text_cols]))
-    order = getattr(model, "name", None) or getattr(model, "label", None) or model.id
+    order = getattr(target, "name", None) or getattr(target, "label", None) or target.id
     rows = db.session.execute(
-        stmt.order_by(order, model.id).offset((page - 1) * CHOICES_PAGE_SIZE)
+        stmt.order_by(order, target.id).offset((page - 1) * CHOICES_PAGE_SIZE)
         .limit(CHOICES_PAGE_SIZE + 1)).scalars().all()
     return jsonify(results=[{"id": r.id, "text": str(r)} for r in rows[:CHOICES_PAGE_SIZE]],
                    pagination={"more": len(rows) > CHOICES_PAGE_SIZE})
@@ -169,11 +163,9 @@ def _display_choice(choices):
 
 
 class EntityView(ModelView):
-    """Base of every business ModelView. Subclasses set `model` and their columns;
-    `restrict_choices` maps a related column to a clause its choices must satisfy."""
+    """Base of every business ModelView. Subclasses set `model` and their columns."""
 
     model: type[Entity] = None
-    restrict_choices: dict = {}
     page_size = 20
 
     def __init_subclass__(cls, **kwargs):
@@ -212,11 +204,9 @@ class EntityView(ModelView):
         for prop in model.__mapper__.relationships:
             if prop.direction.name == "MANYTOONE" and issubclass(prop.mapper.class_, Entity):
                 nullable = all(c.nullable for c in prop.local_columns)
-                restrict = cls.restrict_choices.get(prop.key)
                 extra[prop.key] = AjaxSelectField(
-                    cls.label_columns.get(prop.key, prop.key), model=prop.mapper.class_,
-                    url=f"/{resource}/choices/{prop.key}", restrict=restrict,
-                    required=not nullable)
+                    cls.label_columns.get(prop.key, prop.key), owner=model, relation=prop.key,
+                    url=f"/{resource}/choices/{prop.key}", required=not nullable)
         # The search form too: a filter on a related record searches it, never lists it all.
         cls.search_form_extra_fields = {k: v for k, v in extra.items()
                                         if k in (cls.__dict__.get("search_columns") or ())}
@@ -263,13 +253,7 @@ class EntityView(ModelView):
         unbound = self.add_form_extra_fields.get(field)
         if getattr(unbound, "field_class", None) is not AjaxSelectField:
             abort(404)
-        target = unbound.kwargs["model"]
-        within = choice_clause(self.model, self._fk_column(field), target, current_principal())
-        return choices_response(target, unbound.kwargs.get("restrict"), within)
-
-    def _fk_column(self, relation: str):
-        prop = self.model.__mapper__.relationships[relation]
-        return next(iter(prop.local_columns))
+        return choices_response(related_choices(self.model, field))
 
     # --- actions: FAB's handlers skip base filters; ours see only rows in scope ---
 
@@ -343,6 +327,17 @@ class EntityApi(ModelRestApi):
                 meta = type("Meta", (base.Meta,),
                             {"fields": [*(base.Meta.fields or ()), *extra]})
                 setattr(self, attr, type(base.__name__, (base,), {**extra, "Meta": meta})())
+
+    def _get_list_related_field(self, field, filter_rel_field, page=None, page_size=None):
+        """`_info`'s choices for a related field: the same ones the form offers."""
+        stmt = related_choices(self.model, field.name)
+        target = stmt.column_descriptions[0]["entity"]
+        page, page_size = self._sanitize_page_args(page, page_size)
+        session = self.datamodel.session
+        count = session.execute(select(func.count()).select_from(stmt.subquery())).scalar()
+        rows = session.execute(stmt.order_by(target.id).offset(page * page_size)
+                               .limit(page_size)).scalars()
+        return count, [{"id": row.id, "value": str(row)} for row in rows]
 
     def _refusing(self, handler, *args, **kwargs):
         try:

@@ -6,9 +6,6 @@ from app.models.org import Dictionary, Member, Organization, Unit
 from app import validators
 from app.views.base import EntityView, checked_by
 
-COMMUNITY_ONLY = {"community": lambda: Organization.type == "community"}
-
-
 class OrganizationView(EntityView):
     model = Organization
     list_columns = ["name", "type", "code", "parent", "secretary", "phone", "active"]
@@ -32,10 +29,6 @@ class DictionaryView(EntityView):
 
 class UnitView(EntityView):
     model = Unit
-    restrict_choices = {
-        **COMMUNITY_ONLY,
-        "category": lambda: (Dictionary.kind == "unit_category") & Dictionary.active,
-    }
     list_columns = ["name", "credit_code", "category", "community", "party_org_type",
                     "party_member_count", "leader_name", "status"]
     show_columns = ["name", "credit_code", "category", "community", "address", "party_org_name",
@@ -54,10 +47,6 @@ class UnitView(EntityView):
 
 class MemberView(EntityView):
     model = Member
-    restrict_choices = {
-        **COMMUNITY_ONLY,
-        "group": lambda: Organization.type.in_(("grid", "building", "household")),
-    }
     list_columns = ["name", "gender", "id_number_masked", "phone_masked", "community", "work_unit",
                     "category", "status"]
     show_columns = ["name", "gender", "id_number_shown", "phone_shown", "community", "group",
