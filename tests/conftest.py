@@ -64,7 +64,7 @@ def app(database_url):
     empty_database(database_url)
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url)
     with app.app_context():
-        upgrade()
+        upgrade(revision="heads")  # every branch, while areas are built side by side
         sync_roles()
         ensure_dictionary(db.session)
         seed_demo(scale="test", password=TEST_PASSWORD, echo=lambda *a: None)

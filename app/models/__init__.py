@@ -1,5 +1,6 @@
 """All models, imported here so that Alembic's metadata and the mappers see every table."""
 from app.models.base import Entity, Scope  # noqa: F401
 from app.models.org import Dictionary, Member, Organization, Unit  # noqa: F401
+from app.models.lists import MicroWish, Need, Resource, ServiceItem  # noqa: F401
 from app.models.records import AuditLog  # noqa: F401
 from app.security.models import UserAccount  # noqa: F401

@@ -54,6 +54,13 @@ class Scope:
 GLOBAL = Scope(is_global=True)
 
 
+def status_is_version(status_column) -> dict:
+    """`__mapper_args__` making the status the row's version: every UPDATE then says
+    `WHERE status = <the status read>`, so of two people moving the same row at once exactly
+    one succeeds (compare and set, on every database)."""
+    return {"version_id_col": status_column, "version_id_generator": False}
+
+
 class Entity(Model):
     """Base of every business table: audited, soft-deletable, scoped.
 

@@ -8,8 +8,10 @@ business-rule errors become Chinese messages.
 """
 from __future__ import annotations
 
-from flask import abort, flash, jsonify, redirect, request
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import ModelRestApi, ModelView, expose
+from flask_appbuilder.api import safe
+from flask_appbuilder.security.decorators import permission_name, protect
 from flask_appbuilder.actions import action as bulk_action
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -26,14 +28,16 @@ from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
 from app.models.base import Entity
 from app.security.scope import current_principal, related_choices
+from app.services.workflow import Conflict, Forbidden, Workflow
 
 # One permission per operation, shared by a resource's view and API (ARCHITECTURE.md).
+# A workflow move needs read access here; the transition table then says who may make it.
 VIEW_PERMISSIONS = {
-    "list": "read", "show": "read", "download": "read", "choices": "read",
+    "list": "read", "show": "read", "download": "read", "choices": "read", "transition": "read",
     "add": "add", "edit": "edit", "delete": "delete", "muldelete": "delete",
 }
 API_PERMISSIONS = {
-    "get_list": "read", "get": "read", "info": "read",
+    "get_list": "read", "get": "read", "info": "read", "transition": "read",
     "post": "add", "put": "edit", "delete": "delete",
 }
 CHOICES_PAGE_SIZE = 20
@@ -163,10 +167,13 @@ def _display_choice(choices):
 
 
 class EntityView(ModelView):
-    """Base of every business ModelView. Subclasses set `model` and their columns."""
+    """Base of every business ModelView. Subclasses set `model` and their columns, and
+    `workflow` when the model's status moves through a transition table."""
 
     model: type[Entity] = None
+    workflow: Workflow | None = None
     page_size = 20
+    show_template = "gongjian/show.html"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -218,6 +225,14 @@ class EntityView(ModelView):
                 extra[column.key] = BooleanField(cls.label_columns.get(column.key, column.key),
                                                  default=bool(default))
         cls.add_form_extra_fields = {**extra, **(cls.__dict__.get("add_form_extra_fields") or {})}
+        workflow = cls.__dict__.get("workflow")
+        for transition in workflow.transitions if workflow else ():
+            if transition.bulk:
+                name = f"bulk_{transition.name}"
+                setattr(cls, name, bulk_action(
+                    name, transition.label, transition.confirm or f"确定对所选记录执行“{transition.label}”吗？",
+                    "fa-check", single=False)(_bulk_transition(transition.name)))
+                cls.method_permission_name[name] = "read"
         cls.edit_form_extra_fields = {**extra, **(cls.__dict__.get("edit_form_extra_fields") or {})}
 
     # --- writes: business rules and scope are checked at the flush; errors are messages ---
@@ -244,6 +259,35 @@ class EntityView(ModelView):
 
     def pre_update(self, item):
         self._flush(item)
+
+    # --- workflow moves: buttons on the show page, a form for moves that ask for input ---
+
+    def _show(self, pk):
+        widgets = super()._show(pk)
+        if self.workflow is not None:
+            widgets["transitions"] = self.workflow.available(self.datamodel.get(pk))
+        return widgets
+
+    @expose("/transition/<int:pk>/<name>", methods=["GET", "POST"])
+    @has_access
+    def transition(self, pk, name):
+        item = self.datamodel.get(pk)
+        if item is None or self.workflow is None or name not in self.workflow.by_name:
+            abort(404)
+        move = self.workflow.by_name[name]
+        if request.method == "POST":
+            try:
+                self.workflow.run(self.datamodel.session, item, name, _submitted())
+            except DomainError as exc:
+                flash(str(exc), "danger")
+                if not move.fields:
+                    return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+            else:
+                flash(f"已{move.label}", "success")
+                return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        return self.render_template("gongjian/transition.html", item=item, move=move,
+                                    resource=self.class_permission_name, pk=pk,
+                                    title=f"{move.label}：{item}", values=request.form)
 
     # --- related-record choices ---
 
@@ -289,6 +333,31 @@ class EntityView(ModelView):
             flash(str(exc), "danger")
         self.update_redirect()
         return redirect(self.get_redirect())
+
+
+def _submitted() -> dict:
+    """A form's fields: one value as a string, several (a multiple select) as a list."""
+    return {key: values if len(values) > 1 else values[0]
+            for key, values in request.form.lists() if key != "csrf_token"}
+
+
+def _bulk_transition(name: str):
+    def run(self, items):
+        moved, refused = 0, []
+        for item in items:
+            try:
+                self.workflow.run(self.datamodel.session, item, name)
+                moved += 1
+            except DomainError as exc:
+                refused.append(f"{item}：{exc}")
+        if moved:
+            flash(f"已处理 {moved} 条记录", "success")
+        for reason in refused:
+            flash(reason, "danger")
+        self.update_redirect()
+        return redirect(self.get_redirect())
+    run.__name__ = f"bulk_{name}"
+    return run
 
 
 class EntityApi(ModelRestApi):
@@ -358,6 +427,26 @@ class EntityApi(ModelRestApi):
 
     def put_headless(self, pk):
         return self._refusing(super().put_headless, pk)
+
+    @expose("/<int:pk>/transition/<name>", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("transition")
+    def transition(self, pk, name):
+        """Make a workflow move; the JSON body carries the move's fields."""
+        item = self.datamodel.get(pk)
+        workflow = getattr(self, "workflow", None)
+        if item is None or workflow is None or name not in workflow.by_name:
+            return self.response_404()
+        try:
+            workflow.run(self.datamodel.session, item, name, request.get_json(silent=True) or {})
+        except Forbidden as exc:
+            return self.response(403, message=str(exc))
+        except Conflict as exc:
+            return self.response(409, message=str(exc))
+        except DomainError as exc:
+            return self.response_422(message=str(exc))
+        return self.response(200, result=self.show_model_schema.dump(item))
 
     def delete_headless(self, pk):
         return self._refusing(super().delete_headless, pk)

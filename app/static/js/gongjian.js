@@ -39,6 +39,10 @@
   function initAll() { $("select.gj-ajax-select").each(function () { init($(this)); }); }
 
   $(function () {
+    // Destructive or final moves ask first.
+    $(document).on("submit", "form[data-confirm]", function (event) {
+      if (!window.confirm($(this).data("confirm"))) { event.preventDefault(); }
+    });
     initAll();
     new MutationObserver(initAll).observe(document.body, { childList: true, subtree: true });
   });

@@ -1,0 +1,320 @@
+"""The three lists (三单) and micro-wishes: resources units offer, needs residents raise, service
+items that put one against the other, and residents' small wishes (DOMAIN.md §1–§3)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table, Text,
+                        and_, case, func, or_, select)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import relationship
+
+from app import validators
+from app.errors import DomainError
+from app.i18n import N_
+from app.models.base import Entity, Model, Scope, caption, status_is_version
+from app.models.org import Dictionary, Member, Organization, Unit
+
+RESOURCE_STATUSES = {s: N_(s) for s in ("草稿", "待审核", "已发布", "已驳回", "已撤回")}
+SERVICE_STATUSES = {s: N_(s) for s in ("草稿", "待审核", "已发布", "进行中", "已完成", "已驳回")}
+NEED_STATUSES = {s: N_(s) for s in ("待受理", "已受理", "已驳回", "已派单", "办理中", "已办结", "已回访")}
+NEED_CLOSED = ("已办结", "已回访", "已驳回")
+NEED_SOURCES = {s: N_(s) for s in ("居民", "网格员", "社区", "驻区单位", "平台")}
+URGENCIES = {"一般": N_("一般"), "重大": N_("重大"), "复杂": N_("复杂")}
+WISH_STATUSES = {s: N_(s) for s in ("待审核", "待认领", "已认领", "已实现", "已确认", "已驳回")}
+
+need_member = Table(
+    "need_member", Model.metadata,
+    Column("need_id", Integer, ForeignKey("need.id"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("member.id"), primary_key=True, index=True),
+)
+service_item_need = Table(
+    "service_item_need", Model.metadata,
+    Column("service_item_id", Integer, ForeignKey("service_item.id"), primary_key=True),
+    Column("need_id", Integer, ForeignKey("need.id"), primary_key=True, index=True),
+)
+service_item_resource = Table(
+    "service_item_resource", Model.metadata,
+    Column("service_item_id", Integer, ForeignKey("service_item.id"), primary_key=True),
+    Column("resource_id", Integer, ForeignKey("resource.id"), primary_key=True, index=True),
+)
+
+
+def _community_of_unit(unit_id_column):
+    """A row placed by its unit sits in that unit's community."""
+    return select(Unit.community_id).where(Unit.id == unit_id_column).scalar_subquery()
+
+
+def in_own_communities(column, principal):
+    """`column` is the community a liaison's unit stands in or a member lives in (None: the
+    principal has neither)."""
+    parts = []
+    if principal.unit_ids:
+        parts.append(column.in_(select(Unit.community_id).where(Unit.id.in_(principal.unit_ids))))
+    if principal.member_ids:
+        parts.append(column.in_(select(Member.community_id)
+                                .where(Member.id.in_(principal.member_ids))))
+    return or_(*parts) if parts else None
+
+
+class Resource(Entity):
+    __tablename__ = "resource"
+    __label__ = N_("资源清单")
+    __scope__ = Scope(org=(lambda: _community_of_unit(Resource.unit_id),),
+                      unit=(lambda: Resource.unit_id,))
+    __choices__ = {
+        "unit": lambda: Unit.status == "在册",
+        "category": lambda: _dictionary("resource_category"),
+    }
+
+    unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
+                     info=caption("提供单位"))
+    year = Column(Integer, nullable=False, index=True, info=caption("年度"))
+    category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
+                         info=caption("资源类别"))
+    title = Column(String(100), nullable=False, info=caption("资源名称"))
+    content = Column(Text, info=caption("资源内容"))
+    quantity = Column(Numeric(12, 2), info=caption("数量"))
+    measure = Column(String(16), info=caption("单位"))
+    available_from = Column(Date, info=caption("可用开始日期"))
+    available_to = Column(Date, info=caption("可用结束日期"))
+    contact = Column(String(50), info=caption("联系人"))
+    phone = Column(String(30), info=caption("联系电话"))
+    status = Column(String(8), nullable=False, default="草稿", index=True,
+                    info=caption("状态", choices=RESOURCE_STATUSES))
+    reject_reason = Column(String(500), info=caption("驳回原因"))
+    __mapper_args__ = status_is_version(status)
+
+    unit = relationship("Unit", info=caption("提供单位"))
+    category = relationship("Dictionary", info=caption("资源类别"))
+
+    def validate(self, session) -> None:
+        _check_period(self.available_from, self.available_to)
+
+    def __str__(self) -> str:
+        return self.title or ""
+
+
+class ServiceItem(Entity):
+    __tablename__ = "service_item"
+    __label__ = N_("服务清单")
+    __scope__ = Scope(org=(lambda: _community_of_unit(ServiceItem.provider_unit_id),),
+                      unit=(lambda: ServiceItem.provider_unit_id,))
+    __choices__ = {
+        "provider_unit": lambda: Unit.status == "在册",
+        "category": lambda: _dictionary("service_category"),
+    }
+
+    provider_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
+                              info=caption("提供单位"))
+    year = Column(Integer, nullable=False, index=True, info=caption("年度"))
+    category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
+                         info=caption("服务类别"))
+    title = Column(String(100), nullable=False, info=caption("项目名称"))
+    content = Column(Text, info=caption("服务内容"))
+    capacity = Column(Integer, nullable=False, default=0, info=caption("拟认领数"))
+    points = Column(Integer, nullable=False, default=0, info=caption("积分分值"))
+    start_date = Column(Date, info=caption("开始日期"))
+    end_date = Column(Date, info=caption("结束日期"))
+    place = Column(String(200), info=caption("服务地点"))
+    commitment = Column(Text, info=caption("公开承诺"))
+    fulfilment = Column(Text, info=caption("践诺情况"))
+    status = Column(String(8), nullable=False, default="草稿", index=True,
+                    info=caption("状态", choices=SERVICE_STATUSES))
+    reject_reason = Column(String(500), info=caption("驳回原因"))
+    __mapper_args__ = status_is_version(status)
+
+    provider_unit = relationship("Unit", info=caption("提供单位"))
+    category = relationship("Dictionary", info=caption("服务类别"))
+    resources = relationship("Resource", secondary=service_item_resource,
+                             info=caption("关联资源"))
+    needs = relationship("Need", secondary=service_item_need, back_populates="service_items",
+                         info=caption("关联需求"))
+
+    def validate(self, session) -> None:
+        _check_period(self.start_date, self.end_date)
+        if (self.capacity or 0) < 0 or (self.points or 0) < 0:
+            raise DomainError("拟认领数和积分分值不能为负数", "capacity")
+
+    def __str__(self) -> str:
+        return self.title or ""
+
+
+class Need(Entity):
+    __tablename__ = "need"
+    __label__ = N_("需求清单")
+    __scope__ = Scope(
+        org=(lambda: Need.community_id,),
+        # Visible by rule: dispatched to one's unit or to oneself, or submitted by one's unit.
+        shared=(
+            lambda p: Need.assigned_unit_id.in_(p.unit_ids) if p.unit_ids else None,
+            lambda p: Need.submitted_by_unit_id.in_(p.unit_ids) if p.unit_ids else None,
+            lambda p: Need.id.in_(select(need_member.c.need_id).where(
+                need_member.c.member_id.in_(p.member_ids))) if p.member_ids else None,
+            lambda p: Need.submitted_by_member_id.in_(p.member_ids) if p.member_ids else None,
+        ),
+    )
+    __choices__ = {
+        "community": lambda: Organization.type == "community",
+        "grid": lambda: Organization.type.in_(("grid", "building")),
+        "category": lambda: _dictionary("need_category"),
+        "assigned_unit": lambda: Unit.status == "在册",
+    }
+    __audit_masked__ = frozenset({"requester_phone"})
+    __extra_labels__ = {"overdue": N_("是否逾期"), "requester_phone_masked": N_("联系电话"),
+                        "assigned_members": N_("派单党员")}
+
+    source = Column(String(8), nullable=False, default="居民", info=caption("来源渠道", choices=NEED_SOURCES))
+    requester_name = Column(String(50), info=caption("提出人"))
+    requester_phone = Column(String(30), info=caption("联系电话"))
+    community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
+                          info=caption("所在社区"))
+    grid_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,
+                     info=caption("所在网格"))
+    category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
+                         info=caption("需求类别"))
+    title = Column(String(100), nullable=False, info=caption("需求标题"))
+    content = Column(Text, info=caption("需求内容"))
+    urgency = Column(String(4), nullable=False, default="一般", index=True,
+                     info=caption("紧急程度", choices=URGENCIES))
+    status = Column(String(8), nullable=False, default="待受理", index=True,
+                    info=caption("状态", choices=NEED_STATUSES))
+    submitted_by_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
+                                  info=caption("提交单位"))
+    submitted_by_member_id = Column(Integer, ForeignKey("member.id"), nullable=True, index=True,
+                                    info=caption("提交党员"))
+    reject_reason = Column(String(500), info=caption("驳回原因"))
+    assigned_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
+                              info=caption("派单单位"))
+    dispatch_note = Column(Text, info=caption("派单说明"))
+    deadline = Column(DateTime, nullable=True, index=True, info=caption("办理时限"))
+    decline_reason = Column(String(500), info=caption("退单原因"))
+    taken_by_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("接单人"))
+    result = Column(Text, info=caption("办理结果"))
+    accepted_on = Column(DateTime, info=caption("受理时间"))
+    dispatched_on = Column(DateTime, info=caption("派单时间"))
+    taken_on = Column(DateTime, info=caption("接单时间"))
+    completed_on = Column(DateTime, index=True, info=caption("办结时间"))
+    visitor = Column(String(50), info=caption("回访人"))
+    visited_on = Column(Date, info=caption("回访日期"))
+    satisfaction = Column(Integer, info=caption("满意度"))
+    visit_comment = Column(Text, info=caption("回访意见"))
+    __mapper_args__ = status_is_version(status)
+
+    community = relationship("Organization", foreign_keys=[community_id], info=caption("所在社区"))
+    grid = relationship("Organization", foreign_keys=[grid_id], info=caption("所在网格"))
+    category = relationship("Dictionary", info=caption("需求类别"))
+    submitted_by_unit = relationship("Unit", foreign_keys=[submitted_by_unit_id],
+                                     info=caption("提交单位"))
+    submitted_by_member = relationship("Member", foreign_keys=[submitted_by_member_id],
+                                       info=caption("提交党员"))
+    assigned_unit = relationship("Unit", foreign_keys=[assigned_unit_id], info=caption("派单单位"))
+    assigned_members = relationship("Member", secondary=need_member, info=caption("派单党员"))
+    service_items = relationship("ServiceItem", secondary=service_item_need, back_populates="needs",
+                                 info=caption("关联服务项目"))
+
+    @hybrid_property
+    def overdue(self) -> bool:
+        """Past its deadline and not closed: computed in the query, never a stored flag."""
+        return bool(self.deadline and self.deadline < datetime.now()
+                    and self.status not in NEED_CLOSED)
+
+    @overdue.inplace.expression
+    @classmethod
+    def _overdue_expression(cls):
+        return case((and_(cls.deadline.is_not(None), cls.deadline < func.now(),
+                          cls.status.not_in(NEED_CLOSED)), True), else_=False)
+
+    @property
+    def requester_phone_masked(self) -> str:
+        return validators.mask_phone(self.requester_phone)
+
+    def validate(self, session) -> None:
+        if self.community is not None and self.community.type != "community":
+            raise DomainError("所在社区必须是社区党组织", "community")
+        if self.grid is not None and self.community is not None and \
+                not self.grid.path.startswith(self.community.path):
+            raise DomainError("所在网格必须在所在社区之下", "grid")
+        if self.satisfaction is not None and not 1 <= self.satisfaction <= 5:
+            raise DomainError("满意度应为1到5之间的整数", "satisfaction")
+
+    def __str__(self) -> str:
+        return self.title or ""
+
+
+class MicroWish(Entity):
+    __tablename__ = "micro_wish"
+    __label__ = N_("微心愿")
+    __scope__ = Scope(
+        org=(lambda: MicroWish.community_id,),
+        shared=(
+            # Published wishes are claimable by the members and liaisons of the same community.
+            lambda p: _published_wish(p),
+            lambda p: MicroWish.claimant_unit_id.in_(p.unit_ids) if p.unit_ids else None,
+            lambda p: MicroWish.claimant_member_id.in_(p.member_ids) if p.member_ids else None,
+        ),
+    )
+    __choices__ = {
+        "community": lambda: Organization.type == "community",
+        "grid": lambda: Organization.type.in_(("grid", "building")),
+    }
+    __audit_masked__ = frozenset({"resident_phone"})
+    __extra_labels__ = {"resident_name_masked": N_("居民"), "resident_phone_masked": N_("联系电话")}
+
+    resident_name = Column(String(50), nullable=False, info=caption("居民姓名"))
+    resident_phone = Column(String(30), info=caption("居民电话"))
+    community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
+                          info=caption("所在社区"))
+    grid_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,
+                     info=caption("所在网格"))
+    content = Column(Text, nullable=False, info=caption("心愿内容"))
+    status = Column(String(8), nullable=False, default="待审核", index=True,
+                    info=caption("状态", choices=WISH_STATUSES))
+    reject_reason = Column(String(500), info=caption("驳回原因"))
+    claimant_member_id = Column(Integer, ForeignKey("member.id"), nullable=True, index=True,
+                                info=caption("认领党员"))
+    claimant_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
+                              info=caption("认领单位"))
+    claimed_on = Column(DateTime, info=caption("认领时间"))
+    fulfilled_on = Column(DateTime, index=True, info=caption("实现时间"))
+    proof = Column(Text, info=caption("实现凭证"))
+    feedback = Column(Text, info=caption("居民反馈"))
+    confirmed_on = Column(DateTime, info=caption("确认时间"))
+    __mapper_args__ = status_is_version(status)
+
+    community = relationship("Organization", foreign_keys=[community_id], info=caption("所在社区"))
+    grid = relationship("Organization", foreign_keys=[grid_id], info=caption("所在网格"))
+    claimant_member = relationship("Member", info=caption("认领党员"))
+    claimant_unit = relationship("Unit", info=caption("认领单位"))
+
+    @property
+    def resident_name_masked(self) -> str:
+        """Residents have no accounts; their names are shown masked (张*, 欧阳**)."""
+        name = self.resident_name or ""
+        return name[:1] + "*" * (len(name) - 1) if name else ""
+
+    @property
+    def resident_phone_masked(self) -> str:
+        return validators.mask_phone(self.resident_phone)
+
+    def validate(self, session) -> None:
+        if self.community is not None and self.community.type != "community":
+            raise DomainError("所在社区必须是社区党组织", "community")
+
+    def __str__(self) -> str:
+        text = self.content or ""
+        return text[:20] + ("…" if len(text) > 20 else "")
+
+
+def _dictionary(kind: str):
+    return (Dictionary.kind == kind) & Dictionary.active
+
+
+def _published_wish(principal):
+    mine = in_own_communities(MicroWish.community_id, principal)
+    return None if mine is None else and_(MicroWish.status == "待认领", mine)
+
+
+def _check_period(start, end) -> None:
+    if start and end and end < start:
+        raise DomainError("结束日期不能早于开始日期", "end_date")
