@@ -36,47 +36,43 @@ READ = {"read"}
 CRUD = {"read", "add", "edit", "delete"}
 AUDIT = {"read", "export"}
 
-# role -> resource -> operations. Resources not listed are not granted. Admin gets everything
-# (FAB's AUTH_ROLE_ADMIN), so it is not listed.
-ROLE_RIGHTS: dict[str, dict[str, set[str]]] = {
-    "OrgAdmin": {
-        "organization": CRUD | {"export"},
-        "unit": CRUD | {"export"},
-        "member": CRUD | {"export"},
-        "dictionary": CRUD,
-    },
-    "StreetAdmin": {
-        "organization": CRUD | {"export"},
-        "unit": CRUD | {"export"},
-        "member": CRUD | {"export"},
-        "dictionary": READ,
-    },
-    "CommunityAdmin": {
-        "organization": CRUD | {"export"},
-        "unit": CRUD | {"export"},
-        "member": CRUD | {"export"},
-        "dictionary": READ,
-    },
-    "UnitLiaison": {
-        "organization": READ,
-        "unit": READ | {"edit"},
-        "member": CRUD,
-        "dictionary": READ,
-    },
-    "Auditor": {
-        "organization": AUDIT,
-        "unit": AUDIT,
-        "member": AUDIT,
-        "dictionary": READ,
-    },
-    "Member": {
-        "organization": READ,
-        "unit": READ,
-        "member": READ,
-        "dictionary": READ,
-    },
-    "Public": {},
+# resource -> role -> operations, stated once per entity (its view and API share them). A
+# role not named for a resource gets nothing there; Admin gets everything (AUTH_ROLE_ADMIN).
+# Workflow moves are granted by their transition tables, not here.
+EVERYONE = ("OrgAdmin", "StreetAdmin", "CommunityAdmin", "UnitLiaison", "Auditor", "Member")
+ADMINS = ("OrgAdmin", "StreetAdmin", "CommunityAdmin")
+
+
+def _grant(roles, ops, **more) -> dict[str, set[str]]:
+    rights = {role: set(ops) for role in roles}
+    for role, extra in more.items():
+        rights[role] = rights.get(role, set()) | set(extra)
+    return rights
+
+
+RIGHTS: dict[str, dict[str, set[str]]] = {
+    # organisation and people
+    "organization": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
+    "unit": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison={"edit"},
+                   Auditor=AUDIT),
+    "member": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison=CRUD,
+                     Auditor=AUDIT),
+    "dictionary": _grant(EVERYONE, READ, OrgAdmin=CRUD),
+    # the three lists and micro-wishes
+    "resource": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                       **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison=CRUD, Auditor=AUDIT),
+    "service_item": _grant(ADMINS + ("UnitLiaison", "Auditor", "Member"), READ,
+                           **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison=CRUD,
+                           Auditor=AUDIT),
+    "need": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
+                   UnitLiaison={"add"}, Member={"add"}, Auditor=AUDIT),
+    "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
 }
+
+ROLE_RIGHTS: dict[str, dict[str, set[str]]] = {}
+for _resource, _by_role in RIGHTS.items():
+    for _role, _ops in _by_role.items():
+        ROLE_RIGHTS.setdefault(_role, {})[_resource] = _ops
 
 # Roles whose users see 身份证号 and phone in full (others see them masked).
 PERSONAL_DATA_ROLES = {"Admin", "OrgAdmin", "StreetAdmin", "CommunityAdmin", "UnitLiaison"}
