@@ -24,6 +24,7 @@ from app.services import audit, crypto
 from app.security.roles import ROLE_LABELS
 from app.services.defaults import ensure_dictionary
 from config import INSTANCE_DIR
+from seed.lists import seed_lists
 from seed.names import Names
 
 DISTRICT_CODE = "YX"
@@ -103,6 +104,7 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     members = _build_members(session, names, size, tree, units, echo)
     password = password or os.environ.get("DEMO_PASSWORD") or _generated_password()
     _build_users(tree, units, members, password)
+    seed_lists(session, names, scale, tree, units, members, echo)
     audit.record(session, "import", "seed", changes={
         "scale": scale, "organizations": len(tree["all"]), "units": len(units),
         "members": len(members)})

@@ -49,6 +49,9 @@ class Scope:
     shared: tuple[Callable, ...] = ()
     directory: bool = False
     is_global: bool = field(default=False)
+    # Rows one files for others (a need a liaison submits): creating one needs only that the
+    # new row be readable by a `shared` rule; changing it later needs ownership.
+    created_by_rule: bool = False
 
 
 GLOBAL = Scope(is_global=True)
@@ -99,6 +102,9 @@ class Entity(Model):
     def is_deleted(self) -> bool:
         return self.deleted_on is not None
 
+    def on_create(self, principal) -> None:
+        """Fill what a new row takes from who creates it (e.g. the submitting unit)."""
+
     def validate(self, session) -> None:
         """Business rules checked before every flush of a new or changed row (forms, API,
         import and services alike); raise `DomainError` with a Chinese message."""
@@ -121,6 +127,11 @@ class Entity(Model):
 
 @event.listens_for(Session, "before_flush")
 def _validate(session, flush_context, instances) -> None:
+    from app.security.scope import current_principal
+
+    for obj in session.new:
+        if isinstance(obj, Entity):
+            obj.on_create(current_principal())
     for obj in list(session.new) + list(session.dirty):
         if isinstance(obj, Entity) and (obj in session.new or session.is_modified(obj)):
             if not obj.is_deleted:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table, Text,
-                        and_, case, func, or_, select)
+                        and_, or_, select)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 
@@ -41,8 +41,10 @@ service_item_resource = Table(
 
 
 def _community_of_unit(unit_id_column):
-    """A row placed by its unit sits in that unit's community."""
-    return select(Unit.community_id).where(Unit.id == unit_id_column).scalar_subquery()
+    """A row placed by its unit sits in that unit's community. Correlated to the outer row
+    only (the outer query may join units itself)."""
+    return (select(Unit.community_id).where(Unit.id == unit_id_column)
+            .correlate_except(Unit).scalar_subquery())
 
 
 def in_own_communities(column, principal):
@@ -50,10 +52,11 @@ def in_own_communities(column, principal):
     principal has neither)."""
     parts = []
     if principal.unit_ids:
-        parts.append(column.in_(select(Unit.community_id).where(Unit.id.in_(principal.unit_ids))))
+        parts.append(column.in_(select(Unit.community_id)
+                                .where(Unit.id.in_(principal.unit_ids)).correlate(None)))
     if principal.member_ids:
         parts.append(column.in_(select(Member.community_id)
-                                .where(Member.id.in_(principal.member_ids))))
+                                .where(Member.id.in_(principal.member_ids)).correlate(None)))
     return or_(*parts) if parts else None
 
 
@@ -102,7 +105,8 @@ class ServiceItem(Entity):
                       unit=(lambda: ServiceItem.provider_unit_id,))
     __choices__ = {
         "provider_unit": lambda: Unit.status == "在册",
-        "category": lambda: _dictionary("service_category"),
+        # The needs' categories: a service item answers a kind of need (matching).
+        "category": lambda: _dictionary("need_category"),
     }
 
     provider_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
@@ -150,9 +154,11 @@ class Need(Entity):
             lambda p: Need.assigned_unit_id.in_(p.unit_ids) if p.unit_ids else None,
             lambda p: Need.submitted_by_unit_id.in_(p.unit_ids) if p.unit_ids else None,
             lambda p: Need.id.in_(select(need_member.c.need_id).where(
-                need_member.c.member_id.in_(p.member_ids))) if p.member_ids else None,
+                need_member.c.member_id.in_(p.member_ids)).correlate(None))
+            if p.member_ids else None,
             lambda p: Need.submitted_by_member_id.in_(p.member_ids) if p.member_ids else None,
         ),
+        created_by_rule=True,  # 群众接单: a liaison or a member files a need to a community
     )
     __choices__ = {
         "community": lambda: Organization.type == "community",
@@ -222,12 +228,24 @@ class Need(Entity):
     @overdue.inplace.expression
     @classmethod
     def _overdue_expression(cls):
-        return case((and_(cls.deadline.is_not(None), cls.deadline < func.now(),
-                          cls.status.not_in(NEED_CLOSED)), True), else_=False)
+        # The application's clock, as for the deadlines it writes (the database's may be UTC).
+        return and_(cls.deadline.is_not(None), cls.deadline < datetime.now(),
+                    cls.status.not_in(NEED_CLOSED))
 
     @property
     def requester_phone_masked(self) -> str:
         return validators.mask_phone(self.requester_phone)
+
+    def on_create(self, principal) -> None:
+        """A need filed by a liaison or a member remembers who filed it (and they see it)."""
+        if principal.sees_all or principal.org_paths:
+            return
+        if principal.unit_ids and self.submitted_by_unit_id is None:
+            self.submitted_by_unit_id = principal.unit_ids[0]
+            self.source = "驻区单位"
+        elif principal.member_ids and self.submitted_by_member_id is None:
+            self.submitted_by_member_id = principal.member_ids[0]
+            self.source = "平台"
 
     def validate(self, session) -> None:
         if self.community is not None and self.community.type != "community":
@@ -248,7 +266,8 @@ class MicroWish(Entity):
     __scope__ = Scope(
         org=(lambda: MicroWish.community_id,),
         shared=(
-            # Published wishes are claimable by the members and liaisons of the same community.
+            # Published wishes are visible to (and, while 待认领, claimable by) the members and
+            # liaisons of the same community.
             lambda p: _published_wish(p),
             lambda p: MicroWish.claimant_unit_id.in_(p.unit_ids) if p.unit_ids else None,
             lambda p: MicroWish.claimant_member_id.in_(p.member_ids) if p.member_ids else None,
@@ -310,9 +329,14 @@ def _dictionary(kind: str):
     return (Dictionary.kind == kind) & Dictionary.active
 
 
+WISH_PUBLISHED = ("待认领", "已认领", "已实现", "已确认")
+
+
 def _published_wish(principal):
+    """Once published, a wish stays in sight of its community's members and liaisons (who
+    claimed it, and whether it came true, is public); only 待认领 ones can be claimed."""
     mine = in_own_communities(MicroWish.community_id, principal)
-    return None if mine is None else and_(MicroWish.status == "待认领", mine)
+    return None if mine is None else and_(MicroWish.status.in_(WISH_PUBLISHED), mine)
 
 
 def _check_period(start, end) -> None:

@@ -140,7 +140,6 @@ class Dictionary(Entity):
         "unit_category": N_("单位类别"),
         "resource_category": N_("资源类别"),
         "need_category": N_("需求类别"),
-        "service_category": N_("服务类别"),
         "post_category": N_("岗位类别"),
         "member_skill": N_("党员技能"),
     }

@@ -144,7 +144,7 @@ _READ_SCOPE_WRITES = "write_within_read_scope"
 def writes_within_read_scope(session):
     """A workflow move may change a row its maker may only read (a need dispatched to one's
     unit): the move's own rule decides who may make it; scope still requires the row to be
-    readable, before and after."""
+    readable before it, and every row it points at to be readable."""
     session.info[_READ_SCOPE_WRITES] = True
     try:
         yield
@@ -166,7 +166,9 @@ def _subtree_ids(paths: tuple[str, ...]):
     from app.models.org import Organization
 
     table = Organization.__table__  # Core table: scope criteria do not apply inside it
-    return select(table.c.id).where(or_(*[table.c.path.like(p + "%") for p in paths]))
+    # Never correlated: the outer query may itself list organisations.
+    return (select(table.c.id).where(or_(*[table.c.path.like(p + "%") for p in paths]))
+            .correlate(None))
 
 
 def owner_clause(model: type[Entity], principal: Principal):
@@ -337,8 +339,22 @@ def _check_writes_before(session, flush_context, instances) -> None:
     for obj in session.deleted:
         if isinstance(obj, Entity) and not session.info.get("purge"):
             raise ScopeViolation("业务数据只能软删除（移入回收站），不能直接删除")
-    existing = [o for o in _changed_entities(session, session.dirty)]
+    # "Writable before the change" means before this transaction's first change to the row:
+    # a later flush of the same transaction would see the row as the first one left it.
+    checked = session.info.setdefault(_CHECKED, set())
+    existing = [o for o in _changed_entities(session, session.dirty)
+                if (type(o), o.id) not in checked]
     _check(session, existing, _write_clause(session), "无权修改该{label}（超出数据范围）")
+    checked.update((type(o), o.id) for o in existing)
+
+
+_CHECKED = "scope_checked_rows"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_checked(session) -> None:
+    session.info.pop(_CHECKED, None)
 
 
 @event.listens_for(Session, "after_flush")
@@ -348,7 +364,13 @@ def _check_writes_after(session, flush_context) -> None:
         return
     written = list(session.new) + list(_changed_entities(session, session.dirty))
     written = [o for o in written if isinstance(o, Entity)]
-    _check(session, written, _write_clause(session), "该{label}超出您的数据范围，不能保存")
+    filed = [o for o in session.new if isinstance(o, Entity) and o.__scope__.created_by_rule]
+    # A workflow move may take a row out of its maker's sight (a liaison declining a need):
+    # its table decides who may make it, so only the rows it creates are checked after it.
+    placed = [o for o in written if o not in filed and (
+        o in session.new or not session.info.get(_READ_SCOPE_WRITES))]
+    _check(session, placed, _write_clause(session), "该{label}超出您的数据范围，不能保存")
+    _check(session, filed, read_clause, "该{label}超出您的数据范围，不能保存")
     refs: dict[type, set] = {}
     for obj in written:
         for target, value in _related_targets(obj):

@@ -16,9 +16,6 @@ DEFAULT_DICTIONARY = {
         ("elderly", "助老扶幼"), ("disabled", "助残帮困"), ("environment", "环境整治"),
         ("mediation", "矛盾调解"), ("employment", "就业帮扶"), ("culture", "文体活动"),
         ("health", "医疗健康"), ("safety", "平安建设"), ("facility", "设施维修"), ("other", "其他")],
-    "service_category": [
-        ("party", "组织共建"), ("volunteer", "志愿服务"), ("education", "教育培训"),
-        ("health", "健康义诊"), ("legal", "法律服务"), ("culture", "文化共享"), ("other", "其他")],
     "post_category": [
         ("organization", "组织建设"), ("legal", "法律服务"), ("employment", "助困就业"),
         ("governance", "社区治理"), ("health", "健康"), ("culture", "文体"),

@@ -22,7 +22,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import DomainError
-from app.security.scope import Principal, current_principal, writes_within_read_scope
+from app.security.scope import (Principal, ScopeViolation, current_principal,
+                                writes_within_read_scope)
 from app.services import audit
 
 
@@ -118,7 +119,8 @@ class Workflow:
                 audit.mark_operation(session, "transition", transition.name)
                 session.flush()
                 session.commit()
-        except StaleDataError:
+        except (StaleDataError, ScopeViolation):
+            # The row was readable when loaded: if it is not now, somebody moved it meanwhile.
             session.rollback()
             raise Conflict(f"该记录已被他人处理（{transition.label}），请刷新后查看") from None
         except OperationalError as exc:

@@ -14,11 +14,14 @@ from flask_appbuilder.api import safe
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_appbuilder.actions import action as bulk_action
 from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import has_access
 from markupsafe import Markup, escape
 from marshmallow import fields
-from sqlalchemy import Boolean, func, or_, select
+from sqlalchemy import Boolean, func, inspect, or_, select
+from sqlalchemy.ext.hybrid import hybrid_property
 from wtforms import BooleanField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
@@ -62,8 +65,46 @@ def choices_of(model) -> dict[str, dict]:
     return {c.key: c.info["choices"] for c in model.__table__.columns if "choices" in c.info}
 
 
+class FilterFlag(BaseFilter):
+    """A yes/no filter on a computed flag (a hybrid property such as a need's `overdue`),
+    evaluated in SQL like any column filter."""
+
+    name = lazy_gettext("是否")
+    arg_name = "flag"
+
+    def apply(self, query, value):
+        flag = getattr(self.model, self.column_name)
+        if str(value).strip().lower() in ("1", "y", "yes", "true", "on", "是"):
+            return query.filter(flag)
+        return query.filter(~flag)
+
+
+class EntityFilterConverter(SQLAFilterConverter):
+    conversion_table = (("is_flag", [FilterFlag]),) + SQLAFilterConverter.conversion_table
+
+
+def flags_of(model) -> list[str]:
+    """The model's computed yes/no flags (hybrid properties), filterable like columns."""
+    return [attr.__name__ for attr in inspect(model).all_orm_descriptors
+            if isinstance(attr, hybrid_property)]
+
+
 class ScopedInterface(SQLAInterface):
-    """FAB's data interface with soft delete; reads are already scoped by the session."""
+    """FAB's data interface with soft delete and filterable computed flags; reads are
+    already scoped by the session."""
+
+    filter_converter_class = EntityFilterConverter
+
+    def is_flag(self, col_name: str) -> bool:
+        return col_name in flags_of(self.obj)
+
+    def get_filters(self, search_columns=None, search_filters=None):
+        # FAB honours only filter arguments on the model's columns: without this a filter on a
+        # flag would be dropped in silence (and a drill-down list would show every row).
+        filters = super().get_filters(search_columns, search_filters)
+        for name in flags_of(self.obj):
+            filters._all_filters[name] = [FilterFlag(name, self)]
+        return filters
 
     def delete(self, item, commit=True):
         self.delete_all([item])
@@ -91,45 +132,50 @@ class AjaxSelectWidget:
     """A <select> that select2 fills from the view's `choices` endpoint as the user types."""
 
     def __call__(self, field, **kwargs):
-        current = ""
-        if field.data is not None:
-            current = f'<option value="{field.data.id}" selected>{escape(str(field.data))}</option>'
+        chosen = field.data if field.multiple else [field.data]
+        current = "".join(f'<option value="{row.id}" selected>{escape(str(row))}</option>'
+                          for row in chosen or () if row is not None)
         attrs = {
             "id": field.id, "name": field.name, "class": "form-control gj-ajax-select",
             "data-url": field.url, "data-placeholder": gettext("输入关键字搜索"),
         }
         html = " ".join(f'{k}="{escape(v)}"' for k, v in attrs.items())
+        if field.multiple:
+            return Markup(f'<select {html} multiple>{current}</select>')
         return Markup(f'<select {html}><option value=""></option>{current}</select>')
 
 
 class AjaxSelectField(Field):
-    """A many-to-one field whose submitted id is loaded from the same choices it offers
-    (`related_choices`): an id the user may not pick is refused like one that does not exist."""
+    """A many-to-one field (or, `multiple`, a many-to-many one) whose submitted ids are loaded
+    from the same choices it offers (`related_choices`): an id the user may not pick is refused
+    like one that does not exist."""
 
     widget = AjaxSelectWidget()
 
     def __init__(self, label=None, validators=None, owner=None, relation="", url="",
-                 required=False, **kwargs):
+                 required=False, multiple=False, **kwargs):
         super().__init__(label, validators, **kwargs)
         self.owner, self.relation, self.url, self.required = owner, relation, url, required
+        self.multiple = multiple
 
     def process_formdata(self, valuelist):
-        self.data = None
-        raw = valuelist[0] if valuelist else ""
-        if not raw:
+        self.data = [] if self.multiple else None
+        raws = [v for v in valuelist if v] if self.multiple else valuelist[:1]
+        if not raws or not raws[0]:
             return
         try:
-            pk = int(raw)
+            pks = {int(raw) for raw in raws}
         except ValueError:
             raise ValueError(gettext("所选记录无效")) from None
         stmt = related_choices(self.owner, self.relation)
         target = stmt.column_descriptions[0]["entity"]
-        self.data = db.session.execute(stmt.where(target.id == pk)).scalar_one_or_none()
-        if self.data is None:
+        rows = db.session.execute(stmt.where(target.id.in_(pks))).scalars().all()
+        if len(rows) != len(pks):
             raise ValueError(gettext("所选%(field)s不存在或超出您的数据范围", field=self.label.text))
+        self.data = rows if self.multiple else rows[0]
 
     def pre_validate(self, form):
-        if self.required and self.data is None:
+        if self.required and not self.data:
             raise ValidationError(gettext("请选择%(field)s", field=self.label.text))
 
 
@@ -172,6 +218,8 @@ class EntityView(ModelView):
 
     model: type[Entity] = None
     workflow: Workflow | None = None
+    # Extra endpoints of a view and the operation each needs, e.g. {"link": "edit"}.
+    permission_of: dict[str, str] = {}
     page_size = 20
     show_template = "gongjian/show.html"
 
@@ -186,7 +234,7 @@ class EntityView(ModelView):
         cls.datamodel = ScopedInterface(model)
         cls.route_base = f"/{resource}"
         cls.class_permission_name = resource
-        cls.method_permission_name = dict(VIEW_PERMISSIONS)
+        cls.method_permission_name = {**VIEW_PERMISSIONS, **cls.permission_of}
         cls.list_title = cls.list_title or entity_text("%(entity)s列表", model.__label__)
         cls.show_title = cls.show_title or entity_text("查看%(entity)s", model.__label__)
         cls.add_title = cls.add_title or entity_text("新增%(entity)s", model.__label__)
@@ -215,8 +263,13 @@ class EntityView(ModelView):
                     cls.label_columns.get(prop.key, prop.key), owner=model, relation=prop.key,
                     url=f"/{resource}/choices/{prop.key}", required=not nullable)
         # The search form too: a filter on a related record searches it, never lists it all.
-        cls.search_form_extra_fields = {k: v for k, v in extra.items()
-                                        if k in (cls.__dict__.get("search_columns") or ())}
+        searched = cls.__dict__.get("search_columns") or ()
+        cls.search_form_extra_fields = {k: v for k, v in extra.items() if k in searched}
+        for flag in flags_of(model):
+            if flag in searched:
+                cls.search_form_extra_fields[flag] = SelectField(
+                    cls.label_columns.get(flag, flag),
+                    choices=[SelectChoice("1", lazy_gettext("是")), SelectChoice("0", lazy_gettext("否"))])
         # An unticked checkbox sends nothing, and FAB makes a non-nullable column required:
         # "否" could never be saved. A plain checkbox means False when unticked.
         for column in model.__table__.columns:
@@ -294,8 +347,11 @@ class EntityView(ModelView):
     @expose("/choices/<field>")
     @has_access
     def choices(self, field):
-        unbound = self.add_form_extra_fields.get(field)
-        if getattr(unbound, "field_class", None) is not AjaxSelectField:
+        offered = {name for name, unbound in self.add_form_extra_fields.items()
+                   if getattr(unbound, "field_class", None) is AjaxSelectField}
+        for move in self.workflow.transitions if self.workflow else ():
+            offered |= {f.relation for f in move.fields if f.relation}
+        if field not in offered:
             abort(404)
         return choices_response(related_choices(self.model, field))
 

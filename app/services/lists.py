@@ -1,0 +1,341 @@
+"""The three lists and micro-wishes: their workflows as transition tables (DOMAIN.md §3) and
+the matching of needs to what units offer."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import or_, select
+
+from app.errors import DomainError
+from app.models.lists import MicroWish, Need, Resource, ServiceItem
+from app.models.org import Member, Organization, Unit
+from app.security.scope import Principal, related_choices
+from app.services import audit
+from app.services.workflow import Field, Transition, Workflow
+
+# DOMAIN.md §4: StreetAdmin and OrgAdmin act as CommunityAdmin within their scope.
+ADMINS = frozenset({"OrgAdmin", "StreetAdmin", "CommunityAdmin"})
+LIAISON = frozenset({"UnitLiaison"})
+MEMBER = frozenset({"Member"})
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _is_admin(principal: Principal) -> bool:
+    return principal.system or bool(principal.role_names & (ADMINS | {"Admin"}))
+
+
+def _loaded(session_obj, relation: str, ids: list[int]):
+    """The rows for the ids a move names, through the same choices a form offers: an id the
+    user may not pick is refused like one that does not exist."""
+    from app.extensions import db
+
+    stmt = related_choices(type(session_obj), relation)
+    target = stmt.column_descriptions[0]["entity"]
+    rows = db.session.execute(stmt.where(target.id.in_(ids))).scalars().all()
+    if len(rows) != len(set(ids)):
+        label = type(session_obj).__mapper__.relationships[relation].info.get("label", relation)
+        raise DomainError(f"所选{label}不存在或超出您的数据范围", relation)
+    return rows
+
+
+def _set(**values):
+    """An `apply` that copies the move's fields onto the row (None = keep)."""
+    def apply(obj, data, principal):
+        for attr, key in values.items():
+            if data.get(key) is not None:
+                setattr(obj, attr, data[key])
+    return apply
+
+
+# --- review of what units file: resources and service items ---------------------------------
+
+def _reject(obj, data, principal):
+    obj.reject_reason = data["reason"]
+
+
+def _clear_reject(obj, data, principal):
+    obj.reject_reason = None
+
+
+REASON = Field("reason", "驳回原因", "textarea", required=True)
+
+RESOURCE_FLOW = Workflow(Resource, (
+    Transition("submit", "提交审核", ("草稿", "已驳回", "已撤回"), "待审核", LIAISON | ADMINS,
+               apply=_clear_reject),
+    Transition("publish", "审核发布", ("待审核",), "已发布", ADMINS, style="success"),
+    Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
+               style="danger"),
+    Transition("withdraw", "撤回", ("待审核", "已发布"), "已撤回", LIAISON | ADMINS,
+               style="warning"),
+))
+
+
+def _finish_service(obj, data, principal):
+    obj.fulfilment = data["fulfilment"]
+
+
+SERVICE_ITEM_FLOW = Workflow(ServiceItem, (
+    Transition("submit", "提交审核", ("草稿", "已驳回"), "待审核", LIAISON | ADMINS,
+               apply=_clear_reject),
+    Transition("publish", "审核发布", ("待审核",), "已发布", ADMINS, style="success"),
+    Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
+               style="danger"),
+    Transition("start", "开始实施", ("已发布",), "进行中", LIAISON | ADMINS),
+    Transition("finish", "完成（践诺）", ("进行中",), "已完成", LIAISON | ADMINS,
+               fields=(Field("fulfilment", "践诺情况", "textarea", required=True),),
+               apply=_finish_service, style="success"),
+))
+
+
+# --- the need's five-step loop ----------------------------------------------------------------
+
+def time_limit(urgency: str) -> timedelta:
+    """How long a need of this urgency may take (configurable per district)."""
+    hours = current_app.config["NEED_TIME_LIMIT_HOURS"].get(urgency, 24)
+    return timedelta(hours=hours)
+
+
+def _accept(need, data, principal):
+    need.accepted_on = _now()
+
+
+def _reject_need(need, data, principal):
+    need.reject_reason = data["reason"]
+
+
+def _dispatch(need, data, principal):
+    unit_id, member_ids = data.get("assigned_unit"), data.get("assigned_members") or []
+    if not unit_id and not member_ids:
+        raise DomainError("派单须至少选择一个承办单位或党员", "assigned_unit")
+    deadline = data.get("deadline")
+    if deadline is None:
+        deadline = _now() + time_limit(need.urgency)
+    elif deadline < _now():
+        raise DomainError("办理时限不能早于当前时间", "deadline")
+    need.assigned_unit = _loaded(need, "assigned_unit", [unit_id])[0] if unit_id else None
+    need.assigned_members = _loaded(need, "assigned_members", member_ids) if member_ids else []
+    need.dispatch_note = data.get("note")
+    need.deadline = deadline
+    need.dispatched_on = _now()
+    need.decline_reason = None
+
+
+def _is_assignee(need, principal: Principal) -> bool | str:
+    if need.assigned_unit_id is not None and need.assigned_unit_id in principal.unit_ids:
+        return True
+    if any(m.id in principal.member_ids for m in need.assigned_members):
+        return True
+    return "该需求未派给您或您的单位"
+
+
+def _is_assigned_unit(need, principal: Principal) -> bool | str:
+    if need.assigned_unit_id is not None and need.assigned_unit_id in principal.unit_ids:
+        return True
+    return "只有承办单位的联络员可以退单"
+
+
+def _take(need, data, principal):
+    need.taken_by_id = principal.user_id
+    need.taken_on = _now()
+
+
+def _decline(need, data, principal):
+    need.decline_reason = data["reason"]
+    need.assigned_unit = None
+    need.assigned_members = []
+    need.deadline = None
+
+
+def _taker_or_admin(need, principal: Principal) -> bool | str:
+    if _is_admin(principal) or need.taken_by_id == principal.user_id:
+        return True
+    return "只有接单人或社区管理员可以办结"
+
+
+def _complete(need, data, principal):
+    need.result = data["result"]
+    need.completed_on = _now()
+
+
+def _review(need, data, principal):
+    satisfaction = data["satisfaction"]
+    if not 1 <= satisfaction <= 5:
+        raise DomainError("满意度应为1到5之间的整数", "satisfaction")
+    need.satisfaction = satisfaction
+    need.visit_comment = data.get("comment")
+    need.visitor = data.get("visitor") or principal.extra.get("username")
+    need.visited_on = data.get("visited_on") or date.today()
+
+
+def _unsatisfied(need, principal: Principal) -> bool | str:
+    return True if (need.satisfaction or 5) <= 2 else "只有满意度为2分及以下的需求可以重办"
+
+
+def _reopen(need, data, principal):
+    need.completed_on = None
+
+
+NEED_FLOW = Workflow(Need, (
+    Transition("accept", "平台接单", ("待受理",), "已受理", ADMINS, apply=_accept, style="success"),
+    Transition("reject", "驳回", ("待受理",), "已驳回", ADMINS,
+               fields=(Field("reason", "驳回原因", "textarea", required=True),),
+               apply=_reject_need, style="danger"),
+    Transition("dispatch", "会商派单", ("已受理",), "已派单", ADMINS, fields=(
+        Field("assigned_unit", "承办单位", "relation", relation="assigned_unit"),
+        Field("assigned_members", "承办党员", "relations", relation="assigned_members"),
+        Field("note", "派单说明", "textarea"),
+        Field("deadline", "办理时限（默认按紧急程度）", "datetime"),
+    ), apply=_dispatch),
+    Transition("take", "接单", ("已派单",), "办理中", LIAISON | MEMBER, rule=_is_assignee,
+               apply=_take, style="success"),
+    Transition("decline", "退单", ("已派单",), "已受理", LIAISON, rule=_is_assigned_unit,
+               fields=(Field("reason", "退单原因", "textarea", required=True),), apply=_decline,
+               style="warning"),
+    Transition("complete", "办结", ("办理中",), "已办结", LIAISON | MEMBER | ADMINS,
+               rule=_taker_or_admin,
+               fields=(Field("result", "办理结果", "textarea", required=True),),
+               apply=_complete, style="success"),
+    Transition("review", "回访评单", ("已办结",), "已回访", ADMINS, fields=(
+        Field("satisfaction", "满意度（1-5）", "int", required=True,
+              choices=tuple((str(i), f"{i} 分") for i in range(5, 0, -1))),
+        Field("comment", "回访意见", "textarea"),
+        Field("visitor", "回访人"),
+        Field("visited_on", "回访日期", "date"),
+    ), apply=_review),
+    Transition("reopen", "重办", ("已回访",), "办理中", ADMINS, rule=_unsatisfied, apply=_reopen,
+               style="warning"),
+))
+
+
+# --- micro-wishes -----------------------------------------------------------------------------
+
+def _in_wish_community(wish, principal: Principal) -> bool | str:
+    from app.extensions import db
+
+    communities = set()
+    if principal.unit_ids:
+        communities |= set(db.session.scalars(
+            select(Unit.community_id).where(Unit.id.in_(principal.unit_ids))))
+    if principal.member_ids:
+        communities |= set(db.session.scalars(
+            select(Member.community_id).where(Member.id.in_(principal.member_ids))))
+    return True if wish.community_id in communities else "只能认领本社区的微心愿"
+
+
+def _claim(wish, data, principal):
+    # A member claims for itself; a liaison for its unit.
+    if principal.member_ids and "Member" in principal.role_names:
+        wish.claimant_member_id, wish.claimant_unit_id = principal.member_ids[0], None
+    else:
+        wish.claimant_unit_id, wish.claimant_member_id = principal.unit_ids[0], None
+    wish.claimed_on = _now()
+
+
+def _is_claimant(wish, principal: Principal) -> bool | str:
+    if _is_admin(principal):
+        return True
+    if wish.claimant_member_id is not None and wish.claimant_member_id in principal.member_ids:
+        return True
+    if wish.claimant_unit_id is not None and wish.claimant_unit_id in principal.unit_ids:
+        return True
+    return "只有认领人可以操作"
+
+
+def _cancel_claim(wish, data, principal):
+    wish.claimant_member_id = wish.claimant_unit_id = None
+    wish.claimed_on = None
+
+
+def _fulfil(wish, data, principal):
+    wish.proof = data["proof"]
+    wish.fulfilled_on = _now()
+
+
+def _confirm(wish, data, principal):
+    wish.feedback = data["feedback"]
+    wish.confirmed_on = _now()
+
+
+MICRO_WISH_FLOW = Workflow(MicroWish, (
+    Transition("publish", "审核发布", ("待审核",), "待认领", ADMINS, style="success"),
+    Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
+               style="danger"),
+    Transition("claim", "认领", ("待认领",), "已认领", LIAISON | MEMBER, rule=_in_wish_community,
+               apply=_claim, style="success"),
+    Transition("cancel", "取消认领", ("已认领",), "待认领", LIAISON | MEMBER | ADMINS,
+               rule=_is_claimant, apply=_cancel_claim, style="warning"),
+    Transition("fulfil", "完成心愿", ("已认领",), "已实现", LIAISON | MEMBER | ADMINS,
+               rule=_is_claimant,
+               fields=(Field("proof", "实现凭证（情况说明）", "textarea", required=True),),
+               apply=_fulfil, style="success"),
+    Transition("confirm", "居民确认", ("已实现",), "已确认", ADMINS,
+               fields=(Field("feedback", "居民反馈（代录）", "textarea", required=True),),
+               apply=_confirm),
+))
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+OFFERED = ("已发布", "进行中")
+
+
+def _bigrams(text: str) -> set[str]:
+    text = "".join(ch for ch in (text or "") if not ch.isspace())
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def suggest(session, need: Need, limit: int = 10) -> list[dict]:
+    """Published service items and resources that could answer `need`, best first: the same
+    category (service items share the needs' categories), then units of the same community
+    before the rest of the street, then words in common. Candidates come through the scoped
+    session, so a viewer only ever sees what it may read."""
+    community = need.community
+    street_path = community.path.rsplit("/", 2)[0] + "/" if community is not None else "/"
+    in_street = select(Organization.id).where(Organization.path.like(street_path + "%"))
+    words = _bigrams(f"{need.title} {need.content}")
+    found = []
+    items = session.execute(
+        select(ServiceItem, Unit.community_id).join(Unit, Unit.id == ServiceItem.provider_unit_id)
+        .where(ServiceItem.status.in_(OFFERED), Unit.community_id.in_(in_street))
+        .limit(300)).all()
+    for item, community_id in items:
+        found.append({
+            "kind": "service_item", "row": item, "same_category": item.category_id == need.category_id,
+            "same_community": community_id == need.community_id,
+            "overlap": len(words & _bigrams(f"{item.title} {item.content}")),
+            "linked": item in need.service_items,
+        })
+    resources = session.execute(
+        select(Resource, Unit.community_id).join(Unit, Unit.id == Resource.unit_id)
+        .where(Resource.status == "已发布", Unit.community_id.in_(in_street),
+               or_(Resource.available_to.is_(None), Resource.available_to >= date.today()))
+        .limit(300)).all()
+    for resource, community_id in resources:
+        found.append({
+            "kind": "resource", "row": resource, "same_category": False,
+            "same_community": community_id == need.community_id,
+            "overlap": len(words & _bigrams(f"{resource.title} {resource.content}")),
+            "linked": False,
+        })
+    found.sort(key=lambda s: (s["same_category"], s["same_community"], s["overlap"],
+                              s["row"].id), reverse=True)
+    return found[:limit]
+
+
+def link(session, need: Need, item_id: int, linked: bool) -> None:
+    """Put a service item against a need (or take it off): this feeds the match rate. A link
+    lives in an association table, so it is recorded as one update of the need's links."""
+    item = _loaded(need, "service_items", [item_id])[0]
+    before = sorted(i.id for i in need.service_items)
+    if linked and item not in need.service_items:
+        need.service_items.append(item)
+    elif not linked and item in need.service_items:
+        need.service_items.remove(item)
+    after = sorted(i.id for i in need.service_items)
+    if after != before:
+        audit.record(session, "update", "need", need.id, {"service_items": [before, after]})
+    session.commit()

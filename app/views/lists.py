@@ -1,0 +1,102 @@
+"""Views of the three lists and micro-wishes: declarations, plus the need's matching panel."""
+from flask import abort, flash, redirect, request, url_for
+from flask_appbuilder import expose
+from flask_appbuilder.security.decorators import has_access
+
+from app.errors import DomainError
+from app.models.lists import MicroWish, Need, Resource, ServiceItem
+from app.services.lists import (MICRO_WISH_FLOW, NEED_FLOW, RESOURCE_FLOW, SERVICE_ITEM_FLOW,
+                                link, suggest)
+from app.views.base import EntityView
+
+REVIEW_COLUMNS = ["status", "reject_reason", "created_on", "changed_on"]
+
+
+class ResourceView(EntityView):
+    model = Resource
+    workflow = RESOURCE_FLOW
+    list_columns = ["title", "unit", "category", "year", "quantity", "measure", "status"]
+    show_columns = ["title", "unit", "year", "category", "content", "quantity", "measure",
+                    "available_from", "available_to", "contact", "phone", *REVIEW_COLUMNS]
+    add_columns = edit_columns = ["unit", "year", "category", "title", "content", "quantity",
+                                  "measure", "available_from", "available_to", "contact", "phone"]
+    search_columns = ["title", "unit", "category", "year", "status"]
+    order_columns = ["title", "year", "status", "changed_on"]
+    base_order = ("changed_on", "desc")
+
+
+class ServiceItemView(EntityView):
+    model = ServiceItem
+    workflow = SERVICE_ITEM_FLOW
+    list_columns = ["title", "provider_unit", "category", "year", "capacity", "points", "status"]
+    show_columns = ["title", "provider_unit", "year", "category", "content", "capacity", "points",
+                    "start_date", "end_date", "place", "resources", "needs", "commitment",
+                    "fulfilment", *REVIEW_COLUMNS]
+    add_columns = edit_columns = ["provider_unit", "year", "category", "title", "content",
+                                  "capacity", "points", "start_date", "end_date", "place",
+                                  "commitment"]
+    search_columns = ["title", "provider_unit", "category", "year", "status"]
+    order_columns = ["title", "year", "status", "changed_on"]
+    base_order = ("changed_on", "desc")
+
+
+class NeedView(EntityView):
+    model = Need
+    workflow = NEED_FLOW
+    show_template = "lists/need_show.html"
+    list_columns = ["title", "community", "category", "urgency", "status", "assigned_unit",
+                    "deadline", "overdue"]
+    show_columns = ["title", "source", "requester_name", "requester_phone_masked", "community",
+                    "grid", "category", "content", "urgency", "status", "submitted_by_unit",
+                    "reject_reason", "assigned_unit", "assigned_members", "dispatch_note",
+                    "deadline", "overdue", "decline_reason", "result", "accepted_on",
+                    "dispatched_on", "taken_on", "completed_on", "visitor", "visited_on",
+                    "satisfaction", "visit_comment", "service_items", "created_on"]
+    add_columns = ["source", "requester_name", "requester_phone", "community", "grid",
+                   "category", "title", "content", "urgency"]
+    edit_columns = ["requester_name", "requester_phone", "grid", "category", "title", "content",
+                    "urgency"]
+    search_columns = ["title", "community", "category", "urgency", "status", "assigned_unit",
+                      "source", "overdue"]
+    order_columns = ["title", "urgency", "status", "deadline", "created_on"]
+    base_order = ("created_on", "desc")
+    formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
+    permission_of = {"link": "edit"}
+
+    def _show(self, pk):
+        widgets = super()._show(pk)
+        need = self.datamodel.get(pk)
+        if self.appbuilder.sm.has_access("can_edit", self.class_permission_name):
+            widgets["suggestions"] = suggest(self.datamodel.session, need)
+        return widgets
+
+    @expose("/link/<int:pk>/<int:item_id>", methods=["POST"])
+    @has_access
+    def link(self, pk, item_id):
+        need = self.datamodel.get(pk)
+        if need is None:
+            abort(404)
+        try:
+            link(self.datamodel.session, need, item_id, request.form.get("linked") != "0")
+            flash("已更新需求与服务项目的关联", "success")
+        except DomainError as exc:
+            self.datamodel.session.rollback()
+            flash(str(exc), "danger")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+
+
+class MicroWishView(EntityView):
+    model = MicroWish
+    workflow = MICRO_WISH_FLOW
+    list_columns = ["content", "resident_name_masked", "community", "status", "claimant_member",
+                    "claimant_unit", "claimed_on", "fulfilled_on"]
+    show_columns = ["content", "resident_name_masked", "resident_phone_masked", "community",
+                    "grid", "status", "reject_reason", "claimant_member", "claimant_unit",
+                    "claimed_on", "fulfilled_on", "proof", "feedback", "confirmed_on",
+                    "created_on"]
+    add_columns = ["resident_name", "resident_phone", "community", "grid", "content"]
+    edit_columns = ["resident_name", "resident_phone", "grid", "content"]
+    search_columns = ["content", "community", "status", "claimant_unit"]
+    order_columns = ["status", "claimed_on", "fulfilled_on", "created_on"]
+    base_order = ("created_on", "desc")
+
