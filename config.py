@@ -56,9 +56,14 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     JWT_ACCESS_TOKEN_EXPIRES = 3600
 
+    # Data in and out (app/exports.py, app/imports.py).
+    EXPORT_XLSX_MAX_ROWS = 200_000
+    IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    IMPORT_MAX_ROWS = 50_000
+    MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+
     # Time limits of a need by urgency, in hours (DOMAIN.md §1), configurable per district.
     NEED_TIME_LIMIT_HOURS = {"一般": 1, "重大": 24, "复杂": 24 * 7}
-
 
 class DevelopmentConfig(Config):
     DEBUG = False

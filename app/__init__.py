@@ -12,6 +12,25 @@ from config import CONFIGS, INSTANCE_DIR, ProductionConfig
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
+def _sqlite_transactions(engine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, begin transactions: otherwise a SAVEPOINT that
+    opens a transaction is committed by its RELEASE, and an import that fails half-way would
+    keep its first rows. In WAL mode readers and the writer do not block each other (so an
+    open read can never deadlock a writer); writers wait for each other a while."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, record):
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA busy_timeout = 5000")
+        if engine.url.database not in (None, "", ":memory:"):
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+
 def create_app(config_name: str | None = None, **overrides) -> Flask:
     config_name = config_name or os.environ.get("GONGJIAN_CONFIG", "development")
     config = CONFIGS[config_name]
@@ -37,6 +56,9 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True,
                      compare_type=True)
     csrf.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _sqlite_transactions(db.engine)
     app.config["FAB_BASE_TEMPLATE"] = "gongjian/base.html"
     with app.app_context():
         appbuilder.init_app(app, db.session)

@@ -212,14 +212,16 @@ def race(app, calls):
     barrier = threading.Barrier(len(calls))
     results = [None] * len(calls)
 
-    def run(i, username, url, body):
+    tokens = [api_token(app, username) for username, _, _ in calls]  # log in first, in turn
+
+    def run(i, headers, url, body):
         client = app.test_client()
-        headers = api_token(app, username)
-        barrier.wait()
+        barrier.wait(timeout=60)
         response = client.post(url, headers=headers, json=body)
         results[i] = (response.status_code, response.get_json())
 
-    threads = [threading.Thread(target=run, args=(i, *call)) for i, call in enumerate(calls)]
+    threads = [threading.Thread(target=run, args=(i, tokens[i], url, body))
+               for i, (_, url, body) in enumerate(calls)]
     for thread in threads:
         thread.start()
     for thread in threads:

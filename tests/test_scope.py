@@ -38,7 +38,7 @@ def expected(session, username, resource):
 
 
 def listed_ids(browser, resource):
-    page = browser.get(f"/{resource}/list/?psize_{VIEWS[resource]}=1000")
+    page = browser.get(f"/{resource}/list/?psize_{VIEWS[resource]}=100000")
     assert page.status_code == 200
     return {int(pk) for pk in re.findall(rf'href="/{resource}/show/(\d+)"', page.get_data(as_text=True))}
 

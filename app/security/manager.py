@@ -2,12 +2,15 @@
 organisation tree, a unit and a member), the user admin view, and login auditing."""
 from __future__ import annotations
 
+import time
+
 from flask import abort
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurityManager
 from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
+from sqlalchemy.exc import OperationalError
 
 from app.security.models import UserAccount
 from app.i18n import N_, lazy_gettext
@@ -54,10 +57,17 @@ class SecurityManager(FabSecurityManager):
 
     def auth_user_db(self, username, password):
         user = super().auth_user_db(username, password)
-        audit.record(self.session, "login" if user else "login_failed", "ab_user",
-                     record_id=user.id if user else None,
-                     user_id=user.id if user else None, username=username)
-        self.session.commit()
+        for attempt in range(3):
+            audit.record(self.session, "login" if user else "login_failed", "ab_user",
+                         record_id=user.id if user else None,
+                         user_id=user.id if user else None, username=username)
+            try:
+                self.session.commit()
+                break
+            except OperationalError:
+                # A busy SQLite file (another login writing): try again rather than fail it.
+                self.session.rollback()
+                time.sleep(0.05 * (attempt + 1))
         return user
 
 

@@ -35,6 +35,7 @@ ROLE_LABELS = {
 READ = {"read"}
 CRUD = {"read", "add", "edit", "delete"}
 AUDIT = {"read", "export"}
+DATA = {"export", "import"}
 
 # resource -> role -> operations, stated once per entity (its view and API share them). A
 # role not named for a resource gets nothing there; Admin gets everything (AUTH_ROLE_ADMIN).
@@ -53,19 +54,20 @@ def _grant(roles, ops, **more) -> dict[str, set[str]]:
 RIGHTS: dict[str, dict[str, set[str]]] = {
     # organisation and people
     "organization": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
-    "unit": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison={"edit"},
+    "unit": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS}, UnitLiaison={"edit"},
                    Auditor=AUDIT),
-    "member": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison=CRUD,
-                     Auditor=AUDIT),
+    "member": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
+                     UnitLiaison=CRUD | DATA, Auditor=AUDIT),
     "dictionary": _grant(EVERYONE, READ, OrgAdmin=CRUD),
     # the three lists and micro-wishes
     "resource": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
-                       **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison=CRUD, Auditor=AUDIT),
+                       **{r: CRUD | DATA for r in ADMINS}, UnitLiaison=CRUD | DATA,
+                       Auditor=AUDIT),
     "service_item": _grant(ADMINS + ("UnitLiaison", "Auditor", "Member"), READ,
-                           **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison=CRUD,
+                           **{r: CRUD | DATA for r in ADMINS}, UnitLiaison=CRUD | DATA,
                            Auditor=AUDIT),
-    "need": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
-                   UnitLiaison={"add"}, Member={"add"}, Auditor=AUDIT),
+    "need": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
+                   UnitLiaison={"add"} | DATA, Member={"add"}, Auditor=AUDIT),
     "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
 }
 

@@ -8,7 +8,12 @@ business-rule errors become Chinese messages.
 """
 from __future__ import annotations
 
-from flask import abort, flash, jsonify, redirect, request, url_for
+import re
+import secrets
+from pathlib import Path
+
+from flask import (Response, abort, current_app, flash, jsonify, redirect, request, session,
+                   url_for)
 from flask_appbuilder import ModelRestApi, ModelView, expose
 from flask_appbuilder.api import safe
 from flask_appbuilder.security.decorators import permission_name, protect
@@ -18,6 +23,7 @@ from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.urltools import get_filter_args, get_order_args
 from markupsafe import Markup, escape
 from marshmallow import fields
 from sqlalchemy import Boolean, func, inspect, or_, select
@@ -27,10 +33,12 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from app.errors import DomainError
+from app.exports import Export, TooManyRows, csv_response, query_for, xlsx_response
+from app.imports import REGISTRY, ImportRefused, Importer, error_report
 from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
 from app.models.base import Entity
-from app.security.scope import current_principal, related_choices
+from app.security.scope import current_principal, related_choices, unscoped
 from app.services.workflow import Conflict, Forbidden, Workflow
 
 # One permission per operation, shared by a resource's view and API (ARCHITECTURE.md).
@@ -38,6 +46,8 @@ from app.services.workflow import Conflict, Forbidden, Workflow
 VIEW_PERMISSIONS = {
     "list": "read", "show": "read", "download": "read", "choices": "read", "transition": "read",
     "add": "add", "edit": "edit", "delete": "delete", "muldelete": "delete",
+    "export": "export", "import_page": "import", "import_template": "import",
+    "import_report": "import",
 }
 API_PERMISSIONS = {
     "get_list": "read", "get": "read", "info": "read", "transition": "read",
@@ -222,6 +232,13 @@ class EntityView(ModelView):
     permission_of: dict[str, str] = {}
     page_size = 20
     show_template = "gongjian/show.html"
+    list_template = "gongjian/list.html"
+    # Export: the columns written (default: the show page's). Import: the columns a
+    # spreadsheet fills, in template order, and the natural key a row updates by.
+    export_columns: list[str] | None = None
+    import_columns: list[str] = []
+    import_key: str | None = None
+    import_examples: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -262,6 +279,10 @@ class EntityView(ModelView):
                 extra[prop.key] = AjaxSelectField(
                     cls.label_columns.get(prop.key, prop.key), owner=model, relation=prop.key,
                     url=f"/{resource}/choices/{prop.key}", required=not nullable)
+            elif prop.direction.name == "MANYTOMANY" and issubclass(prop.mapper.class_, Entity):
+                extra[prop.key] = AjaxSelectField(
+                    cls.label_columns.get(prop.key, prop.key), owner=model, relation=prop.key,
+                    url=f"/{resource}/choices/{prop.key}", multiple=True)
         # The search form too: a filter on a related record searches it, never lists it all.
         searched = cls.__dict__.get("search_columns") or ()
         cls.search_form_extra_fields = {k: v for k, v in extra.items() if k in searched}
@@ -278,6 +299,8 @@ class EntityView(ModelView):
                 extra[column.key] = BooleanField(cls.label_columns.get(column.key, column.key),
                                                  default=bool(default))
         cls.add_form_extra_fields = {**extra, **(cls.__dict__.get("add_form_extra_fields") or {})}
+        cls.export_columns = cls.__dict__.get("export_columns") or cls.__dict__.get("show_columns")
+        cls.extra_args = {"importable": bool(cls.__dict__.get("import_columns"))}
         workflow = cls.__dict__.get("workflow")
         for transition in workflow.transitions if workflow else ():
             if transition.bulk:
@@ -312,6 +335,89 @@ class EntityView(ModelView):
 
     def pre_update(self, item):
         self._flush(item)
+
+    # --- data out and in (app/exports.py, app/imports.py) ---
+
+    @expose("/export/<fmt>")
+    @has_access
+    def export(self, fmt):
+        """The list as it is filtered and ordered, as CSV (`?encoding=gb18030`, `?headers=keys`
+        for English keys) or Excel."""
+        if fmt not in ("csv", "xlsx"):
+            abort(404)
+        filters = self.datamodel.get_filters(self.search_columns)
+        get_filter_args(filters)
+        order = get_order_args().get(self.__class__.__name__) or ("", "")
+        export = Export(self, query_for(self, filters, *order), self.export_columns,
+                        english_keys=request.args.get("headers") == "keys")
+        described = {k: v for k, v in request.args.items() if k.startswith(("_flt_", "_oc_", "_od_"))}
+        if fmt == "csv":
+            encoding = "gb18030" if request.args.get("encoding") == "gb18030" else "utf-8-sig"
+            return csv_response(self, export, described, encoding)
+        try:
+            return xlsx_response(self, export, described)
+        except TooManyRows as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for(f"{self.endpoint}.list", **request.args))
+
+    @expose("/import/", methods=["GET", "POST"])
+    @has_access
+    def import_page(self):
+        importer = self._importer()
+        outcome = None
+        if request.method == "POST":
+            upload = request.files.get("file")
+            if upload is None or not upload.filename:
+                flash("请选择要导入的文件", "danger")
+            else:
+                try:
+                    outcome = importer.run(upload.filename, upload.read(),
+                                           dry_run=bool(request.form.get("dry_run")))
+                except ImportRefused as exc:
+                    flash(str(exc), "danger")
+                else:
+                    if outcome.written:
+                        flash(f"导入成功：新增 {outcome.created} 条，更新 {outcome.updated} 条", "success")
+                    elif outcome.ok:
+                        flash(f"预览：将新增 {outcome.created} 条，更新 {outcome.updated} 条（未写入）", "info")
+                    else:
+                        flash(f"发现 {len(outcome.problems)} 处错误，未导入任何数据", "danger")
+                        session["import_report"] = _report_token(outcome)
+        return self.render_template("gongjian/import.html", title=f"导入{self.model.__label__}",
+                                    importer=importer, outcome=outcome,
+                                    resource=self.class_permission_name)
+
+    @expose("/import/template")
+    @has_access
+    def import_template(self):
+        body = self._importer().template()
+        return Response(body, headers={
+            "Content-Disposition": f"attachment; filename={self.class_permission_name}-template.xlsx"},
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+    @expose("/import/report")
+    @has_access
+    def import_report(self):
+        body = _read_report(session.get("import_report"))
+        if body is None:
+            abort(404)
+        return Response(body, mimetype="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f"attachment; filename={self.class_permission_name}-errors.csv"})
+
+    def _importer(self) -> Importer:
+        if not self.import_columns:
+            abort(404)
+        return REGISTRY.get(self.class_permission_name) or Importer(self)
+
+    def import_key_of(self, value):
+        """The natural key as stored (overridden where it is normalised)."""
+        return value
+
+    def import_lookup(self, session, key):
+        """The live row a natural key names, among all rows (the write check then decides)."""
+        with unscoped():
+            return session.execute(select(self.model).where(
+                getattr(self.model, self.import_key) == key)).scalar_one_or_none()
 
     # --- workflow moves: buttons on the show page, a form for moves that ask for input ---
 
@@ -391,6 +497,22 @@ class EntityView(ModelView):
         return redirect(self.get_redirect())
 
 
+def _report_token(outcome) -> str:
+    """Keep the error report of a failed import for its download link (instance/, per user)."""
+    token = secrets.token_hex(16)
+    folder = Path(current_app.instance_path) / "import-reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{token}.csv").write_bytes(error_report(outcome))
+    return token
+
+
+def _read_report(token) -> bytes | None:
+    if not token or not re.fullmatch(r"[0-9a-f]{32}", token):
+        return None
+    path = Path(current_app.instance_path) / "import-reports" / f"{token}.csv"
+    return path.read_bytes() if path.exists() else None
+
+
 def _submitted() -> dict:
     """A form's fields: one value as a string, several (a multiple select) as a list."""
     return {key: values if len(values) > 1 else values[0]
@@ -452,6 +574,12 @@ class EntityApi(ModelRestApi):
                 meta = type("Meta", (base.Meta,),
                             {"fields": [*(base.Meta.fields or ()), *extra]})
                 setattr(self, attr, type(base.__name__, (base,), {**extra, "Meta": meta})())
+            # A missing or empty required field is told in Chinese, by its label.
+            for name, schema_field in getattr(self, attr).fields.items():
+                label = str(self.label_columns.get(name, name))
+                schema_field.error_messages = {**schema_field.error_messages,
+                                               "required": f"请填写{label}",
+                                               "null": f"{label}不能为空"}
 
     def _get_list_related_field(self, field, filter_rel_field, page=None, page_size=None):
         """`_info`'s choices for a related field: the same ones the form offers."""

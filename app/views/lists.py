@@ -23,6 +23,10 @@ class ResourceView(EntityView):
     search_columns = ["title", "unit", "category", "year", "status"]
     order_columns = ["title", "year", "status", "changed_on"]
     base_order = ("changed_on", "desc")
+    import_columns = ["unit", "year", "category", "title", "content", "quantity", "measure",
+                      "available_from", "available_to", "contact", "phone"]
+    import_examples = {"year": "2026", "title": "党群活动室", "content": "可容纳50人，周末开放",
+                       "quantity": "1", "measure": "间", "available_from": "2026-01-01"}
 
 
 class ServiceItemView(EntityView):
@@ -38,6 +42,10 @@ class ServiceItemView(EntityView):
     search_columns = ["title", "provider_unit", "category", "year", "status"]
     order_columns = ["title", "year", "status", "changed_on"]
     base_order = ("changed_on", "desc")
+    import_columns = ["provider_unit", "year", "category", "title", "content", "capacity",
+                      "points", "start_date", "end_date", "place", "commitment"]
+    import_examples = {"year": "2026", "title": "健康义诊进社区", "capacity": "20", "points": "10",
+                       "start_date": "2026-03-01", "end_date": "2026-12-31"}
 
 
 class NeedView(EntityView):
@@ -62,6 +70,9 @@ class NeedView(EntityView):
     base_order = ("created_on", "desc")
     formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
     permission_of = {"link": "edit"}
+    import_columns = ["community", "grid", "category", "title", "content", "urgency", "source",
+                      "requester_name", "requester_phone"]
+    import_examples = {"title": "楼道杂物清理", "content": "3号楼楼道堆放杂物存在消防隐患"}
 
     def _show(self, pk):
         widgets = super()._show(pk)
