@@ -4,6 +4,7 @@
 secrets and the database come from the environment or from files in `instance/`.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -65,6 +66,47 @@ class Config:
     # Time limits of a need by urgency, in hours (DOMAIN.md §1), configurable per district.
     NEED_TIME_LIMIT_HOURS = {"一般": 1, "重大": 24, "复杂": 24 * 7}
 
+    # Co-building: uploaded files (the agreements' scanned copies) live under instance/.
+    UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
+    UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+    # Star ratings: the least score (0–100) for each number of stars, the floor under which a
+    # unit's registration or service completion rate bars it from rating, and the points per
+    # quarter that count as full marks.
+    STAR_THRESHOLDS = {5: 90, 4: 80, 3: 70, 2: 60, 1: 0}
+    STAR_RATING_FLOOR = 0.95
+    STAR_POINT_TARGETS = {"unit": 60, "member": 12}
+
+    # Account security (app/security/login_guard.py). Consecutive failed logins lock an
+    # account for a while; attempts are rate-limited per username *and* client address (FAB's
+    # Flask-Limiter; its memory storage serves one process — give several workers a shared
+    # RATELIMIT_STORAGE_URI such as redis://…).
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_LOCK_MINUTES = 10
+    LOGIN_RATE_LIMIT = "10 per minute"
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    FAB_PASSWORD_COMPLEXITY_ENABLED = True  # the rule: login_guard.password_policy
+    PASSWORD_MIN_LENGTH = 10
+    # A password set by an administrator must be replaced at the next login (production).
+    PASSWORD_CHANGE_AT_FIRST_LOGIN = False
+    SESSION_IDLE_MINUTES = 30
+    PERMANENT_SESSION_LIFETIME = timedelta(minutes=SESSION_IDLE_MINUTES)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    # Scripts only from the server and inline ones carrying this request's nonce (FAB's
+    # templates print it); styles may be inline (FAB's markup uses style attributes).
+    CONTENT_SECURITY_POLICY = (
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'")
+
+    # Recycle bin (app/views/recycle.py): `flask gongjian purge` erases rows deleted longer ago.
+    RECYCLE_RETENTION_DAYS = 90
+    # `flask backup` writes here unless told otherwise.
+    BACKUP_FOLDER = str(INSTANCE_DIR / "backups")
+
+
 class DevelopmentConfig(Config):
     DEBUG = False
 
@@ -74,10 +116,14 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
     DATA_KEY = "test-data-key-0123456789abcdef0123456789abcdef"
     SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
+    # The suite logs the same users in many times a minute; tests of the limit lower it.
+    LOGIN_RATE_LIMIT = "1000 per minute"
 
 
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = os.environ.get("GONGJIAN_INSECURE_COOKIES") != "1"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    PASSWORD_CHANGE_AT_FIRST_LOGIN = True
 
     @classmethod
     def check(cls) -> None:

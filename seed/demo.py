@@ -25,6 +25,8 @@ from app.security.roles import ROLE_LABELS
 from app.services.defaults import ensure_dictionary
 from config import INSTANCE_DIR
 from seed.lists import seed_lists
+from seed.meetings import seed_meetings
+from seed.cobuild import seed_cobuild
 from seed.names import Names
 
 DISTRICT_CODE = "YX"
@@ -105,6 +107,8 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     password = password or os.environ.get("DEMO_PASSWORD") or _generated_password()
     _build_users(tree, units, members, password)
     seed_lists(session, names, scale, tree, units, members, echo)
+    seed_meetings(session, names, scale, tree, units, members, echo)
+    seed_cobuild(session, names, scale, tree, units, members, echo)
     audit.record(session, "import", "seed", changes={
         "scale": scale, "organizations": len(tree["all"]), "units": len(units),
         "members": len(members)})

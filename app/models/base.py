@@ -3,13 +3,13 @@ and its place in the organisation tree (the scope declaration of DOMAIN.md §4).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, event
-from sqlalchemy.orm import Session, declared_attr
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, event, func, select
+from sqlalchemy.orm import Session, declared_attr, object_session
 
 
 # Named constraints, so that later migrations can alter them on every database (SQLite's batch
@@ -79,6 +79,10 @@ class Entity(Model):
     # What a related field may point at, as a clause on the target (e.g. a home community is a
     # community node): offered by forms and the API, and the only ids they accept.
     __choices__: dict = {}
+    # Rows deleted and restored with this one, each named "Model.column" by its foreign key to
+    # it (a unit's lists: "Resource.unit_id"). Those deleted with it carry its deletion time,
+    # so that a restore brings them back, and not the ones deleted earlier on their own.
+    __soft_delete_cascade__: tuple[str, ...] = ()
 
     id = Column(Integer, primary_key=True)
     created_on = Column(DateTime, default=datetime.now, nullable=False, info=caption("创建时间"))
@@ -113,13 +117,48 @@ class Entity(Model):
         """Refuse a delete that would orphan other rows; raise `DomainError`."""
 
     def soft_delete(self, user_id: int | None) -> None:
-        """Mark deleted; subclasses with an active key clear it so the value can be reused."""
-        self.deleted_on = datetime.now()
+        """Mark deleted, with the rows of `__soft_delete_cascade__`; subclasses with an active
+        key clear it so the value can be reused."""
+        children = self._cascade(lambda model: model.deleted_on.is_(None))
+        moment = datetime.now().replace(microsecond=0)  # equal on every database
+        earlier = [t for t in self._cascade(None) if t is not None]
+        if earlier and max(earlier) >= moment:  # a child deleted on its own this very second
+            moment = max(earlier) + timedelta(seconds=1)
+        self.deleted_on = moment
         self.deleted_by_id = user_id
+        for child in children:
+            child.check_delete(object_session(self))
+            child.soft_delete(user_id)
+            child.deleted_on = moment
 
     def restore(self) -> None:
+        deleted_on = self.deleted_on
+        children = self._cascade(lambda model: model.deleted_on == deleted_on) \
+            if deleted_on else []
         self.deleted_on = None
         self.deleted_by_id = None
+        for child in children:
+            child.restore()
+
+    def _cascade(self, state) -> list:
+        """The rows of `__soft_delete_cascade__` pointing at this one in `state` (a clause on
+        the child model), whoever acts — the write check decides; with None, when the last of
+        them was deleted."""
+        from app.security.scope import unscoped
+
+        session = object_session(self)
+        found = []
+        for target in self.__soft_delete_cascade__ if session and self.id else ():
+            model_name, column = target.split(".")
+            model = self.registry._class_registry[model_name]
+            stmt = select(model) if state else select(func.max(model.deleted_on))
+            stmt = stmt.where(getattr(model, column) == self.id)
+            with unscoped(), session.no_autoflush:
+                if state:
+                    found += session.execute(stmt.where(state(model))).scalars().all()
+                else:
+                    found.append(session.execute(stmt).scalar())
+        return found
 
     def __str__(self) -> str:
         return getattr(self, "name", None) or f"{self.__label__ or type(self).__name__} #{self.id}"

@@ -19,6 +19,7 @@ RESOURCE_STATUSES = {s: N_(s) for s in ("草稿", "待审核", "已发布", "已
 SERVICE_STATUSES = {s: N_(s) for s in ("草稿", "待审核", "已发布", "进行中", "已完成", "已驳回")}
 NEED_STATUSES = {s: N_(s) for s in ("待受理", "已受理", "已驳回", "已派单", "办理中", "已办结", "已回访")}
 NEED_CLOSED = ("已办结", "已回访", "已驳回")
+NEED_DONE = ("已办结", "已回访")
 NEED_SOURCES = {s: N_(s) for s in ("居民", "网格员", "社区", "驻区单位", "平台")}
 URGENCIES = {"一般": N_("一般"), "重大": N_("重大"), "复杂": N_("复杂")}
 WISH_STATUSES = {s: N_(s) for s in ("待审核", "待认领", "已认领", "已实现", "已确认", "已驳回")}
@@ -93,6 +94,7 @@ class Resource(Entity):
 
     def validate(self, session) -> None:
         _check_period(self.available_from, self.available_to)
+        _check_reviewed(self, session)
 
     def __str__(self) -> str:
         return self.title or ""
@@ -102,7 +104,10 @@ class ServiceItem(Entity):
     __tablename__ = "service_item"
     __label__ = N_("服务清单")
     __scope__ = Scope(org=(lambda: _community_of_unit(ServiceItem.provider_unit_id),),
-                      unit=(lambda: ServiceItem.provider_unit_id,))
+                      unit=(lambda: ServiceItem.provider_unit_id,),
+                      # Published items are public commitments: the members living in the
+                      # provider's community see them (and log service against them).
+                      shared=(lambda p: _offered_nearby(p),))
     __choices__ = {
         "provider_unit": lambda: Unit.status == "在册",
         # The needs' categories: a service item answers a kind of need (matching).
@@ -137,6 +142,7 @@ class ServiceItem(Entity):
 
     def validate(self, session) -> None:
         _check_period(self.start_date, self.end_date)
+        _check_reviewed(self, session)
         if (self.capacity or 0) < 0 or (self.points or 0) < 0:
             raise DomainError("拟认领数和积分分值不能为负数", "capacity")
 
@@ -168,7 +174,8 @@ class Need(Entity):
     }
     __audit_masked__ = frozenset({"requester_phone"})
     __extra_labels__ = {"overdue": N_("是否逾期"), "requester_phone_masked": N_("联系电话"),
-                        "assigned_members": N_("派单党员")}
+                        "assigned_members": N_("派单党员"), "closed_on_time": N_("按期办结"),
+                        "matched": N_("已匹配服务项目")}
 
     source = Column(String(8), nullable=False, default="居民", info=caption("来源渠道", choices=NEED_SOURCES))
     requester_name = Column(String(50), info=caption("提出人"))
@@ -231,6 +238,30 @@ class Need(Entity):
         # The application's clock, as for the deadlines it writes (the database's may be UTC).
         return and_(cls.deadline.is_not(None), cls.deadline < datetime.now(),
                     cls.status.not_in(NEED_CLOSED))
+
+    @hybrid_property
+    def closed_on_time(self) -> bool:
+        """Closed (办结) no later than its deadline: the 按期办结 of the figures."""
+        return bool(self.status in NEED_DONE and self.completed_on and self.deadline
+                    and self.completed_on <= self.deadline)
+
+    @closed_on_time.inplace.expression
+    @classmethod
+    def _closed_on_time_expression(cls):
+        return and_(cls.status.in_(NEED_DONE), cls.completed_on <= cls.deadline)
+
+    @hybrid_property
+    def matched(self) -> bool:
+        """Linked to at least one service item (the match rate of the three lists)."""
+        return bool(self.service_items)
+
+    @matched.inplace.expression
+    @classmethod
+    def _matched_expression(cls):
+        items = ServiceItem.__table__  # Core: a link counts whoever may see the item
+        return cls.id.in_(select(service_item_need.c.need_id)
+                          .join(items, items.c.id == service_item_need.c.service_item_id)
+                          .where(items.c.deleted_on.is_(None)))
 
     @property
     def requester_phone_masked(self) -> str:
@@ -337,6 +368,42 @@ def _published_wish(principal):
     claimed it, and whether it came true, is public); only 待认领 ones can be claimed."""
     mine = in_own_communities(MicroWish.community_id, principal)
     return None if mine is None else and_(MicroWish.status.in_(WISH_PUBLISHED), mine)
+
+
+def _offered_nearby(principal):
+    """Members see (and log service against) the published items of their community's units.
+    A liaison sees only its own unit's (issue 3): only the member part applies."""
+    if not principal.member_ids:
+        return None
+    mine = in_own_communities(_community_of_unit(ServiceItem.provider_unit_id),
+                              _as_member(principal))
+    return and_(ServiceItem.status.in_(("已发布", "进行中", "已完成")), mine)
+
+
+# What a unit may still change itself: a filed item is the reviewers' until withdrawn/rejected.
+EDITABLE = ("草稿", "已驳回", "已撤回")
+REVIEW_FIELDS = {"status", "reject_reason", "fulfilment", "changed_on", "changed_by_id",
+                 "deleted_on", "deleted_by_id"}
+
+
+def _check_reviewed(item, session) -> None:
+    from sqlalchemy import inspect as sa_inspect
+    from app.security.scope import current_principal
+
+    principal = current_principal()
+    if item.id is None or principal.sees_all or principal.org_paths or principal.system:
+        return
+    state = sa_inspect(item)
+    status = state.attrs.status.history.deleted[0] if state.attrs.status.history.deleted else item.status
+    changed = {a.key for a in state.attrs if a.history.has_changes()} - REVIEW_FIELDS
+    if changed and status not in EDITABLE:
+        raise DomainError("已提交审核或已发布的内容不能修改，请先撤回（或待驳回后）再改", "title")
+
+
+def _as_member(principal):
+    from dataclasses import replace
+
+    return replace(principal, unit_ids=())
 
 
 def _check_period(start, end) -> None:

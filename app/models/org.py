@@ -160,6 +160,8 @@ class Unit(Entity):
     # The unit directory (names, types, places) is readable by all logged-in roles; the
     # community's admins and the unit's own liaison write it.
     __scope__ = Scope(org=(lambda: Unit.community_id,), unit=(lambda: Unit.id,), directory=True)
+    # A unit's lists vanish with it, and return with it.
+    __soft_delete_cascade__ = ("Resource.unit_id", "ServiceItem.provider_unit_id")
     __choices__ = {
         "community": lambda: Organization.type == "community",
         "category": lambda: (Dictionary.kind == "unit_category") & Dictionary.active,
@@ -295,13 +297,13 @@ class Member(Entity):
         from app.security.scope import sees_personal_data
 
         number = self.id_number
-        return number if sees_personal_data() else validators.mask_id_number(number)
+        return number if sees_personal_data(self) else validators.mask_id_number(number)
 
     @property
     def phone_shown(self) -> str:
         from app.security.scope import sees_personal_data
 
-        return (self.phone or "") if sees_personal_data() else validators.mask_phone(self.phone)
+        return (self.phone or "") if sees_personal_data(self) else validators.mask_phone(self.phone)
 
     def validate(self, session) -> None:
         if not self.id_number_hash:

@@ -1,8 +1,11 @@
 """Records that must not be lost (DOMAIN.md §6): the audit trail."""
+import json
 from datetime import datetime
 
 from flask_appbuilder import Model
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text, event
+
+from app.errors import DomainError
 
 from app.i18n import N_
 from app.models.base import GLOBAL, caption
@@ -18,6 +21,10 @@ AUDIT_ACTIONS = {
     "login": N_("登录"),
     "login_failed": N_("登录失败"),
     "logout": N_("退出"),
+    # A user shown personal data in full (身份证号, phone), and a row erased for good after its
+    # time in the recycle bin.
+    "reveal": N_("查看敏感信息"),
+    "purge": N_("彻底删除"),
 }
 
 
@@ -43,3 +50,39 @@ class AuditLog(Model):
     # JSON: {"field": [before, after]} for writes; {"filters": …, "rows": n} for exports.
     changes = Column(Text, info=caption("变更内容"))
     ip = Column(String(64), info=caption("IP地址"))
+
+    __extra_labels__ = {"summary": N_("变更摘要")}
+
+    @property
+    def details(self) -> dict:
+        try:
+            value = json.loads(self.changes) if self.changes else {}
+        except ValueError:
+            return {"": self.changes}
+        return value if isinstance(value, dict) else {"": value}
+
+    @property
+    def summary(self) -> str:
+        """One line for the list: "field: before → after; …", cut short."""
+        parts = []
+        for key, value in self.details.items():
+            if isinstance(value, list) and len(value) == 2:
+                parts.append(f"{key}: {_brief(value[0])} → {_brief(value[1])}")
+            else:
+                parts.append(f"{key}: {_brief(value)}")
+        text = "；".join(parts)
+        return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _brief(value) -> str:
+    if value is None:
+        return "（空）"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 30 else text[:29] + "…"
+
+
+@event.listens_for(AuditLog, "before_update")
+@event.listens_for(AuditLog, "before_delete")
+def _append_only(mapper, connection, entry) -> None:
+    """Nobody changes the trail — no role, no view, no API: a record once written stays."""
+    raise DomainError("操作日志只能追加，不能修改或删除")

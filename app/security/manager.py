@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import abort
+from flask import abort, current_app
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurityManager
@@ -12,6 +12,7 @@ from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
 from sqlalchemy.exc import OperationalError
 
+from app.security import login_guard, personal_data
 from app.security.models import UserAccount
 from app.i18n import N_, lazy_gettext
 from app.services import audit
@@ -52,15 +53,25 @@ class UserView(UserDBModelView):
 class SecurityManager(FabSecurityManager):
     user_model = UserAccount
     userdbmodelview = UserView
+    # Login form and API login telling why a login was refused (app/security/login_guard.py).
+    authdbview = login_guard.AuthDBView
+    security_api = login_guard.SecurityApi
     # FAB's statistics chart loads Google Charts from the internet: not on a closed intranet.
     userstatschartview = None
 
+    def register_views(self):
+        super().register_views()
+        # After FAB's own request set-up (g.user), which the guard's checks rely on.
+        login_guard.install(current_app)
+        personal_data.install(current_app)
+
     def auth_user_db(self, username, password):
-        user = super().auth_user_db(username, password)
+        guard = login_guard.Attempt(self, username)  # lockout and rate limit, form and API
+        user = guard.run(super().auth_user_db, password)
         for attempt in range(3):
             audit.record(self.session, "login" if user else "login_failed", "ab_user",
-                         record_id=user.id if user else None,
-                         user_id=user.id if user else None, username=username)
+                         record_id=guard.account_id, user_id=user.id if user else None,
+                         username=username, changes=guard.note or None)
             try:
                 self.session.commit()
                 break

@@ -1,7 +1,7 @@
 """The login user, linked to its place in the domain: an organisation node (for street and
 community admins), a unit (for liaisons) and/or a member (for members)."""
 from flask_appbuilder.security.sqla.models import User as FabUser
-from sqlalchemy import Column, ForeignKey, Integer
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, false
 from sqlalchemy.orm import relationship
 
 # The links point at business tables that themselves point back at ab_user (created_by):
@@ -19,6 +19,11 @@ class UserAccount(FabUser):
                      info=caption("所属单位"))
     member_id = Column(Integer, ForeignKey("member.id", use_alter=True), nullable=True,
                        info=caption("对应党员"))
+    # Account security (app/security/login_guard.py): a password an administrator set must be
+    # replaced at the next login (production); consecutive failures lock the account a while.
+    must_change_password = Column(Boolean, nullable=False, default=False, server_default=false(),
+                                  info=caption("须修改密码"))
+    locked_until = Column(DateTime, nullable=True, info=caption("锁定至"))
 
     org = relationship("Organization", foreign_keys=[org_id])
     unit = relationship("Unit", foreign_keys=[unit_id])

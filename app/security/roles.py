@@ -69,12 +69,54 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "need": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
                    UnitLiaison={"add"} | DATA, Member={"add"}, Auditor=AUDIT),
     "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
+    # joint meetings: the host's admins run them; a liaison reads its bodies' meetings and
+    # its unit's resolutions, and reports the progress of those its unit leads.
+    **{resource: _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                        **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT)
+       for resource in ("joint_body", "body_member", "meeting", "attendance", "agenda_item",
+                        "resolution")},
+    "supervision_note": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                               **{r: CRUD | {"export"} for r in ADMINS},
+                               UnitLiaison={"read", "add", "edit"}, Auditor=AUDIT),
+    # co-building: agreements, dual registration, posts, service records, points and stars.
+    # The ledger and the ratings are written by their services only (certification, the
+    # star-rating run), never edited by hand.
+    "agreement": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                        **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
+    "unit_registration": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                                **{r: CRUD | {"export"} for r in ADMINS}, UnitLiaison=CRUD,
+                                Auditor=AUDIT),
+    "member_registration": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
+                                  UnitLiaison=CRUD, Member={"add"}, Auditor=AUDIT),
+    "service_post": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
+                           Auditor=AUDIT),
+    "post_claim": _grant(EVERYONE, READ, **{r: {"add", "delete", "export"} for r in ADMINS},
+                         Member={"add"}, Auditor=AUDIT),
+    "service_record": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
+                             UnitLiaison=CRUD, Member={"add", "edit"}, Auditor=AUDIT),
+    "point_rule": _grant(EVERYONE, READ, OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
+    "point_entry": _grant(EVERYONE, READ, **{r: {"export"} for r in ADMINS}, Auditor=AUDIT),
+    "star_rating": _grant(EVERYONE, READ, OrgAdmin={"compute", "export"},
+                          StreetAdmin={"export"}, Auditor=AUDIT),
+    # dashboards: the figures, each within the viewer's scope (a member has none)
+    "dashboard": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ),
+    # the public notice board needs no login; "read" here only shows it in the menu
+    "public": _grant(EVERYONE, READ),
+    # accountability: the audit log is read (and exported) by the auditor and written by no
+    # one; the recycle bin lists and restores, within scope, what its user may delete.
+    "audit_log": _grant(("Auditor",), AUDIT),
+    "recycle": _grant(ADMINS, {"read", "restore"}),
 }
+
+# Roles whose users see 身份证号 and phone in full (others see them masked): the permission
+# `can_reveal` on member. No endpoint declares it, so `sync_roles` creates it.
+PERSONAL_DATA_ROLES = {"Admin", "OrgAdmin", "StreetAdmin", "CommunityAdmin", "UnitLiaison"}
+PERSONAL_DATA_PERMISSION = ("can_reveal", "member")
+EXTRA_PERMISSIONS = [PERSONAL_DATA_PERMISSION]
+for _role in PERSONAL_DATA_ROLES - {"Admin"}:
+    RIGHTS["member"][_role] = RIGHTS["member"][_role] | {"reveal"}
 
 ROLE_RIGHTS: dict[str, dict[str, set[str]]] = {}
 for _resource, _by_role in RIGHTS.items():
     for _role, _ops in _by_role.items():
         ROLE_RIGHTS.setdefault(_role, {})[_resource] = _ops
-
-# Roles whose users see 身份证号 and phone in full (others see them masked).
-PERSONAL_DATA_ROLES = {"Admin", "OrgAdmin", "StreetAdmin", "CommunityAdmin", "UnitLiaison"}

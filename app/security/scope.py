@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import event, false, or_, select, true
 from sqlalchemy.orm import Session, with_loader_criteria
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from app.errors import DomainError
 from app.models.base import Entity
-from app.security.roles import ALL, PERSONAL_DATA_ROLES, ROLE_SCOPES, SELF, SUBTREE, UNIT
+from app.security.roles import ALL, PERSONAL_DATA_PERMISSION, ROLE_SCOPES, SELF, SUBTREE, UNIT
 
 
 class ScopeViolation(DomainError):
@@ -44,6 +45,8 @@ class Principal:
     member_ids: tuple[int, ...] = ()
     authenticated: bool = False
     system: bool = False
+    # The permission `can_reveal` on member (roles.py): 身份证号 and phone shown in full.
+    reveals_personal_data: bool = False
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -64,6 +67,9 @@ def principal_for(user) -> Principal:
         unit_ids = (user.unit_id,)
     if SELF in levels and user.member_id:
         member_ids = (user.member_id,)
+    permission, view_menu = PERSONAL_DATA_PERMISSION
+    reveals = bool(user.roles) and current_app.appbuilder.sm.exist_permission_on_roles(
+        view_menu, permission, [r.id for r in user.roles])
     return Principal(
         user_id=user.id,
         role_names=roles,
@@ -72,6 +78,7 @@ def principal_for(user) -> Principal:
         unit_ids=unit_ids,
         member_ids=member_ids,
         authenticated=True,
+        reveals_personal_data=reveals,
         extra={"username": user.username},
     )
 
@@ -103,10 +110,21 @@ def current_principal() -> Principal:
     return principal
 
 
-def sees_personal_data() -> bool:
-    """Whether the acting principal sees 身份证号 and phone in full."""
+REVEALED = "personal_data_revealed"
+
+
+def sees_personal_data(row=None) -> bool:
+    """Whether the acting principal sees 身份证号 and phone in full (the permission
+    `can_reveal`, granted per role). Showing `row`'s in full to a user is noted for the audit
+    trail: one `reveal` record per request (app/security/personal_data.py)."""
     principal = current_principal()
-    return principal.system or bool(principal.role_names & PERSONAL_DATA_ROLES)
+    if principal.system:
+        return True
+    if not principal.reveals_personal_data:
+        return False
+    if row is not None and has_request_context():
+        g.setdefault(REVEALED, {}).setdefault(row.__tablename__, set()).add(row.id)
+    return True
 
 
 @contextmanager
@@ -171,6 +189,35 @@ def _subtree_ids(paths: tuple[str, ...]):
             .correlate(None))
 
 
+_ANCHORS: dict = {}
+
+
+def _anchor(model: type[Entity], anchor):
+    """An anchor's expression; one lying on a related row (a scalar subquery) correlates to
+    the scoped row only. Left to auto-correlation, it would also correlate away the related
+    table whenever the outer query joins it (a figure joining joint bodies, a list ordered by a
+    related column), and select from nothing. Built once: it depends on the model only."""
+    expr = _ANCHORS.get((model, anchor))
+    if expr is None:
+        expr = anchor()
+        if isinstance(expr, ScalarSelect):
+            inner = expr.element
+            others = [f for f in inner.get_final_froms() if f is not model.__table__]
+            expr = inner.correlate_except(*others).scalar_subquery()
+        _ANCHORS[(model, anchor)] = expr
+    return expr
+
+
+def placed_under(model: type[Entity], path: str):
+    """Rows that the model's scope declaration places in the subtree at `path`: what a
+    street's figures count and its drill-down lists show (a filter, not a grant)."""
+    anchors = model.__scope__.org
+    if not anchors:
+        return false()
+    subtree = _subtree_ids((path,))
+    return or_(*[_anchor(model, anchor).in_(subtree) for anchor in anchors])
+
+
 def owner_clause(model: type[Entity], principal: Principal):
     """Rows the principal owns through its roles: what it may write (and read)."""
     scope = model.__scope__
@@ -179,11 +226,11 @@ def owner_clause(model: type[Entity], principal: Principal):
     parts = []
     if principal.org_paths:
         subtree = _subtree_ids(principal.org_paths)
-        parts += [anchor().in_(subtree) for anchor in scope.org]
+        parts += [_anchor(model, anchor).in_(subtree) for anchor in scope.org]
     if principal.unit_ids:
-        parts += [anchor().in_(principal.unit_ids) for anchor in scope.unit]
+        parts += [_anchor(model, anchor).in_(principal.unit_ids) for anchor in scope.unit]
     if principal.member_ids:
-        parts += [anchor().in_(principal.member_ids) for anchor in scope.member]
+        parts += [_anchor(model, anchor).in_(principal.member_ids) for anchor in scope.member]
     return or_(*parts) if parts else false()
 
 
@@ -204,7 +251,8 @@ def choice_clause(model: type[Entity], column, target: type[Entity], principal: 
             else:
                 return None
     if not through_column:
-        return false()
+        # Rows one files for others (a need) are placed anywhere one may read; otherwise none.
+        return None if scope.created_by_rule else false()
     parts = []
     if principal.org_paths in through_column:
         parts.append(target.id.in_(_subtree_ids(principal.org_paths)))
@@ -373,6 +421,8 @@ def _check_writes_after(session, flush_context) -> None:
     _check(session, filed, read_clause, "该{label}超出您的数据范围，不能保存")
     refs: dict[type, set] = {}
     for obj in written:
+        if obj.is_deleted:  # moved to the recycle bin (with its parent, say): it places nothing
+            continue
         for target, value in _related_targets(obj):
             refs.setdefault(target, set()).add(value)
     for target, ids in refs.items():

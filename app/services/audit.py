@@ -26,7 +26,9 @@ _OPERATION = "audit_operation"
 MASK = "******"
 # Bookkeeping columns: their changes are not what anybody did.
 _IGNORED = {"created_on", "changed_on", "created_by_id", "changed_by_id", "deleted_by_id",
-            "last_login", "login_count", "fail_login_count", "created_by_fk", "changed_by_fk"}
+            "last_login", "login_count", "fail_login_count", "created_by_fk", "changed_by_fk",
+            "locked_until"}  # a lock is told by the login_failed record that set it
+_VERSIONS = "audit_version_changes"
 
 
 def _audited(obj) -> bool:
@@ -77,8 +79,25 @@ def _diff(obj, created: bool) -> dict:
     return changes
 
 
+@event.listens_for(Session, "before_flush")
+def _note_versions(session, flush_context, instances) -> None:
+    """A status that is its row's version column (`status_is_version`) is committed by the
+    flush itself (SQLAlchemy >= 2.0.25), so after the flush it shows no change: note it now."""
+    noted = session.info.setdefault(_VERSIONS, {})
+    for obj in session.dirty:
+        mapper = inspect(obj).mapper
+        if not _audited(obj) or mapper.version_id_col is None:
+            continue
+        key = mapper.get_property_by_column(mapper.version_id_col).key
+        hist = attributes.get_history(obj, key)
+        if hist.deleted and hist.added and hist.deleted[0] != hist.added[0]:
+            noted.setdefault((_resource(obj), obj.id), {})[key] = [
+                _plain(hist.deleted[0]), _plain(hist.added[0])]
+
+
 @event.listens_for(Session, "after_flush")
 def _collect(session, flush_context) -> None:
+    versions = session.info.pop(_VERSIONS, {})
     if session.info.get(SKIP_ROWS):
         return
     pending = session.info.setdefault(_PENDING, {})
@@ -86,9 +105,10 @@ def _collect(session, flush_context) -> None:
         if _audited(obj):
             pending[(_resource(obj), obj.id)] = ["create", _diff(obj, created=True)]
     for obj in session.dirty:
-        if not _audited(obj) or not session.is_modified(obj, include_collections=False):
+        moved = versions.get((_resource(obj), obj.id), {}) if _audited(obj) else {}
+        if not _audited(obj) or not (moved or session.is_modified(obj, include_collections=False)):
             continue
-        changes = _diff(obj, created=False)
+        changes = {**moved, **_diff(obj, created=False)}
         if not changes:
             continue
         key = (_resource(obj), obj.id)
@@ -129,6 +149,7 @@ def _write(session) -> None:
 def _forget(session) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_OPERATION, None)
+    session.info.pop(_VERSIONS, None)
 
 
 @event.listens_for(Session, "before_flush")
@@ -153,15 +174,15 @@ def mark_operation(session, action: str, name: str) -> None:
 
 def _entry(action, resource, record_id, changes) -> AuditLog:
     principal = current_principal()
-    username = None
+    # The acting principal's name first: after a streamed download the request's user object
+    # is detached from the (closed) session.
+    username = principal.extra.get("username") if principal.user_id is not None else None
     ip = None
     if has_request_context():
         from flask_login import current_user
 
-        username = getattr(current_user, "username", None)
+        username = username or getattr(current_user, "username", None)
         ip = request.remote_addr
-    if username is None and principal.user_id is not None:
-        username = principal.extra.get("username")
     return AuditLog(
         user_id=principal.user_id,
         username=username or ("system" if principal.system else None),

@@ -63,14 +63,22 @@ def _clear_reject(obj, data, principal):
 
 REASON = Field("reason", "驳回原因", "textarea", required=True)
 
+
+def _own_unit(item, principal: Principal) -> bool | str:
+    """A unit moves only its own items: others may read published ones, not act on them."""
+    unit_id = getattr(item, "unit_id", None) or getattr(item, "provider_unit_id", None)
+    if _is_admin(principal) or unit_id in principal.unit_ids:
+        return True
+    return "只能操作本单位的清单"
+
 RESOURCE_FLOW = Workflow(Resource, (
     Transition("submit", "提交审核", ("草稿", "已驳回", "已撤回"), "待审核", LIAISON | ADMINS,
-               apply=_clear_reject),
+               apply=_clear_reject, rule=_own_unit),
     Transition("publish", "审核发布", ("待审核",), "已发布", ADMINS, style="success"),
     Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
                style="danger"),
     Transition("withdraw", "撤回", ("待审核", "已发布"), "已撤回", LIAISON | ADMINS,
-               style="warning"),
+               rule=_own_unit, style="warning"),
 ))
 
 
@@ -80,12 +88,12 @@ def _finish_service(obj, data, principal):
 
 SERVICE_ITEM_FLOW = Workflow(ServiceItem, (
     Transition("submit", "提交审核", ("草稿", "已驳回"), "待审核", LIAISON | ADMINS,
-               apply=_clear_reject),
+               apply=_clear_reject, rule=_own_unit),
     Transition("publish", "审核发布", ("待审核",), "已发布", ADMINS, style="success"),
     Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
                style="danger"),
-    Transition("start", "开始实施", ("已发布",), "进行中", LIAISON | ADMINS),
-    Transition("finish", "完成（践诺）", ("进行中",), "已完成", LIAISON | ADMINS,
+    Transition("start", "开始实施", ("已发布",), "进行中", LIAISON | ADMINS, rule=_own_unit),
+    Transition("finish", "完成（践诺）", ("进行中",), "已完成", LIAISON | ADMINS, rule=_own_unit,
                fields=(Field("fulfilment", "践诺情况", "textarea", required=True),),
                apply=_finish_service, style="success"),
 ))
@@ -330,6 +338,10 @@ def link(session, need: Need, item_id: int, linked: bool) -> None:
     """Put a service item against a need (or take it off): this feeds the match rate. A link
     lives in an association table, so it is recorded as one update of the need's links."""
     item = _loaded(need, "service_items", [item_id])[0]
+    # Only what `suggest` offers may be linked (a draft or rejected item is no answer to a
+    # need, and must not count in the match rate); an old link can always be taken off.
+    if linked and item not in need.service_items and item.status not in OFFERED:
+        raise DomainError("只能关联已发布或进行中的服务项目", "service_items")
     before = sorted(i.id for i in need.service_items)
     if linked and item not in need.service_items:
         need.service_items.append(item)

@@ -26,7 +26,8 @@ from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from markupsafe import Markup, escape
 from marshmallow import fields
-from sqlalchemy import Boolean, func, inspect, or_, select
+from sqlalchemy import Boolean, false, func, inspect, or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.hybrid import hybrid_property
 from wtforms import BooleanField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
@@ -38,7 +39,7 @@ from app.imports import REGISTRY, ImportRefused, Importer, error_report
 from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
 from app.models.base import Entity
-from app.security.scope import current_principal, related_choices, unscoped
+from app.security.scope import current_principal, placed_under, related_choices, unscoped
 from app.services.workflow import Conflict, Forbidden, Workflow
 
 # One permission per operation, shared by a resource's view and API (ARCHITECTURE.md).
@@ -89,8 +90,33 @@ class FilterFlag(BaseFilter):
         return query.filter(~flag)
 
 
+# The filter every list offers on where its rows sit in the organisation tree: a street's
+# drill-down from a figure lists what its communities hold (`_flt_0_within=<node id>`).
+WITHIN = "within"
+
+
+class FilterWithin(BaseFilter):
+    """Rows placed under an organisation node (itself included), by the model's scope
+    declaration: the same predicate the figures count with."""
+
+    name = lazy_gettext("位于（含下级）")
+    arg_name = "within"
+
+    def apply(self, query, value):
+        from app.models.org import Organization
+
+        try:
+            node = int(value)
+        except (TypeError, ValueError):
+            return query.filter(false())
+        path = self.datamodel.session.execute(
+            select(Organization.path).where(Organization.id == node)).scalar()
+        return query.filter(placed_under(self.model, path) if path else false())
+
+
 class EntityFilterConverter(SQLAFilterConverter):
-    conversion_table = (("is_flag", [FilterFlag]),) + SQLAFilterConverter.conversion_table
+    conversion_table = (("is_flag", [FilterFlag]), ("is_within", [FilterWithin])) \
+        + SQLAFilterConverter.conversion_table
 
 
 def flags_of(model) -> list[str]:
@@ -108,12 +134,17 @@ class ScopedInterface(SQLAInterface):
     def is_flag(self, col_name: str) -> bool:
         return col_name in flags_of(self.obj)
 
+    def is_within(self, col_name: str) -> bool:
+        return col_name == WITHIN and bool(self.obj.__scope__.org)
+
     def get_filters(self, search_columns=None, search_filters=None):
         # FAB honours only filter arguments on the model's columns: without this a filter on a
         # flag would be dropped in silence (and a drill-down list would show every row).
         filters = super().get_filters(search_columns, search_filters)
         for name in flags_of(self.obj):
             filters._all_filters[name] = [FilterFlag(name, self)]
+        if self.is_within(WITHIN):
+            filters._all_filters[WITHIN] = [FilterWithin(WITHIN, self)]
         return filters
 
     def delete(self, item, commit=True):
@@ -133,6 +164,8 @@ class ScopedInterface(SQLAInterface):
         # Query, never the identity map: an object loaded earlier for another purpose must
         # not slip past the scope criteria.
         model = self.get_related_model(col_name)
+        if isinstance(value, (list, tuple)):  # a filter's values (an add form prefilled by one)
+            value = value[0] if value else None
         return self.session.execute(select(model).where(model.id == value)).scalar_one_or_none()
 
 
@@ -222,6 +255,16 @@ def _display_choice(choices):
     return lambda value: gettext(choices[value]) if value in choices else (value or "")
 
 
+def refused_by_database(exc: Exception) -> DomainError:
+    """A write the database itself refused — a unique key another user's write reached first,
+    SQLite busy with another writer — told as a message, not a 500 (the caller rolls back)."""
+    if isinstance(exc, IntegrityError):
+        return DomainError("该记录与他人刚保存的记录冲突（重复），未保存；请刷新后查看")
+    if "locked" in str(exc).lower():
+        return DomainError("系统繁忙，未保存；请稍后重试")
+    raise exc
+
+
 class EntityView(ModelView):
     """Base of every business ModelView. Subclasses set `model` and their columns, and
     `workflow` when the model's status moves through a transition table."""
@@ -286,6 +329,15 @@ class EntityView(ModelView):
         # The search form too: a filter on a related record searches it, never lists it all.
         searched = cls.__dict__.get("search_columns") or ()
         cls.search_form_extra_fields = {k: v for k, v in extra.items() if k in searched}
+        # Every list placed in the tree can be narrowed to a node's subtree (figures link here).
+        if searched and model.__scope__.org and WITHIN not in searched:
+            from app.models.org import Organization
+
+            cls.search_columns = [*searched, WITHIN]
+            cls.label_columns[WITHIN] = lazy_gettext("所属党组织")
+            cls.search_form_extra_fields[WITHIN] = AjaxSelectField(
+                cls.label_columns[WITHIN], owner=Organization, relation="parent",
+                url="/organization/choices/parent")
         for flag in flags_of(model):
             if flag in searched:
                 cls.search_form_extra_fields[flag] = SelectField(
@@ -321,6 +373,16 @@ class EntityView(ModelView):
         except DomainError:
             session.rollback()
             raise
+        except (IntegrityError, OperationalError) as exc:
+            session.rollback()
+            raise refused_by_database(exc) from None
+
+    def _fill_form_exclude_cols(self, exclude_cols, form):
+        # A form opened from a related record's page (`?_flt_0_<field>=<id>`) carries that
+        # record hidden: one the user may not read does not exist.
+        super()._fill_form_exclude_cols(exclude_cols, form)
+        if any(getattr(form, key).data is None for key in exclude_cols if hasattr(form, key)):
+            abort(404)
 
     def process_form(self, form, is_created):
         # An empty box means no value: store NULL, not "", or every edit would record
@@ -546,6 +608,8 @@ class EntityApi(ModelRestApi):
     page_size = 20
     # Attributes accepted on add (required) and edit, never returned (e.g. 身份证号 in clear).
     write_only_fields: tuple[str, ...] = ()
+    # Extra endpoints of an API and the operation each needs, as for the view.
+    permission_of: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -558,7 +622,7 @@ class EntityApi(ModelRestApi):
         cls.datamodel = ScopedInterface(model)
         cls.resource_name = resource
         cls.class_permission_name = resource
-        cls.method_permission_name = dict(API_PERMISSIONS)
+        cls.method_permission_name = {**API_PERMISSIONS, **cls.permission_of}
         cls.label_columns = {**labels_of(model), **(cls.__dict__.get("label_columns") or {})}
 
     def _init_model_schemas(self):
@@ -600,11 +664,19 @@ class EntityApi(ModelRestApi):
             return self.response_422(message=str(exc))
 
     def pre_add(self, item):
-        self.datamodel.session.add(item)
-        self.datamodel.session.flush()
+        self._flush(item)
 
     def pre_update(self, item):
-        self.datamodel.session.flush()
+        self._flush(item)
+
+    def _flush(self, item):
+        session = self.datamodel.session
+        try:
+            session.add(item)
+            session.flush()
+        except (IntegrityError, OperationalError) as exc:
+            session.rollback()
+            raise refused_by_database(exc) from None
 
     def post_headless(self):
         return self._refusing(super().post_headless)

@@ -1,7 +1,199 @@
-"""The landing page after login (the to-do list comes with the dashboards issue)."""
-from flask_appbuilder import IndexView, expose
+"""The landing page: before login a welcome and the public notice board; after login the
+user's to-do list (我的待办), by role. Every count comes from the scoped session (what the user
+may see) and links to the list where the items are handled, filtered to exactly those items."""
+from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from datetime import date
+
+from flask_appbuilder import IndexView, expose
+from sqlalchemy import func, select
+
+from app.dashboards.links import EQ, FLAG, GREATER, IN, NOT_EQ, RELATION, list_url
+from app.extensions import db
+from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PostClaim,
+                                ServiceRecord, UnitRegistration)
+from app.models.lists import MicroWish, Need, Resource, ServiceItem
+from app.models.meetings import Meeting, Resolution
+from app.models.records import AuditLog
 from app.security.roles import ROLE_LABELS
+from app.security.scope import current_principal
+
+ADMIN_ROLES = {"Admin", "OrgAdmin", "StreetAdmin", "CommunityAdmin"}
+AUDIT_ROLES = {"Admin", "Auditor"}
+RECENT = 8
+
+
+@dataclass
+class Entry:
+    label: str
+    count: int
+    url: str | None
+    note: str = ""
+    urgent: bool = False
+
+
+@dataclass
+class Group:
+    title: str
+    entries: list = field(default_factory=list)
+    rows: list = field(default_factory=list)  # (text, url, when) of recent items
+
+    def add(self, label, model, *where, url=None, note="", urgent=False):
+        count = db.session.execute(select(func.count(model.id)).where(*where)).scalar()
+        self.entries.append(Entry(label, int(count or 0), url, note, urgent))
+
+
+def _admin_groups() -> list[Group]:
+    needs = Group("需求办理")
+    needs.add("待受理的需求（平台接单）", Need, Need.status == "待受理",
+              url=list_url("need", ("status", EQ, "待受理")))
+    needs.add("待派单的需求（会商派单）", Need, Need.status == "已受理",
+              url=list_url("need", ("status", EQ, "已受理")))
+    needs.add("待回访的需求（回访评单）", Need, Need.status == "已办结",
+              url=list_url("need", ("status", EQ, "已办结")))
+    needs.add("逾期未办结的需求", Need, Need.overdue,
+              url=list_url("need", ("overdue", FLAG, 1)), urgent=True)
+    review = Group("待审核、待确认")
+    review.add("待审核的资源清单", Resource, Resource.status == "待审核",
+               url=list_url("resource", ("status", EQ, "待审核")))
+    review.add("待审核的服务项目", ServiceItem, ServiceItem.status == "待审核",
+               url=list_url("service_item", ("status", EQ, "待审核")))
+    review.add("待审核的微心愿", MicroWish, MicroWish.status == "待审核",
+               url=list_url("micro_wish", ("status", EQ, "待审核")))
+    review.add("待确认的单位报到", UnitRegistration, UnitRegistration.status == "待确认",
+               url=list_url("unit_registration", ("status", EQ, "待确认")))
+    review.add("待确认的党员报到", MemberRegistration, MemberRegistration.status == "待确认",
+               url=list_url("member_registration", ("status", EQ, "待确认")))
+    review.add("待认证的服务记录", ServiceRecord, ServiceRecord.status == "待认证",
+               url=list_url("service_record", ("status", EQ, "待认证")))
+    meetings = Group("联席会议督办")
+    meetings.add("逾期未办结的议定事项", Resolution, Resolution.overdue,
+                 url=list_url("resolution", ("overdue", FLAG, 1)), urgent=True)
+    meetings.add("办理中的议定事项", Resolution, Resolution.status != "已办结",
+                 url=list_url("resolution", ("status", NOT_EQ, "已办结")))
+    return [needs, review, meetings]
+
+
+def _upcoming_meetings(group: Group, today: date) -> None:
+    upcoming = (Meeting.status == "计划中", Meeting.planned_date >= today)
+    group.add("近期计划召开的会议", Meeting, *upcoming,
+              url=list_url("meeting", ("status", EQ, "计划中"),
+                           ("planned_date", GREATER, date.fromordinal(today.toordinal() - 1))))
+    for meeting in db.session.execute(select(Meeting).where(*upcoming).order_by(
+            Meeting.planned_date, Meeting.id).limit(5)).scalars():
+        group.rows.append((meeting.heading, f"/meeting/show/{meeting.id}", meeting.planned_date))
+
+
+def _liaison_groups(unit_id: int) -> list[Group]:
+    today = date.today()
+    mine = Need.assigned_unit_id == unit_id
+    needs = Group("派给本单位的需求")
+    needs.add("待接单（单位接单）", Need, mine, Need.status == "已派单",
+              url=list_url("need", ("assigned_unit", RELATION, unit_id), ("status", EQ, "已派单")))
+    needs.add("办理中，待办结", Need, mine, Need.status == "办理中",
+              url=list_url("need", ("assigned_unit", RELATION, unit_id), ("status", EQ, "办理中")))
+    needs.add("其中已逾期", Need, mine, Need.overdue,
+              url=list_url("need", ("assigned_unit", RELATION, unit_id), ("overdue", FLAG, 1)),
+              urgent=True)
+    drafts = Group("待提交的清单")
+    unsent = ("草稿", "已驳回")
+    drafts.add("资源清单（草稿或被驳回）", Resource, Resource.unit_id == unit_id,
+               Resource.status.in_(unsent),
+               url=list_url("resource", ("unit", RELATION, unit_id), ("status", IN, list(unsent))))
+    drafts.add("服务项目（草稿或被驳回）", ServiceItem, ServiceItem.provider_unit_id == unit_id,
+               ServiceItem.status.in_(unsent),
+               url=list_url("service_item", ("provider_unit", RELATION, unit_id),
+                            ("status", IN, list(unsent))))
+    cobuild = Group("协议与会议")
+    cobuild.add("即将到期的共驻共建协议", Agreement, Agreement.unit_id == unit_id, Agreement.expiring,
+                url=list_url("agreement", ("unit", RELATION, unit_id), ("expiring", FLAG, 1)),
+                urgent=True)
+    cobuild.add("本单位牵头、未办结的议定事项", Resolution, Resolution.lead_unit_id == unit_id,
+                Resolution.status != "已办结",
+                url=list_url("resolution", ("lead_unit", RELATION, unit_id),
+                             ("status", NOT_EQ, "已办结")))
+    _upcoming_meetings(cobuild, today)
+    return [needs, drafts, cobuild]
+
+
+def _member_groups(member_id: int) -> list[Group]:
+    mine = Group("我的服务")
+    mine.add("我认领的服务岗位", PostClaim, PostClaim.member_id == member_id,
+             PostClaim.status == "已认领",
+             url=list_url("post_claim", ("member", RELATION, member_id), ("status", EQ, "已认领")))
+    mine.add("我认领、待实现的微心愿", MicroWish, MicroWish.claimant_member_id == member_id,
+             MicroWish.status == "已认领",
+             url=list_url("micro_wish", ("claimant_member", RELATION, member_id),
+                          ("status", EQ, "已认领")))
+    mine.add("可认领的微心愿", MicroWish, MicroWish.status == "待认领",
+             url=list_url("micro_wish", ("status", EQ, "待认领")))
+    mine.add("派给我的需求（待接单）", Need, Need.status == "已派单",
+             Need.assigned_members.any(id=member_id),
+             url=list_url("need", ("assigned_members", "rel_m_m", member_id),
+                          ("status", EQ, "已派单")))
+    mine.add("待认证的服务记录", ServiceRecord, ServiceRecord.member_id == member_id,
+             ServiceRecord.status == "待认证",
+             url=list_url("service_record", ("member", RELATION, member_id),
+                          ("status", EQ, "待认证")))
+    points = Group("我的积分")
+    total = db.session.execute(select(func.coalesce(func.sum(PointEntry.delta), 0)).where(
+        PointEntry.member_id == member_id, PointEntry.subject_type == "member")).scalar()
+    points.add(f"累计积分 {float(total or 0):g} 分，积分流水", PointEntry,
+               PointEntry.member_id == member_id, PointEntry.subject_type == "member",
+               url=list_url("point_entry", ("member", RELATION, member_id)))
+    return [mine, points]
+
+
+def _audit_groups() -> list[Group]:
+    exports = Group("最近的导出")
+    changes = Group("最近的数据变更")
+    for group, actions in ((exports, ("export", "import")),
+                           (changes, ("create", "update", "delete", "restore", "transition"))):
+        for log in db.session.execute(select(AuditLog).where(AuditLog.action.in_(actions))
+                                      .order_by(AuditLog.id.desc()).limit(RECENT)).scalars():
+            group.rows.append((_describe(log), _record_url(log), log.time))
+    return [exports, changes]
+
+
+def _describe(log: AuditLog) -> str:
+    from app.models.records import AUDIT_ACTIONS
+
+    action = AUDIT_ACTIONS.get(log.action, log.action)
+    what = log.resource or ""
+    if log.action == "export" and log.changes:
+        try:
+            details = json.loads(log.changes)
+        except ValueError:
+            details = {}
+        rows = details.get("rows")
+        what += f"（{rows} 条）" if rows is not None else ""
+    record = f" #{log.record_id}" if log.record_id else ""
+    return f"{log.username or '系统'} {action} {what}{record}"
+
+
+def _record_url(log: AuditLog) -> str | None:
+    if not log.record_id or not log.resource or log.action == "delete":
+        return None
+    url = list_url(log.resource)
+    return url and f"/{log.resource}/show/{log.record_id}"
+
+
+def todo_groups() -> list[Group]:
+    """The to-do list of the acting user: the union of what each of its roles handles."""
+    principal = current_principal()
+    roles = principal.role_names
+    groups: list[Group] = []
+    if roles & ADMIN_ROLES:
+        groups += _admin_groups()
+    if "UnitLiaison" in roles and principal.unit_ids:
+        groups += _liaison_groups(principal.unit_ids[0])
+    if "Member" in roles and principal.member_ids:
+        groups += _member_groups(principal.member_ids[0])
+    if roles & AUDIT_ROLES:
+        groups += _audit_groups()
+    return groups
 
 
 class HomeView(IndexView):
@@ -9,5 +201,7 @@ class HomeView(IndexView):
 
     @expose("/")
     def index(self):
+        user = self.appbuilder.sm.current_user
+        groups = todo_groups() if user is not None and user.is_authenticated else []
         return self.render_template(self.index_template, appbuilder=self.appbuilder,
-                                    role_labels=ROLE_LABELS)
+                                    role_labels=ROLE_LABELS, groups=groups)

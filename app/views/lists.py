@@ -65,7 +65,8 @@ class NeedView(EntityView):
     edit_columns = ["requester_name", "requester_phone", "grid", "category", "title", "content",
                     "urgency"]
     search_columns = ["title", "community", "category", "urgency", "status", "assigned_unit",
-                      "source", "overdue"]
+                      "source", "overdue", "created_on", "closed_on_time", "matched",
+                      "assigned_members"]
     order_columns = ["title", "urgency", "status", "deadline", "created_on"]
     base_order = ("created_on", "desc")
     formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
@@ -107,7 +108,8 @@ class MicroWishView(EntityView):
                     "created_on"]
     add_columns = ["resident_name", "resident_phone", "community", "grid", "content"]
     edit_columns = ["resident_name", "resident_phone", "grid", "content"]
-    search_columns = ["content", "community", "status", "claimant_unit"]
+    search_columns = ["content", "community", "status", "claimant_unit", "created_on",
+                      "claimed_on", "fulfilled_on", "claimant_member"]
     order_columns = ["status", "claimed_on", "fulfilled_on", "created_on"]
     base_order = ("created_on", "desc")
 

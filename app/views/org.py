@@ -33,6 +33,7 @@ class DictionaryView(EntityView):
 
 class UnitView(EntityView):
     model = Unit
+    show_template = "cobuild/unit_show.html"  # + the co-building panel
     list_columns = ["name", "credit_code", "category", "community", "party_org_type",
                     "party_member_count", "leader_name", "status"]
     show_columns = ["name", "credit_code", "category", "community", "address", "party_org_name",
@@ -62,6 +63,7 @@ class UnitView(EntityView):
 
 class MemberView(EntityView):
     model = Member
+    show_template = "cobuild/member_show.html"  # + the co-building panel
     list_columns = ["name", "gender", "id_number_masked", "phone_masked", "community", "work_unit",
                     "category", "status"]
     show_columns = ["name", "gender", "id_number_shown", "phone_shown", "community", "group",

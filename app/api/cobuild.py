@@ -1,0 +1,161 @@
+"""REST resources of co-building, with their workflow moves; the agreement's scanned file and
+the star-rating run are served here too."""
+from flask import request, send_file
+from flask_appbuilder import expose
+from flask_appbuilder.api import safe
+from flask_appbuilder.security.decorators import protect
+
+from app.errors import DomainError
+from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PointRule, PostClaim,
+                                ServicePost, ServiceRecord, StarRating, UnitRegistration)
+from app.services.cobuild import (AGREEMENT_FLOW, MEMBER_REGISTRATION_FLOW, POST_CLAIM_FLOW,
+                                  SERVICE_RECORD_FLOW, STAR_RATING_FLOW, UNIT_REGISTRATION_FLOW,
+                                  agreement_file, compute_ratings, store_agreement_file)
+from app.views.base import EntityApi
+
+STAMPS = ["created_on", "changed_on"]
+
+
+class AgreementApi(EntityApi):
+    model = Agreement
+    workflow = AGREEMENT_FLOW
+    list_columns = show_columns = [
+        "id", "community_id", "unit_id", "title", "signed_on", "valid_from", "valid_to",
+        "yearly_target", "commitments", "file_name", "file_type", "file_size",
+        "file_uploaded_on", "status", "expiring", "terminate_reason", "terminated_on", *STAMPS]
+    add_columns = edit_columns = ["community", "unit", "title", "valid_from", "valid_to",
+                                  "yearly_target", "commitments"]
+    search_columns = ["title", "community", "unit", "status"]
+    permission_of = {"upload_file": "edit", "download_file": "read"}
+
+    @expose("/<int:pk>/file", methods=["POST"])
+    @protect()
+    @safe
+    def upload_file(self, pk):
+        """Upload the scanned signed agreement (multipart field `file`)."""
+        agreement = self.datamodel.get(pk)
+        if agreement is None:
+            return self.response_404()
+        sent = request.files.get("file")
+        try:
+            store_agreement_file(self.datamodel.session, agreement,
+                                 sent.filename if sent else None, sent.stream if sent else None)
+        except DomainError as exc:
+            self.datamodel.session.rollback()
+            return self.response_422(message=str(exc))
+        return self.response(200, result=self.show_model_schema.dump(agreement))
+
+    @expose("/<int:pk>/file", methods=["GET"])
+    @protect()
+    @safe
+    def download_file(self, pk):
+        """The scanned agreement, for those who may read the agreement."""
+        agreement = self.datamodel.get(pk)
+        found = agreement_file(agreement) if agreement is not None else None
+        if found is None:
+            return self.response_404()
+        path, mimetype = found
+        return send_file(path, mimetype=mimetype, as_attachment=True,
+                         download_name=agreement.file_name or path.name)
+
+
+class UnitRegistrationApi(EntityApi):
+    model = UnitRegistration
+    workflow = UNIT_REGISTRATION_FLOW
+    list_columns = show_columns = [
+        "id", "unit_id", "community_id", "registered_on", "receipt_no", "status",
+        "confirmed_on", "cancel_reason", *STAMPS]
+    add_columns = edit_columns = ["unit", "registered_on"]
+    search_columns = ["receipt_no", "unit", "community", "status"]
+
+
+class MemberRegistrationApi(EntityApi):
+    model = MemberRegistration
+    workflow = MEMBER_REGISTRATION_FLOW
+    list_columns = show_columns = [
+        "id", "member_id", "community_id", "group_id", "registered_on", "certificate_no",
+        "status", "confirmed_on", "transferred_on", "transfer_note", "cancel_reason", *STAMPS]
+    add_columns = edit_columns = ["member", "community", "group", "registered_on"]
+    search_columns = ["certificate_no", "member", "community", "status"]
+
+
+class ServicePostApi(EntityApi):
+    model = ServicePost
+    list_columns = show_columns = [
+        "id", "community_id", "name", "category_id", "skill", "headcount", "claimed",
+        "description", "active", *STAMPS]
+    add_columns = edit_columns = ["community", "name", "category", "skill", "headcount",
+                                  "description", "active"]
+    search_columns = ["name", "community", "category", "active"]
+
+
+class PostClaimApi(EntityApi):
+    model = PostClaim
+    workflow = POST_CLAIM_FLOW
+    list_columns = show_columns = ["id", "member_id", "post_id", "claimed_on", "status",
+                                   "withdrawn_on", *STAMPS]
+    add_columns = ["member", "post", "claimed_on"]
+    edit_columns = ["claimed_on"]
+    search_columns = ["member", "post", "status"]
+
+
+class ServiceRecordApi(EntityApi):
+    model = ServiceRecord
+    workflow = SERVICE_RECORD_FLOW
+    list_columns = show_columns = [
+        "id", "member_id", "served_on", "hours", "post_id", "service_item_id", "need_id",
+        "micro_wish_id", "description", "status", "certified_on", "reject_reason",
+        "revoke_reason", "pay_cycle", *STAMPS]
+    add_columns = edit_columns = ["member", "served_on", "hours", "post", "service_item", "need",
+                                  "micro_wish", "description"]
+    search_columns = ["member", "post", "status", "served_on"]
+
+
+class PointRuleApi(EntityApi):
+    model = PointRule
+    list_columns = show_columns = ["id", "code", "name", "subject", "event", "points_per_event",
+                                   "points_per_hour", "description", "active"]
+    add_columns = edit_columns = ["code", "name", "subject", "event", "points_per_event",
+                                  "points_per_hour", "description", "active"]
+    search_columns = ["code", "name", "subject", "event", "active"]
+
+
+class PointEntryApi(EntityApi):
+    """The ledger, read-only."""
+
+    model = PointEntry
+    exclude_route_methods = {"post", "put", "delete"}
+    list_columns = show_columns = [
+        "id", "subject_type", "member_id", "unit_id", "rule_id", "kind", "delta", "reason",
+        "source_type", "source_id", "cycle", "period", "community_id", "operator_id",
+        "created_on"]
+    search_columns = ["subject_type", "member", "unit", "rule", "kind", "period", "source_type",
+                      "source_id"]
+
+
+class StarRatingApi(EntityApi):
+    """Ratings come from the run (`POST /api/v1/star_rating/compute`), then are moved."""
+
+    model = StarRating
+    workflow = STAR_RATING_FLOW
+    exclude_route_methods = {"post", "put", "delete"}
+    list_columns = show_columns = [
+        "id", "subject_type", "unit_id", "member_id", "period", "period_kind", "score", "stars",
+        "eligible", "note", "inputs", "thresholds", "status", "computed_on", "reviewed_on",
+        "published_on"]
+    search_columns = ["subject_type", "unit", "member", "period", "stars", "status"]
+    permission_of = {"compute": "compute"}
+
+    @expose("/compute", methods=["POST"])
+    @protect()
+    @safe
+    def compute(self):
+        """Compute a period's ratings: JSON body {"period": "2026Q1"} (or "2026")."""
+        body = request.get_json(silent=True) or {}
+        try:
+            done = compute_ratings(self.datamodel.session, str(body.get("period", "")))
+        except DomainError as exc:
+            return self.response_422(message=str(exc))
+        return self.response(200, result={"period": done["period"].code, "units": done["unit"],
+                                          "members": done["member"],
+                                          "not_rated": done["not_rated"]})

@@ -1,0 +1,442 @@
+"""The figures of DOMAIN.md §5, one function per figure: ``figure(session, period, org_id=None)
+-> rows`` (a list of dicts). Each is computed by GROUP BY / aggregates in SQL through the
+session, whose reads are already scoped to whoever is viewing (`app.security.scope`): a
+liaison's figures are its unit's, a community admin's its community's, with nothing to do here.
+`org_id` narrows to a node's subtree by the same predicate the drill-down lists filter with
+(`placed_under`, the models' own scope declarations), so a figure and its list agree.
+
+The meetings' figures are the meetings service's (`app.services.meetings`); they are called
+here, not re-implemented.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import and_, case, extract, func, literal_column, select, true
+
+from app.errors import DomainError
+from app.models.cobuild import (MemberRegistration, PointEntry, ServiceRecord, StarRating,
+                                UnitRegistration)
+from app.models.lists import (NEED_DONE, NEED_STATUSES, WISH_PUBLISHED, MicroWish, Need,
+                              Resource, ServiceItem)
+from app.models.org import Dictionary, Member, Organization, Unit
+from app.security.scope import current_principal, owner_clause, placed_under
+from app.services import meetings as meeting_figures
+
+# --- periods ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """A year (2026), a quarter (2026Q3) or a month (2026-07): first and last day, inclusive."""
+
+    code: str
+    start: date
+    end: date
+
+    @property
+    def kind(self) -> str:
+        if self.start.month == 1 and self.end.month == 12:
+            return "year"
+        return "quarter" if self.start.month != self.end.month else "month"
+
+    @property
+    def year(self) -> int:
+        return self.start.year
+
+    @property
+    def label(self) -> str:
+        if self.kind == "year":
+            return f"{self.year}年"
+        if self.kind == "quarter":
+            return f"{self.year}年第{(self.start.month - 1) // 3 + 1}季度"
+        return f"{self.year}年{self.start.month}月"
+
+    @property
+    def begins(self) -> datetime:
+        return datetime.combine(self.start, time.min)
+
+    @property
+    def ends(self) -> datetime:
+        """The first moment after the period (exclusive bound of a date-time column)."""
+        return datetime.combine(self.end + timedelta(days=1), time.min)
+
+    @property
+    def quarters(self) -> list[str]:
+        """The ledger's quarters the period falls in (a month: the quarter it is part of)."""
+        first, last = (self.start.month - 1) // 3 + 1, (self.end.month - 1) // 3 + 1
+        return [f"{self.year}Q{q}" for q in range(first, last + 1)]
+
+    @property
+    def rating_period(self) -> str:
+        """The star ratings of the period: the year's award, or the quarter's rating."""
+        return str(self.year) if self.kind == "year" else self.quarters[0]
+
+    @property
+    def months(self) -> list[tuple[int, int]]:
+        return [(self.year, m) for m in range(self.start.month, self.end.month + 1)]
+
+    def contains(self, moment: datetime) -> bool:
+        return self.begins <= moment < self.ends
+
+
+def parse_period(text: str | None, today: date | None = None) -> Period:
+    """'2026', '2026Q3' or '2026-07' (the meetings' parser); empty means this year."""
+    today = today or date.today()
+    raw = (text or "").strip() or str(today.year)
+    start, end = meeting_figures.parse_period(raw)
+    if start.month == 1 and end.month == 12:
+        code = str(start.year)
+    elif start.month != end.month:
+        code = f"{start.year}Q{(start.month - 1) // 3 + 1}"
+    else:
+        code = f"{start.year}-{start.month:02d}"
+    return Period(code, start, end)
+
+
+def period_choices(today: date | None = None) -> list[Period]:
+    """What the period box offers: this year and last, their quarters, the last 12 months."""
+    today = today or date.today()
+    this_quarter = (today.month - 1) // 3 + 1
+    codes = [str(today.year), str(today.year - 1)]
+    codes += [f"{today.year}Q{q}" for q in range(this_quarter, 0, -1)]
+    codes += [f"{today.year - 1}Q{q}" for q in range(4, 0, -1)]
+    year, month = today.year, today.month
+    for _ in range(12):
+        codes.append(f"{year}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return [parse_period(code, today) for code in codes]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def org_path(session, org_id: int | None) -> str | None:
+    """The materialised path of the chosen node (read through the session: within scope)."""
+    if org_id is None:
+        return None
+    path = session.execute(select(Organization.path).where(Organization.id == org_id)).scalar()
+    if path is None:
+        raise DomainError("所选党组织不存在或超出您的数据范围", "org")
+    return path
+
+
+def _under(session, model, org_id):
+    path = org_path(session, org_id)
+    return true() if path is None else placed_under(model, path)
+
+
+def _in_period(column, period: Period):
+    """A date-time column within the period (as the drill-down's greater/smaller filters)."""
+    return and_(column >= period.begins, column < period.ends)
+
+
+def _count_if(condition):
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def ratio(part, whole):
+    return round(part / whole, 4) if whole else None
+
+
+def _community_names(session, ids) -> dict[int, str]:
+    ids = [i for i in ids if i is not None]
+    if not ids:
+        return {}
+    return dict(session.execute(select(Organization.id, Organization.name)
+                                .where(Organization.id.in_(ids))).all())
+
+
+def _month_keys(column):
+    return extract("year", column), extract("month", column)
+
+
+def _seconds_between(session, start, end):
+    """end − start in seconds, in the database's own arithmetic."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return extract("epoch", end - start)
+    if dialect in ("mysql", "mariadb"):
+        return func.timestampdiff(literal_column("SECOND"), start, end)
+    return (func.julianday(end) - func.julianday(start)) * 86400
+
+
+# --- the three lists ----------------------------------------------------------------------------
+
+def _by_category_and_status(session, model, period, org_id, in_period):
+    stmt = (select(model.category_id, Dictionary.label, model.status, func.count(model.id))
+            .select_from(model).outerjoin(Dictionary, Dictionary.id == model.category_id)
+            .where(in_period, _under(session, model, org_id))
+            .group_by(model.category_id, Dictionary.label, model.status))
+    rows = [{"category_id": c, "category": label or "—", "status": s, "count": int(n)}
+            for c, label, s, n in session.execute(stmt)]
+    return sorted(rows, key=lambda r: (r["category"], r["status"]))
+
+
+def resources_by_category_and_status(session, period: Period, org_id=None):
+    """资源清单 of the period's year, by category and status."""
+    return _by_category_and_status(session, Resource, period, org_id,
+                                   Resource.year == period.year)
+
+
+def service_items_by_category_and_status(session, period: Period, org_id=None):
+    """服务清单 of the period's year, by category and status."""
+    return _by_category_and_status(session, ServiceItem, period, org_id,
+                                   ServiceItem.year == period.year)
+
+
+def needs_by_category_and_status(session, period: Period, org_id=None):
+    """需求清单 raised in the period, by category and status."""
+    return _by_category_and_status(session, Need, period, org_id,
+                                   _in_period(Need.created_on, period))
+
+
+# The five-step loop as a funnel: how many needs reached each step (DOMAIN.md §3).
+FUNNEL = [
+    ("群众接单", tuple(NEED_STATUSES)),
+    ("平台接单", ("已受理", "已派单", "办理中", "已办结", "已回访")),
+    ("会商派单", ("已派单", "办理中", "已办结", "已回访")),
+    ("单位接单", ("办理中", "已办结", "已回访")),
+    ("办结", NEED_DONE),
+    ("回访评单", ("已回访",)),
+]
+
+
+def need_funnel(session, period: Period, org_id=None):
+    """Needs raised in the period that reached each step of the loop (one GROUP BY status)."""
+    stmt = (select(Need.status, func.count(Need.id))
+            .where(_in_period(Need.created_on, period), _under(session, Need, org_id))
+            .group_by(Need.status))
+    by_status = {status: int(n) for status, n in session.execute(stmt)}
+    return [{"stage": stage, "statuses": list(statuses),
+             "count": sum(by_status.get(s, 0) for s in statuses)} for stage, statuses in FUNNEL]
+
+
+def _needs_in(session, period, org_id):
+    return and_(_in_period(Need.created_on, period), _under(session, Need, org_id))
+
+
+def need_completion_rate(session, period: Period, org_id=None):
+    """办结率: needs raised in the period and not rejected, and how many of them are closed
+    (已办结 or 已回访)."""
+    stmt = (select(func.count(Need.id), _count_if(Need.status.in_(NEED_DONE)))
+            .where(_needs_in(session, period, org_id), Need.status != "已驳回"))
+    needs, closed = (int(v) for v in session.execute(stmt).one())
+    return [{"needs": needs, "closed": closed, "rate": ratio(closed, needs)}]
+
+
+def need_on_time_rate(session, period: Period, org_id=None):
+    """按期办结率: of the closed needs raised in the period, those closed by their deadline."""
+    stmt = (select(func.count(Need.id), _count_if(Need.closed_on_time))
+            .where(_needs_in(session, period, org_id), Need.status.in_(NEED_DONE)))
+    closed, on_time = (int(v) for v in session.execute(stmt).one())
+    return [{"closed": closed, "on_time": on_time, "rate": ratio(on_time, closed)}]
+
+
+def need_mean_time_to_close(session, period: Period, org_id=None):
+    """Mean time from intake (群众接单) to 办结, in hours, over the closed needs."""
+    seconds = _seconds_between(session, Need.created_on, Need.completed_on)
+    stmt = (select(func.count(Need.id), func.avg(seconds))
+            .where(_needs_in(session, period, org_id), Need.status.in_(NEED_DONE),
+                   Need.completed_on.is_not(None)))
+    closed, mean = session.execute(stmt).one()
+    return [{"closed": int(closed),
+             "hours": None if mean is None else round(float(mean) / 3600, 1)}]
+
+
+def need_mean_satisfaction(session, period: Period, org_id=None):
+    """Mean satisfaction (1–5) of the needs visited back (已回访)."""
+    stmt = (select(func.count(Need.id), func.avg(Need.satisfaction))
+            .where(_needs_in(session, period, org_id), Need.status == "已回访"))
+    rated, mean = session.execute(stmt).one()
+    return [{"rated": int(rated), "mean": None if mean is None else round(float(mean), 2)}]
+
+
+def needs_by_community(session, period: Period, org_id=None):
+    """Per community: needs raised in the period, closed, and overdue now."""
+    stmt = (select(Need.community_id, func.count(Need.id),
+                   _count_if(Need.status.in_(NEED_DONE)), _count_if(Need.overdue))
+            .where(_needs_in(session, period, org_id)).group_by(Need.community_id))
+    rows = session.execute(stmt).all()
+    names = _community_names(session, [r[0] for r in rows])
+    result = [{"community_id": c, "community": names.get(c, f"#{c}"), "needs": int(n),
+               "closed": int(done), "overdue": int(late)} for c, n, done, late in rows]
+    return sorted(result, key=lambda r: (r["community"], r["community_id"]))
+
+
+OVERDUE_LIST_LIMIT = 20
+
+
+def overdue_needs(session, period: Period, org_id=None, limit: int = OVERDUE_LIST_LIMIT):
+    """The overdue list: needs raised in the period, past their deadline and not closed,
+    the longest overdue first (its count is `needs_by_community`'s overdue column)."""
+    stmt = (select(Need.id, Need.title, Need.community_id, Need.status, Need.urgency,
+                   Need.deadline, Need.assigned_unit_id)
+            .where(_needs_in(session, period, org_id), Need.overdue)
+            .order_by(Need.deadline, Need.id).limit(limit))
+    rows = session.execute(stmt).all()
+    names = _community_names(session, [r.community_id for r in rows])
+    units = dict(session.execute(select(Unit.id, Unit.name).where(
+        Unit.id.in_([r.assigned_unit_id for r in rows if r.assigned_unit_id]))).all()) \
+        if rows else {}
+    return [{"id": r.id, "title": r.title, "community": names.get(r.community_id, ""),
+             "status": r.status, "urgency": r.urgency, "deadline": r.deadline,
+             "unit": units.get(r.assigned_unit_id, "")} for r in rows]
+
+
+def need_match_rate(session, period: Period, org_id=None):
+    """匹配率: needs raised in the period and not rejected, and those linked to a service item."""
+    stmt = (select(func.count(Need.id), _count_if(Need.matched))
+            .where(_needs_in(session, period, org_id), Need.status != "已驳回"))
+    needs, matched = (int(v) for v in session.execute(stmt).one())
+    return [{"needs": needs, "matched": matched, "rate": ratio(matched, needs)}]
+
+
+WISH_CLAIMED = ("已认领", "已实现", "已确认")
+
+
+def wish_claim_rate(session, period: Period, org_id=None):
+    """认领率: micro-wishes posted in the period and published, and those claimed."""
+    stmt = (select(func.count(MicroWish.id), _count_if(MicroWish.status.in_(WISH_CLAIMED)))
+            .where(_in_period(MicroWish.created_on, period), MicroWish.status.in_(WISH_PUBLISHED),
+                   _under(session, MicroWish, org_id)))
+    published, claimed = (int(v) for v in session.execute(stmt).one())
+    return [{"published": published, "claimed": claimed, "rate": ratio(claimed, published)}]
+
+
+def wishes_per_month(session, period: Period, org_id=None):
+    """Micro-wishes posted, claimed and fulfilled in each month of the period (by the date of
+    each step)."""
+    counts: dict[tuple[int, int], dict[str, int]] = {ym: {} for ym in period.months}
+    for key, column in (("posted", MicroWish.created_on), ("claimed", MicroWish.claimed_on),
+                        ("fulfilled", MicroWish.fulfilled_on)):
+        year, month = _month_keys(column)
+        stmt = (select(year, month, func.count(MicroWish.id))
+                .where(_in_period(column, period), _under(session, MicroWish, org_id))
+                .group_by(year, month))
+        for y, m, n in session.execute(stmt):
+            counts.setdefault((int(y), int(m)), {})[key] = int(n)
+    return [{"month": f"{y}-{m:02d}", "posted": c.get("posted", 0), "claimed": c.get("claimed", 0),
+             "fulfilled": c.get("fulfilled", 0)} for (y, m), c in sorted(counts.items())]
+
+
+# --- co-building: registration, points, stars, service hours --------------------------------------
+
+def registration_rates(session, period: Period, org_id=None):
+    """报到率 per community, at the end of the period: units in the register and those
+    registered (单位报到 已报到), in-service members living there and registrations confirmed
+    there (党员报到 已报到)."""
+    # The unit directory is readable by everyone: count the units one answers for.
+    units = (select(Unit.community_id, func.count(Unit.id))
+             .where(Unit.status == "在册", owner_clause(Unit, current_principal()),
+                    _under(session, Unit, org_id)).group_by(Unit.community_id))
+    unit_regs = (select(UnitRegistration.community_id, func.count(UnitRegistration.id))
+                 .where(UnitRegistration.status == "已报到",
+                        UnitRegistration.registered_on <= period.end,
+                        _under(session, UnitRegistration, org_id))
+                 .group_by(UnitRegistration.community_id))
+    members = (select(Member.community_id, func.count(Member.id))
+               .where(Member.category == "在职", Member.status == "正常",
+                      _under(session, Member, org_id)).group_by(Member.community_id))
+    member_regs = (select(MemberRegistration.community_id, func.count(MemberRegistration.id))
+                   .where(MemberRegistration.status == "已报到",
+                          MemberRegistration.registered_on <= period.end,
+                          _under(session, MemberRegistration, org_id))
+                   .group_by(MemberRegistration.community_id))
+    merged: dict[int, dict[str, int]] = {}
+    for key, stmt in (("units", units), ("registered_units", unit_regs),
+                      ("members", members), ("registered_members", member_regs)):
+        for community_id, n in session.execute(stmt):
+            merged.setdefault(community_id, {})[key] = int(n)
+    names = _community_names(session, merged)
+    rows = []
+    for community_id, c in merged.items():
+        row = {"community_id": community_id,
+               "community": names.get(community_id, f"#{community_id}")}
+        row.update({k: c.get(k, 0) for k in ("units", "registered_units", "members",
+                                              "registered_members")})
+        row["unit_rate"] = ratio(row["registered_units"], row["units"])
+        row["member_rate"] = ratio(row["registered_members"], row["members"])
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["community"], r["community_id"]))
+
+
+LEADERBOARD_SIZE = 10
+
+
+def _leaderboard(session, period, org_id, subject: str, limit: int):
+    column = PointEntry.member_id if subject == "member" else PointEntry.unit_id
+    model = Member if subject == "member" else Unit
+    total = func.sum(PointEntry.delta)
+    stmt = (select(column, total, func.count(PointEntry.id))
+            .where(PointEntry.subject_type == subject, PointEntry.period.in_(period.quarters),
+                   _under(session, PointEntry, org_id))
+            .group_by(column).order_by(total.desc(), column).limit(limit))
+    rows = session.execute(stmt).all()
+    # Names apart: the ledger's scope anchors are correlated subqueries on the subject's table.
+    names = dict(session.execute(select(model.id, model.name).where(
+        model.id.in_([r[0] for r in rows]))).all()) if rows else {}
+    return [{"id": i, "name": names.get(i) or f"#{i}", "points": float(points or 0),
+             "entries": int(n)} for i, points, n in rows]
+
+
+def member_points_leaderboard(session, period: Period, org_id=None, limit=LEADERBOARD_SIZE):
+    """积分排行 of members: the ledger's net points of the period's quarters."""
+    return _leaderboard(session, period, org_id, "member", limit)
+
+
+def unit_points_leaderboard(session, period: Period, org_id=None, limit=LEADERBOARD_SIZE):
+    """积分排行 of units: the ledger's net points of the period's quarters."""
+    return _leaderboard(session, period, org_id, "unit", limit)
+
+
+def star_distribution(session, period: Period, org_id=None):
+    """星级分布 per community: ratings of the period (the year's award for a year, else the
+    quarter's rating) by subject type and stars (None: not rated)."""
+    # The subject's community, per rating first (a subquery), then counted.
+    community = func.coalesce(
+        select(Unit.community_id).where(Unit.id == StarRating.unit_id)
+        .correlate_except(Unit).scalar_subquery(),
+        select(Member.community_id).where(Member.id == StarRating.member_id)
+        .correlate_except(Member).scalar_subquery())
+    rated = (select(community.label("community_id"), StarRating.subject_type, StarRating.stars)
+             .where(StarRating.period == period.rating_period,
+                    _under(session, StarRating, org_id)).subquery())
+    stmt = (select(rated.c.community_id, rated.c.subject_type, rated.c.stars, func.count())
+            .group_by(rated.c.community_id, rated.c.subject_type, rated.c.stars))
+    rows = session.execute(stmt).all()
+    names = _community_names(session, [r[0] for r in rows])
+    result = [{"community_id": c, "community": names.get(c, "—"), "subject_type": kind,
+               "stars": stars, "count": int(n)} for c, kind, stars, n in rows]
+    return sorted(result, key=lambda r: (r["community"], r["subject_type"], r["stars"] or 0))
+
+
+def service_hours_per_month(session, period: Period, org_id=None):
+    """Certified service hours (and records) per month of service."""
+    year, month = _month_keys(ServiceRecord.served_on)
+    stmt = (select(year, month, func.sum(ServiceRecord.hours), func.count(ServiceRecord.id))
+            .where(ServiceRecord.status == "已认证",
+                   ServiceRecord.served_on.between(period.start, period.end),
+                   _under(session, ServiceRecord, org_id))
+            .group_by(year, month))
+    found = {(int(y), int(m)): (float(h or 0), int(n)) for y, m, h, n in session.execute(stmt)}
+    return [{"month": f"{y}-{m:02d}", "hours": found.get((y, m), (0.0, 0))[0],
+             "records": found.get((y, m), (0.0, 0))[1]} for y, m in period.months]
+
+
+# --- joint meetings: the meetings service's figures --------------------------------------------
+
+def meetings_held_vs_planned(session, period: Period, org_id=None):
+    return meeting_figures.meetings_held_vs_planned(session, period.start, period.end, org_id)
+
+
+def meeting_attendance_rate(session, period: Period, org_id=None):
+    return meeting_figures.attendance_rate(session, period.start, period.end, org_id)
+
+
+def leader_compliance(session, period: Period, org_id=None):
+    return meeting_figures.leader_compliance(session, period.start, period.end, org_id)
+
+
+def resolutions_on_time(session, period: Period, org_id=None):
+    return meeting_figures.resolution_figures(session, period.start, period.end, org_id)

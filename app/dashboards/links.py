@@ -1,0 +1,84 @@
+"""Drill-down links: from a figure's bar or card to the list of the rows behind it.
+
+A link is the entity's own list page with Flask-AppBuilder filter arguments
+(``/need/list/?_flt_3_status=已派单``). FAB silently drops an argument on a column its view does
+not search, which would show every row under a figure that counted a few: so each filter is
+looked up in the view's own search filters (its index there is the ``_flt_<index>_`` number),
+and a link that cannot be made exact is not made at all (None).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from urllib.parse import urlencode
+
+from flask import current_app
+
+from app.dashboards.figures import Period, parse_period
+
+EQ, NOT_EQ, IN, GREATER, SMALLER = "eq", "neq", "in", "gt", "lt"
+RELATION, FLAG, WITHIN = "rel_o_m", "flag", "within"
+JUST_BEFORE = timedelta(microseconds=1)
+
+
+def _view_of(resource: str):
+    for view in current_app.appbuilder.baseviews:
+        if getattr(view, "route_base", None) == f"/{resource}" and \
+                getattr(view, "_filters", None) is not None:
+            return view
+    return None
+
+
+def _text(value) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def list_url(resource: str, *filters: tuple[str, str, object]) -> str | None:
+    """`/<resource>/list/` filtered by (column, filter arg name, value) triples — a list value
+    gives an IN filter several values — or None when the user may not open that list or its
+    view does not offer one of the filters."""
+    view = _view_of(resource)
+    if view is None or not current_app.appbuilder.sm.has_access("can_read",
+                                                                view.class_permission_name):
+        return None
+    offered = view._filters.get_search_filters()
+    args = []
+    for column, arg_name, value in filters:
+        index = next((i for i, flt in enumerate(offered.get(column, ()))
+                      if flt.arg_name == arg_name), None)
+        if index is None or index > 9:  # FAB reads a one-digit index
+            return None
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            args.append((f"_flt_{index}_{column}", _text(item)))
+    return f"/{resource}/list/" + (f"?{urlencode(args)}" if args else "")
+
+
+# --- the pieces figures share -------------------------------------------------------------------
+
+def during(column: str, period: Period, datetime_column: bool = True) -> list[tuple]:
+    """A column within the period, as the list's greater-than and smaller-than filters: the
+    figures count `begins <= column < ends` (date-times) or `start <= column <= end` (dates)."""
+    if datetime_column:
+        return [(column, GREATER, period.begins - JUST_BEFORE), (column, SMALLER, period.ends)]
+    return [(column, GREATER, period.start - timedelta(days=1)),
+            (column, SMALLER, period.end + timedelta(days=1))]
+
+
+def under(org_id: int | None) -> list[tuple]:
+    return [("within", WITHIN, org_id)] if org_id else []
+
+
+def month_period(month: str) -> Period:
+    """'2026-07' as a period (one bar of a per-month chart)."""
+    return parse_period(month)
+
+
+def quarter_within(quarter: str, period: Period) -> Period:
+    """The part of a quarter ('2026Q3') inside the period (one bar of a per-quarter chart)."""
+    part = parse_period(quarter)
+    return Period(part.code, max(part.start, period.start), min(part.end, period.end))

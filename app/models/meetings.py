@@ -1,0 +1,640 @@
+"""Joint meetings (联席会议): joint bodies of a Party organisation and its resident units, their
+meetings on a cadence, attendance, agenda items, resolutions and their supervision (督办)
+(DOMAIN.md §1, §2).
+
+Everything here sits where the body's host organisation sits: a meeting and its children are
+placed by a correlated subquery up to `joint_body.host_id`. A liaison sees the bodies its unit
+belongs to (through `body_member`) and their meetings; resolutions its unit leads or co-leads,
+and their supervision notes. The lead unit's liaison writes its progress reports itself: such a
+note carries the reporting unit (`unit_id`), which puts it in the liaison's own scope, while the
+host's supervision notes carry none and stay the host's.
+"""
+from __future__ import annotations
+
+from calendar import monthrange
+from datetime import date
+
+from sqlalchemy import (Boolean, Column, Date, ForeignKey, Integer, String, Table, Text, and_,
+                        or_, select)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import object_session, relationship
+from sqlalchemy.orm.attributes import get_history
+
+from app.errors import DomainError
+from app.i18n import N_
+from app.models.base import Entity, Model, Scope, caption, status_is_version
+from app.models.org import Organization, Unit
+
+# Host organisation type -> the body's level (DOMAIN.md: 区/街道/社区).
+LEVEL_OF_HOST = {"district": "区", "street": "街道", "community": "社区"}
+BODY_LEVELS = {"区": N_("区"), "街道": N_("街道"), "社区": N_("社区")}
+MEMBER_ROLES = {s: N_(s) for s in ("召集人", "副召集人", "成员单位", "兼职委员")}
+MEETING_TYPES = {s: N_(s) for s in ("旬例会", "月推进会", "季研讨会", "年总结会", "临时会议")}
+# The meetings each unit's 一把手 attends in person (DOMAIN.md §1).
+LEADER_MEETINGS = ("季研讨会", "年总结会")
+MEETING_STATUSES = {s: N_(s) for s in ("计划中", "已召开", "已取消")}
+ATTENDEE_LEVELS = {s: N_(s) for s in ("一把手", "分管领导", "党务干部", "其他")}
+ATTENDANCE_STATUSES = {s: N_(s) for s in ("出席", "迟到", "请假", "缺席")}
+PRESENT = ("出席", "迟到")
+RESOLUTION_STATUSES = {s: N_(s) for s in ("待办", "办理中", "已办结")}
+DONE = "已办结"
+
+resolution_co_unit = Table(
+    "resolution_co_unit", Model.metadata,
+    Column("resolution_id", Integer, ForeignKey("resolution.id"), primary_key=True),
+    Column("unit_id", Integer, ForeignKey("unit.id"), primary_key=True, index=True),
+)
+
+
+# --- where rows sit: correlated subqueries on Core tables (scope criteria stay out of them) --
+
+def _host_of_body(body_id):
+    body = JointBody.__table__
+    return select(body.c.host_id).where(body.c.id == body_id).scalar_subquery()
+
+
+def _host_of_meeting(meeting_id):
+    body, meeting = JointBody.__table__, Meeting.__table__
+    return (select(body.c.host_id).select_from(meeting.join(body, body.c.id == meeting.c.body_id))
+            .where(meeting.c.id == meeting_id).scalar_subquery())
+
+
+def _host_of_resolution(resolution_id):
+    body, meeting, res = JointBody.__table__, Meeting.__table__, Resolution.__table__
+    return (select(body.c.host_id)
+            .select_from(res.join(meeting, meeting.c.id == res.c.meeting_id)
+                         .join(body, body.c.id == meeting.c.body_id))
+            .where(res.c.id == resolution_id).scalar_subquery())
+
+
+def bodies_of_units(unit_ids):
+    """The bodies the units belong to (live memberships)."""
+    member = BodyMember.__table__
+    return select(member.c.body_id).where(member.c.unit_id.in_(unit_ids),
+                                          member.c.deleted_on.is_(None))
+
+
+def _meetings_of_units(unit_ids):
+    meeting = Meeting.__table__
+    return select(meeting.c.id).where(meeting.c.body_id.in_(bodies_of_units(unit_ids)))
+
+
+def _resolutions_of_units(unit_ids):
+    """Resolutions the units lead or co-lead."""
+    res, co = Resolution.__table__, resolution_co_unit
+    return select(res.c.id).where(or_(
+        res.c.lead_unit_id.in_(unit_ids),
+        res.c.id.in_(select(co.c.resolution_id).where(co.c.unit_id.in_(unit_ids)))))
+
+
+def _in_member_bodies(column):
+    """A `shared` rule: rows of the bodies one's unit belongs to (read only)."""
+    return lambda p: column().in_(bodies_of_units(p.unit_ids)) if p.unit_ids else None
+
+
+def _of_member_meetings(column):
+    return lambda p: column().in_(_meetings_of_units(p.unit_ids)) if p.unit_ids else None
+
+
+# The cadence of DOMAIN.md §2: 旬例会 on the 1st, 11th and 21st, 月推进会 on the 25th, 季研讨会 on
+# the 25th of a quarter's last month, 年总结会 on 20 December.
+CADENCE_DEFAULTS = {
+    "xun_enabled": True, "xun_days": "1,11,21", "monthly_enabled": True, "monthly_day": 25,
+    "quarterly_enabled": True, "quarterly_day": 25, "yearly_enabled": True, "yearly_month": 12,
+    "yearly_day": 20,
+}
+
+
+# --- the models ------------------------------------------------------------------------------
+
+class JointBody(Entity):
+    __tablename__ = "joint_body"
+    __label__ = N_("联席会")
+    __scope__ = Scope(org=(lambda: JointBody.host_id,),
+                      shared=(_in_member_bodies(lambda: JointBody.id),))
+    __choices__ = {"host": lambda: Organization.type.in_(tuple(LEVEL_OF_HOST))}
+
+    name = Column(String(100), nullable=False, index=True, info=caption("联席会名称"))
+    level = Column(String(4), nullable=False, default="社区", index=True,
+                   info=caption("层级", choices=BODY_LEVELS))
+    host_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
+                     info=caption("主办党组织"))
+    description = Column(Text, info=caption("简介"))
+    # The cadence (DOMAIN.md §2), configurable per body; each type may be switched off.
+    xun_enabled = Column(Boolean, nullable=False, default=True, info=caption("召开旬例会"))
+    xun_days = Column(String(32), nullable=False, default=CADENCE_DEFAULTS["xun_days"],
+                      info=caption("旬例会日期（每月几日，逗号分隔）"))
+    monthly_enabled = Column(Boolean, nullable=False, default=True, info=caption("召开月推进会"))
+    monthly_day = Column(Integer, nullable=False, default=CADENCE_DEFAULTS["monthly_day"],
+                         info=caption("月推进会日期（每月几日）"))
+    quarterly_enabled = Column(Boolean, nullable=False, default=True, info=caption("召开季研讨会"))
+    quarterly_day = Column(Integer, nullable=False, default=CADENCE_DEFAULTS["quarterly_day"],
+                           info=caption("季研讨会日期（季末月几日）"))
+    yearly_enabled = Column(Boolean, nullable=False, default=True, info=caption("召开年总结会"))
+    yearly_month = Column(Integer, nullable=False, default=CADENCE_DEFAULTS["yearly_month"],
+                          info=caption("年总结会月份"))
+    yearly_day = Column(Integer, nullable=False, default=CADENCE_DEFAULTS["yearly_day"],
+                        info=caption("年总结会日期"))
+
+    host = relationship("Organization", info=caption("主办党组织"))
+    members = relationship("BodyMember", back_populates="body", order_by="BodyMember.id",
+                           info=caption("成员单位"))
+
+    def validate(self, session) -> None:
+        host = self.host
+        if host is None:
+            raise DomainError("请选择主办党组织", "host")
+        if host.type not in LEVEL_OF_HOST:
+            raise DomainError("主办党组织须是区委、街道党工委或社区党组织", "host")
+        self.level = LEVEL_OF_HOST[host.type]
+        for key, default in CADENCE_DEFAULTS.items():  # column defaults come only at the insert
+            if getattr(self, key) is None:
+                setattr(self, key, default)
+        self.xun_days = ",".join(str(d) for d in self.xun_day_list())
+        for value, label in ((self.monthly_day, "月推进会日期"), (self.quarterly_day, "季研讨会日期"),
+                             (self.yearly_day, "年总结会日期")):
+            if value is None or not 1 <= value <= 31:
+                raise DomainError(f"{label}应为1到31之间的整数", "monthly_day")
+        if self.yearly_month is None or not 1 <= self.yearly_month <= 12:
+            raise DomainError("年总结会月份应为1到12之间的整数", "yearly_month")
+        if self.yearly_day > monthrange(2000, self.yearly_month)[1]:  # 2000: Feb has 29 days
+            raise DomainError(f"{self.yearly_month}月没有{self.yearly_day}日", "yearly_day")
+        if self.id is not None and _changed(self, "host_id"):
+            outside = [m.unit.name for m in self.members
+                       if not m.unit.community.path.startswith(host.path)]
+            if outside:
+                raise DomainError(f"成员单位“{'、'.join(outside)}”不在“{host.name}”辖区内，"
+                                  "不能改由该党组织主办", "host")
+
+    def xun_day_list(self) -> list[int]:
+        """The days of the month of the 旬例会, e.g. [1, 11, 21]."""
+        raw = (self.xun_days or "").replace("，", ",").replace("、", ",").replace(" ", "")
+        try:
+            days = sorted({int(part) for part in raw.split(",") if part})
+        except ValueError:
+            days = []
+        if not days or any(not 1 <= d <= 31 for d in days):
+            raise DomainError("旬例会日期应为1到31之间的日期，用逗号分隔，如 1,11,21", "xun_days")
+        return days
+
+    def check_delete(self, session) -> None:
+        if _exists(session, select(Meeting.id).where(Meeting.body_id == self.id,
+                                                     Meeting.deleted_on.is_(None))):
+            raise DomainError(f"“{self.name}”已有会议记录，不能删除")
+
+    def __str__(self) -> str:
+        return self.name or ""
+
+
+class BodyMember(Entity):
+    __tablename__ = "body_member"
+    __label__ = N_("成员单位")
+    __scope__ = Scope(org=(lambda: _host_of_body(BodyMember.body_id),),
+                      shared=(_in_member_bodies(lambda: BodyMember.body_id),))
+    __choices__ = {"unit": lambda: Unit.status == "在册"}
+
+    body_id = Column(Integer, ForeignKey("joint_body.id"), nullable=False, index=True,
+                     info=caption("联席会"))
+    unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
+                     info=caption("成员单位"))
+    role = Column(String(8), nullable=False, default="成员单位",
+                  info=caption("角色", choices=MEMBER_ROLES))
+    representative = Column(String(50), info=caption("参会代表"))
+    representative_title = Column(String(50), info=caption("代表职务"))
+    # One live membership per unit and body: NULL once deleted (MariaDB has no partial index).
+    member_key = Column(String(24), nullable=True, unique=True)
+
+    body = relationship("JointBody", back_populates="members", info=caption("联席会"))
+    unit = relationship("Unit", info=caption("成员单位"))
+
+    def validate(self, session) -> None:
+        if self.body is None:
+            raise DomainError("请选择联席会", "body")
+        if self.unit is None:
+            raise DomainError("请选择成员单位", "unit")
+        host = self.body.host
+        if not self.unit.community.path.startswith(host.path):
+            raise DomainError(f"“{self.unit.name}”不在“{host.name}”辖区内，不能加入该联席会", "unit")
+        self.member_key = f"{self.body.id}:{self.unit.id}" if self.body.id else None
+        if self.member_key and _exists(session, select(BodyMember.id).where(
+                BodyMember.member_key == self.member_key, BodyMember.id != (self.id or 0))):
+            raise DomainError(f"“{self.unit.name}”已是该联席会的成员单位", "unit")
+
+    def soft_delete(self, user_id):
+        super().soft_delete(user_id)
+        self.member_key = None
+
+    def restore(self):
+        super().restore()
+        self.member_key = f"{self.body_id}:{self.unit_id}"
+
+    def __str__(self) -> str:
+        return str(self.unit) if self.unit is not None else super().__str__()
+
+
+class Meeting(Entity):
+    __tablename__ = "meeting"
+    __label__ = N_("会议")
+    __scope__ = Scope(org=(lambda: _host_of_body(Meeting.body_id),),
+                      shared=(_in_member_bodies(lambda: Meeting.body_id),))
+    __extra_labels__ = {"minutes_html": N_("会议纪要")}
+
+    body_id = Column(Integer, ForeignKey("joint_body.id"), nullable=False, index=True,
+                     info=caption("联席会"))
+    type = Column(String(8), nullable=False, index=True,
+                  info=caption("会议类型", choices=MEETING_TYPES))
+    planned_date = Column(Date, nullable=False, index=True, info=caption("计划日期"))
+    held_on = Column(Date, nullable=True, index=True, info=caption("召开日期"))
+    place = Column(String(200), info=caption("会议地点"))
+    chair = Column(String(50), info=caption("主持人"))
+    recorder = Column(String(50), info=caption("记录人"))
+    status = Column(String(8), nullable=False, default="计划中", index=True,
+                    info=caption("状态", choices=MEETING_STATUSES))
+    __mapper_args__ = status_is_version(status)
+    minutes = Column(Text, info=caption("会议纪要"))
+    cancel_reason = Column(String(500), info=caption("取消原因"))
+    # One live meeting per body, type and date (generating twice creates no duplicates).
+    plan_key = Column(String(40), nullable=True, unique=True)
+    # The date the cadence gave a generated meeting, kept when it is moved by hand: generating
+    # again does not plan it a second time.
+    cadence_date = Column(Date, nullable=True, info=caption("周期日期"))
+
+    body = relationship("JointBody", info=caption("联席会"))
+    attendances = relationship("Attendance", back_populates="meeting", order_by="Attendance.id",
+                               info=caption("参会记录"))
+    agenda_items = relationship("AgendaItem", back_populates="meeting",
+                                order_by="[AgendaItem.seq, AgendaItem.id]", info=caption("议题"))
+    resolutions = relationship("Resolution", back_populates="meeting", order_by="Resolution.id",
+                               info=caption("议定事项"))
+    attachments = relationship("MeetingAttachment", back_populates="meeting",
+                               order_by="MeetingAttachment.id", info=caption("附件"))
+
+    @property
+    def minutes_html(self):
+        from app.services.meetings import render_minutes
+
+        return render_minutes(self.minutes)
+
+    def validate(self, session) -> None:
+        if self.body is None:
+            raise DomainError("请选择联席会", "body")
+        if self.type not in MEETING_TYPES:
+            raise DomainError("请选择会议类型", "type")
+        if self.planned_date is None:
+            raise DomainError("请填写计划日期", "planned_date")
+        if self.held_on is not None and self.held_on > date.today():
+            raise DomainError(f"召开日期 {self.held_on} 晚于今天，不能登记尚未召开的会议", "held_on")
+        if self.status == "已召开" and self.held_on is None:
+            raise DomainError("请填写召开日期", "held_on")
+        if self.status != "已召开" and self.held_on is not None:
+            raise DomainError("会议尚未召开，不能填写召开日期（请使用“标记已召开”）", "held_on")
+        if self.status == "已取消" and not self.cancel_reason:
+            raise DomainError("取消会议须填写取消原因", "cancel_reason")
+        self.plan_key = plan_key(self.body.id, self.type, self.planned_date)
+        if self.plan_key and _exists(session, select(Meeting.id).where(
+                Meeting.plan_key == self.plan_key, Meeting.id != (self.id or 0))):
+            raise DomainError(f"“{self.body.name}”在 {self.planned_date} 已安排{self.type}，"
+                              "不能重复安排", "planned_date")
+
+    def check_delete(self, session) -> None:
+        if self.status == "已召开":
+            raise DomainError("已召开的会议是工作记录，不能删除")
+
+    def soft_delete(self, user_id):
+        super().soft_delete(user_id)
+        self.plan_key = None
+
+    def restore(self):
+        super().restore()
+        self.plan_key = plan_key(self.body_id, self.type, self.planned_date)
+
+    def __str__(self) -> str:
+        return f"{self.planned_date} {self.type}" if self.planned_date else super().__str__()
+
+
+def plan_key(body_id, type_, planned_date) -> str | None:
+    return f"{body_id}:{type_}:{planned_date.isoformat()}" if body_id and planned_date else None
+
+
+class Attendance(Entity):
+    __tablename__ = "attendance"
+    __label__ = N_("参会记录")
+    __scope__ = Scope(org=(lambda: _host_of_meeting(Attendance.meeting_id),),
+                      unit=(lambda: Attendance.unit_id,),
+                      shared=(_of_member_meetings(lambda: Attendance.meeting_id),))
+    __choices__ = {"meeting": lambda: Meeting.status != "已取消"}
+    __extra_labels__ = {"non_compliant": N_("非一把手参会")}
+
+    meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
+                        info=caption("会议"))
+    unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
+                     info=caption("参会单位"))
+    attendee = Column(String(50), info=caption("参会人"))
+    attendee_level = Column(String(8), index=True, info=caption("参会人职级", choices=ATTENDEE_LEVELS))
+    status = Column(String(4), nullable=False, default="出席", index=True,
+                    info=caption("出席情况", choices=ATTENDANCE_STATUSES))
+    note = Column(String(200), info=caption("备注"))
+    # One live record per unit and meeting.
+    attendance_key = Column(String(24), nullable=True, unique=True)
+
+    meeting = relationship("Meeting", back_populates="attendances", info=caption("会议"))
+    unit = relationship("Unit", info=caption("参会单位"))
+
+    @hybrid_property
+    def non_compliant(self) -> bool:
+        """A 季研讨会 or 年总结会 attended below 一把手 level (DOMAIN.md §2)."""
+        return bool(self.meeting is not None and self.meeting.type in LEADER_MEETINGS
+                    and self.status in PRESENT and self.attendee_level != "一把手")
+
+    @non_compliant.inplace.expression
+    @classmethod
+    def _non_compliant_expression(cls):
+        meeting = Meeting.__table__
+        meeting_type = (select(meeting.c.type).where(meeting.c.id == cls.meeting_id)
+                        .scalar_subquery())
+        return and_(cls.status.in_(PRESENT), meeting_type.in_(LEADER_MEETINGS),
+                    or_(cls.attendee_level.is_(None), cls.attendee_level != "一把手"))
+
+    def validate(self, session) -> None:
+        if self.meeting is None:
+            raise DomainError("请选择会议", "meeting")
+        if self.unit is None:
+            raise DomainError("请选择参会单位", "unit")
+        if self.status not in ATTENDANCE_STATUSES:
+            raise DomainError("请选择出席情况", "status")
+        if _changed(self, "meeting_id", "unit_id"):
+            if self.meeting.status == "已取消":
+                raise DomainError("会议已取消，不能登记参会", "meeting")
+            if not is_member(session, self.meeting.body_id, self.unit.id):
+                raise DomainError(f"“{self.unit.name}”不是“{self.meeting.body.name}”的成员单位，"
+                                  "不能登记参会", "unit")
+        if self.status in PRESENT and not (self.attendee and self.attendee_level):
+            raise DomainError("出席的单位须填写参会人及其职级", "attendee")
+        self.attendance_key = f"{self.meeting.id}:{self.unit.id}" if self.meeting.id else None
+        if self.attendance_key and _exists(session, select(Attendance.id).where(
+                Attendance.attendance_key == self.attendance_key,
+                Attendance.id != (self.id or 0))):
+            raise DomainError(f"“{self.unit.name}”在本次会议已有参会记录", "unit")
+
+    def soft_delete(self, user_id):
+        super().soft_delete(user_id)
+        self.attendance_key = None
+
+    def restore(self):
+        super().restore()
+        self.attendance_key = f"{self.meeting_id}:{self.unit_id}"
+
+    def __str__(self) -> str:
+        return f"{self.unit} {ATTENDANCE_STATUSES.get(self.status, self.status)}"
+
+
+class AgendaItem(Entity):
+    __tablename__ = "agenda_item"
+    __label__ = N_("议题")
+    __scope__ = Scope(org=(lambda: _host_of_meeting(AgendaItem.meeting_id),),
+                      shared=(_of_member_meetings(lambda: AgendaItem.meeting_id),))
+    __choices__ = {"meeting": lambda: Meeting.status != "已取消"}
+
+    meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
+                        info=caption("会议"))
+    seq = Column(Integer, nullable=False, default=1, info=caption("序号"))
+    title = Column(String(200), nullable=False, info=caption("议题"))
+    proposing_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
+                               info=caption("提出单位"))
+    description = Column(Text, info=caption("议题说明"))
+
+    meeting = relationship("Meeting", back_populates="agenda_items", info=caption("会议"))
+    proposing_unit = relationship("Unit", info=caption("提出单位"))
+
+    def validate(self, session) -> None:
+        if self.meeting is None:
+            raise DomainError("请选择会议", "meeting")
+        if not (self.title or "").strip():
+            raise DomainError("请填写议题", "title")
+        if _changed(self, "meeting_id") and self.meeting.status == "已取消":
+            raise DomainError("会议已取消，不能添加议题", "meeting")
+        if self.proposing_unit is not None and _changed(self, "meeting_id", "proposing_unit_id") \
+                and not is_member(session, self.meeting.body_id, self.proposing_unit.id):
+            raise DomainError(f"提出单位“{self.proposing_unit.name}”不是本联席会的成员单位",
+                              "proposing_unit")
+
+    def __str__(self) -> str:
+        return self.title or ""
+
+
+class Resolution(Entity):
+    __tablename__ = "resolution"
+    __label__ = N_("议定事项")
+    __scope__ = Scope(
+        org=(lambda: _host_of_meeting(Resolution.meeting_id),),
+        unit=(lambda: Resolution.lead_unit_id,),
+        # Co-units see it too (read only): the lead unit answers for it.
+        shared=(lambda p: Resolution.id.in_(
+            select(resolution_co_unit.c.resolution_id)
+            .where(resolution_co_unit.c.unit_id.in_(p.unit_ids))) if p.unit_ids else None,),
+    )
+    __choices__ = {"meeting": lambda: Meeting.status == "已召开",
+                   "lead_unit": lambda: Unit.status == "在册",
+                   "co_units": lambda: Unit.status == "在册"}
+    __extra_labels__ = {"overdue": N_("是否逾期"), "closed_on_time": N_("按期办结")}
+
+    meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
+                        info=caption("会议"))
+    content = Column(Text, nullable=False, info=caption("议定事项"))
+    lead_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
+                          info=caption("牵头单位"))
+    deadline = Column(Date, nullable=False, index=True, info=caption("办结时限"))
+    status = Column(String(8), nullable=False, default="待办", index=True,
+                    info=caption("状态", choices=RESOLUTION_STATUSES))
+    __mapper_args__ = status_is_version(status)
+    closed_on = Column(Date, nullable=True, index=True, info=caption("办结日期"))
+    result = Column(Text, info=caption("办理结果"))
+
+    meeting = relationship("Meeting", back_populates="resolutions", info=caption("会议"))
+    lead_unit = relationship("Unit", info=caption("牵头单位"))
+    co_units = relationship("Unit", secondary=resolution_co_unit, info=caption("配合单位"))
+    notes = relationship("SupervisionNote", back_populates="resolution",
+                         order_by="[SupervisionNote.note_date, SupervisionNote.id]",
+                         info=caption("督办记录"))
+
+    @hybrid_property
+    def overdue(self) -> bool:
+        """Past its deadline and not done: computed in the query, never a stored flag."""
+        return bool(self.deadline and self.deadline < date.today() and self.status != DONE)
+
+    @overdue.inplace.expression
+    @classmethod
+    def _overdue_expression(cls):
+        # The application's clock, as for the deadlines people write (the database's may be UTC).
+        return and_(cls.deadline < date.today(), cls.status != DONE)
+
+    @property
+    def closed_on_time(self) -> bool | None:
+        if self.status != DONE or self.closed_on is None:
+            return None
+        return self.closed_on <= self.deadline
+
+    @property
+    def latest_note(self):
+        return self.notes[-1] if self.notes else None
+
+    def validate(self, session) -> None:
+        meeting = self.meeting
+        if meeting is None:
+            raise DomainError("请选择会议", "meeting")
+        if not (self.content or "").strip():
+            raise DomainError("请填写议定事项内容", "content")
+        if self.lead_unit is None:
+            raise DomainError("请选择牵头单位", "lead_unit")
+        if self.deadline is None:
+            raise DomainError("请填写办结时限", "deadline")
+        if _changed(self, "meeting_id") and meeting.status != "已召开":
+            raise DomainError("只能为已召开的会议登记议定事项（请先将会议标记为已召开）", "meeting")
+        if meeting.held_on and self.deadline < meeting.held_on:
+            raise DomainError("办结时限不能早于会议召开日期", "deadline")
+        # Units are checked when chosen: one that leaves the body later keeps its resolutions.
+        chosen = [(self.lead_unit, "牵头单位")] if _changed(self, "lead_unit_id") else []
+        if self.id is None or get_history(self, "co_units").has_changes():
+            chosen += [(u, "配合单位") for u in self.co_units]
+        for unit, role in chosen:
+            if not is_member(session, meeting.body_id, unit.id):
+                raise DomainError(f"{role}“{unit.name}”不是“{meeting.body.name}”的成员单位",
+                                  "lead_unit" if role == "牵头单位" else "co_units")
+        if any(u.id == self.lead_unit.id for u in self.co_units):
+            raise DomainError("配合单位不能包含牵头单位", "co_units")
+        if self.status == DONE:
+            if self.closed_on is None:
+                raise DomainError("请填写办结日期", "closed_on")
+            if self.closed_on > date.today():
+                raise DomainError("办结日期不能晚于今天", "closed_on")
+            if meeting.held_on and self.closed_on < meeting.held_on:
+                raise DomainError("办结日期不能早于会议召开日期", "closed_on")
+        elif self.closed_on is not None:
+            raise DomainError("尚未办结的事项不能填写办结日期", "closed_on")
+
+    def __str__(self) -> str:
+        text = self.content or ""
+        return text[:30] + ("…" if len(text) > 30 else "")
+
+
+class SupervisionNote(Entity):
+    __tablename__ = "supervision_note"
+    __label__ = N_("督办记录")
+    __scope__ = Scope(
+        org=(lambda: _host_of_resolution(SupervisionNote.resolution_id),),
+        # A progress report belongs to the unit that made it (the lead unit): its liaison
+        # writes it. The host's own supervision notes carry no unit and stay the host's.
+        unit=(lambda: SupervisionNote.unit_id,),
+        shared=(lambda p: SupervisionNote.resolution_id.in_(_resolutions_of_units(p.unit_ids))
+                if p.unit_ids else None,),
+    )
+    __choices__ = {"resolution": lambda: Resolution.status != DONE}
+    __extra_labels__ = {"kind": N_("类型")}
+
+    resolution_id = Column(Integer, ForeignKey("resolution.id"), nullable=False, index=True,
+                           info=caption("议定事项"))
+    note_date = Column(Date, nullable=False, default=date.today, index=True, info=caption("日期"))
+    author = Column(String(50), info=caption("填报人"))
+    content = Column(Text, nullable=False, info=caption("督办情况/办理进展"))
+    progress = Column(Integer, info=caption("完成进度（%）"))
+    unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
+                     info=caption("报送单位"))
+
+    resolution = relationship("Resolution", back_populates="notes", info=caption("议定事项"))
+    unit = relationship("Unit", info=caption("报送单位"))
+
+    @property
+    def kind(self) -> str:
+        return "进展报告" if self.unit_id else "督办意见"
+
+    def on_create(self, principal) -> None:
+        """A liaison's note is its unit's progress report; the author defaults to who wrote it."""
+        if not self.author:
+            self.author = _current_user_name()
+        if principal.sees_all or principal.org_paths or not principal.unit_ids:
+            return
+        if self.unit_id is None and self.unit is None:
+            lead = self.resolution.lead_unit_id if self.resolution is not None else None
+            # Set the relationship, not only the column: a form may have set it to None.
+            self.unit = object_session(self).get(
+                Unit, lead if lead in principal.unit_ids else principal.unit_ids[0])
+
+    def validate(self, session) -> None:
+        if self.resolution is None:
+            raise DomainError("请选择议定事项", "resolution")
+        if not (self.content or "").strip():
+            raise DomainError("请填写督办情况或办理进展", "content")
+        if self.id is None and self.resolution.status == DONE:
+            raise DomainError("该议定事项已办结，不能再添加督办记录；如需继续督办，请先“重新办理”",
+                              "resolution")
+        unit_id = self.unit.id if self.unit is not None else self.unit_id
+        if unit_id is not None and unit_id != self.resolution.lead_unit_id:
+            raise DomainError("只有牵头单位可以报送办理进展", "unit")
+        if self.progress is not None and not 0 <= self.progress <= 100:
+            raise DomainError("完成进度应为0到100之间的整数", "progress")
+        if self.note_date is None:
+            self.note_date = date.today()
+        if self.note_date > date.today():
+            raise DomainError("日期不能晚于今天", "note_date")
+
+    def __str__(self) -> str:
+        text = self.content or ""
+        return f"{self.note_date} {text[:20]}"
+
+
+class MeetingAttachment(Entity):
+    """A file of a meeting (the signed minutes, photos, slides), stored under the upload
+    folder; read through the meeting's page, in the meeting's scope."""
+
+    __tablename__ = "meeting_attachment"
+    __label__ = N_("会议附件")
+    __scope__ = Scope(org=(lambda: _host_of_meeting(MeetingAttachment.meeting_id),),
+                      shared=(_of_member_meetings(lambda: MeetingAttachment.meeting_id),))
+
+    meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
+                        info=caption("会议"))
+    filename = Column(String(200), nullable=False, info=caption("文件名"))
+    stored_name = Column(String(64), nullable=False, unique=True)
+    content_type = Column(String(100), nullable=False, info=caption("文件类型"))
+    size = Column(Integer, nullable=False, info=caption("大小（字节）"))
+
+    meeting = relationship("Meeting", back_populates="attachments", info=caption("会议"))
+
+    def __str__(self) -> str:
+        return self.filename or ""
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def is_member(session, body_id, unit_id) -> bool:
+    """Whether the unit is (still) a member of the body."""
+    return _exists(session, select(BodyMember.id).where(
+        BodyMember.body_id == body_id, BodyMember.unit_id == unit_id,
+        BodyMember.deleted_on.is_(None)))
+
+
+def _changed(obj, *keys) -> bool:
+    """New, or one of these columns (or the relationships setting them) changed."""
+    if obj.id is None:
+        return True
+    relations = {c.key: r.key for r in type(obj).__mapper__.relationships
+                 for c in r.local_columns if r.direction.name == "MANYTOONE"}
+    return any(get_history(obj, k).has_changes()
+               or (k in relations and get_history(obj, relations[k]).has_changes())
+               for k in keys)
+
+
+def _exists(session, stmt) -> bool:
+    from app.models.org import _exists as exists
+
+    return exists(session, stmt)
+
+
+def _current_user_name() -> str | None:
+    from flask import has_request_context
+    from flask_login import current_user
+
+    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
+        return None
+    name = f"{current_user.first_name or ''}{current_user.last_name or ''}".strip()
+    return name or current_user.username

@@ -1,0 +1,672 @@
+"""Co-building: the workflows of agreements, registrations, claims, service records and star
+ratings (DOMAIN.md §3), the points ledger, the agreements' scanned files, the star-rating
+computation and the co-building summaries of a unit's and a member's page."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+from uuid import uuid4
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import object_session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.errors import DomainError
+from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PointRule, PostClaim,
+                                ServicePost, ServiceRecord, StarRating, UnitRegistration)
+from app.models.lists import Need
+from app.models.org import Member, Unit
+from app.security.scope import Principal, unscoped
+from app.services import audit
+from app.services.workflow import Field, Transition, Workflow
+
+# DOMAIN.md §4: StreetAdmin and OrgAdmin act as CommunityAdmin within their scope.
+ADMINS = frozenset({"OrgAdmin", "StreetAdmin", "CommunityAdmin"})
+LIAISON = frozenset({"UnitLiaison"})
+MEMBER = frozenset({"Member"})
+# Star-rating runs are the district's (and a street's within its subtree).
+RATERS = frozenset({"OrgAdmin", "StreetAdmin"})
+
+REASON = Field("reason", "原因", "textarea", required=True)
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def quarter_of(day: date) -> str:
+    """The ledger's period of a day, e.g. 2026Q3."""
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+# --- agreements ------------------------------------------------------------------------------
+
+def _sign(agreement, data, principal):
+    signed_on = data["signed_on"]
+    if signed_on > date.today():
+        raise DomainError("签订日期不能晚于今天", "signed_on")
+    agreement.signed_on = signed_on
+
+
+def _lapsed(agreement, principal):
+    if agreement.valid_to and agreement.valid_to < date.today():
+        return True
+    return f"协议有效期至{agreement.valid_to}，尚未到期"
+
+
+def _terminate(agreement, data, principal):
+    agreement.terminate_reason = data["reason"]
+    agreement.terminated_on = date.today()
+
+
+AGREEMENT_FLOW = Workflow(Agreement, (
+    Transition("sign", "签订", ("草拟",), "已签订", ADMINS, style="success", apply=_sign,
+               fields=(Field("signed_on", "签订日期", "date", required=True),)),
+    Transition("expire", "办理到期", ("已签订",), "已到期", ADMINS, rule=_lapsed, style="warning"),
+    Transition("terminate", "终止协议", ("草拟", "已签订"), "已终止", ADMINS, apply=_terminate,
+               fields=(Field("reason", "终止原因", "textarea", required=True),), style="danger"),
+))
+
+
+# --- the agreements' scanned files ----------------------------------------------------------
+
+# Checked by content (the first bytes) as well as by name: a renamed file is refused.
+FILE_SIGNATURES = {"pdf": b"%PDF-", "jpg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n"}
+FILE_EXTENSIONS = {"pdf": "pdf", "jpg": "jpg", "jpeg": "jpg", "png": "png"}
+FILE_MIMETYPES = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}
+
+
+def size_text(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MB" if size >= 1024 * 1024 else f"{size / 1024:g} KB"
+
+
+def store_agreement_file(session, agreement, filename: str | None, stream) -> None:
+    """Keep the scanned signed agreement and commit; refuse (nothing kept) a file too large, of
+    another type, or whose content is not what its name says."""
+    limit = current_app.config["UPLOAD_MAX_BYTES"]
+    name = os.path.basename((filename or "").replace("\\", "/")).strip()
+    if not name:
+        raise DomainError("请选择要上传的协议扫描件", "file")
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    kind = FILE_EXTENSIONS.get(extension)
+    if kind is None:
+        raise DomainError("只能上传 PDF、JPG 或 PNG 格式的协议扫描件", "file")
+    data = stream.read(limit + 1)
+    if not data:
+        raise DomainError("上传的文件是空文件", "file")
+    if len(data) > limit:
+        raise DomainError(f"文件大小超过上限（{size_text(limit)}），请压缩后再上传", "file")
+    if not data.startswith(FILE_SIGNATURES[kind]):
+        raise DomainError(f"文件内容不是有效的 {kind.upper()} 文件（扩展名与内容不符），"
+                          "请上传协议扫描件原件", "file")
+    folder = Path(current_app.config["UPLOAD_FOLDER"]) / "agreements"
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = f"{agreement.id}-{uuid4().hex}.{kind}"
+    (folder / stored).write_bytes(data)
+    agreement.file_name = name[-200:]
+    agreement.file_path = f"agreements/{stored}"
+    agreement.file_type = kind
+    agreement.file_size = len(data)
+    agreement.file_uploaded_on = _now()
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
+        (folder / stored).unlink(missing_ok=True)
+        raise
+
+
+def agreement_file(agreement) -> tuple[Path, str] | None:
+    """(path, mimetype) of an agreement's stored file, or None when there is none."""
+    if not agreement.file_path:
+        return None
+    root = Path(current_app.config["UPLOAD_FOLDER"]).resolve()
+    path = (root / agreement.file_path).resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path, FILE_MIMETYPES.get(agreement.file_type, "application/octet-stream")
+
+
+# --- dual registration ------------------------------------------------------------------------
+
+def _confirm(registration, data, principal):
+    registration.confirmed_by_id = principal.user_id
+    registration.confirmed_on = _now()
+
+
+def _cancel(registration, data, principal):
+    registration.cancel_reason = data["reason"]
+
+
+def _transfer_out(registration, data, principal):
+    """Leaving the community also ends the member's posts there."""
+    registration.transferred_on = data.get("transferred_on") or date.today()
+    registration.transfer_note = data.get("note")
+    session = object_session(registration)
+    claims = session.execute(select(PostClaim).join(ServicePost, PostClaim.post_id == ServicePost.id)
+                             .where(PostClaim.member_id == registration.member_id,
+                                    PostClaim.status == "已认领",
+                                    ServicePost.community_id == registration.community_id)).scalars()
+    for claim in claims:
+        _withdraw(claim, {}, principal)
+        claim.status = "已退出"
+
+
+UNIT_REGISTRATION_FLOW = Workflow(UnitRegistration, (
+    Transition("confirm", "确认报到", ("待确认",), "已报到", ADMINS, apply=_confirm, style="success"),
+    Transition("cancel", "注销报到", ("待确认", "已报到"), "已注销", ADMINS, apply=_cancel,
+               fields=(Field("reason", "注销原因", "textarea", required=True),), style="danger"),
+))
+
+MEMBER_REGISTRATION_FLOW = Workflow(MemberRegistration, (
+    Transition("confirm", "确认报到", ("待确认",), "已报到", ADMINS, apply=_confirm, style="success"),
+    Transition("transfer_out", "转出", ("已报到",), "已转出", ADMINS, apply=_transfer_out,
+               fields=(Field("transferred_on", "转出日期", "date"),
+                       Field("note", "转出说明（转往何处）", "textarea")), style="warning"),
+    Transition("cancel", "注销报到", ("待确认", "已报到"), "已注销", ADMINS, apply=_cancel,
+               fields=(Field("reason", "注销原因", "textarea", required=True),), style="danger"),
+))
+
+
+# --- service posts: claims ----------------------------------------------------------------------
+
+def _withdraw(claim, data, principal):
+    claim.withdrawn_on = date.today()
+    claim.free_place(object_session(claim))
+
+
+POST_CLAIM_FLOW = Workflow(PostClaim, (
+    Transition("withdraw", "退出认领", ("已认领",), "已退出", MEMBER | ADMINS, apply=_withdraw,
+               style="warning", confirm="确定退出该服务岗位吗？"),
+))
+
+
+# --- service records and the points ledger ---------------------------------------------------
+
+def _take_move(record, status: str) -> None:
+    """Make the move's compare-and-set on the status now, before any entry is written: of two
+    admins certifying at once, the second stops here (`Conflict`) and pays nothing."""
+    record.status = status
+    object_session(record).flush()
+
+
+def _certify(record, data, principal):
+    record.certified_by_id = principal.user_id
+    record.certified_on = _now()
+    record.reject_reason = None
+    record.pay_cycle = (record.pay_cycle or 0) + 1
+    _take_move(record, "已认证")
+    pay_service_record(object_session(record), record, principal)
+
+
+def _reject_record(record, data, principal):
+    record.reject_reason = data["reason"]
+
+
+def _revoke(record, data, principal):
+    record.revoke_reason = data["reason"]
+    record.certified_by_id = None
+    record.certified_on = None
+    _take_move(record, "待认证")
+    reverse_service_record(object_session(record), record, principal, data["reason"])
+
+
+SERVICE_RECORD_FLOW = Workflow(ServiceRecord, (
+    Transition("certify", "认证", ("待认证",), "已认证", ADMINS, apply=_certify, style="success",
+               confirm="确定认证该服务记录并按积分规则记分吗？"),
+    Transition("reject", "驳回", ("待认证",), "已驳回", ADMINS, apply=_reject_record,
+               fields=(Field("reason", "驳回原因", "textarea", required=True),), style="danger"),
+    Transition("revoke", "撤销认证", ("已认证",), "待认证", ADMINS, apply=_revoke,
+               fields=(Field("reason", "撤销原因", "textarea", required=True),), style="warning"),
+    Transition("resubmit", "重新提交", ("已驳回",), "待认证", MEMBER | LIAISON | ADMINS),
+))
+
+
+def _subject_of(rule: PointRule, member: Member) -> tuple[str, int] | None:
+    """Who a rule pays for a member's service: the member, or the member's unit (records of
+    service flow back to the unit, DOMAIN.md §1)."""
+    if rule.subject == "member":
+        return "member", member.id
+    if member.work_unit_id:
+        return "unit", member.work_unit_id
+    return None
+
+
+def pay_service_record(session, record, principal: Principal) -> list[PointEntry]:
+    """One pay entry per active rule and subject for this certification (payment cycle)."""
+    rules = session.execute(select(PointRule).where(PointRule.event == "service_record",
+                                                    PointRule.active)
+                            .order_by(PointRule.id)).scalars().all()
+    member = record.member
+    entries = []
+    for rule in rules:
+        subject = _subject_of(rule, member)
+        delta = rule.points_for(record.hours)
+        if subject is None or not delta:
+            continue
+        kind, subject_id = subject
+        entries.append(PointEntry(
+            subject_type=kind, member_id=subject_id if kind == "member" else None,
+            unit_id=subject_id if kind == "unit" else None, rule_id=rule.id, kind="pay",
+            delta=delta, reason=f"服务记录认证：{record.served_on} 服务{record.hours}小时（{rule.name}）",
+            source_type="service_record", source_id=record.id, cycle=record.pay_cycle,
+            period=quarter_of(record.served_on), community_id=member.community_id,
+            operator_id=principal.user_id))
+    session.add_all(entries)
+    return entries
+
+
+def reverse_service_record(session, record, principal: Principal, reason: str) -> list[PointEntry]:
+    """A compensating entry for each payment of the current cycle: nothing is deleted."""
+    with unscoped():
+        pays = session.execute(select(PointEntry).where(
+            PointEntry.source_type == "service_record", PointEntry.source_id == record.id,
+            PointEntry.cycle == record.pay_cycle, PointEntry.kind == "pay",
+            PointEntry.deleted_on.is_(None))).scalars().all()
+    entries = [PointEntry(
+        subject_type=pay.subject_type, member_id=pay.member_id, unit_id=pay.unit_id,
+        rule_id=pay.rule_id, kind="reverse", delta=-pay.delta, reason=f"撤销认证冲正：{reason}"[:200],
+        source_type=pay.source_type, source_id=pay.source_id, cycle=pay.cycle, period=pay.period,
+        community_id=pay.community_id, operator_id=principal.user_id) for pay in pays]
+    session.add_all(entries)
+    return entries
+
+
+# --- star ratings -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Period:
+    """A quarter (2026Q1) or a year (2026)."""
+
+    code: str
+    year: int
+    quarter: int | None
+
+    @property
+    def kind(self) -> str:
+        return "year" if self.quarter is None else "quarter"
+
+    @property
+    def quarters(self) -> list[str]:
+        return [f"{self.year}Q{q}" for q in ((self.quarter,) if self.quarter else (1, 2, 3, 4))]
+
+    @property
+    def start(self) -> date:
+        return date(self.year, 3 * (self.quarter or 1) - 2, 1)
+
+    @property
+    def end(self) -> date:
+        month = 3 * self.quarter if self.quarter else 12
+        following = date(self.year + (month == 12), month % 12 + 1, 1)
+        return following - timedelta(days=1)
+
+    @property
+    def months(self) -> list[tuple[int, int]]:
+        first = self.start.month
+        return [(self.year, m) for m in range(first, self.end.month + 1)]
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}年第{self.quarter}季度" if self.quarter else f"{self.year}年度"
+
+
+def parse_period(text: str) -> Period:
+    match = re.fullmatch(r"\s*(\d{4})(?:\s*[Qq]([1-4]))?\s*", text or "")
+    if not match:
+        raise DomainError("评定期间应写作“2026Q1”（季度）或“2026”（年度）", "period")
+    period = Period(match.group(0).strip().upper().replace(" ", ""), int(match.group(1)),
+                    int(match.group(2)) if match.group(2) else None)
+    if period.start > date.today():
+        raise DomainError(f"{period.label}尚未开始，不能评定", "period")
+    return period
+
+
+Measure = Callable[[object, Period, Sequence[int]], Mapping[int, "float | None"]]
+
+
+@dataclass(frozen=True)
+class RatingInput:
+    """One weighted input of a rating: `measure(session, period, ids)` gives each subject a
+    value from 0 to 1 (None: does not apply to it, left out of the weights). Adding an input
+    (e.g. joint-meeting attendance) is appending one to `RATING_INPUTS`."""
+
+    name: str
+    label: str
+    weight: float
+    subject: str  # "unit" or "member"
+    measure: Measure
+
+
+def _points(subject: str):
+    column = PointEntry.unit_id if subject == "unit" else PointEntry.member_id
+
+    def measure(session, period, ids):
+        target = float(current_app.config["STAR_POINT_TARGETS"][subject]) * len(period.quarters)
+        sums = dict(session.execute(
+            select(column, func.sum(PointEntry.delta))
+            .where(PointEntry.subject_type == subject, PointEntry.period.in_(period.quarters),
+                   PointEntry.deleted_on.is_(None))
+            .group_by(column)).all())
+        return {i: min(1.0, max(0.0, float(sums.get(i) or 0) / target)) for i in ids}
+    return measure
+
+
+def unit_registration_rates(session, period, ids) -> dict[int, float | None]:
+    """Each unit's in-service members registered in their home communities by the period's
+    end ÷ its in-service members (None: it has none)."""
+    registered = set(session.execute(select(MemberRegistration.member_id,
+                                            MemberRegistration.community_id).where(
+        MemberRegistration.status == "已报到", MemberRegistration.registered_on <= period.end,
+        MemberRegistration.deleted_on.is_(None))).all())
+    totals, done = defaultdict(int), defaultdict(int)
+    for unit_id, member_id, community_id in session.execute(
+            select(Member.work_unit_id, Member.id, Member.community_id).where(
+                Member.work_unit_id.is_not(None), Member.category == "在职",
+                Member.status == "正常", Member.deleted_on.is_(None))):
+        totals[unit_id] += 1
+        done[unit_id] += (member_id, community_id) in registered
+    return {i: (done[i] / totals[i] if totals[i] else None) for i in ids}
+
+
+NEED_DONE = ("已办结", "已回访")
+
+
+def unit_completion_rates(session, period, ids) -> dict[int, float | None]:
+    """Needs dispatched to each unit in the period and closed ÷ needs dispatched to it in the
+    period (None: none was dispatched to it)."""
+    totals, done = defaultdict(int), defaultdict(int)
+    for unit_id, status in session.execute(select(Need.assigned_unit_id, Need.status).where(
+            Need.assigned_unit_id.is_not(None), Need.deleted_on.is_(None),
+            Need.dispatched_on >= datetime.combine(period.start, time.min),
+            Need.dispatched_on < datetime.combine(period.end + timedelta(days=1), time.min))):
+        totals[unit_id] += 1
+        done[unit_id] += status in NEED_DONE
+    return {i: (done[i] / totals[i] if totals[i] else None) for i in ids}
+
+
+def member_monthly_service(session, period, ids) -> dict[int, float]:
+    """The share of the period's months in which the member served (三个一: once a month)."""
+    months = defaultdict(set)
+    for member_id, served_on in session.execute(
+            select(ServiceRecord.member_id, ServiceRecord.served_on).where(
+                ServiceRecord.status == "已认证", ServiceRecord.served_on >= period.start,
+                ServiceRecord.served_on <= period.end, ServiceRecord.deleted_on.is_(None))):
+        months[member_id].add((served_on.year, served_on.month))
+    return {i: len(months[i]) / len(period.months) for i in ids}
+
+
+def member_registered(session, period, ids) -> dict[int, float]:
+    registered = set(session.execute(select(MemberRegistration.member_id).where(
+        MemberRegistration.status == "已报到", MemberRegistration.registered_on <= period.end,
+        MemberRegistration.deleted_on.is_(None))).scalars())
+    return {i: 1.0 if i in registered else 0.0 for i in ids}
+
+
+RATING_INPUTS: list[RatingInput] = [
+    RatingInput("points", "单位积分", 40, "unit", _points("unit")),
+    RatingInput("registration", "在职党员报到率", 30, "unit", unit_registration_rates),
+    RatingInput("completion", "派单办结率", 30, "unit", unit_completion_rates),
+    RatingInput("points", "个人积分", 40, "member", _points("member")),
+    RatingInput("monthly_service", "按月服务", 40, "member", member_monthly_service),
+    RatingInput("registration", "到社区报到", 20, "member", member_registered),
+]
+# A unit below the floor on either of these is not rated (DOMAIN.md: the 95% rule).
+FLOOR_INPUTS = {"registration": "在职党员报到率", "completion": "派单办结率"}
+
+
+def _star_table() -> dict[int, float]:
+    table = current_app.config["STAR_THRESHOLDS"]
+    return {int(stars): float(score) for stars, score in table.items()}
+
+
+def stars_for(score: float, table: Mapping[int, float]) -> int | None:
+    reached = [stars for stars, minimum in table.items() if score >= minimum]
+    return max(reached) if reached else None
+
+
+def _score(value) -> Decimal:
+    """A score as stored and shown: two decimals, halves rounded up (as by hand)."""
+    return Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def _weighted(values: list[tuple[RatingInput, float | None]]) -> Decimal:
+    weights = sum(spec.weight for spec, value in values if value is not None)
+    if not weights:
+        return _score(0)
+    return _score(100 * sum(spec.weight * value for spec, value in values if value is not None)
+                  / weights)
+
+
+def _floor_note(values: dict[str, float | None], floor: float) -> str | None:
+    below = [f"{label}{values[name] * 100:.1f}%" for name, label in FLOOR_INPUTS.items()
+             if values.get(name) is not None and values[name] < floor]
+    if below:
+        return f"{'、'.join(below)}，低于{floor * 100:g}%，不予评星"
+    return None
+
+
+def _quarter_ratings(session, period, subjects):
+    results = {}
+    floor = float(current_app.config["STAR_RATING_FLOOR"])
+    for subject, ids in subjects.items():
+        specs = [spec for spec in RATING_INPUTS if spec.subject == subject]
+        measured = {spec.name: spec.measure(session, period, ids) for spec in specs}
+        for i in ids:
+            values = [(spec, measured[spec.name].get(i)) for spec in specs]
+            note = _floor_note({spec.name: v for spec, v in values}, floor) \
+                if subject == "unit" else None
+            results[(subject, i)] = (_weighted(values), note, [
+                {"name": spec.name, "label": spec.label, "weight": spec.weight,
+                 "value": None if v is None else round(v, 4)} for spec, v in values])
+    return results
+
+
+def _year_ratings(session, period, subjects):
+    """The year's award from its four quarters: the mean of the quarterly scores (a quarter
+    without a rating counts 0); a unit's floor is checked on the whole year."""
+    rows = session.execute(select(StarRating.subject_type, StarRating.unit_id,
+                                  StarRating.member_id, StarRating.period, StarRating.score)
+                           .where(StarRating.period.in_(period.quarters),
+                                  StarRating.deleted_on.is_(None))).all()
+    missing = [q for q in period.quarters if q not in {row.period for row in rows}]
+    if missing:
+        raise DomainError(f"请先完成{period.year}年各季度的星级评定（尚未计算："
+                          f"{'、'.join(missing)}）", "period")
+    scores = {(row.subject_type, row.unit_id or row.member_id, row.period): Decimal(row.score)
+              for row in rows}
+    floor = float(current_app.config["STAR_RATING_FLOOR"])
+    floors = {spec.name: spec.measure(session, period, subjects.get("unit", []))
+              for spec in RATING_INPUTS if spec.subject == "unit" and spec.name in FLOOR_INPUTS}
+    results = {}
+    for subject, ids in subjects.items():
+        for i in ids:
+            quarters = [scores.get((subject, i, q), Decimal(0)) for q in period.quarters]
+            note = _floor_note({name: values.get(i) for name, values in floors.items()}, floor) \
+                if subject == "unit" else None
+            results[(subject, i)] = (_score(sum(quarters) / 4), note, [
+                {"name": q, "label": f"第{n}季度得分", "weight": 1, "value": float(s / 100)}
+                for n, (q, s) in enumerate(zip(period.quarters, quarters), start=1)])
+    return results
+
+
+def compute_ratings(session, period_text: str) -> dict:
+    """Compute (or recompute) a period's star ratings of the units and members in the acting
+    user's scope, and commit. A published period is refused; a reviewed one goes back to
+    已计算. Returns counts for the message."""
+    period = parse_period(period_text)
+    table = _star_table()
+    floor = float(current_app.config["STAR_RATING_FLOOR"])
+    thresholds = json.dumps({"stars": {str(s): v for s, v in sorted(table.items(), reverse=True)},
+                             "floor": floor,
+                             "point_targets": dict(current_app.config["STAR_POINT_TARGETS"])},
+                            ensure_ascii=False)
+    with unscoped():
+        published = session.execute(select(func.count()).select_from(StarRating).where(
+            StarRating.period == period.code, StarRating.status == "已公示",
+            StarRating.deleted_on.is_(None))).scalar()
+    if published:
+        raise DomainError(f"{period.label}的星级评定已公示，不能重新计算", "period")
+    # The subjects are those in the user's scope; the figures about them count every row.
+    subjects = {
+        "unit": session.execute(select(Unit.id).where(Unit.status == "在册")
+                                .order_by(Unit.id)).scalars().all(),
+        "member": session.execute(select(Member.id).where(Member.status == "正常")
+                                  .order_by(Member.id)).scalars().all(),
+    }
+    with unscoped():
+        computed = (_year_ratings if period.kind == "year" else _quarter_ratings)(
+            session, period, subjects)
+        existing = {(r.subject_type, r.unit_id or r.member_id): r for r in session.execute(
+            select(StarRating).where(StarRating.period == period.code,
+                                     StarRating.deleted_on.is_(None))).scalars()}
+    now = _now()
+    counts = {"unit": 0, "member": 0, "not_rated": 0}
+    session.info[audit.SKIP_ROWS] = True  # one record for the run, below, not one per rating
+    try:
+        for (subject, i), (score, note, inputs) in computed.items():
+            rating = existing.get((subject, i))
+            if rating is None:
+                rating = StarRating(subject_type=subject, period=period.code,
+                                    period_kind=period.kind,
+                                    unit_id=i if subject == "unit" else None,
+                                    member_id=i if subject == "member" else None)
+                session.add(rating)
+            stars = None if note else stars_for(float(score), table)
+            rating.score = score
+            rating.stars = stars
+            rating.eligible = note is None
+            rating.note = note or (None if stars else "得分未达到一星标准")
+            rating.inputs = json.dumps(inputs, ensure_ascii=False)
+            rating.thresholds = thresholds
+            rating.status = "已计算"
+            rating.computed_on = now
+            rating.reviewed_by_id = rating.reviewed_on = None
+            counts[subject] += 1
+            counts["not_rated"] += stars is None
+        audit.record(session, "create", "star_rating", changes={
+            "_operation": "compute", "period": period.code, "units": counts["unit"],
+            "members": counts["member"], "not_rated": counts["not_rated"]})
+        session.commit()
+    except (IntegrityError, StaleDataError):
+        session.rollback()
+        raise DomainError(f"{period.label}的星级评定正由他人计算或审核，请稍后重试") from None
+    except OperationalError as exc:
+        session.rollback()
+        if "locked" in str(exc).lower():
+            raise DomainError("系统繁忙，请稍后重试") from None
+        raise
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop(audit.SKIP_ROWS, None)
+    return {"period": period, **counts}
+
+
+def _reviewed(rating, data, principal):
+    rating.reviewed_by_id = principal.user_id
+    rating.reviewed_on = _now()
+
+
+def _published(rating, data, principal):
+    rating.published_on = _now()
+
+
+STAR_RATING_FLOW = Workflow(StarRating, (
+    Transition("review", "审核", ("已计算",), "已审核", RATERS, apply=_reviewed, style="success"),
+    Transition("publish", "公示", ("已审核",), "已公示", RATERS, apply=_published, style="success",
+               confirm="公示后本期评定不能再重新计算，确定公示吗？"),
+))
+
+
+def recent_periods(count: int = 6) -> list[str]:
+    """The latest quarters (current first) and the last full year, for the compute form."""
+    today = date.today()
+    year, quarter = today.year, (today.month - 1) // 3 + 1
+    periods = []
+    for _ in range(count):
+        periods.append(f"{year}Q{quarter}")
+        year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    return periods + [str(today.year - 1)]
+
+
+# --- the co-building panels of a unit's and a member's page ----------------------------------
+
+def _sum(session, column, *where) -> Decimal:
+    return session.execute(select(func.coalesce(func.sum(column), 0)).where(*where)).scalar() or 0
+
+
+def _latest_rating(session, *where):
+    return session.execute(select(StarRating).where(*where).order_by(
+        StarRating.period_kind.desc(), StarRating.period.desc())).scalars().first()
+
+
+def unit_summary(session, unit) -> dict:
+    """Registration, agreements, members registered, points and stars — as far as the viewer
+    may see them (the session's scope)."""
+    year_periods = [f"{date.today().year}Q{q}" for q in range(1, 5)]
+    registration = session.execute(select(UnitRegistration).where(
+        UnitRegistration.unit_id == unit.id).order_by(UnitRegistration.registered_on.desc(),
+                                                      UnitRegistration.id.desc())).scalars().first()
+    agreements = session.execute(select(Agreement).where(
+        Agreement.unit_id == unit.id, Agreement.status.in_(("草拟", "已签订")))
+        .order_by(Agreement.valid_to.desc())).scalars().all()
+    in_service = select(Member.id, Member.community_id).where(
+        Member.work_unit_id == unit.id, Member.category == "在职", Member.status == "正常")
+    members = session.execute(in_service).all()
+    at_home = set(session.execute(select(MemberRegistration.member_id,
+                                         MemberRegistration.community_id).where(
+        MemberRegistration.member_id.in_([m.id for m in members]),
+        MemberRegistration.status == "已报到")).all()) if members else set()
+    registered = sum((m.id, m.community_id) in at_home for m in members)
+    unit_entries = (PointEntry.subject_type == "unit", PointEntry.unit_id == unit.id)
+    return {
+        "registration": registration,
+        "agreements": agreements,
+        "members": len(members),
+        "registered": registered,
+        "registration_rate": registered / len(members) if members else None,
+        "points": _sum(session, PointEntry.delta, *unit_entries),
+        "points_year": _sum(session, PointEntry.delta, *unit_entries,
+                            PointEntry.period.in_(year_periods)),
+        "rating": _latest_rating(session, StarRating.subject_type == "unit",
+                                 StarRating.unit_id == unit.id),
+    }
+
+
+def member_summary(session, member) -> dict:
+    """Registration, posts, service hours and points — as far as the viewer may see them."""
+    year_start = date(date.today().year, 1, 1)
+    registration = session.execute(select(MemberRegistration).where(
+        MemberRegistration.member_id == member.id)
+        .order_by(MemberRegistration.registered_on.desc(), MemberRegistration.id.desc())
+    ).scalars().first()
+    claims = session.execute(select(PostClaim).where(
+        PostClaim.member_id == member.id, PostClaim.status == "已认领")
+        .order_by(PostClaim.claimed_on)).scalars().all()
+    certified = (ServiceRecord.member_id == member.id, ServiceRecord.status == "已认证")
+    member_entries = (PointEntry.subject_type == "member", PointEntry.member_id == member.id)
+    return {
+        "registration": registration,
+        "claims": claims,
+        "hours": _sum(session, ServiceRecord.hours, *certified),
+        "hours_year": _sum(session, ServiceRecord.hours, *certified,
+                           ServiceRecord.served_on >= year_start),
+        "records_pending": session.execute(select(func.count()).select_from(ServiceRecord).where(
+            ServiceRecord.member_id == member.id, ServiceRecord.status == "待认证")).scalar(),
+        "points": _sum(session, PointEntry.delta, *member_entries),
+        "points_year": _sum(session, PointEntry.delta, *member_entries,
+                            PointEntry.period.like(f"{date.today().year}Q%")),
+        "rating": _latest_rating(session, StarRating.subject_type == "member",
+                                 StarRating.member_id == member.id),
+    }
+

@@ -1,0 +1,198 @@
+"""The public notice board (公示栏) at /public/: no login. Published 三单 per community, units'
+public commitments and their fulfilment, published star ratings and meeting schedules.
+
+Nobody is logged in here, and an anonymous principal may read no business rows through the
+scope filter; so the board reads inside `unscoped()` and says itself, in every query, which
+rows are public: published statuses only, live rows only (the soft-delete filter is part of
+the scope filter it leaves aside). No personal data: residents' and members' names are
+masked (张*), no phone, no ID number, no minutes; numbers that look like a phone or an ID
+number in free text are masked too.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from flask import abort
+from flask_appbuilder import BaseView, expose
+from sqlalchemy import and_, func, select
+
+from app.extensions import db
+from app.models.cobuild import StarRating
+from app.models.lists import NEED_STATUSES, WISH_PUBLISHED, MicroWish, Need, Resource, ServiceItem
+from app.models.meetings import JointBody, Meeting
+from app.models.org import Dictionary, Member, Organization, Unit
+from app.security.scope import unscoped
+
+RESOURCE_PUBLIC = ("已发布",)
+SERVICE_PUBLIC = ("已发布", "进行中", "已完成")
+# A need is on the public 需求清单 once the platform has accepted it (平台接单).
+NEED_PUBLIC = tuple(s for s in NEED_STATUSES if s not in ("待受理", "已驳回"))
+RATING_PUBLIC = "已公示"
+SECTION_LIMIT = 100
+RECENT_MEETING_DAYS = 90
+_LONG_NUMBER = re.compile(r"\d[\d\- ]{5,}\d[\dXx]?")
+
+
+def masked(name: str | None) -> str:
+    """A person's name as the public sees it: the surname and stars (张*, 欧阳**)."""
+    name = (name or "").strip()
+    return name[:1] + "*" * (len(name) - 1) if name else ""
+
+
+def scrubbed(text: str | None) -> str:
+    """Free text with any phone- or ID-like number masked."""
+    return _LONG_NUMBER.sub(lambda m: m.group(0)[:3] + "****", text or "")
+
+
+def _live(*models):
+    return and_(*[model.deleted_on.is_(None) for model in models])
+
+
+def _communities(session):
+    """Streets and their communities (live, active), in tree order."""
+    rows = session.execute(
+        select(Organization.id, Organization.name, Organization.type, Organization.parent_id)
+        .where(Organization.type.in_(("street", "community")), Organization.active.is_(True),
+               _live(Organization))
+        .order_by(Organization.path)).all()
+    streets = {r.id: {"id": r.id, "name": r.name, "communities": []}
+               for r in rows if r.type == "street"}
+    for r in rows:
+        if r.type == "community" and r.parent_id in streets:
+            streets[r.parent_id]["communities"].append({"id": r.id, "name": r.name})
+    return list(streets.values())
+
+
+def _counts(session) -> dict[int, dict[str, int]]:
+    """Per community, how many public items of each list (one GROUP BY each)."""
+    counts: dict[int, dict[str, int]] = {}
+    queries = {
+        "resources": select(Unit.community_id, func.count(Resource.id))
+        .join(Unit, Unit.id == Resource.unit_id)
+        .where(Resource.status.in_(RESOURCE_PUBLIC), _live(Resource, Unit))
+        .group_by(Unit.community_id),
+        "services": select(Unit.community_id, func.count(ServiceItem.id))
+        .join(Unit, Unit.id == ServiceItem.provider_unit_id)
+        .where(ServiceItem.status.in_(SERVICE_PUBLIC), _live(ServiceItem, Unit))
+        .group_by(Unit.community_id),
+        "needs": select(Need.community_id, func.count(Need.id))
+        .where(Need.status.in_(NEED_PUBLIC), _live(Need)).group_by(Need.community_id),
+        "wishes": select(MicroWish.community_id, func.count(MicroWish.id))
+        .where(MicroWish.status.in_(WISH_PUBLISHED), _live(MicroWish))
+        .group_by(MicroWish.community_id),
+    }
+    for key, stmt in queries.items():
+        for community_id, n in session.execute(stmt):
+            counts.setdefault(community_id, {})[key] = int(n)
+    return counts
+
+
+def community_board(session, community: Organization) -> dict:
+    """Everything public about one community."""
+    cid = community.id
+    category = Dictionary.label.label("category")
+    resources = session.execute(
+        select(Resource.title, Resource.content, Resource.quantity, Resource.measure,
+               Resource.available_from, Resource.available_to, Resource.year,
+               Unit.name.label("unit"), category)
+        .join(Unit, Unit.id == Resource.unit_id)
+        .outerjoin(Dictionary, and_(Dictionary.id == Resource.category_id, _live(Dictionary)))
+        .where(Unit.community_id == cid, Resource.status.in_(RESOURCE_PUBLIC),
+               _live(Resource, Unit))
+        .order_by(Resource.year.desc(), Resource.id.desc()).limit(SECTION_LIMIT)).all()
+    services = session.execute(
+        select(ServiceItem.title, ServiceItem.content, ServiceItem.status, ServiceItem.year,
+               ServiceItem.start_date, ServiceItem.end_date, ServiceItem.place,
+               ServiceItem.commitment, ServiceItem.fulfilment, Unit.name.label("unit"), category)
+        .join(Unit, Unit.id == ServiceItem.provider_unit_id)
+        .outerjoin(Dictionary, and_(Dictionary.id == ServiceItem.category_id, _live(Dictionary)))
+        .where(Unit.community_id == cid, ServiceItem.status.in_(SERVICE_PUBLIC),
+               _live(ServiceItem, Unit))
+        .order_by(ServiceItem.year.desc(), ServiceItem.id.desc()).limit(SECTION_LIMIT)).all()
+    needs = session.execute(
+        select(Need.title, Need.urgency, Need.status, Need.created_on, Need.completed_on,
+               Unit.name.label("unit"), category)
+        .outerjoin(Unit, and_(Unit.id == Need.assigned_unit_id, _live(Unit)))
+        .outerjoin(Dictionary, and_(Dictionary.id == Need.category_id, _live(Dictionary)))
+        .where(Need.community_id == cid, Need.status.in_(NEED_PUBLIC), _live(Need))
+        .order_by(Need.created_on.desc(), Need.id.desc()).limit(SECTION_LIMIT)).all()
+    wishes = session.execute(
+        select(MicroWish.resident_name, MicroWish.content, MicroWish.status,
+               MicroWish.created_on, MicroWish.fulfilled_on, Unit.name.label("unit"),
+               Member.name.label("member"))
+        .outerjoin(Unit, and_(Unit.id == MicroWish.claimant_unit_id, _live(Unit)))
+        .outerjoin(Member, and_(Member.id == MicroWish.claimant_member_id, _live(Member)))
+        .where(MicroWish.community_id == cid, MicroWish.status.in_(WISH_PUBLISHED),
+               _live(MicroWish))
+        .order_by(MicroWish.created_on.desc(), MicroWish.id.desc()).limit(SECTION_LIMIT)).all()
+    unit_ratings = session.execute(
+        select(Unit.name, StarRating.period, StarRating.stars, StarRating.score)
+        .join(Unit, Unit.id == StarRating.unit_id)
+        .where(StarRating.subject_type == "unit", Unit.community_id == cid,
+               StarRating.status == RATING_PUBLIC, _live(StarRating, Unit))
+        .order_by(StarRating.period.desc(), StarRating.stars.desc(), Unit.name)
+        .limit(SECTION_LIMIT)).all()
+    member_ratings = session.execute(
+        select(Member.name, StarRating.period, StarRating.stars)
+        .join(Member, Member.id == StarRating.member_id)
+        .where(StarRating.subject_type == "member", Member.community_id == cid,
+               StarRating.status == RATING_PUBLIC, _live(StarRating, Member))
+        .order_by(StarRating.period.desc(), StarRating.stars.desc(), Member.id)
+        .limit(SECTION_LIMIT)).all()
+    today = date.today()
+    meetings = session.execute(
+        select(JointBody.name.label("body"), Meeting.type, Meeting.planned_date, Meeting.held_on,
+               Meeting.status, Meeting.place)
+        .join(JointBody, JointBody.id == Meeting.body_id)
+        .where(JointBody.host_id == cid, _live(Meeting, JointBody),
+               ((Meeting.status == "计划中") & (Meeting.planned_date >= today))
+               | ((Meeting.status == "已召开")
+                  & (Meeting.held_on >= today - timedelta(days=RECENT_MEETING_DAYS))))
+        .order_by(Meeting.planned_date, Meeting.type).limit(SECTION_LIMIT)).all()
+    return {
+        "resources": [{**r._asdict(), "content": scrubbed(r.content)} for r in resources],
+        "services": [{**r._asdict(), "content": scrubbed(r.content),
+                      "commitment": scrubbed(r.commitment),
+                      "fulfilment": scrubbed(r.fulfilment)} for r in services],
+        "needs": [r._asdict() for r in needs],
+        "wishes": [{"resident": masked(r.resident_name), "content": scrubbed(r.content),
+                    "status": r.status, "created_on": r.created_on,
+                    "fulfilled_on": r.fulfilled_on,
+                    "claimant": r.unit or masked(r.member)} for r in wishes],
+        "unit_ratings": [r._asdict() for r in unit_ratings],
+        "member_ratings": [{"name": masked(r.name), "period": r.period, "stars": r.stars}
+                           for r in member_ratings],
+        "upcoming": [r._asdict() for r in meetings if r.status == "计划中"],
+        "held": [r._asdict() for r in meetings if r.status == "已召开"],
+    }
+
+
+class PublicView(BaseView):
+    """No login and no permission: every method here shows only what is public."""
+
+    route_base = "/public"
+    default_view = "index"
+
+    @expose("/")
+    def index(self):
+        session = db.session
+        with unscoped():
+            streets = _communities(session)
+            counts = _counts(session)
+        return self.render_template("public/index.html", streets=streets, counts=counts)
+
+    @expose("/community/<int:pk>")
+    def community(self, pk):
+        session = db.session
+        with unscoped():
+            community = session.execute(select(Organization).where(
+                Organization.id == pk, Organization.type == "community",
+                Organization.active.is_(True), _live(Organization))).scalar()
+            if community is None:
+                abort(404)
+            street = session.execute(select(Organization.name).where(
+                Organization.id == community.parent_id, _live(Organization))).scalar()
+            board = community_board(session, community)
+        return self.render_template("public/community.html", community=community,
+                                    street=street, board=board)

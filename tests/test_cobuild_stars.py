@@ -1,0 +1,262 @@
+"""Star ratings (DOMAIN.md §1 "一季一评星，一年一授星"): a small fixture period whose ratings are
+worked out by hand below — from the ledger, service months and registration for members; from
+the ledger, the in-service members' registration rate and the completion of dispatched needs for
+units — with the thresholds and the 95% floor of the configuration; the year's award from its
+quarters; 已计算 → 已审核 → 已公示, and a published period cannot be computed again."""
+import itertools
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import text
+
+from tests.test_cobuild_rules import home_community, new_members, new_unit, registration
+
+pytestmark = pytest.mark.db
+
+# Each test rates its own year, long before the demo data's: only its fixture has figures
+# there, and a period one test publishes stays out of the others' way.
+YEARS = itertools.count(2011)
+THRESHOLDS = {5: 90, 4: 80, 3: 70, 2: 60, 1: 0}
+
+
+@pytest.fixture
+def rating_config(app, monkeypatch):
+    monkeypatch.setitem(app.config, "STAR_THRESHOLDS", dict(THRESHOLDS))
+    monkeypatch.setitem(app.config, "STAR_RATING_FLOOR", 0.95)
+    monkeypatch.setitem(app.config, "STAR_POINT_TARGETS", {"unit": 60, "member": 12})
+
+
+def add_rows(ctx, make):
+    """Rows written as the system (the ledger and closed needs, as if made long ago)."""
+    with ctx.session() as session:
+        session.add_all(make(session))
+        session.commit()
+
+
+def points(ctx, community, period, **subjects):
+    from app.models.cobuild import PointEntry
+
+    rule = ctx.execute(text("SELECT min(id) FROM point_rule")).scalar()
+    when = datetime(int(period[:4]), 6, 30, 9, 0)
+    base = ctx.execute(text("SELECT coalesce(max(source_id), 0) FROM point_entry "
+                            "WHERE source_type = 'fixture'")).scalar()
+
+    def make(session):
+        return [PointEntry(subject_type=kind, member_id=sid if kind == "member" else None,
+                           unit_id=sid if kind == "unit" else None, rule_id=rule, kind="pay",
+                           delta=Decimal(delta), reason="测试积分", source_type="fixture",
+                           source_id=base + n, cycle=1, period=period, community_id=community,
+                           created_on=when, changed_on=when)
+                for n, ((kind, sid), delta) in enumerate(subjects["entries"], start=1)]
+    add_rows(ctx, make)
+
+
+def needs(ctx, community, unit, statuses, year):
+    from app.models.lists import Need
+    from app.models.org import Organization
+
+    category = ctx.execute(text("SELECT min(id) FROM dictionary WHERE kind = 'need_category'")
+                           ).scalar()
+    def make(session):
+        # Filed, dispatched and (when closed) completed in the fixture's year, as it happened.
+        return [Need(community=session.get(Organization, community), category_id=category,
+                     title=f"派单需求{n}", status=status, assigned_unit_id=unit,
+                     created_on=datetime(year, 5, 8, 9, 0), accepted_on=datetime(year, 5, 9, 9, 0),
+                     dispatched_on=datetime(year, 5, 10, 9, 0),
+                     taken_on=datetime(year, 5, 10, 10, 0),
+                     completed_on=datetime(year, 5, 12, 9, 0) if status in ("已办结", "已回访")
+                     else None, result="已办理" if status in ("已办结", "已回访") else None)
+                for n, status in enumerate(statuses)]
+    add_rows(ctx, make)
+
+
+def certified(ctx, member, *days):
+    from app.models.cobuild import ServiceRecord
+
+    add_rows(ctx, lambda session: [
+        ServiceRecord(member_id=member, served_on=day, hours=Decimal("2"), status=status,
+                      description="测试服务", created_on=datetime.combine(day, datetime.min.time()),
+                      certified_on=datetime.combine(day, datetime.min.time())
+                      if status == "已认证" else None) for day, status in days])
+
+
+@pytest.fixture
+def fixture_period(ctx, rating_config):
+    """Four units and their members in shequ01's community, with a year's figures (Q2):
+
+    A: 2 in-service members, both registered; 2 needs dispatched in Q2, both closed; 45 points.
+    B: 20 in-service members, 19 registered (95%: on the floor, still rated); 30 points.
+    D: 4 in-service members, 3 registered (75%: below the floor); 60 points.
+    E: 1 member, registered; 2 needs dispatched in Q2, 1 closed (50%: below the floor).
+    Member a1: 9 points, certified service in April and June (May's is still pending).
+    """
+    year = next(YEARS)
+    period = f"{year}Q2"
+    community = home_community(ctx, "shequ01")
+    units = {name: new_unit(ctx, community, f"评星单位{name}") for name in "ABDE"}
+    people = {name: new_members(ctx, community, n, unit_id=units[name])
+              for name, n in (("A", 2), ("B", 20), ("D", 4), ("E", 1))}
+    for name, registered in (("A", 2), ("B", 19), ("D", 3), ("E", 1)):
+        for member in people[name][:registered]:
+            registration(ctx, member, community, day=date(year, 3, 15))
+    needs(ctx, community, units["A"], ["已办结", "已回访"], year)
+    needs(ctx, community, units["E"], ["已办结", "办理中"], year)
+    a1, a2 = people["A"]
+    points(ctx, community, period, entries=[
+        (("unit", units["A"]), "45"), (("unit", units["B"]), "30"), (("unit", units["D"]), "60"),
+        (("member", a1), "5"), (("member", a1), "4")])
+    certified(ctx, a1, (date(year, 4, 10), "已认证"), (date(year, 5, 20), "待认证"),
+              (date(year, 6, 5), "已认证"))
+    return {"units": units, "a1": a1, "a2": a2, "community": community, "year": year,
+            "period": period}
+
+
+def rating(ctx, kind, subject, period):
+    column = "unit_id" if kind == "unit" else "member_id"
+    row = ctx.execute(text(
+        f"SELECT id, score, stars, eligible, note, status, inputs, thresholds FROM star_rating "
+        f"WHERE subject_type = :k AND {column} = :s AND period = :p AND deleted_on IS NULL"),
+        {"k": kind, "s": subject, "p": period}).one()._asdict()
+    # SQLite hands a NUMERIC back as a float: compare scores as the decimals they are.
+    row["score"] = Decimal(str(row["score"])).quantize(Decimal("0.01"))
+    return SimpleNamespace(**row)
+
+
+def compute(api, period, username="zuzhibu"):
+    client, headers = api(username)
+    return client.post("/api/v1/star_rating/compute", json={"period": period}, headers=headers)
+
+
+def test_a_quarter_rates_units_and_members_as_worked_out_by_hand(ctx, api, fixture_period):
+    period, year = fixture_period["period"], fixture_period["year"]
+    units = fixture_period["units"]
+    done = compute(api, period)
+    assert done.status_code == 200, done.get_data(as_text=True)
+
+    # A: points 45/60 = 0.75 × 40 = 30; registration 2/2 × 30 = 30; completion 2/2 × 30 = 30.
+    a = rating(ctx, "unit", units["A"], period)
+    assert (a.score, a.stars, bool(a.eligible), a.status) == (Decimal("90.00"), 5, True, "已计算")
+    # B: completion does not apply (nothing dispatched): (0.5 × 40 + 0.95 × 30) / 70 = 69.29.
+    b = rating(ctx, "unit", units["B"], period)
+    assert (b.score, b.stars, bool(b.eligible)) == (Decimal("69.29"), 2, True)
+    # D: 75% registered, below the 95% floor: not rated, whatever its points (score 89.29).
+    d = rating(ctx, "unit", units["D"], period)
+    assert (d.score, d.stars, bool(d.eligible)) == (Decimal("89.29"), None, False)
+    assert "在职党员报到率75.0%，低于95%，不予评星" in d.note
+    # E: half its dispatched needs closed, below the floor.
+    e = rating(ctx, "unit", units["E"], period)
+    assert (e.score, e.stars, bool(e.eligible)) == (Decimal("45.00"), None, False)
+    assert "派单办结率50.0%" in e.note
+    # a1: points 9/12 × 40 = 30; served 2 of 3 months × 40 = 26.67; registered × 20 = 20.
+    a1 = rating(ctx, "member", fixture_period["a1"], period)
+    assert (a1.score, a1.stars) == (Decimal("76.67"), 3)
+    # a2: registered only.
+    a2 = rating(ctx, "member", fixture_period["a2"], period)
+    assert (a2.score, a2.stars) == (Decimal("20.00"), 1)
+    # The inputs and the thresholds in force are kept on the rating.
+    inputs = {item["name"]: item for item in json.loads(a.inputs)}
+    assert inputs["points"]["value"] == 0.75 and inputs["registration"]["weight"] == 30
+    used = json.loads(a.thresholds)
+    assert used["stars"] == {str(k): v for k, v in THRESHOLDS.items()} and used["floor"] == 0.95
+
+
+def test_thresholds_come_from_the_configuration(app, ctx, api, fixture_period, monkeypatch):
+    period, year = fixture_period["period"], fixture_period["year"]
+    monkeypatch.setitem(app.config, "STAR_THRESHOLDS", {5: 95, 4: 85, 3: 75, 2: 65, 1: 0})
+    assert compute(api, period).status_code == 200
+    a = rating(ctx, "unit", fixture_period["units"]["A"], period)
+    assert (a.score, a.stars) == (Decimal("90.00"), 4)
+    assert json.loads(a.thresholds)["stars"]["5"] == 95
+
+
+def test_the_floor_comes_from_the_configuration(app, ctx, api, fixture_period, monkeypatch):
+    period, year = fixture_period["period"], fixture_period["year"]
+    monkeypatch.setitem(app.config, "STAR_RATING_FLOOR", 0.7)
+    assert compute(api, period).status_code == 200
+    d = rating(ctx, "unit", fixture_period["units"]["D"], period)
+    assert (d.stars, bool(d.eligible)) == (4, True)  # 89.29 ≥ 80 once 75% is above the floor
+    e = rating(ctx, "unit", fixture_period["units"]["E"], period)
+    assert (e.stars, bool(e.eligible)) == (None, False)  # 50% is still below
+
+
+def test_review_publish_and_a_published_period_is_not_computed_again(ctx, api, as_user,
+                                                                     fixture_period):
+    period, year = fixture_period["period"], fixture_period["year"]
+    units = fixture_period["units"]
+    assert compute(api, period).status_code == 200
+    a = rating(ctx, "unit", units["A"], period)
+    client, headers = api("zuzhibu")
+    # A community admin reads ratings but does not review them.
+    shequ, shequ_headers = api("shequ01")
+    assert shequ.post(f"/api/v1/star_rating/{a.id}/transition/review",
+                      headers=shequ_headers).status_code == 403
+    assert client.post(f"/api/v1/star_rating/{a.id}/transition/review",
+                       headers=headers).status_code == 200
+    # Computed again before publication, a reviewed rating goes back to 已计算.
+    assert compute(api, period).status_code == 200
+    assert rating(ctx, "unit", units["A"], period).status == "已计算"
+    for move in ("review", "publish"):
+        assert client.post(f"/api/v1/star_rating/{a.id}/transition/{move}",
+                           headers=headers).status_code == 200
+    assert rating(ctx, "unit", units["A"], period).status == "已公示"
+
+    before = ctx.execute(text("SELECT id, score, stars, status, computed_on FROM star_rating "
+                              "WHERE period = :p ORDER BY id"), {"p": period}).all()
+    refused = compute(api, period)
+    assert refused.status_code == 422
+    assert f"{year}年第2季度的星级评定已公示，不能重新计算" in refused.json["message"]
+    page = as_user("zuzhibu").post("/star_rating/compute", {"period": period},
+                                   form_url="/star_rating/compute", follow_redirects=True)
+    assert "已公示，不能重新计算" in page.get_data(as_text=True)
+    assert ctx.execute(text("SELECT id, score, stars, status, computed_on FROM star_rating "
+                            "WHERE period = :p ORDER BY id"), {"p": period}).all() == before
+    # Nobody computes without the right to.
+    assert compute(api, f"{year}Q3", "jiedao01").status_code == 403
+    assert as_user("shequ01").get("/star_rating/compute").status_code == 403
+
+
+def test_the_year_is_awarded_from_its_quarters(app, ctx, api, fixture_period):
+    period, year = fixture_period["period"], fixture_period["year"]
+    units = fixture_period["units"]
+    refused = compute(api, str(year))
+    assert refused.status_code == 422
+    assert f"请先完成{year}年各季度的星级评定" in refused.json["message"]
+    assert compute(api, period).status_code == 200
+    # The command line computes a quarter too (as the system).
+    runner = app.test_cli_runner()
+    for quarter in (f"{year}Q1", f"{year}Q3", f"{year}Q4"):
+        result = runner.invoke(args=["gongjian", "rate-stars", quarter])
+        assert result.exit_code == 0, result.output
+        assert "星级评定已计算" in result.output
+    assert compute(api, str(year)).status_code == 200
+    # A: Q1, Q3, Q4 = registration only, 30/70 = 42.86; Q2 = 90.00; (42.86 × 3 + 90) / 4.
+    a = rating(ctx, "unit", units["A"], str(year))
+    assert (a.score, a.stars, bool(a.eligible)) == (Decimal("54.65"), 1, True)
+    # a1: 20 + 76.67 + 20 + 20 = 136.67 / 4 = 34.17.
+    assert rating(ctx, "member", fixture_period["a1"], str(year)).score == Decimal("34.17")
+    # D stays below the floor over the year.
+    d = rating(ctx, "unit", units["D"], str(year))
+    assert (d.stars, bool(d.eligible)) == (None, False)
+    assert runner.invoke(args=["gongjian", "rate-stars", f"{year}Q5"]).exit_code != 0
+
+
+def test_a_member_and_a_liaison_see_only_their_own_ratings(ctx, api, fixture_period):
+    period, year = fixture_period["period"], fixture_period["year"]
+    assert compute(api, period).status_code == 200
+    member = ctx.execute(text("SELECT member_id FROM ab_user WHERE username = 'dangyuan01'")
+                         ).scalar()
+    unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei01'")).scalar()
+    for username, sql, params in (
+            ("dangyuan01", "subject_type = 'member' AND member_id = :m", {"m": member}),
+            ("danwei01", "unit_id = :u OR member_id IN (SELECT id FROM member "
+                         "WHERE work_unit_id = :u)", {"u": unit})):
+        own = set(ctx.execute(text(f"SELECT id FROM star_rating WHERE ({sql}) AND period = :p"),
+                              {**params, "p": period}).scalars())
+        client, headers = api(username)
+        found = client.get(f"/api/v1/star_rating/?q=(filters:!((col:period,opr:eq,"
+                           f"value:'{period}')),page_size:100)", headers=headers).json
+        assert {row["id"] for row in found["result"]} == own and found["count"] == len(own)
+        assert own

@@ -1,0 +1,112 @@
+"""The home page after login is the user's to-do list (我的待办): per role, counts of what waits
+for the user, each linking to the list where it is handled — and that list shows exactly the
+counted rows."""
+import html
+import re
+from datetime import datetime
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import DEMO_USERS
+from tests.test_dashboard_drilldown import listed
+
+pytestmark = pytest.mark.db
+
+ENTRY = re.compile(r'<li class="list-group-item gj-todo-entry[^"]*">\s*<a href="([^"]+)" '
+                   r'data-count="(\d+)">([^<]+)</a>\s*<span class="badge[^"]*">(\d+)</span>')
+
+
+def entries(browser) -> dict[str, tuple[str, int]]:
+    page = browser.get("/")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "我的待办" in body and "您的角色" in body
+    found = {}
+    for url, count, label, badge in ENTRY.findall(body):
+        assert count == badge
+        found[label.strip()] = (html.unescape(url), int(count))
+    return found
+
+
+def link(ctx, username, column):
+    return ctx.execute(text(f"SELECT {column} FROM ab_user WHERE username = :u"),
+                       {"u": username}).scalar()
+
+
+@pytest.mark.parametrize("username", DEMO_USERS)
+def test_every_to_do_link_lists_what_it_counts(app, as_user, username):
+    browser = as_user(username)
+    todo = entries(browser)
+    if username != "shenji":
+        assert todo, f"{username} should have a to-do list"
+    wrong = [(label, count, listed(browser, app, url), url) for label, (url, count) in todo.items()
+             if listed(browser, app, url) != count]
+    assert not wrong, wrong
+
+
+def test_a_community_admin_is_asked_to_accept_dispatch_and_confirm(as_user, ctx):
+    path = ctx.execute(text("SELECT o.path FROM ab_user u JOIN organization o ON o.id = u.org_id "
+                            "WHERE u.username = 'shequ01'")).scalar()
+    todo = entries(as_user("shequ01"))
+
+    def count(sql):
+        return ctx.execute(text(sql + " AND deleted_on IS NULL AND community_id IN "
+                                "(SELECT id FROM organization WHERE path LIKE :p)"),
+                           {"p": path + "%", "now": datetime.now()}).scalar()
+
+    assert todo["待受理的需求（平台接单）"][1] == count("SELECT count(*) FROM need WHERE status = '待受理'")
+    assert todo["待派单的需求（会商派单）"][1] == count("SELECT count(*) FROM need WHERE status = '已受理'")
+    assert todo["待确认的党员报到"][1] == count(
+        "SELECT count(*) FROM member_registration WHERE status = '待确认'")
+    assert todo["逾期未办结的需求"][1] == count(
+        "SELECT count(*) FROM need WHERE deadline < :now AND status NOT IN "
+        "('已办结', '已回访', '已驳回')")
+    for label in ("待审核的资源清单", "待审核的微心愿", "待确认的单位报到", "待认证的服务记录",
+                  "逾期未办结的议定事项"):
+        assert label in todo, label
+
+
+def test_a_liaison_is_asked_to_take_its_units_needs(as_user, ctx):
+    unit = link(ctx, "danwei01", "unit_id")
+    todo = entries(as_user("danwei01"))
+    assert todo["待接单（单位接单）"][1] == ctx.execute(text(
+        "SELECT count(*) FROM need WHERE assigned_unit_id = :u AND status = '已派单' "
+        "AND deleted_on IS NULL"), {"u": unit}).scalar()
+    assert todo["资源清单（草稿或被驳回）"][1] == ctx.execute(text(
+        "SELECT count(*) FROM resource WHERE unit_id = :u AND status IN ('草稿', '已驳回') "
+        "AND deleted_on IS NULL"), {"u": unit}).scalar()
+    for label in ("办理中，待办结", "服务项目（草稿或被驳回）", "即将到期的共驻共建协议", "近期计划召开的会议"):
+        assert label in todo, label
+    page = as_user("danwei01").get("/").get_data(as_text=True)
+    assert re.search(r'href="/meeting/show/\d+"', page), "the next meetings are listed"
+
+
+def test_a_member_sees_its_posts_wishes_needs_and_points(as_user, ctx):
+    member = link(ctx, "dangyuan01", "member_id")
+    todo = entries(as_user("dangyuan01"))
+    assert todo["派给我的需求（待接单）"][1] == ctx.execute(text(
+        "SELECT count(*) FROM need n JOIN need_member m ON m.need_id = n.id WHERE m.member_id = :m "
+        "AND n.status = '已派单' AND n.deleted_on IS NULL"), {"m": member}).scalar() > 0
+    assert todo["我认领的服务岗位"][1] == ctx.execute(text(
+        "SELECT count(*) FROM post_claim WHERE member_id = :m AND status = '已认领' "
+        "AND deleted_on IS NULL"), {"m": member}).scalar()
+    points = ctx.execute(text("SELECT coalesce(sum(delta), 0) FROM point_entry WHERE member_id = :m "
+                              "AND subject_type = 'member' AND deleted_on IS NULL"), {"m": member}).scalar()
+    assert any(label.startswith(f"累计积分 {float(points):g} 分") for label in todo)
+    assert "可认领的微心愿" in todo and "我认领、待实现的微心愿" in todo
+
+
+def test_an_auditor_sees_recent_exports_and_changes(as_user):
+    browser = as_user("shenji")
+    assert browser.get("/dashboard/figure/need_funnel.csv").status_code == 200
+    page = browser.get("/").get_data(as_text=True)
+    assert "最近的导出" in page and "最近的数据变更" in page
+    exports = page.split("最近的导出", 1)[1].split("最近的数据变更", 1)[0]
+    assert "shenji 导出 dashboard" in exports
+
+
+def test_before_login_the_home_page_points_to_login_and_the_notice_board(app):
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "我的待办" not in page
+    assert 'href="/login/"' in page and 'href="/public/"' in page
