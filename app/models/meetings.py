@@ -237,7 +237,7 @@ class Meeting(Entity):
     __label__ = N_("会议")
     __scope__ = Scope(org=(lambda: _host_of_body(Meeting.body_id),),
                       shared=(_in_member_bodies(lambda: Meeting.body_id),))
-    __extra_labels__ = {"minutes_html": N_("会议纪要")}
+    __extra_labels__ = {"heading": N_("会议"), "minutes_html": N_("会议纪要")}
 
     body_id = Column(Integer, ForeignKey("joint_body.id"), nullable=False, index=True,
                      info=caption("联席会"))
@@ -268,6 +268,11 @@ class Meeting(Entity):
                                info=caption("议定事项"))
     attachments = relationship("MeetingAttachment", back_populates="meeting",
                                order_by="MeetingAttachment.id", info=caption("附件"))
+
+    @property
+    def heading(self) -> str:
+        """The meeting named in full: body, date and type (a to-do list, a notice board)."""
+        return f"{self.body.name if self.body else ''} {self.planned_date or ''} {self.type or ''}"
 
     @property
     def minutes_html(self):
