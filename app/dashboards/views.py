@@ -24,6 +24,7 @@ from app.dashboards.links import (EQ, FLAG, IN, NOT_EQ, RELATION, SMALLER, durin
                                   list_url, month_period, quarter_within, under)
 from app.errors import DomainError
 from app.extensions import db
+from app.i18n import N_
 from app.models.lists import NEED_DONE, NEED_STATUSES
 from app.models.org import Organization
 from app.security.scope import current_principal
@@ -42,55 +43,55 @@ class Figure:
 
 RATE = "rate"
 FIGURES = {f.name: f for f in [
-    Figure("need_funnel", "需求办理漏斗", F.need_funnel,
+    Figure("need_funnel", N_("需求办理漏斗"), F.need_funnel,
            {"stage": "环节", "count": "需求数", "statuses": "包含状态"}),
-    Figure("need_completion_rate", "需求办结率", F.need_completion_rate,
+    Figure("need_completion_rate", N_("需求办结率"), F.need_completion_rate,
            {"needs": "受理需求数", "closed": "已办结", RATE: "办结率"}),
-    Figure("need_on_time_rate", "按期办结率", F.need_on_time_rate,
+    Figure("need_on_time_rate", N_("按期办结率"), F.need_on_time_rate,
            {"closed": "已办结", "on_time": "按期办结", RATE: "按期办结率"}),
-    Figure("need_mean_time_to_close", "平均办结时长", F.need_mean_time_to_close,
+    Figure("need_mean_time_to_close", N_("平均办结时长"), F.need_mean_time_to_close,
            {"closed": "已办结", "hours": "平均办结时长（小时）"}),
-    Figure("need_mean_satisfaction", "平均满意度", F.need_mean_satisfaction,
+    Figure("need_mean_satisfaction", N_("平均满意度"), F.need_mean_satisfaction,
            {"rated": "已回访", "mean": "平均满意度"}),
-    Figure("needs_by_community", "各社区需求办理", F.needs_by_community,
+    Figure("needs_by_community", N_("各社区需求办理"), F.needs_by_community,
            {"community": "社区", "needs": "需求数", "closed": "已办结", "overdue": "逾期"}),
-    Figure("overdue_needs", "逾期需求", F.overdue_needs,
+    Figure("overdue_needs", N_("逾期需求"), F.overdue_needs,
            {"id": "编号", "title": "需求标题", "community": "社区", "status": "状态",
             "urgency": "紧急程度", "deadline": "办理时限", "unit": "派单单位"}),
-    Figure("need_match_rate", "需求匹配率", F.need_match_rate,
+    Figure("need_match_rate", N_("需求匹配率"), F.need_match_rate,
            {"needs": "受理需求数", "matched": "已匹配服务项目", RATE: "匹配率"}),
-    Figure("needs_by_category_and_status", "需求清单（类别×状态）", F.needs_by_category_and_status,
+    Figure("needs_by_category_and_status", N_("需求清单（类别×状态）"), F.needs_by_category_and_status,
            {"category": "类别", "status": "状态", "count": "数量"}),
-    Figure("resources_by_category_and_status", "资源清单（类别×状态）",
+    Figure("resources_by_category_and_status", N_("资源清单（类别×状态）"),
            F.resources_by_category_and_status, {"category": "类别", "status": "状态", "count": "数量"}),
-    Figure("service_items_by_category_and_status", "服务清单（类别×状态）",
+    Figure("service_items_by_category_and_status", N_("服务清单（类别×状态）"),
            F.service_items_by_category_and_status,
            {"category": "类别", "status": "状态", "count": "数量"}),
-    Figure("wish_claim_rate", "微心愿认领率", F.wish_claim_rate,
+    Figure("wish_claim_rate", N_("微心愿认领率"), F.wish_claim_rate,
            {"published": "已发布", "claimed": "已认领", RATE: "认领率"}),
-    Figure("wishes_per_month", "微心愿月度情况", F.wishes_per_month,
+    Figure("wishes_per_month", N_("微心愿月度情况"), F.wishes_per_month,
            {"month": "月份", "posted": "发布", "claimed": "认领", "fulfilled": "实现"}),
-    Figure("registration_rates", "双报到报到率", F.registration_rates,
+    Figure("registration_rates", N_("双报到报到率"), F.registration_rates,
            {"community": "社区", "units": "在册单位", "registered_units": "已报到单位",
             "unit_rate": "单位报到率", "members": "在职党员", "registered_members": "已报到党员",
             "member_rate": "党员报到率"}),
-    Figure("member_points_leaderboard", "党员积分排行", F.member_points_leaderboard,
+    Figure("member_points_leaderboard", N_("党员积分排行"), F.member_points_leaderboard,
            {"name": "党员", "points": "积分", "entries": "积分流水条数"}),
-    Figure("unit_points_leaderboard", "单位积分排行", F.unit_points_leaderboard,
+    Figure("unit_points_leaderboard", N_("单位积分排行"), F.unit_points_leaderboard,
            {"name": "驻区单位", "points": "积分", "entries": "积分流水条数"}),
-    Figure("star_distribution", "星级分布", F.star_distribution,
+    Figure("star_distribution", N_("星级分布"), F.star_distribution,
            {"community": "社区", "subject_type": "对象类型", "stars": "星级", "count": "数量"}),
-    Figure("service_hours_per_month", "服务时长", F.service_hours_per_month,
+    Figure("service_hours_per_month", N_("服务时长"), F.service_hours_per_month,
            {"month": "月份", "hours": "服务时长（小时）", "records": "服务记录数"}),
-    Figure("meetings_held_vs_planned", "会议召开情况", F.meetings_held_vs_planned,
+    Figure("meetings_held_vs_planned", N_("会议召开情况"), F.meetings_held_vs_planned,
            {"quarter": "季度", "type": "会议类型", "planned": "计划", "held": "已召开",
             "cancelled": "已取消", RATE: "召开率"}),
-    Figure("meeting_attendance_rate", "参会率", F.meeting_attendance_rate,
+    Figure("meeting_attendance_rate", N_("参会率"), F.meeting_attendance_rate,
            {"type": "会议类型", "expected": "应到单位", "present": "实到单位", RATE: "参会率"}),
-    Figure("leader_compliance", "一把手参会", F.leader_compliance,
+    Figure("leader_compliance", N_("一把手参会"), F.leader_compliance,
            {"type": "会议类型", "present": "出席单位", "leaders": "一把手出席",
             "non_compliant": "非一把手参会", RATE: "一把手参会率"}),
-    Figure("resolutions_on_time", "议定事项办理", F.resolutions_on_time,
+    Figure("resolutions_on_time", N_("议定事项办理"), F.resolutions_on_time,
            {"quarter": "季度", "total": "议定事项", "closed": "已办结", "closed_on_time": "按期办结",
             "closed_late": "超期办结", "open": "未办结", "overdue": "逾期未办结",
             "on_time_rate": "按期办结率"}),
@@ -161,29 +162,29 @@ class Board:
         return [*during(column, period or self.period, datetime_column), *under(self.org_id)]
 
     def _needs(self) -> Section:
-        rows, section = self.rows, Section("需求办理（五单办理）")
+        rows, section = self.rows, Section(N_("需求办理（五单办理）"))
         created = self._in("created_on")
         funnel = rows["need_funnel"]
         total = funnel[0]["count"]
-        section.cards.append(card("需求总数", total, "本期受理登记的需求",
+        section.cards.append(card(N_("需求总数"), total, "本期受理登记的需求",
                                   list_url("need", *created), total, "need_funnel"))
         done = rows["need_completion_rate"][0]
         closed_list = list_url("need", ("status", IN, list(NEED_DONE)), *created)
-        section.cards.append(card("办结率", percent(done[RATE]),
+        section.cards.append(card(N_("办结率"), percent(done[RATE]),
                                   f"已办结 {done['closed']} / 受理 {done['needs']}",
                                   closed_list, done["closed"], "need_completion_rate"))
         on_time = rows["need_on_time_rate"][0]
-        section.cards.append(card("按期办结率", percent(on_time[RATE]),
+        section.cards.append(card(N_("按期办结率"), percent(on_time[RATE]),
                                   f"按期 {on_time['on_time']} / 办结 {on_time['closed']}",
                                   list_url("need", ("closed_on_time", FLAG, 1), *created),
                                   on_time["on_time"], "need_on_time_rate"))
         mean = rows["need_mean_time_to_close"][0]
-        section.cards.append(card("平均办结时长",
+        section.cards.append(card(N_("平均办结时长"),
                                   "—" if mean["hours"] is None else f"{mean['hours']} 小时",
                                   f"已办结 {mean['closed']} 件", closed_list, mean["closed"],
                                   "need_mean_time_to_close"))
         satisfaction = rows["need_mean_satisfaction"][0]
-        section.cards.append(card("平均满意度",
+        section.cards.append(card(N_("平均满意度"),
                                   "—" if satisfaction["mean"] is None
                                   else f"{satisfaction['mean']} 分",
                                   f"回访 {satisfaction['rated']} 件",
@@ -191,11 +192,11 @@ class Board:
                                   satisfaction["rated"], "need_mean_satisfaction"))
         by_community = rows["needs_by_community"]
         overdue = sum(r["overdue"] for r in by_community)
-        section.cards.append(card("逾期需求", overdue, "超过办理时限仍未办结",
+        section.cards.append(card(N_("逾期需求"), overdue, "超过办理时限仍未办结",
                                   list_url("need", ("overdue", FLAG, 1), *created), overdue,
                                   "needs_by_community"))
 
-        chart = Chart("need_funnel", "需求办理漏斗", "need_funnel", "funnel",
+        chart = Chart("need_funnel", N_("需求办理漏斗"), "need_funnel", "funnel",
                       [r["stage"] for r in funnel])
         chart.add("需求数", [r["count"] for r in funnel],
                   [list_url("need", *created) if i == 0 else
@@ -203,7 +204,7 @@ class Board:
                    for i, r in enumerate(funnel)], [r["count"] for r in funnel])
         section.charts.append(chart)
 
-        chart = Chart("needs_by_community", "各社区需求办理", "needs_by_community", "bar",
+        chart = Chart("needs_by_community", N_("各社区需求办理"), "needs_by_community", "bar",
                       [r["community"] for r in by_community])
         period_only = during("created_on", self.period)
         for key, label, extra in (("needs", "需求数", []),
@@ -218,7 +219,7 @@ class Board:
         section.charts.append(self._category_status(
             "needs_by_category_and_status", "需求清单：类别与状态", "need", created))
         section.tables.append({
-            "figure": "overdue_needs", "title": "逾期需求（时限最早的在前）",
+            "figure": "overdue_needs", "title": N_("逾期需求（时限最早的在前）"),
             "columns": ["title", "community", "status", "urgency", "deadline", "unit"],
             "labels": FIGURES["overdue_needs"].columns, "rows": rows["overdue_needs"],
             "url": list_url("need", ("overdue", FLAG, 1), *created), "count": overdue})
@@ -246,15 +247,15 @@ class Board:
                      "service_item": SERVICE_STATUSES}[resource])
 
     def _lists(self) -> Section:
-        rows, section = self.rows, Section("三单与微心愿")
+        rows, section = self.rows, Section(N_("三单与微心愿"))
         match = rows["need_match_rate"][0]
-        section.cards.append(card("需求匹配率", percent(match[RATE]),
+        section.cards.append(card(N_("需求匹配率"), percent(match[RATE]),
                                   f"已匹配 {match['matched']} / 受理 {match['needs']}",
                                   list_url("need", ("matched", FLAG, 1),
                                            ("status", NOT_EQ, "已驳回"), *self._in("created_on")),
                                   match["matched"], "need_match_rate"))
         claim = rows["wish_claim_rate"][0]
-        section.cards.append(card("微心愿认领率", percent(claim[RATE]),
+        section.cards.append(card(N_("微心愿认领率"), percent(claim[RATE]),
                                   f"已认领 {claim['claimed']} / 已发布 {claim['published']}",
                                   list_url("micro_wish", ("status", IN, list(F.WISH_CLAIMED)),
                                            *self._in("created_on")),
@@ -267,7 +268,7 @@ class Board:
             "service_items_by_category_and_status", f"服务清单（{self.period.year}年度）",
             "service_item", year))
         months = rows["wishes_per_month"]
-        chart = Chart("wishes_per_month", "微心愿：发布、认领、实现（按月）", "wishes_per_month", "bar",
+        chart = Chart("wishes_per_month", N_("微心愿：发布、认领、实现（按月）"), "wishes_per_month", "bar",
                       [r["month"] for r in months])
         for key, label, column in (("posted", "发布", "created_on"), ("claimed", "认领", "claimed_on"),
                                    ("fulfilled", "实现", "fulfilled_on")):
@@ -285,22 +286,22 @@ class Board:
         return [(column, SMALLER, self.period.end + timedelta(days=1))]
 
     def _cobuild(self) -> Section:
-        rows, section = self.rows, Section("双报到、积分与星级")
+        rows, section = self.rows, Section(N_("双报到、积分与星级"))
         regs = rows["registration_rates"]
         totals = {k: sum(r[k] for r in regs) for k in ("units", "registered_units", "members",
                                                        "registered_members")}
         registered = self._registered("registered_on")
         section.cards.append(card(
-            "单位报到率", percent(F.ratio(totals["registered_units"], totals["units"])),
+            N_("单位报到率"), percent(F.ratio(totals["registered_units"], totals["units"])),
             f"已报到 {totals['registered_units']} / 在册 {totals['units']}",
             list_url("unit_registration", ("status", EQ, "已报到"), *registered,
                      *under(self.org_id)), totals["registered_units"], "registration_rates"))
         section.cards.append(card(
-            "党员报到率", percent(F.ratio(totals["registered_members"], totals["members"])),
+            N_("党员报到率"), percent(F.ratio(totals["registered_members"], totals["members"])),
             f"已报到 {totals['registered_members']} / 在职党员 {totals['members']}",
             list_url("member_registration", ("status", EQ, "已报到"), *registered,
                      *under(self.org_id)), totals["registered_members"], "registration_rates"))
-        chart = Chart("registration_rates", "各社区双报到报到率", "registration_rates", "bar",
+        chart = Chart("registration_rates", N_("各社区双报到报到率"), "registration_rates", "bar",
                       [r["community"] for r in regs], unit="%")
         for resource, key, rate, label in (
                 ("unit_registration", "registered_units", "unit_rate", "单位报到率"),
@@ -314,11 +315,11 @@ class Board:
         hours = rows["service_hours_per_month"]
         total_hours = round(sum(r["hours"] for r in hours), 1)
         records = sum(r["records"] for r in hours)
-        section.cards.append(card("服务时长", f"{total_hours:g} 小时", f"已认证服务记录 {records} 条",
+        section.cards.append(card(N_("服务时长"), f"{total_hours:g} 小时", f"已认证服务记录 {records} 条",
                                   list_url("service_record", ("status", EQ, "已认证"),
                                            *self._in("served_on", False)),
                                   records, "service_hours_per_month"))
-        chart = Chart("service_hours_per_month", "党员服务时长（按月，已认证）",
+        chart = Chart("service_hours_per_month", N_("党员服务时长（按月，已认证）"),
                       "service_hours_per_month", "bar", [r["month"] for r in hours], unit="小时")
         chart.add("服务时长", [r["hours"] for r in hours],
                   [list_url("service_record", ("status", EQ, "已认证"),
@@ -362,25 +363,25 @@ class Board:
         return section
 
     def _meetings(self) -> Section:
-        rows, section = self.rows, Section("联席会议")
+        rows, section = self.rows, Section(N_("联席会议"))
         meetings = rows["meetings_held_vs_planned"]
         planned = sum(r["planned"] for r in meetings)
         held = sum(r["held"] for r in meetings)
         planned_in = self._in("planned_date", False)
-        section.cards.append(card("会议召开率", percent(F.ratio(held, planned)),
+        section.cards.append(card(N_("会议召开率"), percent(F.ratio(held, planned)),
                                   f"已召开 {held} / 计划 {planned}",
                                   list_url("meeting", ("status", EQ, "已召开"), *planned_in),
                                   held, "meetings_held_vs_planned"))
         attendance = rows["meeting_attendance_rate"]
         expected = sum(r["expected"] for r in attendance)
         present = sum(r["present"] for r in attendance)
-        section.cards.append(card("参会率", percent(F.ratio(present, expected)),
+        section.cards.append(card(N_("参会率"), percent(F.ratio(present, expected)),
                                   f"实到 {present} / 应到 {expected}",
                                   figure="meeting_attendance_rate"))
         leaders = rows["leader_compliance"]
         at = sum(r["present"] for r in leaders)
         top = sum(r["leaders"] for r in leaders)
-        section.cards.append(card("一把手参会率", percent(F.ratio(top, at)),
+        section.cards.append(card(N_("一把手参会率"), percent(F.ratio(top, at)),
                                   f"季研讨会、年总结会：一把手 {top} / 出席 {at}",
                                   figure="leader_compliance"))
         resolutions = rows["resolutions_on_time"]
@@ -388,13 +389,13 @@ class Board:
         due = sum(r["total"] for r in resolutions)
         on_time = sum(r["closed_on_time"] for r in resolutions)
         deadline_in = self._in("deadline", False)
-        section.cards.append(card("议定事项按期办结率", percent(F.ratio(on_time, due)),
+        section.cards.append(card(N_("议定事项按期办结率"), percent(F.ratio(on_time, due)),
                                   f"按期办结 {on_time} / 到期 {due}", figure="resolutions_on_time"))
-        section.cards.append(card("逾期议定事项", overdue, "过了办结时限仍未办结",
+        section.cards.append(card(N_("逾期议定事项"), overdue, "过了办结时限仍未办结",
                                   list_url("resolution", ("overdue", FLAG, 1), *deadline_in),
                                   overdue, "resolutions_on_time"))
 
-        chart = Chart("meetings_held_vs_planned", "会议召开情况（按季度、类型）",
+        chart = Chart("meetings_held_vs_planned", N_("会议召开情况（按季度、类型）"),
                       "meetings_held_vs_planned", "bar",
                       [f"{r['quarter']} {r['type']}" for r in meetings])
         for key, label, extra in (("planned", "计划", []),
@@ -406,7 +407,7 @@ class Board:
                        if r[key] else None for r in meetings], [r[key] for r in meetings])
         section.charts.append(chart)
 
-        chart = Chart("meeting_attendance_rate", "参会率与一把手参会率（按会议类型）",
+        chart = Chart("meeting_attendance_rate", N_("参会率与一把手参会率（按会议类型）"),
                       "meeting_attendance_rate", "bar", [r["type"] for r in attendance], unit="%")
         chart.add("参会率", [_pct_value(r[RATE]) for r in attendance])
         by_type = {r["type"]: r for r in leaders}
@@ -414,7 +415,7 @@ class Board:
                                   else None for r in attendance])
         section.charts.append(chart)
 
-        chart = Chart("resolutions_on_time", "议定事项办理（按办结时限所在季度）",
+        chart = Chart("resolutions_on_time", N_("议定事项办理（按办结时限所在季度）"),
                       "resolutions_on_time", "stack", [r["quarter"] for r in resolutions])
         for key, label in (("closed_on_time", "按期办结"), ("closed_late", "超期办结"),
                            ("open", "未办结")):

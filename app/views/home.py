@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from app.dashboards.links import EQ, FLAG, GREATER, IN, NOT_EQ, RELATION, list_url
 from app.extensions import db
+from app.i18n import N_
 from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PostClaim,
                                 ServiceRecord, UnitRegistration)
 from app.models.lists import MicroWish, Need, Resource, ServiceItem
@@ -46,39 +47,39 @@ class Group:
 
 
 def _admin_groups() -> list[Group]:
-    needs = Group("需求办理")
-    needs.add("待受理的需求（平台接单）", Need, Need.status == "待受理",
+    needs = Group(N_("需求办理"))
+    needs.add(N_("待受理的需求（平台接单）"), Need, Need.status == "待受理",
               url=list_url("need", ("status", EQ, "待受理")))
-    needs.add("待派单的需求（会商派单）", Need, Need.status == "已受理",
+    needs.add(N_("待派单的需求（会商派单）"), Need, Need.status == "已受理",
               url=list_url("need", ("status", EQ, "已受理")))
-    needs.add("待回访的需求（回访评单）", Need, Need.status == "已办结",
+    needs.add(N_("待回访的需求（回访评单）"), Need, Need.status == "已办结",
               url=list_url("need", ("status", EQ, "已办结")))
-    needs.add("逾期未办结的需求", Need, Need.overdue,
+    needs.add(N_("逾期未办结的需求"), Need, Need.overdue,
               url=list_url("need", ("overdue", FLAG, 1)), urgent=True)
-    review = Group("待审核、待确认")
-    review.add("待审核的资源清单", Resource, Resource.status == "待审核",
+    review = Group(N_("待审核、待确认"))
+    review.add(N_("待审核的资源清单"), Resource, Resource.status == "待审核",
                url=list_url("resource", ("status", EQ, "待审核")))
-    review.add("待审核的服务项目", ServiceItem, ServiceItem.status == "待审核",
+    review.add(N_("待审核的服务项目"), ServiceItem, ServiceItem.status == "待审核",
                url=list_url("service_item", ("status", EQ, "待审核")))
-    review.add("待审核的微心愿", MicroWish, MicroWish.status == "待审核",
+    review.add(N_("待审核的微心愿"), MicroWish, MicroWish.status == "待审核",
                url=list_url("micro_wish", ("status", EQ, "待审核")))
-    review.add("待确认的单位报到", UnitRegistration, UnitRegistration.status == "待确认",
+    review.add(N_("待确认的单位报到"), UnitRegistration, UnitRegistration.status == "待确认",
                url=list_url("unit_registration", ("status", EQ, "待确认")))
-    review.add("待确认的党员报到", MemberRegistration, MemberRegistration.status == "待确认",
+    review.add(N_("待确认的党员报到"), MemberRegistration, MemberRegistration.status == "待确认",
                url=list_url("member_registration", ("status", EQ, "待确认")))
-    review.add("待认证的服务记录", ServiceRecord, ServiceRecord.status == "待认证",
+    review.add(N_("待认证的服务记录"), ServiceRecord, ServiceRecord.status == "待认证",
                url=list_url("service_record", ("status", EQ, "待认证")))
-    meetings = Group("联席会议督办")
-    meetings.add("逾期未办结的议定事项", Resolution, Resolution.overdue,
+    meetings = Group(N_("联席会议督办"))
+    meetings.add(N_("逾期未办结的议定事项"), Resolution, Resolution.overdue,
                  url=list_url("resolution", ("overdue", FLAG, 1)), urgent=True)
-    meetings.add("办理中的议定事项", Resolution, Resolution.status != "已办结",
+    meetings.add(N_("办理中的议定事项"), Resolution, Resolution.status != "已办结",
                  url=list_url("resolution", ("status", NOT_EQ, "已办结")))
     return [needs, review, meetings]
 
 
 def _upcoming_meetings(group: Group, today: date) -> None:
     upcoming = (Meeting.status == "计划中", Meeting.planned_date >= today)
-    group.add("近期计划召开的会议", Meeting, *upcoming,
+    group.add(N_("近期计划召开的会议"), Meeting, *upcoming,
               url=list_url("meeting", ("status", EQ, "计划中"),
                            ("planned_date", GREATER, date.fromordinal(today.toordinal() - 1))))
     for meeting in db.session.execute(select(Meeting).where(*upcoming).order_by(
@@ -89,28 +90,28 @@ def _upcoming_meetings(group: Group, today: date) -> None:
 def _liaison_groups(unit_id: int) -> list[Group]:
     today = date.today()
     mine = Need.assigned_unit_id == unit_id
-    needs = Group("派给本单位的需求")
-    needs.add("待接单（单位接单）", Need, mine, Need.status == "已派单",
+    needs = Group(N_("派给本单位的需求"))
+    needs.add(N_("待接单（单位接单）"), Need, mine, Need.status == "已派单",
               url=list_url("need", ("assigned_unit", RELATION, unit_id), ("status", EQ, "已派单")))
-    needs.add("办理中，待办结", Need, mine, Need.status == "办理中",
+    needs.add(N_("办理中，待办结"), Need, mine, Need.status == "办理中",
               url=list_url("need", ("assigned_unit", RELATION, unit_id), ("status", EQ, "办理中")))
-    needs.add("其中已逾期", Need, mine, Need.overdue,
+    needs.add(N_("其中已逾期"), Need, mine, Need.overdue,
               url=list_url("need", ("assigned_unit", RELATION, unit_id), ("overdue", FLAG, 1)),
               urgent=True)
-    drafts = Group("待提交的清单")
+    drafts = Group(N_("待提交的清单"))
     unsent = ("草稿", "已驳回")
-    drafts.add("资源清单（草稿或被驳回）", Resource, Resource.unit_id == unit_id,
+    drafts.add(N_("资源清单（草稿或被驳回）"), Resource, Resource.unit_id == unit_id,
                Resource.status.in_(unsent),
                url=list_url("resource", ("unit", RELATION, unit_id), ("status", IN, list(unsent))))
-    drafts.add("服务项目（草稿或被驳回）", ServiceItem, ServiceItem.provider_unit_id == unit_id,
+    drafts.add(N_("服务项目（草稿或被驳回）"), ServiceItem, ServiceItem.provider_unit_id == unit_id,
                ServiceItem.status.in_(unsent),
                url=list_url("service_item", ("provider_unit", RELATION, unit_id),
                             ("status", IN, list(unsent))))
-    cobuild = Group("协议与会议")
-    cobuild.add("即将到期的共驻共建协议", Agreement, Agreement.unit_id == unit_id, Agreement.expiring,
+    cobuild = Group(N_("协议与会议"))
+    cobuild.add(N_("即将到期的共驻共建协议"), Agreement, Agreement.unit_id == unit_id, Agreement.expiring,
                 url=list_url("agreement", ("unit", RELATION, unit_id), ("expiring", FLAG, 1)),
                 urgent=True)
-    cobuild.add("本单位牵头、未办结的议定事项", Resolution, Resolution.lead_unit_id == unit_id,
+    cobuild.add(N_("本单位牵头、未办结的议定事项"), Resolution, Resolution.lead_unit_id == unit_id,
                 Resolution.status != "已办结",
                 url=list_url("resolution", ("lead_unit", RELATION, unit_id),
                              ("status", NOT_EQ, "已办结")))
@@ -119,25 +120,25 @@ def _liaison_groups(unit_id: int) -> list[Group]:
 
 
 def _member_groups(member_id: int) -> list[Group]:
-    mine = Group("我的服务")
-    mine.add("我认领的服务岗位", PostClaim, PostClaim.member_id == member_id,
+    mine = Group(N_("我的服务"))
+    mine.add(N_("我认领的服务岗位"), PostClaim, PostClaim.member_id == member_id,
              PostClaim.status == "已认领",
              url=list_url("post_claim", ("member", RELATION, member_id), ("status", EQ, "已认领")))
-    mine.add("我认领、待实现的微心愿", MicroWish, MicroWish.claimant_member_id == member_id,
+    mine.add(N_("我认领、待实现的微心愿"), MicroWish, MicroWish.claimant_member_id == member_id,
              MicroWish.status == "已认领",
              url=list_url("micro_wish", ("claimant_member", RELATION, member_id),
                           ("status", EQ, "已认领")))
-    mine.add("可认领的微心愿", MicroWish, MicroWish.status == "待认领",
+    mine.add(N_("可认领的微心愿"), MicroWish, MicroWish.status == "待认领",
              url=list_url("micro_wish", ("status", EQ, "待认领")))
-    mine.add("派给我的需求（待接单）", Need, Need.status == "已派单",
+    mine.add(N_("派给我的需求（待接单）"), Need, Need.status == "已派单",
              Need.assigned_members.any(id=member_id),
              url=list_url("need", ("assigned_members", "rel_m_m", member_id),
                           ("status", EQ, "已派单")))
-    mine.add("待认证的服务记录", ServiceRecord, ServiceRecord.member_id == member_id,
+    mine.add(N_("待认证的服务记录"), ServiceRecord, ServiceRecord.member_id == member_id,
              ServiceRecord.status == "待认证",
              url=list_url("service_record", ("member", RELATION, member_id),
                           ("status", EQ, "待认证")))
-    points = Group("我的积分")
+    points = Group(N_("我的积分"))
     total = db.session.execute(select(func.coalesce(func.sum(PointEntry.delta), 0)).where(
         PointEntry.member_id == member_id, PointEntry.subject_type == "member")).scalar()
     points.add(f"累计积分 {float(total or 0):g} 分，积分流水", PointEntry,
@@ -147,8 +148,8 @@ def _member_groups(member_id: int) -> list[Group]:
 
 
 def _audit_groups() -> list[Group]:
-    exports = Group("最近的导出")
-    changes = Group("最近的数据变更")
+    exports = Group(N_("最近的导出"))
+    changes = Group(N_("最近的数据变更"))
     for group, actions in ((exports, ("export", "import")),
                            (changes, ("create", "update", "delete", "restore", "transition"))):
         for log in db.session.execute(select(AuditLog).where(AuditLog.action.in_(actions))
