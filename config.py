@@ -59,6 +59,9 @@ class Config:
 
     # Data in and out (app/exports.py, app/imports.py).
     EXPORT_XLSX_MAX_ROWS = 200_000
+    # Lists count their rows exactly up to this many; beyond it they say "10,000+" rather than
+    # count millions of rows for each page (app/views/base.py, BoundedCount).
+    LIST_COUNT_CAP = 10_000
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_MAX_ROWS = 50_000
     MAX_CONTENT_LENGTH = 32 * 1024 * 1024

@@ -83,6 +83,9 @@ class Entity(Model):
     # it (a unit's lists: "Resource.unit_id"). Those deleted with it carry its deletion time,
     # so that a restore brings them back, and not the ones deleted earlier on their own.
     __soft_delete_cascade__: tuple[str, ...] = ()
+    # Relationships that the row's caption (`__str__`) and computed columns read: a list showing
+    # these rows, or a caption of one, loads them with it (app/views/base.py, no N+1).
+    __list_loads__: tuple[str, ...] = ()
 
     id = Column(Integer, primary_key=True)
     created_on = Column(DateTime, default=datetime.now, nullable=False, info=caption("创建时间"))

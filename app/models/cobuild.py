@@ -6,8 +6,8 @@ import json
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import (Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text,
-                        and_, event, inspect, select, update)
+from sqlalchemy import (Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String,
+                        Text, and_, event, inspect, select, update)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm.attributes import get_history, set_committed_value
@@ -120,9 +120,9 @@ class Agreement(Entity):
                           info=caption("社区"))
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
                      info=caption("驻区单位"))
-    title = Column(String(200), nullable=False, info=caption("协议名称"))
+    title = Column(String(200), index=True, nullable=False, info=caption("协议名称"))
     signed_on = Column(Date, info=caption("签订日期"))
-    valid_from = Column(Date, nullable=False, info=caption("生效日期"))
+    valid_from = Column(Date, index=True, nullable=False, info=caption("生效日期"))
     valid_to = Column(Date, nullable=False, index=True, info=caption("到期日期"))
     commitments = Column(Text, default=DEFAULT_COMMITMENTS, info=caption("承诺事项"))
     yearly_target = Column(Integer, nullable=False, default=0, info=caption("年度解决问题目标"))
@@ -195,7 +195,8 @@ class UnitRegistration(Entity):
     # The community the unit stands in (taken from the unit): where it reports.
     community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
                           info=caption("报到社区"))
-    registered_on = Column(Date, nullable=False, default=date.today, info=caption("报到日期"))
+    registered_on = Column(Date, index=True, nullable=False, default=date.today,
+                           info=caption("报到日期"))
     receipt_no = Column(String(32), nullable=True, unique=True, info=caption("回执编号"))
     status = Column(String(8), nullable=False, default="待确认", index=True,
                     info=caption("状态", choices=UNIT_REGISTRATION_STATUSES))
@@ -252,7 +253,8 @@ class MemberRegistration(Entity):
                           info=caption("报到社区"))
     group_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,
                       info=caption("加入的楼栋/小区党小组"))
-    registered_on = Column(Date, nullable=False, default=date.today, info=caption("报到日期"))
+    registered_on = Column(Date, index=True, nullable=False, default=date.today,
+                           info=caption("报到日期"))
     certificate_no = Column(String(32), nullable=True, unique=True, info=caption("报到证编号"))
     status = Column(String(8), nullable=False, default="待确认", index=True,
                     info=caption("状态", choices=MEMBER_REGISTRATION_STATUSES))
@@ -331,15 +333,15 @@ class ServicePost(Entity):
 
     community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
                           info=caption("社区"))
-    name = Column(String(100), nullable=False, info=caption("岗位名称"))
+    name = Column(String(100), index=True, nullable=False, info=caption("岗位名称"))
     category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
                          info=caption("岗位类别"))
     skill = Column(String(100), info=caption("所需技能"))
-    headcount = Column(Integer, nullable=False, default=1, info=caption("岗位人数"))
+    headcount = Column(Integer, index=True, nullable=False, default=1, info=caption("岗位人数"))
     # Kept by the claims themselves with a compare-and-set (never counted by reading).
-    claimed = Column(Integer, nullable=False, default=0, info=caption("已认领人数"))
+    claimed = Column(Integer, index=True, nullable=False, default=0, info=caption("已认领人数"))
     description = Column(Text, info=caption("岗位职责"))
-    active = Column(Boolean, nullable=False, default=True, info=caption("开放认领"))
+    active = Column(Boolean, index=True, nullable=False, default=True, info=caption("开放认领"))
 
     community = relationship("Organization", info=caption("社区"))
     category = relationship("Dictionary", info=caption("岗位类别"))
@@ -371,6 +373,7 @@ _community_of_post = _looked_up(ServicePost.community_id, "id")
 class PostClaim(Entity):
     __tablename__ = "post_claim"
     __label__ = N_("岗位认领")
+    __list_loads__ = ("member", "post")
     __scope__ = Scope(
         org=(lambda: _community_of_post(PostClaim.post_id),),
         unit=(lambda: _unit_of_member(PostClaim.member_id),),
@@ -382,7 +385,7 @@ class PostClaim(Entity):
                        info=caption("党员"))
     post_id = Column(Integer, ForeignKey("service_post.id"), nullable=False, index=True,
                      info=caption("服务岗位"))
-    claimed_on = Column(Date, nullable=False, default=date.today, info=caption("认领日期"))
+    claimed_on = Column(Date, index=True, nullable=False, default=date.today, info=caption("认领日期"))
     status = Column(String(8), nullable=False, default="已认领", index=True,
                     info=caption("状态", choices=CLAIM_STATUSES))
     __mapper_args__ = status_is_version(status)
@@ -478,7 +481,11 @@ def _communities_of(session, member) -> set:
 
 class ServiceRecord(Entity):
     __tablename__ = "service_record"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_service_record_live_served_on", "deleted_on", "served_on"),)
     __label__ = N_("服务记录")
+    __list_loads__ = ("member", "post", "service_item", "need", "micro_wish")
     __scope__ = Scope(org=(lambda: _community_of_member(ServiceRecord.member_id),),
                       unit=(lambda: _unit_of_member(ServiceRecord.member_id),),
                       member=(lambda: ServiceRecord.member_id,))
@@ -491,7 +498,7 @@ class ServiceRecord(Entity):
     member_id = Column(Integer, ForeignKey("member.id"), nullable=False, index=True,
                        info=caption("党员"))
     served_on = Column(Date, nullable=False, index=True, info=caption("服务日期"))
-    hours = Column(Numeric(5, 1), nullable=False, info=caption("服务时长（小时）"))
+    hours = Column(Numeric(5, 1), index=True, nullable=False, info=caption("服务时长（小时）"))
     description = Column(Text, info=caption("服务内容"))
     post_id = Column(Integer, ForeignKey("service_post.id"), nullable=True, index=True,
                      info=caption("服务岗位"))
@@ -561,15 +568,15 @@ class PointRule(Entity):
     __scope__ = GLOBAL
 
     code = Column(String(32), nullable=False, unique=True, info=caption("规则编码"))
-    name = Column(String(100), nullable=False, info=caption("规则名称"))
-    subject = Column(String(8), nullable=False, default="member",
+    name = Column(String(100), index=True, nullable=False, info=caption("规则名称"))
+    subject = Column(String(8), index=True, nullable=False, default="member",
                      info=caption("积分对象", choices=SUBJECTS))
-    event = Column(String(32), nullable=False, default="service_record",
+    event = Column(String(32), index=True, nullable=False, default="service_record",
                    info=caption("记分事项", choices=POINT_EVENTS))
     points_per_event = Column(Numeric(8, 2), nullable=False, default=0, info=caption("每次积分"))
     points_per_hour = Column(Numeric(8, 2), nullable=False, default=0, info=caption("每小时积分"))
     description = Column(Text, info=caption("说明"))
-    active = Column(Boolean, nullable=False, default=True, info=caption("启用"))
+    active = Column(Boolean, index=True, nullable=False, default=True, info=caption("启用"))
 
     def validate(self, session) -> None:
         _defaults(self)
@@ -592,7 +599,11 @@ class PointEntry(Entity):
     kind) makes a second payment of the same cycle impossible, whatever the code does."""
 
     __tablename__ = "point_entry"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_point_entry_live_created_on", "deleted_on", "created_on"),)
     __label__ = N_("积分流水")
+    __list_loads__ = ("member", "unit")
     __scope__ = Scope(
         # The subject's community, and the community whose admin booked it.
         org=(lambda: _community_of_member(PointEntry.member_id),
@@ -603,15 +614,16 @@ class PointEntry(Entity):
     )
     __extra_labels__ = {"subject_name": N_("积分对象"), "source": N_("来源记录")}
 
-    subject_type = Column(String(8), nullable=False, info=caption("对象类型", choices=SUBJECTS))
+    subject_type = Column(String(8), index=True, nullable=False,
+                          info=caption("对象类型", choices=SUBJECTS))
     member_id = Column(Integer, ForeignKey("member.id"), nullable=True, index=True,
                        info=caption("党员"))
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
                      info=caption("驻区单位"))
     rule_id = Column(Integer, ForeignKey("point_rule.id"), nullable=False, index=True,
                      info=caption("积分规则"))
-    kind = Column(String(8), nullable=False, info=caption("类型", choices=ENTRY_KINDS))
-    delta = Column(Numeric(10, 2), nullable=False, info=caption("积分变动"))
+    kind = Column(String(8), index=True, nullable=False, info=caption("类型", choices=ENTRY_KINDS))
+    delta = Column(Numeric(10, 2), index=True, nullable=False, info=caption("积分变动"))
     reason = Column(String(200), info=caption("事由"))
     source_type = Column(String(32), nullable=False, info=caption("来源类型"))
     source_id = Column(Integer, nullable=False, info=caption("来源编号"))
@@ -670,6 +682,7 @@ def _append_only(mapper, connection, entry) -> None:
 class StarRating(Entity):
     __tablename__ = "star_rating"
     __label__ = N_("星级评定")
+    __list_loads__ = ("unit", "member")
     __scope__ = Scope(
         org=(lambda: _community_of_unit(StarRating.unit_id),
              lambda: _community_of_member(StarRating.member_id)),
@@ -687,8 +700,8 @@ class StarRating(Entity):
                        info=caption("党员"))
     period = Column(String(8), nullable=False, index=True, info=caption("评定期间"))
     period_kind = Column(String(8), nullable=False, info=caption("期间类型", choices=PERIOD_KINDS))
-    score = Column(Numeric(6, 2), nullable=False, default=0, info=caption("得分"))
-    stars = Column(Integer, nullable=True, info=caption("星级"))
+    score = Column(Numeric(6, 2), index=True, nullable=False, default=0, info=caption("得分"))
+    stars = Column(Integer, index=True, nullable=True, info=caption("星级"))
     eligible = Column(Boolean, nullable=False, default=True, info=caption("参评"))
     note = Column(String(500), info=caption("说明"))
     # JSON: each weighted input's value and weight, and the thresholds in force.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table, Text,
-                        and_, or_, select)
+from sqlalchemy import (Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Table,
+                        Text, and_, or_, select)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 
@@ -63,6 +63,9 @@ def in_own_communities(column, principal):
 
 class Resource(Entity):
     __tablename__ = "resource"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_resource_live_changed_on", "deleted_on", "changed_on"),)
     __label__ = N_("资源清单")
     __scope__ = Scope(org=(lambda: _community_of_unit(Resource.unit_id),),
                       unit=(lambda: Resource.unit_id,))
@@ -76,7 +79,7 @@ class Resource(Entity):
     year = Column(Integer, nullable=False, index=True, info=caption("年度"))
     category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
                          info=caption("资源类别"))
-    title = Column(String(100), nullable=False, info=caption("资源名称"))
+    title = Column(String(100), index=True, nullable=False, info=caption("资源名称"))
     content = Column(Text, info=caption("资源内容"))
     quantity = Column(Numeric(12, 2), info=caption("数量"))
     measure = Column(String(16), info=caption("单位"))
@@ -102,6 +105,9 @@ class Resource(Entity):
 
 class ServiceItem(Entity):
     __tablename__ = "service_item"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_service_item_live_changed_on", "deleted_on", "changed_on"),)
     __label__ = N_("服务清单")
     __scope__ = Scope(org=(lambda: _community_of_unit(ServiceItem.provider_unit_id),),
                       unit=(lambda: ServiceItem.provider_unit_id,),
@@ -119,7 +125,7 @@ class ServiceItem(Entity):
     year = Column(Integer, nullable=False, index=True, info=caption("年度"))
     category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
                          info=caption("服务类别"))
-    title = Column(String(100), nullable=False, info=caption("项目名称"))
+    title = Column(String(100), index=True, nullable=False, info=caption("项目名称"))
     content = Column(Text, info=caption("服务内容"))
     capacity = Column(Integer, nullable=False, default=0, info=caption("拟认领数"))
     points = Column(Integer, nullable=False, default=0, info=caption("积分分值"))
@@ -152,6 +158,9 @@ class ServiceItem(Entity):
 
 class Need(Entity):
     __tablename__ = "need"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_need_live_created_on", "deleted_on", "created_on"),)
     __label__ = N_("需求清单")
     __scope__ = Scope(
         org=(lambda: Need.community_id,),
@@ -177,7 +186,8 @@ class Need(Entity):
                         "assigned_members": N_("派单党员"), "closed_on_time": N_("按期办结"),
                         "matched": N_("已匹配服务项目")}
 
-    source = Column(String(8), nullable=False, default="居民", info=caption("来源渠道", choices=NEED_SOURCES))
+    source = Column(String(8), index=True, nullable=False, default="居民",
+                    info=caption("来源渠道", choices=NEED_SOURCES))
     requester_name = Column(String(50), info=caption("提出人"))
     requester_phone = Column(String(30), info=caption("联系电话"))
     community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
@@ -186,7 +196,7 @@ class Need(Entity):
                      info=caption("所在网格"))
     category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
                          info=caption("需求类别"))
-    title = Column(String(100), nullable=False, info=caption("需求标题"))
+    title = Column(String(100), index=True, nullable=False, info=caption("需求标题"))
     content = Column(Text, info=caption("需求内容"))
     urgency = Column(String(4), nullable=False, default="一般", index=True,
                      info=caption("紧急程度", choices=URGENCIES))
@@ -293,6 +303,9 @@ class Need(Entity):
 
 class MicroWish(Entity):
     __tablename__ = "micro_wish"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_micro_wish_live_created_on", "deleted_on", "created_on"),)
     __label__ = N_("微心愿")
     __scope__ = Scope(
         org=(lambda: MicroWish.community_id,),
@@ -325,7 +338,7 @@ class MicroWish(Entity):
                                 info=caption("认领党员"))
     claimant_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
                               info=caption("认领单位"))
-    claimed_on = Column(DateTime, info=caption("认领时间"))
+    claimed_on = Column(DateTime, index=True, info=caption("认领时间"))
     fulfilled_on = Column(DateTime, index=True, info=caption("实现时间"))
     proof = Column(Text, info=caption("实现凭证"))
     feedback = Column(Text, info=caption("居民反馈"))

@@ -14,8 +14,8 @@ from __future__ import annotations
 from calendar import monthrange
 from datetime import date
 
-from sqlalchemy import (Boolean, Column, Date, ForeignKey, Integer, String, Table, Text, and_,
-                        or_, select)
+from sqlalchemy import (Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text,
+                        and_, or_, select)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import object_session, relationship
 from sqlalchemy.orm.attributes import get_history
@@ -109,6 +109,9 @@ CADENCE_DEFAULTS = {
 
 class JointBody(Entity):
     __tablename__ = "joint_body"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_joint_body_live_changed_on", "deleted_on", "changed_on"),)
     __label__ = N_("联席会")
     __scope__ = Scope(org=(lambda: JointBody.host_id,),
                       shared=(_in_member_bodies(lambda: JointBody.id),))
@@ -197,7 +200,7 @@ class BodyMember(Entity):
                      info=caption("联席会"))
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
                      info=caption("成员单位"))
-    role = Column(String(8), nullable=False, default="成员单位",
+    role = Column(String(8), index=True, nullable=False, default="成员单位",
                   info=caption("角色", choices=MEMBER_ROLES))
     representative = Column(String(50), info=caption("参会代表"))
     representative_title = Column(String(50), info=caption("代表职务"))
@@ -234,6 +237,9 @@ class BodyMember(Entity):
 
 class Meeting(Entity):
     __tablename__ = "meeting"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_meeting_live_planned_date", "deleted_on", "planned_date"),)
     __label__ = N_("会议")
     __scope__ = Scope(org=(lambda: _host_of_body(Meeting.body_id),),
                       shared=(_in_member_bodies(lambda: Meeting.body_id),))
@@ -324,6 +330,7 @@ def plan_key(body_id, type_, planned_date) -> str | None:
 class Attendance(Entity):
     __tablename__ = "attendance"
     __label__ = N_("参会记录")
+    __list_loads__ = ("meeting",)
     __scope__ = Scope(org=(lambda: _host_of_meeting(Attendance.meeting_id),),
                       unit=(lambda: Attendance.unit_id,),
                       shared=(_of_member_meetings(lambda: Attendance.meeting_id),))
@@ -402,8 +409,8 @@ class AgendaItem(Entity):
 
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
                         info=caption("会议"))
-    seq = Column(Integer, nullable=False, default=1, info=caption("序号"))
-    title = Column(String(200), nullable=False, info=caption("议题"))
+    seq = Column(Integer, index=True, nullable=False, default=1, info=caption("序号"))
+    title = Column(String(200), index=True, nullable=False, info=caption("议题"))
     proposing_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
                                info=caption("提出单位"))
     description = Column(Text, info=caption("议题说明"))
@@ -539,9 +546,9 @@ class SupervisionNote(Entity):
     resolution_id = Column(Integer, ForeignKey("resolution.id"), nullable=False, index=True,
                            info=caption("议定事项"))
     note_date = Column(Date, nullable=False, default=date.today, index=True, info=caption("日期"))
-    author = Column(String(50), info=caption("填报人"))
+    author = Column(String(50), index=True, info=caption("填报人"))
     content = Column(Text, nullable=False, info=caption("督办情况/办理进展"))
-    progress = Column(Integer, info=caption("完成进度（%）"))
+    progress = Column(Integer, index=True, info=caption("完成进度（%）"))
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
                      info=caption("报送单位"))
 

@@ -47,11 +47,11 @@ class Organization(Entity):
     type = Column(String(16), nullable=False, index=True, info=caption("组织类型", choices=ORG_TYPES))
     code = Column(String(32), nullable=False, unique=True, info=caption("组织编码"))
     name = Column(String(100), nullable=False, index=True, info=caption("组织名称"))
-    secretary = Column(String(50), info=caption("书记"))
+    secretary = Column(String(50), index=True, info=caption("书记"))
     phone = Column(String(30), info=caption("联系电话"))
     address = Column(String(200), info=caption("地址"))
     grid_kind = Column(String(8), info=caption("网格类型", choices=GRID_KINDS))
-    active = Column(Boolean, nullable=False, default=True, info=caption("启用"))
+    active = Column(Boolean, index=True, nullable=False, default=True, info=caption("启用"))
 
     parent = relationship("Organization", remote_side="Organization.id", backref="children",
                           info=caption("上级组织"))
@@ -145,10 +145,10 @@ class Dictionary(Entity):
     }
 
     kind = Column(String(32), nullable=False, index=True, info=caption("字典类型", choices=KINDS))
-    code = Column(String(32), nullable=False, info=caption("编码"))
-    label = Column(String(64), nullable=False, info=caption("名称"))
-    order = Column(Integer, nullable=False, default=0, info=caption("排序"))
-    active = Column(Boolean, nullable=False, default=True, info=caption("启用"))
+    code = Column(String(32), index=True, nullable=False, info=caption("编码"))
+    label = Column(String(64), index=True, nullable=False, info=caption("名称"))
+    order = Column(Integer, index=True, nullable=False, default=0, info=caption("排序"))
+    active = Column(Boolean, index=True, nullable=False, default=True, info=caption("启用"))
 
     def __str__(self) -> str:
         return self.label or ""
@@ -156,6 +156,9 @@ class Dictionary(Entity):
 
 class Unit(Entity):
     __tablename__ = "unit"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_unit_live_name", "deleted_on", "name"),)
     __label__ = N_("驻区单位")
     # The unit directory (names, types, places) is readable by all logged-in roles; the
     # community's admins and the unit's own liaison write it.
@@ -168,7 +171,7 @@ class Unit(Entity):
     }
 
     name = Column(String(100), nullable=False, index=True, info=caption("单位名称"))
-    credit_code = Column(String(18), nullable=False, info=caption("统一社会信用代码"))
+    credit_code = Column(String(18), index=True, nullable=False, info=caption("统一社会信用代码"))
     # Unique among rows not deleted: NULL once soft-deleted (MariaDB has no partial indexes).
     credit_code_key = Column(String(18), nullable=True, unique=True)
     category_id = Column(Integer, ForeignKey("dictionary.id"), nullable=False, index=True,
@@ -177,8 +180,9 @@ class Unit(Entity):
                           info=caption("所在社区"))
     address = Column(String(200), info=caption("单位地址"))
     party_org_name = Column(String(100), info=caption("党组织名称"))
-    party_org_type = Column(String(16), info=caption("党组织类型", choices=PARTY_ORG_TYPES))
-    party_member_count = Column(Integer, nullable=False, default=0, info=caption("党员人数"))
+    party_org_type = Column(String(16), index=True, info=caption("党组织类型", choices=PARTY_ORG_TYPES))
+    party_member_count = Column(Integer, index=True, nullable=False, default=0,
+                                info=caption("党员人数"))
     leader_name = Column(String(50), info=caption("一把手姓名"))
     leader_title = Column(String(50), info=caption("一把手职务"))
     liaison_name = Column(String(50), info=caption("联络员"))
@@ -221,6 +225,9 @@ class Unit(Entity):
 
 class Member(Entity):
     __tablename__ = "member"
+    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
+    # page walks this index alone.
+    __table_args__ = (Index("ix_member_live_name", "deleted_on", "name"),)
     __label__ = N_("党员")
     __scope__ = Scope(
         org=(lambda: Member.community_id,),
@@ -238,7 +245,7 @@ class Member(Entity):
                         "phone_masked": N_("手机号")}
 
     name = Column(String(50), nullable=False, index=True, info=caption("姓名"))
-    gender = Column(String(2), info=caption("性别", choices=GENDERS))
+    gender = Column(String(2), index=True, info=caption("性别", choices=GENDERS))
     # 身份证号: encrypted at rest; a keyed hash finds and de-duplicates it (DOMAIN.md §6).
     id_number_enc = Column(String(255), nullable=False, info=caption("身份证号"))
     id_number_hash = Column(String(64), nullable=False, index=True)

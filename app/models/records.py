@@ -43,13 +43,14 @@ class AuditLog(Model):
     id = Column(Integer, primary_key=True)
     time = Column(DateTime, nullable=False, default=datetime.now, index=True, info=caption("时间"))
     user_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("用户"))
-    username = Column(String(100), info=caption("用户名"))
-    action = Column(String(16), nullable=False, index=True, info=caption("操作", choices=AUDIT_ACTIONS))
+    username = Column(String(100), index=True, info=caption("用户名"))
+    action = Column(String(16), nullable=False, index=True,
+                    info=caption("操作", choices=AUDIT_ACTIONS))
     resource = Column(String(50), index=True, info=caption("对象类型"))
-    record_id = Column(String(50), info=caption("记录编号"))
+    record_id = Column(String(50), index=True, info=caption("记录编号"))
     # JSON: {"field": [before, after]} for writes; {"filters": …, "rows": n} for exports.
     changes = Column(Text, info=caption("变更内容"))
-    ip = Column(String(64), info=caption("IP地址"))
+    ip = Column(String(64), index=True, info=caption("IP地址"))
 
     __extra_labels__ = {"summary": N_("变更摘要")}
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
-from flask import abort, current_app
+from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurityManager
+from flask_appbuilder.security.sqla.models import assoc_permissionview_role
 from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from app.security import login_guard, personal_data
@@ -58,6 +60,24 @@ class SecurityManager(FabSecurityManager):
     security_api = login_guard.SecurityApi
     # FAB's statistics chart loads Google Charts from the internet: not on a closed intranet.
     userstatschartview = None
+
+    def exist_permission_on_roles(self, view_name, permission_name, role_ids) -> bool:
+        # A page asks for dozens of rights (each menu entry, each button): answer them from the
+        # roles' rights read once per request rather than with one query each.
+        if not has_request_context():
+            return super().exist_permission_on_roles(view_name, permission_name, role_ids)
+        cache = g.setdefault("_gongjian_rights", {})
+        key = tuple(sorted(role_ids))
+        if key not in cache:
+            pv, role_link = self.permissionview_model, assoc_permissionview_role
+            cache[key] = set(self.session.execute(
+                select(self.viewmenu_model.name, self.permission_model.name)
+                .select_from(pv)
+                .join(role_link, role_link.c.permission_view_id == pv.id)
+                .join(self.permission_model, self.permission_model.id == pv.permission_id)
+                .join(self.viewmenu_model, self.viewmenu_model.id == pv.view_menu_id)
+                .where(role_link.c.role_id.in_(key))).all())
+        return (view_name, permission_name) in cache[key]
 
     def register_views(self):
         super().register_views()

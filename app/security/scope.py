@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import event, false, or_, select, true
 from sqlalchemy.orm import Session, with_loader_criteria
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.selectable import ScalarSelect, TableClause
 
 from app.errors import DomainError
 from app.models.base import Entity
@@ -309,17 +310,43 @@ def check_declarations() -> None:
 
 # --- reads ----------------------------------------------------------------------------------
 
-@event.listens_for(Session, "do_orm_execute")
-def _filter_reads(state) -> None:
-    if not state.is_select or state.is_column_load or _is_unscoped():
-        return
-    deleted_filter = not state.execution_options.get("include_deleted")
-    # Relationship loads hang off a row already in scope; they only drop deleted rows.
-    filter_scope = not state.is_relationship_load
-    principal = current_principal() if filter_scope else SYSTEM
-    filter_scope = filter_scope and not principal.system
-    options = []
-    for model in scoped_models():
+_BY_TABLE: dict = {}
+
+
+def _models_by_table() -> dict:
+    """Scoped models by table name (rebuilt should a model be mapped later)."""
+    mapped = len(Entity.registry.mappers)
+    if _BY_TABLE.get("") != mapped:
+        _BY_TABLE.clear()
+        _BY_TABLE["models"] = {m.__table__.name: m for m in scoped_models()}
+        _BY_TABLE[""] = mapped
+    return _BY_TABLE["models"]
+
+
+def _models_in(element, by_table) -> set:
+    """The scoped models whose tables a statement (or a clause) names anywhere: its FROM list,
+    joins, subqueries, and the relationships its loader options will join or load."""
+    found = {by_table[e.name] for e in visitors.iterate(element)
+             if isinstance(e, TableClause) and e.name in by_table}
+    for option in getattr(element, "_with_options", ()):
+        for load in getattr(option, "context", ()):
+            for step in getattr(getattr(load, "path", None), "path", ()):
+                cls = getattr(step, "class_", None)
+                if cls in by_table.values():
+                    found.add(cls)
+    return found
+
+
+_CRITERIA = "_gongjian_read_criteria"
+
+
+def _criteria_for(model, principal, filter_scope, deleted_filter, by_table):
+    """The loader criteria of one model for one principal, with the other scoped models they
+    name (an anchor on a related row), built once per request: building and hashing a
+    criterion for every model on every query was most of a page's time."""
+    key = (model, principal, filter_scope, deleted_filter)
+    cache = g.setdefault(_CRITERIA, {}) if has_app_context() else {}
+    if key not in cache:
         clauses = []
         if filter_scope:
             clause = read_clause(model, principal)
@@ -327,9 +354,38 @@ def _filter_reads(state) -> None:
                 clauses.append(clause)
         if deleted_filter:
             clauses.append(_not_deleted(model))
-        if clauses:
+        if not clauses:
+            cache[key] = (None, set())
+        else:
             criteria = clauses[0] if len(clauses) == 1 else clauses[0] & clauses[1]
-            options.append(with_loader_criteria(model, criteria, include_aliases=True))
+            cache[key] = (with_loader_criteria(model, criteria, include_aliases=True),
+                          _models_in(criteria, by_table) - {model})
+    return cache[key]
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _filter_reads(state) -> None:
+    if not state.is_select or state.is_column_load or _is_unscoped():
+        return
+    # Criteria go to the scoped models the statement involves, and to those their own criteria
+    # name in turn: a criterion on a model the statement never names would change nothing.
+    by_table = _models_by_table()
+    pending = _models_in(state.statement, by_table)
+    if not pending:
+        return
+    deleted_filter = not state.execution_options.get("include_deleted")
+    # Relationship loads hang off a row already in scope; they only drop deleted rows.
+    filter_scope = not state.is_relationship_load
+    principal = current_principal() if filter_scope else SYSTEM
+    filter_scope = filter_scope and not principal.system
+    involved, named = set(), pending
+    while named:
+        involved |= named
+        named = set().union(*(_criteria_for(m, principal, filter_scope, deleted_filter,
+                                            by_table)[1] for m in named)) - involved
+    options = [option for model in sorted(involved, key=lambda m: m.__tablename__)
+               if (option := _criteria_for(model, principal, filter_scope, deleted_filter,
+                                           by_table)[0]) is not None]
     if options:
         state.statement = state.statement.options(*options)
 

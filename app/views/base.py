@@ -8,14 +8,16 @@ business-rule errors become Chinese messages.
 """
 from __future__ import annotations
 
+import functools
 import re
 import secrets
+import sys
 from pathlib import Path
 
 from flask import (Response, abort, current_app, flash, jsonify, redirect, request, session,
                    url_for)
 from flask_appbuilder import ModelRestApi, ModelView, expose
-from flask_appbuilder.api import safe
+from flask_appbuilder.api import get_list_schema, rison, safe
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_appbuilder.actions import action as bulk_action
 from flask_appbuilder.fieldwidgets import Select2Widget
@@ -25,16 +27,18 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from markupsafe import Markup, escape
-from marshmallow import fields
+from marshmallow import ValidationError as InvalidValue, fields
+from marshmallow_sqlalchemy.fields import Related, RelatedList
 from sqlalchemy import Boolean, false, func, inspect, or_, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from app.errors import DomainError
-from app.exports import Export, TooManyRows, csv_response, query_for, xlsx_response
+from app.errors import DatabaseFailure, DomainError, database_failure
+from app.exports import Export, TooManyRows, api_response, csv_response, query_for, xlsx_response
 from app.imports import REGISTRY, ImportRefused, Importer, error_report
 from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
@@ -119,10 +123,31 @@ class EntityFilterConverter(SQLAFilterConverter):
         + SQLAFilterConverter.conversion_table
 
 
-def flags_of(model) -> list[str]:
-    """The model's computed yes/no flags (hybrid properties), filterable like columns."""
-    return [attr.__name__ for attr in inspect(model).all_orm_descriptors
-            if isinstance(attr, hybrid_property)]
+@functools.cache
+def flags_of(model) -> tuple[str, ...]:
+    """The model's computed yes/no flags (hybrid properties), filterable like columns (asked
+    for every column of every list page: read once per model)."""
+    return tuple(attr.__name__ for attr in inspect(model).all_orm_descriptors
+                 if isinstance(attr, hybrid_property))
+
+
+class BoundedCount(int):
+    """A count stopped at a cap: more rows match than were counted. It pages like a number
+    and prints as "10,000+"; the API reports the cap and `count_capped`."""
+
+    def __new__(cls, cap: int, value: int | None = None):
+        count = super().__new__(cls, max(cap + 1, value or 0))
+        count.cap = cap
+        return count
+
+    @classmethod
+    def at_least(cls, count: "BoundedCount", value: int) -> "BoundedCount":
+        return cls(count.cap, max(int(count), value))
+
+    def __str__(self) -> str:
+        return f"{self.cap:,}+"
+
+    __html__ = __str__
 
 
 class ScopedInterface(SQLAInterface):
@@ -130,6 +155,67 @@ class ScopedInterface(SQLAInterface):
     already scoped by the session."""
 
     filter_converter_class = EntityFilterConverter
+    # The related records a page shows (its columns, and what the model's captions read),
+    # loaded in one query per relationship instead of one per row; set by the view or API.
+    shown: tuple[str, ...] = ()
+
+    def show_columns_of(self, columns) -> None:
+        mapper = self.obj.__mapper__
+        roots = [c.split(".")[0] for c in columns]
+        computed = any(r not in mapper.relationships and r not in mapper.column_attrs
+                       for r in roots)
+        self.shown = tuple(dict.fromkeys(
+            [r for r in roots if r in mapper.relationships]
+            + list(getattr(self.obj, "__list_loads__", ()) if computed else ())))
+
+    def eager_loads(self) -> list:
+        """selectinload of each shown relationship (and of what the related row's caption reads).
+        A relationship load, so the scope listener only drops deleted rows from it, as for a lazy
+        load: the related record shown is the one the row points at."""
+        loads = []
+        for name in self.shown:
+            load = selectinload(getattr(self.obj, name))
+            target = self.obj.__mapper__.relationships[name].mapper.class_
+            nested = [load.selectinload(getattr(target, n))
+                      for n in getattr(target, "__list_loads__", ())]
+            loads += nested or [load]
+        return loads
+
+    def query(self, filters=None, order_column="", order_direction="", page=None,
+              page_size=None, select_columns=None, outer_default_load=False):
+        """FAB's list query, with a bounded count and the shown related records loaded in bulk."""
+        query = self.session.query(self.obj)
+        count = self.query_count(query, filters, select_columns)
+        query = self.apply_all(query, filters, order_column, order_direction, page, page_size,
+                               select_columns, outer_default_load)
+        rows = query.options(*self.eager_loads()).all()
+        rows = [getattr(row, self.obj.__name__, row) for row in rows]
+        if isinstance(count, BoundedCount) and page_size:
+            # Past the counted rows (a deep page): the pager still reaches the next page, and
+            # a short page is the last one, whose position gives the exact count.
+            seen = (page or 0) * page_size + len(rows)
+            if len(rows) < page_size and seen > count.cap:
+                count = seen
+            elif seen >= count:
+                count = BoundedCount.at_least(count, seen + 1)
+        return count, rows
+
+    def query_count(self, query, filters=None, select_columns=None) -> int:
+        """Exact up to LIST_COUNT_CAP; beyond it, counting millions of rows to print a number
+        nobody reads would cost more than the page: "10,000+" (`BoundedCount`)."""
+        # The ids alone: an index answers without reading the rows.
+        inner = self._apply_inner_all(self.session.query(self.obj.id), filters,
+                                      aliases_mapping={}).order_by(None)
+        cap = current_app.config.get("LIST_COUNT_CAP")
+        if not cap:
+            return inner.count()
+        count = inner.limit(cap + 1).count()
+        return BoundedCount(cap) if count > cap else count
+
+    def _apply_normal_col_select_option(self, query, column):
+        # FAB loads only an API's listed columns; a listed property (a masked 身份证号) then
+        # loads the column it reads row by row. Rows are loaded whole instead.
+        return query
 
     def is_flag(self, col_name: str) -> bool:
         return col_name in flags_of(self.obj)
@@ -251,6 +337,24 @@ def checked_by(normalize):
     return check
 
 
+def _shown(value):
+    """An empty value reads as empty and related rows as their names — FAB would print the raw
+    Python value ("None", "[]")."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, set)):
+        return "、".join(str(v) for v in value)
+    return value
+
+
+class PageFormatters(dict):
+    """The list and show pages ask `formatters_columns.get(column)`: every column without a
+    formatter of its own gets `_shown`. Exports test `column in formatters` and are unaffected."""
+
+    def get(self, key, default=None):
+        return super().get(key, default or _shown)
+
+
 def _display_choice(choices):
     return lambda value: gettext(choices[value]) if value in choices else (value or "")
 
@@ -262,6 +366,9 @@ def refused_by_database(exc: Exception) -> DomainError:
         return DomainError("该记录与他人刚保存的记录冲突（重复），未保存；请刷新后查看")
     if "locked" in str(exc).lower():
         return DomainError("系统繁忙，未保存；请稍后重试")
+    told = database_failure(exc)  # full, read-only, gone: said as such, never the SQL text
+    if told is not None:
+        return DatabaseFailure(told)
     raise exc
 
 
@@ -301,10 +408,10 @@ class EntityView(ModelView):
         cls.edit_title = cls.edit_title or entity_text("编辑%(entity)s", model.__label__)
         cls.label_columns = {**labels_of(model), **(cls.__dict__.get("label_columns") or {})}
         coded = choices_of(model)
-        cls.formatters_columns = {
+        cls.formatters_columns = PageFormatters({
             **{key: _display_choice(c) for key, c in coded.items()},
             **(cls.__dict__.get("formatters_columns") or {}),
-        }
+        })
         extra = {}
         for key, choices in coded.items():
             column = model.__table__.columns[key]
@@ -362,6 +469,10 @@ class EntityView(ModelView):
                     "fa-check", single=False)(_bulk_transition(transition.name)))
                 cls.method_permission_name[name] = "read"
         cls.edit_form_extra_fields = {**extra, **(cls.__dict__.get("edit_form_extra_fields") or {})}
+
+    def _init_properties(self):
+        super()._init_properties()
+        self.datamodel.show_columns_of(self.list_columns)
 
     # --- writes: business rules and scope are checked at the flush; errors are messages ---
 
@@ -600,6 +711,23 @@ def _bulk_transition(name: str):
     return run
 
 
+class ExistingRelated(Related):
+    """A related record named by its id — only an existing one. marshmallow-sqlalchemy would
+    build a new row from a JSON object or an unknown id (and fail with a 500 on odd keys): an
+    API write must never create the record it points at. (Hostile-input finding, issue #10.)"""
+
+    def _deserialize(self, value, *args, **kwargs):
+        key = self.related_keys[0].key
+        if isinstance(value, dict) and set(value) == {key}:
+            value = value[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidValue("应为关联记录的编号（整数）")
+        found = self.session.get(self.related_model, value)
+        if found is None:
+            raise InvalidValue("关联记录不存在或超出您的数据范围")
+        return found
+
+
 class EntityApi(ModelRestApi):
     """Base of every business REST resource, sharing the view's permission name."""
 
@@ -625,6 +753,15 @@ class EntityApi(ModelRestApi):
         cls.method_permission_name = {**API_PERMISSIONS, **cls.permission_of}
         cls.label_columns = {**labels_of(model), **(cls.__dict__.get("label_columns") or {})}
 
+    def _init_properties(self):
+        super()._init_properties()
+        self.datamodel.show_columns_of(self.list_columns)
+
+    def pre_get_list(self, data):
+        # A bounded count (app/views/base.py BoundedCount): the cap, said to be one.
+        if isinstance(data.get("count"), BoundedCount):
+            data["count"], data["count_capped"] = data["count"].cap, True
+
     def _init_model_schemas(self):
         super()._init_model_schemas()
         for attr, required in (("add_model_schema", True), ("edit_model_schema", False)):
@@ -640,6 +777,9 @@ class EntityApi(ModelRestApi):
                 setattr(self, attr, type(base.__name__, (base,), {**extra, "Meta": meta})())
             # A missing or empty required field is told in Chinese, by its label.
             for name, schema_field in getattr(self, attr).fields.items():
+                related = schema_field.inner if isinstance(schema_field, RelatedList) else schema_field
+                if type(related) is Related:
+                    related.__class__ = ExistingRelated
                 label = str(self.label_columns.get(name, name))
                 schema_field.error_messages = {**schema_field.error_messages,
                                                "required": f"请填写{label}",
@@ -656,12 +796,29 @@ class EntityApi(ModelRestApi):
                                .limit(page_size)).scalars()
         return count, [{"id": row.id, "value": str(row)} for row in rows]
 
+    def response_500(self, message=None):
+        # FAB's @safe turns every exception of an endpoint into a 500 "Fatal error"; a database
+        # that failed under the request (full, read-only, restarting) is told as such (503).
+        told = database_failure(sys.exc_info()[1])
+        if told is not None:
+            return self.response(503, message=told)  # rolled back at teardown (app/errors.py)
+        return super().response_500(message)
+
     def _refusing(self, handler, *args, **kwargs):
         try:
             return handler(*args, **kwargs)
+        except DatabaseFailure as exc:
+            self.datamodel.session.rollback()
+            return self.response(503, message=str(exc))
         except DomainError as exc:
             self.datamodel.session.rollback()
             return self.response_422(message=str(exc))
+        except UnicodeEncodeError:  # JSON may carry lone surrogates ("\ud800"): never storable
+            self.datamodel.session.rollback()
+            return self.response_422(message="内容含有无法保存的字符（孤立的代理字符），请检查后重试")
+        except (OverflowError, DataError):  # a JSON integer past the column's range
+            self.datamodel.session.rollback()
+            return self.response_422(message="数值超出允许的范围，请检查后重试")
 
     def pre_add(self, item):
         self._flush(item)
@@ -689,7 +846,56 @@ class EntityApi(ModelRestApi):
     @safe
     @permission_name("transition")
     def transition(self, pk, name):
-        """Make a workflow move; the JSON body carries the move's fields."""
+        """Make a workflow move; the JSON body carries the move's fields.
+        ---
+        post:
+          description: >-
+            Make a workflow move (提交、审核、派单…) on the row; the body carries the move's fields
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          - in: path
+            schema:
+              type: string
+            name: name
+          requestBody:
+            required: false
+            content:
+              application/json:
+                schema:
+                  type: object
+          responses:
+            200:
+              description: The row after the move
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      result:
+                        type: object
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            409:
+              description: Someone else moved the row first
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      message:
+                        type: string
+            422:
+              $ref: '#/components/responses/422'
+            500:
+              $ref: '#/components/responses/500'
+        """
         item = self.datamodel.get(pk)
         workflow = getattr(self, "workflow", None)
         if item is None or workflow is None or name not in workflow.by_name:
@@ -703,6 +909,55 @@ class EntityApi(ModelRestApi):
         except DomainError as exc:
             return self.response_422(message=str(exc))
         return self.response(200, result=self.show_model_schema.dump(item))
+
+    @expose("/export/<fmt>", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("export")
+    @rison(get_list_schema)
+    def export(self, fmt, **kwargs):
+        """All rows the list would give for the same `q`, as CSV or Excel (app/exports.py).
+        ---
+        get:
+          description: >-
+            Every row the list would give for the same `q`, as CSV (UTF-8 with BOM) or Excel
+          parameters:
+          - in: path
+            schema:
+              type: string
+              enum: [csv, xlsx]
+            name: fmt
+          - in: query
+            name: q
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/get_list_schema'
+          responses:
+            200:
+              description: The rows as a download
+              content:
+                text/csv:
+                  schema:
+                    type: string
+                application/vnd.openxmlformats-officedocument.spreadsheetml.sheet:
+                  schema:
+                    type: string
+                    format: binary
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/422'
+            500:
+              $ref: '#/components/responses/500'
+        """
+        return api_response(self, fmt, kwargs["rison"])
 
     def delete_headless(self, pk):
         return self._refusing(super().delete_headless, pk)

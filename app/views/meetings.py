@@ -25,15 +25,6 @@ def _flag(text):
     return lambda value: text if value else ""
 
 
-def _blank(value):
-    """An empty field reads as empty, not "None"."""
-    return "" if value is None else value
-
-
-def blanks(*columns) -> dict:
-    return {column: _blank for column in columns}
-
-
 def _yes_no(value):
     return "是" if value else "否"
 
@@ -61,8 +52,7 @@ class JointBodyView(EntityView):
                           "yearly_month": required("年总结会月份"),
                           "yearly_day": required("年总结会日期")}
     description_columns = {"xun_days": "如 1,11,21；某月没有的日期（如31日）安排在当月最后一天"}
-    formatters_columns = {**{c: _yes_no for c in CADENCE if c.endswith("_enabled")},
-                          **blanks("description")}
+    formatters_columns = {c: _yes_no for c in CADENCE if c.endswith("_enabled")}
     permission_of = {"generate": "edit"}
 
     def _show(self, pk):
@@ -124,7 +114,6 @@ class BodyMemberView(EntityView):
     search_columns = ["body", "unit", "role"]
     order_columns = ["role"]
     base_order = ("id", "asc")
-    formatters_columns = blanks("representative", "representative_title")
 
 
 class MeetingView(EntityView):
@@ -147,7 +136,6 @@ class MeetingView(EntityView):
         "minutes": TextAreaField("会议纪要", render_kw={"rows": 18, "class": "form-control"}),
     }
     permission_of = {"attach": "edit", "detach": "edit", "download": "read"}
-    formatters_columns = blanks("held_on", "place", "chair", "recorder", "cancel_reason")
 
     def _show(self, pk):
         widgets = super()._show(pk)
@@ -259,8 +247,7 @@ class AttendanceView(EntityView):
     search_columns = ["meeting", "unit", "attendee_level", "status", "non_compliant"]
     order_columns = ["attendee_level", "status"]
     base_order = ("id", "desc")
-    formatters_columns = {"non_compliant": _flag("不合规（季研讨会、年总结会应由一把手出席）"),
-                          **blanks("attendee", "note")}
+    formatters_columns = {"non_compliant": _flag("不合规（季研讨会、年总结会应由一把手出席）")}
 
 
 class AgendaItemView(EntityView):
@@ -273,7 +260,6 @@ class AgendaItemView(EntityView):
     order_columns = ["seq", "title"]
     base_order = ("id", "desc")
     validators_columns = {"title": required("议题")}
-    formatters_columns = blanks("proposing_unit", "description")
 
 
 class ResolutionView(EntityView):
@@ -290,8 +276,7 @@ class ResolutionView(EntityView):
     order_columns = ["deadline", "status", "closed_on"]
     base_order = ("deadline", "asc")
     validators_columns = {"content": required("议定事项内容"), "deadline": required("办结时限")}
-    formatters_columns = {"overdue": _flag("逾期"), "co_units": _names,
-                          **blanks("closed_on", "result")}
+    formatters_columns = {"overdue": _flag("逾期"), "co_units": _names}
 
     def _show(self, pk):
         widgets = super()._show(pk)
@@ -315,7 +300,6 @@ class SupervisionNoteView(EntityView):
     order_columns = ["note_date", "progress"]
     base_order = ("note_date", "desc")
     validators_columns = {"content": required("督办情况/办理进展"), "note_date": required("日期")}
-    formatters_columns = blanks("unit", "progress", "author")
     description_columns = {
         "unit": "牵头单位报送办理进展时填写（联络员报送时自动填写本单位）；主办方的督办意见留空",
         "author": "留空则为当前用户"}

@@ -1,0 +1,222 @@
+"""No N+1 anywhere: the number of SQL statements a list page, an API list, a show page or an
+API get runs does not depend on how many rows it shows (issue #9).
+
+Every business view and API registered in app/views/__init__.py is measured, as a user who sees
+every row (admin), at two page sizes; a count that grows with the page size means a query per
+row (a related record loaded one by one, a caption or permission looked up per row).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date, datetime
+
+import prison
+import pytest
+from sqlalchemy import event, func, select, text, true
+
+from app.views import APIS, MENU
+from app.views.base import EntityApi, EntityView
+
+SMALL, LARGE = 2, 6
+USER = "admin"
+# A show page runs a fixed set of queries (the row, its related records, its panels, the
+# rights of the menu); far more than this means something is loaded per related row.
+SHOW_BUDGET = 60
+# Relationships loaded for all listed rows at once (one query each, whatever the page size).
+BULK_LOADS_BUDGET = 12
+
+VIEWS = [view for view, *_ in MENU if isinstance(view, type) and issubclass(view, EntityView)
+         and view.model is not None]
+RESOURCE_APIS = [api for api in APIS if issubclass(api, EntityApi) and api.model is not None]
+
+
+class Statements(list):
+    """The SQL statements run while measuring, and how many of them loaded a relationship for
+    all the listed rows at once (a selectinload: there is none when no listed row has a value,
+    so that number may vary with the rows; it is bounded, not per row)."""
+
+    bulk_loads = 0
+
+
+@contextmanager
+def counting(app):
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+
+    statements = Statements()
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    def classify(state):
+        if state.is_relationship_load and state.lazy_loaded_from is None:
+            statements.bulk_loads += 1
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(Session, "do_orm_execute", classify)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(Session, "do_orm_execute", classify)
+
+
+def _live(table):
+    return table.c.deleted_on.is_(None) if "deleted_on" in table.c else true()
+
+
+def _made_up_row(session, table, n) -> dict:
+    """A row from nothing, for a table the `test` seed leaves empty: each required column gets
+    its first coded choice, an existing row of the table it refers to, or a plain value."""
+    row = {}
+    for column in table.columns:
+        if column.primary_key or column.nullable or column.default is not None \
+                or column.server_default is not None:
+            continue
+        if column.foreign_keys:
+            target = next(iter(column.foreign_keys)).column
+            row[column.name] = session.execute(select(target).limit(1)).scalar()
+        elif "choices" in column.info:
+            row[column.name] = next(iter(column.info["choices"]))
+        else:
+            python_type = column.type.python_type
+            row[column.name] = {str: f"q{n}", int: n, bool: False, date: date.today(),
+                                datetime: datetime.now()}.get(python_type, n)
+    return row
+
+
+def _enough_rows(ctx, model, wanted):
+    """Make sure `model` has at least `wanted` live rows: the `test` seed is small, so copy an
+    existing row's columns (unique values suffixed), or make rows up, until there are enough."""
+    table = model.__table__
+    with ctx.session() as session:
+        have = session.execute(select(func.count()).select_from(table)
+                               .where(_live(table))).scalar()
+        if have >= wanted:
+            return True
+        source = session.execute(select(table).where(_live(table))
+                                 .order_by(table.c.id).limit(1)).mappings().first()
+        unique = {c.name for c in table.columns if c.unique} | {
+            c.name for idx in table.indexes if idx.unique for c in idx.columns} | {
+            c.name for con in table.constraints
+            if con.__class__.__name__ == "UniqueConstraint" for c in con.columns}
+        for n in range(wanted - have):
+            if source is None:
+                session.execute(table.insert().values(**_made_up_row(session, table, n)))
+                continue
+            row = {k: v for k, v in source.items() if k != "id"}
+            for name in unique:
+                value = row.get(name)
+                if isinstance(value, str):
+                    row[name] = f"{value}-{n}"[: table.c[name].type.length or None]
+                elif value is not None:
+                    return False  # a numeric unique key: leave the table as it is
+            session.execute(table.insert().values(**row))
+        session.commit()
+    return True
+
+
+@pytest.fixture(scope="module")
+def browser(app):
+    from tests.conftest import login
+
+    return login(app, USER)
+
+
+@pytest.fixture(scope="module")
+def token(app):
+    from tests.conftest import api_token
+
+    return api_token(app, USER)
+
+
+def _measure(app, get, url):
+    """(statements that do not load in bulk, bulk loads, response) of one request."""
+    get(url)  # warm: the first request of a page compiles its templates
+    with counting(app) as statements:
+        response = get(url)
+    assert response.status_code == 200, f"{url}: {response.status_code}"
+    assert statements.bulk_loads <= BULK_LOADS_BUDGET, f"{url}: {statements.bulk_loads} bulk loads"
+    return len(statements) - statements.bulk_loads, response
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: v.__name__)
+def test_list_and_show_pages_run_a_constant_number_of_queries(app, ctx, browser, view):
+    assert _enough_rows(ctx, view.model, LARGE + 1), f"{view.model.__name__}: no rows to copy"
+    base = f"/{view.model.__tablename__}"
+    counts = {}
+    for size in (SMALL, LARGE):
+        counts[size], response = _measure(app, browser.get,
+                                          f"{base}/list/?psize_{view.__name__}={size}")
+        page = response.get_data(as_text=True)
+        assert page.count(f"{base}/show/") >= size, f"{view.__name__}: not {size} rows listed"
+    assert counts[LARGE] == counts[SMALL], \
+        f"{view.__name__}: {counts[SMALL]} queries for {SMALL} rows, {counts[LARGE]} for {LARGE}"
+    with ctx.session() as session:
+        table = view.model.__table__
+        pk = session.execute(select(table.c.id).where(_live(table))
+                             .order_by(table.c.id.desc())).scalar()
+    shown, _ = _measure(app, browser.get, f"{base}/show/{pk}")
+    assert shown <= SHOW_BUDGET, f"{view.__name__}: the show page runs {shown} queries"
+
+
+@pytest.mark.parametrize("api", RESOURCE_APIS, ids=lambda a: a.__name__)
+def test_api_list_and_get_run_a_constant_number_of_queries(app, ctx, token, api):
+    assert _enough_rows(ctx, api.model, LARGE + 1), f"{api.model.__name__}: no rows to copy"
+    client = app.test_client()
+    base = f"/api/v1/{api.resource_name}"
+
+    def get(url):
+        return client.get(url, headers=token)
+
+    counts = {}
+    for size in (SMALL, LARGE):
+        counts[size], response = _measure(
+            app, get, f"{base}/?q={prison.dumps({'page': 0, 'page_size': size})}")
+        assert len(response.json["result"]) == size, f"{api.__name__}: not {size} rows"
+    assert counts[LARGE] == counts[SMALL], \
+        f"{api.__name__}: {counts[SMALL]} queries for {SMALL} rows, {counts[LARGE]} for {LARGE}"
+    pk = response.json["ids"][0]
+    got, _ = _measure(app, get, f"{base}/{pk}")
+    assert got <= SHOW_BUDGET, f"{api.__name__}: GET one row runs {got} queries"
+
+
+def test_the_listener_counts_what_runs(app, ctx):
+    """The measurement itself: a statement run through the engine is counted."""
+    with counting(app) as statements:
+        ctx.execute(text("SELECT 1"))
+    assert statements.count("SELECT 1") == 1
+
+
+def test_a_huge_list_is_counted_up_to_the_cap_and_still_pages(app, ctx, browser, token):
+    """Counting stops at LIST_COUNT_CAP: the page says "7+" (here, with the cap at 7), the API
+    gives the cap with `count_capped`; pages past the counted rows still list their rows. Under
+    the cap the count is exact."""
+    import re
+
+    from app.models.lists import Need
+
+    with ctx.session() as session:
+        total = session.execute(select(func.count()).select_from(Need.__table__)
+                                .where(Need.__table__.c.deleted_on.is_(None))).scalar()
+    assert total > 10
+    record_count = re.compile(r"</strong>\s*([\d,]+\+?)\s*</div>")
+    exact = browser.get("/need/list/?psize_NeedView=2").get_data(as_text=True)
+    assert record_count.search(exact).group(1) == str(total)
+    app.config["LIST_COUNT_CAP"] = 7
+    try:
+        page = browser.get("/need/list/?psize_NeedView=2").get_data(as_text=True)
+        assert record_count.search(page).group(1) == "7+"
+        assert page.count("/need/show/") >= 2
+        # Page 5 starts at row 10, past the counted 7: it lists its rows and offers the next.
+        deep = browser.get("/need/list/?psize_NeedView=2&page_NeedView=5").get_data(as_text=True)
+        assert deep.count("/need/show/") >= 2
+        assert "page_NeedView=6" in deep
+        listed = app.test_client().get(
+            f"/api/v1/need/?q={prison.dumps({'page': 0, 'page_size': 2})}", headers=token).json
+        assert (listed["count"], listed["count_capped"], len(listed["result"])) == (7, True, 2)
+    finally:
+        app.config["LIST_COUNT_CAP"] = 10_000
