@@ -112,5 +112,5 @@ def test_a_member_claims_a_post_of_its_community_and_withdraws(ctx, api):
     refused = client.post("/api/v1/post_claim/", json={"member": member, "post": other},
                           headers=headers)
     assert refused.status_code in (404, 422)
-    assert "不存在或超出您的数据范围" in refused.json["message"]
+    assert "不存在或超出您的数据范围" in str(refused.json["message"])
     assert held(ctx, other) == before

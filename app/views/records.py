@@ -147,8 +147,8 @@ class AuditLogApi(EntityApi):
     """`/api/v1/audit_log/`: the same records, for the same readers; no writes."""
 
     model = AuditLog
-    include_route_methods = {"get", "get_list", "info"}
-    base_permissions = ["can_read"]
+    include_route_methods = {"get", "get_list", "info", "export"}
+    base_permissions = ["can_read", "can_export"]
     list_columns = show_columns = ["id", "time", "user_id", "username", "action", "resource",
                                    "record_id", "changes", "ip"]
     search_columns = ["time", "user_id", "username", "action", "resource", "record_id", "ip"]
