@@ -67,6 +67,8 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
         register_views(appbuilder)
 
     from app.cli import register_cli
+    from app.errors import register_error_handlers
 
     register_cli(app)
+    register_error_handlers(app)
     return app

@@ -11,3 +11,79 @@ class DomainError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+# --- the database failing under the panel (full disk, read-only file, server restarting) ------
+# A request that meets one is told so in Chinese (HTML page or API JSON, 503), its transaction
+# rolled back: nothing half-written, no traceback, and the next request starts afresh (the
+# engine's pool_pre_ping replaces connections a restarted server closed).
+
+DATABASE_FULL = "数据库存储空间已满，本次操作未保存。请联系系统管理员清理空间后重试。"
+DATABASE_READ_ONLY = "数据库当前为只读状态，本次操作未保存。请联系系统管理员。"
+DATABASE_UNAVAILABLE = "数据库暂时无法访问，本次操作未完成，请稍后重试。"
+
+
+class DatabaseFailure(DomainError):
+    """The database, not the input, refused a write (full, read-only, gone): 503, not 422."""
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """The message for a database that failed under the request, or None if `exc` is not one
+    (a bug stays a 500, logged)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return None
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "full" in text or "no space left" in text or "could not extend" in text:
+        return DATABASE_FULL
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return DATABASE_READ_ONLY
+    return DATABASE_UNAVAILABLE
+
+
+def register_error_handlers(app) -> None:
+    from flask import jsonify, request
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    def handle(exc):
+        from app.extensions import db
+
+        message = database_failure(exc)
+        app.logger.error("数据库错误（%s %s）：%s", request.method, request.path, exc)
+        try:
+            db.session.rollback()
+        except (OperationalError, InterfaceError):  # gone with the server: see below
+            pass
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            return jsonify(message=message), 503
+        # A page of its own, rendered without the context processors: the panel's layout and
+        # they would ask the database (user, menu, permissions) that just failed.
+        page = app.jinja_env.get_template("gongjian/database_error.html").render(message=message)
+        return page, 503, {"Content-Type": "text/html; charset=utf-8", "Retry-After": "30"}
+
+    app.register_error_handler(OperationalError, handle)
+    app.register_error_handler(InterfaceError, handle)
+
+    @app.teardown_appcontext
+    def drop_broken_connection(exc):
+        # Runs before Flask-SQLAlchemy's session.remove() (the last registered runs first). A
+        # connection the server closed under the request cannot even roll back: that would
+        # raise in the teardown and replace the answer with a bare 500. Drop it instead.
+        from app.extensions import db
+
+        try:
+            db.session.rollback()
+        except (OperationalError, InterfaceError):
+            db.session().invalidate()
+
+    def api_routing(exc):
+        # A URL under /api/ that no endpoint takes (a negative id, a wrong method) is answered
+        # in JSON like the API's own errors, not with Werkzeug's HTML page (issue #10).
+        if request.path.startswith("/api/"):
+            message = "找不到该地址" if exc.code == 404 else "该地址不接受此请求方法"
+            return jsonify(message=message), exc.code
+        return exc
+
+    app.register_error_handler(404, api_routing)
+    app.register_error_handler(405, api_routing)

@@ -69,6 +69,7 @@ class Column:
     required: bool
     choices: dict = field(default_factory=dict)  # label -> code, for choice
     example: str = ""
+    limit: int | None = None  # numbers must stay below this in absolute value (the column's range)
 
 
 def _label(model, name) -> str:
@@ -106,7 +107,12 @@ class Importer:
                 "decimal" if isinstance(column.type, Numeric) else
                 "date" if isinstance(column.type, (Date, DateTime)) else "text")
         required = not column.nullable and column.default is None and not column.primary_key
-        return Column(name, header, kind, required)
+        # The database's range: a 32-bit INTEGER, NUMERIC(p, s)'s integer digits.
+        precision = getattr(column.type, "precision", None)
+        scale = getattr(column.type, "scale", None)
+        limit = 2 ** 31 if kind == "int" else \
+            10 ** (precision - (scale or 0)) if kind == "decimal" and precision else None
+        return Column(name, header, kind, required, limit=limit)
 
     # --- the template -------------------------------------------------------------------
 
@@ -302,16 +308,18 @@ class Importer:
         return (existing, False) if existing is not None else (self.model(), True)
 
     def _convert(self, col: Column, text: str, lookups: "_Lookups"):
-        if col.kind == "int":
+        if col.kind in ("int", "decimal"):
+            wanted = "整数" if col.kind == "int" else "数字"
             try:
-                return int(Decimal(text))
+                number = Decimal(text)
             except InvalidOperation:
-                raise ValueError(f"“{col.header}”应为整数") from None
-        if col.kind == "decimal":
-            try:
-                return Decimal(text)
-            except InvalidOperation:
-                raise ValueError(f"“{col.header}”应为数字") from None
+                raise ValueError(f"“{col.header}”应为{wanted}") from None
+            if not number.is_finite():
+                raise ValueError(f"“{col.header}”应为{wanted}")
+            if col.limit is not None and abs(number) >= col.limit:
+                # Past the column's range the database would fail the whole request.
+                raise ValueError(f"“{col.header}”超出允许的范围")
+            return int(number) if col.kind == "int" else number
         if col.kind == "date":
             try:
                 return date.fromisoformat(text[:10].replace("/", "-"))

@@ -32,7 +32,42 @@ class AgreementApi(EntityApi):
     @protect()
     @safe
     def upload_file(self, pk):
-        """Upload the scanned signed agreement (multipart field `file`)."""
+        """Upload the scanned signed agreement (multipart field `file`).
+        ---
+        post:
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          requestBody:
+            content:
+              multipart/form-data:
+                schema:
+                  type: object
+                  properties:
+                    file:
+                      type: string
+                      format: binary
+          responses:
+            200:
+              description: The agreement with its file
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      result:
+                        type: object
+            401:
+              $ref: '#/components/responses/401'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/422'
+            500:
+              $ref: '#/components/responses/500'
+        """
         agreement = self.datamodel.get(pk)
         if agreement is None:
             return self.response_404()
@@ -49,7 +84,29 @@ class AgreementApi(EntityApi):
     @protect()
     @safe
     def download_file(self, pk):
-        """The scanned agreement, for those who may read the agreement."""
+        """The scanned agreement, for those who may read the agreement.
+        ---
+        get:
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          responses:
+            200:
+              description: The scanned file (PDF or image)
+              content:
+                application/octet-stream:
+                  schema:
+                    type: string
+                    format: binary
+            401:
+              $ref: '#/components/responses/401'
+            404:
+              $ref: '#/components/responses/404'
+            500:
+              $ref: '#/components/responses/500'
+        """
         agreement = self.datamodel.get(pk)
         found = agreement_file(agreement) if agreement is not None else None
         if found is None:

@@ -58,7 +58,7 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
                    Auditor=AUDIT),
     "member": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
                      UnitLiaison=CRUD | DATA, Auditor=AUDIT),
-    "dictionary": _grant(EVERYONE, READ, OrgAdmin=CRUD),
+    "dictionary": _grant(EVERYONE, READ, OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
     # the three lists and micro-wishes
     "resource": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
                        **{r: CRUD | DATA for r in ADMINS}, UnitLiaison=CRUD | DATA,

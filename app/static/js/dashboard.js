@@ -9,13 +9,20 @@
   var PALETTE = ["#c23531", "#d48265", "#2f4554", "#61a0a8", "#91c7ae", "#749f83",
                  "#ca8622", "#bda29a", "#6e7074", "#546570"];
 
+  // A tooltip is HTML: names come from user data (a community, a unit), so they are escaped.
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+
   function tooltipFormatter(spec) {
     return function (params) {
       var rows = Array.isArray(params) ? params : [params];
-      var lines = [rows[0].name];
+      var lines = [escapeHtml(rows[0].name)];
       rows.forEach(function (p) {
         var value = p.value === null || p.value === undefined ? "—" : p.value + (spec.unit || "");
-        lines.push(p.marker + p.seriesName + "：" + value);
+        lines.push(p.marker + escapeHtml(p.seriesName) + "：" + escapeHtml(value));
       });
       return lines.join("<br>");
     };
@@ -25,7 +32,7 @@
     var series = spec.series[0];
     return {
       color: PALETTE,
-      tooltip: { trigger: "item", formatter: "{b}：{c}" },
+      tooltip: { trigger: "item", formatter: function (p) { return escapeHtml(p.name + "：" + p.value); } },
       series: [{
         name: series.name, type: "funnel", sort: "none", left: "10%", width: "80%",
         label: { show: true, position: "inside", formatter: "{b}  {c}" },
