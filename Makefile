@@ -43,8 +43,18 @@ run: db
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Builds the city data once into $(BENCH_DATA) (default ~/.cache/gongjian-bench), then measures
+# SQLite and, when reachable, PostgreSQL (bench/README.md). Not part of .ci/run.
 bench: install instance
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --db all $(BENCH_ARGS)
+
+# Long runs on the machine's PostgreSQL (reliability/, docs/RELIABILITY.md): the SQLite
+# full/read-only faults, kill -9 of a worker mid-import and mid-export, a PostgreSQL restart,
+# then the load (RELIABILITY_LOAD_SECONDS, default 180). Figures in artifacts/reliability/.
+reliability: install instance
+	$(BIN)/python -m pytest -q -p no:cacheprovider reliability/test_sqlite_faults.py
+	$(BIN)/python -m reliability.faults
+	$(BIN)/python -m reliability.load
 
 clean:
 	rm -rf $(VENV) node_modules app/static/vendor instance/gongjian.db

@@ -1,0 +1,1 @@
+"""Long reliability runs (load, faults) outside `make test`: see `make reliability`."""
