@@ -3,7 +3,7 @@ are drawn by the ECharts the panel serves itself, and a click on a bar opens its
 screenshots go to the git-ignored artifacts/ folder (.ci/run prints where)."""
 import pytest
 
-from tests.browser.test_smoke import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -28,15 +28,10 @@ FIRST_BAR = """(id) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def chromium(browser):
+    """The stage's one chromium (conftest.py): Playwright's sync API runs one at a time."""
+    return browser
 
 
 def open_page(chromium, server, username):  # noqa: F811

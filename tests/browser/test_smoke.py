@@ -1,39 +1,11 @@
 """The browser stage: Debian's chromium, driven by Playwright, against the panel served on
-loopback. Screenshots go to the git-ignored artifacts/ folder."""
-import threading
-from pathlib import Path
-
+loopback (fixtures in conftest.py). Screenshots go to the git-ignored artifacts/ folder."""
 import pytest
-from werkzeug.serving import make_server
 
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-# As the machine's notes say: without these, chromium keeps trying hosts a closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_liaison_logs_in_and_opens_the_member_list(server, browser):
