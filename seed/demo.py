@@ -1,8 +1,9 @@
 """`flask seed demo`: a deterministic, realistic demo district and the demo users.
 
 Scales: ``test`` (a handful of rows the tests reason about) and ``demo`` (9 streets, 108
-communities with grids and building groups, 500 units, 10,000 members); ``city`` is the
-performance issue's and refused until it exists. The same seed always gives the same data.
+communities with grids and building groups, 500 units, 10,000 members); ``city`` (twelve
+districts, millions of rows, for the performance work) is built by `seed.city` in bulk, into an
+empty database only. The same seed always gives the same data.
 
 The rows are generated valid (check digits computed, communities of the right type), so they
 are bulk-inserted without the per-row form rules; the seed leaves one audit record of kind
@@ -85,8 +86,8 @@ def _state(session) -> str:
 def seed_demo(scale: str = "demo", password: str | None = None, force: bool = False,
               echo=print) -> bool:
     """Load the data set; returns False when there was nothing to do."""
-    if scale not in SCALES:
-        raise SeedRefused(f"规模 {scale} 的数据生成器尚未实现（city 规模由性能任务提供）")
+    if scale not in SCALES and scale != "city":
+        raise SeedRefused(f"未知的数据规模：{scale}（可选 test、demo、city）")
     session = db.session
     state = _state(session)
     if state == "seeded" and not force:
@@ -94,6 +95,15 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
         return False
     if state == "other" and not force:
         raise SeedRefused("数据库中已有非演示数据；如确需加载演示数据，请加 --force")
+    if scale == "city":
+        from seed.city import seed_city
+
+        if state != "empty":
+            raise SeedRefused("城市规模数据只能加载到空数据库：请新建数据库，运行 flask db upgrade "
+                              "和 flask gongjian init 后再加载")
+        seed_city(session, password or os.environ.get("DEMO_PASSWORD") or _generated_password(),
+                  echo=echo)
+        return True
     started = time.perf_counter()
     size = SCALES[scale]
     names = Names(seed=2026)
