@@ -20,7 +20,6 @@ from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABExc
 from markupsafe import Markup
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.services import audit
@@ -92,11 +91,8 @@ def query_for(view, filters, order_column: str, order_direction: str):
     model = datamodel.obj
     if not order_column and view.base_order:
         order_column, order_direction = view.base_order
-    query = datamodel.session.query(model)
-    relations = model.__mapper__.relationships
-    loads = [selectinload(getattr(model, c)) for c in view.export_columns if c in relations]
-    if loads:
-        query = query.options(*loads)
+    query = datamodel.session.query(model).options(
+        *datamodel.eager_loads(datamodel.relations_shown_by(view.export_columns)))
     query = datamodel.apply_all(query, filters, order_column, order_direction)
     return query.order_by(model.id)
 

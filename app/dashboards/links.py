@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
-from flask import current_app
+from flask import current_app, g
 
 from app.dashboards.figures import Period, parse_period
 
@@ -38,13 +38,22 @@ def _text(value) -> str:
     return str(value)
 
 
+def _may_list(view) -> bool:
+    """The user's right to read a list, asked once per request: a dashboard links hundreds of
+    bars and cards, and each check reads the user's roles again."""
+    asked = g.setdefault("_gongjian_may_list", {})
+    name = view.class_permission_name
+    if name not in asked:
+        asked[name] = current_app.appbuilder.sm.has_access("can_read", name)
+    return asked[name]
+
+
 def list_url(resource: str, *filters: tuple[str, str, object]) -> str | None:
     """`/<resource>/list/` filtered by (column, filter arg name, value) triples — a list value
     gives an IN filter several values — or None when the user may not open that list or its
     view does not offer one of the filters."""
     view = _view_of(resource)
-    if view is None or not current_app.appbuilder.sm.has_access("can_read",
-                                                                view.class_permission_name):
+    if view is None or not _may_list(view):
         return None
     offered = view._filters.get_search_filters()
     args = []

@@ -160,20 +160,23 @@ class ScopedInterface(SQLAInterface):
     shown: tuple[str, ...] = ()
 
     def show_columns_of(self, columns) -> None:
+        self.shown = self.relations_shown_by(columns)
+
+    def relations_shown_by(self, columns) -> tuple[str, ...]:
         mapper = self.obj.__mapper__
         roots = [c.split(".")[0] for c in columns]
         computed = any(r not in mapper.relationships and r not in mapper.column_attrs
                        for r in roots)
-        self.shown = tuple(dict.fromkeys(
+        return tuple(dict.fromkeys(
             [r for r in roots if r in mapper.relationships]
             + list(getattr(self.obj, "__list_loads__", ()) if computed else ())))
 
-    def eager_loads(self) -> list:
+    def eager_loads(self, shown: tuple[str, ...] | None = None) -> list:
         """selectinload of each shown relationship (and of what the related row's caption reads).
         A relationship load, so the scope listener only drops deleted rows from it, as for a lazy
         load: the related record shown is the one the row points at."""
         loads = []
-        for name in self.shown:
+        for name in self.shown if shown is None else shown:
             load = selectinload(getattr(self.obj, name))
             target = self.obj.__mapper__.relationships[name].mapper.class_
             nested = [load.selectinload(getattr(target, n))
