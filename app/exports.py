@@ -69,7 +69,7 @@ class Export:
     def rows(self):
         formatters = self.view.formatters_columns
         try:
-            for item in self.query.yield_per(CHUNK):
+            for item in _in_chunks(self.query):
                 row = []
                 for column in self.columns:
                     value = getattr(item, column, None)
@@ -82,6 +82,23 @@ class Export:
             # A streamed response outlives its request's session scope: end the read here,
             # or its connection (and, on SQLite, its lock) would stay open.
             self.query.session.close()
+
+
+def _in_chunks(query):
+    """The query's rows, CHUNK at a time, never all in memory."""
+    if query.session.get_bind().dialect.name != "mysql":
+        yield from query.yield_per(CHUNK)
+        return
+    # PyMySQL drops the rest of a server-side cursor when its connection runs the next statement
+    # (the related rows of a chunk): an export stopped at its first chunk. MariaDB pages instead,
+    # in the query's total order (query_for ends it with the id), in one transaction's snapshot.
+    offset = 0
+    while True:
+        rows = query.limit(CHUNK).offset(offset).all()
+        yield from rows
+        if len(rows) < CHUNK:
+            return
+        offset += CHUNK
 
 
 def query_for(view, filters, order_column: str, order_direction: str):

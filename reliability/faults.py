@@ -313,12 +313,14 @@ FAULTS = {"kill-import": kill_import, "kill-export": kill_export, "pg-restart": 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Faults on the served panel")
-    parser.add_argument("faults", nargs="*", default=list(FAULTS), choices=list(FAULTS))
+    # No default list here: argparse checks a positional's default against `choices` as a whole.
+    parser.add_argument("faults", nargs="*", choices=list(FAULTS),
+                        help="the faults to run (default: all)")
     parser.add_argument("--import-rows", type=int,
                         default=int(os.environ.get("RELIABILITY_IMPORT_ROWS", 20000)))
     args = parser.parse_args(argv)
     results = {}
-    for name in args.faults:
+    for name in args.faults or list(FAULTS):
         with common.section(f"fault {name}"):
             common.fresh_database("demo")
             with Server(workers=2, name=name) as server:
