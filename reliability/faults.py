@@ -313,12 +313,14 @@ FAULTS = {"kill-import": kill_import, "kill-export": kill_export, "pg-restart": 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Faults on the served panel")
-    # No default list here: argparse checks a positional's default against `choices` as a whole.
-    parser.add_argument("faults", nargs="*", choices=list(FAULTS),
+    # Checked below, not with `choices`: Python 3.11's argparse refuses an empty `*` list then.
+    parser.add_argument("faults", nargs="*", metavar="|".join(FAULTS),
                         help="the faults to run (default: all)")
     parser.add_argument("--import-rows", type=int,
                         default=int(os.environ.get("RELIABILITY_IMPORT_ROWS", 20000)))
     args = parser.parse_args(argv)
+    if unknown := set(args.faults) - set(FAULTS):
+        parser.error(f"unknown fault: {', '.join(sorted(unknown))}")
     results = {}
     for name in args.faults or list(FAULTS):
         with common.section(f"fault {name}"):
