@@ -20,14 +20,6 @@ RELATION, FLAG, WITHIN = "rel_o_m", "flag", "within"
 JUST_BEFORE = timedelta(microseconds=1)
 
 
-def _view_of(resource: str):
-    for view in current_app.appbuilder.baseviews:
-        if getattr(view, "route_base", None) == f"/{resource}" and \
-                getattr(view, "_filters", None) is not None:
-            return view
-    return None
-
-
 def _text(value) -> str:
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="microseconds")
@@ -38,22 +30,26 @@ def _text(value) -> str:
     return str(value)
 
 
-def _may_list(view) -> bool:
-    """The user's right to read a list, asked once per request: a dashboard links hundreds of
-    bars and cards, and each check reads the user's roles again."""
-    asked = g.setdefault("_gongjian_may_list", {})
-    name = view.class_permission_name
-    if name not in asked:
-        asked[name] = current_app.appbuilder.sm.has_access("can_read", name)
-    return asked[name]
+def _listable(resource: str):
+    """The resource's list view if the user may read it, else None — found and asked once per
+    request: a dashboard links hundreds of bars and cards, and each check reads the user's roles."""
+    found = g.setdefault("_gongjian_listable", {})
+    if resource not in found:
+        view = next((v for v in current_app.appbuilder.baseviews
+                     if getattr(v, "route_base", None) == f"/{resource}"
+                     and getattr(v, "_filters", None) is not None), None)
+        may = view is not None and current_app.appbuilder.sm.has_access(
+            "can_read", view.class_permission_name)
+        found[resource] = view if may else None
+    return found[resource]
 
 
 def list_url(resource: str, *filters: tuple[str, str, object]) -> str | None:
     """`/<resource>/list/` filtered by (column, filter arg name, value) triples — a list value
     gives an IN filter several values — or None when the user may not open that list or its
     view does not offer one of the filters."""
-    view = _view_of(resource)
-    if view is None or not _may_list(view):
+    view = _listable(resource)
+    if view is None:
         return None
     offered = view._filters.get_search_filters()
     args = []
