@@ -8,7 +8,7 @@ from typing import Callable
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, event, func, select
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, cast, event, func, literal, select
 from sqlalchemy.orm import Session, declared_attr, object_session
 
 
@@ -86,6 +86,12 @@ class Entity(Model):
     # Relationships that the row's caption (`__str__`) and computed columns read: a list showing
     # these rows, or a caption of one, loads them with it (app/views/base.py, no N+1).
     __list_loads__: tuple[str, ...] = ()
+    # The column that is the row's caption (`str(row)`, empty when unset), if one is.
+    __caption__: str | None = None
+    # Computed columns that a CSV export may also compute in SQL: name -> callable taking
+    # `caption(relation)` (a related row's caption in SQL) and returning the cell's text, equal
+    # to the Python property (app/exports.py; tests/test_exports_sql.py).
+    __sql_columns__: dict = {}
 
     id = Column(Integer, primary_key=True)
     created_on = Column(DateTime, default=datetime.now, nullable=False, info=caption("创建时间"))
@@ -164,7 +170,24 @@ class Entity(Model):
         return found
 
     def __str__(self) -> str:
+        if self.__caption__:
+            return getattr(self, self.__caption__) or ""
         return getattr(self, "name", None) or f"{self.__label__ or type(self).__name__} #{self.id}"
+
+    @classmethod
+    def __caption_sql__(cls, table):
+        """The caption (`str(row)`) as SQL over the Core `table`, for exports that render in
+        the database; None where only Python makes it. A model overriding `__str__` overrides
+        this with it (tests/test_exports_sql.py holds the two equal)."""
+        if cls.__str__ is not Entity.__str__:
+            return None
+        if cls.__caption__:
+            return func.coalesce(table.c[cls.__caption__], "")
+        if "name" not in table.c:
+            return None
+        return func.coalesce(func.nullif(table.c.name, ""),
+                             literal(f"{cls.__label__ or cls.__name__} #", String)
+                             + cast(table.c.id, String))
 
 
 @event.listens_for(Session, "before_flush")

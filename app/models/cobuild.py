@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import (Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String,
-                        Text, and_, event, inspect, select, update)
+                        Text, and_, case, event, func, inspect, literal, select, update)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm.attributes import get_history, set_committed_value
@@ -177,8 +177,7 @@ class Agreement(Entity):
         if not (self.commitments or "").strip():
             self.commitments = DEFAULT_COMMITMENTS
 
-    def __str__(self) -> str:
-        return self.title or ""
+    __caption__ = "title"
 
 
 # --- dual registration (双报到) ----------------------------------------------------------------
@@ -363,8 +362,7 @@ class ServicePost(Entity):
                                                          PostClaim.deleted_on.is_(None))):
             raise DomainError(f"“{self.name}”还有党员在岗，不能删除；可改为不开放认领")
 
-    def __str__(self) -> str:
-        return self.name or ""
+    __caption__ = "name"
 
 
 _community_of_post = _looked_up(ServicePost.community_id, "id")
@@ -526,13 +524,25 @@ class ServiceRecord(Entity):
     need = relationship("Need", info=caption("需求"))
     micro_wish = relationship("MicroWish", info=caption("微心愿"))
 
+    SERVED_WHAT = (("岗位", "post"), ("项目", "service_item"), ("需求", "need"),
+                   ("微心愿", "micro_wish"))
+
     @property
     def served_what(self) -> str:
-        for label, target in (("岗位", self.post), ("项目", self.service_item),
-                              ("需求", self.need), ("微心愿", self.micro_wish)):
+        for label, relation in self.SERVED_WHAT:
+            target = getattr(self, relation)
             if target is not None:
                 return f"{label}：{target}"
         return "其他服务"
+
+    @staticmethod
+    def _served_what_sql(caption):
+        """`served_what` in SQL, from `caption(relation)`: the related row's caption, or NULL."""
+        captions = [(label, caption(relation)) for label, relation in ServiceRecord.SERVED_WHAT]
+        return case(*[(c.is_not(None), literal(f"{label}：", String) + c) for label, c in captions],
+                    else_=literal("其他服务", String))
+
+    __sql_columns__ = {"served_what": _served_what_sql}
 
     def validate(self, session) -> None:
         _defaults(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Table,
-                        Text, and_, or_, select)
+                        Text, and_, case, func, or_, select)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 
@@ -99,8 +99,7 @@ class Resource(Entity):
         _check_period(self.available_from, self.available_to)
         _check_reviewed(self, session)
 
-    def __str__(self) -> str:
-        return self.title or ""
+    __caption__ = "title"
 
 
 class ServiceItem(Entity):
@@ -152,8 +151,7 @@ class ServiceItem(Entity):
         if (self.capacity or 0) < 0 or (self.points or 0) < 0:
             raise DomainError("拟认领数和积分分值不能为负数", "capacity")
 
-    def __str__(self) -> str:
-        return self.title or ""
+    __caption__ = "title"
 
 
 class Need(Entity):
@@ -297,8 +295,7 @@ class Need(Entity):
         if self.satisfaction is not None and not 1 <= self.satisfaction <= 5:
             raise DomainError("满意度应为1到5之间的整数", "satisfaction")
 
-    def __str__(self) -> str:
-        return self.title or ""
+    __caption__ = "title"
 
 
 class MicroWish(Entity):
@@ -367,6 +364,12 @@ class MicroWish(Entity):
     def __str__(self) -> str:
         text = self.content or ""
         return text[:20] + ("…" if len(text) > 20 else "")
+
+    @classmethod
+    def __caption_sql__(cls, table):
+        text = func.coalesce(table.c.content, "")
+        # A 21st character (substr counts characters on every database, length not on MySQL).
+        return func.substr(text, 1, 20) + case((func.substr(text, 21, 1) != "", "…"), else_="")
 
 
 def _dictionary(kind: str):

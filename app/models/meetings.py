@@ -185,8 +185,7 @@ class JointBody(Entity):
                                                      Meeting.deleted_on.is_(None))):
             raise DomainError(f"“{self.name}”已有会议记录，不能删除")
 
-    def __str__(self) -> str:
-        return self.name or ""
+    __caption__ = "name"
 
 
 class BodyMember(Entity):
@@ -430,8 +429,7 @@ class AgendaItem(Entity):
             raise DomainError(f"提出单位“{self.proposing_unit.name}”不是本联席会的成员单位",
                               "proposing_unit")
 
-    def __str__(self) -> str:
-        return self.title or ""
+    __caption__ = "title"
 
 
 class Resolution(Entity):
@@ -612,8 +610,7 @@ class MeetingAttachment(Entity):
 
     meeting = relationship("Meeting", back_populates="attachments", info=caption("会议"))
 
-    def __str__(self) -> str:
-        return self.filename or ""
+    __caption__ = "filename"
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -126,8 +126,7 @@ class Organization(Entity):
             if _exists(session, stmt):
                 raise DomainError(f"“{self.name}”下还有{what}，不能删除；请先移走或删除它们")
 
-    def __str__(self) -> str:
-        return self.name or ""
+    __caption__ = "name"
 
 
 class Dictionary(Entity):
@@ -150,8 +149,7 @@ class Dictionary(Entity):
     order = Column(Integer, index=True, nullable=False, default=0, info=caption("排序"))
     active = Column(Boolean, index=True, nullable=False, default=True, info=caption("启用"))
 
-    def __str__(self) -> str:
-        return self.label or ""
+    __caption__ = "label"
 
 
 class Unit(Entity):
@@ -332,8 +330,7 @@ class Member(Entity):
         super().restore()
         self.id_number_key = self.id_number_hash
 
-    def __str__(self) -> str:
-        return self.name or ""
+    __caption__ = "name"
 
 
 def _exists(session, stmt) -> bool:

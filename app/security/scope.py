@@ -363,19 +363,19 @@ def _criteria_for(model, principal, filter_scope, deleted_filter, by_table):
     return cache[key]
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _filter_reads(state) -> None:
-    if not state.is_select or state.is_column_load or _is_unscoped():
-        return
+def read_criteria(statement, relationship_load: bool = False, include_deleted: bool = False):
+    """The loader options making `statement` read what the acting principal may read: what
+    every ORM SELECT gets below, and what a statement the session does not run itself (an
+    export's PostgreSQL COPY) gets explicitly."""
     # Criteria go to the scoped models the statement involves, and to those their own criteria
     # name in turn: a criterion on a model the statement never names would change nothing.
     by_table = _models_by_table()
-    pending = _models_in(state.statement, by_table)
+    pending = _models_in(statement, by_table)
     if not pending:
-        return
-    deleted_filter = not state.execution_options.get("include_deleted")
+        return []
+    deleted_filter = not include_deleted
     # Relationship loads hang off a row already in scope; they only drop deleted rows.
-    filter_scope = not state.is_relationship_load
+    filter_scope = not relationship_load
     principal = current_principal() if filter_scope else SYSTEM
     filter_scope = filter_scope and not principal.system
     involved, named = set(), pending
@@ -383,9 +383,17 @@ def _filter_reads(state) -> None:
         involved |= named
         named = set().union(*(_criteria_for(m, principal, filter_scope, deleted_filter,
                                             by_table)[1] for m in named)) - involved
-    options = [option for model in sorted(involved, key=lambda m: m.__tablename__)
-               if (option := _criteria_for(model, principal, filter_scope, deleted_filter,
-                                           by_table)[0]) is not None]
+    return [option for model in sorted(involved, key=lambda m: m.__tablename__)
+            if (option := _criteria_for(model, principal, filter_scope, deleted_filter,
+                                        by_table)[0]) is not None]
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _filter_reads(state) -> None:
+    if not state.is_select or state.is_column_load or _is_unscoped():
+        return
+    options = read_criteria(state.statement, state.is_relationship_load,
+                            bool(state.execution_options.get("include_deleted")))
     if options:
         state.statement = state.statement.options(*options)
 
