@@ -1,14 +1,17 @@
 """Data out: every list as CSV or Excel, exactly the rows and the order the user was looking at.
 
 The rows come from the same scoped query as the list page (its filter and order arguments),
-streamed in chunks so memory stays flat however many rows; CSV starts at once. Cells are
-written as the user sees them: Chinese labels for codes, ISO dates, personal data as the
-viewer's role may see it. Text that a spreadsheet would take for a formula is neutralised.
+streamed in chunks so memory stays flat however many rows; CSV starts at once (on PostgreSQL
+once COPY has written it to a spooled file). Cells are written as the user sees them: Chinese
+labels for codes, ISO dates, personal data as the viewer's role may see it, every cell quoted.
+Text that a spreadsheet would take for a formula is neutralised. Where every column has a SQL
+form, the database writes the CSV lines (see "CSV rendered by the database" below).
 Each export leaves one audit record (who, what, filters, how many rows). The REST API's export
 takes the API list's own `q` instead of the page's arguments, and writes the same file.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import tempfile
@@ -16,12 +19,16 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask import Response, current_app, request, stream_with_context
+from flask_babel import gettext
 from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABException
 from markupsafe import Markup
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from sqlalchemy import (Boolean, Date, DateTime, Float, Integer, Numeric, String, and_, case, cast,
+                        func, literal, type_coerce)
 
 from app.extensions import db
+from app.security.scope import read_criteria
 from app.services import audit
 
 CHUNK = 500
@@ -38,6 +45,8 @@ def neutralise(value):
 
 def cell_value(value):
     """A Python value as a spreadsheet cell: text, a number, an ISO date, 是/否."""
+    if type(value) is str:  # most cells: first
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -67,21 +76,81 @@ class Export:
         self.count = 0
 
     def rows(self):
+        """The cells of each row, made in Python from the row and the related rows its columns
+        show (loaded in bulk, a chunk at a time)."""
+        datamodel = self.view.datamodel
+        query = self.query.options(*datamodel.eager_loads(datamodel.relations_shown_by(self.columns)))
         formatters = self.view.formatters_columns
+        cells = [(column, _remembered(formatters[column]) if column in formatters else None)
+                 for column in self.columns]
         try:
-            for item in _in_chunks(self.query):
+            for item in _in_chunks(query):
                 row = []
-                for column in self.columns:
+                for column, formatter in cells:
                     value = getattr(item, column, None)
-                    if column in formatters:
-                        value = formatters[column](value)
-                    row.append(cell_value(value))
+                    row.append(cell_value(value if formatter is None else formatter(value)))
                 self.count += 1
                 yield row
         finally:
             # A streamed response outlives its request's session scope: end the read here,
             # or its connection (and, on SQLite, its lock) would stay open.
             self.query.session.close()
+
+    def csv_text(self):
+        """The CSV after its header, in pieces of about CHUNK rows: rendered by the database
+        when it can, else the rows' cells written by Python."""
+        model, session = self.view.datamodel.obj, self.query.session
+        dialect = session.get_bind().dialect.name
+        related = Related(model)
+        cells = _cells_sql(self.view, self.columns, dialect, related)
+        # Joined from the mapped entity, which stays in FROM: what the scope's criteria apply to.
+        query = related.joined(self.query)
+        try:
+            if cells is None:
+                buffer = io.StringIO()
+                writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+                for n, row in enumerate(self.rows(), start=1):
+                    writer.writerow([neutralise(v) for v in row])
+                    if n % CHUNK == 0:
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+                yield buffer.getvalue()
+            elif dialect == "postgresql":
+                copied = _copied(session, query.with_entities(*cells).statement.select_from(model))
+                self.count = next(copied)
+                yield from copied
+            else:
+                # The entity's id among the columns keeps it in FROM, as select_from does above.
+                batch = []
+                for line, _ in _in_chunks(query.with_entities(_line_sql(cells), model.id)):
+                    batch.append(line)
+                    if len(batch) == CHUNK:
+                        self.count += CHUNK
+                        yield "\n".join(batch) + "\n"
+                        batch = []
+                self.count += len(batch)
+                yield "".join(line + "\n" for line in batch)
+        finally:
+            session.close()
+
+
+def _remembered(formatter, size: int = 1024):
+    """A column's formatter asked once per distinct value (a status label is translated once
+    per export, not once per row); values that cannot be remembered are formatted each time."""
+    seen = {}
+
+    def format_(value):
+        try:
+            return seen[value]
+        except KeyError:
+            result = formatter(value)
+            if len(seen) < size:
+                seen[value] = result
+            return result
+        except TypeError:  # unhashable
+            return formatter(value)
+    return format_
 
 
 def _in_chunks(query):
@@ -102,15 +171,14 @@ def _in_chunks(query):
 
 
 def query_for(view, filters, order_column: str, order_direction: str):
-    """The list page's query: its filters and order (or the view's default order), with the
-    related rows the columns show loaded in bulk rather than one by one."""
+    """The list page's query: its filters and order (or the view's default order), then the
+    id, so that every way of reading it (chunks, pages) sees one total order."""
     datamodel = view.datamodel
     model = datamodel.obj
     if not order_column and view.base_order:
         order_column, order_direction = view.base_order
-    query = datamodel.session.query(model).options(
-        *datamodel.eager_loads(datamodel.relations_shown_by(view.export_columns)))
-    query = datamodel.apply_all(query, filters, order_column, order_direction)
+    query = datamodel.apply_all(datamodel.session.query(model), filters, order_column,
+                                order_direction)
     return query.order_by(model.id)
 
 
@@ -120,6 +188,135 @@ def _record(view, fmt: str, filters: dict, count: int) -> None:
     db.session.commit()
 
 
+# --- CSV rendered by the database -------------------------------------------------------------
+# Python makes some 20,000 rows a second (an ORM row, the related rows it shows, a formatter per
+# cell); the database's own CSV writers make ten to forty times that. So a CSV export whose every
+# column has a SQL form has the database write each line, quoted, in the very text the Python
+# path writes (tests/test_exports_sql.py compares the two files byte for byte on every database),
+# and Python only joins the lines. Anything else — a masked column, a list of related rows, a
+# formatter of the view's own — takes the Python path, whole.
+
+class Related:
+    """The related rows an export's lines show, each read through one outer join on an alias
+    of the target's Core table: the row whatever its scope (the row pointing at it is in
+    scope), none when deleted — what a relationship load shows."""
+
+    def __init__(self, model):
+        self.model, self.joins = model, {}
+
+    def caption(self, relation: str):
+        """The caption of the row `model.relation` points at (NULL for none), or None when
+        only Python can say it."""
+        prop = self.model.__mapper__.relationships[relation]
+        target = prop.mapper.class_
+        if prop.direction.name != "MANYTOONE" or len(prop.local_remote_pairs) != 1 \
+                or getattr(target, "__caption_sql__", None) is None:
+            return None
+        if relation not in self.joins:
+            (local, remote), = prop.local_remote_pairs
+            table = target.__table__.alias()  # an alias: a parent is a row of the same table
+            self.joins[relation] = (table, and_(table.c[remote.key] == local,
+                                                table.c.deleted_on.is_(None)))
+        table = self.joins[relation][0]
+        caption = target.__caption_sql__(table)
+        return None if caption is None else case((table.c.id.is_not(None), caption))
+
+    def joined(self, query):
+        for table, on in self.joins.values():
+            query = query.outerjoin(table, on)
+        return query
+
+
+def _neutralised(text):
+    """`neutralise` in SQL."""
+    text = type_coerce(text, String)
+    mark = case((func.substr(text, 1, 1).in_(FORMULA_STARTS), "'"), else_="")
+    return type_coerce(mark, String) + text
+
+
+# cell_value's dates as each database writes them.
+_DATE_FORMATS = {"postgresql": (func.to_char, "YYYY-MM-DD", "YYYY-MM-DD HH24:MI:SS"),
+                 "mysql": (func.date_format, "%Y-%m-%d", "%Y-%m-%d %H:%i:%s")}
+
+
+def _cell_sql(view, column: str, dialect: str, related: Related):
+    """One cell's text in SQL, as `cell_value` and `neutralise` write it; None when only Python
+    can make it."""
+    model = view.datamodel.obj
+    formatter = view.formatters_columns[column] if column in view.formatters_columns else None
+    choices = getattr(formatter, "choices", None)
+    if formatter is not None and choices is None:
+        return None
+    computed = getattr(model, "__sql_columns__", {}).get(column)
+    if computed is not None:
+        return _neutralised(computed(related.caption))
+    if column in model.__mapper__.relationships:
+        caption = related.caption(column)
+        return None if caption is None else _neutralised(caption)
+    if column not in model.__table__.c:  # a property: Python
+        return None
+    value, kind = getattr(model, column), model.__table__.c[column].type
+    if choices is not None:
+        return _neutralised(case({code: str(gettext(label)) for code, label in choices.items()},
+                                 value=value, else_=value))
+    if isinstance(kind, Boolean):
+        return case((value.is_(None), None), (value, "是"), else_="否")
+    if isinstance(kind, (Date, DateTime)):
+        length = 19 if isinstance(kind, DateTime) else 10
+        if dialect == "sqlite":  # stored as ISO text
+            return func.substr(value, 1, length)
+        function, *formats = _DATE_FORMATS[dialect]
+        return function(value, formats[length == 19])
+    if isinstance(kind, Numeric) and not isinstance(kind, Float):
+        # cell_value writes float(Decimal): "3.0", "12.5" — the text of a one-decimal column.
+        if kind.scale != 1:
+            return None
+        return func.printf("%.1f", value) if dialect == "sqlite" else cast(value, String)
+    if isinstance(kind, Integer):
+        return cast(value, String)
+    if isinstance(kind, String):  # Text too
+        return _neutralised(value)
+    return None
+
+
+def _cells_sql(view, columns: list[str], dialect: str, related: Related):
+    """Each cell of a row as text in SQL (empty for none), or None."""
+    cells = []
+    for column in columns:
+        cell = _cell_sql(view, column, dialect, related)
+        if cell is None:
+            return None
+        cells.append(func.coalesce(type_coerce(cell, String), ""))
+    return cells
+
+
+def _line_sql(cells):
+    """A row's CSV line from its cells: every cell quoted, as `csv.QUOTE_ALL`."""
+    quoted = [type_coerce(func.replace(cell, '"', '""'), String) for cell in cells]
+    line = literal('"', String) + quoted[0]
+    for cell in quoted[1:]:
+        line = line + literal('","', String) + cell
+    return line + literal('"', String)
+
+
+def _copied(session, statement):
+    """PostgreSQL writes the CSV itself (COPY … TO STDOUT, every cell quoted): into a spooled
+    file — psycopg2's COPY writes to a file, it does not iterate — then read out in pieces.
+    The statement gets the scope's criteria here, as the session would give them."""
+    statement = statement.options(*read_criteria(statement))
+    compiled = statement.compile(dialect=session.get_bind().dialect,
+                                 compile_kwargs={"render_postcompile": True})
+    with session.connection().connection.cursor() as cursor, \
+            tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
+        sql = cursor.mogrify(compiled.string, compiled.params).decode()  # the driver quotes
+        cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)", spool)
+        yield cursor.rowcount
+        spool.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        while piece := spool.read(1 << 18):
+            yield decoder.decode(piece)
+
+
 def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig") -> Response:
     """Stream a CSV; UTF-8 with BOM opens in Excel with Chinese intact (GB18030 on request)."""
     # Recorded before the first byte: a write after streaming would wait on the read the
@@ -127,16 +324,10 @@ def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig
     _record(view, "csv", filters, export.query.order_by(None).count())
 
     def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(export.headers)
-        for n, row in enumerate(export.rows(), start=1):
-            writer.writerow([neutralise(v) for v in row])
-            if n % CHUNK == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+        header = io.StringIO()
+        csv.writer(header, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(export.headers)
+        yield header.getvalue()
+        yield from export.csv_text()
 
     def encoded():
         first = True

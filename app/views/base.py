@@ -359,7 +359,10 @@ class PageFormatters(dict):
 
 
 def _display_choice(choices):
-    return lambda value: gettext(choices[value]) if value in choices else (value or "")
+    def display(value):
+        return gettext(choices[value]) if value in choices else (value or "")
+    display.choices = choices  # exports write the same labels in SQL (app/exports.py)
+    return display
 
 
 def refused_by_database(exc: Exception) -> DomainError:
