@@ -46,19 +46,21 @@ LISTS = {
 PAGE_KINDS = ("first", "filtered", "page 500", "sorted")
 
 # CSV export of all service records: the same rows, columns and order as the panel's export
-# (app.views.cobuild.ServiceRecordView: member, served_on, hours, served_what, status,
-# certified_on; base order served_on desc; soft-deleted rows left out).
+# (app.views.cobuild.ServiceRecordView's show columns: member, served_on, hours, served_what,
+# description, status, certified_on, reject_reason, revoke_reason, pay_cycle, created_on,
+# changed_on; base order served_on desc, then id; soft-deleted rows left out), written raw.
 EXPORT_SQL = """SELECT m.name, sr.served_on, sr.hours,
  CASE WHEN p.id IS NOT NULL THEN '岗位：' || p.name
       WHEN i.id IS NOT NULL THEN '项目：' || i.title
       WHEN n.id IS NOT NULL THEN '需求：' || n.title
       WHEN w.id IS NOT NULL THEN '微心愿：' || substr(w.content, 1, 20)
       ELSE '其他服务' END,
- sr.status, sr.certified_on
+ sr.description, sr.status, sr.certified_on, sr.reject_reason, sr.revoke_reason, sr.pay_cycle,
+ sr.created_on, sr.changed_on
 FROM service_record sr JOIN member m ON m.id = sr.member_id
 LEFT JOIN service_post p ON p.id = sr.post_id LEFT JOIN service_item i ON i.id = sr.service_item_id
 LEFT JOIN need n ON n.id = sr.need_id LEFT JOIN micro_wish w ON w.id = sr.micro_wish_id
-WHERE sr.deleted_on IS NULL ORDER BY sr.served_on DESC"""
+WHERE sr.deleted_on IS NULL ORDER BY sr.served_on DESC, sr.id"""
 
 # The API's list of needs as plain SQL: its columns (app.api.lists.NeedApi), first page of 20
 # in its order, and the count it returns.
