@@ -249,3 +249,18 @@ def test_an_export_runs_a_constant_number_of_queries(app, ctx, browser, view):
         f"{url}: {len(statements)} statements for {body.count(chr(10)) - 1} rows"
     # Small data hides an N+1 (a few related rows, each loaded once): none may load lazily.
     assert statements.lazy_loads == 0, f"{url}: {statements.lazy_loads} related rows loaded one by one"
+
+
+@pytest.mark.parametrize("view", [v for v in VIEWS if issubclass(v.model, Entity)],
+                         ids=lambda v: v.__name__)
+def test_every_list_order_reads_an_index_of_live_rows(view):
+    """Each column a list orders by (its default order first) has an index on (column, id) of
+    the live rows: the list's whole WHERE and ORDER BY, read as one index range."""
+    table = view.model.__table__
+    live = {tuple(c.name for c in index.columns) for index in table.indexes
+            if str(index.dialect_options["postgresql"]["where"]) == "deleted_on IS NULL"
+            and str(index.dialect_options["sqlite"]["where"]) == "deleted_on IS NULL"}
+    orders = [view.base_order[0]] if view.base_order else []
+    orders += [c for c in view.order_columns if c in table.c]
+    missing = [c for c in orders if c != "id" and (c, "id") not in live]
+    assert not missing, f"{table.name}: no live-order index for {missing}"

@@ -8,7 +8,8 @@ from typing import Callable
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, cast, event, func, literal, select
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, cast, event, func,
+                        literal, select, text)
 from sqlalchemy.orm import Session, declared_attr, object_session
 
 
@@ -55,6 +56,21 @@ class Scope:
 
 
 GLOBAL = Scope(is_global=True)
+
+
+# Rows not deleted: what every read asks for (app/security/scope.py).
+LIVE = "deleted_on IS NULL"
+
+
+def live_order(table: str, *columns: str) -> tuple[Index, ...]:
+    """`__table_args__`: for each column the table's list orders by, an index on (column, id) of
+    the live rows — partial on PostgreSQL and SQLite (MariaDB has no partial index: all rows).
+    Every read filters `deleted_on IS NULL` and every list order ends with the id, so a first
+    page, page 500 or a page sorted either way reads one index range instead of sorting the live
+    rows (issue #9). Partial, not led by deleted_on: PostgreSQL does not take `IS NULL` as fixing
+    an index's first column for the order, and SQLite's statistics count each NULL as distinct."""
+    live = {"postgresql_where": text(LIVE), "sqlite_where": text(LIVE)}
+    return tuple(Index(f"ix_{table}_live_{column}", column, "id", **live) for column in columns)
 
 
 def status_is_version(status_column) -> dict:

@@ -6,7 +6,7 @@ import json
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import (Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String,
+from sqlalchemy import (Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String,
                         Text, and_, case, event, inspect, literal, select, update)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
@@ -14,7 +14,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import GLOBAL, Entity, Scope, caption, status_is_version
+from app.models.base import GLOBAL, Entity, Scope, caption, live_order, status_is_version
 from app.models.lists import in_own_communities
 from app.models.org import Dictionary, Member, Organization, Unit, _exists
 
@@ -108,6 +108,7 @@ def _numbered(prefix: str, column: str, day_attr: str):
 
 class Agreement(Entity):
     __tablename__ = "agreement"
+    __table_args__ = live_order("agreement", "valid_to", "title", "valid_from", "status")
     __label__ = N_("共驻共建协议")
     __scope__ = Scope(org=(lambda: Agreement.community_id,), unit=(lambda: Agreement.unit_id,))
     __choices__ = {
@@ -184,6 +185,7 @@ class Agreement(Entity):
 
 class UnitRegistration(Entity):
     __tablename__ = "unit_registration"
+    __table_args__ = live_order("unit_registration", "registered_on", "receipt_no", "status")
     __label__ = N_("单位报到")
     __scope__ = Scope(org=(lambda: UnitRegistration.community_id,),
                       unit=(lambda: UnitRegistration.unit_id,))
@@ -237,6 +239,7 @@ class UnitRegistration(Entity):
 
 class MemberRegistration(Entity):
     __tablename__ = "member_registration"
+    __table_args__ = live_order("member_registration", "registered_on", "certificate_no", "status")
     __label__ = N_("党员报到")
     __scope__ = Scope(org=(lambda: MemberRegistration.community_id,),
                       unit=(lambda: _unit_of_member(MemberRegistration.member_id),),
@@ -319,6 +322,7 @@ event.listen(MemberRegistration, "after_insert",
 
 class ServicePost(Entity):
     __tablename__ = "service_post"
+    __table_args__ = live_order("service_post", "name", "headcount", "claimed")
     __label__ = N_("服务岗位")
     __scope__ = Scope(
         org=(lambda: ServicePost.community_id,),
@@ -370,6 +374,7 @@ _community_of_post = _looked_up(ServicePost.community_id, "id")
 
 class PostClaim(Entity):
     __tablename__ = "post_claim"
+    __table_args__ = live_order("post_claim", "claimed_on", "status")
     __label__ = N_("岗位认领")
     __list_loads__ = ("member", "post")
     __scope__ = Scope(
@@ -479,9 +484,7 @@ def _communities_of(session, member) -> set:
 
 class ServiceRecord(Entity):
     __tablename__ = "service_record"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_service_record_live_served_on", "deleted_on", "served_on"),)
+    __table_args__ = live_order("service_record", "served_on", "hours", "status")
     __label__ = N_("服务记录")
     __list_loads__ = ("member", "post", "service_item", "need", "micro_wish")
     __scope__ = Scope(org=(lambda: _community_of_member(ServiceRecord.member_id),),
@@ -574,6 +577,7 @@ class ServiceRecord(Entity):
 
 class PointRule(Entity):
     __tablename__ = "point_rule"
+    __table_args__ = live_order("point_rule", "code", "name")
     __label__ = N_("积分规则")
     __scope__ = GLOBAL
 
@@ -609,9 +613,7 @@ class PointEntry(Entity):
     kind) makes a second payment of the same cycle impossible, whatever the code does."""
 
     __tablename__ = "point_entry"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_point_entry_live_created_on", "deleted_on", "created_on"),)
+    __table_args__ = live_order("point_entry", "created_on", "delta", "period")
     __label__ = N_("积分流水")
     __list_loads__ = ("member", "unit")
     __scope__ = Scope(
@@ -691,6 +693,7 @@ def _append_only(mapper, connection, entry) -> None:
 
 class StarRating(Entity):
     __tablename__ = "star_rating"
+    __table_args__ = live_order("star_rating", "score", "period", "stars", "status")
     __label__ = N_("星级评定")
     __list_loads__ = ("unit", "member")
     __scope__ = Scope(

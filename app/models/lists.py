@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Column, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Table,
+from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table,
                         Text, and_, case, func, or_, select)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
@@ -12,7 +12,7 @@ from sqlalchemy.orm import relationship
 from app import validators
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import Entity, Model, Scope, caption, status_is_version
+from app.models.base import Entity, Model, Scope, caption, live_order, status_is_version
 from app.models.org import Dictionary, Member, Organization, Unit
 
 RESOURCE_STATUSES = {s: N_(s) for s in ("草稿", "待审核", "已发布", "已驳回", "已撤回")}
@@ -63,9 +63,7 @@ def in_own_communities(column, principal):
 
 class Resource(Entity):
     __tablename__ = "resource"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_resource_live_changed_on", "deleted_on", "changed_on"),)
+    __table_args__ = live_order("resource", "changed_on", "title", "year", "status")
     __label__ = N_("资源清单")
     __scope__ = Scope(org=(lambda: _community_of_unit(Resource.unit_id),),
                       unit=(lambda: Resource.unit_id,))
@@ -104,9 +102,7 @@ class Resource(Entity):
 
 class ServiceItem(Entity):
     __tablename__ = "service_item"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_service_item_live_changed_on", "deleted_on", "changed_on"),)
+    __table_args__ = live_order("service_item", "changed_on", "title", "year", "status")
     __label__ = N_("服务清单")
     __scope__ = Scope(org=(lambda: _community_of_unit(ServiceItem.provider_unit_id),),
                       unit=(lambda: ServiceItem.provider_unit_id,),
@@ -156,9 +152,7 @@ class ServiceItem(Entity):
 
 class Need(Entity):
     __tablename__ = "need"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_need_live_created_on", "deleted_on", "created_on"),)
+    __table_args__ = live_order("need", "created_on", "title", "urgency", "status", "deadline")
     __label__ = N_("需求清单")
     __scope__ = Scope(
         org=(lambda: Need.community_id,),
@@ -300,9 +294,7 @@ class Need(Entity):
 
 class MicroWish(Entity):
     __tablename__ = "micro_wish"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_micro_wish_live_created_on", "deleted_on", "created_on"),)
+    __table_args__ = live_order("micro_wish", "created_on", "status", "claimed_on", "fulfilled_on")
     __label__ = N_("微心愿")
     __scope__ = Scope(
         org=(lambda: MicroWish.community_id,),

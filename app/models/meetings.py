@@ -14,7 +14,7 @@ from __future__ import annotations
 from calendar import monthrange
 from datetime import date
 
-from sqlalchemy import (Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text,
+from sqlalchemy import (Boolean, Column, Date, ForeignKey, Integer, String, Table, Text,
                         and_, or_, select)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import object_session, relationship
@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import get_history
 
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import Entity, Model, Scope, caption, status_is_version
+from app.models.base import Entity, Model, Scope, caption, live_order, status_is_version
 from app.models.org import Organization, Unit
 
 # Host organisation type -> the body's level (DOMAIN.md: 区/街道/社区).
@@ -109,9 +109,7 @@ CADENCE_DEFAULTS = {
 
 class JointBody(Entity):
     __tablename__ = "joint_body"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_joint_body_live_changed_on", "deleted_on", "changed_on"),)
+    __table_args__ = live_order("joint_body", "name", "level", "changed_on")
     __label__ = N_("联席会")
     __scope__ = Scope(org=(lambda: JointBody.host_id,),
                       shared=(_in_member_bodies(lambda: JointBody.id),))
@@ -190,6 +188,7 @@ class JointBody(Entity):
 
 class BodyMember(Entity):
     __tablename__ = "body_member"
+    __table_args__ = live_order("body_member", "role")
     __label__ = N_("成员单位")
     __scope__ = Scope(org=(lambda: _host_of_body(BodyMember.body_id),),
                       shared=(_in_member_bodies(lambda: BodyMember.body_id),))
@@ -236,9 +235,7 @@ class BodyMember(Entity):
 
 class Meeting(Entity):
     __tablename__ = "meeting"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_meeting_live_planned_date", "deleted_on", "planned_date"),)
+    __table_args__ = live_order("meeting", "planned_date", "type", "status", "held_on")
     __label__ = N_("会议")
     __scope__ = Scope(org=(lambda: _host_of_body(Meeting.body_id),),
                       shared=(_in_member_bodies(lambda: Meeting.body_id),))
@@ -328,6 +325,7 @@ def plan_key(body_id, type_, planned_date) -> str | None:
 
 class Attendance(Entity):
     __tablename__ = "attendance"
+    __table_args__ = live_order("attendance", "attendee_level", "status")
     __label__ = N_("参会记录")
     __list_loads__ = ("meeting",)
     __scope__ = Scope(org=(lambda: _host_of_meeting(Attendance.meeting_id),),
@@ -401,6 +399,7 @@ class Attendance(Entity):
 
 class AgendaItem(Entity):
     __tablename__ = "agenda_item"
+    __table_args__ = live_order("agenda_item", "seq", "title")
     __label__ = N_("议题")
     __scope__ = Scope(org=(lambda: _host_of_meeting(AgendaItem.meeting_id),),
                       shared=(_of_member_meetings(lambda: AgendaItem.meeting_id),))
@@ -434,6 +433,7 @@ class AgendaItem(Entity):
 
 class Resolution(Entity):
     __tablename__ = "resolution"
+    __table_args__ = live_order("resolution", "deadline", "status", "closed_on")
     __label__ = N_("议定事项")
     __scope__ = Scope(
         org=(lambda: _host_of_meeting(Resolution.meeting_id),),
@@ -529,6 +529,7 @@ class Resolution(Entity):
 
 class SupervisionNote(Entity):
     __tablename__ = "supervision_note"
+    __table_args__ = live_order("supervision_note", "note_date", "progress")
     __label__ = N_("督办记录")
     __scope__ = Scope(
         org=(lambda: _host_of_resolution(SupervisionNote.resolution_id),),

@@ -9,7 +9,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from app import validators
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import GLOBAL, Entity, Scope, caption
+from app.models.base import GLOBAL, Entity, Scope, caption, live_order
 from app.services import crypto
 
 # Node types, top to bottom. Codes are the code's; labels the UI's (workflow states and
@@ -33,6 +33,7 @@ MEMBER_STATUSES = {"正常": N_("正常"), "停止党籍": N_("停止党籍"), "
 
 class Organization(Entity):
     __tablename__ = "organization"
+    __table_args__ = live_order("organization", "path", "name", "code", "type")
     __label__ = N_("党组织")
     # The tree itself is a directory every logged-in role may read. A subtree admin manages the
     # nodes below its own node: a node is placed by its parent.
@@ -133,7 +134,8 @@ class Dictionary(Entity):
     __tablename__ = "dictionary"
     __label__ = N_("数据字典")
     __scope__ = GLOBAL
-    __table_args__ = (Index("uq_dictionary_kind_code", "kind", "code", unique=True),)
+    __table_args__ = (Index("uq_dictionary_kind_code", "kind", "code", unique=True),
+                      *live_order("dictionary", "order", "kind", "code", "label"))
 
     KINDS = {
         "unit_category": N_("单位类别"),
@@ -154,9 +156,7 @@ class Dictionary(Entity):
 
 class Unit(Entity):
     __tablename__ = "unit"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_unit_live_name", "deleted_on", "name"),)
+    __table_args__ = live_order("unit", "name", "credit_code", "party_member_count", "status")
     __label__ = N_("驻区单位")
     # The unit directory (names, types, places) is readable by all logged-in roles; the
     # community's admins and the unit's own liaison write it.
@@ -223,9 +223,7 @@ class Unit(Entity):
 
 class Member(Entity):
     __tablename__ = "member"
-    # The list's default order among live rows (every read filters deleted_on IS NULL): a deep
-    # page walks this index alone.
-    __table_args__ = (Index("ix_member_live_name", "deleted_on", "name"),)
+    __table_args__ = live_order("member", "name", "category", "status")
     __label__ = N_("党员")
     __scope__ = Scope(
         org=(lambda: Member.community_id,),
