@@ -1,18 +1,12 @@
 """Development server: `make run` (or `python run.py --port 5000`). Production runs
 `gunicorn 'run:app'` with GONGJIAN_CONFIG=production (see README)."""
 import argparse
-import gc
 import os
 
-from app import create_app
+from app import create_app, tune_collector
 
 app = create_app()
-# The server's collector: what start-up made (the app, its mappers, views, translations) lives as
-# long as the process, so full collections leave it out; and young collections run every 5,000
-# allocations instead of 700 — a page or an export made in Python allocates rows by the
-# hundred thousand, and the default collector took a third of an export's time (bench/README.md).
-gc.freeze()
-gc.set_threshold(5000, 10, 10)
+tune_collector()
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()

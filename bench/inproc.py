@@ -158,11 +158,12 @@ def importing(app, password: str, engine, repeat: int) -> dict:
 
 
 def main(url: str, repeat: int, password: str, pages: dict) -> dict:
-    from app import create_app
+    from app import create_app, tune_collector
     from app.extensions import db
 
     app = create_app("development", SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False,
                      RATELIMIT_ENABLED=False)
+    tune_collector()  # as the server runs (run.py)
     with app.app_context():
         engine = db.engine
     client = login(app, "zuzhibu", password)
