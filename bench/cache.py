@@ -200,18 +200,34 @@ def build(url: str, scale: str) -> None:
         db.session.remove()
         with db.engine.begin() as conn:
             _mark(conn, scale, PASSWORD, DATA_KEY, seconds)
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE"))
-        else:
-            with db.engine.begin() as conn:
-                conn.execute(text("ANALYZE"))
+        _analyze(db.engine, vacuum=True)
         print(f"  built {scale} in {seconds:.0f} s", flush=True)
 
 
+def _analyze(engine, vacuum: bool = False) -> None:
+    """The planner's statistics, as a deployed database keeps them (autovacuum, PRAGMA optimize)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE" if vacuum else "ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+
+
 def upgrade(url: str, scale: str) -> None:
+    from app.extensions import db
+
     with _app(url).app_context():
+        revision = "SELECT version_num FROM alembic_version"
+        with db.engine.connect() as conn:
+            before = set(conn.execute(text(revision)).scalars())
         _migrate()
+        db.session.remove()
+        with db.engine.connect() as conn:
+            after = set(conn.execute(text(revision)).scalars())
+        if after != before:  # new indexes: statistics for them too
+            print(f"  migrated {sorted(before)} -> {sorted(after)}; analysing", flush=True)
+            _analyze(db.engine)
 
 
 if __name__ == "__main__":
