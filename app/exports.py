@@ -237,6 +237,7 @@ def _neutralised(text):
 # cell_value's dates as each database writes them.
 _DATE_FORMATS = {"postgresql": (func.to_char, "YYYY-MM-DD", "YYYY-MM-DD HH24:MI:SS"),
                  "mysql": (func.date_format, "%Y-%m-%d", "%Y-%m-%d %H:%i:%s")}
+_DATE_FORMATS["mariadb"] = _DATE_FORMATS["mysql"]
 
 
 def _cell_sql(view, column: str, dialect: str, related: Related):
