@@ -210,10 +210,11 @@ class Entity(Model):
 def _validate(session, flush_context, instances) -> None:
     from app.security.scope import current_principal
 
-    for obj in session.new:
+    new = session.new  # a set built on each access: once, not once per row
+    for obj in new:
         if isinstance(obj, Entity):
             obj.on_create(current_principal())
-    for obj in list(session.new) + list(session.dirty):
-        if isinstance(obj, Entity) and (obj in session.new or session.is_modified(obj)):
+    for obj in list(new) + list(session.dirty):
+        if isinstance(obj, Entity) and (obj in new or session.is_modified(obj)):
             if not obj.is_deleted:
                 obj.validate(session)

@@ -474,13 +474,15 @@ def _check_writes_after(session, flush_context) -> None:
     principal = current_principal()
     if principal.system or _is_unscoped():
         return
-    written = list(session.new) + list(_changed_entities(session, session.dirty))
+    new = session.new  # a set built on each access: once, not once per row
+    written = list(new) + list(_changed_entities(session, session.dirty))
     written = [o for o in written if isinstance(o, Entity)]
-    filed = [o for o in session.new if isinstance(o, Entity) and o.__scope__.created_by_rule]
+    filed = [o for o in new if isinstance(o, Entity) and o.__scope__.created_by_rule]
     # A workflow move may take a row out of its maker's sight (a liaison declining a need):
     # its table decides who may make it, so only the rows it creates are checked after it.
-    placed = [o for o in written if o not in filed and (
-        o in session.new or not session.info.get(_READ_SCOPE_WRITES))]
+    filed_ids = {id(o) for o in filed}
+    placed = [o for o in written if id(o) not in filed_ids and (
+        o in new or not session.info.get(_READ_SCOPE_WRITES))]
     _check(session, placed, _write_clause(session), "该{label}超出您的数据范围，不能保存")
     _check(session, filed, read_clause, "该{label}超出您的数据范围，不能保存")
     refs: dict[type, set] = {}
