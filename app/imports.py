@@ -33,6 +33,7 @@ from app.services import audit
 
 REGISTRY: dict[str, "Importer"] = {}
 BATCH = 200
+XLSX_MAX_COLUMNS = 200
 
 
 class ImportRefused(DomainError):
@@ -373,7 +374,11 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
     except Exception:
         raise ImportRefused("无法读取该 Excel 文件，请确认是 .xlsx 格式") from None
     sheet = workbook.worksheets[0]
-    table = [[_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    # openpyxl widens every row to the sheet's last column and yields each missing row: one
+    # stray cell at XFD1048576 made a million rows of 16,384 cells (a worker busy for hours).
+    # Columns past XLSX_MAX_COLUMNS carry no header of a template; blank rows are skipped unread.
+    rows = sheet.iter_rows(max_col=XLSX_MAX_COLUMNS, values_only=True)
+    table = [[_text(v) for v in row] for row in rows if row.count(None) < len(row)]
     workbook.close()
     return table
 

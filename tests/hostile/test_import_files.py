@@ -275,3 +275,25 @@ def test_numbers_past_the_columns_range_are_refused_not_a_500(app, value):
                              _csv([headers, [row[h] for h in headers]]))
         assert status == 200 and "未导入任何数据" in page, (header, value)
     assert _table_state(app, importer.model) == before
+
+
+def test_a_stray_cell_at_the_sheets_far_corner_is_ignored(app):
+    """One value at XFD1048576 made openpyxl yield a million rows of 16,384 cells each; the
+    import read them all (hours, and memory without bound). The rows imported are the rows
+    under the header; the stray cell, under no header, is ignored as unheaded columns are."""
+    importer = _importer(app, "resource")
+    headers = [col.header for col in importer.columns]
+    good = valid_row(app, "danwei01", importer)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(headers)
+    sheet.append([good[h] for h in headers])
+    sheet["XFD1048576"] = "角落"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    browser = login(app, "danwei01")
+    token = browser.csrf("/resource/import/")
+    before = _table_state(app, importer.model)
+    status, page = _post(browser, "resource", token, "corner.xlsx", buffer.getvalue())
+    assert status == 200 and "导入成功：新增 1 条，更新 0 条" in page, page[-2000:]
+    assert _table_state(app, importer.model)[0] == before[0] + 1
