@@ -158,6 +158,11 @@ def get_timed(session, url: str, repeat: int, **kw) -> tuple[float, requests.Res
     return median, last["r"]
 
 
+def rows_shown(resource: str, page: str) -> int:
+    """The rows a list page shows (each links to its record): none past the last page."""
+    return len(set(re.findall(rf'href="/{resource}/show/(\d+)', page)))
+
+
 def record_count(page: str) -> str:
     match = re.search(r"(?:Record Count|记录数)\D{0,40}?([\d,]+\+?)", page)
     return match.group(1) if match else "?"
@@ -169,7 +174,8 @@ def list_pages(base: str, username: str, password: str, repeat: int) -> dict:
     for resource in LISTS:
         for kind, url in page_urls(resource).items():
             seconds, response = get_timed(session, base + url, repeat)
-            out[(resource, kind)] = {"s": seconds, "count": record_count(response.text)}
+            out[(resource, kind)] = {"s": seconds, "count": record_count(response.text),
+                                     "shown": rows_shown(resource, response.text)}
     return out
 
 
@@ -392,7 +398,9 @@ def report(run: Run) -> str:
             row = f"| {resource} {kind} | {ms(mine['s'])} | {mine['count']} |"
             if demo:
                 ratio = mine["s"] / run.lists[demo][key]["s"]
-                row += f" {ms(run.lists[demo][key]['s'])} | {ratio:.2f} {verdict(ratio <= TARGETS['scale'])} |"
+                empty = " (no rows)" if run.lists[demo][key]["shown"] == 0 else ""
+                row += (f" {ms(run.lists[demo][key]['s'])}{empty} | {ratio:.2f} "
+                        f"{verdict(ratio <= TARGETS['scale'])} |")
             stock = run.lists["stock"][key]
             speedup = stock["s"] / mine["s"]
             row += (f" {ms(stock['s'])} ({stock['count']}) | {speedup:.1f}× "
