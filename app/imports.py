@@ -375,7 +375,7 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
         raise ImportRefused("无法读取该 Excel 文件，请确认是 .xlsx 格式") from None
     sheet = workbook.worksheets[0]
     # openpyxl widens every row to the sheet's last column and yields each missing row: one
-    # stray cell at XFD1048576 made a million rows of 16,384 cells (a worker busy for hours).
+    # stray cell at XFD1048576 made a million rows of 16,384 cells: the import never finished.
     # Columns past XLSX_MAX_COLUMNS carry no header of a template; blank rows are skipped unread.
     rows = sheet.iter_rows(max_col=XLSX_MAX_COLUMNS, values_only=True)
     table = [[_text(v) for v in row] for row in rows if row.count(None) < len(row)]
