@@ -108,7 +108,7 @@ class Export:
         try:
             if cells is None:
                 buffer = io.StringIO()
-                writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+                writer = csv_writer(buffer)
                 for n, row in enumerate(self.rows(), start=1):
                     writer.writerow([neutralise(v) for v in row])
                     if n % CHUNK == 0:
@@ -133,6 +133,12 @@ class Export:
                 yield "".join(line + "\n" for line in batch)
         finally:
             session.close()
+
+
+def csv_writer(buffer):
+    """The export's CSV dialect, for its header and its Python-made lines alike: every cell
+    quoted and "\n" after each line, as the database writes its lines (`_line_sql`, COPY)."""
+    return csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
 
 
 def _remembered(formatter, size: int = 1024):
@@ -326,7 +332,7 @@ def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig
 
     def generate():
         header = io.StringIO()
-        csv.writer(header, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(export.headers)
+        csv_writer(header).writerow(export.headers)
         yield header.getvalue()
         yield from export.csv_text()
 

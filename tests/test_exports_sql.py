@@ -79,7 +79,8 @@ def test_the_database_writes_what_python_writes(app, as_user, hostile_rows, monk
         assert by_database == by_python, resource
         rendered.append(by_database.decode("utf-8-sig"))
     records = rendered[sorted(in_sql).index("service_record")]
-    # Neutralised, quoted, the deleted post not shown: the line as a spreadsheet must read it.
+    # Neutralised and quoted: the cells as a spreadsheet must read them (the deleted post not
+    # shown: test_served_what_in_sql_is_the_property).
     assert '"\'=HYPERLINK(""http://x"",""点我""), 第二行\n\t@SUM(1)"' in records
     assert '"\'-""引号"",逗号"' in records
 

@@ -14,7 +14,7 @@ import prison
 import pytest
 from sqlalchemy import event, func, select, text, true
 
-from app.models.base import Entity
+from app.models.base import LIVE, Entity
 from app.views import APIS, MENU
 from app.views.base import EntityApi, EntityView
 
@@ -258,8 +258,8 @@ def test_every_list_order_reads_an_index_of_live_rows(view):
     the live rows: the list's whole WHERE and ORDER BY, read as one index range."""
     table = view.model.__table__
     live = {tuple(c.name for c in index.columns) for index in table.indexes
-            if str(index.dialect_options["postgresql"]["where"]) == "deleted_on IS NULL"
-            and str(index.dialect_options["sqlite"]["where"]) == "deleted_on IS NULL"}
+            if str(index.dialect_options["postgresql"]["where"]) == LIVE
+            and str(index.dialect_options["sqlite"]["where"]) == LIVE}
     orders = [view.base_order[0]] if view.base_order else []
     orders += [c for c in view.order_columns if c in table.c]
     missing = [c for c in orders if c != "id" and (c, "id") not in live]
