@@ -145,7 +145,7 @@ def test_no_personal_data_in_clear(app, ctx, community, planted):
     assert "欧***" in page and "欧阳娜娜" not in page  # the resident, masked
     member = planted["member"]
     assert member[0] + "*" * (len(member) - 1) in page  # the claimant and the rated member
-    assert "138****" in page  # a number typed into a published text, masked
+    assert "联系 **** 或身份证 ****" in page  # numbers typed into a published text, masked
 
 
 def test_an_unknown_or_non_community_node_is_not_found(app, ctx):

@@ -31,7 +31,27 @@ NEED_PUBLIC = tuple(s for s in NEED_STATUSES if s not in ("待受理", "已驳�
 RATING_PUBLIC = "已公示"
 SECTION_LIMIT = 100
 RECENT_MEETING_DAYS = 90
-_LONG_NUMBER = re.compile(r"\d[\d\- ]{5,}\d[\dXx]?")
+# What a resident types between the digits of a number: spaces (ideographic too), dots, dashes
+# and slashes, in their half- and full-width forms; digits may be full-width (０-９).
+_DIGIT = "[0-9\uff10-\uff19]"
+_SEP = "[\\s.\\-/\u3000\uff0e\uff0d\u2010-\u2015\u00b7\u30fb\uff0f]{0,3}"
+_EDGE_BEFORE = "(?<![0-9\uff10-\uff19])"
+_EDGE_AFTER = "(?![0-9\uff10-\uff19])"
+# A mobile number is 11 digits from 13x-19x; an 身份证号 is 17 digits and a digit or X; a
+# landline starts with its 0 area code. Dates (2026-12-06, 2026.12.06), year ranges
+# (2025-2026) and amounts have neither the length nor the leading digits of these: a pattern
+# of "any long run of digits and dashes" masked them too ("2026-12-06" → "202****").
+_PERSONAL_NUMBER = re.compile("|".join([
+    # 身份证号: first, so that an ID's leading digits are never read as a mobile number
+    _EDGE_BEFORE + _DIGIT + f"(?:{_SEP}{_DIGIT}){{16}}{_SEP}[0-9\uff10-\uff19Xx\uff38\uff58]"
+    + "(?![0-9\uff10-\uff19A-Za-z])",
+    # mobile, optionally after +86 / 0086
+    _EDGE_BEFORE + "(?:(?:\\+|\uff0b|00)86" + _SEP + ")?[1\uff11]" + _SEP
+    + "[3-9\uff13-\uff19]" + f"(?:{_SEP}{_DIGIT}){{9}}" + _EDGE_AFTER,
+    # landline with its area code: 0591-87654321, (0591) 8765 4321
+    _EDGE_BEFORE + "[(\uff08]?[0\uff10]" + f"{_DIGIT}{{2,3}}" + "[)\uff09]?" + _SEP
+    + _DIGIT + f"(?:{_SEP}{_DIGIT}){{6,7}}" + _EDGE_AFTER,
+]))
 
 
 def masked(name: str | None) -> str:
@@ -41,8 +61,15 @@ def masked(name: str | None) -> str:
 
 
 def scrubbed(text: str | None) -> str:
-    """Free text with any phone- or ID-like number masked."""
-    return _LONG_NUMBER.sub(lambda m: m.group(0)[:3] + "****", text or "")
+    """Free text with any phone- or ID-like number masked whole: what stays of it (a prefix)
+    would tell the operator and the region, and separators would survive a partial mask."""
+    return _PERSONAL_NUMBER.sub("****", text or "")
+
+
+def _scrub(row, *fields) -> dict:
+    """A board row with its free-text fields scrubbed: every one the page shows."""
+    values = row._asdict()
+    return {**values, **{name: scrubbed(values[name]) for name in fields}}
 
 
 def _live(*models):
@@ -151,11 +178,10 @@ def community_board(session, community: Organization) -> dict:
                   & (Meeting.held_on >= today - timedelta(days=RECENT_MEETING_DAYS))))
         .order_by(Meeting.planned_date, Meeting.type).limit(SECTION_LIMIT)).all()
     return {
-        "resources": [{**r._asdict(), "content": scrubbed(r.content)} for r in resources],
-        "services": [{**r._asdict(), "content": scrubbed(r.content),
-                      "commitment": scrubbed(r.commitment),
-                      "fulfilment": scrubbed(r.fulfilment)} for r in services],
-        "needs": [r._asdict() for r in needs],
+        "resources": [_scrub(r, "title", "content", "measure") for r in resources],
+        "services": [_scrub(r, "title", "content", "place", "commitment", "fulfilment")
+                     for r in services],
+        "needs": [_scrub(r, "title") for r in needs],
         "wishes": [{"resident": masked(r.resident_name), "content": scrubbed(r.content),
                     "status": r.status, "created_on": r.created_on,
                     "fulfilled_on": r.fulfilled_on,
@@ -163,8 +189,8 @@ def community_board(session, community: Organization) -> dict:
         "unit_ratings": [r._asdict() for r in unit_ratings],
         "member_ratings": [{"name": masked(r.name), "period": r.period, "stars": r.stars}
                            for r in member_ratings],
-        "upcoming": [r._asdict() for r in meetings if r.status == "计划中"],
-        "held": [r._asdict() for r in meetings if r.status == "已召开"],
+        "upcoming": [_scrub(r, "place") for r in meetings if r.status == "计划中"],
+        "held": [_scrub(r, "place") for r in meetings if r.status == "已召开"],
     }
 
 
