@@ -51,6 +51,9 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.from_object(config)
     app.config.update(overrides)
+    from app.errors import bound_url_ids
+
+    bound_url_ids(app)
     if os.environ.get("GONGJIAN_PROXY_FIX") == "1":
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -58,10 +58,9 @@ def expected(ctx, username, resource):
 
 
 def listed(browser, resource):
-    page = browser.get(f"/{resource}/list/?psize_{VIEWS[resource]}=1000")
-    assert page.status_code == 200
-    return {int(pk) for pk in re.findall(rf'href="/{resource}/show/(\d+)"',
-                                         page.get_data(as_text=True))}
+    from tests.security.support import listed_on_pages
+
+    return listed_on_pages(browser, f"/{resource}/list/", resource, VIEWS[resource])
 
 
 def api_ids(api, username, resource):

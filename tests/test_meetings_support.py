@@ -107,10 +107,9 @@ def api_says(response, message: str, status=422) -> None:
 
 
 def shown_ids(browser, resource, view) -> set[int]:
-    page = browser.get(f"/{resource}/list/?psize_{view}=1000")
-    assert page.status_code == 200
-    return {int(pk) for pk in re.findall(rf'href="/{resource}/show/(\d+)"',
-                                         page.get_data(as_text=True))}
+    from tests.security.support import listed_on_pages
+
+    return listed_on_pages(browser, f"/{resource}/list/", resource, view)
 
 
 def api_ids(api, username, resource, session=None) -> set[int]:

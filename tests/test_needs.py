@@ -202,8 +202,9 @@ def test_overdue_is_computed_and_filterable(ctx, as_user):
         "SELECT id FROM need WHERE deleted_on IS NULL AND deadline IS NOT NULL AND deadline < :now "
         "AND status NOT IN ('已办结','已回访','已驳回')"), {"now": datetime.now()})}
     assert expected, "the seed has overdue needs"
-    page = as_user("zuzhibu").get("/need/list/?_flt_0_overdue=1&psize_NeedView=1000")
-    listed = {int(i) for i in re.findall(r'href="/need/show/(\d+)"', page.get_data(as_text=True))}
+    from tests.security.support import listed_on_pages
+
+    listed = listed_on_pages(as_user("zuzhibu"), "/need/list/?_flt_0_overdue=1", "need", "NeedView")
     assert listed == expected
 
 

@@ -25,7 +25,7 @@ from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import has_access
-from flask_appbuilder.urltools import get_filter_args, get_order_args
+from flask_appbuilder.urltools import get_filter_args
 from markupsafe import Markup, escape
 from marshmallow import ValidationError as InvalidValue, fields
 from marshmallow_sqlalchemy.fields import Related, RelatedList
@@ -150,6 +150,20 @@ class BoundedCount(int):
     __html__ = __str__
 
 
+# The widest integer any of the three databases takes (SQLite's and BIGINT's): a URL or filter
+# id past it failed with SQLite's OverflowError (a 500); no row can have it, so it is not found.
+ID_RANGE = range(-2 ** 63, 2 ** 63)
+
+
+def storable_id(value):
+    """`value` as a row id the database can compare, or None when no row can carry it."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number in ID_RANGE else None
+
+
 class ScopedInterface(SQLAInterface):
     """FAB's data interface with soft delete and filterable computed flags; reads are
     already scoped by the session."""
@@ -249,13 +263,22 @@ class ScopedInterface(SQLAInterface):
             self.session.rollback()
             raise
 
+    def get(self, id, filters=None, select_columns=None, outer_default_load=False):
+        # Every show, edit, delete, action and API read by id comes here.
+        if storable_id(id) is None:
+            return None
+        return super().get(storable_id(id), filters, select_columns, outer_default_load)
+
     def get_related_obj(self, col_name, value):
         # Query, never the identity map: an object loaded earlier for another purpose must
         # not slip past the scope criteria.
         model = self.get_related_model(col_name)
         if isinstance(value, (list, tuple)):  # a filter's values (an add form prefilled by one)
             value = value[0] if value else None
-        return self.session.execute(select(model).where(model.id == value)).scalar_one_or_none()
+        if storable_id(value) is None:
+            return None
+        return self.session.execute(select(model).where(model.id == storable_id(value))
+                                    ).scalar_one_or_none()
 
 
 # --- related records: AJAX selects that search within scope -------------------------------
@@ -378,6 +401,29 @@ def refused_by_database(exc: Exception) -> DomainError:
     raise exc
 
 
+def list_args(view) -> tuple[str, str, int | None, int]:
+    """A list page's order, page and page size from its URL (`_oc_/_od_/page_/psize_<View>`),
+    made safe: FAB's parsers fail with a 500 on a non-number, take any page size (100,000 rows
+    made a 15.8 MB page), and hand an unknown order column ("name;drop") to SQL. An order
+    column the view does not offer falls back to its default order; the page size is clamped to
+    what the API allows (FAB_API_MAX_PAGE_SIZE); a page past any database's integers is empty."""
+    name = view.__class__.__name__
+    order_column = request.args.get(f"_oc_{name}", "")
+    order_direction = request.args.get(f"_od_{name}", "")
+    if order_column not in (view.order_columns or ()) or order_direction not in ("asc", "desc"):
+        order_column, order_direction = "", ""
+    page = request.args.get(f"page_{name}", type=int)
+    page = None if page is None else max(page, 0)
+    page_size = clamp_page_size(request.args.get(f"psize_{name}", type=int) or view.page_size)
+    if page is not None and page * page_size not in ID_RANGE:
+        page = ID_RANGE.stop // page_size - 1
+    return order_column, order_direction, page, page_size
+
+
+def clamp_page_size(size: int) -> int:
+    return min(max(size, 1), current_app.config.get("FAB_API_MAX_PAGE_SIZE") or 100)
+
+
 class EntityView(ModelView):
     """Base of every business ModelView. Subclasses set `model` and their columns, and
     `workflow` when the model's status moves through a transition table."""
@@ -480,6 +526,33 @@ class EntityView(ModelView):
         super()._init_properties()
         self.datamodel.show_columns_of(self.list_columns)
 
+    def _list(self, **kwargs):
+        """FAB's list, with its URL arguments read by `list_args`."""
+        order_column, order_direction, page, page_size = list_args(self)
+        get_filter_args(self._filters)
+        widgets = self._get_list_widget(filters=self._filters, order_column=order_column,
+                                        order_direction=order_direction, page=page,
+                                        page_size=page_size, **kwargs)
+        form = self.search_form.refresh()
+        self.update_redirect()
+        return self._get_search_widget(form=form, widgets=widgets)
+
+    def _get_list_widget(self, filters, actions=None, order_column="", order_direction="",
+                         page=None, page_size=None, widgets=None, **kwargs):
+        # Also reached without `_list` (a related list on a show page): bounded here too.
+        page_size = clamp_page_size(page_size or self.page_size)
+        return super()._get_list_widget(filters, actions, order_column, order_direction, page,
+                                        page_size, widgets, **kwargs)
+
+    @expose("/download/<string:filename>")
+    @has_access
+    def download(self, filename):
+        """FAB's file download serves any name in UPLOAD_FOLDER to anyone who may read the
+        resource, and fails with a 500 on a name it did not make. No business model has FAB
+        file columns (an agreement's scan and a meeting's attachments have routes of their
+        own, checked by scope): there is nothing to download here."""
+        abort(404)
+
     # --- writes: business rules and scope are checked at the flush; errors are messages ---
 
     def _flush(self, item):
@@ -526,7 +599,7 @@ class EntityView(ModelView):
             abort(404)
         filters = self.datamodel.get_filters(self.search_columns)
         get_filter_args(filters)
-        order = get_order_args().get(self.__class__.__name__) or ("", "")
+        order = list_args(self)[:2]
         export = Export(self, query_for(self, filters, *order), self.export_columns,
                         english_keys=request.args.get("headers") == "keys")
         described = {k: v for k, v in request.args.items() if k.startswith(("_flt_", "_oc_", "_od_"))}

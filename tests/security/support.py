@@ -118,3 +118,24 @@ def record(name: str, line: str) -> None:
     folder = Path(__file__).resolve().parents[2] / "artifacts"
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.txt").write_text(line + "\n", encoding="utf-8")
+
+
+LIST_PAGE_SIZE = 100  # the most a list page shows (app/views/base.py list_args)
+
+
+def listed_on_pages(browser, url: str, resource: str, view: str) -> set[int]:
+    """The ids a list shows over all its pages, as a user reads them: a page shows at most
+    LIST_PAGE_SIZE rows, so the whole list is read page after page until a short one."""
+    import re
+
+    sep = "&" if "?" in url else "?"
+    found: set[int] = set()
+    page = 0
+    while True:
+        response = browser.get(f"{url}{sep}psize_{view}={LIST_PAGE_SIZE}&page_{view}={page}")
+        assert response.status_code == 200, (url, response.status_code)
+        shown = re.findall(rf'href="/{resource}/show/(\d+)"', response.get_data(as_text=True))
+        found |= {int(pk) for pk in shown}
+        if len(set(shown)) < LIST_PAGE_SIZE:
+            return found
+        page += 1
