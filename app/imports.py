@@ -213,14 +213,17 @@ class Importer:
 
     def _batch(self, session, batch, start, position, lookups, outcome) -> None:
         """Flush a batch in one savepoint; if it fails, rebuild and flush its rows one by one
-        to find which rows and columns are wrong."""
+        to find which rows and columns are wrong. Each savepoint opens before its rows are
+        built: opening one flushes what is pending, and a row's changes to an existing record
+        flushed there — outside the try — made the scope check's refusal a 500."""
         numbered = [(start + offset + 2, raw) for offset, raw in enumerate(batch)]
         seen_before = set(lookups.keys)
-        items = self._build_all(session, numbered, position, lookups, outcome)
-        if not items:
-            return
         savepoint = session.begin_nested()
         try:
+            items = self._build_all(session, numbered, position, lookups, outcome)
+            if not items:
+                savepoint.rollback()
+                return
             session.add_all([item for _, item, _ in items])
             session.flush()
             savepoint.commit()
@@ -230,11 +233,12 @@ class Importer:
             savepoint.rollback()
         lookups.keys = seen_before
         for number, raw in numbered:
-            built = self._build_all(session, [(number, raw)], position, lookups, Outcome())
-            if not built:
-                continue
             savepoint = session.begin_nested()
             try:
+                built = self._build_all(session, [(number, raw)], position, lookups, Outcome())
+                if not built:
+                    savepoint.rollback()
+                    continue
                 session.add(built[0][1])
                 session.flush()
                 savepoint.commit()
