@@ -116,6 +116,36 @@ EXTRA_PERMISSIONS = [PERSONAL_DATA_PERMISSION]
 for _role in PERSONAL_DATA_ROLES - {"Admin"}:
     RIGHTS["member"][_role] = RIGHTS["member"][_role] | {"reveal"}
 
+# Field-level rights: on the resources named here, the columns (attribute names) each role
+# named may change on the rows it may write; a role not named may change every column its
+# "edit" right reaches. One check applies them to every write — form, API, import
+# (scope.py `_check_fields`) — and the edit form shows a restricted role only these fields.
+# A liaison keeps its unit's contact details current; where the unit stands (its community),
+# whether it is on the register (status, cancellation) and its credit code are changed by the
+# community, the street and 组织部 (issue 17: a liaison moved its unit out of its community).
+FIELD_RIGHTS: dict[str, dict[str, frozenset[str]]] = {
+    "unit": {
+        "UnitLiaison": frozenset({
+            "address", "party_org_name", "party_org_type", "party_member_count",
+            "leader_name", "leader_title", "liaison_name", "contact_phone"}),
+    },
+}
+
+
+def editable_fields(resource: str, role_names) -> frozenset[str] | None:
+    """The columns users with these roles may change on `resource`'s rows (None: every one).
+    Several roles grant the union: one role without a limit lifts it."""
+    limits = FIELD_RIGHTS.get(resource)
+    if not limits or not role_names:
+        return None
+    fields: set[str] = set()
+    for role in role_names:
+        if role not in limits:
+            return None
+        fields |= limits[role]
+    return frozenset(fields)
+
+
 ROLE_RIGHTS: dict[str, dict[str, set[str]]] = {}
 for _resource, _by_role in RIGHTS.items():
     for _role, _ops in _by_role.items():

@@ -29,11 +29,17 @@ from sqlalchemy.sql.selectable import ScalarSelect, TableClause
 
 from app.errors import DomainError
 from app.models.base import Entity
-from app.security.roles import ALL, PERSONAL_DATA_PERMISSION, ROLE_SCOPES, SELF, SUBTREE, UNIT
+from app.security.roles import (ALL, PERSONAL_DATA_PERMISSION, ROLE_SCOPES, SELF, SUBTREE, UNIT,
+                                editable_fields)
 
 
 class ScopeViolation(DomainError):
     """A write outside the principal's data scope."""
+
+
+class FieldRefused(ScopeViolation):
+    """A change to a column the principal's roles may not change (roles.FIELD_RIGHTS): an
+    operation its role lacks, told as such (403 on the API)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,67 @@ def writes_within_read_scope(session):
 
 def _write_clause(session):
     return read_clause if session.info.get(_READ_SCOPE_WRITES) else owner_clause
+
+
+def may_write(session, obj) -> bool:
+    """Whether the acting principal may change `obj` (the write check's own predicate): an edit
+    form of a row it may only read (the directory) is not found, not offered and then refused."""
+    principal = current_principal()
+    if principal.system:
+        return True
+    clause = owner_clause(type(obj), principal)
+    return clause is true() or obj.id in _ids_passing(session, type(obj), [obj.id], clause)
+
+
+def field_limits(model, principal: Principal | None = None) -> frozenset[str] | None:
+    """The columns `principal` may change on `model`'s rows (None: every one)."""
+    principal = principal or current_principal()
+    if principal.system:
+        return None
+    return editable_fields(model.__tablename__, principal.role_names)
+
+
+def field_allowed(model, key: str, limits: frozenset[str] | None) -> bool:
+    """Whether attribute `key` (a column, or a many-to-one relationship: its columns) may change."""
+    if limits is None or key in limits:
+        return True
+    relation = model.__mapper__.relationships.get(key)
+    return relation is not None and all(c.key in limits for c in relation.local_columns)
+
+
+# Columns a write sets by itself (who and when, the soft-delete pair, derived keys): never the
+# user's choice, so never refused field by field.
+_BOOKKEEPING = {"created_on", "changed_on", "created_by_id", "changed_by_id", "deleted_on",
+                "deleted_by_id"}
+
+
+def _check_fields(session, objs) -> None:
+    from sqlalchemy.orm import attributes
+
+    principal = current_principal()
+    for obj in objs:
+        limits = field_limits(type(obj), principal)
+        if limits is None:
+            continue
+        mapper = obj.__mapper__
+        keys = [a.key for a in mapper.column_attrs] + [
+            r.key for r in mapper.relationships if r.direction.name == "MANYTOONE"]
+        refused = [key for key in keys
+                   if key not in _BOOKKEEPING and not key.endswith("_key")
+                   and attributes.get_history(
+                       obj, key, passive=attributes.PASSIVE_NO_INITIALIZE).has_changes()
+                   and not field_allowed(type(obj), key, limits)]
+        # A relationship and its column name the same field: say it once, by its label.
+        labels = []
+        for key in refused:
+            prop = mapper.attrs[key]
+            info = getattr(prop, "info", None) or (prop.columns[0].info if hasattr(prop, "columns") else {})
+            label = str(info.get("label", key))
+            if label not in labels:
+                labels.append(label)
+        if labels:
+            raise FieldRefused(f"无权修改该{type(obj).__label__ or type(obj).__name__}的"
+                               f"“{'、'.join(labels)}”：请联系所在社区办理", refused[0])
 
 
 def _is_unscoped() -> bool:
@@ -458,6 +525,7 @@ def _check_writes_before(session, flush_context, instances) -> None:
                 if (type(o), o.id) not in checked]
     _check(session, existing, _write_clause(session), "无权修改该{label}（超出数据范围）")
     checked.update((type(o), o.id) for o in existing)
+    _check_fields(session, _changed_entities(session, session.dirty))
 
 
 _CHECKED = "scope_checked_rows"

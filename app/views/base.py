@@ -14,8 +14,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from flask import (Response, abort, current_app, flash, jsonify, redirect, request, session,
-                   url_for)
+from flask import (Response, abort, current_app, flash, has_request_context, jsonify, redirect,
+                   request, session, url_for)
 from flask_appbuilder import ModelRestApi, ModelView, expose
 from flask_appbuilder.api import get_list_schema, rison, safe
 from flask_appbuilder.security.decorators import permission_name, protect
@@ -43,7 +43,8 @@ from app.imports import REGISTRY, ImportRefused, Importer, error_report
 from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
 from app.models.base import Entity
-from app.security.scope import current_principal, placed_under, related_choices, unscoped
+from app.security.scope import (FieldRefused, current_principal, field_allowed, field_limits,
+                                may_write, placed_under, related_choices, unscoped)
 from app.services.workflow import Conflict, Forbidden, Workflow
 
 # One permission per operation, shared by a resource's view and API (ARCHITECTURE.md).
@@ -544,6 +545,46 @@ class EntityView(ModelView):
         return super()._get_list_widget(filters, actions, order_column, order_direction, page,
                                         page_size, widgets, **kwargs)
 
+    # --- field-level rights (roles.FIELD_RIGHTS): the edit form offers what may change ---
+
+    @property
+    def edit_form(self):
+        """The edit form, without the fields the user's roles may not change: FAB builds one
+        form class per view; a restricted role gets a subclass (cached per set of fields)
+        whose other fields are removed. The write check refuses them anyway."""
+        full = self.__dict__.get("_edit_form")
+        if full is None or not has_request_context():
+            return full
+        limits = field_limits(self.model)
+        if limits is None:
+            return full
+        cache = self.__dict__.setdefault("_restricted_forms", {})
+        if limits not in cache:
+            hidden = {name: None for name in dir(full)
+                      if hasattr(getattr(full, name, None), "field_class")
+                      and not field_allowed(self.model, name, limits)}
+            cache[limits] = type(full.__name__, (full,), hidden)
+        return cache[limits]
+
+    @edit_form.setter
+    def edit_form(self, form):
+        self.__dict__["_edit_form"] = form
+
+    def _edit(self, pk):
+        # A row one may only read (the directory: every unit, every node) has no edit form for
+        # one: not found, as a row out of scope, rather than a form filled and then refused.
+        item = self.datamodel.get(pk)
+        if item is None or not may_write(self.datamodel.session, item):
+            abort(404)
+        return super()._edit(pk)
+
+    def _get_edit_widget(self, form, exclude_cols=None, widgets=None):
+        widgets = widgets or {}
+        widgets["edit"] = self.edit_widget(
+            form=form, include_cols=[c for c in self.edit_columns if c in form],
+            exclude_cols=exclude_cols or [], fieldsets=self.edit_fieldsets)
+        return widgets
+
     @expose("/download/<string:filename>")
     @has_access
     def download(self, filename):
@@ -889,6 +930,9 @@ class EntityApi(ModelRestApi):
         except DatabaseFailure as exc:
             self.datamodel.session.rollback()
             return self.response(503, message=str(exc))
+        except FieldRefused as exc:  # a field the role may not change: a right it lacks
+            self.datamodel.session.rollback()
+            return self.response(403, message=str(exc))
         except DomainError as exc:
             self.datamodel.session.rollback()
             return self.response_422(message=str(exc))
