@@ -218,15 +218,17 @@ class Importer:
         flushed there — outside the try — made the scope check's refusal a 500."""
         numbered = [(start + offset + 2, raw) for offset, raw in enumerate(batch)]
         seen_before = set(lookups.keys)
+        # The cells' problems are kept once the batch is through: a refusal while building a row
+        # (an 身份证号 one may not register) stops it half-way, and the rows are read again.
+        trial = Outcome()
         savepoint = session.begin_nested()
         try:
-            items = self._build_all(session, numbered, position, lookups, outcome)
-            if not items:
-                savepoint.rollback()
-                return
-            session.add_all([item for _, item, _ in items])
-            session.flush()
+            items = self._build_all(session, numbered, position, lookups, trial)
+            if items:
+                session.add_all([item for _, item, _ in items])
+                session.flush()
             savepoint.commit()
+            outcome.problems.extend(trial.problems)
             self._count(items, outcome)
             return
         except DomainError:
@@ -235,7 +237,7 @@ class Importer:
         for number, raw in numbered:
             savepoint = session.begin_nested()
             try:
-                built = self._build_all(session, [(number, raw)], position, lookups, Outcome())
+                built = self._build_all(session, [(number, raw)], position, lookups, outcome)
                 if not built:
                     savepoint.rollback()
                     continue

@@ -11,7 +11,7 @@ class ResourceApi(EntityApi):
     workflow = RESOURCE_FLOW
     list_columns = show_columns = [
         "id", "unit_id", "year", "category_id", "title", "content", "quantity", "measure",
-        "available_from", "available_to", "contact", "phone", *REVIEW]
+        "available_from", "available_to", "contact", "phone_shown", *REVIEW]
     add_columns = edit_columns = [
         "unit", "year", "category", "title", "content", "quantity", "measure",
         "available_from", "available_to", "contact", "phone"]

@@ -5,8 +5,10 @@ from app.views.base import EntityApi
 
 class OrganizationApi(EntityApi):
     model = Organization
-    list_columns = show_columns = ["id", "name", "type", "code", "parent_id", "path", "depth",
-                                  "secretary", "phone", "address", "grid_kind", "active"]
+    show_columns = ["id", "name", "type", "code", "parent_id", "path", "depth",
+                    "secretary", "phone_shown", "address", "grid_kind", "active"]
+    # Lists mask the directory's phones for everyone; a node's own read may show them.
+    list_columns = [c if c != "phone_shown" else "phone_masked" for c in show_columns]
     add_columns = edit_columns = ["parent", "type", "code", "name", "secretary", "phone",
                                   "address", "grid_kind", "active"]
     search_columns = ["name", "code", "type", "parent", "active"]
@@ -22,10 +24,12 @@ class DictionaryApi(EntityApi):
 
 class UnitApi(EntityApi):
     model = Unit
-    list_columns = show_columns = [
+    show_columns = [
         "id", "name", "credit_code", "category_id", "community_id", "address", "party_org_name",
         "party_org_type", "party_member_count", "leader_name", "leader_title", "liaison_name",
-        "contact_phone", "status", "cancel_reason", "cancelled_on"]
+        "contact_phone_shown", "status", "cancel_reason", "cancelled_on"]
+    list_columns = [c if c != "contact_phone_shown" else "contact_phone_masked"
+                    for c in show_columns]
     add_columns = edit_columns = [
         "name", "credit_code", "category", "community", "address", "party_org_name",
         "party_org_type", "party_member_count", "leader_name", "leader_title", "liaison_name",

@@ -85,6 +85,17 @@ class Resource(Entity):
     available_to = Column(Date, info=caption("可用结束日期"))
     contact = Column(String(50), info=caption("联系人"))
     phone = Column(String(30), info=caption("联系电话"))
+
+    __extra_labels__ = {"phone_shown": N_("联系电话")}
+
+    @property
+    def phone_shown(self) -> str:
+        """A resource's contact phone, as a member's: in full only to the unit's and its
+        community's revealing roles (the auditor reads it masked)."""
+        from app.models.org import shown_phone
+
+        return shown_phone(self, self.phone)
+
     status = Column(String(8), nullable=False, default="草稿", index=True,
                     info=caption("状态", choices=RESOURCE_STATUSES))
     reject_reason = Column(String(500), info=caption("驳回原因"))

@@ -57,6 +57,19 @@ class Organization(Entity):
     parent = relationship("Organization", remote_side="Organization.id", backref="children",
                           info=caption("上级组织"))
 
+    __extra_labels__ = {"phone_shown": N_("联系电话"), "phone_masked": N_("联系电话")}
+
+    # The directory's phones, as a member's (DOMAIN.md §6): masked in lists, in full on a
+    # node's own page and in exports only to roles that reveal personal data, and only on
+    # the nodes they own (a node read through the directory shows them masked).
+    @property
+    def phone_shown(self) -> str:
+        return shown_phone(self, self.phone)
+
+    @property
+    def phone_masked(self) -> str:
+        return validators.mask_phone(self.phone)
+
 
     def validate(self, session) -> None:
         if self.type not in ORG_TYPES:
@@ -193,6 +206,18 @@ class Unit(Entity):
     category = relationship("Dictionary", info=caption("单位类别"))
     community = relationship("Organization", info=caption("所在社区"))
 
+    __extra_labels__ = {"contact_phone_shown": N_("联系电话"),
+                        "contact_phone_masked": N_("联系电话")}
+
+    @property
+    def contact_phone_shown(self) -> str:
+        """As an organisation's phone: in full only to its own revealing roles."""
+        return shown_phone(self, self.contact_phone)
+
+    @property
+    def contact_phone_masked(self) -> str:
+        return validators.mask_phone(self.contact_phone)
+
 
     def validate(self, session) -> None:
         try:
@@ -219,6 +244,12 @@ class Unit(Entity):
     def restore(self):
         super().restore()
         self.credit_code_key = self.credit_code
+
+
+# The one answer for an 身份证号 the user may not register, whoever holds it: a member outside
+# the user's scope must not be told apart from any other refusal, or the form, the API and the
+# import become an oracle of who in the district is a Party member (issue 17).
+ID_NOT_REGISTRABLE = "该身份证号无法由您登记，请联系所在社区"
 
 
 class Member(Entity):
@@ -304,9 +335,7 @@ class Member(Entity):
 
     @property
     def phone_shown(self) -> str:
-        from app.security.scope import sees_personal_data
-
-        return (self.phone or "") if sees_personal_data(self) else validators.mask_phone(self.phone)
+        return shown_phone(self, self.phone)
 
     def validate(self, session) -> None:
         if not self.id_number_hash:
@@ -316,9 +345,16 @@ class Member(Entity):
                 self.group.type in ("grid", "building", "household")
                 and self.group.path.startswith(self.community.path)):
             raise DomainError("所在网格/楼栋党小组必须是居住社区下的网格或楼栋党小组", "group")
-        if _exists(session, select(Member.id).where(
-                Member.id_number_key == self.id_number_hash, Member.id != (self.id or 0))):
-            raise DomainError("该身份证号已登记为党员，不能重复录入", "id_number")
+        from app.security.scope import may_read, unscoped
+
+        with unscoped():
+            holder = session.execute(select(Member.id).where(
+                Member.id_number_key == self.id_number_hash, Member.id != (self.id or 0))
+                .limit(1)).scalar()
+        if holder is not None:
+            if may_read(session, Member, holder):  # a member the user sees: say so
+                raise DomainError("该身份证号已登记为党员，不能重复录入", "id_number")
+            raise DomainError(ID_NOT_REGISTRABLE, "id_number")
 
     def soft_delete(self, user_id):
         super().soft_delete(user_id)
@@ -329,6 +365,16 @@ class Member(Entity):
         self.id_number_key = self.id_number_hash
 
     __caption__ = "name"
+
+
+def shown_phone(row, phone: str | None) -> str:
+    """A row's phone as the acting user may see it (scope.sees_personal_data): the one rule
+    for members', units', nodes' and resources' phones."""
+    from app.security.scope import sees_personal_data
+
+    if not phone:  # nothing to reveal, nothing to record
+        return ""
+    return phone if sees_personal_data(row) else validators.mask_phone(phone)
 
 
 def _exists(session, stmt) -> bool:

@@ -122,16 +122,54 @@ REVEALED = "personal_data_revealed"
 
 def sees_personal_data(row=None) -> bool:
     """Whether the acting principal sees 身份证号 and phone in full (the permission
-    `can_reveal`, granted per role). Showing `row`'s in full to a user is noted for the audit
-    trail: one `reveal` record per request (app/security/personal_data.py)."""
+    `can_reveal`, granted per role) — on `row`, only if it owns the row: a row read through
+    the directory (every unit and node) or by another rule shows its phones masked to every
+    role. Showing `row`'s in full to a user is noted for the audit trail: one `reveal` record
+    per request (app/security/personal_data.py)."""
     principal = current_principal()
     if principal.system:
         return True
     if not principal.reveals_personal_data:
         return False
+    if row is not None and not _owns(row, principal):
+        return False
     if row is not None and has_request_context():
         g.setdefault(REVEALED, {}).setdefault(row.__tablename__, set()).add(row.id)
     return True
+
+
+_OWNED = "_gongjian_owned_rows"
+_OWNED_BATCH = 500
+
+
+def _owns(row, principal: Principal) -> bool:
+    """Whether `row` lies in the principal's own scope (not only readable). Asked row by row
+    while a page or an export formats its cells, answered a batch at a time: the first row
+    of a model asks for every row of it the session holds (one query per page or export
+    chunk, not one per row), and remembers the answers for the request."""
+    model = type(row)
+    if principal.sees_all or model.__scope__.is_global:
+        return True
+    if not has_app_context():
+        return False
+    known = g.setdefault(_OWNED, {}).setdefault((model, principal), {})
+    if row.id not in known:
+        from sqlalchemy.orm import object_session
+
+        session = object_session(row)
+        if session is None:
+            from app.extensions import db
+
+            session = db.session
+        pending = [row.id] + [o.id for o in list(session.identity_map.values())
+                              if type(o) is model and o.id is not None and o.id not in known
+                              and o.id != row.id]
+        clause = owner_clause(model, principal)
+        for start in range(0, len(pending), _OWNED_BATCH):
+            ids = pending[start:start + _OWNED_BATCH]
+            owned = _ids_passing(session, model, ids, clause)
+            known.update({i: i in owned for i in ids})
+    return known[row.id]
 
 
 @contextmanager
@@ -179,6 +217,15 @@ def writes_within_read_scope(session):
 
 def _write_clause(session):
     return read_clause if session.info.get(_READ_SCOPE_WRITES) else owner_clause
+
+
+def may_read(session, model, pk) -> bool:
+    """Whether the acting principal may read row `pk` of `model` (deleted rows included)."""
+    principal = current_principal()
+    if principal.system:
+        return True
+    clause = read_clause(model, principal)
+    return clause is true() or pk in _ids_passing(session, model, [pk], clause)
 
 
 def may_write(session, obj) -> bool:

@@ -17,7 +17,7 @@ class ResourceView(EntityView):
     workflow = RESOURCE_FLOW
     list_columns = ["title", "unit", "category", "year", "quantity", "measure", "status"]
     show_columns = ["title", "unit", "year", "category", "content", "quantity", "measure",
-                    "available_from", "available_to", "contact", "phone", *REVIEW_COLUMNS]
+                    "available_from", "available_to", "contact", "phone_shown", *REVIEW_COLUMNS]
     add_columns = edit_columns = ["unit", "year", "category", "title", "content", "quantity",
                                   "measure", "available_from", "available_to", "contact", "phone"]
     search_columns = ["title", "unit", "category", "year", "status"]

@@ -2,18 +2,19 @@
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
-from app.models.org import Dictionary, Member, Organization, Unit
+from app.errors import DomainError
+from app.models.org import ID_NOT_REGISTRABLE, Dictionary, Member, Organization, Unit
 from sqlalchemy import select
 
 from app import validators
-from app.security.scope import unscoped
+from app.security.scope import may_read, unscoped
 from app.services import crypto
 from app.views.base import EntityView, checked_by
 
 class OrganizationView(EntityView):
     model = Organization
-    list_columns = ["name", "type", "code", "parent", "secretary", "phone", "active"]
-    show_columns = ["name", "type", "code", "parent", "secretary", "phone", "address",
+    list_columns = ["name", "type", "code", "parent", "secretary", "phone_masked", "active"]
+    show_columns = ["name", "type", "code", "parent", "secretary", "phone_shown", "address",
                     "grid_kind", "active", "created_on", "changed_on"]
     add_columns = edit_columns = ["parent", "type", "code", "name", "secretary", "phone",
                                   "address", "grid_kind", "active"]
@@ -38,8 +39,8 @@ class UnitView(EntityView):
                     "party_member_count", "leader_name", "status"]
     show_columns = ["name", "credit_code", "category", "community", "address", "party_org_name",
                     "party_org_type", "party_member_count", "leader_name", "leader_title",
-                    "liaison_name", "contact_phone", "status", "cancel_reason", "cancelled_on",
-                    "created_on", "changed_on"]
+                    "liaison_name", "contact_phone_shown", "status", "cancel_reason",
+                    "cancelled_on", "created_on", "changed_on"]
     add_columns = edit_columns = [
         "name", "credit_code", "category", "community", "address", "party_org_name",
         "party_org_type", "party_member_count", "leader_name", "leader_title", "liaison_name",
@@ -94,11 +95,15 @@ class MemberView(EntityView):
             return value
 
     def import_lookup(self, session, key):
-        # 身份证号 is found by its keyed hash, among live members of any unit: the write check
-        # then refuses an update outside the importer's scope.
+        # 身份证号 is found by its keyed hash, among live members of any unit. One the importer
+        # may not read is refused as the form refuses it (no "out of scope" that would tell
+        # a registered member from an unregistered person).
         with unscoped():
-            return session.execute(select(Member).where(Member.id_number_key == key)
-                                   ).scalar_one_or_none()
+            found = session.execute(select(Member).where(Member.id_number_key == key)
+                                    ).scalar_one_or_none()
+        if found is not None and not may_read(session, Member, found.id):
+            raise DomainError(ID_NOT_REGISTRABLE, "id_number")
+        return found
 
     def prefill_form(self, form, pk):
         form.id_number.data = self.datamodel.get(pk).id_number
