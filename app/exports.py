@@ -188,10 +188,20 @@ def query_for(view, filters, order_column: str, order_direction: str):
     return query.order_by(model.id)
 
 
-def _record(view, fmt: str, filters: dict, count: int) -> None:
-    audit.record(db.session, "export", view.class_permission_name,
-                 changes={"format": fmt, "filters": filters, "rows": count})
-    db.session.commit()
+def _record(view, fmt: str, filters: dict, count: int, export: "Export | None" = None) -> None:
+    """The export's record, with the reveal of the personal data it shows in full (before a
+    CSV's first row, from its query; an Excel file's, noted while it was made)."""
+    from app.security import personal_data
+
+    def add(session):
+        audit.record(session, "export", view.class_permission_name,
+                     changes={"format": fmt, "filters": filters, "rows": count})
+        if export is not None:
+            personal_data.record_export(session, export)
+        else:
+            personal_data.record_noted(session)
+
+    personal_data.committed_with_retry(db.session, add)
 
 
 # --- CSV rendered by the database -------------------------------------------------------------
@@ -328,7 +338,7 @@ def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig
     """Stream a CSV; UTF-8 with BOM opens in Excel with Chinese intact (GB18030 on request)."""
     # Recorded before the first byte: a write after streaming would wait on the read the
     # stream holds open (SQLite locks the file). The count is the same query's.
-    _record(view, "csv", filters, export.query.order_by(None).count())
+    _record(view, "csv", filters, export.query.order_by(None).count(), export)
 
     def generate():
         header = io.StringIO()

@@ -87,6 +87,7 @@ class Resource(Entity):
     phone = Column(String(30), info=caption("联系电话"))
 
     __extra_labels__ = {"phone_shown": N_("联系电话")}
+    __revealing__ = ("phone_shown",)
 
     @property
     def phone_shown(self) -> str:

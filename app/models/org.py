@@ -58,6 +58,8 @@ class Organization(Entity):
                           info=caption("上级组织"))
 
     __extra_labels__ = {"phone_shown": N_("联系电话"), "phone_masked": N_("联系电话")}
+    # Columns that show personal data in full to whom may see it (exports record their reveal).
+    __revealing__ = ("phone_shown",)
 
     # The directory's phones, as a member's (DOMAIN.md §6): masked in lists, in full on a
     # node's own page and in exports only to roles that reveal personal data, and only on
@@ -208,6 +210,7 @@ class Unit(Entity):
 
     __extra_labels__ = {"contact_phone_shown": N_("联系电话"),
                         "contact_phone_masked": N_("联系电话")}
+    __revealing__ = ("contact_phone_shown",)
 
     @property
     def contact_phone_shown(self) -> str:
@@ -267,6 +270,7 @@ class Member(Entity):
         "work_unit": lambda: Unit.status == "在册",
     }
     __audit_masked__ = frozenset({"id_number_enc", "id_number_hash", "id_number_key", "phone"})
+    __revealing__ = ("id_number_shown", "phone_shown")
     __extra_labels__ = {"id_number": N_("身份证号"), "id_number_shown": N_("身份证号"),
                         "id_number_masked": N_("身份证号"), "phone_shown": N_("手机号"),
                         "phone_masked": N_("手机号")}
