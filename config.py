@@ -64,6 +64,9 @@ class Config:
     LIST_COUNT_CAP = 10_000
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_MAX_ROWS = 50_000
+    # A failed import's error report (its rows in error, personal data masked) is deleted
+    # after this many days (app/imports.py).
+    IMPORT_REPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_REPORT_RETENTION_DAYS", "7"))
     MAX_CONTENT_LENGTH = 32 * 1024 * 1024
 
     # Time limits of a need by urgency, in hours (DOMAIN.md §1), configurable per district.

@@ -298,7 +298,7 @@ def import_command(resource, file, username, dry_run, report_path):
         click.echo(f"……另有 {more} 处错误，见错误报告", err=True)
     report = Path(report_path) if report_path else path.with_name(f"{path.stem}.errors.csv")
     try:
-        report.write_bytes(error_report(outcome))
+        report.write_bytes(error_report(outcome, importer))
         where = f"错误报告已写入 {report}"
     except OSError as exc:
         where = f"错误报告未能写入 {report}：{exc.strerror or exc}"

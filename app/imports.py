@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from flask import current_app
 from openpyxl import Workbook, load_workbook
@@ -418,8 +423,29 @@ def _read_csv(data: bytes) -> list[list[str]]:
         raise ImportRefused("CSV 文件格式有误，无法读取") from None
 
 
-def error_report(outcome: Outcome) -> bytes:
-    """The file as read, with an error column: what to fix, row by row (UTF-8 with BOM)."""
+def _masks(importer: "Importer | None", headers: list[str]) -> list:
+    """For each column of the file, how its cells are written into the error report: personal
+    data (身份证号, phones) masked as the lists mask them — enough to find the row, not to
+    read the number off a report that outlives the import."""
+    from app import validators
+
+    names = {c.header: c.name for c in importer.columns} if importer is not None else {}
+    masks = []
+    for header in headers:
+        name = names.get(header, "")
+        if name == "id_number" or "身份证" in header:
+            masks.append(validators.mask_id_number)
+        elif name.endswith("phone") or "电话" in header or "手机" in header:
+            masks.append(validators.mask_phone)
+        else:
+            masks.append(None)
+    return masks
+
+
+def error_report(outcome: Outcome, importer: "Importer | None" = None) -> bytes:
+    """The rows in error only, with their row numbers and an error column: what to fix
+    (UTF-8 with BOM). Personal data in them is masked (`_masks`); rows without an error are
+    not repeated — the user has the file, the report only says where it is wrong."""
     by_row: dict[int, list[str]] = {}
     for problem in outcome.problems:
         by_row.setdefault(problem.row, []).append(
@@ -429,6 +455,69 @@ def error_report(outcome: Outcome) -> bytes:
     writer.writerow(["行号", *outcome.headers, "错误"])
     from app.exports import neutralise
 
+    masks = _masks(importer, outcome.headers)
     for number, row in enumerate(outcome.table, start=2):
-        writer.writerow([number, *[neutralise(v) for v in row], "；".join(by_row.get(number, []))])
+        if number not in by_row:
+            continue
+        cells = [neutralise(mask(v) if mask and v else v) for mask, v in zip(masks, row)]
+        writer.writerow([number, *cells, "；".join(by_row[number])])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+# --- the error reports a failed import leaves for its download link ---------------------------
+# Kept on this host's disk under instance/import-reports/ (no shared file storage exists yet:
+# behind several hosts a download may miss the host that kept it), one file per failed import,
+# readable by the owner only, deleted after IMPORT_REPORT_RETENTION_DAYS (default 7) — swept
+# whenever a report is kept or read, so the folder holds a week of failed imports at most.
+
+REPORT_NAME = re.compile(r"[0-9a-f]{32}")
+
+
+def _reports_folder() -> Path:
+    return Path(current_app.instance_path) / "import-reports"
+
+
+def _retention_seconds() -> float:
+    return float(current_app.config.get("IMPORT_REPORT_RETENTION_DAYS", 7)) * 86400
+
+
+def purge_reports(now: float | None = None) -> int:
+    """Delete the reports past their retention; how many were deleted."""
+    folder = _reports_folder()
+    if not folder.is_dir():
+        return 0
+    limit = (now or time.time()) - _retention_seconds()
+    deleted = 0
+    for path in folder.glob("*.csv"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                deleted += 1
+        except FileNotFoundError:  # another process swept it first
+            continue
+    return deleted
+
+
+def keep_report(outcome: Outcome, importer: "Importer | None" = None) -> str:
+    """Keep a failed import's error report; its token for the download link."""
+    purge_reports()
+    token = secrets.token_hex(16)
+    folder = _reports_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{token}.csv"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(error_report(outcome, importer))
+    return token
+
+
+def read_report(token) -> bytes | None:
+    """A kept report by its token, or None when it is unknown or past its retention."""
+    purge_reports()
+    if not token or not REPORT_NAME.fullmatch(str(token)):
+        return None
+    path = _reports_folder() / f"{token}.csv"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

@@ -9,10 +9,7 @@ business-rule errors become Chinese messages.
 from __future__ import annotations
 
 import functools
-import re
-import secrets
 import sys
-from pathlib import Path
 
 from flask import (Response, abort, current_app, flash, has_request_context, jsonify, redirect,
                    request, session, url_for)
@@ -39,7 +36,7 @@ from wtforms.validators import ValidationError
 
 from app.errors import DatabaseFailure, DomainError, database_failure
 from app.exports import Export, TooManyRows, api_response, csv_response, query_for, xlsx_response
-from app.imports import REGISTRY, ImportRefused, Importer, error_report
+from app.imports import REGISTRY, ImportRefused, Importer, keep_report, read_report
 from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
 from app.models.base import Entity
@@ -675,7 +672,7 @@ class EntityView(ModelView):
                         flash(f"预览：将新增 {outcome.created} 条，更新 {outcome.updated} 条（未写入）", "info")
                     else:
                         flash(f"发现 {len(outcome.problems)} 处错误，未导入任何数据", "danger")
-                        session["import_report"] = _report_token(outcome)
+                        session["import_report"] = keep_report(outcome, importer)
         return self.render_template("gongjian/import.html", title=f"导入{self.model.__label__}",
                                     importer=importer, outcome=outcome,
                                     resource=self.class_permission_name)
@@ -691,7 +688,7 @@ class EntityView(ModelView):
     @expose("/import/report")
     @has_access
     def import_report(self):
-        body = _read_report(session.get("import_report"))
+        body = read_report(session.get("import_report"))
         if body is None:
             abort(404)
         return Response(body, mimetype="text/csv; charset=utf-8", headers={
@@ -788,22 +785,6 @@ class EntityView(ModelView):
             flash(str(exc), "danger")
         self.update_redirect()
         return redirect(self.get_redirect())
-
-
-def _report_token(outcome) -> str:
-    """Keep the error report of a failed import for its download link (instance/, per user)."""
-    token = secrets.token_hex(16)
-    folder = Path(current_app.instance_path) / "import-reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{token}.csv").write_bytes(error_report(outcome))
-    return token
-
-
-def _read_report(token) -> bytes | None:
-    if not token or not re.fullmatch(r"[0-9a-f]{32}", token):
-        return None
-    path = Path(current_app.instance_path) / "import-reports" / f"{token}.csv"
-    return path.read_bytes() if path.exists() else None
 
 
 def _submitted() -> dict:

@@ -1,0 +1,102 @@
+"""A failed import's error report (issue 17 finding 7) keeps what the user must fix — the rows
+in error, with their numbers and messages — and no 身份证号 or phone in clear; it is deleted
+after its retention period (IMPORT_REPORT_RETENTION_DAYS, default 7). It still lives on this
+host's disk (instance/import-reports/): there is no shared file storage yet."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app import validators
+from tests.security.support import Clients
+
+
+@pytest.fixture(scope="module")
+def clients(app):
+    return Clients(app)
+
+
+def id_number(seed: int) -> str:
+    body = f"3201021985{(seed % 12) + 1:02d}{(seed % 28) + 1:02d}{seed % 1000:03d}"
+    return body + validators.id_number_check_char(body)
+
+
+def member_csv(app, ctx, rows) -> bytes:
+    from app.imports import Importer
+
+    view = next(v for v in app.appbuilder.baseviews
+                if getattr(v, "class_permission_name", None) == "member"
+                and getattr(v, "import_columns", None))
+    community = ctx.execute(text("SELECT o.name FROM organization o JOIN ab_user u "
+                                 "ON u.org_id = o.id WHERE u.username = 'shequ01'")).scalar()
+    with app.app_context():
+        headers = [c.header for c in Importer(view).columns]
+    lines = [",".join(headers)]
+    for name, number, phone in rows:
+        values = {"姓名": name, "身份证号": number, "手机号": phone, "居住社区": community}
+        lines.append(",".join(values.get(h, "") for h in headers))
+    return ("\ufeff" + "\n".join(lines) + "\n").encode("utf-8")
+
+
+def upload(clients, username, data):
+    browser = clients.browser(username)
+    return browser.client.post("/member/import/", data={
+        "csrf_token": clients.csrf(username), "dry_run": "y",
+        "file": (io.BytesIO(data), "members.csv")}, content_type="multipart/form-data")
+
+
+def reports(app) -> list[Path]:
+    return sorted((Path(app.instance_path) / "import-reports").glob("*.csv"))
+
+
+def test_the_report_keeps_only_the_rows_in_error_and_masks_personal_data(app, ctx, clients):
+    good, bad_check = id_number(11), id_number(12)[:-1] + "0"
+    if bad_check == id_number(12):
+        bad_check = id_number(12)[:-1] + "1"
+    data = member_csv(app, ctx, [("正确行甲", good, "13911110001"),
+                                 ("校验错乙", bad_check, "13911110002"),
+                                 ("正确行丙", id_number(13), "13911110003"),
+                                 ("", id_number(14), "13911110004")])
+    response = upload(clients, "shequ01", data)
+    assert response.status_code == 200 and "未导入任何数据" in response.get_data(as_text=True)
+    report = clients.browser("shequ01").get("/member/import/report")
+    assert report.status_code == 200
+    body = report.get_data().decode("utf-8-sig")
+    lines = list(csv.reader(io.StringIO(body)))
+    assert [line[0] for line in lines[1:]] == ["3", "5"]  # the rows in error, by number
+    assert "正确行甲" not in body and "正确行丙" not in body
+    for number, phone in ((good, "13911110001"), (bad_check, "13911110002"),
+                          (id_number(14), "13911110004")):
+        assert number not in body and phone not in body
+    assert validators.mask_id_number(bad_check) in body  # enough to find the row
+    assert "校验位" in lines[1][-1]
+    newest = max(reports(app), key=lambda p: p.stat().st_mtime)
+    assert (newest.stat().st_mode & 0o777) == 0o600
+    assert bad_check not in newest.read_text("utf-8-sig")
+
+
+def test_a_report_past_its_retention_is_deleted_and_not_served(app, ctx, clients):
+    data = member_csv(app, ctx, [("保留期测试", "123", "")])
+    assert upload(clients, "shequ01", data).status_code == 200
+    browser = clients.browser("shequ01")
+    assert browser.get("/member/import/report").status_code == 200
+    newest = max(reports(app), key=lambda p: p.stat().st_mtime)
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(newest, (eight_days_ago, eight_days_ago))
+    assert browser.get("/member/import/report").status_code == 404
+    assert not newest.exists()
+    # The period is configurable: at 10 days, an 8-day-old report stays.
+    assert upload(clients, "shequ01", data).status_code == 200
+    newest = max(reports(app), key=lambda p: p.stat().st_mtime)
+    os.utime(newest, (eight_days_ago, eight_days_ago))
+    app.config["IMPORT_REPORT_RETENTION_DAYS"] = 10
+    try:
+        assert browser.get("/member/import/report").status_code == 200
+    finally:
+        app.config["IMPORT_REPORT_RETENTION_DAYS"] = 7
