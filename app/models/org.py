@@ -211,6 +211,12 @@ class Unit(Entity):
     __extra_labels__ = {"contact_phone_shown": N_("联系电话"),
                         "contact_phone_masked": N_("联系电话")}
     __revealing__ = ("contact_phone_shown",)
+    # What a unit shows to those who read it only through the directory (DOMAIN.md §4: names,
+    # types, places; its phone masked): the show page and the API's read of one row.
+    __directory_columns__ = frozenset({
+        "id", "name", "credit_code", "category", "category_id", "community", "community_id",
+        "address", "party_org_name", "party_org_type", "leader_name", "leader_title",
+        "liaison_name", "contact_phone_shown", "contact_phone_masked", "status"})
 
     @property
     def contact_phone_shown(self) -> str:

@@ -422,6 +422,15 @@ def clamp_page_size(size: int) -> int:
     return min(max(size, 1), current_app.config.get("FAB_API_MAX_PAGE_SIZE") or 100)
 
 
+def directory_view_of(session, item, columns):
+    """The columns of `columns` that `item` shows to the acting user: all of them on a row it
+    owns, the model's directory columns on a row it reads only through the directory."""
+    allowed = getattr(type(item), "__directory_columns__", None)
+    if allowed is None or may_write(session, item):
+        return columns
+    return [c for c in columns if c in allowed]
+
+
 class EntityView(ModelView):
     """Base of every business ModelView. Subclasses set `model` and their columns, and
     `workflow` when the model's status moves through a transition table."""
@@ -574,6 +583,20 @@ class EntityView(ModelView):
         if item is None or not may_write(self.datamodel.session, item):
             abort(404)
         return super()._edit(pk)
+
+    def _get_show_widget(self, pk, item, widgets=None, actions=None, show_fieldsets=None):
+        # A row read only through the directory shows its directory columns (the model's
+        # `__directory_columns__`), as the API's read of it does.
+        columns = directory_view_of(self.datamodel.session, item, self.show_columns)
+        if columns is self.show_columns:
+            return super()._get_show_widget(pk, item, widgets, actions, show_fieldsets)
+        widgets = widgets or {}
+        widgets["show"] = self.show_widget(
+            pk=pk, label_columns=self.label_columns, include_columns=columns,
+            value_columns=self.datamodel.get_values_item(item, columns),
+            formatters_columns=self.formatters_columns, actions=actions or self.actions,
+            fieldsets=None, modelview_name=self.__class__.__name__)
+        return widgets
 
     def _get_edit_widget(self, form, exclude_cols=None, widgets=None):
         widgets = widgets or {}
@@ -857,6 +880,12 @@ class EntityApi(ModelRestApi):
     def _init_properties(self):
         super()._init_properties()
         self.datamodel.show_columns_of(self.list_columns)
+
+    def pre_get(self, data):
+        item = self.datamodel.session.get(self.model, data["id"])
+        if item is not None:
+            shown = directory_view_of(self.datamodel.session, item, list(data["result"]))
+            data["result"] = {k: v for k, v in data["result"].items() if k in shown}
 
     def pre_get_list(self, data):
         # A bounded count (app/views/base.py BoundedCount): the cap, said to be one.

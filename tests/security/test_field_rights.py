@@ -146,3 +146,20 @@ def test_any_writer_meets_the_same_check(app, units):
             assert any("请联系所在社区" in p.message or "范围" in p.message
                        for p in outcome.problems), outcome.problems
         db.session.remove()
+
+
+def test_another_unit_reads_as_the_directory(clients, units):
+    """Its show page and its API read give the directory's columns: names, types, places, the
+    phone masked — not its register details (party members, cancellation, bookkeeping)."""
+    page = clients.browser(LIAISON).get(f"/unit/show/{units['other']}").get_data(as_text=True)
+    own = clients.browser(LIAISON).get(f"/unit/show/{units['own']}").get_data(as_text=True)
+    for label in ("党员人数", "注销原因", "注销日期"):
+        assert label in own and label not in page, label
+    for label in ("单位名称", "所在社区", "一把手姓名", "联络员", "联系电话"):
+        assert label in page, label
+    client, headers = clients.api(LIAISON)
+    other = client.get(f"/api/v1/unit/{units['other']}", headers=headers).json["result"]
+    mine = client.get(f"/api/v1/unit/{units['own']}", headers=headers).json["result"]
+    assert "party_member_count" in mine and "cancel_reason" in mine
+    assert "party_member_count" not in other and "cancel_reason" not in other
+    assert {"name", "community_id", "leader_name", "contact_phone_shown"} <= set(other)
