@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (Boolean, Column, Date, ForeignKey, Index, Integer, String, Text, event,
-                        func, select, update)
+                        func, select, true, update)
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
@@ -60,6 +60,9 @@ class Organization(Entity):
     __extra_labels__ = {"phone_shown": N_("联系电话"), "phone_masked": N_("联系电话")}
     # Columns that show personal data in full to whom may see it (exports record their reveal).
     __revealing__ = ("phone_shown",)
+    # ... and how the database writes them in an export (app/exports.py `_cell_sql`).
+    __sql_columns__ = {"phone_shown": lambda caption: shown_phone_sql(Organization,
+                                                                       Organization.phone)}
 
     # The directory's phones, as a member's (DOMAIN.md §6): masked in lists, in full on a
     # node's own page and in exports only to roles that reveal personal data, and only on
@@ -211,6 +214,8 @@ class Unit(Entity):
     __extra_labels__ = {"contact_phone_shown": N_("联系电话"),
                         "contact_phone_masked": N_("联系电话")}
     __revealing__ = ("contact_phone_shown",)
+    __sql_columns__ = {"contact_phone_shown": lambda caption: shown_phone_sql(
+        Unit, Unit.contact_phone)}
     # What a unit shows to those who read it only through the directory (DOMAIN.md §4: names,
     # types, places; its phone masked): the show page and the API's read of one row.
     __directory_columns__ = frozenset({
@@ -385,6 +390,42 @@ def shown_phone(row, phone: str | None) -> str:
     if not phone:  # nothing to reveal, nothing to record
         return ""
     return phone if sees_personal_data(row) else validators.mask_phone(phone)
+
+
+def shown_phone_sql(model, column):
+    """`shown_phone` in SQL, for an export the database writes (app/exports.py): the phone
+    where the acting user owns the row and may reveal, else `validators.mask_phone`'s text.
+    (A streamed export records its reveal from its query before its first row.)"""
+    from sqlalchemy import String, and_, case, literal, type_coerce
+
+    from app.extensions import db
+    from app.security.scope import current_principal, owner_clause
+
+    principal = current_principal()
+    text = func.trim(column)
+    length = (func.length if db.engine.dialect.name == "sqlite" else func.char_length)(text)
+    digits_only = text
+    for digit in "0123456789":
+        digits_only = func.replace(digits_only, digit, "")
+    stars = literal("*" * 30, String)
+
+    def cat(*parts):
+        joined = type_coerce(parts[0], String)
+        for part in parts[1:]:
+            joined = joined + type_coerce(part, String)
+        return joined
+
+    revealed = principal.system or principal.reveals_personal_data
+    whens = [(func.coalesce(text, "") == "", None)]
+    if revealed:
+        owned = true() if principal.system else owner_clause(model, principal)
+        whens.append((owned, column))
+    whens += [
+        (and_(length == 11, func.substr(text, 1, 1) == "1", digits_only == ""),
+         cat(func.substr(text, 1, 3), literal("****", String), func.substr(text, 8))),
+        (length <= 4, func.substr(stars, 1, length)),
+    ]
+    return case(*whens, else_=cat(func.substr(stars, 1, length - 4), func.substr(text, length - 3)))
 
 
 def _exists(session, stmt) -> bool:
