@@ -9,6 +9,7 @@ business-rule errors become Chinese messages.
 from __future__ import annotations
 
 import functools
+import re
 import sys
 
 from flask import (Response, abort, current_app, flash, has_request_context, jsonify, redirect,
@@ -34,7 +35,7 @@ from wtforms import BooleanField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from app.errors import DatabaseFailure, DomainError, database_failure
+from app.errors import NUMBER_OUT_OF_RANGE, DatabaseFailure, DomainError, database_failure
 from app.exports import Export, TooManyRows, api_response, csv_response, query_for, xlsx_response
 from app.imports import REGISTRY, ImportRefused, Importer, keep_report, read_report
 from app.i18n import entity_text, gettext, lazy_gettext
@@ -107,9 +108,8 @@ class FilterWithin(BaseFilter):
     def apply(self, query, value):
         from app.models.org import Organization
 
-        try:
-            node = int(value)
-        except (TypeError, ValueError):
+        node = storable_id(value)
+        if node is None:
             return query.filter(false())
         path = self.datamodel.session.execute(
             select(Organization.path).where(Organization.id == node)).scalar()
@@ -200,6 +200,8 @@ class ScopedInterface(SQLAInterface):
               page_size=None, select_columns=None, outer_default_load=False):
         """FAB's list query, with a bounded count and the shown related records loaded in bulk."""
         query = self.session.query(self.obj)
+        if page and page_size and page * page_size not in ID_RANGE:  # past any database's offset
+            page = ID_RANGE.stop // page_size - 1
         count = self.query_count(query, filters, select_columns)
         query = self.apply_all(query, filters, order_column, order_direction, page, page_size,
                                select_columns, outer_default_load)
@@ -336,9 +338,10 @@ def choices_response(stmt):
     """One page of select2 choices from `related_choices`, searched by name as the user types."""
     target = stmt.column_descriptions[0]["entity"]
     term = (request.args.get("q") or "").strip()
-    page = max(request.args.get("page", 1, type=int), 1)
-    if request.args.get("id", type=int):  # the label of a value already chosen
-        stmt = stmt.where(target.id == request.args.get("id", type=int))
+    page = min(max(request.args.get("page", 1, type=int), 1), 10 ** 6)
+    if request.args.get("id"):  # the label of a value already chosen
+        chosen = storable_id(request.args["id"])
+        stmt = stmt.where(false() if chosen is None else target.id == chosen)
     if term:
         text_cols = [getattr(target, c) for c in ("name", "label", "code", "title")
                      if hasattr(target, c)]
@@ -416,6 +419,14 @@ def list_args(view) -> tuple[str, str, int | None, int]:
     if page is not None and page * page_size not in ID_RANGE:
         page = ID_RANGE.stop // page_size - 1
     return order_column, order_direction, page, page_size
+
+
+def check_page_args() -> None:
+    """FAB's edit and show pages read every `page_*`/`psize_*` argument with int() (for the
+    related lists they may show): one that is not a number is a bad request, not a 500."""
+    for key, value in request.args.items():
+        if key.startswith(("page_", "psize_")) and not re.fullmatch(r"-?\d{1,18}", value):
+            abort(400)
 
 
 def clamp_page_size(size: int) -> int:
@@ -582,6 +593,7 @@ class EntityView(ModelView):
         item = self.datamodel.get(pk)
         if item is None or not may_write(self.datamodel.session, item):
             abort(404)
+        check_page_args()
         return super()._edit(pk)
 
     def _get_show_widget(self, pk, item, widgets=None, actions=None, show_fieldsets=None):
@@ -735,6 +747,7 @@ class EntityView(ModelView):
     # --- workflow moves: buttons on the show page, a form for moves that ask for input ---
 
     def _show(self, pk):
+        check_page_args()
         widgets = super()._show(pk)
         if self.workflow is not None:
             widgets["transitions"] = self.workflow.available(self.datamodel.get(pk))
@@ -929,9 +942,13 @@ class EntityApi(ModelRestApi):
     def response_500(self, message=None):
         # FAB's @safe turns every exception of an endpoint into a 500 "Fatal error"; a database
         # that failed under the request (full, read-only, restarting) is told as such (503).
-        told = database_failure(sys.exc_info()[1])
+        exc = sys.exc_info()[1]
+        told = database_failure(exc)
         if told is not None:
             return self.response(503, message=told)  # rolled back at teardown (app/errors.py)
+        if isinstance(exc, OverflowError):  # a number no database column holds (app/errors.py)
+            self.datamodel.session.rollback()
+            return self.response_400(message=NUMBER_OUT_OF_RANGE)
         return super().response_500(message)
 
     def _refusing(self, handler, *args, **kwargs):

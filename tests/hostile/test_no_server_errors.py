@@ -127,3 +127,24 @@ def test_a_malformed_token_is_401(app, token):
                                      headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401, (token, response.status_code, response.get_data())
     assert response.get_json().get("message")
+
+
+def test_numbers_past_64_bits_in_filters_and_pages_are_not_a_500(clients):
+    """Past the routes: filter values, pages and choices that reach a query as a number."""
+    big = 2 ** 64
+    browser = clients.browser("admin")
+    for url in (f"/member/list/?_flt_0_within={big}", f"/member/list/?_flt_0_community={big}",
+                f"/member/choices/community?id={big}", f"/member/choices/community?page={big}",
+                f"/member/add?_flt_0_community={big}"):
+        status = browser.get(url).status_code
+        assert status in (200, 400, 404), (url, status)
+    for url in ("/member/edit/1?page_MemberView=abc", "/member/show/1?psize_MemberView=x"):
+        assert browser.get(url).status_code in (400, 404), url
+    client, headers = clients.api("admin")
+    for q in (f"(filters:!((col:name,opr:eq,value:{big})))", f"(page:{big},page_size:10)",
+              f"(filters:!((col:community,opr:rel_o_m,value:{big})))"):
+        response = client.get(f"/api/v1/member/?q={q}", headers=headers)
+        assert response.status_code in (200, 400), (q, response.status_code)
+    response = client.get(f"/api/v1/member/_info?q=(add_columns:(community:(page:{big})))",
+                          headers=headers)
+    assert response.status_code in (200, 400), response.status_code
