@@ -739,8 +739,11 @@ class EntityView(ModelView):
         return value
 
     def import_lookup(self, session, key):
-        """The live row a natural key names, among all rows (the write check then decides)."""
-        with unscoped():
+        """The live row a natural key names, among all rows (the write check then decides).
+        Without autoflush: a flush inside `unscoped()` skips the write check, and the rows the
+        file changed before this one (another community's unit, moved into one's own) were
+        written unchecked (issue 17)."""
+        with unscoped(), session.no_autoflush:
             return session.execute(select(self.model).where(
                 getattr(self.model, self.import_key) == key)).scalar_one_or_none()
 

@@ -98,7 +98,7 @@ class MemberView(EntityView):
         # 身份证号 is found by its keyed hash, among live members of any unit. One the importer
         # may not read is refused as the form refuses it (no "out of scope" that would tell
         # a registered member from an unregistered person).
-        with unscoped():
+        with unscoped(), session.no_autoflush:  # see EntityView.import_lookup
             found = session.execute(select(Member).where(Member.id_number_key == key)
                                     ).scalar_one_or_none()
         if found is not None and not may_read(session, Member, found.id):
