@@ -936,6 +936,8 @@ class EntityApi(ModelRestApi):
         stmt = related_choices(self.model, field.name)
         target = stmt.column_descriptions[0]["entity"]
         page, page_size = self._sanitize_page_args(page, page_size)
+        if page * page_size not in ID_RANGE:  # an offset no database takes (MariaDB: a syntax error)
+            page = ID_RANGE.stop // page_size - 1
         session = self.datamodel.session
         count = session.execute(select(func.count()).select_from(stmt.subquery())).scalar()
         rows = session.execute(stmt.order_by(target.id).offset(page * page_size)
