@@ -27,7 +27,7 @@ from flask_appbuilder.urltools import get_filter_args
 from markupsafe import Markup, escape
 from marshmallow import ValidationError as InvalidValue, fields
 from marshmallow_sqlalchemy.fields import Related, RelatedList
-from sqlalchemy import Boolean, false, func, inspect, or_, select
+from sqlalchemy import Boolean, String, false, func, inspect, or_, select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import selectinload
@@ -851,6 +851,15 @@ def _bulk_transition(name: str):
     return run
 
 
+def _as_text(value):
+    """A filter value for a text column: numbers as their text (lists item by item)."""
+    if isinstance(value, list):
+        return [_as_text(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 class ExistingRelated(Related):
     """A related record named by its id — only an existing one. marshmallow-sqlalchemy would
     build a new row from a JSON object or an unknown id (and fail with a 500 on odd keys): an
@@ -896,6 +905,17 @@ class EntityApi(ModelRestApi):
     def _init_properties(self):
         super()._init_properties()
         self.datamodel.show_columns_of(self.list_columns)
+
+    def _handle_filters_args(self, rison_args):
+        # Rison reads `value:12345` as a number: against a text column PostgreSQL refuses the
+        # comparison (varchar = numeric: a 500). A text column is searched with text.
+        filters = super()._handle_filters_args(rison_args)
+        columns = self.model.__table__.columns
+        for i, flt in enumerate(filters.filters):
+            column = columns.get(getattr(flt, "column_name", None) or "")
+            if column is not None and isinstance(column.type, String):
+                filters.values[i] = _as_text(filters.values[i])
+        return filters
 
     def pre_get(self, data):
         item = self.datamodel.session.get(self.model, data["id"])
