@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,7 +32,8 @@ from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
 from flask_login import current_user, logout_user
 from limits import parse as parse_limit
-from sqlalchemy import event
+from sqlalchemy import and_, case, event, func, or_, select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash
@@ -68,19 +70,82 @@ def client_address() -> str:
     return (request.remote_addr or "-") if has_request_context() else "-"
 
 
+def count_attempt(session, user_id: int, moment: datetime) -> tuple[int, datetime | None]:
+    """Count one login attempt against the account and commit it: (the count including this
+    attempt, the lock in force). A lock that has run out is lifted and the count restarts.
+
+    One UPDATE does it, so concurrent attempts queue on the row and each sees its own count;
+    the count is read back in the same transaction (RETURNING where the engine has it — MariaDB
+    10.11 has none for UPDATE, but its row lock holds until the commit, so the SELECT after it
+    reads this attempt's own value). SET clauses are ordered for MySQL, which assigns left to
+    right and lets later expressions see earlier results: the count, which reads the old lock,
+    comes first."""
+    from app.security.models import UserAccount as User
+
+    expired = and_(User.locked_until.is_not(None), User.locked_until <= moment)
+    statement = (update(User).where(User.id == user_id)
+                 .values({User.fail_login_count: case(
+                              (expired, 1), else_=func.coalesce(User.fail_login_count, 0) + 1),
+                          User.locked_until: case((expired, None), else_=User.locked_until)})
+                 .execution_options(synchronize_session=False))
+    session.commit()  # SQLite: a write begun inside a read transaction may not wait its turn
+    try:
+        if session.get_bind().dialect.update_returning:
+            row = session.execute(statement.returning(User.fail_login_count,
+                                                      User.locked_until)).one()
+        else:
+            session.execute(statement)
+            row = session.execute(select(User.fail_login_count, User.locked_until)
+                                  .where(User.id == user_id)).one()
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return int(row[0]), row[1]
+
+
+def lock_account(session, user_id: int, moment: datetime) -> datetime:
+    """Lock the account from now for LOGIN_LOCK_MINUTES unless a lock is in force already (a
+    concurrent attempt set it): the lock in force afterwards."""
+    from app.security.models import UserAccount as User
+
+    until = moment + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
+    session.commit()
+    for attempt in range(_WRITE_TRIES):
+        try:
+            session.execute(update(User).where(
+                User.id == user_id,
+                or_(User.locked_until.is_(None), User.locked_until <= moment))
+                .values(locked_until=until).execution_options(synchronize_session=False))
+            session.commit()
+            break
+        except OperationalError:
+            session.rollback()
+            time.sleep(0.05 * (attempt + 1))
+    current = session.execute(select(User.locked_until).where(User.id == user_id)).scalar()
+    session.commit()
+    return current if current is not None and current > moment else until
+
+
+_WRITE_TRIES = 40  # about 40 s of a busy SQLite file before a write is given up
+
+
 class Attempt:
     """One login attempt, by the form or the API: refused while the account is locked or the
-    username is tried too often from one address; counted, and locking, when it fails."""
+    username is tried too often from one address; counted, and locking, when it fails.
+
+    The attempt is counted *before* the password is looked at, by one atomic increment whose
+    result is read back in the same transaction: concurrent attempts each get their own number,
+    so the fifth one locks and the sixth and later are refused unchecked, however many arrive at
+    once (FAB's own `fail_login_count += 1` in Python lost the race: 60 parallel guesses ended
+    at a count of 1). An attempt that cannot be counted is refused, its password unchecked."""
 
     def __init__(self, sm, username: str | None):
         self.sm = sm
         self.username = (username or "").strip()
         self.account = None
+        self.account_id: int | None = None
         self.note: dict = {}
-
-    @property
-    def account_id(self) -> int | None:
-        return self.account.id if self.account is not None else None
 
     def run(self, authenticate, password):
         """`authenticate(username, password)` is FAB's check; returns the user or None."""
@@ -88,27 +153,37 @@ class Attempt:
             return authenticate(self.username, password)
         self.account = self.sm.find_user(username=self.username) or \
             self.sm.find_user(email=self.username)
+        self.account_id = self.account.id if self.account is not None else None
         config = current_app.config
         moment = now()
         account = self.account
-        if account is not None and account.locked_until is not None:
-            if account.locked_until > moment:
-                return self._refuse("locked", self._locked_message(account.locked_until), 401)
-            account.locked_until = None  # the lock has run out: count afresh
-            account.fail_login_count = 0
-            self.sm.update_user(account)
+        if account is not None and account.locked_until is not None and \
+                account.locked_until > moment:
+            return self._refuse("locked", self._locked_message(account.locked_until), 401)
         if not self._within_rate_limit():
             return self._refuse("throttled", gettext("登录尝试过于频繁，请稍后再试"), 429,
                                 retry_after=60)
+        if account is not None:
+            try:
+                count, locked_until = count_attempt(self.sm.session, account.id, moment)
+            except SQLAlchemyError:
+                self.sm.session.rollback()
+                current_app.logger.warning("login attempt for user %s not counted: refused",
+                                           account.id, exc_info=True)
+                return self._refuse("busy", gettext("系统繁忙，请稍后再试"), 503, retry_after=5)
+            if locked_until is not None and locked_until > moment:
+                return self._refuse("locked", self._locked_message(locked_until), 401)
+            if count > config["LOGIN_MAX_FAILURES"]:
+                # Counted beyond the limit while the attempt that locks is still being checked.
+                until = lock_account(self.sm.session, account.id, moment)
+                return self._refuse("locked", self._locked_message(until), 401)
         user = authenticate(self.username, password)
         if user is None:
-            if account is not None and account.is_active and \
-                    (account.fail_login_count or 0) >= config["LOGIN_MAX_FAILURES"]:
-                account.locked_until = moment + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-                self.sm.update_user(account)
-                self.note["locked_until"] = account.locked_until.isoformat(timespec="seconds")
+            if account is not None and count >= config["LOGIN_MAX_FAILURES"]:
+                until = lock_account(self.sm.session, account.id, moment)
+                self.note["locked_until"] = until.isoformat(timespec="seconds")
                 g.setdefault(_REFUSAL, Refusal("locked", self._locked_message(
-                    account.locked_until, just_now=True), 401))
+                    until, just_now=True), 401))
             return None
         if user.must_change_password and has_request_context() and \
                 request.path.startswith("/api/"):

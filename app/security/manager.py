@@ -2,6 +2,7 @@
 organisation tree, a unit and a member), the user admin view, and login auditing."""
 from __future__ import annotations
 
+import datetime
 import time
 
 from flask import abort, current_app, g, has_request_context
@@ -11,7 +12,7 @@ from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurit
 from flask_appbuilder.security.sqla.models import assoc_permissionview_role
 from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from app.security import login_guard, personal_data
@@ -21,6 +22,7 @@ from app.services import audit
 from app.security.scope import related_choices
 from app.views.base import AjaxSelectField, choices_response
 
+_AUDIT_TRIES = 60
 _LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
 
 
@@ -88,18 +90,39 @@ class SecurityManager(FabSecurityManager):
     def auth_user_db(self, username, password):
         guard = login_guard.Attempt(self, username)  # lockout and rate limit, form and API
         user = guard.run(super().auth_user_db, password)
-        for attempt in range(3):
+        user_id = user.id if user else None
+        for attempt in range(_AUDIT_TRIES):
             audit.record(self.session, "login" if user else "login_failed", "ab_user",
-                         record_id=guard.account_id, user_id=user.id if user else None,
+                         record_id=guard.account_id, user_id=user_id,
                          username=username, changes=guard.note or None)
             try:
                 self.session.commit()
                 break
             except OperationalError:
-                # A busy SQLite file (another login writing): try again rather than fail it.
+                # A busy SQLite file (other logins writing): every attempt must be on record,
+                # so wait for the file rather than drop the record.
                 self.session.rollback()
-                time.sleep(0.05 * (attempt + 1))
+                if attempt == _AUDIT_TRIES - 1:
+                    raise
+                time.sleep(min(0.05 * (attempt + 1), 0.5))
         return user
+
+    def update_user_auth_stat(self, user, success=True):
+        """FAB counts in Python (`fail_login_count += 1`) and swallows a failed write: the
+        guard has counted this attempt atomically already (login_guard.count_attempt), so a
+        failure adds nothing here and a success resets the count in one UPDATE."""
+        if success:
+            User = self.user_model
+            self.session.commit()
+            self.session.execute(
+                update(User).where(User.id == user.id).values(
+                    login_count=func.coalesce(User.login_count, 0) + 1,
+                    last_login=datetime.datetime.now(), fail_login_count=0)
+                .execution_options(synchronize_session=False))
+            self.session.commit()
+            self.on_user_login(user)
+        else:
+            self.on_user_login_failed(user)
 
 
 @user_logged_out.connect
