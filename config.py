@@ -80,14 +80,23 @@ class Config:
     STAR_POINT_TARGETS = {"unit": 60, "member": 12}
 
     # Account security (app/security/login_guard.py). Consecutive failed logins lock an
-    # account for a while; attempts are rate-limited per username *and* client address (FAB's
-    # Flask-Limiter; its memory storage serves one process — give several workers a shared
-    # RATELIMIT_STORAGE_URI such as redis://…).
+    # account for a while; attempts are rate-limited per account *and* client address (FAB's
+    # Flask-Limiter; its memory storage serves one process — give several workers or hosts a
+    # shared RATELIMIT_STORAGE_URI such as redis://…, or REDIS_URL). If that storage fails,
+    # login limits fall back to each process's memory for RATELIMIT_RETRY_SECONDS, with a
+    # warning in the log (app/security/throttle.py).
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 10
     LOGIN_RATE_LIMIT = "10 per minute"
     RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or \
+        os.environ.get("REDIS_URL") or "memory://"
+    # A Redis that does not answer is given up on quickly (the login then counts in memory).
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2} \
+        if RATELIMIT_STORAGE_URI.startswith(("redis", "rediss")) else {}
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "gongjian")
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # for FAB's own limits, if switched on
+    RATELIMIT_RETRY_SECONDS = 30
     FAB_PASSWORD_COMPLEXITY_ENABLED = True  # the rule: login_guard.password_policy
     PASSWORD_MIN_LENGTH = 10
     # A password set by an administrator must be replaced at the next login (production).

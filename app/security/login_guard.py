@@ -31,7 +31,6 @@ from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
 from flask_login import current_user, logout_user
-from limits import parse as parse_limit
 from sqlalchemy import and_, case, event, func, or_, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -39,6 +38,7 @@ from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash
 
 from app.i18n import gettext
+from app.security.throttle import throttle
 
 
 def now() -> datetime:
@@ -130,6 +130,42 @@ def lock_account(session, user_id: int, moment: datetime) -> datetime:
 _WRITE_TRIES = 40  # about 40 s of a busy SQLite file before a write is given up
 
 
+class _Ghost:
+    """A username that names no account, failing and locking as an account would — counted
+    in the rate limiter's storage, not in ab_user — so that the answers do not tell which
+    usernames exist."""
+
+    _KEEP = 24 * 3600  # failures of a name are forgotten a day after its first
+
+    def __init__(self, username: str):
+        self.name = username.lower()
+        self.throttle = throttle()
+
+    def _key(self, what: str) -> str:
+        return self.throttle.key("ghost", what, self.name)
+
+    def locked_until(self) -> datetime | None:
+        stamp = self.throttle.get(self._key("lock"))
+        return datetime.fromtimestamp(stamp) if stamp else None
+
+    def count(self) -> int:
+        return self.throttle.incr(self._key("failures"), self._KEEP)
+
+    def lock(self, moment: datetime) -> datetime:
+        """Lock the name (unless locked already): the lock's end. The stored number is that
+        end in epoch seconds, added atomically: the first to add it sees exactly its own
+        number, a concurrent second takes its addition back and keeps the first's."""
+        minutes = current_app.config["LOGIN_LOCK_MINUTES"]
+        until = int((moment + timedelta(minutes=minutes)).timestamp())
+        key = self._key("lock")
+        stamp = self.throttle.incr(key, minutes * 60, amount=until)
+        if stamp != until:
+            stamp = self.throttle.incr(key, minutes * 60, amount=-until)
+        else:
+            self.throttle.clear(self._key("failures"))  # the count restarts after the lock
+        return datetime.fromtimestamp(stamp)
+
+
 class Attempt:
     """One login attempt, by the form or the API: refused while the account is locked or the
     username is tried too often from one address; counted, and locking, when it fails.
@@ -157,9 +193,10 @@ class Attempt:
         config = current_app.config
         moment = now()
         account = self.account
-        if account is not None and account.locked_until is not None and \
-                account.locked_until > moment:
-            return self._refuse("locked", self._locked_message(account.locked_until), 401)
+        ghost = None if account is not None else _Ghost(self.username)
+        locked_until = account.locked_until if account is not None else ghost.locked_until()
+        if locked_until is not None and locked_until > moment:
+            return self._refuse("locked", self._locked_message(locked_until), 401)
         if not self._within_rate_limit():
             return self._refuse("throttled", gettext("登录尝试过于频繁，请稍后再试"), 429,
                                 retry_after=60)
@@ -171,16 +208,18 @@ class Attempt:
                 current_app.logger.warning("login attempt for user %s not counted: refused",
                                            account.id, exc_info=True)
                 return self._refuse("busy", gettext("系统繁忙，请稍后再试"), 503, retry_after=5)
-            if locked_until is not None and locked_until > moment:
-                return self._refuse("locked", self._locked_message(locked_until), 401)
-            if count > config["LOGIN_MAX_FAILURES"]:
-                # Counted beyond the limit while the attempt that locks is still being checked.
-                until = lock_account(self.sm.session, account.id, moment)
-                return self._refuse("locked", self._locked_message(until), 401)
+        else:
+            count, locked_until = ghost.count(), None
+        if locked_until is not None and locked_until > moment:
+            return self._refuse("locked", self._locked_message(locked_until), 401)
+        if count > config["LOGIN_MAX_FAILURES"]:
+            # Counted beyond the limit while the attempt that locks is still being checked.
+            until = self._lock(ghost, moment)
+            return self._refuse("locked", self._locked_message(until), 401)
         user = authenticate(self.username, password)
         if user is None:
-            if account is not None and count >= config["LOGIN_MAX_FAILURES"]:
-                until = lock_account(self.sm.session, account.id, moment)
+            if count >= config["LOGIN_MAX_FAILURES"]:
+                until = self._lock(ghost, moment)
                 self.note["locked_until"] = until.isoformat(timespec="seconds")
                 g.setdefault(_REFUSAL, Refusal("locked", self._locked_message(
                     until, just_now=True), 401))
@@ -191,17 +230,25 @@ class Attempt:
                 "须先修改管理员设置的初始密码：请登录网页修改密码后再使用接口"), 403)
         return user
 
+    def _lock(self, ghost, moment: datetime) -> datetime:
+        if ghost is not None:
+            return ghost.lock(moment)
+        return lock_account(self.sm.session, self.account_id, moment)
+
     def _refuse(self, reason: str, message: str, status: int, retry_after: int | None = None):
         self.note["refused"] = reason
         g.setdefault(_REFUSAL, Refusal(reason, message, status, retry_after))
         return None
 
     def _within_rate_limit(self) -> bool:
-        limiter = current_app.appbuilder.sm.limiter
-        if not limiter.enabled:
+        """Keyed by the account, whichever of its names was typed (username or e-mail), and
+        by the client's address."""
+        if not current_app.appbuilder.sm.limiter.enabled:
             return True
-        item = parse_limit(current_app.config["LOGIN_RATE_LIMIT"])
-        return limiter.limiter.hit(item, "login", self.username.lower(), client_address())
+        account = f"user:{self.account_id}" if self.account_id is not None else \
+            f"name:{self.username.lower()}"
+        return throttle().hit(current_app.config["LOGIN_RATE_LIMIT"], "login", account,
+                              client_address())
 
     @staticmethod
     def _locked_message(until: datetime, just_now: bool = False) -> str:
