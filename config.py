@@ -56,6 +56,9 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     JWT_ACCESS_TOKEN_EXPIRES = 3600
+    # A refresh token is used once (each refresh returns the next) and lives at most this long
+    # (app/security/sessions.py); Flask-JWT-Extended's own default is 30 days.
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=int(os.environ.get("JWT_REFRESH_TOKEN_DAYS", "7")))
 
     # Data in and out (app/exports.py, app/imports.py).
     EXPORT_XLSX_MAX_ROWS = 200_000

@@ -27,9 +27,13 @@ from datetime import datetime, timedelta
 
 from flask import (current_app, flash, g, has_app_context, has_request_context, jsonify, redirect,
                    request, session, url_for)
+from flask_appbuilder import expose
+from flask_appbuilder.api import safe
 from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
+from flask_jwt_extended import (create_access_token, create_refresh_token, get_jwt,
+                                get_jwt_identity, jwt_required)
 from flask_login import current_user, logout_user
 from sqlalchemy import and_, case, event, func, or_, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -38,6 +42,7 @@ from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash
 
 from app.i18n import gettext
+from app.security import sessions
 from app.security.throttle import throttle
 
 
@@ -264,6 +269,15 @@ class Attempt:
 class AuthDBView(FabAuthDBView):
     """FAB's login form, telling why a login was refused (a lock, too many attempts)."""
 
+    @expose("/logout/", methods=["GET", "POST"])
+    def logout(self):
+        """Logging out is a POST with the form's CSRF token (the menu's button; CSRFProtect
+        checks it): a link, or another site's image, must not end a session. A GET only
+        leads back to the panel."""
+        if request.method != "POST":
+            return redirect(self.appbuilder.get_url_for_index)
+        return super().logout()
+
     @property
     def invalid_login_message(self):
         refused = refusal()
@@ -271,7 +285,32 @@ class AuthDBView(FabAuthDBView):
 
 
 class SecurityApi(FabSecurityApi):
-    """FAB's API login, answering a refusal with its reason (429 when throttled)."""
+    """FAB's API login, answering a refusal with its reason (429 when throttled); its refresh
+    tokens are each used once (app/security/sessions.py)."""
+
+    @expose("/login", methods=["POST"])
+    @safe
+    def login(self):
+        response = super().login()
+        token = (response.get_json(silent=True) or {}).get("refresh_token") \
+            if response.status_code == 200 else None
+        if token:
+            sessions.record_refresh_token(token)
+        return response
+
+    @expose("/refresh", methods=["POST"])
+    @jwt_required(refresh=True)
+    @safe
+    def refresh(self):
+        """A new access token *and* a new refresh token; the one presented is spent."""
+        if not sessions.use_refresh_token(get_jwt()["jti"]):
+            return self.response(401, message=sessions.ended_message())
+        identity = get_jwt_identity()
+        refresh_token = create_refresh_token(identity=identity)
+        sessions.record_refresh_token(refresh_token)
+        return self.response(200, access_token=create_access_token(identity=identity,
+                                                                    fresh=False),
+                             refresh_token=refresh_token)
 
     def response_401(self):
         refused = refusal()

@@ -15,7 +15,7 @@ from flask_login import user_logged_out
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from app.security import api_csrf, login_guard, personal_data
+from app.security import api_csrf, login_guard, personal_data, sessions
 from app.security.models import UserAccount
 from app.i18n import N_, lazy_gettext
 from app.services import audit
@@ -84,6 +84,7 @@ class SecurityManager(FabSecurityManager):
     def register_views(self):
         super().register_views()
         # After FAB's own request set-up (g.user), which the guard's checks rely on.
+        sessions.install(current_app)  # first: an ended session goes no further
         login_guard.install(current_app)
         api_csrf.install(current_app)
         personal_data.install(current_app)
