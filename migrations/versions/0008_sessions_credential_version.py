@@ -54,13 +54,9 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('refresh_token', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_refresh_token_expires_on'))
-        batch_op.drop_index(batch_op.f('ix_refresh_token_user_id'))
+    # Dropping a table drops its indexes (MariaDB refuses to drop the user_id index first: its
+    # foreign key needs it).
     op.drop_table('refresh_token')
-    with op.batch_alter_table('user_session', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_user_session_seen_on'))
-        batch_op.drop_index(batch_op.f('ix_user_session_user_id'))
     op.drop_table('user_session')
     with op.batch_alter_table('ab_user', schema=None) as batch_op:
         batch_op.drop_column('credential_version')
