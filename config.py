@@ -90,6 +90,9 @@ class Config:
     # warning in the log (app/security/throttle.py).
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 10
+    # An attempt counted beyond LOGIN_MAX_FAILURES waits this long for the attempts in flight
+    # before it to settle (one failing locks, one succeeding resets the count).
+    LOGIN_SETTLE_SECONDS = 10
     LOGIN_RATE_LIMIT = "10 per minute"
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or \

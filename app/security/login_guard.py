@@ -36,13 +36,13 @@ from flask_jwt_extended import (create_access_token, create_refresh_token, get_j
                                 get_jwt_identity, jwt_required)
 from flask_login import current_user, logout_user
 from sqlalchemy import and_, case, event, func, or_, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash
 
 from app.i18n import gettext
-from app.security import sessions
+from app.security import busy, sessions
 from app.security.throttle import throttle
 
 
@@ -115,24 +115,13 @@ def lock_account(session, user_id: int, moment: datetime) -> datetime:
     from app.security.models import UserAccount as User
 
     until = moment + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
-    session.commit()
-    for attempt in range(_WRITE_TRIES):
-        try:
-            session.execute(update(User).where(
-                User.id == user_id,
-                or_(User.locked_until.is_(None), User.locked_until <= moment))
-                .values(locked_until=until).execution_options(synchronize_session=False))
-            session.commit()
-            break
-        except OperationalError:
-            session.rollback()
-            time.sleep(0.05 * (attempt + 1))
+    busy.write_retrying(session, lambda session: session.execute(
+        update(User).where(User.id == user_id,
+                           or_(User.locked_until.is_(None), User.locked_until <= moment))
+        .values(locked_until=until).execution_options(synchronize_session=False)))
     current = session.execute(select(User.locked_until).where(User.id == user_id)).scalar()
     session.commit()
     return current if current is not None and current > moment else until
-
-
-_WRITE_TRIES = 40  # about 40 s of a busy SQLite file before a write is given up
 
 
 class _Ghost:
@@ -207,7 +196,7 @@ class Attempt:
                                 retry_after=60)
         if account is not None:
             try:
-                count, locked_until = count_attempt(self.sm.session, account.id, moment)
+                count, locked_until = self._count_and_settle(moment)
             except SQLAlchemyError:
                 self.sm.session.rollback()
                 current_app.logger.warning("login attempt for user %s not counted: refused",
@@ -218,7 +207,7 @@ class Attempt:
         if locked_until is not None and locked_until > moment:
             return self._refuse("locked", self._locked_message(locked_until), 401)
         if count > config["LOGIN_MAX_FAILURES"]:
-            # Counted beyond the limit while the attempt that locks is still being checked.
+            # A name without an account: nothing in flight can succeed, so it is locked now.
             until = self._lock(ghost, moment)
             return self._refuse("locked", self._locked_message(until), 401)
         user = authenticate(self.username, password)
@@ -234,6 +223,32 @@ class Attempt:
             return self._refuse("must_change_password", gettext(
                 "须先修改管理员设置的初始密码：请登录网页修改密码后再使用接口"), 403)
         return user
+
+    def _count_and_settle(self, moment: datetime):
+        """Count this attempt: (its count, the lock in force). Counted beyond the limit, the
+        attempt has more earlier ones in flight than the limit allows: it waits for them to
+        settle, without its password being checked — one of them failing locks the account
+        (this one is then refused as locked), one succeeding resets the count (this one is
+        counted afresh), so that parallel guesses get no more checks than sequential ones
+        and parallel right passwords are not refused."""
+        from app.security.models import UserAccount as User
+
+        session, user_id = self.sm.session, self.account_id
+        limit = current_app.config["LOGIN_MAX_FAILURES"]
+        deadline = time.monotonic() + current_app.config.get("LOGIN_SETTLE_SECONDS", 10)
+        count, locked_until = count_attempt(session, user_id, moment)
+        while count > limit and (locked_until is None or locked_until <= moment):
+            if time.monotonic() > deadline:
+                # Nothing settled (attempts that never finished left the count high): lock,
+                # and the count restarts when the lock runs out, rather than wait forever.
+                return count, lock_account(session, user_id, moment)
+            time.sleep(0.05)
+            now_count, locked_until = session.execute(
+                select(User.fail_login_count, User.locked_until).where(User.id == user_id)).one()
+            session.commit()  # the next read sees the other attempts' commits (MariaDB)
+            if (now_count or 0) < count and (locked_until is None or locked_until <= moment):
+                count, locked_until = count_attempt(session, user_id, moment)
+        return count, locked_until
 
     def _lock(self, ghost, moment: datetime) -> datetime:
         if ghost is not None:

@@ -3,7 +3,6 @@ organisation tree, a unit and a member), the user admin view, and login auditing
 from __future__ import annotations
 
 import datetime
-import time
 
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
@@ -13,16 +12,14 @@ from flask_appbuilder.security.sqla.models import assoc_permissionview_role
 from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError
 
-from app.security import api_csrf, login_guard, personal_data, sessions
+from app.security import api_csrf, busy, login_guard, personal_data, sessions
 from app.security.models import UserAccount
 from app.i18n import N_, lazy_gettext
 from app.services import audit
 from app.security.scope import related_choices
 from app.views.base import AjaxSelectField, choices_response
 
-_AUDIT_TRIES = 60
 _LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
 
 
@@ -93,20 +90,11 @@ class SecurityManager(FabSecurityManager):
         guard = login_guard.Attempt(self, username)  # lockout and rate limit, form and API
         user = guard.run(super().auth_user_db, password)
         user_id = user.id if user else None
-        for attempt in range(_AUDIT_TRIES):
-            audit.record(self.session, "login" if user else "login_failed", "ab_user",
-                         record_id=guard.account_id, user_id=user_id,
-                         username=username, changes=guard.note or None)
-            try:
-                self.session.commit()
-                break
-            except OperationalError:
-                # A busy SQLite file (other logins writing): every attempt must be on record,
-                # so wait for the file rather than drop the record.
-                self.session.rollback()
-                if attempt == _AUDIT_TRIES - 1:
-                    raise
-                time.sleep(min(0.05 * (attempt + 1), 0.5))
+        # Every attempt is on record, however busy the database (app/security/busy.py).
+        busy.write_retrying(self.session, lambda session: audit.record(
+            session, "login" if user else "login_failed", "ab_user",
+            record_id=guard.account_id, user_id=user_id, username=username,
+            changes=guard.note or None))
         return user
 
     def update_user_auth_stat(self, user, success=True):
@@ -115,13 +103,12 @@ class SecurityManager(FabSecurityManager):
         failure adds nothing here and a success resets the count in one UPDATE."""
         if success:
             User = self.user_model
-            self.session.commit()
-            self.session.execute(
-                update(User).where(User.id == user.id).values(
+            user_id = user.id
+            busy.write_retrying(self.session, lambda session: session.execute(
+                update(User).where(User.id == user_id).values(
                     login_count=func.coalesce(User.login_count, 0) + 1,
                     last_login=datetime.datetime.now(), fail_login_count=0)
-                .execution_options(synchronize_session=False))
-            self.session.commit()
+                .execution_options(synchronize_session=False)))
             self.on_user_login(user)
         else:
             self.on_user_login_failed(user)

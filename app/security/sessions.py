@@ -28,10 +28,12 @@ from flask import current_app, flash, g, has_request_context, jsonify, redirect,
 from flask_jwt_extended import decode_token
 from flask_login import logout_user, user_logged_in, user_logged_out
 from sqlalchemy import delete, event, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 
 from app.i18n import gettext
+from app.security import busy
 
 SESSION_KEY = "_gj_sid"
 _ROTATE = "_gj_rotate_session"
@@ -78,20 +80,23 @@ def start_session(user) -> None:
     """Give this browser session a new id under the user's current version."""
     from app.security.models import UserAccount, UserSession
 
-    db_session = _db()
     old = session.pop(SESSION_KEY, None)
-    moment = datetime.now()
-    if old:
-        db_session.execute(delete(UserSession).where(UserSession.id == _digest(old)))
+    user_id = user.id
+    sid = secrets.token_urlsafe(32)
     # Sessions idle past the limit are over (their cookies are refused): forget their rows.
     idle = timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) * 2 + _SEEN_EVERY
-    db_session.execute(delete(UserSession).where(UserSession.seen_on < moment - idle))
-    version = db_session.execute(select(UserAccount.credential_version)
-                                 .where(UserAccount.id == user.id)).scalar()
-    sid = secrets.token_urlsafe(32)
-    db_session.add(UserSession(id=_digest(sid), user_id=user.id, credential_version=version,
-                               created_on=moment, seen_on=moment))
-    db_session.commit()
+
+    def write(db_session):
+        moment = datetime.now()
+        if old:
+            db_session.execute(delete(UserSession).where(UserSession.id == _digest(old)))
+        db_session.execute(delete(UserSession).where(UserSession.seen_on < moment - idle))
+        version = db_session.execute(select(UserAccount.credential_version)
+                                     .where(UserAccount.id == user_id)).scalar()
+        db_session.add(UserSession(id=_digest(sid), user_id=user_id, credential_version=version,
+                                   created_on=moment, seen_on=moment))
+
+    busy.write_retrying(_db(), write)
     session[SESSION_KEY] = sid
 
 
@@ -106,8 +111,8 @@ def _on_logout(sender, user, **kwargs):
 
     sid = session.pop(SESSION_KEY, None)
     if sid:
-        _db().execute(delete(UserSession).where(UserSession.id == _digest(sid)))
-        _db().commit()
+        busy.write_retrying(_db(), lambda db_session: db_session.execute(
+            delete(UserSession).where(UserSession.id == _digest(sid))))
 
 
 def _is_static() -> bool:
@@ -141,9 +146,12 @@ def _check_session():
         return redirect(url_for(f"{sm.auth_view.__class__.__name__}.login"))
     moment = datetime.now()
     if moment - row.seen_on > _SEEN_EVERY:
-        _db().execute(update(UserSession).where(UserSession.id == _digest(sid))
-                      .values(seen_on=moment))
-        _db().commit()
+        try:
+            _db().execute(update(UserSession).where(UserSession.id == _digest(sid))
+                          .values(seen_on=moment))
+            _db().commit()
+        except OperationalError:
+            _db().rollback()  # only the purge of old rows reads it: another request will write it
     return None
 
 
@@ -172,12 +180,13 @@ def record_refresh_token(token: str) -> None:
     from app.security.models import RefreshToken
 
     payload = decode_token(token)
-    moment = datetime.now()
-    db_session = _db()
-    db_session.execute(delete(RefreshToken).where(RefreshToken.expires_on < moment))
-    db_session.add(RefreshToken(jti=payload["jti"], user_id=int(payload["sub"]),
-                                expires_on=datetime.fromtimestamp(payload["exp"])))
-    db_session.commit()
+
+    def write(db_session):
+        db_session.execute(delete(RefreshToken).where(RefreshToken.expires_on < datetime.now()))
+        db_session.add(RefreshToken(jti=payload["jti"], user_id=int(payload["sub"]),
+                                    expires_on=datetime.fromtimestamp(payload["exp"])))
+
+    busy.write_retrying(_db(), write)
 
 
 def use_refresh_token(jti: str) -> bool:

@@ -118,3 +118,16 @@ def test_an_attempt_that_cannot_be_counted_is_refused_without_a_password_check(
     record = ctx.execute(text("SELECT action, changes FROM audit_log WHERE username = :u"),
                          {"u": name}).one()
     assert record.action == "login_failed" and '"busy"' in record.changes
+
+
+def test_parallel_right_passwords_all_get_in(app, ctx):
+    """Counted before the check, parallel logins with the right password are not taken for
+    guesses: those counted beyond the limit wait for the earlier ones, whose success resets
+    the count."""
+    user_id, name = make_account(app)
+    count = 12
+    responses = in_parallel(count, lambda i: api_login(app, name, TEST_PASSWORD))
+    assert [getattr(r, "status_code", r) for r in responses] == [200] * count
+    row = ctx.execute(text("SELECT fail_login_count, locked_until FROM ab_user WHERE id = :i"),
+                      {"i": user_id}).one()
+    assert row.locked_until is None
