@@ -166,9 +166,10 @@ class Attempt:
 
     The attempt is counted *before* the password is looked at, by one atomic increment whose
     result is read back in the same transaction: concurrent attempts each get their own number,
-    so the fifth one locks and the sixth and later are refused unchecked, however many arrive at
-    once (FAB's own `fail_login_count += 1` in Python lost the race: 60 parallel guesses ended
-    at a count of 1). An attempt that cannot be counted is refused, its password unchecked."""
+    so only the first LOGIN_MAX_FAILURES are checked and the later ones wait for those to settle
+    (refused as locked when one of them fails), however many arrive at once (FAB's own
+    `fail_login_count += 1` in Python lost the race: 60 parallel guesses ended at a count of 1).
+    An attempt that cannot be counted is refused, its password unchecked."""
 
     def __init__(self, sm, username: str | None):
         self.sm = sm
