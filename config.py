@@ -56,6 +56,9 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     JWT_ACCESS_TOKEN_EXPIRES = 3600
+    # A refresh token is used once (each refresh returns the next) and lives at most this long
+    # (app/security/sessions.py); Flask-JWT-Extended's own default is 30 days.
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=int(os.environ.get("JWT_REFRESH_TOKEN_DAYS", "7")))
 
     # Data in and out (app/exports.py, app/imports.py).
     EXPORT_XLSX_MAX_ROWS = 200_000
@@ -83,14 +86,26 @@ class Config:
     STAR_POINT_TARGETS = {"unit": 60, "member": 12}
 
     # Account security (app/security/login_guard.py). Consecutive failed logins lock an
-    # account for a while; attempts are rate-limited per username *and* client address (FAB's
-    # Flask-Limiter; its memory storage serves one process — give several workers a shared
-    # RATELIMIT_STORAGE_URI such as redis://…).
+    # account for a while; attempts are rate-limited per account *and* client address (FAB's
+    # Flask-Limiter; its memory storage serves one process — give several workers or hosts a
+    # shared RATELIMIT_STORAGE_URI such as redis://…, or REDIS_URL). If that storage fails,
+    # login limits fall back to each process's memory for RATELIMIT_RETRY_SECONDS, with a
+    # warning in the log (app/security/throttle.py).
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = 10
+    # An attempt counted beyond LOGIN_MAX_FAILURES waits this long for the attempts in flight
+    # before it to settle (one failing locks, one succeeding resets the count).
+    LOGIN_SETTLE_SECONDS = 10
     LOGIN_RATE_LIMIT = "10 per minute"
     RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or \
+        os.environ.get("REDIS_URL") or "memory://"
+    # A Redis that does not answer is given up on quickly (the login then counts in memory).
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2} \
+        if RATELIMIT_STORAGE_URI.startswith(("redis", "rediss")) else {}
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "gongjian")
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # for FAB's own limits, if switched on
+    RATELIMIT_RETRY_SECONDS = 30
     FAB_PASSWORD_COMPLEXITY_ENABLED = True  # the rule: login_guard.password_policy
     PASSWORD_MIN_LENGTH = 10
     # A password set by an administrator must be replaced at the next login (production).

@@ -137,6 +137,13 @@ class Browser:
         return self.client.post(url, data=data, **kw)
 
 
+def logout(client):
+    """Log out as the menu does: a POST with the page's CSRF token."""
+    page = client.get("/member/list/", follow_redirects=True).get_data(as_text=True)
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+    return client.post("/logout/", data={"csrf_token": token})
+
+
 def login(app, username, password=TEST_PASSWORD) -> Browser:
     client = app.test_client()
     browser = Browser(client, username)

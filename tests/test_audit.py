@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app import validators
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, logout
 
 pytestmark = pytest.mark.db
 
@@ -376,7 +376,7 @@ def test_a_login_is_one_login_record(app, ctx):
     the_one_record(ctx, marker, "login", "ab_user", user_id(ctx, "shenji"), "shenji")
 
     marker = last_audit_id(ctx)
-    assert client.get("/logout/").status_code == 302
+    assert logout(client).status_code == 302
     the_one_record(ctx, marker, "logout", "ab_user", user_id(ctx, "shenji"), "shenji")
 
 

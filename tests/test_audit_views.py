@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from app import validators
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, logout
 from tests.test_audit import ISSUED_IDS, as_form, new_id_number, new_phone
 
 pytestmark = pytest.mark.db
@@ -152,7 +152,7 @@ def test_every_kind_of_operation_leaves_exactly_one_record(app, ctx, as_user, ap
     shenji = scalar(ctx, "SELECT id FROM ab_user WHERE username = 'shenji'")
     assert one_record(ctx, mark, "login", "ab_user", shenji, "shenji") == {}
     mark = marker(ctx)
-    session.get("/logout/")
+    logout(session)
     one_record(ctx, mark, "logout", "ab_user", shenji, "shenji")
     mark = marker(ctx)
     form_login(app, "shenji", "Wrong-" + TEST_PASSWORD)

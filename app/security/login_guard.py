@@ -21,22 +21,29 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import (current_app, flash, g, has_app_context, has_request_context, jsonify, redirect,
                    request, session, url_for)
+from flask_appbuilder import expose
+from flask_appbuilder.api import safe
 from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
+from flask_jwt_extended import (create_access_token, create_refresh_token, get_jwt,
+                                get_jwt_identity, jwt_required)
 from flask_login import current_user, logout_user
-from limits import parse as parse_limit
-from sqlalchemy import event
+from sqlalchemy import and_, case, event, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash
 
 from app.i18n import gettext
+from app.security import busy, sessions
+from app.security.throttle import throttle
 
 
 def now() -> datetime:
@@ -68,19 +75,108 @@ def client_address() -> str:
     return (request.remote_addr or "-") if has_request_context() else "-"
 
 
+def count_attempt(session, user_id: int, moment: datetime) -> tuple[int, datetime | None]:
+    """Count one login attempt against the account and commit it: (the count including this
+    attempt, the lock in force). A lock that has run out is lifted and the count restarts.
+
+    One UPDATE does it, so concurrent attempts queue on the row and each sees its own count;
+    the count is read back in the same transaction (RETURNING where the engine has it — MariaDB
+    10.11 has none for UPDATE, but its row lock holds until the commit, so the SELECT after it
+    reads this attempt's own value). SET clauses are ordered for MySQL, which assigns left to
+    right and lets later expressions see earlier results: the count, which reads the old lock,
+    comes first."""
+    from app.security.models import UserAccount as User
+
+    expired = and_(User.locked_until.is_not(None), User.locked_until <= moment)
+    statement = (update(User).where(User.id == user_id)
+                 .values({User.fail_login_count: case(
+                              (expired, 1), else_=func.coalesce(User.fail_login_count, 0) + 1),
+                          User.locked_until: case((expired, None), else_=User.locked_until)})
+                 .execution_options(synchronize_session=False))
+    session.commit()  # SQLite: a write begun inside a read transaction may not wait its turn
+    try:
+        if session.get_bind().dialect.update_returning:
+            row = session.execute(statement.returning(User.fail_login_count,
+                                                      User.locked_until)).one()
+        else:
+            session.execute(statement)
+            row = session.execute(select(User.fail_login_count, User.locked_until)
+                                  .where(User.id == user_id)).one()
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return int(row[0]), row[1]
+
+
+def lock_account(session, user_id: int, moment: datetime) -> datetime:
+    """Lock the account from now for LOGIN_LOCK_MINUTES unless a lock is in force already (a
+    concurrent attempt set it): the lock in force afterwards."""
+    from app.security.models import UserAccount as User
+
+    until = moment + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
+    busy.write_retrying(session, lambda session: session.execute(
+        update(User).where(User.id == user_id,
+                           or_(User.locked_until.is_(None), User.locked_until <= moment))
+        .values(locked_until=until).execution_options(synchronize_session=False)))
+    current = session.execute(select(User.locked_until).where(User.id == user_id)).scalar()
+    session.commit()
+    return current if current is not None and current > moment else until
+
+
+class _Ghost:
+    """A username that names no account, failing and locking as an account would — counted
+    in the rate limiter's storage, not in ab_user — so that the answers do not tell which
+    usernames exist."""
+
+    _KEEP = 24 * 3600  # failures of a name are forgotten a day after its first
+
+    def __init__(self, username: str):
+        self.name = username.lower()
+        self.throttle = throttle()
+
+    def _key(self, what: str) -> str:
+        return self.throttle.key("ghost", what, self.name)
+
+    def locked_until(self) -> datetime | None:
+        stamp = self.throttle.get(self._key("lock"))
+        return datetime.fromtimestamp(stamp) if stamp else None
+
+    def count(self) -> int:
+        return self.throttle.incr(self._key("failures"), self._KEEP)
+
+    def lock(self, moment: datetime) -> datetime:
+        """Lock the name (unless locked already): the lock's end. The stored number is that
+        end in epoch seconds, added atomically: the first to add it sees exactly its own
+        number, a concurrent second takes its addition back and keeps the first's."""
+        minutes = current_app.config["LOGIN_LOCK_MINUTES"]
+        until = int((moment + timedelta(minutes=minutes)).timestamp())
+        key = self._key("lock")
+        stamp = self.throttle.incr(key, minutes * 60, amount=until)
+        if stamp != until:
+            stamp = self.throttle.incr(key, minutes * 60, amount=-until)
+        else:
+            self.throttle.clear(self._key("failures"))  # the count restarts after the lock
+        return datetime.fromtimestamp(stamp)
+
+
 class Attempt:
     """One login attempt, by the form or the API: refused while the account is locked or the
-    username is tried too often from one address; counted, and locking, when it fails."""
+    username is tried too often from one address; counted, and locking, when it fails.
+
+    The attempt is counted *before* the password is looked at, by one atomic increment whose
+    result is read back in the same transaction: concurrent attempts each get their own number,
+    so only the first LOGIN_MAX_FAILURES are checked and the later ones wait for those to settle
+    (refused as locked when one of them fails), however many arrive at once (FAB's own
+    `fail_login_count += 1` in Python lost the race: 60 parallel guesses ended at a count of 1).
+    An attempt that cannot be counted is refused, its password unchecked."""
 
     def __init__(self, sm, username: str | None):
         self.sm = sm
         self.username = (username or "").strip()
         self.account = None
+        self.account_id: int | None = None
         self.note: dict = {}
-
-    @property
-    def account_id(self) -> int | None:
-        return self.account.id if self.account is not None else None
 
     def run(self, authenticate, password):
         """`authenticate(username, password)` is FAB's check; returns the user or None."""
@@ -88,27 +184,40 @@ class Attempt:
             return authenticate(self.username, password)
         self.account = self.sm.find_user(username=self.username) or \
             self.sm.find_user(email=self.username)
+        self.account_id = self.account.id if self.account is not None else None
         config = current_app.config
         moment = now()
         account = self.account
-        if account is not None and account.locked_until is not None:
-            if account.locked_until > moment:
-                return self._refuse("locked", self._locked_message(account.locked_until), 401)
-            account.locked_until = None  # the lock has run out: count afresh
-            account.fail_login_count = 0
-            self.sm.update_user(account)
+        ghost = None if account is not None else _Ghost(self.username)
+        locked_until = account.locked_until if account is not None else ghost.locked_until()
+        if locked_until is not None and locked_until > moment:
+            return self._refuse("locked", self._locked_message(locked_until), 401)
         if not self._within_rate_limit():
             return self._refuse("throttled", gettext("登录尝试过于频繁，请稍后再试"), 429,
                                 retry_after=60)
+        if account is not None:
+            try:
+                count, locked_until = self._count_and_settle(moment)
+            except SQLAlchemyError:
+                self.sm.session.rollback()
+                current_app.logger.warning("login attempt for user %s not counted: refused",
+                                           account.id, exc_info=True)
+                return self._refuse("busy", gettext("系统繁忙，请稍后再试"), 503, retry_after=5)
+        else:
+            count, locked_until = ghost.count(), None
+        if locked_until is not None and locked_until > moment:
+            return self._refuse("locked", self._locked_message(locked_until), 401)
+        if count > config["LOGIN_MAX_FAILURES"]:
+            # A name without an account: nothing in flight can succeed, so it is locked now.
+            until = self._lock(ghost, moment)
+            return self._refuse("locked", self._locked_message(until), 401)
         user = authenticate(self.username, password)
         if user is None:
-            if account is not None and account.is_active and \
-                    (account.fail_login_count or 0) >= config["LOGIN_MAX_FAILURES"]:
-                account.locked_until = moment + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-                self.sm.update_user(account)
-                self.note["locked_until"] = account.locked_until.isoformat(timespec="seconds")
+            if count >= config["LOGIN_MAX_FAILURES"]:
+                until = self._lock(ghost, moment)
+                self.note["locked_until"] = until.isoformat(timespec="seconds")
                 g.setdefault(_REFUSAL, Refusal("locked", self._locked_message(
-                    account.locked_until, just_now=True), 401))
+                    until, just_now=True), 401))
             return None
         if user.must_change_password and has_request_context() and \
                 request.path.startswith("/api/"):
@@ -116,17 +225,51 @@ class Attempt:
                 "须先修改管理员设置的初始密码：请登录网页修改密码后再使用接口"), 403)
         return user
 
+    def _count_and_settle(self, moment: datetime):
+        """Count this attempt: (its count, the lock in force). Counted beyond the limit, the
+        attempt has more earlier ones in flight than the limit allows: it waits for them to
+        settle, without its password being checked — one of them failing locks the account
+        (this one is then refused as locked), one succeeding resets the count (this one is
+        counted afresh), so that parallel guesses get no more checks than sequential ones
+        and parallel right passwords are not refused."""
+        from app.security.models import UserAccount as User
+
+        session, user_id = self.sm.session, self.account_id
+        limit = current_app.config["LOGIN_MAX_FAILURES"]
+        deadline = time.monotonic() + current_app.config.get("LOGIN_SETTLE_SECONDS", 10)
+        count, locked_until = count_attempt(session, user_id, moment)
+        while count > limit and (locked_until is None or locked_until <= moment):
+            if time.monotonic() > deadline:
+                # Nothing settled (attempts that never finished left the count high): lock,
+                # and the count restarts when the lock runs out, rather than wait forever.
+                return count, lock_account(session, user_id, moment)
+            time.sleep(0.05)
+            now_count, locked_until = session.execute(
+                select(User.fail_login_count, User.locked_until).where(User.id == user_id)).one()
+            session.commit()  # the next read sees the other attempts' commits (MariaDB)
+            if (now_count or 0) < count and (locked_until is None or locked_until <= moment):
+                count, locked_until = count_attempt(session, user_id, moment)
+        return count, locked_until
+
+    def _lock(self, ghost, moment: datetime) -> datetime:
+        if ghost is not None:
+            return ghost.lock(moment)
+        return lock_account(self.sm.session, self.account_id, moment)
+
     def _refuse(self, reason: str, message: str, status: int, retry_after: int | None = None):
         self.note["refused"] = reason
         g.setdefault(_REFUSAL, Refusal(reason, message, status, retry_after))
         return None
 
     def _within_rate_limit(self) -> bool:
-        limiter = current_app.appbuilder.sm.limiter
-        if not limiter.enabled:
+        """Keyed by the account, whichever of its names was typed (username or e-mail), and
+        by the client's address."""
+        if not current_app.appbuilder.sm.limiter.enabled:
             return True
-        item = parse_limit(current_app.config["LOGIN_RATE_LIMIT"])
-        return limiter.limiter.hit(item, "login", self.username.lower(), client_address())
+        account = f"user:{self.account_id}" if self.account_id is not None else \
+            f"name:{self.username.lower()}"
+        return throttle().hit(current_app.config["LOGIN_RATE_LIMIT"], "login", account,
+                              client_address())
 
     @staticmethod
     def _locked_message(until: datetime, just_now: bool = False) -> str:
@@ -142,6 +285,15 @@ class Attempt:
 class AuthDBView(FabAuthDBView):
     """FAB's login form, telling why a login was refused (a lock, too many attempts)."""
 
+    @expose("/logout/", methods=["GET", "POST"])
+    def logout(self):
+        """Logging out is a POST with the form's CSRF token (the menu's button; CSRFProtect
+        checks it): a link, or another site's image, must not end a session. A GET only
+        leads back to the panel."""
+        if request.method != "POST":
+            return redirect(self.appbuilder.get_url_for_index)
+        return super().logout()
+
     @property
     def invalid_login_message(self):
         refused = refusal()
@@ -149,7 +301,32 @@ class AuthDBView(FabAuthDBView):
 
 
 class SecurityApi(FabSecurityApi):
-    """FAB's API login, answering a refusal with its reason (429 when throttled)."""
+    """FAB's API login, answering a refusal with its reason (429 when throttled); its refresh
+    tokens are each used once (app/security/sessions.py)."""
+
+    @expose("/login", methods=["POST"])
+    @safe
+    def login(self):
+        response = super().login()
+        token = (response.get_json(silent=True) or {}).get("refresh_token") \
+            if response.status_code == 200 else None
+        if token:
+            sessions.record_refresh_token(token)
+        return response
+
+    @expose("/refresh", methods=["POST"])
+    @jwt_required(refresh=True)
+    @safe
+    def refresh(self):
+        """A new access token *and* a new refresh token; the one presented is spent."""
+        if not sessions.use_refresh_token(get_jwt()["jti"]):
+            return self.response(401, message=sessions.ended_message())
+        identity = get_jwt_identity()
+        refresh_token = create_refresh_token(identity=identity)
+        sessions.record_refresh_token(refresh_token)
+        return self.response(200, access_token=create_access_token(identity=identity,
+                                                                    fresh=False),
+                             refresh_token=refresh_token)
 
     def response_401(self):
         refused = refusal()

@@ -2,7 +2,7 @@
 organisation tree, a unit and a member), the user admin view, and login auditing."""
 from __future__ import annotations
 
-import time
+import datetime
 
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
@@ -11,10 +11,9 @@ from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurit
 from flask_appbuilder.security.sqla.models import assoc_permissionview_role
 from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select, update
 
-from app.security import login_guard, personal_data
+from app.security import api_csrf, busy, login_guard, personal_data, sessions
 from app.security.models import UserAccount
 from app.i18n import N_, lazy_gettext
 from app.services import audit
@@ -82,24 +81,37 @@ class SecurityManager(FabSecurityManager):
     def register_views(self):
         super().register_views()
         # After FAB's own request set-up (g.user), which the guard's checks rely on.
+        sessions.install(current_app)  # first: an ended session goes no further
         login_guard.install(current_app)
+        api_csrf.install(current_app)
         personal_data.install(current_app)
 
     def auth_user_db(self, username, password):
         guard = login_guard.Attempt(self, username)  # lockout and rate limit, form and API
         user = guard.run(super().auth_user_db, password)
-        for attempt in range(3):
-            audit.record(self.session, "login" if user else "login_failed", "ab_user",
-                         record_id=guard.account_id, user_id=user.id if user else None,
-                         username=username, changes=guard.note or None)
-            try:
-                self.session.commit()
-                break
-            except OperationalError:
-                # A busy SQLite file (another login writing): try again rather than fail it.
-                self.session.rollback()
-                time.sleep(0.05 * (attempt + 1))
+        user_id = user.id if user else None
+        # Every attempt is on record, however busy the database (app/security/busy.py).
+        busy.write_retrying(self.session, lambda session: audit.record(
+            session, "login" if user else "login_failed", "ab_user",
+            record_id=guard.account_id, user_id=user_id, username=username,
+            changes=guard.note or None))
         return user
+
+    def update_user_auth_stat(self, user, success=True):
+        """FAB counts in Python (`fail_login_count += 1`) and swallows a failed write: the
+        guard has counted this attempt atomically already (login_guard.count_attempt), so a
+        failure adds nothing here and a success resets the count in one UPDATE."""
+        if success:
+            User = self.user_model
+            user_id = user.id
+            busy.write_retrying(self.session, lambda session: session.execute(
+                update(User).where(User.id == user_id).values(
+                    login_count=func.coalesce(User.login_count, 0) + 1,
+                    last_login=datetime.datetime.now(), fail_login_count=0)
+                .execution_options(synchronize_session=False)))
+            self.on_user_login(user)
+        else:
+            self.on_user_login_failed(user)
 
 
 @user_logged_out.connect

@@ -2,6 +2,7 @@
 rows picked inside (or outside) a user's scope."""
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,11 +18,23 @@ class Clients:
     def __init__(self, app):
         self.app = app
         self._browsers, self._tokens, self._csrf = {}, {}, {}
+        self._rolled_back: set[str] = set()  # browsers logged in inside `rolled_back`
+        _CLIENTS.add(self)
 
     def browser(self, username):
         if username not in self._browsers:
             self._browsers[username] = login(self.app, username)
+            if _ROLLING_BACK:
+                self._rolled_back.add(username)
         return self._browsers[username]
+
+    def forget_rolled_back(self):
+        """A login inside `rolled_back` wrote its session row there: the rollback ended that
+        session (app/security/sessions.py), so the next use logs in afresh."""
+        for username in self._rolled_back:
+            self._browsers.pop(username, None)
+            self._csrf.pop(username, None)
+        self._rolled_back.clear()
 
     def csrf(self, username):
         """The session's CSRF token, read once (it stays valid for the session)."""
@@ -37,6 +50,10 @@ class Clients:
         if username not in self._tokens:
             self._tokens[username] = api_token(self.app, username)
         return self.app.test_client(), self._tokens[username]
+
+
+_CLIENTS: "weakref.WeakSet[Clients]" = weakref.WeakSet()
+_ROLLING_BACK: list = []
 
 
 @contextmanager
@@ -56,13 +73,17 @@ def rolled_back(app):
     factory_kw = db.session.session_factory.kw
     engines[None] = connection  # Flask-SQLAlchemy's get_bind answers with this "engine"
     factory_kw["join_transaction_mode"] = "create_savepoint"
+    _ROLLING_BACK.append(connection)
     try:
         yield connection
     finally:
+        _ROLLING_BACK.pop()
         factory_kw.pop("join_transaction_mode", None)
         engines[None] = engine
         outer.rollback()
         connection.close()
+        for clients in list(_CLIENTS):
+            clients.forget_rolled_back()
 
 
 def model_of(resource):

@@ -38,6 +38,18 @@
 
   function initAll() { $("select.gj-ajax-select").each(function () { init($(this)); }); }
 
+  // The API serves the panel's own AJAX writes on the session cookie only with the session's
+  // CSRF token in a header (app/security/api_csrf.py); safe methods and other sites get none.
+  var csrfToken = $("meta[name='csrf-token']").attr("content");
+  $.ajaxSetup({
+    beforeSend: function (xhr, settings) {
+      var safe = /^(GET|HEAD|OPTIONS|TRACE)$/i.test(settings.type || "GET");
+      var local = !/^([a-z][a-z0-9+.-]*:)?\/\//i.test(settings.url) ||
+        settings.url.indexOf(window.location.origin + "/") === 0;
+      if (csrfToken && !safe && local) { xhr.setRequestHeader("X-CSRFToken", csrfToken); }
+    }
+  });
+
   $(function () {
     // Destructive or final moves ask first.
     $(document).on("submit", "form[data-confirm]", function (event) {

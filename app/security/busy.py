@@ -1,0 +1,28 @@
+"""Writes that must land although the database is busy.
+
+SQLite lets one writer at a time, and a writer waits for the others only `busy_timeout`
+(app/__init__.py): under a burst of logins a write can still fail with "database is locked".
+The writes of the login path — the audit record of every attempt, the count's reset after a
+success, the lock, the session row — are retried instead, each in a transaction of its own."""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.exc import OperationalError
+
+TRIES = 60  # with the waits below, about half a minute of a busy file
+
+
+def write_retrying(session, write) -> None:
+    """`write(session)` then commit; on a busy database, roll back and do it again."""
+    session.commit()  # a write begun inside an earlier read may not wait its turn (SQLite WAL)
+    for attempt in range(TRIES):
+        try:
+            write(session)
+            session.commit()
+            return
+        except OperationalError:
+            session.rollback()
+            if attempt == TRIES - 1:
+                raise
+            time.sleep(min(0.05 * (attempt + 1), 0.5))
