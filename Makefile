@@ -40,8 +40,11 @@ db: install instance
 run: db
 	$(BIN)/python run.py --port $(PORT)
 
+# Two processes, each with its own database (tests/conftest.py): a module runs whole in one of
+# them, the timing-sensitive modules one after another in one (the "serial" unit).
+PYTEST_N ?= 2
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_N) --dist loadfile $(PYTEST_ARGS)
 
 # Builds the city data once into $(BENCH_DATA) (default ~/.cache/gongjian-bench), then measures
 # SQLite and, when reachable, PostgreSQL (bench/README.md). Not part of .ci/run.

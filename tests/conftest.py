@@ -1,7 +1,17 @@
-"""Test set-up: one database per run, migrated by Alembic and seeded at the `test` scale.
+"""Test set-up: one database per test process, migrated by Alembic and seeded at the `test` scale.
 
 `TEST_DATABASE_URL` selects PostgreSQL or MariaDB (a scratch database: it is emptied first);
 unset means a fresh SQLite file. Tests that must see each database are marked `db`.
+
+`make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadfile`). Each
+process has its own database: a fresh SQLite file, or on PostgreSQL/MariaDB the given database's
+name with the worker's id appended (`gongjian_ci_gw0`, created if missing). A test module runs
+whole in one process, in file order, as before; the modules named in SERIAL (real threads racing,
+hypothesis with per-example deadlines) all run in one process, one after another.
+
+A test that changes shared rows puts them back (the hostile tests' `tables_kept` fixture shows
+how), or works on a database of its own in a child process (tests/test_seed_city.py,
+tests/test_roles_sync.py): one process has one application, and so one database.
 """
 from __future__ import annotations
 
@@ -18,9 +28,61 @@ DEMO_USERS = ["admin", "zuzhibu", "jiedao01", "shequ01", "danwei01", "danwei02",
               "shenji", "dangyuan01"]
 
 
-def _database_url() -> str:
+# Timing-sensitive modules: threads started together against one database, and hypothesis runs
+# with a deadline per example. Under `--dist loadfile` they form one unit of work, so they run
+# one after another in one process, never beside each other.
+SERIAL = {
+    "tests/test_concurrency.py", "tests/test_meetings_races.py", "tests/test_cobuild_claims.py",
+    "tests/test_cobuild_ledger.py", "tests/hostile/test_import_files.py",
+    "tests/hostile/test_openapi.py",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's `loadfile`, with the SERIAL modules as one unit. (Its `loadgroup` and
+    `xdist_group` marks would say the same, but xdist 3.8 groups by rewriting `item._nodeid`,
+    which pytest 9 no longer reads: every marked test was scheduled on its own.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesAndSerial(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            module = super()._split_scope(nodeid)
+            return "serial" if module in SERIAL else module
+
+    return ModulesAndSerial(config, log)
+
+
+def create_database(url: str) -> None:
+    """Create a PostgreSQL or MariaDB database if it does not exist (on the same server)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(url)
+    name, backend = url.database, url.get_backend_name()
+    admin = create_engine(url.set(database="postgres" if backend == "postgresql" else None),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if backend == "postgresql":
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname=:n"),
+                                {"n": name}).first():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        else:
+            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
+    admin.dispose()
+
+
+def _database_url(worker: str = "master") -> str:
     url = os.environ.get("TEST_DATABASE_URL")
-    if url:
+    if url and worker == "master":
+        return url
+    if url:  # one database per xdist worker, named after the given one
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        url = parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
+            hide_password=False)
+        create_database(url)
         return url
     handle, path = tempfile.mkstemp(prefix="gongjian-test-", suffix=".db")
     os.close(handle)
@@ -47,8 +109,8 @@ def empty_database(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url():
-    return _database_url()
+def database_url(worker_id):
+    return _database_url(worker_id)
 
 
 @pytest.fixture(scope="session")
