@@ -9,9 +9,12 @@ name with the worker's id appended (`gongjian_ci_gw0`, created if missing). A te
 whole in one process, in file order, as before; the modules named in SERIAL (real threads racing,
 hypothesis with per-example deadlines) all run in one process, one after another.
 
-A test that changes shared rows puts them back (the hostile tests' `tables_kept` fixture shows
-how), or works on a database of its own in a child process (tests/test_seed_city.py,
-tests/test_roles_sync.py): one process has one application, and so one database.
+Which modules ran before a module on the same process is not fixed: a module that writes into
+the shared database puts it back — a module-scoped fixture `with tables_kept_by(app): yield`
+(as tests/hostile and tests/test_query_counts.py do) — and a module must not rely on rows some
+other module left. A test that needs a database of its own (a fresh schema, another seed) builds
+it in a child process (tests/test_seed_city.py, tests/test_roles_sync.py): one process has one
+application, and so one database.
 """
 from __future__ import annotations
 
@@ -106,6 +109,54 @@ def empty_database(url: str) -> None:
         else:
             meta.drop_all(conn)
     engine.dispose()
+
+
+def _key(table):
+    return list(table.primary_key.columns)
+
+
+def _rows(session, table) -> dict:
+    from sqlalchemy import select
+
+    key = _key(table)
+    return {tuple(row._mapping[c.name] for c in key): dict(row._mapping)
+            for row in session.execute(select(table))}
+
+
+@contextmanager
+def tables_kept_by(app):
+    """Every business table put back as it was found: rows added are deleted, rows changed or
+    removed are restored. For a module that writes into the shared database (a module-scoped
+    fixture: `with tables_kept_by(app): yield`)."""
+    from sqlalchemy import delete, insert, tuple_
+
+    from app.extensions import db
+
+    with app.app_context():
+        tables = [t for t in db.Model.metadata.sorted_tables
+                  if not t.name.startswith("ab_") and _key(t)]
+        saved = {t.name: _rows(db.session, t) for t in tables}
+        db.session.remove()
+    yield
+    with app.app_context():
+        session = db.session
+        current = {t.name: _rows(session, t) for t in tables}
+        for table in reversed(tables):  # rows the module added: children before parents
+            added = [k for k in current[table.name] if k not in saved[table.name]]
+            key = _key(table)
+            for start in range(0, len(added), 500):
+                session.execute(delete(table).where(
+                    tuple_(*key).in_(added[start:start + 500])))
+        for table in tables:  # rows it changed or removed: parents before children
+            for k, row in saved[table.name].items():
+                now = current[table.name].get(k)
+                if now is None:
+                    session.execute(insert(table).values(**row))
+                elif now != row:
+                    where = [c == v for c, v in zip(_key(table), k)]
+                    session.execute(table.update().where(*where).values(**row))
+        session.commit()
+        session.remove()
 
 
 @pytest.fixture(scope="session")
