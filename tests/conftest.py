@@ -63,8 +63,10 @@ def create_database(url: str) -> None:
 
     url = make_url(url)
     name, backend = url.database, url.get_backend_name()
-    admin = create_engine(url.set(database="postgres" if backend == "postgresql" else None),
-                          isolation_level="AUTOCOMMIT")
+    # MariaDB: connected to no database (`set(database=None)` would keep the name: None means
+    # "unchanged" there, so NamedTuple's _replace).
+    server = url.set(database="postgres") if backend == "postgresql" else url._replace(database=None)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if backend == "postgresql":
             if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname=:n"),
