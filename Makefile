@@ -7,9 +7,11 @@ export FLASK_APP := run.py
 
 .PHONY: run test install assets instance db serve bench reliability clean
 
+# Each step says what it does first: a fresh machine spends minutes in pip and npm.
 $(BIN)/activate: requirements.txt requirements-dev.txt
+	@echo "==> 安装 Python 依赖（requirements-dev.txt，首次需几分钟）"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt
 	touch $(BIN)/activate
 
 install: $(BIN)/activate assets translations
@@ -17,12 +19,14 @@ install: $(BIN)/activate assets translations
 # Front-end assets come from the npm registry into a git-ignored folder (never committed).
 assets: app/static/vendor/.installed
 app/static/vendor/.installed: package.json
+	@echo "==> 安装前端资源（npm：echarts）"
 	npm install --no-audit --no-fund --silent
 	mkdir -p app/static/vendor
 	cp node_modules/echarts/dist/echarts.min.js app/static/vendor/
 	touch $@
 
 translations: $(BIN)/activate
+	@echo "==> 编译界面翻译"
 	$(BIN)/pybabel compile -f -d app/translations >/dev/null
 
 # Development secrets, generated once into instance/ (git-ignored, mode 600).
@@ -33,15 +37,22 @@ instance:
 	done
 
 db: install instance
+	@echo "==> 迁移数据库（Alembic）"
 	$(BIN)/flask db upgrade
+	@echo "==> 同步角色与权限、数据字典"
 	$(BIN)/flask gongjian init
+	@echo "==> 加载演示数据（已有则跳过）"
 	$(BIN)/flask seed demo
 
 run: db
+	@echo "==> 启动服务：http://127.0.0.1:$(PORT)/（Ctrl+C 停止）"
 	$(BIN)/python run.py --port $(PORT)
 
+# Two processes, each with its own database (tests/conftest.py): a module runs whole in one of
+# them, the timing-sensitive modules one after another in one (the "serial" unit).
+PYTEST_N ?= 2
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_N) --dist loadfile $(PYTEST_ARGS)
 
 # Builds the city data once into $(BENCH_DATA) (default ~/.cache/gongjian-bench), then measures
 # SQLite and, when reachable, PostgreSQL (bench/README.md). Not part of .ci/run.

@@ -33,27 +33,82 @@ def _granted(role: str, permission: str, view_menu: str, menus: dict) -> bool:
     return permission.removeprefix("can_") in ops
 
 
+def wanted_permissions() -> dict[str, set[str]]:
+    """Every (resource → permissions) the registered views and menus declare, plus
+    EXTRA_PERMISSIONS. A model view and its REST API share one resource name (roles.py) but
+    declare different permissions (the API has no `can_import`), so each resource gets the
+    union of its views' permissions."""
+    wanted: dict[str, set[str]] = {}
+    for view in appbuilder.baseviews:
+        wanted.setdefault(view.class_permission_name, set()).update(view.base_permissions or ())
+    menu = appbuilder.menu.get_list() if appbuilder.menu is not None else []
+    for category in menu:
+        for item in [category, *category.childs]:
+            if item.name != "-":  # a menu separator has no permission
+                wanted.setdefault(item.name, set()).add("menu_access")
+    for permission, view_menu in EXTRA_PERMISSIONS:
+        wanted.setdefault(view_menu, set()).add(permission)
+    return wanted
+
+
 def sync_roles() -> None:
-    """Create every view's permissions, then give each role exactly what roles.py says."""
+    """Create every view's permissions, then give each role exactly what roles.py says.
+
+    In one transaction, with a handful of queries. FAB's `add_permissions` is not used: it
+    commits once per permission and re-reads the Admin role after each (thousands of statements,
+    15–30 s on SQLite), and, taking a view and its API one at a time, it tried to delete the
+    view's `can_import` while syncing the API — "Refused to delete permission view … can_import"
+    once per importable resource on every fresh set-up, which read like an error."""
     from app.views import MENU
 
     sm = appbuilder.sm
+    session = db.session
     roles = {name: sm.find_role(name) or sm.add_role(name) for name in ROLE_SCOPES}
-    appbuilder.add_permissions(update_perms=True)
-    for permission, view_menu in EXTRA_PERMISSIONS:
-        sm.add_permission_view_menu(permission, view_menu)
+    wanted = wanted_permissions()
+    views = {vm.name: vm for vm in session.query(sm.viewmenu_model)}
+    perms = {p.name: p for p in session.query(sm.permission_model)}
+    existing = {(pv.permission.name, pv.view_menu.name): pv
+                for pv in session.query(sm.permissionview_model)}
+    for name in sorted(wanted.keys() - views.keys()):
+        views[name] = sm.viewmenu_model(name=name)
+        session.add(views[name])
+    for name in sorted(set().union(*wanted.values()) - perms.keys()):
+        perms[name] = sm.permission_model(name=name)
+        session.add(perms[name])
+    for view_menu, permissions in sorted(wanted.items()):
+        for permission in sorted(permissions):
+            if (permission, view_menu) not in existing:
+                pv = sm.permissionview_model(permission=perms[permission],
+                                             view_menu=views[view_menu])
+                session.add(pv)
+                existing[(permission, view_menu)] = pv
+    # A permission a view no longer declares goes (as FAB's sync did): roles lose it below.
+    stale = [pv for (permission, view_menu), pv in existing.items()
+             if view_menu in wanted and permission not in wanted[view_menu]]
+    everything = [pv for pv in existing.values() if pv not in stale]
     menus: dict[str, set] = {}
     for _view, name, _label, _icon, category in MENU:
         menus.setdefault(category, set()).add(name)
-    everything = db.session.query(sm.permissionview_model).all()
     for role_name, role in roles.items():
         if role_name == current_app.config["AUTH_ROLE_ADMIN"]:
-            wanted = everything
+            role.permissions = everything
         else:
-            wanted = [pv for pv in everything
-                      if _granted(role_name, pv.permission.name, pv.view_menu.name, menus)]
-        role.permissions = wanted
-    db.session.commit()
+            role.permissions = [pv for pv in everything
+                                if _granted(role_name, pv.permission.name, pv.view_menu.name,
+                                            menus)]
+    if stale:  # out of every role (roles.py's and any other), then gone, as FAB's sync did
+        from flask_appbuilder.security.sqla.models import assoc_permissionview_role as held
+        from sqlalchemy import delete
+
+        session.flush()
+        session.execute(delete(held).where(held.c.permission_view_id.in_([pv.id for pv in stale])))
+        for pv in stale:
+            session.delete(pv)
+        session.flush()
+        for permission in {pv.permission for pv in stale}:  # a name no view uses any more
+            if not session.query(sm.permissionview_model).filter_by(permission=permission).first():
+                session.delete(permission)
+    session.commit()
 
 
 @gongjian.command("init")

@@ -1,7 +1,20 @@
-"""Test set-up: one database per run, migrated by Alembic and seeded at the `test` scale.
+"""Test set-up: one database per test process, migrated by Alembic and seeded at the `test` scale.
 
 `TEST_DATABASE_URL` selects PostgreSQL or MariaDB (a scratch database: it is emptied first);
 unset means a fresh SQLite file. Tests that must see each database are marked `db`.
+
+`make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadfile`). Each
+process has its own database: a fresh SQLite file, or on PostgreSQL/MariaDB the given database's
+name with the worker's id appended (`gongjian_ci_gw0`, created if missing). A test module runs
+whole in one process, in file order, as before; the modules named in SERIAL (real threads racing,
+hypothesis with per-example deadlines) all run in one process, one after another.
+
+Which modules ran before a module on the same process is not fixed: a module that writes into
+the shared database puts it back — a module-scoped fixture `with tables_kept_by(app): yield`
+(as tests/hostile and tests/test_query_counts.py do) — and a module must not rely on rows some
+other module left. A test that needs a database of its own (a fresh schema, another seed) builds
+it in a child process (tests/test_seed_city.py, tests/test_roles_sync.py): one process has one
+application, and so one database.
 """
 from __future__ import annotations
 
@@ -18,9 +31,63 @@ DEMO_USERS = ["admin", "zuzhibu", "jiedao01", "shequ01", "danwei01", "danwei02",
               "shenji", "dangyuan01"]
 
 
-def _database_url() -> str:
+# Timing-sensitive modules: threads started together against one database, and hypothesis runs
+# with a deadline per example. Under `--dist loadfile` they form one unit of work, so they run
+# one after another in one process, never beside each other.
+SERIAL = {
+    "tests/test_concurrency.py", "tests/test_meetings_races.py", "tests/test_cobuild_claims.py",
+    "tests/test_cobuild_ledger.py", "tests/hostile/test_import_files.py",
+    "tests/hostile/test_openapi.py",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's `loadfile`, with the SERIAL modules as one unit. (Its `loadgroup` and
+    `xdist_group` marks would say the same, but xdist 3.8 groups by rewriting `item._nodeid`,
+    which pytest 9 no longer reads: every marked test was scheduled on its own.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesAndSerial(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            module = super()._split_scope(nodeid)
+            return "serial" if module in SERIAL else module
+
+    return ModulesAndSerial(config, log)
+
+
+def create_database(url: str) -> None:
+    """Create a PostgreSQL or MariaDB database if it does not exist (on the same server)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(url)
+    name, backend = url.database, url.get_backend_name()
+    # MariaDB: connected to no database (`set(database=None)` would keep the name: None means
+    # "unchanged" there, so NamedTuple's _replace).
+    server = url.set(database="postgres") if backend == "postgresql" else url._replace(database=None)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if backend == "postgresql":
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname=:n"),
+                                {"n": name}).first():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        else:
+            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
+    admin.dispose()
+
+
+def _database_url(worker: str = "master") -> str:
     url = os.environ.get("TEST_DATABASE_URL")
-    if url:
+    if url and worker == "master":
+        return url
+    if url:  # one database per xdist worker, named after the given one
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        url = parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
+            hide_password=False)
+        create_database(url)
         return url
     handle, path = tempfile.mkstemp(prefix="gongjian-test-", suffix=".db")
     os.close(handle)
@@ -35,20 +102,69 @@ def empty_database(url: str) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "mysql":
             conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))
-            for table in meta.sorted_tables:
+            # Any order (checks off; CASCADE below): sorting warns of the schema's FK cycles.
+            for table in meta.tables.values():
                 conn.execute(text(f"DROP TABLE `{table.name}`"))
             conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
         elif engine.dialect.name == "postgresql":
-            for table in meta.sorted_tables:
+            for table in meta.tables.values():
                 conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE'))
         else:
             meta.drop_all(conn)
     engine.dispose()
 
 
+def _key(table):
+    return list(table.primary_key.columns)
+
+
+def _rows(session, table) -> dict:
+    from sqlalchemy import select
+
+    key = _key(table)
+    return {tuple(row._mapping[c.name] for c in key): dict(row._mapping)
+            for row in session.execute(select(table))}
+
+
+@contextmanager
+def tables_kept_by(app):
+    """Every business table put back as it was found: rows added are deleted, rows changed or
+    removed are restored. For a module that writes into the shared database (a module-scoped
+    fixture: `with tables_kept_by(app): yield`)."""
+    from sqlalchemy import delete, insert, tuple_
+
+    from app.extensions import db
+
+    with app.app_context():
+        tables = [t for t in db.Model.metadata.sorted_tables
+                  if not t.name.startswith("ab_") and _key(t)]
+        saved = {t.name: _rows(db.session, t) for t in tables}
+        db.session.remove()
+    yield
+    with app.app_context():
+        session = db.session
+        current = {t.name: _rows(session, t) for t in tables}
+        for table in reversed(tables):  # rows the module added: children before parents
+            added = [k for k in current[table.name] if k not in saved[table.name]]
+            key = _key(table)
+            for start in range(0, len(added), 500):
+                session.execute(delete(table).where(
+                    tuple_(*key).in_(added[start:start + 500])))
+        for table in tables:  # rows it changed or removed: parents before children
+            for k, row in saved[table.name].items():
+                now = current[table.name].get(k)
+                if now is None:
+                    session.execute(insert(table).values(**row))
+                elif now != row:
+                    where = [c == v for c, v in zip(_key(table), k)]
+                    session.execute(table.update().where(*where).values(**row))
+        session.commit()
+        session.remove()
+
+
 @pytest.fixture(scope="session")
-def database_url():
-    return _database_url()
+def database_url(worker_id):
+    return _database_url(worker_id)
 
 
 @pytest.fixture(scope="session")

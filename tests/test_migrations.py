@@ -14,7 +14,7 @@ from sqlalchemy import MetaData, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from app import MIGRATIONS_DIR
-from tests.conftest import empty_database
+from tests.conftest import create_database, empty_database
 
 pytestmark = pytest.mark.db
 
@@ -47,17 +47,9 @@ def scratch_url(database_url):
         yield f"sqlite:///{path}"
         os.unlink(path)
         return
-    name = f"{url.database}_migrations"
-    admin = create_engine(url.set(database="postgres" if url.get_backend_name() == "postgresql"
-                                  else None), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if url.get_backend_name() == "postgresql":
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname=:n"), {"n": name}).first():
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
-    admin.dispose()
-    scratch = url.set(database=name).render_as_string(hide_password=False)
+    scratch = url.set(database=f"{url.database}_migrations").render_as_string(
+        hide_password=False)
+    create_database(scratch)
     empty_database(scratch)
     yield scratch
 

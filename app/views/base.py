@@ -19,6 +19,7 @@ from flask_appbuilder.api import get_list_schema, rison, safe
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_appbuilder.actions import action as bulk_action
 from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.forms import FieldConverter
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -31,7 +32,7 @@ from sqlalchemy import Boolean, String, false, func, inspect, or_, select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import selectinload
-from wtforms import BooleanField, Field, SelectField
+from wtforms import BooleanField, DateTimeField, DateTimeLocalField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
@@ -44,6 +45,15 @@ from app.models.base import Entity
 from app.security.scope import (FieldRefused, current_principal, field_allowed, field_limits,
                                 may_write, placed_under, related_choices, unscoped)
 from app.services.workflow import Conflict, Forbidden, Workflow
+
+# FAB turns a DateTime column into WTForms' DateTimeField (with its own date-time picker
+# widget), which WTForms 3.3 deprecates — a warning each time a form with one is made (every
+# list page with a time to search by). DateTimeLocalField is its non-deprecated subclass: same
+# "%Y-%m-%d %H:%M:%S" rendering, and it reads what the picker sends. Set once, for every form FAB
+# builds from a model (ours and FAB's own user views alike).
+FieldConverter.conversion_table = tuple(
+    (marker, DateTimeLocalField if field is DateTimeField else field, widget)
+    for marker, field, widget in FieldConverter.conversion_table)
 
 # One permission per operation, shared by a resource's view and API (ARCHITECTURE.md).
 # A workflow move needs read access here; the transition table then says who may make it.
