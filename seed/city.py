@@ -48,11 +48,12 @@ from app.services.cobuild import quarter_of
 from app.services.defaults import ensure_dictionary
 from app.services.meetings import cadence_dates
 from app.validators import id_number_check_char
-from seed.cobuild import DONE, POSTS, _at
+from seed.cobuild import DONE, POSTS, at_morning
 from seed.lists import NEEDS, RESOURCES, WISHES
 from seed.meetings import (AGENDA, AGENDA_SIZE, DEADLINE_DAYS, DECISIONS, PROGRESS, RESOLUTIONS,
                            SUPERVISION, _attendance, _minutes, _resolution_state)
 from seed.names import PLACE, REGIONS, Names
+from seed.users import DISTRICT_CODE, build_demo_users
 
 DISTRICTS = ["云溪区", "青松区", "翠柳区", "丰泽区", "福安区", "和平区", "兴华区", "永宁区",
              "长乐区", "锦绣区", "东湖区", "南苑区"]
@@ -245,8 +246,6 @@ def _copy_value(value) -> str:
 def seed_city(session, password: str, echo=print, fraction: float = 1.0) -> dict:
     """Build the city into an empty database (after `flask gongjian init`); returns the counts
     per table. The caller has checked that the database holds no data."""
-    from seed.demo import DISTRICT_CODE, _build_users
-
     started, cpu = time.perf_counter(), time.process_time()
     size = City.scaled(fraction)
     names = Names(seed=2026)
@@ -290,10 +289,8 @@ def seed_city(session, password: str, echo=print, fraction: float = 1.0) -> dict
                                   f"(SELECT max(id) FROM \"{w.table.name}\"))"))
     counts = {name: w.count for name, w in writers.items()}
     # The demo users, linked as at the demo scale, last: FAB's add_user commits.
-    _build_users({"streets": [SimpleNamespace(id=ctx.streets[0][0])],
-                  "communities": [SimpleNamespace(id=ctx.communities[0].id)]},
-                 [SimpleNamespace(id=u.id) for u in ctx.units[:3]], [ctx.first_member.id],
-                 password)
+    build_demo_users(ctx.streets[0][0], ctx.communities[0].id, [u.id for u in ctx.units[:3]],
+                     ctx.first_member.id, password)
     audit.record(session, "import", "seed", changes={"scale": "city", "fraction": fraction,
                                                      **counts})
     session.info.pop(audit.SKIP_ROWS, None)
@@ -796,7 +793,7 @@ def _cobuild(ctx) -> None:
                 "id": rid, "unit_id": unit.id, "community_id": unit.community_id,
                 "registered_on": day, "receipt_no": f"DW{day.year}{rid:06d}", "status": status,
                 "active_key": str(unit.id),
-                "confirmed_on": _at(min(day + timedelta(days=rng.randint(1, 7)), today))
+                "confirmed_on": at_morning(min(day + timedelta(days=rng.randint(1, 7)), today))
                 if status == "已报到" else None, **stamp})
         stage.step()
 
@@ -820,7 +817,7 @@ def _cobuild(ctx) -> None:
             "community_id": communities[ctx.m_community[n]].id, "group_id": ctx.m_group[n],
             "registered_on": day, "certificate_no": f"DY{day.year}{rid:06d}", "status": status,
             "active_key": str(ctx.member_base + n),
-            "confirmed_on": _at(min(day + timedelta(days=rng.randint(1, 7)), today))
+            "confirmed_on": at_morning(min(day + timedelta(days=rng.randint(1, 7)), today))
             if status == "已报到" else None, **stamp})
         if status == "已报到":
             registered[n] = day.toordinal()
@@ -893,7 +890,7 @@ def _cobuild(ctx) -> None:
             else:
                 status = "已认证" if roll < 0.3 else "待认证"
             hours = rng.choice(HOURS)
-            certified = _at(min(served + timedelta(days=rng.randint(1, 10)), today)) \
+            certified = at_morning(min(served + timedelta(days=rng.randint(1, 10)), today)) \
                 if status == "已认证" else None
             rid = records.add({
                 "member_id": member_id, "served_on": served, "hours": hours,

@@ -87,7 +87,7 @@ def seed_cobuild(session, names, scale_name, tree, units, members, echo) -> dict
         unit_rows.append({
             **stamp, "unit_id": unit.id, "community_id": unit.community_id, "registered_on": day,
             "status": status, "active_key": str(unit.id),
-            "confirmed_on": _at(min(day + timedelta(days=rng.randint(1, 7)), today))
+            "confirmed_on": at_morning(min(day + timedelta(days=rng.randint(1, 7)), today))
             if status == "已报到" else None})
     _insert(session, UnitRegistration, unit_rows)
     _number(session, UnitRegistration, "receipt_no", "DW")
@@ -109,7 +109,7 @@ def seed_cobuild(session, names, scale_name, tree, units, members, echo) -> dict
             **stamp, "member_id": member_id, "community_id": person.community_id,
             "group_id": person.group_id, "registered_on": day, "status": status,
             "active_key": str(member_id),
-            "confirmed_on": _at(min(day + timedelta(days=rng.randint(1, 7)), today))
+            "confirmed_on": at_morning(min(day + timedelta(days=rng.randint(1, 7)), today))
             if status == "已报到" else None})
         if status == "已报到":
             registered[member_id] = day
@@ -174,7 +174,7 @@ def seed_cobuild(session, names, scale_name, tree, units, members, echo) -> dict
                 status = "已认证" if roll < 0.92 else ("已驳回" if roll < 0.95 else "待认证")
             else:
                 status = "已认证" if roll < 0.3 else "待认证"
-            certified = _at(min(day + timedelta(days=rng.randint(1, 10)), today)) \
+            certified = at_morning(min(day + timedelta(days=rng.randint(1, 10)), today)) \
                 if status == "已认证" else None
             records.append({
                 **stamp, "member_id": member_id, "served_on": day,
@@ -248,7 +248,8 @@ def _number(session, model, column: str, prefix: str) -> None:
                         .values({column: bindparam("number")}), rows)
 
 
-def _at(day: date) -> datetime:
+def at_morning(day: date) -> datetime:
+    """The hour a seeded confirmation or certificate is dated (shared with seed.city)."""
     return datetime.combine(day, time(9, 30))
 
 

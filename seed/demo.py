@@ -29,8 +29,8 @@ from seed.lists import seed_lists
 from seed.meetings import seed_meetings
 from seed.cobuild import seed_cobuild
 from seed.names import Names
+from seed.users import DEMO_USERS, DISTRICT_CODE, SeedRefused, build_demo_users
 
-DISTRICT_CODE = "YX"
 CREDENTIALS = INSTANCE_DIR / "demo-credentials.txt"
 
 
@@ -48,24 +48,6 @@ SCALES = {
     "test": Scale(streets=2, communities=2, grids=1, buildings=2, units=8, members=60),
     "demo": Scale(streets=9, communities=12, grids=3, buildings=3, units=500, members=10_000),
 }
-
-# (username, role, first name, last name, what it is linked to)
-DEMO_USERS = [
-    ("admin", "Admin", "系统", "管理员", None),
-    ("zuzhibu", "OrgAdmin", "组织部", "管理员", None),
-    ("jiedao01", "StreetAdmin", "街道", "管理员", "street"),
-    ("shequ01", "CommunityAdmin", "社区", "管理员", "community"),
-    ("danwei01", "UnitLiaison", "单位一", "联络员", "unit1"),
-    ("danwei02", "UnitLiaison", "单位二", "联络员", "unit2"),
-    ("danwei03", "UnitLiaison", "单位三", "联络员", "unit3"),
-    ("shenji", "Auditor", "审计", "员", None),
-    ("dangyuan01", "Member", "党员", "一", "member"),
-]
-
-
-class SeedRefused(Exception):
-    pass
-
 
 def _progress(echo, label: str, done: int, total: int) -> None:
     if echo and (done == total or done % max(total // 10, 1) == 0):
@@ -115,7 +97,8 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     units = _build_units(session, names, size, tree, echo)
     members = _build_members(session, names, size, tree, units, echo)
     password = password or os.environ.get("DEMO_PASSWORD") or _generated_password()
-    _build_users(tree, units, members, password)
+    build_demo_users(tree["streets"][0].id, tree["communities"][0].id, [u.id for u in units[:3]],
+                     members[0], password)
     seed_lists(session, names, scale, tree, units, members, echo)
     seed_meetings(session, names, scale, tree, units, members, echo)
     seed_cobuild(session, names, scale, tree, units, members, echo)
@@ -244,26 +227,6 @@ def _build_members(session, names: Names, size: Scale, tree, units, echo) -> lis
     for unit in units:
         unit.party_member_count = counts.get(unit.id, 0)
     return list(session.execute(select(Member.id).order_by(Member.id)).scalars())
-
-
-def _build_users(tree, units, members, password: str) -> None:
-    sm = appbuilder.sm
-    links = {
-        "street": {"org_id": tree["streets"][0].id},
-        "community": {"org_id": tree["communities"][0].id},
-        "unit1": {"unit_id": units[0].id},
-        "unit2": {"unit_id": units[1].id},
-        "unit3": {"unit_id": units[2].id},
-        "member": {"member_id": members[0]},
-    }
-    for username, role, first, last, link in DEMO_USERS:
-        user = sm.add_user(username, first, last, f"{username}@gongjian.invalid",
-                           sm.find_role(role), password=password)
-        if user is None:
-            raise SeedRefused(f"无法创建演示用户 {username}（角色 {role} 是否已同步？请先运行 flask gongjian init）")
-        for key, value in (links.get(link) or {}).items():
-            setattr(user, key, value)
-    db.session.flush()
 
 
 def print_logins(url: str) -> None:
