@@ -287,7 +287,7 @@ def import_command(resource, file, username, dry_run, report_path):
 
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    from app.errors import DomainError
+    from app.errors import DomainError, refused_by_database
     from app.exports import entity_view
     from app.imports import REGISTRY, Importer, error_report
     from app.security.scope import acting_as, principal_for
@@ -334,9 +334,10 @@ def import_command(resource, file, username, dry_run, report_path):
         except DomainError as exc:  # the file refused: size, type, encoding, headers, row cap
             raise Refused(str(exc)) from None
         except (IntegrityError, OperationalError) as exc:
-            from app.views.base import refused_by_database
-
-            raise Refused(f"{refused_by_database(exc)}（未导入任何数据）") from None
+            told = refused_by_database(exc)
+            if told is None:
+                raise
+            raise Refused(f"{told}（未导入任何数据）") from None
     if outcome.ok:
         if outcome.written:
             click.echo(f"导入成功：{label}新增 {outcome.created} 条，更新 {outcome.updated} 条"

@@ -1,4 +1,12 @@
-"""Errors the user is told about in Chinese (a form message, an API 422), never a 500."""
+"""Errors the user is told about in Chinese (a form message, an API 422), never a 500; and
+`committed`, the one place where a write that lost a race with another user's, or met a
+database that failed under it, becomes such a message."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 
 class DomainError(Exception):
@@ -23,6 +31,10 @@ DATABASE_READ_ONLY = "数据库当前为只读状态，本次操作未保存。�
 DATABASE_UNAVAILABLE = "数据库暂时无法访问，本次操作未完成，请稍后重试。"
 
 
+class Conflict(DomainError):
+    """Another user's write came first (the row moved on, the key was taken): 409 on the API."""
+
+
 class DatabaseFailure(DomainError):
     """The database, not the input, refused a write (full, read-only, gone): 503, not 422."""
 
@@ -30,8 +42,6 @@ class DatabaseFailure(DomainError):
 def database_failure(exc: BaseException) -> str | None:
     """The message for a database that failed under the request, or None if `exc` is not one
     (a bug stays a 500, logged)."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
     if not isinstance(exc, (OperationalError, InterfaceError)):
         return None
     text = str(getattr(exc, "orig", exc)).lower()
@@ -59,9 +69,74 @@ def bound_url_ids(app) -> None:
     app.url_map.converters["int"] = BoundedInteger
 
 
+# --- a write racing another user's ------------------------------------------------------------
+# Lost: the other write is in and ours cannot be (a version column no longer matching, a unique
+# key taken, PostgreSQL's serialization failure 40001 or deadlock 40P01, MySQL's deadlock 1213):
+# the caller's message says what happened. Waited out: the other writer held its lock past the
+# timeout (SQLite busy/locked, PostgreSQL 55P03, MySQL's lock wait 1205): nothing is decided yet.
+LOST_SQLSTATES = {"40001", "40P01"}
+WAITED_SQLSTATES = {"55P03"}
+LOST_MYSQL_CODES = {1213}
+WAITED_MYSQL_CODES = {1205}
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+WAITED_OUT = "该记录正由他人同时保存，本次未保存；请稍后重试"
+DUPLICATE = "该记录与他人刚保存的记录冲突（重复），未保存；请刷新后查看"
+
+
+def race_of(exc: BaseException) -> str | None:
+    """"lost", "waited" or None (not a race with another writer)."""
+    if isinstance(exc, (StaleDataError, IntegrityError)):
+        return "lost"
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    state = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+    if state in LOST_SQLSTATES or code in LOST_MYSQL_CODES:
+        return "lost"
+    sqlite = getattr(orig, "sqlite_errorcode", None)  # extended codes keep the primary's low byte
+    if (state in WAITED_SQLSTATES or code in WAITED_MYSQL_CODES
+            or (sqlite is not None and sqlite & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED))):
+        return "waited"
+    return None
+
+
+def refused_by_database(exc: BaseException, conflict_message: str = DUPLICATE,
+                        waited_message: str = WAITED_OUT) -> DomainError | None:
+    """What the user is told of a write the database refused (None: a bug, left to raise)."""
+    race = race_of(exc)
+    if race == "lost":
+        return Conflict(conflict_message)
+    if race == "waited":
+        return Conflict(waited_message)
+    told = database_failure(exc)  # full, read-only, gone: said as such, never the SQL text
+    return DatabaseFailure(told) if told is not None else None
+
+
+@contextmanager
+def committed(session, conflict_message: str = DUPLICATE, *, commit: bool = True,
+              waited_message: str = WAITED_OUT):
+    """Run the block's writes and commit them (`commit=False`: flush only, for FAB's own add
+    and edit that commit next), or roll back once and raise: a lost race as `Conflict` with the
+    caller's `conflict_message` (what the other user did: "该心愿已被他人认领"), a lock waited
+    out as `Conflict(waited_message)`, a failed database as `DatabaseFailure`; anything else
+    (a `DomainError` from a model's rule, a bug) unchanged."""
+    try:
+        yield session
+        if commit:
+            session.commit()
+        else:
+            session.flush()
+    except BaseException as exc:
+        session.rollback()
+        told = refused_by_database(exc, conflict_message, waited_message)
+        if told is None:
+            raise
+        raise told from None
+
+
 def register_error_handlers(app) -> None:
     from flask import jsonify, request
-    from sqlalchemy.exc import InterfaceError, OperationalError
 
     def handle(exc):
         from app.extensions import db

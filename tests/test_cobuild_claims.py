@@ -52,7 +52,7 @@ def test_concurrent_claims_never_exceed_the_headcount(app, ctx, api, database_ur
 
     won = [member for member, code, _ in results if code == 201]
     lost = [(code, body) for _, code, body in results if code != 201]
-    full, busy = f"的{headcount}个名额已满", "系统繁忙"
+    full, busy = f"的{headcount}个名额已满", "请稍后重试"
     if database_url.startswith("sqlite"):
         # SQLite lets one writer in at a time: the others are told the post is full, or to
         # try again — never an error page, never a place too many.

@@ -241,7 +241,8 @@ def test_two_assignees_taking_the_same_need_at_once_one_wins(app, ctx, api, new_
     codes = sorted(code for code, _ in results)
     assert codes == [200, 409], results
     loser = next(body for code, body in results if code == 409)
-    assert "已被他人处理" in loser["message"] or "不能执行" in loser["message"] or "稍后" in loser["message"]
+    assert ("已被他人接单" in loser["message"] or "不能执行" in loser["message"]
+            or "稍后" in loser["message"]), loser
     assert need_row(ctx, pk)["status"] == "办理中"
 
 
@@ -255,6 +256,9 @@ def test_two_claiming_the_same_wish_at_once_one_wins(app, ctx, api, community):
     url = f"/api/v1/micro_wish/{pk}/transition/claim"
     results = race(app, [("danwei01", url, {}), ("dangyuan01", url, {})])
     assert sorted(code for code, _ in results) == [200, 409], results
+    loser = next(body for code, body in results if code == 409)
+    assert ("已被他人认领" in loser["message"] or "不能执行" in loser["message"]
+            or "稍后" in loser["message"]), loser
     row = ctx.execute(text("SELECT status, claimant_unit_id, claimant_member_id FROM micro_wish "
                            "WHERE id=:i"), {"i": pk}).one()
     assert row.status == "已认领"

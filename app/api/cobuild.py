@@ -76,7 +76,6 @@ class AgreementApi(EntityApi):
             store_agreement_file(self.datamodel.session, agreement,
                                  sent.filename if sent else None, sent.stream if sent else None)
         except DomainError as exc:
-            self.datamodel.session.rollback()
             return self.response_422(message=str(exc))
         return self.response(200, result=self.show_model_schema.dump(agreement))
 

@@ -8,11 +8,10 @@ from flask_appbuilder import expose
 from flask_appbuilder.api import safe
 from flask_appbuilder.security.decorators import protect
 
-from app.errors import DomainError
+from app.errors import Conflict, DomainError
 from app.models.meetings import (AgendaItem, Attendance, BodyMember, JointBody, Meeting,
                                  Resolution, SupervisionNote)
 from app.services import meetings as service
-from app.services.workflow import Conflict
 from app.views.base import EntityApi
 
 CADENCE = ["xun_enabled", "xun_days", "monthly_enabled", "monthly_day", "quarterly_enabled",

@@ -16,11 +16,9 @@ from uuid import uuid4
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import object_session
-from sqlalchemy.orm.exc import StaleDataError
 
-from app.errors import DomainError
+from app.errors import DomainError, committed
 from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PointRule, PostClaim,
                                 ServicePost, ServiceRecord, StarRating, UnitRegistration)
 from app.models.lists import Need
@@ -112,15 +110,14 @@ def store_agreement_file(session, agreement, filename: str | None, stream) -> No
     folder.mkdir(parents=True, exist_ok=True)
     stored = f"{agreement.id}-{uuid4().hex}.{kind}"
     (folder / stored).write_bytes(data)
-    agreement.file_name = name[-200:]
-    agreement.file_path = f"agreements/{stored}"
-    agreement.file_type = kind
-    agreement.file_size = len(data)
-    agreement.file_uploaded_on = _now()
     try:
-        session.commit()
-    except Exception:
-        session.rollback()
+        with committed(session, "该协议已被他人修改，扫描件未保存；请刷新后重试"):
+            agreement.file_name = name[-200:]
+            agreement.file_path = f"agreements/{stored}"
+            agreement.file_type = kind
+            agreement.file_size = len(data)
+            agreement.file_uploaded_on = _now()
+    except BaseException:
         (folder / stored).unlink(missing_ok=True)
         raise
 
@@ -532,41 +529,30 @@ def compute_ratings(session, period_text: str) -> dict:
     counts = {"unit": 0, "member": 0, "not_rated": 0}
     session.info[audit.SKIP_ROWS] = True  # one record for the run, below, not one per rating
     try:
-        for (subject, i), (score, note, inputs) in computed.items():
-            rating = existing.get((subject, i))
-            if rating is None:
-                rating = StarRating(subject_type=subject, period=period.code,
-                                    period_kind=period.kind,
-                                    unit_id=i if subject == "unit" else None,
-                                    member_id=i if subject == "member" else None)
-                session.add(rating)
-            stars = None if note else stars_for(float(score), table)
-            rating.score = score
-            rating.stars = stars
-            rating.eligible = note is None
-            rating.note = note or (None if stars else "得分未达到一星标准")
-            rating.inputs = json.dumps(inputs, ensure_ascii=False)
-            rating.thresholds = thresholds
-            rating.status = "已计算"
-            rating.computed_on = now
-            rating.reviewed_by_id = rating.reviewed_on = None
-            counts[subject] += 1
-            counts["not_rated"] += stars is None
-        audit.record(session, "create", "star_rating", changes={
-            "_operation": "compute", "period": period.code, "units": counts["unit"],
-            "members": counts["member"], "not_rated": counts["not_rated"]})
-        session.commit()
-    except (IntegrityError, StaleDataError):
-        session.rollback()
-        raise DomainError(f"{period.label}的星级评定正由他人计算或审核，请稍后重试") from None
-    except OperationalError as exc:
-        session.rollback()
-        if "locked" in str(exc).lower():
-            raise DomainError("系统繁忙，请稍后重试") from None
-        raise
-    except Exception:
-        session.rollback()
-        raise
+        with committed(session, f"{period.label}的星级评定正由他人计算或审核，请稍后重试"):
+            for (subject, i), (score, note, inputs) in computed.items():
+                rating = existing.get((subject, i))
+                if rating is None:
+                    rating = StarRating(subject_type=subject, period=period.code,
+                                        period_kind=period.kind,
+                                        unit_id=i if subject == "unit" else None,
+                                        member_id=i if subject == "member" else None)
+                    session.add(rating)
+                stars = None if note else stars_for(float(score), table)
+                rating.score = score
+                rating.stars = stars
+                rating.eligible = note is None
+                rating.note = note or (None if stars else "得分未达到一星标准")
+                rating.inputs = json.dumps(inputs, ensure_ascii=False)
+                rating.thresholds = thresholds
+                rating.status = "已计算"
+                rating.computed_on = now
+                rating.reviewed_by_id = rating.reviewed_on = None
+                counts[subject] += 1
+                counts["not_rated"] += stars is None
+            audit.record(session, "create", "star_rating", changes={
+                "_operation": "compute", "period": period.code, "units": counts["unit"],
+                "members": counts["member"], "not_rated": counts["not_rated"]})
     finally:
         session.info.pop(audit.SKIP_ROWS, None)
     return {"period": period, **counts}

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from flask import current_app
 from sqlalchemy import or_, select
 
-from app.errors import DomainError
+from app.errors import DomainError, committed
 from app.models.lists import MicroWish, Need, Resource, ServiceItem
 from app.models.org import Member, Organization, Unit
 from app.security.scope import Principal, related_choices
@@ -199,7 +199,7 @@ NEED_FLOW = Workflow(Need, (
         Field("deadline", "办理时限（默认按紧急程度）", "datetime"),
     ), apply=_dispatch),
     Transition("take", "接单", ("已派单",), "办理中", LIAISON | MEMBER, rule=_is_assignee,
-               apply=_take, style="success"),
+               apply=_take, style="success", lost="该需求已被他人接单，请刷新后查看"),
     Transition("decline", "退单", ("已派单",), "已受理", LIAISON, rule=_is_assigned_unit,
                fields=(Field("reason", "退单原因", "textarea", required=True),), apply=_decline,
                style="warning"),
@@ -273,7 +273,7 @@ MICRO_WISH_FLOW = Workflow(MicroWish, (
     Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
                style="danger"),
     Transition("claim", "认领", ("待认领",), "已认领", LIAISON | MEMBER, rule=_in_wish_community,
-               apply=_claim, style="success"),
+               apply=_claim, style="success", lost="该心愿已被他人认领，请刷新后查看"),
     Transition("cancel", "取消认领", ("已认领",), "待认领", LIAISON | MEMBER | ADMINS,
                rule=_is_claimant, apply=_cancel_claim, style="warning"),
     Transition("fulfil", "完成心愿", ("已认领",), "已实现", LIAISON | MEMBER | ADMINS,
@@ -342,12 +342,12 @@ def link(session, need: Need, item_id: int, linked: bool) -> None:
     # need, and must not count in the match rate); an old link can always be taken off.
     if linked and item not in need.service_items and item.status not in OFFERED:
         raise DomainError("只能关联已发布或进行中的服务项目", "service_items")
-    before = sorted(i.id for i in need.service_items)
-    if linked and item not in need.service_items:
-        need.service_items.append(item)
-    elif not linked and item in need.service_items:
-        need.service_items.remove(item)
-    after = sorted(i.id for i in need.service_items)
-    if after != before:
-        audit.record(session, "update", "need", need.id, {"service_items": [before, after]})
-    session.commit()
+    with committed(session, "该需求的关联已被他人修改，请刷新后查看"):
+        before = sorted(i.id for i in need.service_items)
+        if linked and item not in need.service_items:
+            need.service_items.append(item)
+        elif not linked and item in need.service_items:
+            need.service_items.remove(item)
+        after = sorted(i.id for i in need.service_items)
+        if after != before:
+            audit.record(session, "update", "need", need.id, {"service_items": [before, after]})

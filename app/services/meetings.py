@@ -15,15 +15,14 @@ from datetime import date
 from flask import current_app
 from markupsafe import Markup, escape
 from sqlalchemy import and_, case, extract, func, literal_column, select
-from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.errors import DomainError
+from app.errors import Conflict, DomainError, committed
 from app.models.meetings import (DONE, LEADER_MEETINGS, MEETING_TYPES, PRESENT, Attendance,
                                  JointBody, Meeting, MeetingAttachment, Resolution,
                                  SupervisionNote)
 from app.models.org import Organization
 from app.security.scope import Principal, unscoped
-from app.services.workflow import Conflict, Field, Transition, Workflow
+from app.services.workflow import Field, Transition, Workflow
 
 ADMINS = frozenset({"OrgAdmin", "StreetAdmin", "CommunityAdmin"})
 LIAISON = frozenset({"UnitLiaison"})
@@ -112,25 +111,13 @@ def generate_meetings(session, body: JointBody, start: date, end: date) -> Gener
     existing = {(t, d) for t, planned, cadence in rows for d in (planned, cadence) if d}
     created = [Meeting(body=body, type=t, planned_date=d, cadence_date=d) for t, d in wanted
                if (t, d) not in existing]
+    lost = "会议计划正由他人同时生成，请刷新后查看"
     try:
-        session.add_all(created)
-        session.flush()
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict("会议计划正由他人同时生成，请刷新后查看") from None
+        with committed(session, lost):
+            session.add_all(created)
     except DomainError as exc:
-        session.rollback()
         if exc.field == "planned_date":  # planned meanwhile by someone else (see Meeting)
-            raise Conflict("会议计划正由他人同时生成，请刷新后查看") from None
-        raise
-    except OperationalError as exc:
-        session.rollback()
-        if "locked" in str(exc).lower():
-            raise Conflict("系统繁忙，请稍后重试") from None
-        raise
-    except Exception:
-        session.rollback()
+            raise Conflict(lost) from None
         raise
     return Generated(created=created, skipped=len(wanted) - len(created))
 
@@ -348,11 +335,9 @@ def add_attachment(session, meeting: Meeting, filename: str, stream) -> MeetingA
     attachment = MeetingAttachment(meeting=meeting, filename=name, stored_name=stored,
                                    content_type=ALLOWED_TYPES[ext], size=len(data))
     try:
-        session.add(attachment)
-        session.flush()
-        session.commit()
-    except Exception:
-        session.rollback()
+        with committed(session, "该会议已被他人修改，附件未保存；请刷新后重试"):
+            session.add(attachment)
+    except BaseException:
         os.unlink(path)
         raise
     return attachment

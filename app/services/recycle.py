@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import DomainError
+from app.errors import DomainError, committed
 from app.models.base import Entity, Model
 from app.security.scope import owner_clause, scoped_models, unscoped
 from app.services import audit
@@ -61,7 +61,7 @@ def restore_rows(session, rows: list[Entity]) -> int:
     Parents first: a row whose parent is in the bin and not restored with it is refused."""
     pending = [row for row in rows if row.is_deleted]
     restored = 0
-    try:
+    with committed(session):  # a unique key a live row took meanwhile: the default message
         while pending:
             waiting = []
             for row in pending:
@@ -79,11 +79,6 @@ def restore_rows(session, rows: list[Entity]) -> int:
                 label = type(parent).__label__ or type(parent).__name__
                 raise DomainError(f"“{row}”所属的{label}“{parent}”仍在回收站中，请先恢复它")
             pending = [row for row, _ in waiting]
-        session.flush()
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return restored
 
 

@@ -18,10 +18,8 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 from flask import current_app
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm.exc import StaleDataError
 
-from app.errors import DomainError
+from app.errors import Conflict, DomainError, committed
 from app.security.scope import (Principal, ScopeViolation, current_principal,
                                 writes_within_read_scope)
 from app.services import audit
@@ -29,10 +27,6 @@ from app.services import audit
 
 class Forbidden(DomainError):
     """The role, or the row rule, does not allow this move (403)."""
-
-
-class Conflict(DomainError):
-    """The row is not (or no longer) in a status this move leaves from (409)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +55,8 @@ class Transition:
     apply: Callable[[Any, dict, Principal], None] | None = None
     confirm: str = ""
     style: str = "primary"
+    # What a user who lost the race for this move is told (default: the row was moved meanwhile).
+    lost: str = ""
 
     @property
     def bulk(self) -> bool:
@@ -111,26 +107,17 @@ class Workflow:
         if refusal is not None:
             raise refusal
         values = clean(transition.fields, data or {})
+        lost = transition.lost or f"该记录已被他人处理（{transition.label}），请刷新后查看"
         try:
-            with writes_within_read_scope(session):
+            with writes_within_read_scope(session), committed(session, lost):
                 if transition.apply is not None:
                     transition.apply(obj, values, principal)
                 setattr(obj, self.status_field, transition.target)
                 audit.mark_operation(session, "transition", transition.name)
                 session.flush()
-                session.commit()
-        except (StaleDataError, ScopeViolation):
+        except ScopeViolation:
             # The row was readable when loaded: if it is not now, somebody moved it meanwhile.
-            session.rollback()
-            raise Conflict(f"该记录已被他人处理（{transition.label}），请刷新后查看") from None
-        except OperationalError as exc:
-            session.rollback()
-            if "locked" in str(exc).lower():
-                raise Conflict("系统繁忙，该记录正被他人处理，请稍后重试") from None
-            raise
-        except Exception:
-            session.rollback()
-            raise
+            raise Conflict(lost) from None
         return obj
 
 

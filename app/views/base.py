@@ -29,14 +29,15 @@ from markupsafe import Markup, escape
 from marshmallow import ValidationError as InvalidValue, fields
 from marshmallow_sqlalchemy.fields import Related, RelatedList
 from sqlalchemy import Boolean, String, false, func, inspect, or_, select
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, DateTimeField, DateTimeLocalField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from app.errors import NUMBER_OUT_OF_RANGE, DatabaseFailure, DomainError, database_failure
+from app.errors import (NUMBER_OUT_OF_RANGE, Conflict, DatabaseFailure, DomainError, committed,
+                        database_failure)
 from app.exports import Export, TooManyRows, api_response, csv_response, query_for, xlsx_response
 from app.imports import REGISTRY, ImportRefused, Importer, keep_report, read_report
 from app.i18n import entity_text, gettext, lazy_gettext
@@ -44,7 +45,7 @@ from app.extensions import db
 from app.models.base import Entity
 from app.security.scope import (FieldRefused, current_principal, field_allowed, field_limits,
                                 may_write, placed_under, related_choices, unscoped)
-from app.services.workflow import Conflict, Forbidden, Workflow
+from app.services.workflow import Forbidden, Workflow
 
 # FAB turns a DateTime column into WTForms' DateTimeField (with its own date-time picker
 # widget), which WTForms 3.3 deprecates — a warning each time a form with one is made (every
@@ -264,14 +265,10 @@ class ScopedInterface(SQLAInterface):
         self.delete_all([item])
 
     def delete_all(self, items):
-        try:
+        with committed(self.session, "所选记录已被他人修改，未删除；请刷新后查看"):
             for item in items:
                 item.check_delete(self.session)
                 item.soft_delete(current_principal().user_id)
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
 
     def get(self, id, filters=None, select_columns=None, outer_default_load=False):
         # Every show, edit, delete, action and API read by id comes here.
@@ -397,19 +394,6 @@ def _display_choice(choices):
         return gettext(choices[value]) if value in choices else (value or "")
     display.choices = choices  # exports write the same labels in SQL (app/exports.py)
     return display
-
-
-def refused_by_database(exc: Exception) -> DomainError:
-    """A write the database itself refused — a unique key another user's write reached first,
-    SQLite busy with another writer — told as a message, not a 500 (the caller rolls back)."""
-    if isinstance(exc, IntegrityError):
-        return DomainError("该记录与他人刚保存的记录冲突（重复），未保存；请刷新后查看")
-    if "locked" in str(exc).lower():
-        return DomainError("系统繁忙，未保存；请稍后重试")
-    told = database_failure(exc)  # full, read-only, gone: said as such, never the SQL text
-    if told is not None:
-        return DatabaseFailure(told)
-    raise exc
 
 
 def list_args(view) -> tuple[str, str, int | None, int]:
@@ -639,16 +623,9 @@ class EntityView(ModelView):
     # --- writes: business rules and scope are checked at the flush; errors are messages ---
 
     def _flush(self, item):
-        session = self.datamodel.session
-        try:
+        # Business rules and scope run at the flush; FAB's add/edit commits next.
+        with committed(self.datamodel.session, commit=False) as session:
             session.add(item)
-            session.flush()
-        except DomainError:
-            session.rollback()
-            raise
-        except (IntegrityError, OperationalError) as exc:
-            session.rollback()
-            raise refused_by_database(exc) from None
 
     def _fill_form_exclude_cols(self, exclude_cols, form):
         # A form opened from a related record's page (`?_flt_0_<field>=<id>`) carries that
@@ -989,21 +966,18 @@ class EntityApi(ModelRestApi):
     def _refusing(self, handler, *args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except DatabaseFailure as exc:
+        except (DomainError, UnicodeEncodeError, OverflowError, DataError) as exc:
             self.datamodel.session.rollback()
-            return self.response(503, message=str(exc))
-        except FieldRefused as exc:  # a field the role may not change: a right it lacks
-            self.datamodel.session.rollback()
-            return self.response(403, message=str(exc))
-        except DomainError as exc:
-            self.datamodel.session.rollback()
-            return self.response_422(message=str(exc))
-        except UnicodeEncodeError:  # JSON may carry lone surrogates ("\ud800"): never storable
-            self.datamodel.session.rollback()
-            return self.response_422(message="内容含有无法保存的字符（孤立的代理字符），请检查后重试")
-        except (OverflowError, DataError):  # a JSON integer past the column's range
-            self.datamodel.session.rollback()
-            return self.response_422(message="数值超出允许的范围，请检查后重试")
+            if isinstance(exc, DatabaseFailure):
+                return self.response(503, message=str(exc))
+            if isinstance(exc, FieldRefused):  # a field the role may not change: a right it lacks
+                return self.response(403, message=str(exc))
+            if isinstance(exc, DomainError):
+                return self.response_422(message=str(exc))
+            if isinstance(exc, UnicodeEncodeError):  # JSON may carry lone surrogates ("\ud800")
+                return self.response_422(message="内容含有无法保存的字符（孤立的代理字符），请检查后重试")
+            # OverflowError, DataError: a JSON integer past the column's range
+            return self.response_422(message=NUMBER_OUT_OF_RANGE)
 
     def pre_add(self, item):
         self._flush(item)
@@ -1012,13 +986,8 @@ class EntityApi(ModelRestApi):
         self._flush(item)
 
     def _flush(self, item):
-        session = self.datamodel.session
-        try:
+        with committed(self.datamodel.session, commit=False) as session:
             session.add(item)
-            session.flush()
-        except (IntegrityError, OperationalError) as exc:
-            session.rollback()
-            raise refused_by_database(exc) from None
 
     def post_headless(self):
         return self._refusing(super().post_headless)
@@ -1089,6 +1058,8 @@ class EntityApi(ModelRestApi):
             workflow.run(self.datamodel.session, item, name, request.get_json(silent=True) or {})
         except Forbidden as exc:
             return self.response(403, message=str(exc))
+        except DatabaseFailure as exc:
+            return self.response(503, message=str(exc))
         except Conflict as exc:
             return self.response(409, message=str(exc))
         except DomainError as exc:

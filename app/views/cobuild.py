@@ -68,7 +68,6 @@ class AgreementView(EntityView):
                 store_agreement_file(self.datamodel.session, agreement,
                                      sent.filename if sent else None, sent.stream if sent else None)
             except DomainError as exc:
-                self.datamodel.session.rollback()
                 flash(str(exc), "danger")
             else:
                 flash("协议扫描件已上传", "success")

@@ -92,7 +92,6 @@ class NeedView(EntityView):
             link(self.datamodel.session, need, item_id, request.form.get("linked") != "0")
             flash("已更新需求与服务项目的关联", "success")
         except DomainError as exc:
-            self.datamodel.session.rollback()
             flash(str(exc), "danger")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 
-from app.errors import DomainError
+from app.errors import DomainError, committed
 from app.models.meetings import (AgendaItem, Attendance, BodyMember, JointBody, Meeting,
                                  MeetingAttachment, Resolution, SupervisionNote)
 from app.services import meetings as service
@@ -166,11 +166,10 @@ class MeetingView(EntityView):
         if attachment is None or attachment.meeting_id != pk:
             abort(404)
         try:
-            self.datamodel.session.add(attachment)
-            attachment.soft_delete(self.appbuilder.sm.current_user.id)
-            self.datamodel.session.commit()
+            with committed(self.datamodel.session, "该附件已被他人删除或修改，请刷新后查看"):
+                self.datamodel.session.add(attachment)
+                attachment.soft_delete(self.appbuilder.sm.current_user.id)
         except DomainError as exc:
-            self.datamodel.session.rollback()
             flash(str(exc), "danger")
         else:
             flash(f"已删除附件“{attachment.filename}”（可由管理员从回收站恢复）", "success")

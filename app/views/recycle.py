@@ -9,14 +9,12 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.errors import DomainError
 from app.extensions import db
 from app.i18n import gettext
 from app.security.scope import current_principal, unscoped
 from app.services.recycle import binned_models, count_deleted, deleted_rows, restore_rows
-from app.views.base import refused_by_database
 
 PAGE_SIZE = 50
 
@@ -84,10 +82,8 @@ class RecycleView(BaseView):
             abort(404)
         try:
             done = restore_rows(db.session, items)
-        except DomainError as exc:
+        except DomainError as exc:  # a parent still in the bin, a key taken meanwhile
             flash(str(exc), "danger")
-        except (IntegrityError, OperationalError) as exc:
-            flash(str(refused_by_database(exc)), "danger")
         else:
             flash(gettext("已恢复 %(n)d 条记录", n=done), "success")
         return redirect(url_for(f"{self.endpoint}.rows", resource=resource))
