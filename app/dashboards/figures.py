@@ -23,6 +23,10 @@ from app.models.lists import (NEED_DONE, NEED_STATUSES, WISH_PUBLISHED, MicroWis
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
+from app.models.cobuild import MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
+from app.models.lists import NeedStatus
+from app.models.org import MemberStatus, UnitStatus
+from app.models.lists import WishStatus
 
 # --- periods ----------------------------------------------------------------------------------
 
@@ -194,11 +198,11 @@ def needs_by_category_and_status(session, period: Period, org_id=None):
 # The five-step loop as a funnel: how many needs reached each step (DOMAIN.md §3).
 FUNNEL = [
     ("群众接单", tuple(NEED_STATUSES)),
-    ("平台接单", ("已受理", "已派单", "办理中", "已办结", "已回访")),
-    ("会商派单", ("已派单", "办理中", "已办结", "已回访")),
-    ("单位接单", ("办理中", "已办结", "已回访")),
+    ("平台接单", (NeedStatus.ACCEPTED, NeedStatus.DISPATCHED, NeedStatus.IN_HAND, *NEED_DONE)),
+    ("会商派单", (NeedStatus.DISPATCHED, NeedStatus.IN_HAND, *NEED_DONE)),
+    ("单位接单", (NeedStatus.IN_HAND, *NEED_DONE)),
     ("办结", NEED_DONE),
-    ("回访评单", ("已回访",)),
+    ("回访评单", (NeedStatus.VISITED,)),
 ]
 
 
@@ -220,7 +224,7 @@ def need_completion_rate(session, period: Period, org_id=None):
     """办结率: needs raised in the period and not rejected, and how many of them are closed
     (已办结 or 已回访)."""
     stmt = (select(func.count(Need.id), _count_if(Need.status.in_(NEED_DONE)))
-            .where(_needs_in(session, period, org_id), Need.status != "已驳回"))
+            .where(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED))
     needs, closed = (int(v) for v in session.execute(stmt).one())
     return [{"needs": needs, "closed": closed, "rate": ratio(closed, needs)}]
 
@@ -247,7 +251,7 @@ def need_mean_time_to_close(session, period: Period, org_id=None):
 def need_mean_satisfaction(session, period: Period, org_id=None):
     """Mean satisfaction (1–5) of the needs visited back (已回访)."""
     stmt = (select(func.count(Need.id), func.avg(Need.satisfaction))
-            .where(_needs_in(session, period, org_id), Need.status == "已回访"))
+            .where(_needs_in(session, period, org_id), Need.status == NeedStatus.VISITED))
     rated, mean = session.execute(stmt).one()
     return [{"rated": int(rated), "mean": None if mean is None else round(float(mean), 2)}]
 
@@ -287,12 +291,12 @@ def overdue_needs(session, period: Period, org_id=None, limit: int = OVERDUE_LIS
 def need_match_rate(session, period: Period, org_id=None):
     """匹配率: needs raised in the period and not rejected, and those linked to a service item."""
     stmt = (select(func.count(Need.id), _count_if(Need.matched))
-            .where(_needs_in(session, period, org_id), Need.status != "已驳回"))
+            .where(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED))
     needs, matched = (int(v) for v in session.execute(stmt).one())
     return [{"needs": needs, "matched": matched, "rate": ratio(matched, needs)}]
 
 
-WISH_CLAIMED = ("已认领", "已实现", "已确认")
+WISH_CLAIMED = (WishStatus.CLAIMED, WishStatus.FULFILLED, WishStatus.CONFIRMED)
 
 
 def wish_claim_rate(session, period: Period, org_id=None):
@@ -328,18 +332,18 @@ def registration_rates(session, period: Period, org_id=None):
     there (党员报到 已报到)."""
     # The unit directory is readable by everyone: count the units one answers for.
     units = (select(Unit.community_id, func.count(Unit.id))
-             .where(Unit.status == "在册", owner_clause(Unit, current_principal()),
+             .where(Unit.status == UnitStatus.REGISTERED, owner_clause(Unit, current_principal()),
                     _under(session, Unit, org_id)).group_by(Unit.community_id))
     unit_regs = (select(UnitRegistration.community_id, func.count(UnitRegistration.id))
-                 .where(UnitRegistration.status == "已报到",
+                 .where(UnitRegistration.status == UnitRegistrationStatus.REGISTERED,
                         UnitRegistration.registered_on <= period.end,
                         _under(session, UnitRegistration, org_id))
                  .group_by(UnitRegistration.community_id))
     members = (select(Member.community_id, func.count(Member.id))
-               .where(Member.category == "在职", Member.status == "正常",
+               .where(Member.category == "在职", Member.status == MemberStatus.ACTIVE,
                       _under(session, Member, org_id)).group_by(Member.community_id))
     member_regs = (select(MemberRegistration.community_id, func.count(MemberRegistration.id))
-                   .where(MemberRegistration.status == "已报到",
+                   .where(MemberRegistration.status == MemberRegistrationStatus.REGISTERED,
                           MemberRegistration.registered_on <= period.end,
                           _under(session, MemberRegistration, org_id))
                    .group_by(MemberRegistration.community_id))
@@ -415,7 +419,7 @@ def service_hours_per_month(session, period: Period, org_id=None):
     """Certified service hours (and records) per month of service."""
     year, month = _month_keys(ServiceRecord.served_on)
     stmt = (select(year, month, func.sum(ServiceRecord.hours), func.count(ServiceRecord.id))
-            .where(ServiceRecord.status == "已认证",
+            .where(ServiceRecord.status == RecordStatus.CERTIFIED,
                    ServiceRecord.served_on.between(period.start, period.end),
                    _under(session, ServiceRecord, org_id))
             .group_by(year, month))

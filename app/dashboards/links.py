@@ -16,7 +16,7 @@ from flask import current_app, g
 from app.dashboards.figures import Period, parse_period
 
 EQ, NOT_EQ, IN, GREATER, SMALLER = "eq", "neq", "in", "gt", "lt"
-RELATION, FLAG, WITHIN = "rel_o_m", "flag", "within"
+RELATION, MANY, FLAG, WITHIN = "rel_o_m", "rel_m_m", "flag", "within"
 JUST_BEFORE = timedelta(microseconds=1)
 
 

@@ -29,6 +29,9 @@ from app.models.lists import NEED_DONE, NEED_STATUSES
 from app.models.org import Organization
 from app.security.scope import current_principal
 from app.services import audit
+from app.models.cobuild import MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
+from app.models.lists import NeedStatus
+from app.models.meetings import MeetingStatus
 
 # --- the figures the page shows, with the columns of their CSV ----------------------------------
 
@@ -188,7 +191,7 @@ class Board:
                                   "—" if satisfaction["mean"] is None
                                   else f"{satisfaction['mean']} 分",
                                   f"回访 {satisfaction['rated']} 件",
-                                  list_url("need", ("status", EQ, "已回访"), *created),
+                                  list_url("need", ("status", EQ, NeedStatus.VISITED), *created),
                                   satisfaction["rated"], "need_mean_satisfaction"))
         by_community = rows["needs_by_community"]
         overdue = sum(r["overdue"] for r in by_community)
@@ -252,7 +255,7 @@ class Board:
         section.cards.append(card(N_("需求匹配率"), percent(match[RATE]),
                                   f"已匹配 {match['matched']} / 受理 {match['needs']}",
                                   list_url("need", ("matched", FLAG, 1),
-                                           ("status", NOT_EQ, "已驳回"), *self._in("created_on")),
+                                           ("status", NOT_EQ, NeedStatus.REJECTED), *self._in("created_on")),
                                   match["matched"], "need_match_rate"))
         claim = rows["wish_claim_rate"][0]
         section.cards.append(card(N_("微心愿认领率"), percent(claim[RATE]),
@@ -294,12 +297,12 @@ class Board:
         section.cards.append(card(
             N_("单位报到率"), percent(F.ratio(totals["registered_units"], totals["units"])),
             f"已报到 {totals['registered_units']} / 在册 {totals['units']}",
-            list_url("unit_registration", ("status", EQ, "已报到"), *registered,
+            list_url("unit_registration", ("status", EQ, UnitRegistrationStatus.REGISTERED), *registered,
                      *under(self.org_id)), totals["registered_units"], "registration_rates"))
         section.cards.append(card(
             N_("党员报到率"), percent(F.ratio(totals["registered_members"], totals["members"])),
             f"已报到 {totals['registered_members']} / 在职党员 {totals['members']}",
-            list_url("member_registration", ("status", EQ, "已报到"), *registered,
+            list_url("member_registration", ("status", EQ, MemberRegistrationStatus.REGISTERED), *registered,
                      *under(self.org_id)), totals["registered_members"], "registration_rates"))
         chart = Chart("registration_rates", N_("各社区双报到报到率"), "registration_rates", "bar",
                       [r["community"] for r in regs], unit="%")
@@ -316,13 +319,13 @@ class Board:
         total_hours = round(sum(r["hours"] for r in hours), 1)
         records = sum(r["records"] for r in hours)
         section.cards.append(card(N_("服务时长"), f"{total_hours:g} 小时", f"已认证服务记录 {records} 条",
-                                  list_url("service_record", ("status", EQ, "已认证"),
+                                  list_url("service_record", ("status", EQ, RecordStatus.CERTIFIED),
                                            *self._in("served_on", False)),
                                   records, "service_hours_per_month"))
         chart = Chart("service_hours_per_month", N_("党员服务时长（按月，已认证）"),
                       "service_hours_per_month", "bar", [r["month"] for r in hours], unit="小时")
         chart.add("服务时长", [r["hours"] for r in hours],
-                  [list_url("service_record", ("status", EQ, "已认证"),
+                  [list_url("service_record", ("status", EQ, RecordStatus.CERTIFIED),
                             *self._in("served_on", False, month_period(r["month"])))
                    if r["records"] else None for r in hours], [r["records"] for r in hours])
         section.charts.append(chart)
@@ -370,7 +373,7 @@ class Board:
         planned_in = self._in("planned_date", False)
         section.cards.append(card(N_("会议召开率"), percent(F.ratio(held, planned)),
                                   f"已召开 {held} / 计划 {planned}",
-                                  list_url("meeting", ("status", EQ, "已召开"), *planned_in),
+                                  list_url("meeting", ("status", EQ, MeetingStatus.HELD), *planned_in),
                                   held, "meetings_held_vs_planned"))
         attendance = rows["meeting_attendance_rate"]
         expected = sum(r["expected"] for r in attendance)
@@ -399,7 +402,7 @@ class Board:
                       "meetings_held_vs_planned", "bar",
                       [f"{r['quarter']} {r['type']}" for r in meetings])
         for key, label, extra in (("planned", "计划", []),
-                                  ("held", "已召开", [("status", EQ, "已召开")])):
+                                  ("held", "已召开", [("status", EQ, MeetingStatus.HELD)])):
             chart.add(label, [r[key] for r in meetings],
                       [list_url("meeting", ("type", EQ, r["type"]), *extra,
                                 *self._in("planned_date", False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Callable
 
 from flask_appbuilder import Model
@@ -22,6 +23,11 @@ Model.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def state_choices(states: type[StrEnum]) -> dict[str, str]:
+    """A status column's choices (stored value -> label) from its workflow's named states."""
+    return {state.value: state.value for state in states}
 
 
 def caption(text: str, **info) -> dict:

@@ -2,6 +2,8 @@
 the points ledger and star ratings (DOMAIN.md §1, §2)."""
 from __future__ import annotations
 
+from enum import StrEnum
+
 import json
 from datetime import date, timedelta
 from decimal import Decimal
@@ -14,22 +16,72 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import GLOBAL, Entity, Scope, caption, live_order, status_is_version
+from app.models.base import state_choices, GLOBAL, Entity, Scope, caption, live_order, status_is_version
 from app.models.lists import in_own_communities
 from app.models.org import Dictionary, Member, Organization, Unit, _exists
+from app.models.org import UnitStatus
 
-AGREEMENT_STATUSES = {s: N_(s) for s in ("草拟", "已签订", "已到期", "已终止")}
-UNIT_REGISTRATION_STATUSES = {s: N_(s) for s in ("待确认", "已报到", "已注销")}
-MEMBER_REGISTRATION_STATUSES = {s: N_(s) for s in ("待确认", "已报到", "已转出", "已注销")}
-REGISTRATION_ACTIVE = ("待确认", "已报到")
-CLAIM_STATUSES = {s: N_(s) for s in ("已认领", "已退出")}
-RECORD_STATUSES = {s: N_(s) for s in ("待认证", "已认证", "已驳回")}
+class AgreementStatus(StrEnum):
+    """The states of a co-building agreement; the values are what the database stores."""
+
+    DRAFT = "草拟"
+    SIGNED = "已签订"
+    EXPIRED = "已到期"
+    TERMINATED = "已终止"
+
+
+class UnitRegistrationStatus(StrEnum):
+    """The states of a unit's registration (单位报到); the values are what the database stores."""
+
+    PENDING = "待确认"
+    REGISTERED = "已报到"
+    CANCELLED = "已注销"
+
+
+class MemberRegistrationStatus(StrEnum):
+    """The states of a member's registration (党员报到); the values are what the database stores."""
+
+    PENDING = "待确认"
+    REGISTERED = "已报到"
+    TRANSFERRED = "已转出"
+    CANCELLED = "已注销"
+
+
+class ClaimStatus(StrEnum):
+    """The states of a member's claim of a service post; the values are what the database stores."""
+
+    CLAIMED = "已认领"
+    WITHDRAWN = "已退出"
+
+
+class RecordStatus(StrEnum):
+    """The states of a service record's certification; the values are what the database stores."""
+
+    PENDING = "待认证"
+    CERTIFIED = "已认证"
+    REJECTED = "已驳回"
+
+
+class RatingStatus(StrEnum):
+    """The states of a star rating's run, review and publication; the values are what the database stores."""
+
+    COMPUTED = "已计算"
+    REVIEWED = "已审核"
+    PUBLISHED = "已公示"
+
+
+AGREEMENT_STATUSES = state_choices(AgreementStatus)
+UNIT_REGISTRATION_STATUSES = state_choices(UnitRegistrationStatus)
+MEMBER_REGISTRATION_STATUSES = state_choices(MemberRegistrationStatus)
+REGISTRATION_ACTIVE = (MemberRegistrationStatus.PENDING, MemberRegistrationStatus.REGISTERED)
+CLAIM_STATUSES = state_choices(ClaimStatus)
+RECORD_STATUSES = state_choices(RecordStatus)
 SUBJECTS = {"member": N_("党员"), "unit": N_("驻区单位")}
 # What earns points. Another area adds its own events here (e.g. a fulfilled micro-wish).
 POINT_EVENTS = {"service_record": N_("服务记录认证")}
 ENTRY_KINDS = {"pay": N_("记分"), "reverse": N_("冲正")}
 PERIOD_KINDS = {"quarter": N_("季度"), "year": N_("年度")}
-RATING_STATUSES = {s: N_(s) for s in ("已计算", "已审核", "已公示")}
+RATING_STATUSES = state_choices(RatingStatus)
 # An agreement is flagged this many days before it ends (DOMAIN.md §2).
 EXPIRY_WARNING_DAYS = 30
 
@@ -113,7 +165,7 @@ class Agreement(Entity):
     __scope__ = Scope(org=(lambda: Agreement.community_id,), unit=(lambda: Agreement.unit_id,))
     __choices__ = {
         "community": lambda: Organization.type == "community",
-        "unit": lambda: Unit.status == "在册",
+        "unit": lambda: Unit.status == UnitStatus.REGISTERED,
     }
     __extra_labels__ = {"expiring": N_("即将到期"), "expiry_note": N_("到期提醒")}
 
@@ -133,7 +185,7 @@ class Agreement(Entity):
     file_type = Column(String(8), info=caption("文件类型"))
     file_size = Column(Integer, info=caption("文件大小"))
     file_uploaded_on = Column(DateTime, info=caption("上传时间"))
-    status = Column(String(8), nullable=False, default="草拟", index=True,
+    status = Column(String(8), nullable=False, default=AgreementStatus.DRAFT, index=True,
                     info=caption("状态", choices=AGREEMENT_STATUSES))
     __mapper_args__ = status_is_version(status)
     terminate_reason = Column(String(500), info=caption("终止原因"))
@@ -146,13 +198,13 @@ class Agreement(Entity):
     def expiring(self) -> bool:
         """Signed and ending within the warning period (or already past its end): computed in
         the query from the dates, never a stored flag."""
-        return bool(self.status == "已签订" and self.valid_to is not None
+        return bool(self.status == AgreementStatus.SIGNED and self.valid_to is not None
                     and self.valid_to <= date.today() + timedelta(days=EXPIRY_WARNING_DAYS))
 
     @expiring.inplace.expression
     @classmethod
     def _expiring_expression(cls):
-        return and_(cls.status == "已签订",
+        return and_(cls.status == AgreementStatus.SIGNED,
                     cls.valid_to <= date.today() + timedelta(days=EXPIRY_WARNING_DAYS))
 
     @property
@@ -189,7 +241,7 @@ class UnitRegistration(Entity):
     __label__ = N_("单位报到")
     __scope__ = Scope(org=(lambda: UnitRegistration.community_id,),
                       unit=(lambda: UnitRegistration.unit_id,))
-    __choices__ = {"unit": lambda: Unit.status == "在册"}
+    __choices__ = {"unit": lambda: Unit.status == UnitStatus.REGISTERED}
 
     unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
                      info=caption("驻区单位"))
@@ -199,7 +251,7 @@ class UnitRegistration(Entity):
     registered_on = Column(Date, index=True, nullable=False, default=date.today,
                            info=caption("报到日期"))
     receipt_no = Column(String(32), nullable=True, unique=True, info=caption("回执编号"))
-    status = Column(String(8), nullable=False, default="待确认", index=True,
+    status = Column(String(8), nullable=False, default=UnitRegistrationStatus.PENDING, index=True,
                     info=caption("状态", choices=UNIT_REGISTRATION_STATUSES))
     __mapper_args__ = status_is_version(status)
     confirmed_by_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("确认人"))
@@ -258,7 +310,7 @@ class MemberRegistration(Entity):
     registered_on = Column(Date, index=True, nullable=False, default=date.today,
                            info=caption("报到日期"))
     certificate_no = Column(String(32), nullable=True, unique=True, info=caption("报到证编号"))
-    status = Column(String(8), nullable=False, default="待确认", index=True,
+    status = Column(String(8), nullable=False, default=MemberRegistrationStatus.PENDING, index=True,
                     info=caption("状态", choices=MEMBER_REGISTRATION_STATUSES))
     __mapper_args__ = status_is_version(status)
     confirmed_by_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("确认人"))
@@ -362,7 +414,7 @@ class ServicePost(Entity):
 
     def check_delete(self, session) -> None:
         if _exists(session, select(PostClaim.id).where(PostClaim.post_id == self.id,
-                                                         PostClaim.status == "已认领",
+                                                         PostClaim.status == ClaimStatus.CLAIMED,
                                                          PostClaim.deleted_on.is_(None))):
             raise DomainError(f"“{self.name}”还有党员在岗，不能删除；可改为不开放认领")
 
@@ -389,7 +441,7 @@ class PostClaim(Entity):
     post_id = Column(Integer, ForeignKey("service_post.id"), nullable=False, index=True,
                      info=caption("服务岗位"))
     claimed_on = Column(Date, index=True, nullable=False, default=date.today, info=caption("认领日期"))
-    status = Column(String(8), nullable=False, default="已认领", index=True,
+    status = Column(String(8), nullable=False, default=ClaimStatus.CLAIMED, index=True,
                     info=caption("状态", choices=CLAIM_STATUSES))
     __mapper_args__ = status_is_version(status)
     withdrawn_on = Column(Date, info=caption("退出日期"))
@@ -406,7 +458,7 @@ class PostClaim(Entity):
         if self.id is not None:
             if get_history(self, "member").has_changes() or get_history(self, "post").has_changes():
                 raise DomainError("认领记录不能更换党员或岗位；请退出后重新认领", "post")
-            self.active_key = self._key() if self.status == "已认领" else None
+            self.active_key = self._key() if self.status == ClaimStatus.CLAIMED else None
             return
         if self.post.community_id not in _communities_of(session, self.member):
             raise DomainError(f"“{self.post.name}”不在{self.member.name}居住或报到的社区，"
@@ -455,7 +507,7 @@ class PostClaim(Entity):
                         execution_options={"synchronize_session": False})
 
     def check_delete(self, session) -> None:
-        if self.status == "已认领":
+        if self.status == ClaimStatus.CLAIMED:
             raise DomainError("该党员仍在岗，请先办理退出认领，再删除")
 
     def soft_delete(self, user_id):
@@ -509,7 +561,7 @@ class ServiceRecord(Entity):
                      info=caption("需求"))
     micro_wish_id = Column(Integer, ForeignKey("micro_wish.id"), nullable=True, index=True,
                            info=caption("微心愿"))
-    status = Column(String(8), nullable=False, default="待认证", index=True,
+    status = Column(String(8), nullable=False, default=RecordStatus.PENDING, index=True,
                     info=caption("状态", choices=RECORD_STATUSES))
     __mapper_args__ = status_is_version(status)
     certified_by_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True,
@@ -563,7 +615,7 @@ class ServiceRecord(Entity):
                                ("post", "service_item", "need", "micro_wish")) if t is not None]
         if len(targets) > 1:
             raise DomainError("一条服务记录只能对应一个岗位、项目、需求或微心愿", "post")
-        if self.id is not None and self.status == "已认证" \
+        if self.id is not None and self.status == RecordStatus.CERTIFIED \
                 and not get_history(self, "status").has_changes() \
                 and any(get_history(self, key).has_changes() for key in self.FROZEN):
             raise DomainError("已认证的服务记录不能修改；如需更正，请先撤销认证", "hours")
@@ -720,7 +772,7 @@ class StarRating(Entity):
     # JSON: each weighted input's value and weight, and the thresholds in force.
     inputs = Column(Text, info=caption("评分构成"))
     thresholds = Column(Text, info=caption("星级标准"))
-    status = Column(String(8), nullable=False, default="已计算", index=True,
+    status = Column(String(8), nullable=False, default=RatingStatus.COMPUTED, index=True,
                     info=caption("状态", choices=RATING_STATUSES))
     __mapper_args__ = status_is_version(status)
     computed_on = Column(DateTime, info=caption("计算时间"))

@@ -2,6 +2,8 @@
 items that put one against the other, and residents' small wishes (DOMAIN.md §1–§3)."""
 from __future__ import annotations
 
+from enum import StrEnum
+
 from datetime import datetime
 
 from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table,
@@ -12,17 +14,62 @@ from sqlalchemy.orm import relationship
 from app import validators
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import Entity, Model, Scope, caption, live_order, status_is_version
+from app.models.base import state_choices, Entity, Model, Scope, caption, live_order, status_is_version
 from app.models.org import Dictionary, Member, Organization, Unit
+from app.models.org import UnitStatus
 
-RESOURCE_STATUSES = {s: N_(s) for s in ("草稿", "待审核", "已发布", "已驳回", "已撤回")}
-SERVICE_STATUSES = {s: N_(s) for s in ("草稿", "待审核", "已发布", "进行中", "已完成", "已驳回")}
-NEED_STATUSES = {s: N_(s) for s in ("待受理", "已受理", "已驳回", "已派单", "办理中", "已办结", "已回访")}
-NEED_CLOSED = ("已办结", "已回访", "已驳回")
-NEED_DONE = ("已办结", "已回访")
+class ResourceStatus(StrEnum):
+    """The states of a resource list entry's review; the values are what the database stores."""
+
+    DRAFT = "草稿"
+    PENDING = "待审核"
+    PUBLISHED = "已发布"
+    REJECTED = "已驳回"
+    WITHDRAWN = "已撤回"
+
+
+class ServiceStatus(StrEnum):
+    """The states of a service item's review and run; the values are what the database stores."""
+
+    DRAFT = "草稿"
+    PENDING = "待审核"
+    PUBLISHED = "已发布"
+    RUNNING = "进行中"
+    COMPLETED = "已完成"
+    REJECTED = "已驳回"
+
+
+class NeedStatus(StrEnum):
+    """The states of the closed loop of a need (五单办理, DOMAIN.md §3); the values are what the database stores."""
+
+    NEW = "待受理"
+    ACCEPTED = "已受理"
+    REJECTED = "已驳回"
+    DISPATCHED = "已派单"
+    IN_HAND = "办理中"
+    DONE = "已办结"
+    VISITED = "已回访"
+
+
+class WishStatus(StrEnum):
+    """The states of a micro-wish from review to the resident's confirmation; the values are what the database stores."""
+
+    PENDING = "待审核"
+    OPEN = "待认领"
+    CLAIMED = "已认领"
+    FULFILLED = "已实现"
+    CONFIRMED = "已确认"
+    REJECTED = "已驳回"
+
+
+RESOURCE_STATUSES = state_choices(ResourceStatus)
+SERVICE_STATUSES = state_choices(ServiceStatus)
+NEED_STATUSES = state_choices(NeedStatus)
+NEED_CLOSED = (NeedStatus.DONE, NeedStatus.VISITED, NeedStatus.REJECTED)
+NEED_DONE = (NeedStatus.DONE, NeedStatus.VISITED)
 NEED_SOURCES = {s: N_(s) for s in ("居民", "网格员", "社区", "驻区单位", "平台")}
 URGENCIES = {"一般": N_("一般"), "重大": N_("重大"), "复杂": N_("复杂")}
-WISH_STATUSES = {s: N_(s) for s in ("待审核", "待认领", "已认领", "已实现", "已确认", "已驳回")}
+WISH_STATUSES = state_choices(WishStatus)
 
 need_member = Table(
     "need_member", Model.metadata,
@@ -68,7 +115,7 @@ class Resource(Entity):
     __scope__ = Scope(org=(lambda: _community_of_unit(Resource.unit_id),),
                       unit=(lambda: Resource.unit_id,))
     __choices__ = {
-        "unit": lambda: Unit.status == "在册",
+        "unit": lambda: Unit.status == UnitStatus.REGISTERED,
         "category": lambda: _dictionary("resource_category"),
     }
 
@@ -97,7 +144,7 @@ class Resource(Entity):
 
         return shown_phone(self, self.phone)
 
-    status = Column(String(8), nullable=False, default="草稿", index=True,
+    status = Column(String(8), nullable=False, default=ResourceStatus.DRAFT, index=True,
                     info=caption("状态", choices=RESOURCE_STATUSES))
     reject_reason = Column(String(500), info=caption("驳回原因"))
     __mapper_args__ = status_is_version(status)
@@ -122,7 +169,7 @@ class ServiceItem(Entity):
                       # provider's community see them (and log service against them).
                       shared=(lambda p: _offered_nearby(p),))
     __choices__ = {
-        "provider_unit": lambda: Unit.status == "在册",
+        "provider_unit": lambda: Unit.status == UnitStatus.REGISTERED,
         # The needs' categories: a service item answers a kind of need (matching).
         "category": lambda: _dictionary("need_category"),
     }
@@ -141,7 +188,7 @@ class ServiceItem(Entity):
     place = Column(String(200), info=caption("服务地点"))
     commitment = Column(Text, info=caption("公开承诺"))
     fulfilment = Column(Text, info=caption("践诺情况"))
-    status = Column(String(8), nullable=False, default="草稿", index=True,
+    status = Column(String(8), nullable=False, default=ServiceStatus.DRAFT, index=True,
                     info=caption("状态", choices=SERVICE_STATUSES))
     reject_reason = Column(String(500), info=caption("驳回原因"))
     __mapper_args__ = status_is_version(status)
@@ -183,7 +230,7 @@ class Need(Entity):
         "community": lambda: Organization.type == "community",
         "grid": lambda: Organization.type.in_(("grid", "building")),
         "category": lambda: _dictionary("need_category"),
-        "assigned_unit": lambda: Unit.status == "在册",
+        "assigned_unit": lambda: Unit.status == UnitStatus.REGISTERED,
     }
     __audit_masked__ = frozenset({"requester_phone"})
     __extra_labels__ = {"overdue": N_("是否逾期"), "requester_phone_masked": N_("联系电话"),
@@ -204,7 +251,7 @@ class Need(Entity):
     content = Column(Text, info=caption("需求内容"))
     urgency = Column(String(4), nullable=False, default="一般", index=True,
                      info=caption("紧急程度", choices=URGENCIES))
-    status = Column(String(8), nullable=False, default="待受理", index=True,
+    status = Column(String(8), nullable=False, default=NeedStatus.NEW, index=True,
                     info=caption("状态", choices=NEED_STATUSES))
     submitted_by_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
                                   info=caption("提交单位"))
@@ -332,7 +379,7 @@ class MicroWish(Entity):
     grid_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,
                      info=caption("所在网格"))
     content = Column(Text, nullable=False, info=caption("心愿内容"))
-    status = Column(String(8), nullable=False, default="待审核", index=True,
+    status = Column(String(8), nullable=False, default=WishStatus.PENDING, index=True,
                     info=caption("状态", choices=WISH_STATUSES))
     reject_reason = Column(String(500), info=caption("驳回原因"))
     claimant_member_id = Column(Integer, ForeignKey("member.id"), nullable=True, index=True,
@@ -380,7 +427,7 @@ def _dictionary(kind: str):
     return (Dictionary.kind == kind) & Dictionary.active
 
 
-WISH_PUBLISHED = ("待认领", "已认领", "已实现", "已确认")
+WISH_PUBLISHED = (WishStatus.OPEN, WishStatus.CLAIMED, WishStatus.FULFILLED, WishStatus.CONFIRMED)
 
 
 def _published_wish(principal):
@@ -397,11 +444,11 @@ def _offered_nearby(principal):
         return None
     mine = in_own_communities(_community_of_unit(ServiceItem.provider_unit_id),
                               _as_member(principal))
-    return and_(ServiceItem.status.in_(("已发布", "进行中", "已完成")), mine)
+    return and_(ServiceItem.status.in_((ServiceStatus.PUBLISHED, ServiceStatus.RUNNING, ServiceStatus.COMPLETED)), mine)
 
 
 # What a unit may still change itself: a filed item is the reviewers' until withdrawn/rejected.
-EDITABLE = ("草稿", "已驳回", "已撤回")
+EDITABLE = (ResourceStatus.DRAFT, ResourceStatus.REJECTED, ResourceStatus.WITHDRAWN)
 REVIEW_FIELDS = {"status", "reject_reason", "fulfilment", "changed_on", "changed_by_id",
                  "deleted_on", "deleted_by_id"}
 

@@ -11,6 +11,8 @@ host's supervision notes carry none and stay the host's.
 """
 from __future__ import annotations
 
+from enum import StrEnum
+
 from calendar import monthrange
 from datetime import date
 
@@ -22,8 +24,9 @@ from sqlalchemy.orm.attributes import get_history
 
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import Entity, Model, Scope, caption, live_order, status_is_version
+from app.models.base import state_choices, Entity, Model, Scope, caption, live_order, status_is_version
 from app.models.org import Organization, Unit
+from app.models.org import UnitStatus
 
 # Host organisation type -> the body's level (DOMAIN.md: 区/街道/社区).
 LEVEL_OF_HOST = {"district": "区", "street": "街道", "community": "社区"}
@@ -32,12 +35,28 @@ MEMBER_ROLES = {s: N_(s) for s in ("召集人", "副召集人", "成员单位", 
 MEETING_TYPES = {s: N_(s) for s in ("旬例会", "月推进会", "季研讨会", "年总结会", "临时会议")}
 # The meetings each unit's 一把手 attends in person (DOMAIN.md §1).
 LEADER_MEETINGS = ("季研讨会", "年总结会")
-MEETING_STATUSES = {s: N_(s) for s in ("计划中", "已召开", "已取消")}
+class MeetingStatus(StrEnum):
+    """The states of a joint meeting; the values are what the database stores."""
+
+    PLANNED = "计划中"
+    HELD = "已召开"
+    CANCELLED = "已取消"
+
+
+class ResolutionStatus(StrEnum):
+    """The states of a resolution under supervision (督办); the values are what the database stores."""
+
+    TODO = "待办"
+    IN_HAND = "办理中"
+    DONE = "已办结"
+
+
+MEETING_STATUSES = state_choices(MeetingStatus)
 ATTENDEE_LEVELS = {s: N_(s) for s in ("一把手", "分管领导", "党务干部", "其他")}
 ATTENDANCE_STATUSES = {s: N_(s) for s in ("出席", "迟到", "请假", "缺席")}
 PRESENT = ("出席", "迟到")
-RESOLUTION_STATUSES = {s: N_(s) for s in ("待办", "办理中", "已办结")}
-DONE = "已办结"
+RESOLUTION_STATUSES = state_choices(ResolutionStatus)
+DONE = ResolutionStatus.DONE
 
 resolution_co_unit = Table(
     "resolution_co_unit", Model.metadata,
@@ -192,7 +211,7 @@ class BodyMember(Entity):
     __label__ = N_("成员单位")
     __scope__ = Scope(org=(lambda: _host_of_body(BodyMember.body_id),),
                       shared=(_in_member_bodies(lambda: BodyMember.body_id),))
-    __choices__ = {"unit": lambda: Unit.status == "在册"}
+    __choices__ = {"unit": lambda: Unit.status == UnitStatus.REGISTERED}
 
     body_id = Column(Integer, ForeignKey("joint_body.id"), nullable=False, index=True,
                      info=caption("联席会"))
@@ -250,7 +269,7 @@ class Meeting(Entity):
     place = Column(String(200), info=caption("会议地点"))
     chair = Column(String(50), info=caption("主持人"))
     recorder = Column(String(50), info=caption("记录人"))
-    status = Column(String(8), nullable=False, default="计划中", index=True,
+    status = Column(String(8), nullable=False, default=MeetingStatus.PLANNED, index=True,
                     info=caption("状态", choices=MEETING_STATUSES))
     __mapper_args__ = status_is_version(status)
     minutes = Column(Text, info=caption("会议纪要"))
@@ -291,11 +310,11 @@ class Meeting(Entity):
             raise DomainError("请填写计划日期", "planned_date")
         if self.held_on is not None and self.held_on > date.today():
             raise DomainError(f"召开日期 {self.held_on} 晚于今天，不能登记尚未召开的会议", "held_on")
-        if self.status == "已召开" and self.held_on is None:
+        if self.status == MeetingStatus.HELD and self.held_on is None:
             raise DomainError("请填写召开日期", "held_on")
-        if self.status != "已召开" and self.held_on is not None:
+        if self.status != MeetingStatus.HELD and self.held_on is not None:
             raise DomainError("会议尚未召开，不能填写召开日期（请使用“标记已召开”）", "held_on")
-        if self.status == "已取消" and not self.cancel_reason:
+        if self.status == MeetingStatus.CANCELLED and not self.cancel_reason:
             raise DomainError("取消会议须填写取消原因", "cancel_reason")
         self.plan_key = plan_key(self.body.id, self.type, self.planned_date)
         if self.plan_key and _exists(session, select(Meeting.id).where(
@@ -304,7 +323,7 @@ class Meeting(Entity):
                               "不能重复安排", "planned_date")
 
     def check_delete(self, session) -> None:
-        if self.status == "已召开":
+        if self.status == MeetingStatus.HELD:
             raise DomainError("已召开的会议是工作记录，不能删除")
 
     def soft_delete(self, user_id):
@@ -331,7 +350,7 @@ class Attendance(Entity):
     __scope__ = Scope(org=(lambda: _host_of_meeting(Attendance.meeting_id),),
                       unit=(lambda: Attendance.unit_id,),
                       shared=(_of_member_meetings(lambda: Attendance.meeting_id),))
-    __choices__ = {"meeting": lambda: Meeting.status != "已取消"}
+    __choices__ = {"meeting": lambda: Meeting.status != MeetingStatus.CANCELLED}
     __extra_labels__ = {"non_compliant": N_("非一把手参会")}
 
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
@@ -372,7 +391,7 @@ class Attendance(Entity):
         if self.status not in ATTENDANCE_STATUSES:
             raise DomainError("请选择出席情况", "status")
         if _changed(self, "meeting_id", "unit_id"):
-            if self.meeting.status == "已取消":
+            if self.meeting.status == MeetingStatus.CANCELLED:
                 raise DomainError("会议已取消，不能登记参会", "meeting")
             if not is_member(session, self.meeting.body_id, self.unit.id):
                 raise DomainError(f"“{self.unit.name}”不是“{self.meeting.body.name}”的成员单位，"
@@ -403,7 +422,7 @@ class AgendaItem(Entity):
     __label__ = N_("议题")
     __scope__ = Scope(org=(lambda: _host_of_meeting(AgendaItem.meeting_id),),
                       shared=(_of_member_meetings(lambda: AgendaItem.meeting_id),))
-    __choices__ = {"meeting": lambda: Meeting.status != "已取消"}
+    __choices__ = {"meeting": lambda: Meeting.status != MeetingStatus.CANCELLED}
 
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
                         info=caption("会议"))
@@ -421,7 +440,7 @@ class AgendaItem(Entity):
             raise DomainError("请选择会议", "meeting")
         if not (self.title or "").strip():
             raise DomainError("请填写议题", "title")
-        if _changed(self, "meeting_id") and self.meeting.status == "已取消":
+        if _changed(self, "meeting_id") and self.meeting.status == MeetingStatus.CANCELLED:
             raise DomainError("会议已取消，不能添加议题", "meeting")
         if self.proposing_unit is not None and _changed(self, "meeting_id", "proposing_unit_id") \
                 and not is_member(session, self.meeting.body_id, self.proposing_unit.id):
@@ -443,9 +462,9 @@ class Resolution(Entity):
             select(resolution_co_unit.c.resolution_id)
             .where(resolution_co_unit.c.unit_id.in_(p.unit_ids))) if p.unit_ids else None,),
     )
-    __choices__ = {"meeting": lambda: Meeting.status == "已召开",
-                   "lead_unit": lambda: Unit.status == "在册",
-                   "co_units": lambda: Unit.status == "在册"}
+    __choices__ = {"meeting": lambda: Meeting.status == MeetingStatus.HELD,
+                   "lead_unit": lambda: Unit.status == UnitStatus.REGISTERED,
+                   "co_units": lambda: Unit.status == UnitStatus.REGISTERED}
     __extra_labels__ = {"overdue": N_("是否逾期"), "closed_on_time": N_("按期办结")}
 
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
@@ -454,7 +473,7 @@ class Resolution(Entity):
     lead_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
                           info=caption("牵头单位"))
     deadline = Column(Date, nullable=False, index=True, info=caption("办结时限"))
-    status = Column(String(8), nullable=False, default="待办", index=True,
+    status = Column(String(8), nullable=False, default=ResolutionStatus.TODO, index=True,
                     info=caption("状态", choices=RESOLUTION_STATUSES))
     __mapper_args__ = status_is_version(status)
     closed_on = Column(Date, nullable=True, index=True, info=caption("办结日期"))
@@ -498,7 +517,7 @@ class Resolution(Entity):
             raise DomainError("请选择牵头单位", "lead_unit")
         if self.deadline is None:
             raise DomainError("请填写办结时限", "deadline")
-        if _changed(self, "meeting_id") and meeting.status != "已召开":
+        if _changed(self, "meeting_id") and meeting.status != MeetingStatus.HELD:
             raise DomainError("只能为已召开的会议登记议定事项（请先将会议标记为已召开）", "meeting")
         if meeting.held_on and self.deadline < meeting.held_on:
             raise DomainError("办结时限不能早于会议召开日期", "deadline")

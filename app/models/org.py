@@ -1,6 +1,8 @@
 """The organisation tree, resident units, Party members and the data dictionary."""
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (Boolean, Column, Date, ForeignKey, Index, Integer, String, Text, event,
                         func, select, true, update)
 from sqlalchemy.orm import relationship
@@ -9,7 +11,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from app import validators
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import GLOBAL, Entity, Scope, caption, live_order
+from app.models.base import state_choices, GLOBAL, Entity, Scope, caption, live_order
 from app.services import crypto
 
 # Node types, top to bottom. Codes are the code's; labels the UI's (workflow states and
@@ -24,11 +26,27 @@ ORG_TYPES = {
 }
 GRID_KINDS = {"城市": N_("城市"), "农村": N_("农村"), "专属": N_("专属")}
 PARTY_ORG_TYPES = {"党委": N_("党委"), "党总支": N_("党总支"), "党支部": N_("党支部"), "联合党支部": N_("联合党支部")}
-UNIT_STATUSES = {"在册": N_("在册"), "已注销": N_("已注销")}
+class UnitStatus(StrEnum):
+    """The states of a resident unit's standing in the register; the values are what the database stores."""
+
+    REGISTERED = "在册"
+    CANCELLED = "已注销"
+
+
+class MemberStatus(StrEnum):
+    """The states of a member's standing; the values are what the database stores."""
+
+    ACTIVE = "正常"
+    SUSPENDED = "停止党籍"
+    TRANSFERRED = "已转出"
+    DECEASED = "已故"
+
+
+UNIT_STATUSES = state_choices(UnitStatus)
 _TYPE_ORDER = {code: i for i, code in enumerate(ORG_TYPES)}
 GENDERS = {"男": N_("男"), "女": N_("女")}
 MEMBER_CATEGORIES = {"在职": N_("在职"), "退休": N_("退休"), "流动": N_("流动"), "在籍": N_("在籍")}
-MEMBER_STATUSES = {"正常": N_("正常"), "停止党籍": N_("停止党籍"), "已转出": N_("已转出"), "已故": N_("已故")}
+MEMBER_STATUSES = state_choices(MemberStatus)
 
 
 class Organization(Entity):
@@ -203,7 +221,7 @@ class Unit(Entity):
     leader_title = Column(String(50), info=caption("一把手职务"))
     liaison_name = Column(String(50), info=caption("联络员"))
     contact_phone = Column(String(30), info=caption("联系电话"))
-    status = Column(String(8), nullable=False, default="在册", index=True,
+    status = Column(String(8), nullable=False, default=UnitStatus.REGISTERED, index=True,
                     info=caption("状态", choices=UNIT_STATUSES))
     cancel_reason = Column(String(200), info=caption("注销原因"))
     cancelled_on = Column(Date, info=caption("注销日期"))
@@ -243,7 +261,7 @@ class Unit(Entity):
         if _exists(session, select(Unit.id).where(
                 Unit.credit_code_key == self.credit_code, Unit.id != (self.id or 0))):
             raise DomainError(f"统一社会信用代码 {self.credit_code} 已登记", "credit_code")
-        if self.status == "已注销" and not self.cancel_reason:
+        if self.status == UnitStatus.CANCELLED and not self.cancel_reason:
             raise DomainError("注销单位须填写注销原因", "cancel_reason")
 
     def check_delete(self, session) -> None:
@@ -278,7 +296,7 @@ class Member(Entity):
     __choices__ = {
         "community": lambda: Organization.type == "community",
         "group": lambda: Organization.type.in_(("grid", "building", "household")),
-        "work_unit": lambda: Unit.status == "在册",
+        "work_unit": lambda: Unit.status == UnitStatus.REGISTERED,
     }
     __audit_masked__ = frozenset({"id_number_enc", "id_number_hash", "id_number_key", "phone"})
     __revealing__ = ("id_number_shown", "phone_shown")
@@ -304,7 +322,7 @@ class Member(Entity):
     skills = Column(Text, info=caption("技能特长"))
     is_household_center = Column(Boolean, nullable=False, default=False, info=caption("党员中心户"))
     is_red_grid_worker = Column(Boolean, nullable=False, default=False, info=caption("红色网格员"))
-    status = Column(String(8), nullable=False, default="正常", index=True,
+    status = Column(String(8), nullable=False, default=MemberStatus.ACTIVE, index=True,
                     info=caption("状态", choices=MEMBER_STATUSES))
 
     work_unit = relationship("Unit", info=caption("工作单位"))

@@ -43,6 +43,14 @@ DATA = {"export", "import"}
 EVERYONE = ("OrgAdmin", "StreetAdmin", "CommunityAdmin", "UnitLiaison", "Auditor", "Member")
 ADMINS = ("OrgAdmin", "StreetAdmin", "CommunityAdmin")
 
+# Role groups, named once: the transition tables (who may make a move) and the pages say who
+# by these, never by their own lists of role names. DOMAIN.md §4: StreetAdmin and OrgAdmin act
+# as CommunityAdmin within their scope; star-rating runs are the district's (and a street's).
+ADMIN_GROUP = frozenset(ADMINS)
+LIAISON_GROUP = frozenset({"UnitLiaison"})
+MEMBER_GROUP = frozenset({"Member"})
+RATER_GROUP = frozenset({"OrgAdmin", "StreetAdmin"})  # the star ratings: district and street
+
 
 def _grant(roles, ops, **more) -> dict[str, set[str]]:
     rights = {role: set(ops) for role in roles}

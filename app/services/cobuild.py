@@ -24,15 +24,12 @@ from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, Point
 from app.models.lists import Need
 from app.models.org import Member, Unit
 from app.security.scope import Principal, unscoped
+from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
 from app.services import audit
 from app.services.workflow import Field, Transition, Workflow
-
-# DOMAIN.md §4: StreetAdmin and OrgAdmin act as CommunityAdmin within their scope.
-ADMINS = frozenset({"OrgAdmin", "StreetAdmin", "CommunityAdmin"})
-LIAISON = frozenset({"UnitLiaison"})
-MEMBER = frozenset({"Member"})
-# Star-rating runs are the district's (and a street's within its subtree).
-RATERS = frozenset({"OrgAdmin", "StreetAdmin"})
+from app.models.cobuild import AgreementStatus, ClaimStatus, MemberRegistrationStatus, RatingStatus, RecordStatus, UnitRegistrationStatus
+from app.models.org import MemberStatus, UnitStatus
+from app.models.lists import NeedStatus
 
 REASON = Field("reason", "原因", "textarea", required=True)
 
@@ -67,10 +64,10 @@ def _terminate(agreement, data, principal):
 
 
 AGREEMENT_FLOW = Workflow(Agreement, (
-    Transition("sign", "签订", ("草拟",), "已签订", ADMINS, style="success", apply=_sign,
+    Transition("sign", "签订", (AgreementStatus.DRAFT,), AgreementStatus.SIGNED, ADMIN_GROUP, style="success", apply=_sign,
                fields=(Field("signed_on", "签订日期", "date", required=True),)),
-    Transition("expire", "办理到期", ("已签订",), "已到期", ADMINS, rule=_lapsed, style="warning"),
-    Transition("terminate", "终止协议", ("草拟", "已签订"), "已终止", ADMINS, apply=_terminate,
+    Transition("expire", "办理到期", (AgreementStatus.SIGNED,), AgreementStatus.EXPIRED, ADMIN_GROUP, rule=_lapsed, style="warning"),
+    Transition("terminate", "终止协议", (AgreementStatus.DRAFT, AgreementStatus.SIGNED), AgreementStatus.TERMINATED, ADMIN_GROUP, apply=_terminate,
                fields=(Field("reason", "终止原因", "textarea", required=True),), style="danger"),
 ))
 
@@ -151,25 +148,25 @@ def _transfer_out(registration, data, principal):
     session = object_session(registration)
     claims = session.execute(select(PostClaim).join(ServicePost, PostClaim.post_id == ServicePost.id)
                              .where(PostClaim.member_id == registration.member_id,
-                                    PostClaim.status == "已认领",
+                                    PostClaim.status == ClaimStatus.CLAIMED,
                                     ServicePost.community_id == registration.community_id)).scalars()
     for claim in claims:
         _withdraw(claim, {}, principal)
-        claim.status = "已退出"
+        claim.status = ClaimStatus.WITHDRAWN
 
 
 UNIT_REGISTRATION_FLOW = Workflow(UnitRegistration, (
-    Transition("confirm", "确认报到", ("待确认",), "已报到", ADMINS, apply=_confirm, style="success"),
-    Transition("cancel", "注销报到", ("待确认", "已报到"), "已注销", ADMINS, apply=_cancel,
+    Transition("confirm", "确认报到", (UnitRegistrationStatus.PENDING,), UnitRegistrationStatus.REGISTERED, ADMIN_GROUP, apply=_confirm, style="success"),
+    Transition("cancel", "注销报到", (UnitRegistrationStatus.PENDING, UnitRegistrationStatus.REGISTERED), UnitRegistrationStatus.CANCELLED, ADMIN_GROUP, apply=_cancel,
                fields=(Field("reason", "注销原因", "textarea", required=True),), style="danger"),
 ))
 
 MEMBER_REGISTRATION_FLOW = Workflow(MemberRegistration, (
-    Transition("confirm", "确认报到", ("待确认",), "已报到", ADMINS, apply=_confirm, style="success"),
-    Transition("transfer_out", "转出", ("已报到",), "已转出", ADMINS, apply=_transfer_out,
+    Transition("confirm", "确认报到", (MemberRegistrationStatus.PENDING,), MemberRegistrationStatus.REGISTERED, ADMIN_GROUP, apply=_confirm, style="success"),
+    Transition("transfer_out", "转出", (MemberRegistrationStatus.REGISTERED,), MemberRegistrationStatus.TRANSFERRED, ADMIN_GROUP, apply=_transfer_out,
                fields=(Field("transferred_on", "转出日期", "date"),
                        Field("note", "转出说明（转往何处）", "textarea")), style="warning"),
-    Transition("cancel", "注销报到", ("待确认", "已报到"), "已注销", ADMINS, apply=_cancel,
+    Transition("cancel", "注销报到", (MemberRegistrationStatus.PENDING, MemberRegistrationStatus.REGISTERED), MemberRegistrationStatus.CANCELLED, ADMIN_GROUP, apply=_cancel,
                fields=(Field("reason", "注销原因", "textarea", required=True),), style="danger"),
 ))
 
@@ -182,7 +179,7 @@ def _withdraw(claim, data, principal):
 
 
 POST_CLAIM_FLOW = Workflow(PostClaim, (
-    Transition("withdraw", "退出认领", ("已认领",), "已退出", MEMBER | ADMINS, apply=_withdraw,
+    Transition("withdraw", "退出认领", (ClaimStatus.CLAIMED,), ClaimStatus.WITHDRAWN, MEMBER_GROUP | ADMIN_GROUP, apply=_withdraw,
                style="warning", confirm="确定退出该服务岗位吗？"),
 ))
 
@@ -201,7 +198,7 @@ def _certify(record, data, principal):
     record.certified_on = _now()
     record.reject_reason = None
     record.pay_cycle = (record.pay_cycle or 0) + 1
-    _take_move(record, "已认证")
+    _take_move(record, RecordStatus.CERTIFIED)
     pay_service_record(object_session(record), record, principal)
 
 
@@ -213,18 +210,18 @@ def _revoke(record, data, principal):
     record.revoke_reason = data["reason"]
     record.certified_by_id = None
     record.certified_on = None
-    _take_move(record, "待认证")
+    _take_move(record, RecordStatus.PENDING)
     reverse_service_record(object_session(record), record, principal, data["reason"])
 
 
 SERVICE_RECORD_FLOW = Workflow(ServiceRecord, (
-    Transition("certify", "认证", ("待认证",), "已认证", ADMINS, apply=_certify, style="success",
+    Transition("certify", "认证", (RecordStatus.PENDING,), RecordStatus.CERTIFIED, ADMIN_GROUP, apply=_certify, style="success",
                confirm="确定认证该服务记录并按积分规则记分吗？"),
-    Transition("reject", "驳回", ("待认证",), "已驳回", ADMINS, apply=_reject_record,
+    Transition("reject", "驳回", (RecordStatus.PENDING,), RecordStatus.REJECTED, ADMIN_GROUP, apply=_reject_record,
                fields=(Field("reason", "驳回原因", "textarea", required=True),), style="danger"),
-    Transition("revoke", "撤销认证", ("已认证",), "待认证", ADMINS, apply=_revoke,
+    Transition("revoke", "撤销认证", (RecordStatus.CERTIFIED,), RecordStatus.PENDING, ADMIN_GROUP, apply=_revoke,
                fields=(Field("reason", "撤销原因", "textarea", required=True),), style="warning"),
-    Transition("resubmit", "重新提交", ("已驳回",), "待认证", MEMBER | LIAISON | ADMINS),
+    Transition("resubmit", "重新提交", (RecordStatus.REJECTED,), RecordStatus.PENDING, MEMBER_GROUP | LIAISON_GROUP | ADMIN_GROUP),
 ))
 
 
@@ -362,19 +359,19 @@ def unit_registration_rates(session, period, ids) -> dict[int, float | None]:
     end ÷ its in-service members (None: it has none)."""
     registered = set(session.execute(select(MemberRegistration.member_id,
                                             MemberRegistration.community_id).where(
-        MemberRegistration.status == "已报到", MemberRegistration.registered_on <= period.end,
+        MemberRegistration.status == MemberRegistrationStatus.REGISTERED, MemberRegistration.registered_on <= period.end,
         MemberRegistration.deleted_on.is_(None))).all())
     totals, done = defaultdict(int), defaultdict(int)
     for unit_id, member_id, community_id in session.execute(
             select(Member.work_unit_id, Member.id, Member.community_id).where(
                 Member.work_unit_id.is_not(None), Member.category == "在职",
-                Member.status == "正常", Member.deleted_on.is_(None))):
+                Member.status == MemberStatus.ACTIVE, Member.deleted_on.is_(None))):
         totals[unit_id] += 1
         done[unit_id] += (member_id, community_id) in registered
     return {i: (done[i] / totals[i] if totals[i] else None) for i in ids}
 
 
-NEED_DONE = ("已办结", "已回访")
+NEED_DONE = (NeedStatus.DONE, NeedStatus.VISITED)
 
 
 def unit_completion_rates(session, period, ids) -> dict[int, float | None]:
@@ -395,7 +392,7 @@ def member_monthly_service(session, period, ids) -> dict[int, float]:
     months = defaultdict(set)
     for member_id, served_on in session.execute(
             select(ServiceRecord.member_id, ServiceRecord.served_on).where(
-                ServiceRecord.status == "已认证", ServiceRecord.served_on >= period.start,
+                ServiceRecord.status == RecordStatus.CERTIFIED, ServiceRecord.served_on >= period.start,
                 ServiceRecord.served_on <= period.end, ServiceRecord.deleted_on.is_(None))):
         months[member_id].add((served_on.year, served_on.month))
     return {i: len(months[i]) / len(period.months) for i in ids}
@@ -403,7 +400,7 @@ def member_monthly_service(session, period, ids) -> dict[int, float]:
 
 def member_registered(session, period, ids) -> dict[int, float]:
     registered = set(session.execute(select(MemberRegistration.member_id).where(
-        MemberRegistration.status == "已报到", MemberRegistration.registered_on <= period.end,
+        MemberRegistration.status == MemberRegistrationStatus.REGISTERED, MemberRegistration.registered_on <= period.end,
         MemberRegistration.deleted_on.is_(None))).scalars())
     return {i: 1.0 if i in registered else 0.0 for i in ids}
 
@@ -508,15 +505,15 @@ def compute_ratings(session, period_text: str) -> dict:
                             ensure_ascii=False)
     with unscoped():
         published = session.execute(select(func.count()).select_from(StarRating).where(
-            StarRating.period == period.code, StarRating.status == "已公示",
+            StarRating.period == period.code, StarRating.status == RatingStatus.PUBLISHED,
             StarRating.deleted_on.is_(None))).scalar()
     if published:
         raise DomainError(f"{period.label}的星级评定已公示，不能重新计算", "period")
     # The subjects are those in the user's scope; the figures about them count every row.
     subjects = {
-        "unit": session.execute(select(Unit.id).where(Unit.status == "在册")
+        "unit": session.execute(select(Unit.id).where(Unit.status == UnitStatus.REGISTERED)
                                 .order_by(Unit.id)).scalars().all(),
-        "member": session.execute(select(Member.id).where(Member.status == "正常")
+        "member": session.execute(select(Member.id).where(Member.status == MemberStatus.ACTIVE)
                                   .order_by(Member.id)).scalars().all(),
     }
     with unscoped():
@@ -545,7 +542,7 @@ def compute_ratings(session, period_text: str) -> dict:
                 rating.note = note or (None if stars else "得分未达到一星标准")
                 rating.inputs = json.dumps(inputs, ensure_ascii=False)
                 rating.thresholds = thresholds
-                rating.status = "已计算"
+                rating.status = RatingStatus.COMPUTED
                 rating.computed_on = now
                 rating.reviewed_by_id = rating.reviewed_on = None
                 counts[subject] += 1
@@ -568,8 +565,8 @@ def _published(rating, data, principal):
 
 
 STAR_RATING_FLOW = Workflow(StarRating, (
-    Transition("review", "审核", ("已计算",), "已审核", RATERS, apply=_reviewed, style="success"),
-    Transition("publish", "公示", ("已审核",), "已公示", RATERS, apply=_published, style="success",
+    Transition("review", "审核", (RatingStatus.COMPUTED,), RatingStatus.REVIEWED, RATER_GROUP, apply=_reviewed, style="success"),
+    Transition("publish", "公示", (RatingStatus.REVIEWED,), RatingStatus.PUBLISHED, RATER_GROUP, apply=_published, style="success",
                confirm="公示后本期评定不能再重新计算，确定公示吗？"),
 ))
 
@@ -604,15 +601,15 @@ def unit_summary(session, unit) -> dict:
         UnitRegistration.unit_id == unit.id).order_by(UnitRegistration.registered_on.desc(),
                                                       UnitRegistration.id.desc())).scalars().first()
     agreements = session.execute(select(Agreement).where(
-        Agreement.unit_id == unit.id, Agreement.status.in_(("草拟", "已签订")))
+        Agreement.unit_id == unit.id, Agreement.status.in_((AgreementStatus.DRAFT, AgreementStatus.SIGNED)))
         .order_by(Agreement.valid_to.desc())).scalars().all()
     in_service = select(Member.id, Member.community_id).where(
-        Member.work_unit_id == unit.id, Member.category == "在职", Member.status == "正常")
+        Member.work_unit_id == unit.id, Member.category == "在职", Member.status == MemberStatus.ACTIVE)
     members = session.execute(in_service).all()
     at_home = set(session.execute(select(MemberRegistration.member_id,
                                          MemberRegistration.community_id).where(
         MemberRegistration.member_id.in_([m.id for m in members]),
-        MemberRegistration.status == "已报到")).all()) if members else set()
+        MemberRegistration.status == MemberRegistrationStatus.REGISTERED)).all()) if members else set()
     registered = sum((m.id, m.community_id) in at_home for m in members)
     unit_entries = (PointEntry.subject_type == "unit", PointEntry.unit_id == unit.id)
     return {
@@ -637,9 +634,9 @@ def member_summary(session, member) -> dict:
         .order_by(MemberRegistration.registered_on.desc(), MemberRegistration.id.desc())
     ).scalars().first()
     claims = session.execute(select(PostClaim).where(
-        PostClaim.member_id == member.id, PostClaim.status == "已认领")
+        PostClaim.member_id == member.id, PostClaim.status == ClaimStatus.CLAIMED)
         .order_by(PostClaim.claimed_on)).scalars().all()
-    certified = (ServiceRecord.member_id == member.id, ServiceRecord.status == "已认证")
+    certified = (ServiceRecord.member_id == member.id, ServiceRecord.status == RecordStatus.CERTIFIED)
     member_entries = (PointEntry.subject_type == "member", PointEntry.member_id == member.id)
     return {
         "registration": registration,
@@ -648,7 +645,7 @@ def member_summary(session, member) -> dict:
         "hours_year": _sum(session, ServiceRecord.hours, *certified,
                            ServiceRecord.served_on >= year_start),
         "records_pending": session.execute(select(func.count()).select_from(ServiceRecord).where(
-            ServiceRecord.member_id == member.id, ServiceRecord.status == "待认证")).scalar(),
+            ServiceRecord.member_id == member.id, ServiceRecord.status == RecordStatus.PENDING)).scalar(),
         "points": _sum(session, PointEntry.delta, *member_entries),
         "points_year": _sum(session, PointEntry.delta, *member_entries,
                             PointEntry.period.like(f"{date.today().year}Q%")),

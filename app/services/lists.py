@@ -11,13 +11,12 @@ from app.errors import DomainError, committed
 from app.models.lists import MicroWish, Need, Resource, ServiceItem
 from app.models.org import Member, Organization, Unit
 from app.security.scope import Principal, related_choices
+from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP
 from app.services import audit
 from app.services.workflow import Field, Transition, Workflow
+from app.models.lists import NeedStatus, ResourceStatus, ServiceStatus, WishStatus
 
 # DOMAIN.md §4: StreetAdmin and OrgAdmin act as CommunityAdmin within their scope.
-ADMINS = frozenset({"OrgAdmin", "StreetAdmin", "CommunityAdmin"})
-LIAISON = frozenset({"UnitLiaison"})
-MEMBER = frozenset({"Member"})
 
 
 def _now() -> datetime:
@@ -25,7 +24,7 @@ def _now() -> datetime:
 
 
 def _is_admin(principal: Principal) -> bool:
-    return principal.system or bool(principal.role_names & (ADMINS | {"Admin"}))
+    return principal.system or bool(principal.role_names & (ADMIN_GROUP | {"Admin"}))
 
 
 def _loaded(session_obj, relation: str, ids: list[int]):
@@ -72,12 +71,12 @@ def _own_unit(item, principal: Principal) -> bool | str:
     return "只能操作本单位的清单"
 
 RESOURCE_FLOW = Workflow(Resource, (
-    Transition("submit", "提交审核", ("草稿", "已驳回", "已撤回"), "待审核", LIAISON | ADMINS,
+    Transition("submit", "提交审核", (ResourceStatus.DRAFT, ResourceStatus.REJECTED, ResourceStatus.WITHDRAWN), ResourceStatus.PENDING, LIAISON_GROUP | ADMIN_GROUP,
                apply=_clear_reject, rule=_own_unit),
-    Transition("publish", "审核发布", ("待审核",), "已发布", ADMINS, style="success"),
-    Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
+    Transition("publish", "审核发布", (ResourceStatus.PENDING,), ResourceStatus.PUBLISHED, ADMIN_GROUP, style="success"),
+    Transition("reject", "驳回", (ResourceStatus.PENDING,), ResourceStatus.REJECTED, ADMIN_GROUP, fields=(REASON,), apply=_reject,
                style="danger"),
-    Transition("withdraw", "撤回", ("待审核", "已发布"), "已撤回", LIAISON | ADMINS,
+    Transition("withdraw", "撤回", (ResourceStatus.PENDING, ResourceStatus.PUBLISHED), ResourceStatus.WITHDRAWN, LIAISON_GROUP | ADMIN_GROUP,
                rule=_own_unit, style="warning"),
 ))
 
@@ -87,13 +86,13 @@ def _finish_service(obj, data, principal):
 
 
 SERVICE_ITEM_FLOW = Workflow(ServiceItem, (
-    Transition("submit", "提交审核", ("草稿", "已驳回"), "待审核", LIAISON | ADMINS,
+    Transition("submit", "提交审核", (ServiceStatus.DRAFT, ServiceStatus.REJECTED), ServiceStatus.PENDING, LIAISON_GROUP | ADMIN_GROUP,
                apply=_clear_reject, rule=_own_unit),
-    Transition("publish", "审核发布", ("待审核",), "已发布", ADMINS, style="success"),
-    Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
+    Transition("publish", "审核发布", (ServiceStatus.PENDING,), ServiceStatus.PUBLISHED, ADMIN_GROUP, style="success"),
+    Transition("reject", "驳回", (ServiceStatus.PENDING,), ServiceStatus.REJECTED, ADMIN_GROUP, fields=(REASON,), apply=_reject,
                style="danger"),
-    Transition("start", "开始实施", ("已发布",), "进行中", LIAISON | ADMINS, rule=_own_unit),
-    Transition("finish", "完成（践诺）", ("进行中",), "已完成", LIAISON | ADMINS, rule=_own_unit,
+    Transition("start", "开始实施", (ServiceStatus.PUBLISHED,), ServiceStatus.RUNNING, LIAISON_GROUP | ADMIN_GROUP, rule=_own_unit),
+    Transition("finish", "完成（践诺）", (ServiceStatus.RUNNING,), ServiceStatus.COMPLETED, LIAISON_GROUP | ADMIN_GROUP, rule=_own_unit,
                fields=(Field("fulfilment", "践诺情况", "textarea", required=True),),
                apply=_finish_service, style="success"),
 ))
@@ -188,33 +187,33 @@ def _reopen(need, data, principal):
 
 
 NEED_FLOW = Workflow(Need, (
-    Transition("accept", "平台接单", ("待受理",), "已受理", ADMINS, apply=_accept, style="success"),
-    Transition("reject", "驳回", ("待受理",), "已驳回", ADMINS,
+    Transition("accept", "平台接单", (NeedStatus.NEW,), NeedStatus.ACCEPTED, ADMIN_GROUP, apply=_accept, style="success"),
+    Transition("reject", "驳回", (NeedStatus.NEW,), NeedStatus.REJECTED, ADMIN_GROUP,
                fields=(Field("reason", "驳回原因", "textarea", required=True),),
                apply=_reject_need, style="danger"),
-    Transition("dispatch", "会商派单", ("已受理",), "已派单", ADMINS, fields=(
+    Transition("dispatch", "会商派单", (NeedStatus.ACCEPTED,), NeedStatus.DISPATCHED, ADMIN_GROUP, fields=(
         Field("assigned_unit", "承办单位", "relation", relation="assigned_unit"),
         Field("assigned_members", "承办党员", "relations", relation="assigned_members"),
         Field("note", "派单说明", "textarea"),
         Field("deadline", "办理时限（默认按紧急程度）", "datetime"),
     ), apply=_dispatch),
-    Transition("take", "接单", ("已派单",), "办理中", LIAISON | MEMBER, rule=_is_assignee,
+    Transition("take", "接单", (NeedStatus.DISPATCHED,), NeedStatus.IN_HAND, LIAISON_GROUP | MEMBER_GROUP, rule=_is_assignee,
                apply=_take, style="success", lost="该需求已被他人接单，请刷新后查看"),
-    Transition("decline", "退单", ("已派单",), "已受理", LIAISON, rule=_is_assigned_unit,
+    Transition("decline", "退单", (NeedStatus.DISPATCHED,), NeedStatus.ACCEPTED, LIAISON_GROUP, rule=_is_assigned_unit,
                fields=(Field("reason", "退单原因", "textarea", required=True),), apply=_decline,
                style="warning"),
-    Transition("complete", "办结", ("办理中",), "已办结", LIAISON | MEMBER | ADMINS,
+    Transition("complete", "办结", (NeedStatus.IN_HAND,), NeedStatus.DONE, LIAISON_GROUP | MEMBER_GROUP | ADMIN_GROUP,
                rule=_taker_or_admin,
                fields=(Field("result", "办理结果", "textarea", required=True),),
                apply=_complete, style="success"),
-    Transition("review", "回访评单", ("已办结",), "已回访", ADMINS, fields=(
+    Transition("review", "回访评单", (NeedStatus.DONE,), NeedStatus.VISITED, ADMIN_GROUP, fields=(
         Field("satisfaction", "满意度（1-5）", "int", required=True,
               choices=tuple((str(i), f"{i} 分") for i in range(5, 0, -1))),
         Field("comment", "回访意见", "textarea"),
         Field("visitor", "回访人"),
         Field("visited_on", "回访日期", "date"),
     ), apply=_review),
-    Transition("reopen", "重办", ("已回访",), "办理中", ADMINS, rule=_unsatisfied, apply=_reopen,
+    Transition("reopen", "重办", (NeedStatus.VISITED,), NeedStatus.IN_HAND, ADMIN_GROUP, rule=_unsatisfied, apply=_reopen,
                style="warning"),
 ))
 
@@ -269,18 +268,18 @@ def _confirm(wish, data, principal):
 
 
 MICRO_WISH_FLOW = Workflow(MicroWish, (
-    Transition("publish", "审核发布", ("待审核",), "待认领", ADMINS, style="success"),
-    Transition("reject", "驳回", ("待审核",), "已驳回", ADMINS, fields=(REASON,), apply=_reject,
+    Transition("publish", "审核发布", (WishStatus.PENDING,), WishStatus.OPEN, ADMIN_GROUP, style="success"),
+    Transition("reject", "驳回", (WishStatus.PENDING,), WishStatus.REJECTED, ADMIN_GROUP, fields=(REASON,), apply=_reject,
                style="danger"),
-    Transition("claim", "认领", ("待认领",), "已认领", LIAISON | MEMBER, rule=_in_wish_community,
+    Transition("claim", "认领", (WishStatus.OPEN,), WishStatus.CLAIMED, LIAISON_GROUP | MEMBER_GROUP, rule=_in_wish_community,
                apply=_claim, style="success", lost="该心愿已被他人认领，请刷新后查看"),
-    Transition("cancel", "取消认领", ("已认领",), "待认领", LIAISON | MEMBER | ADMINS,
+    Transition("cancel", "取消认领", (WishStatus.CLAIMED,), WishStatus.OPEN, LIAISON_GROUP | MEMBER_GROUP | ADMIN_GROUP,
                rule=_is_claimant, apply=_cancel_claim, style="warning"),
-    Transition("fulfil", "完成心愿", ("已认领",), "已实现", LIAISON | MEMBER | ADMINS,
+    Transition("fulfil", "完成心愿", (WishStatus.CLAIMED,), WishStatus.FULFILLED, LIAISON_GROUP | MEMBER_GROUP | ADMIN_GROUP,
                rule=_is_claimant,
                fields=(Field("proof", "实现凭证（情况说明）", "textarea", required=True),),
                apply=_fulfil, style="success"),
-    Transition("confirm", "居民确认", ("已实现",), "已确认", ADMINS,
+    Transition("confirm", "居民确认", (WishStatus.FULFILLED,), WishStatus.CONFIRMED, ADMIN_GROUP,
                fields=(Field("feedback", "居民反馈（代录）", "textarea", required=True),),
                apply=_confirm),
 ))
@@ -288,7 +287,7 @@ MICRO_WISH_FLOW = Workflow(MicroWish, (
 
 # --- matching ---------------------------------------------------------------------------------
 
-OFFERED = ("已发布", "进行中")
+OFFERED = (ServiceStatus.PUBLISHED, ServiceStatus.RUNNING)
 
 
 def _bigrams(text: str) -> set[str]:
@@ -319,7 +318,7 @@ def suggest(session, need: Need, limit: int = 10) -> list[dict]:
         })
     resources = session.execute(
         select(Resource, Unit.community_id).join(Unit, Unit.id == Resource.unit_id)
-        .where(Resource.status == "已发布", Unit.community_id.in_(in_street),
+        .where(Resource.status == ResourceStatus.PUBLISHED, Unit.community_id.in_(in_street),
                or_(Resource.available_to.is_(None), Resource.available_to >= date.today()))
         .limit(300)).all()
     for resource, community_id in resources:

@@ -21,17 +21,17 @@ from app.models.meetings import (DONE, LEADER_MEETINGS, MEETING_TYPES, PRESENT, 
                                  JointBody, Meeting, MeetingAttachment, Resolution,
                                  SupervisionNote)
 from app.models.org import Organization
+from app.security.roles import ADMIN_GROUP, LIAISON_GROUP
 from app.security.scope import Principal, unscoped
 from app.services.workflow import Field, Transition, Workflow
+from app.models.meetings import MeetingStatus, ResolutionStatus
 
-ADMINS = frozenset({"OrgAdmin", "StreetAdmin", "CommunityAdmin"})
-LIAISON = frozenset({"UnitLiaison"})
 _TYPE_ORDER = {t: i for i, t in enumerate(MEETING_TYPES)}
 MAX_PERIOD_DAYS = 731
 
 
 def _is_admin(principal: Principal) -> bool:
-    return principal.system or bool(principal.role_names & (ADMINS | {"Admin"}))
+    return principal.system or bool(principal.role_names & (ADMIN_GROUP | {"Admin"}))
 
 
 # --- the cadence -------------------------------------------------------------------------------
@@ -140,14 +140,14 @@ def _replan(meeting, data, principal):
 
 
 MEETING_FLOW = Workflow(Meeting, (
-    Transition("hold", "标记已召开", ("计划中",), "已召开", ADMINS, fields=(
+    Transition("hold", "标记已召开", (MeetingStatus.PLANNED,), MeetingStatus.HELD, ADMIN_GROUP, fields=(
         Field("held_on", "召开日期", "date", required=True),
         Field("place", "会议地点"), Field("chair", "主持人"), Field("recorder", "记录人"),
     ), apply=_hold, style="success"),
-    Transition("cancel", "取消会议", ("计划中",), "已取消", ADMINS,
+    Transition("cancel", "取消会议", (MeetingStatus.PLANNED,), MeetingStatus.CANCELLED, ADMIN_GROUP,
                fields=(Field("reason", "取消原因", "textarea", required=True),), apply=_cancel,
                style="danger"),
-    Transition("replan", "恢复计划", ("已取消",), "计划中", ADMINS, apply=_replan,
+    Transition("replan", "恢复计划", (MeetingStatus.CANCELLED,), MeetingStatus.PLANNED, ADMIN_GROUP, apply=_replan,
                style="warning"),
 ))
 
@@ -171,12 +171,12 @@ def _reopen(resolution, data, principal):
 
 
 RESOLUTION_FLOW = Workflow(Resolution, (
-    Transition("start", "开始办理", ("待办",), "办理中", ADMINS | LIAISON, rule=_leads),
-    Transition("close", "办结", ("待办", "办理中"), "已办结", ADMINS, fields=(
+    Transition("start", "开始办理", (ResolutionStatus.TODO,), ResolutionStatus.IN_HAND, ADMIN_GROUP | LIAISON_GROUP, rule=_leads),
+    Transition("close", "办结", (ResolutionStatus.TODO, ResolutionStatus.IN_HAND), ResolutionStatus.DONE, ADMIN_GROUP, fields=(
         Field("closed_on", "办结日期（默认今天）", "date"),
         Field("result", "办理结果", "textarea", required=True),
     ), apply=_close, style="success"),
-    Transition("reopen", "重新办理", ("已办结",), "办理中", ADMINS,
+    Transition("reopen", "重新办理", (ResolutionStatus.DONE,), ResolutionStatus.IN_HAND, ADMIN_GROUP,
                fields=(Field("reason", "重新办理原因", "textarea", required=True),),
                apply=_reopen, style="warning"),
 ))
@@ -195,7 +195,7 @@ def open_resolutions_for_review(session, meeting: Meeting) -> list[Resolution]:
 
 def next_meeting(session, body: JointBody, today: date | None = None) -> Meeting | None:
     return session.execute(
-        select(Meeting).where(Meeting.body_id == body.id, Meeting.status == "计划中",
+        select(Meeting).where(Meeting.body_id == body.id, Meeting.status == MeetingStatus.PLANNED,
                               Meeting.planned_date >= (today or date.today()))
         .order_by(Meeting.planned_date, Meeting.id).limit(1)).scalar_one_or_none()
 
@@ -389,7 +389,7 @@ def meetings_held_vs_planned(session, start: date, end: date, org_id: int | None
     year = extract("year", Meeting.planned_date)
     quarter = _quarter_of(Meeting.planned_date)
     stmt = (select(Meeting.type, year, quarter, func.count(Meeting.id),
-                   _count_if(Meeting.status == "已召开"), _count_if(Meeting.status == "已取消"))
+                   _count_if(Meeting.status == MeetingStatus.HELD), _count_if(Meeting.status == MeetingStatus.CANCELLED))
             .where(Meeting.planned_date.between(start, end)))
     stmt = _within(stmt, session, org_id).group_by(Meeting.type, year, quarter)
     rows = [{"type": t, "quarter": f"{int(y)}Q{int(q)}", "planned": int(planned),
@@ -404,7 +404,7 @@ def attendance_rate(session, start: date, end: date, org_id: int | None = None):
     stmt = (select(Meeting.type, func.count(Attendance.id),
                    _count_if(Attendance.status.in_(PRESENT)))
             .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
-            .where(Meeting.status == "已召开", Meeting.held_on.between(start, end)))
+            .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end)))
     stmt = _within(stmt, session, org_id).group_by(Meeting.type)
     rows = [{"type": t, "expected": int(n), "present": int(p), "rate": _rate(int(p), int(n))}
             for t, n, p in session.execute(stmt)]
@@ -417,7 +417,7 @@ def leader_compliance(session, start: date, end: date, org_id: int | None = None
     stmt = (select(Meeting.type, func.count(Attendance.id),
                    _count_if(Attendance.attendee_level == "一把手"))
             .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
-            .where(Meeting.status == "已召开", Meeting.held_on.between(start, end),
+            .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end),
                    Meeting.type.in_(LEADER_MEETINGS), Attendance.status.in_(PRESENT)))
     stmt = _within(stmt, session, org_id).group_by(Meeting.type)
     rows = [{"type": t, "present": int(n), "leaders": int(k), "non_compliant": int(n) - int(k),
@@ -463,7 +463,7 @@ def unit_attendance_rates(session, period_start: date, period_end: date,
                    _count_if(Attendance.status.in_(PRESENT)))
             .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
             .where(Attendance.unit_id.in_(ids), Attendance.deleted_on.is_(None),
-                   Meeting.deleted_on.is_(None), Meeting.status == "已召开",
+                   Meeting.deleted_on.is_(None), Meeting.status == MeetingStatus.HELD,
                    Meeting.held_on.between(period_start, period_end))
             .group_by(Attendance.unit_id)).all()
     rates = {unit: int(present) / int(total) for unit, total, present in rows if total}

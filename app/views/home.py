@@ -10,7 +10,7 @@ from datetime import date
 from flask_appbuilder import IndexView, expose
 from sqlalchemy import func, select
 
-from app.dashboards.links import EQ, FLAG, GREATER, IN, NOT_EQ, RELATION, list_url
+from app.dashboards.links import EQ, FLAG, GREATER, IN, MANY, NOT_EQ, RELATION, list_url
 from app.extensions import db
 from app.i18n import N_
 from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PostClaim,
@@ -18,10 +18,13 @@ from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PostC
 from app.models.lists import MicroWish, Need, Resource, ServiceItem
 from app.models.meetings import Meeting, Resolution
 from app.models.records import AuditLog
-from app.security.roles import ROLE_LABELS
+from app.security.roles import ADMIN_GROUP, ROLE_LABELS
 from app.security.scope import current_principal
+from app.models.cobuild import ClaimStatus, MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
+from app.models.lists import NeedStatus, ResourceStatus, ServiceStatus, WishStatus
+from app.models.meetings import MeetingStatus, ResolutionStatus
 
-ADMIN_ROLES = {"Admin", "OrgAdmin", "StreetAdmin", "CommunityAdmin"}
+ADMIN_ROLES = {"Admin"} | ADMIN_GROUP
 AUDIT_ROLES = {"Admin", "Auditor"}
 RECENT = 8
 
@@ -35,115 +38,111 @@ class Entry:
     urgent: bool = False
 
 
+def _clause(model, column: str, arg: str, value):
+    """One to-do filter (column, list filter argument, value) as the count's WHERE clause: the
+    same triple is the list link's filter (`list_url`), so a count and its link cannot disagree."""
+    attr = getattr(model, column)
+    if arg == EQ:
+        return attr == value
+    if arg == NOT_EQ:
+        return attr != value
+    if arg == IN:
+        return attr.in_(value)
+    if arg == GREATER:
+        return attr > value
+    if arg == FLAG:
+        return attr if value else ~attr
+    if arg == RELATION:  # many-to-one: its foreign key column
+        (key,) = model.__mapper__.relationships[column].local_columns
+        return key == value
+    if arg == MANY:
+        return attr.any(id=value)
+    raise ValueError(f"no clause for the list filter {arg!r}")
+
+
 @dataclass
 class Group:
     title: str
     entries: list = field(default_factory=list)
     rows: list = field(default_factory=list)  # (text, url, when) of recent items
 
-    def add(self, label, model, *where, url=None, note="", urgent=False):
+    def add(self, label, model, *filters, note="", urgent=False):
+        """An item: its label, and its filters — counted here, and linked to its list."""
+        where = [_clause(model, *f) for f in filters]
         count = db.session.execute(select(func.count(model.id)).where(*where)).scalar()
-        self.entries.append(Entry(label, int(count or 0), url, note, urgent))
+        self.entries.append(Entry(label, int(count or 0), list_url(model.__tablename__, *filters),
+                                  note, urgent))
 
 
 def _admin_groups() -> list[Group]:
     needs = Group(N_("需求办理"))
-    needs.add(N_("待受理的需求（平台接单）"), Need, Need.status == "待受理",
-              url=list_url("need", ("status", EQ, "待受理")))
-    needs.add(N_("待派单的需求（会商派单）"), Need, Need.status == "已受理",
-              url=list_url("need", ("status", EQ, "已受理")))
-    needs.add(N_("待回访的需求（回访评单）"), Need, Need.status == "已办结",
-              url=list_url("need", ("status", EQ, "已办结")))
-    needs.add(N_("逾期未办结的需求"), Need, Need.overdue,
-              url=list_url("need", ("overdue", FLAG, 1)), urgent=True)
+    needs.add(N_("待受理的需求（平台接单）"), Need, ("status", EQ, NeedStatus.NEW))
+    needs.add(N_("待派单的需求（会商派单）"), Need, ("status", EQ, NeedStatus.ACCEPTED))
+    needs.add(N_("待回访的需求（回访评单）"), Need, ("status", EQ, NeedStatus.DONE))
+    needs.add(N_("逾期未办结的需求"), Need, ("overdue", FLAG, 1), urgent=True)
     review = Group(N_("待审核、待确认"))
-    review.add(N_("待审核的资源清单"), Resource, Resource.status == "待审核",
-               url=list_url("resource", ("status", EQ, "待审核")))
-    review.add(N_("待审核的服务项目"), ServiceItem, ServiceItem.status == "待审核",
-               url=list_url("service_item", ("status", EQ, "待审核")))
-    review.add(N_("待审核的微心愿"), MicroWish, MicroWish.status == "待审核",
-               url=list_url("micro_wish", ("status", EQ, "待审核")))
-    review.add(N_("待确认的单位报到"), UnitRegistration, UnitRegistration.status == "待确认",
-               url=list_url("unit_registration", ("status", EQ, "待确认")))
-    review.add(N_("待确认的党员报到"), MemberRegistration, MemberRegistration.status == "待确认",
-               url=list_url("member_registration", ("status", EQ, "待确认")))
-    review.add(N_("待认证的服务记录"), ServiceRecord, ServiceRecord.status == "待认证",
-               url=list_url("service_record", ("status", EQ, "待认证")))
+    review.add(N_("待审核的资源清单"), Resource, ("status", EQ, ResourceStatus.PENDING))
+    review.add(N_("待审核的服务项目"), ServiceItem, ("status", EQ, ServiceStatus.PENDING))
+    review.add(N_("待审核的微心愿"), MicroWish, ("status", EQ, WishStatus.PENDING))
+    review.add(N_("待确认的单位报到"), UnitRegistration,
+               ("status", EQ, UnitRegistrationStatus.PENDING))
+    review.add(N_("待确认的党员报到"), MemberRegistration,
+               ("status", EQ, MemberRegistrationStatus.PENDING))
+    review.add(N_("待认证的服务记录"), ServiceRecord, ("status", EQ, RecordStatus.PENDING))
     meetings = Group(N_("联席会议督办"))
-    meetings.add(N_("逾期未办结的议定事项"), Resolution, Resolution.overdue,
-                 url=list_url("resolution", ("overdue", FLAG, 1)), urgent=True)
-    meetings.add(N_("办理中的议定事项"), Resolution, Resolution.status != "已办结",
-                 url=list_url("resolution", ("status", NOT_EQ, "已办结")))
+    meetings.add(N_("逾期未办结的议定事项"), Resolution, ("overdue", FLAG, 1), urgent=True)
+    meetings.add(N_("办理中的议定事项"), Resolution, ("status", NOT_EQ, ResolutionStatus.DONE))
     return [needs, review, meetings]
 
 
 def _upcoming_meetings(group: Group, today: date) -> None:
-    upcoming = (Meeting.status == "计划中", Meeting.planned_date >= today)
-    group.add(N_("近期计划召开的会议"), Meeting, *upcoming,
-              url=list_url("meeting", ("status", EQ, "计划中"),
-                           ("planned_date", GREATER, date.fromordinal(today.toordinal() - 1))))
-    for meeting in db.session.execute(select(Meeting).where(*upcoming).order_by(
+    # From today on: the list's date filter is "after", so the day before.
+    upcoming = (("status", EQ, MeetingStatus.PLANNED),
+                ("planned_date", GREATER, date.fromordinal(today.toordinal() - 1)))
+    group.add(N_("近期计划召开的会议"), Meeting, *upcoming)
+    for meeting in db.session.execute(select(Meeting).where(
+            *(_clause(Meeting, *f) for f in upcoming)).order_by(
             Meeting.planned_date, Meeting.id).limit(5)).scalars():
         group.rows.append((meeting.heading, f"/meeting/show/{meeting.id}", meeting.planned_date))
 
 
 def _liaison_groups(unit_id: int) -> list[Group]:
     today = date.today()
-    mine = Need.assigned_unit_id == unit_id
+    mine = ("assigned_unit", RELATION, unit_id)
     needs = Group(N_("派给本单位的需求"))
-    needs.add(N_("待接单（单位接单）"), Need, mine, Need.status == "已派单",
-              url=list_url("need", ("assigned_unit", RELATION, unit_id), ("status", EQ, "已派单")))
-    needs.add(N_("办理中，待办结"), Need, mine, Need.status == "办理中",
-              url=list_url("need", ("assigned_unit", RELATION, unit_id), ("status", EQ, "办理中")))
-    needs.add(N_("其中已逾期"), Need, mine, Need.overdue,
-              url=list_url("need", ("assigned_unit", RELATION, unit_id), ("overdue", FLAG, 1)),
-              urgent=True)
+    needs.add(N_("待接单（单位接单）"), Need, mine, ("status", EQ, NeedStatus.DISPATCHED))
+    needs.add(N_("办理中，待办结"), Need, mine, ("status", EQ, NeedStatus.IN_HAND))
+    needs.add(N_("其中已逾期"), Need, mine, ("overdue", FLAG, 1), urgent=True)
     drafts = Group(N_("待提交的清单"))
-    unsent = ("草稿", "已驳回")
-    drafts.add(N_("资源清单（草稿或被驳回）"), Resource, Resource.unit_id == unit_id,
-               Resource.status.in_(unsent),
-               url=list_url("resource", ("unit", RELATION, unit_id), ("status", IN, list(unsent))))
-    drafts.add(N_("服务项目（草稿或被驳回）"), ServiceItem, ServiceItem.provider_unit_id == unit_id,
-               ServiceItem.status.in_(unsent),
-               url=list_url("service_item", ("provider_unit", RELATION, unit_id),
-                            ("status", IN, list(unsent))))
+    drafts.add(N_("资源清单（草稿或被驳回）"), Resource, ("unit", RELATION, unit_id),
+               ("status", IN, [ResourceStatus.DRAFT, ResourceStatus.REJECTED]))
+    drafts.add(N_("服务项目（草稿或被驳回）"), ServiceItem, ("provider_unit", RELATION, unit_id),
+               ("status", IN, [ServiceStatus.DRAFT, ServiceStatus.REJECTED]))
     cobuild = Group(N_("协议与会议"))
-    cobuild.add(N_("即将到期的共驻共建协议"), Agreement, Agreement.unit_id == unit_id, Agreement.expiring,
-                url=list_url("agreement", ("unit", RELATION, unit_id), ("expiring", FLAG, 1)),
-                urgent=True)
-    cobuild.add(N_("本单位牵头、未办结的议定事项"), Resolution, Resolution.lead_unit_id == unit_id,
-                Resolution.status != "已办结",
-                url=list_url("resolution", ("lead_unit", RELATION, unit_id),
-                             ("status", NOT_EQ, "已办结")))
+    cobuild.add(N_("即将到期的共驻共建协议"), Agreement, ("unit", RELATION, unit_id),
+                ("expiring", FLAG, 1), urgent=True)
+    cobuild.add(N_("本单位牵头、未办结的议定事项"), Resolution, ("lead_unit", RELATION, unit_id),
+                ("status", NOT_EQ, ResolutionStatus.DONE))
     _upcoming_meetings(cobuild, today)
     return [needs, drafts, cobuild]
 
 
 def _member_groups(member_id: int) -> list[Group]:
     mine = Group(N_("我的服务"))
-    mine.add(N_("我认领的服务岗位"), PostClaim, PostClaim.member_id == member_id,
-             PostClaim.status == "已认领",
-             url=list_url("post_claim", ("member", RELATION, member_id), ("status", EQ, "已认领")))
-    mine.add(N_("我认领、待实现的微心愿"), MicroWish, MicroWish.claimant_member_id == member_id,
-             MicroWish.status == "已认领",
-             url=list_url("micro_wish", ("claimant_member", RELATION, member_id),
-                          ("status", EQ, "已认领")))
-    mine.add(N_("可认领的微心愿"), MicroWish, MicroWish.status == "待认领",
-             url=list_url("micro_wish", ("status", EQ, "待认领")))
-    mine.add(N_("派给我的需求（待接单）"), Need, Need.status == "已派单",
-             Need.assigned_members.any(id=member_id),
-             url=list_url("need", ("assigned_members", "rel_m_m", member_id),
-                          ("status", EQ, "已派单")))
-    mine.add(N_("待认证的服务记录"), ServiceRecord, ServiceRecord.member_id == member_id,
-             ServiceRecord.status == "待认证",
-             url=list_url("service_record", ("member", RELATION, member_id),
-                          ("status", EQ, "待认证")))
+    mine.add(N_("我认领的服务岗位"), PostClaim, ("member", RELATION, member_id),
+             ("status", EQ, ClaimStatus.CLAIMED))
+    mine.add(N_("我认领、待实现的微心愿"), MicroWish, ("claimant_member", RELATION, member_id),
+             ("status", EQ, WishStatus.CLAIMED))
+    mine.add(N_("可认领的微心愿"), MicroWish, ("status", EQ, WishStatus.OPEN))
+    mine.add(N_("派给我的需求（待接单）"), Need, ("status", EQ, NeedStatus.DISPATCHED),
+             ("assigned_members", MANY, member_id))
+    mine.add(N_("待认证的服务记录"), ServiceRecord, ("member", RELATION, member_id),
+             ("status", EQ, RecordStatus.PENDING))
     points = Group(N_("我的积分"))
+    own = (("member", RELATION, member_id), ("subject_type", EQ, "member"))
     total = db.session.execute(select(func.coalesce(func.sum(PointEntry.delta), 0)).where(
-        PointEntry.member_id == member_id, PointEntry.subject_type == "member")).scalar()
-    points.add(f"累计积分 {float(total or 0):g} 分，积分流水", PointEntry,
-               PointEntry.member_id == member_id, PointEntry.subject_type == "member",
-               url=list_url("point_entry", ("member", RELATION, member_id)))
+        *(_clause(PointEntry, *f) for f in own))).scalar()
+    points.add(f"累计积分 {float(total or 0):g} 分，积分流水", PointEntry, *own)
     return [mine, points]
 
 

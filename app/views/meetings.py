@@ -14,6 +14,8 @@ from app.models.meetings import (AgendaItem, Attendance, BodyMember, JointBody, 
                                  MeetingAttachment, Resolution, SupervisionNote)
 from app.services import meetings as service
 from app.views.base import EntityView
+from app.models.meetings import MeetingStatus
+from app.models.meetings import ResolutionStatus
 
 
 def required(label: str):
@@ -63,11 +65,11 @@ class JointBodyView(EntityView):
             select(BodyMember).where(BodyMember.body_id == body.id)
             .order_by(BodyMember.id)).scalars().all()
         widgets["upcoming"] = session.execute(
-            select(Meeting).where(Meeting.body_id == body.id, Meeting.status == "计划中",
+            select(Meeting).where(Meeting.body_id == body.id, Meeting.status == MeetingStatus.PLANNED,
                                   Meeting.planned_date >= date.today())
             .order_by(Meeting.planned_date, Meeting.id).limit(6)).scalars().all()
         widgets["recent"] = session.execute(
-            select(Meeting).where(Meeting.body_id == body.id, Meeting.status == "已召开")
+            select(Meeting).where(Meeting.body_id == body.id, Meeting.status == MeetingStatus.HELD)
             .order_by(Meeting.held_on.desc(), Meeting.id.desc()).limit(6)).scalars().all()
         widgets["can_generate"] = self.appbuilder.sm.has_access("can_edit", "joint_body")
         widgets["can_add_member"] = self.appbuilder.sm.has_access("can_add", "body_member")
@@ -227,7 +229,7 @@ def meeting_record(session, meeting, sm) -> dict:
                             .order_by(MeetingAttachment.id)),
         # The body's next meetings review what earlier ones decided and is still open.
         "review": service.open_resolutions_for_review(session, meeting)
-        if meeting.status == "计划中" else [],
+        if meeting.status == MeetingStatus.PLANNED else [],
         "minutes_html": meeting.minutes_html,
         "max_mb": f"{service.max_bytes() / (1024 * 1024):g}",
         "can": {name: sm.has_access(f"can_{op}", name) for name, op in (
@@ -284,7 +286,7 @@ class ResolutionView(EntityView):
             select(SupervisionNote).where(SupervisionNote.resolution_id == pk)
             .order_by(SupervisionNote.note_date, SupervisionNote.id)).scalars().all()
         widgets["can_note"] = (self.appbuilder.sm.has_access("can_add", "supervision_note")
-                               and self.datamodel.get(pk).status != "已办结")
+                               and self.datamodel.get(pk).status != ResolutionStatus.DONE)
         return widgets
 
 

@@ -23,12 +23,15 @@ from app.models.lists import NEED_STATUSES, WISH_PUBLISHED, MicroWish, Need, Res
 from app.models.meetings import JointBody, Meeting
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.scope import unscoped
+from app.models.meetings import MeetingStatus
+from app.models.cobuild import RatingStatus
+from app.models.lists import NeedStatus, ResourceStatus, ServiceStatus
 
-RESOURCE_PUBLIC = ("已发布",)
-SERVICE_PUBLIC = ("已发布", "进行中", "已完成")
+RESOURCE_PUBLIC = (ResourceStatus.PUBLISHED,)
+SERVICE_PUBLIC = (ServiceStatus.PUBLISHED, ServiceStatus.RUNNING, ServiceStatus.COMPLETED)
 # A need is on the public 需求清单 once the platform has accepted it (平台接单).
-NEED_PUBLIC = tuple(s for s in NEED_STATUSES if s not in ("待受理", "已驳回"))
-RATING_PUBLIC = "已公示"
+NEED_PUBLIC = tuple(s for s in NEED_STATUSES if s not in (NeedStatus.NEW, NeedStatus.REJECTED))
+RATING_PUBLIC = RatingStatus.PUBLISHED
 SECTION_LIMIT = 100
 RECENT_MEETING_DAYS = 90
 # What a resident types between the digits of a number: spaces (ideographic too), dots, dashes
@@ -173,8 +176,8 @@ def community_board(session, community: Organization) -> dict:
                Meeting.status, Meeting.place)
         .join(JointBody, JointBody.id == Meeting.body_id)
         .where(JointBody.host_id == cid, _live(Meeting, JointBody),
-               ((Meeting.status == "计划中") & (Meeting.planned_date >= today))
-               | ((Meeting.status == "已召开")
+               ((Meeting.status == MeetingStatus.PLANNED) & (Meeting.planned_date >= today))
+               | ((Meeting.status == MeetingStatus.HELD)
                   & (Meeting.held_on >= today - timedelta(days=RECENT_MEETING_DAYS))))
         .order_by(Meeting.planned_date, Meeting.type).limit(SECTION_LIMIT)).all()
     return {
@@ -189,8 +192,8 @@ def community_board(session, community: Organization) -> dict:
         "unit_ratings": [r._asdict() for r in unit_ratings],
         "member_ratings": [{"name": masked(r.name), "period": r.period, "stars": r.stars}
                            for r in member_ratings],
-        "upcoming": [_scrub(r, "place") for r in meetings if r.status == "计划中"],
-        "held": [_scrub(r, "place") for r in meetings if r.status == "已召开"],
+        "upcoming": [_scrub(r, "place") for r in meetings if r.status == MeetingStatus.PLANNED],
+        "held": [_scrub(r, "place") for r in meetings if r.status == MeetingStatus.HELD],
     }
 
 
