@@ -28,6 +28,7 @@ from sqlalchemy import (Boolean, Date, DateTime, Float, Integer, Numeric, String
                         func, literal, type_coerce)
 
 from app.extensions import db
+from app.security import busy
 from app.security.scope import read_criteria
 from app.services import audit
 
@@ -201,7 +202,7 @@ def _record(view, fmt: str, filters: dict, count: int, export: "Export | None" =
         else:
             personal_data.record_noted(session)
 
-    personal_data.committed_with_retry(db.session, add)
+    busy.write_retrying(db.session, add)
 
 
 # --- CSV rendered by the database -------------------------------------------------------------

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+
+from app.errors import race_of
 
 TRIES = 60  # with the waits below, about half a minute of a busy file
 
@@ -21,8 +23,8 @@ def write_retrying(session, write) -> None:
             write(session)
             session.commit()
             return
-        except OperationalError:
+        except DBAPIError as exc:
             session.rollback()
-            if attempt == TRIES - 1:
-                raise
+            if race_of(exc) != "waited" or attempt == TRIES - 1:
+                raise  # a full disk or a lost connection is not waited out
             time.sleep(min(0.05 * (attempt + 1), 0.5))

@@ -202,7 +202,7 @@ class Attempt:
                 self.sm.session.rollback()
                 current_app.logger.warning("login attempt for user %s not counted: refused",
                                            account.id, exc_info=True)
-                return self._refuse("busy", gettext("系统繁忙，请稍后再试"), 503, retry_after=5)
+                return self.refuse_busy()
         else:
             count, locked_until = ghost.count(), None
         if locked_until is not None and locked_until > moment:
@@ -255,6 +255,10 @@ class Attempt:
         if ghost is not None:
             return ghost.lock(moment)
         return lock_account(self.sm.session, self.account_id, moment)
+
+    def refuse_busy(self):
+        """An attempt the database cannot count or record is refused unchecked (503)."""
+        return self._refuse("busy", gettext("系统繁忙，请稍后再试"), 503, retry_after=5)
 
     def _refuse(self, reason: str, message: str, status: int, retry_after: int | None = None):
         self.note["refused"] = reason

@@ -12,6 +12,7 @@ from flask_appbuilder.security.sqla.models import assoc_permissionview_role
 from flask_appbuilder.security.views import UserDBModelView
 from flask_login import user_logged_out
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.security import api_csrf, busy, login_guard, personal_data, sessions
 from app.security.models import UserAccount
@@ -88,13 +89,20 @@ class SecurityManager(FabSecurityManager):
 
     def auth_user_db(self, username, password):
         guard = login_guard.Attempt(self, username)  # lockout and rate limit, form and API
-        user = guard.run(super().auth_user_db, password)
-        user_id = user.id if user else None
-        # Every attempt is on record, however busy the database (app/security/busy.py).
-        busy.write_retrying(self.session, lambda session: audit.record(
-            session, "login" if user else "login_failed", "ab_user",
-            record_id=guard.account_id, user_id=user_id, username=username,
-            changes=guard.note or None))
+        try:
+            user = guard.run(super().auth_user_db, password)
+            user_id = user.id if user else None
+            # Every attempt is on record, however busy the database (app/security/busy.py).
+            busy.write_retrying(self.session, lambda session: audit.record(
+                session, "login" if user else "login_failed", "ab_user",
+                record_id=guard.account_id, user_id=user_id, username=username,
+                changes=guard.note or None))
+        except SQLAlchemyError:
+            # A read-only, full or failed database: no login goes unrecorded, and none is a 500.
+            self.session.rollback()
+            current_app.logger.error("login attempt of %r not recorded: refused", username,
+                                     exc_info=True)
+            return guard.refuse_busy()
         return user
 
     def update_user_auth_stat(self, user, success=True):

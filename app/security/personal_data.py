@@ -16,16 +16,14 @@ tried again, a few times, before the log is told: a reveal must not go unrecorde
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import g, has_request_context, request
-from sqlalchemy.exc import OperationalError
 
+from app.security import busy
 from app.security.scope import REVEALED, current_principal, owner_clause
 
 log = logging.getLogger(__name__)
 MAX_IDS = 1000  # ids listed in one record; the count is always exact
-ATTEMPTS = 5  # tries of a locked write, 0.1 s, 0.2 s, 0.4 s, 0.8 s apart
 # Resources whose reveal this request has written, kept on the request: a streamed response
 # runs its generator, and ends the request, in an application context (a `g`) of its own.
 RECORDED = "gongjian.reveals_recorded"
@@ -44,20 +42,6 @@ def _add_records(session, revealed: dict) -> None:
         audit.record(session, "reveal", resource,
                      record_id=ids[0] if len(ids) == 1 else None,
                      changes={"rows": len(ids), "ids": ids[:MAX_IDS], "path": path})
-
-
-def committed_with_retry(session, add) -> None:
-    """`add(session)` then commit; on "database is locked", roll back and do both again."""
-    for attempt in range(ATTEMPTS):
-        try:
-            add(session)
-            session.commit()
-            return
-        except OperationalError as exc:
-            session.rollback()
-            if "locked" not in str(exc).lower() or attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(0.1 * 2 ** attempt)
 
 
 def record_noted(session) -> None:
@@ -101,7 +85,7 @@ def _record_reveals(exc) -> None:
     from app.extensions import db
 
     try:
-        committed_with_retry(db.session, lambda session: _add_records(session, revealed))
+        busy.write_retrying(db.session, lambda session: _add_records(session, revealed))
     except Exception:  # noqa: BLE001 — the page is out already; tell the log, not the user
         db.session.rollback()
         log.exception("未能记录敏感信息查看（%s）", request.path)

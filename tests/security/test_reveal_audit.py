@@ -29,6 +29,25 @@ def mark_of(ctx):
     return ctx.execute(text("SELECT COALESCE(MAX(id), 0) FROM audit_log")).scalar()
 
 
+def waited_out(dialect: str) -> Exception:
+    """The driver's error for a writer that waited out another's lock, with the code by which
+    app.errors.race_of knows it (SQLITE_BUSY, PostgreSQL 55P03, MySQL 1205)."""
+    if dialect == "sqlite":
+        import sqlite3
+
+        error = sqlite3.OperationalError("database is locked")
+        error.sqlite_errorcode = 5
+        return error
+    if dialect == "postgresql":
+        import psycopg2.errors
+
+        return type("LockNotAvailable", (psycopg2.errors.LockNotAvailable,),
+                    {"pgcode": "55P03"})("canceling statement due to lock timeout")
+    import pymysql
+
+    return pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")
+
+
 @pytest.fixture
 def locked_twice(app):
     """The next two writes of a reveal record fail as SQLite fails a writer that waited past
@@ -45,8 +64,7 @@ def locked_twice(app):
             failures["left"] -= 1
             failures["seen"] += 1
             # What SQLAlchemy raises for the driver's own error (a listener's is not wrapped).
-            raise OperationalError(statement, parameters,
-                                   engine.dialect.dbapi.OperationalError("database is locked"))
+            raise OperationalError(statement, parameters, waited_out(engine.dialect.name))
 
     event.listen(engine, "before_cursor_execute", refuse)
     yield failures
