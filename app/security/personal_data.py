@@ -46,8 +46,9 @@ def _add_records(session, revealed: dict) -> None:
 
 def record_noted(session) -> None:
     """Add the reveals noted so far in this request to `session` (the caller commits), so
-    that the request's end does not write them again."""
-    revealed = g.pop(REVEALED, None)
+    that the request's end does not write them again. The notes are read, not taken: a write
+    retried after a lock (busy.write_retrying) calls this again and must find them."""
+    revealed = g.get(REVEALED)
     if revealed:
         _add_records(session, revealed)
         _recorded().update(revealed)

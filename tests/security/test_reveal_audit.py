@@ -116,3 +116,12 @@ def test_an_excel_export_records_its_reveal_with_the_export(clients, ctx):
     assert records[:2] == ["export", "reveal"]
     response.get_data()
     assert records.count("reveal") == 1
+
+
+def test_an_excel_export_met_by_a_lock_still_records_its_reveal(clients, ctx, locked_twice):
+    mark = mark_of(ctx)
+    response = clients.browser("shequ01").get("/member/export/xlsx")
+    assert response.status_code == 200
+    response.get_data()
+    assert locked_twice["seen"] == 2  # the export's record and its reveal were written again
+    assert [r.resource for r in reveals_since(ctx, mark, "shequ01")] == ["member"]
