@@ -2,8 +2,6 @@
 organisation tree, a unit and a member), the user admin view, and login auditing."""
 from __future__ import annotations
 
-import datetime
-
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
@@ -115,7 +113,7 @@ class SecurityManager(FabSecurityManager):
             busy.write_retrying(self.session, lambda session: session.execute(
                 update(User).where(User.id == user_id).values(
                     login_count=func.coalesce(User.login_count, 0) + 1,
-                    last_login=datetime.datetime.now(), fail_login_count=0)
+                    last_login=login_guard.now(), fail_login_count=0)
                 .execution_options(synchronize_session=False)))
             self.on_user_login(user)
         else:
