@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := run.py
 
-.PHONY: run test install assets instance db serve bench reliability clean
+.PHONY: run test lint install assets instance db serve bench reliability clean
 
 # Each step says what it does first: a fresh machine spends minutes in pip and npm.
 $(BIN)/activate: requirements.txt requirements-dev.txt
@@ -53,6 +53,13 @@ run: db
 PYTEST_N ?= 2
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_N) --dist loadfile $(PYTEST_ARGS)
+
+# Seconds: ruff (its default rules and import order, ruff.toml) and the import contracts of
+# .importlinter (no import cycle in app/, imports inside functions included; what models,
+# services, exports and imports may not import).
+lint: $(BIN)/activate
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Builds the city data once into $(BENCH_DATA) (default ~/.cache/gongjian-bench), then measures
 # SQLite and, when reachable, PostgreSQL (bench/README.md). Not part of .ci/run.

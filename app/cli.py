@@ -288,9 +288,9 @@ def import_command(resource, file, username, dry_run, report_path):
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from app.errors import DomainError, refused_by_database
-    from app.exports import entity_view
     from app.imports import REGISTRY, Importer, error_report
     from app.security.scope import acting_as, principal_for
+    from app.views.base import entity_view
 
     if not username:
         raise Refused("请用 --as 用户名 指定以哪个用户的身份导入")
@@ -369,7 +369,8 @@ def import_command(resource, file, username, dry_run, report_path):
 @click.option("--force", is_flag=True, help="数据库非空且不是演示数据时仍然加载")
 def seed_demo(scale, password, force):
     """在空数据库中加载演示数据和演示用户。"""
-    from seed.demo import SeedRefused, seed_demo as run
+    from seed.demo import SeedRefused
+    from seed.demo import seed_demo as run
 
     try:
         run(scale=scale, password=password, force=force, echo=click.echo)

@@ -19,13 +19,26 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask import Response, current_app, request, stream_with_context
-from flask_babel import gettext
 from flask_appbuilder.exceptions import FABException, InvalidOrderByColumnFABException
+from flask_babel import gettext
 from markupsafe import Markup
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from sqlalchemy import (Boolean, Date, DateTime, Float, Integer, Numeric, String, and_, case, cast,
-                        func, literal, type_coerce)
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    type_coerce,
+)
 
 from app.extensions import db
 from app.security import busy
@@ -189,7 +202,7 @@ def query_for(view, filters, order_column: str, order_direction: str):
     return query.order_by(model.id)
 
 
-def _record(view, fmt: str, filters: dict, count: int, export: "Export | None" = None) -> None:
+def _record(view, fmt: str, filters: dict, count: int, export: Export | None = None) -> None:
     """The export's record, with the reveal of the personal data it shows in full (before a
     CSV's first row, from its query; an Excel file's, noted while it was made)."""
     from app.security import personal_data
@@ -261,7 +274,8 @@ def _cell_sql(view, column: str, dialect: str, related: Related):
     """One cell's text in SQL, as `cell_value` and `neutralise` write it; None when only Python
     can make it."""
     model = view.datamodel.obj
-    formatter = view.formatters_columns[column] if column in view.formatters_columns else None
+    # Not .get(): a page's formatters give every column a default one (views PageFormatters).
+    formatter = view.formatters_columns[column] if column in view.formatters_columns else None  # noqa: SIM401
     choices = getattr(formatter, "choices", None)
     if formatter is not None and choices is None:
         return None
@@ -385,7 +399,8 @@ def xlsx_response(view, export: Export, filters: dict) -> Response:
                 cell.data_type = "s"  # text stays text: "=…" is never a formula here
             cells.append(cell)
         sheet.append(cells)
-    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
+    # Closed by the response that streams it, not by this block.
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
     workbook.save(spool)
     size = spool.tell()
     spool.seek(0)
@@ -404,22 +419,10 @@ def xlsx_response(view, export: Export, filters: dict) -> Response:
 
 # --- the same export on the REST API ---------------------------------------------------------
 
-def entity_view(resource: str):
-    """The list view of a resource: its columns, labels and formatters make the file, whichever
-    way it is asked for."""
-    from app.views.base import EntityView
-
-    for view in current_app.appbuilder.baseviews:
-        if isinstance(view, EntityView) and view.class_permission_name == resource:
-            return view
-    return None
-
-
-def api_response(api, fmt: str, args: dict) -> Response:
+def api_response(api, view, fmt: str, args: dict) -> Response:
     """`GET /api/v1/<resource>/export/csv|xlsx?q=…`: every row `GET /api/v1/<resource>/?q=…`
     lists (its filters and order, all pages), written as the list page's export writes it —
     same columns, masking, audit record (`?headers=keys`, `?encoding=gb18030` likewise)."""
-    view = entity_view(api.class_permission_name)
     if fmt not in ("csv", "xlsx") or view is None or not view.export_columns:
         return api.response_404()
     try:

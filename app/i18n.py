@@ -2,7 +2,7 @@
 Chinese texts); `app/translations/en` switches it to English."""
 from flask_babel import LazyString, gettext, lazy_gettext
 
-__all__ = ["gettext", "lazy_gettext", "entity_text", "N_"]
+__all__ = ["N_", "entity_text", "gettext", "lazy_gettext"]
 
 
 def N_(text: str) -> str:

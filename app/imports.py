@@ -29,14 +29,15 @@ from flask import current_app
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
-from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, select
+from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric
 
 from app.errors import DomainError
 from app.extensions import db
+from app.models.base import labels_of
 from app.security.scope import related_choices
 from app.services import audit
 
-REGISTRY: dict[str, "Importer"] = {}
+REGISTRY: dict[str, Importer] = {}
 BATCH = 200
 XLSX_MAX_COLUMNS = 200
 
@@ -79,8 +80,6 @@ class Column:
 
 
 def _label(model, name) -> str:
-    from app.views.base import labels_of
-
     return str(labels_of(model).get(name, name))
 
 
@@ -165,7 +164,7 @@ class Importer:
         name = (filename or "").lower()
         if name.endswith(".xlsx") or data[:2] == b"PK":
             table = _read_xlsx(data)
-        elif name.endswith(".csv") or name.endswith(".txt"):
+        elif name.endswith((".csv", ".txt")):
             table = _read_csv(data)
         else:
             raise ImportRefused("只能导入 .xlsx 或 .csv 文件")
@@ -319,7 +318,7 @@ class Importer:
         existing = self.view.import_lookup(session, key)
         return (existing, False) if existing is not None else (self.model(), True)
 
-    def _convert(self, col: Column, text: str, lookups: "_Lookups"):
+    def _convert(self, col: Column, text: str, lookups: _Lookups):
         if col.kind in ("int", "decimal"):
             wanted = "整数" if col.kind == "int" else "数字"
             try:
@@ -382,7 +381,7 @@ class _Lookups:
 def _read_xlsx(data: bytes) -> list[list[str]]:
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    except Exception:
+    except Exception:  # noqa: BLE001 — openpyxl raises anything on a broken file
         raise ImportRefused("无法读取该 Excel 文件，请确认是 .xlsx 格式") from None
     sheet = workbook.worksheets[0]
     # openpyxl widens every row to the sheet's last column and yields each missing row: one
@@ -423,7 +422,7 @@ def _read_csv(data: bytes) -> list[list[str]]:
         raise ImportRefused("CSV 文件格式有误，无法读取") from None
 
 
-def _masks(importer: "Importer | None", headers: list[str]) -> list:
+def _masks(importer: Importer | None, headers: list[str]) -> list:
     """For each column of the file, how its cells are written into the error report: personal
     data (身份证号, phones) masked as the lists mask them — enough to find the row, not to
     read the number off a report that outlives the import."""
@@ -442,7 +441,7 @@ def _masks(importer: "Importer | None", headers: list[str]) -> list:
     return masks
 
 
-def error_report(outcome: Outcome, importer: "Importer | None" = None) -> bytes:
+def error_report(outcome: Outcome, importer: Importer | None = None) -> bytes:
     """The rows in error only, with their row numbers and an error column: what to fix
     (UTF-8 with BOM). Personal data in them is masked (`_masks`); rows without an error are
     not repeated — the user has the file, the report only says where it is wrong."""
@@ -498,7 +497,7 @@ def purge_reports(now: float | None = None) -> int:
     return deleted
 
 
-def keep_report(outcome: Outcome, importer: "Importer | None" = None) -> str:
+def keep_report(outcome: Outcome, importer: Importer | None = None) -> str:
     """Keep a failed import's error report; its token for the download link."""
     purge_reports()
     token = secrets.token_hex(16)

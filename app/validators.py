@@ -15,14 +15,14 @@ import datetime
 import unicodedata
 
 __all__ = [
-    "normalize_credit_code",
-    "credit_code_check_char",
-    "normalize_id_number",
-    "id_number_check_char",
     "birth_date_of",
+    "credit_code_check_char",
     "gender_of",
+    "id_number_check_char",
     "mask_id_number",
     "mask_phone",
+    "normalize_credit_code",
+    "normalize_id_number",
 ]
 
 # --- 统一社会信用代码 (GB 32100-2015) -------------------------------------

@@ -34,7 +34,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 TIMEOUT = 900  # seconds a request may take (a stock page over millions of rows is slow)
 # An export slower than this is cut off: its throughput is that of the rows it sent by then.
-EXPORT_LIMIT = float(os.environ.get("BENCH_EXPORT_LIMIT", 300))
+EXPORT_LIMIT = float(os.environ.get("BENCH_EXPORT_LIMIT", "300"))
 
 # Each list: its view class (FAB's URL arguments carry it), a filter (FAB's FilterEqual is
 # filter 3 of a text column, in FAB's and in the panel's converter alike) and a non-default order.
@@ -189,7 +189,7 @@ def export_csv(server: Server, password: str, repeat: int) -> dict:
     for _ in range(max(1, min(repeat, 3))):
         peak, done = [idle], threading.Event()
 
-        def sample():
+        def sample(peak=peak, done=done):
             while not done.is_set():
                 for w in workers:
                     try:
@@ -453,8 +453,8 @@ def main(argv=None) -> None:
     parser.add_argument("--scale-only", choices=["demo", "city"],
                         default=os.environ.get("BENCH_SCALE_ONLY") or None,
                         help="measure one scale only (development: demo)")
-    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", 5)))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "5")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "2")))
     args = parser.parse_args(argv)
     if args.scale_only:
         scales = [args.scale_only]

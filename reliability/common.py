@@ -104,7 +104,7 @@ class Server:
         self.workers, self.threads, self.name = workers, threads, name
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_file = open(ARTIFACTS / f"gunicorn-{self.name}.log", "w")
         self.proc = subprocess.Popen(

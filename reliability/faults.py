@@ -277,7 +277,7 @@ def pg_restart(server: Server, seconds: float = 30, restart_at: float = 8) -> di
     for t in threads:
         t.start()
     time.sleep(restart_at)
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    version = max(os.listdir("/etc/postgresql"))
     down = time.time()
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
                    check=True)
@@ -319,7 +319,7 @@ def main(argv=None) -> int:
     parser.add_argument("faults", nargs="*", metavar="|".join(FAULTS),
                         help="the faults to run (default: all)")
     parser.add_argument("--import-rows", type=int,
-                        default=int(os.environ.get("RELIABILITY_IMPORT_ROWS", 20000)))
+                        default=int(os.environ.get("RELIABILITY_IMPORT_ROWS", "20000")))
     args = parser.parse_args(argv)
     if unknown := set(args.faults) - set(FAULTS):
         parser.error(f"unknown fault: {', '.join(sorted(unknown))}")

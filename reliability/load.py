@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -122,7 +123,7 @@ def verify(the_plan: dict, journal: dict) -> dict:
         if client != audited:
             problems.append(f"need {need}: client moves {dict(client)} ≠ audit {dict(audited)}")
         chain = trail[need]
-        for (_, _, after), (_, before, _) in zip(chain, chain[1:]):
+        for (_, _, after), (_, before, _) in itertools.pairwise(chain):
             if after != before:
                 problems.append(f"need {need}: audit trail breaks ({after} → {before})")
         last = chain[-1][2] if chain else "待受理"
@@ -147,7 +148,7 @@ def verify(the_plan: dict, journal: dict) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int,
-                        default=int(os.environ.get("RELIABILITY_LOAD_SECONDS", 180)))
+                        default=int(os.environ.get("RELIABILITY_LOAD_SECONDS", "180")))
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--keep-db", action="store_true", help="reuse the seeded database")
     args = parser.parse_args(argv)

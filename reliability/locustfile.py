@@ -154,7 +154,7 @@ class LoopUser(HttpUser):
         q = rison({"filters": [{"col": "status", "opr": "eq", "value": status}],
                    "order_column": "id", "order_direction": "desc", "page_size": 50})
         r = self.client.get("/api/v1/need/", params={"q": q}, headers=self.headers,
-                            name=f"/api/v1/need/ (status)")
+                            name="/api/v1/need/ (status)")
         if not r.ok:
             return []
         return [n for n in r.json().get("result", []) if n["id"] > PLAN["need_baseline"]]

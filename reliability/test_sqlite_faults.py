@@ -150,7 +150,7 @@ def test_a_full_database_refuses_writes_clearly_and_stays_whole(database):
 
     responses = write_attempts(app, path, browser, headers)
 
-    for name, response in responses.items():
+    for response in responses.values():
         told(response, DATABASE_FULL)
     assert responses["api_post"].status_code == 503
     assert counts(path) == before, "nothing half-written"
@@ -188,7 +188,7 @@ def test_a_read_only_database_refuses_writes_clearly_and_stays_whole(database):
 
     assert browser.get("/need/list/").status_code == 200, "reading still works"
     responses = write_attempts(app, path, browser, headers)
-    for name, response in responses.items():
+    for response in responses.values():
         told(response, DATABASE_READ_ONLY)
     assert responses["api_post"].status_code == 503
 

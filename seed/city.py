@@ -12,7 +12,7 @@ How it stays fast and small:
   compact per-member arrays, not the rows;
 - ids are assigned here (the tables are empty, PostgreSQL's sequences are moved past them at the
   end), so rows link to each other without reading anything back;
-- 身份证号 are encrypted and keyed-hashed by `app.services.crypto`, exactly as the application
+- 身份证号 are encrypted and keyed-hashed by `app.crypto`, exactly as the application
   does for every member;
 - no per-row audit records: the rows are generated valid (statuses and their dates, ledger keys,
   receipt numbers written the way the models write them), and the seed leaves one audit record of
@@ -34,24 +34,52 @@ from types import SimpleNamespace
 
 from sqlalchemy import Date, DateTime, func, select, text
 
+from app import crypto
 from app.extensions import db
-from app.models.cobuild import (DEFAULT_COMMITMENTS, Agreement, MemberRegistration, PointEntry,
-                                PointRule, PostClaim, ServicePost, ServiceRecord,
-                                UnitRegistration)
+from app.models.cobuild import (
+    DEFAULT_COMMITMENTS,
+    Agreement,
+    MemberRegistration,
+    PointEntry,
+    PointRule,
+    PostClaim,
+    ServicePost,
+    ServiceRecord,
+    UnitRegistration,
+)
 from app.models.lists import MicroWish, Need, Resource, ServiceItem, need_member, service_item_need
-from app.models.meetings import (CADENCE_DEFAULTS, AgendaItem, Attendance, BodyMember, JointBody,
-                                 Meeting, Resolution, SupervisionNote, plan_key,
-                                 resolution_co_unit)
+from app.models.meetings import (
+    CADENCE_DEFAULTS,
+    AgendaItem,
+    Attendance,
+    BodyMember,
+    JointBody,
+    Meeting,
+    Resolution,
+    SupervisionNote,
+    plan_key,
+    resolution_co_unit,
+)
 from app.models.org import Dictionary, Member, Organization, Unit
-from app.services import audit, crypto
+from app.services import audit
 from app.services.cobuild import quarter_of
 from app.services.defaults import ensure_dictionary
 from app.services.meetings import cadence_dates
 from app.validators import id_number_check_char
 from seed.cobuild import DONE, POSTS, at_morning
 from seed.lists import NEEDS, RESOURCES, WISHES
-from seed.meetings import (AGENDA, AGENDA_SIZE, DEADLINE_DAYS, DECISIONS, PROGRESS, RESOLUTIONS,
-                           SUPERVISION, _attendance, _minutes, _resolution_state)
+from seed.meetings import (
+    AGENDA,
+    AGENDA_SIZE,
+    DEADLINE_DAYS,
+    DECISIONS,
+    PROGRESS,
+    RESOLUTIONS,
+    SUPERVISION,
+    _attendance,
+    _minutes,
+    _resolution_state,
+)
 from seed.names import PLACE, REGIONS, Names
 from seed.users import DISTRICT_CODE, build_demo_users
 
@@ -88,7 +116,7 @@ class City:
     records: int = 2_000_000  # about: drawn per member
 
     @classmethod
-    def scaled(cls, fraction: float) -> "City":
+    def scaled(cls, fraction: float) -> City:
         if fraction >= 1:
             return cls()
         side = fraction ** (1 / 3)  # the tree shrinks on each of its three levels
@@ -425,8 +453,7 @@ def _units_and_members(ctx) -> None:
         if n < 20:
             unit = n % 3
         elif rng.random() < 0.6:
-            home = by_district[communities[c].district] if communities[c].district in by_district \
-                else None
+            home = by_district.get(communities[c].district)
             unit = rng.choice(home) if home and rng.random() < 0.8 else rng.randrange(len(plan))
         else:
             unit = None
@@ -626,7 +653,7 @@ def _lists(ctx) -> None:
 # --- joint meetings -----------------------------------------------------------------------------
 
 def _meetings(ctx) -> None:
-    rng, names, stamp, today = ctx.rng, ctx.names, ctx.stamp, ctx.today
+    rng, stamp, today = ctx.rng, ctx.stamp, ctx.today
     month = today.month - 1 - MEETING_MONTHS
     start = date(today.year + month // 12, month % 12 + 1, 1)
     quarter_end = ((today.month - 1) // 3 + 2) * 3
@@ -752,7 +779,7 @@ def _held(ctx, row, host, local, type_, planned, attendance, agenda, resolutions
 # --- co-building: agreements, registrations, posts, service records and points -------------------
 
 def _cobuild(ctx) -> None:
-    rng, stamp, today, now = ctx.rng, ctx.stamp, ctx.today, ctx.now
+    rng, stamp, today = ctx.rng, ctx.stamp, ctx.today
     communities, units = ctx.communities, ctx.units
     rules_w = ctx.writer(PointRule)
     rules = []

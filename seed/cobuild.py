@@ -14,9 +14,17 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, insert, select
 
-from app.models.cobuild import (DEFAULT_COMMITMENTS, Agreement, MemberRegistration, PointEntry,
-                                PointRule, PostClaim, ServicePost, ServiceRecord,
-                                UnitRegistration)
+from app.models.cobuild import (
+    DEFAULT_COMMITMENTS,
+    Agreement,
+    MemberRegistration,
+    PointEntry,
+    PointRule,
+    PostClaim,
+    ServicePost,
+    ServiceRecord,
+    UnitRegistration,
+)
 from app.models.org import Dictionary, Member
 from app.services.cobuild import quarter_of
 

@@ -19,15 +19,16 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, select
 
+from app import crypto
 from app.extensions import appbuilder, db
 from app.models.org import Dictionary, Member, Organization, Unit
-from app.services import audit, crypto
 from app.security.roles import ROLE_LABELS
+from app.services import audit
 from app.services.defaults import ensure_dictionary
 from config import INSTANCE_DIR
+from seed.cobuild import seed_cobuild
 from seed.lists import seed_lists
 from seed.meetings import seed_meetings
-from seed.cobuild import seed_cobuild
 from seed.names import Names
 from seed.users import DEMO_USERS, DISTRICT_CODE, SeedRefused, build_demo_users
 

@@ -10,8 +10,17 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, insert, select
 
-from app.models.meetings import (AgendaItem, Attendance, BodyMember, JointBody, Meeting,
-                                 Resolution, SupervisionNote, plan_key, resolution_co_unit)
+from app.models.meetings import (
+    AgendaItem,
+    Attendance,
+    BodyMember,
+    JointBody,
+    Meeting,
+    Resolution,
+    SupervisionNote,
+    plan_key,
+    resolution_co_unit,
+)
 from app.services.meetings import cadence_dates
 
 AGENDA = ["通报上阶段共建项目推进情况", "研究老旧小区加装电梯协调事宜", "商议“我为群众办实事”项目清单",
@@ -232,8 +241,8 @@ def _minutes(row, host, present, leave, topics, decided) -> str:
         lines.append(f"请假或缺席：{'、'.join(u.name for u in leave)}")
     lines += ["", "一、会议议题"]
     lines += [f"{k}. {topic}" for k, topic in enumerate(topics, start=1)]
-    lines += ["", f"会议由{row['chair'] or host.name}主持。与会单位围绕上述议题逐项讨论，"
-                  "结合辖区群众需求和各单位资源，形成如下意见。"]
+    lines += ["", (f"会议由{row['chair'] or host.name}主持。与会单位围绕上述议题逐项讨论，"
+                   "结合辖区群众需求和各单位资源，形成如下意见。")]
     if decided:
         lines += ["", "二、议定事项"]
         numerals = "一二三四五六七八九十"

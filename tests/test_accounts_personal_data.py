@@ -16,7 +16,7 @@ pytestmark = pytest.mark.db
 
 def a_member(ctx):
     """A member of shequ01's community (every role below may read it), in clear."""
-    from app.services import crypto
+    from app import crypto
 
     row = ctx.execute(text(
         "SELECT m.id, m.id_number_enc, m.phone FROM member m JOIN ab_user u "
@@ -70,7 +70,7 @@ def test_a_role_without_it_sees_masked_everywhere_and_nothing_is_recorded(ctx, a
     if username == "dangyuan01":  # a member sees only itself
         pk = ctx.execute(text("SELECT member_id FROM ab_user "
                               "WHERE username = 'dangyuan01'")).scalar()
-        from app.services import crypto
+        from app import crypto
 
         row = ctx.execute(text("SELECT id_number_enc, phone FROM member WHERE id = :i"),
                           {"i": pk}).one()
@@ -164,7 +164,7 @@ def test_roles_of_the_permission(ctx):
 
 def test_dashboards_carry_no_personal_data(ctx, as_user):
     numbers = set()
-    from app.services import crypto
+    from app import crypto
 
     rows = ctx.execute(text("SELECT id_number_enc, phone FROM member")).all()
     with ctx.session():

@@ -186,7 +186,7 @@ def test_an_idle_session_ends(app, ctx, clock):
 
 
 def test_session_cookie_flags(app):
-    client, response = form_login(app, "shenji", TEST_PASSWORD)
+    _client, response = form_login(app, "shenji", TEST_PASSWORD)
     cookies = [h for h in response.history[0].headers.getlist("Set-Cookie")
                if h.startswith("session=")]
     assert cookies and all("HttpOnly" in c and "SameSite=Lax" in c for c in cookies)
@@ -195,8 +195,8 @@ def test_session_cookie_flags(app):
     assert ProductionConfig.REMEMBER_COOKIE_SECURE is True
 
 
-SCRIPT = re.compile(r"<script\b[^>]*>", re.I)
-INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
+SCRIPT = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
+INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)
 
 
 @pytest.mark.parametrize("username, url", [

@@ -344,7 +344,7 @@ def test_id_numbers_are_stored_encrypted(ctx, as_user, api):
     for number in ISSUED_IDS:
         assert not any(number in cell for cell in cells), f"{number} stored in clear"
     # Stored, though: the key decrypts it.
-    from app.services import crypto
+    from app import crypto
 
     stored = scalar(ctx, "SELECT id_number_enc FROM member WHERE id = :i", i=pk)
     with ctx.session():

@@ -10,8 +10,8 @@ import io
 import json
 import re
 import uuid
-from urllib.parse import quote
 from datetime import date, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text

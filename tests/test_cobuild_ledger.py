@@ -155,7 +155,7 @@ def test_the_ledger_cannot_be_edited_or_deleted(app, ctx, api, as_user, serving)
 
     with ctx.session() as session:
         row = session.get(PointEntry, entry.id)
-        row.delta = Decimal("999")
+        row.delta = Decimal(999)
         with pytest.raises(DomainError, match="积分流水只能追加"):
             session.commit()
         session.rollback()

@@ -2,7 +2,6 @@
 unit's registration and its members' records only; a member sees only its own; a community
 admin its community. What each sees in lists and through the API equals a set written here in
 plain SQL; what it may not see does not exist (404); what it may not write is refused."""
-import re
 from datetime import date
 
 import pytest
@@ -39,7 +38,7 @@ PLACES = {
 
 def expected(ctx, username, resource):
     """The rows `username` may read, from the placement above and the user's links."""
-    org_id, unit_id, member_id, path = link(ctx, username)
+    _org_id, unit_id, member_id, path = link(ctx, username)
     communities, units, members = PLACES[resource]
     if username == "shequ01":
         clause = " OR ".join(f"{c} IN (SELECT id FROM organization WHERE path LIKE :p)"

@@ -77,7 +77,7 @@ def certified(ctx, member, *days):
     from app.models.cobuild import ServiceRecord
 
     add_rows(ctx, lambda session: [
-        ServiceRecord(member_id=member, served_on=day, hours=Decimal("2"), status=status,
+        ServiceRecord(member_id=member, served_on=day, hours=Decimal(2), status=status,
                       description="测试服务", created_on=datetime.combine(day, datetime.min.time()),
                       certified_on=datetime.combine(day, datetime.min.time())
                       if status == "已认证" else None) for day, status in days])
@@ -131,7 +131,7 @@ def compute(api, period, username="zuzhibu"):
 
 
 def test_a_quarter_rates_units_and_members_as_worked_out_by_hand(ctx, api, fixture_period):
-    period, year = fixture_period["period"], fixture_period["year"]
+    period = fixture_period["period"]
     units = fixture_period["units"]
     done = compute(api, period)
     assert done.status_code == 200, done.get_data(as_text=True)
@@ -164,7 +164,7 @@ def test_a_quarter_rates_units_and_members_as_worked_out_by_hand(ctx, api, fixtu
 
 
 def test_thresholds_come_from_the_configuration(app, ctx, api, fixture_period, monkeypatch):
-    period, year = fixture_period["period"], fixture_period["year"]
+    period = fixture_period["period"]
     monkeypatch.setitem(app.config, "STAR_THRESHOLDS", {5: 95, 4: 85, 3: 75, 2: 65, 1: 0})
     assert compute(api, period).status_code == 200
     a = rating(ctx, "unit", fixture_period["units"]["A"], period)
@@ -173,7 +173,7 @@ def test_thresholds_come_from_the_configuration(app, ctx, api, fixture_period, m
 
 
 def test_the_floor_comes_from_the_configuration(app, ctx, api, fixture_period, monkeypatch):
-    period, year = fixture_period["period"], fixture_period["year"]
+    period = fixture_period["period"]
     monkeypatch.setitem(app.config, "STAR_RATING_FLOOR", 0.7)
     assert compute(api, period).status_code == 200
     d = rating(ctx, "unit", fixture_period["units"]["D"], period)
@@ -244,15 +244,15 @@ def test_the_year_is_awarded_from_its_quarters(app, ctx, api, fixture_period):
 
 
 def test_a_member_and_a_liaison_see_only_their_own_ratings(ctx, api, fixture_period):
-    period, year = fixture_period["period"], fixture_period["year"]
+    period = fixture_period["period"]
     assert compute(api, period).status_code == 200
     member = ctx.execute(text("SELECT member_id FROM ab_user WHERE username = 'dangyuan01'")
                          ).scalar()
     unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei01'")).scalar()
     for username, sql, params in (
             ("dangyuan01", "subject_type = 'member' AND member_id = :m", {"m": member}),
-            ("danwei01", "unit_id = :u OR member_id IN (SELECT id FROM member "
-                         "WHERE work_unit_id = :u)", {"u": unit})):
+            ("danwei01", ("unit_id = :u OR member_id IN (SELECT id FROM member "
+                          "WHERE work_unit_id = :u)"), {"u": unit})):
         own = set(ctx.execute(text(f"SELECT id FROM star_rating WHERE ({sql}) AND period = :p"),
                               {**params, "p": period}).scalars())
         client, headers = api(username)

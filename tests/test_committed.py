@@ -9,8 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.errors import (DATABASE_FULL, WAITED_OUT, Conflict, DatabaseFailure, DomainError,
-                        committed)
+from app.errors import DATABASE_FULL, WAITED_OUT, Conflict, DatabaseFailure, DomainError, committed
 
 LOST = "该心愿已被他人认领，请刷新后查看"
 
@@ -59,9 +58,8 @@ def wrapped(kind, orig):
 ], ids=["version", "unique", "serialization", "pg-deadlock", "mysql-deadlock"])
 def test_a_lost_race_is_told_what_the_other_user_did(failure):
     session = Session(failure)
-    with pytest.raises(Conflict) as told:
-        with committed(session, LOST):
-            pass
+    with pytest.raises(Conflict) as told, committed(session, LOST):
+        pass
     assert str(told.value) == LOST
     assert session.rollbacks == 1 and session.commits == 0
 
@@ -74,26 +72,23 @@ def test_a_lost_race_is_told_what_the_other_user_did(failure):
 ], ids=["sqlite-busy", "sqlite-busy-snapshot", "pg-lock", "mysql-lock-wait"])
 def test_a_lock_waited_out_says_so_and_asks_to_try_again(failure):
     session = Session(failure)
-    with pytest.raises(Conflict, match=WAITED_OUT):
-        with committed(session, LOST):
-            pass
+    with pytest.raises(Conflict, match=WAITED_OUT), committed(session, LOST):
+        pass
     assert session.rollbacks == 1
 
 
 def test_a_full_database_is_a_database_failure_not_a_race():
     session = Session(wrapped(OperationalError, sqlite_error(13, "database or disk is full")))
-    with pytest.raises(DatabaseFailure, match=DATABASE_FULL):
-        with committed(session, LOST):
-            pass
+    with pytest.raises(DatabaseFailure, match=DATABASE_FULL), committed(session, LOST):
+        pass
     assert session.rollbacks == 1
 
 
 def test_a_rule_and_a_bug_pass_through_after_one_rollback():
     for raised in (DomainError("请填写标题", "title"), ZeroDivisionError()):
         session = Session()
-        with pytest.raises(type(raised)):
-            with committed(session, LOST):
-                raise raised
+        with pytest.raises(type(raised)), committed(session, LOST):
+            raise raised
         assert session.rollbacks == 1 and session.commits == 0
 
 
@@ -114,9 +109,8 @@ def test_a_unique_key_taken_meanwhile_on_the_real_database(app, ctx):
         first.add(Dictionary(kind="need_category", code="race-test", label="先到"))
         first.commit()
     with ctx.session() as second, unscoped():
-        with pytest.raises(Conflict, match="已有同名"):
-            with committed(second, "已有同名字典项"):
-                second.add(Dictionary(kind="need_category", code="race-test", label="后到"))
+        with pytest.raises(Conflict, match="已有同名"), committed(second, "已有同名字典项"):
+            second.add(Dictionary(kind="need_category", code="race-test", label="后到"))
         # Rolled back: the session is usable again.
         assert second.execute(text("SELECT count(*) FROM dictionary WHERE code = 'race-test'")
                               ).scalar() == 1

@@ -28,7 +28,7 @@ class Scope:
     node path) and `:u` (its unit) as parameters."""
 
     def __init__(self, ctx, username):
-        org_id, unit_id, path = ctx.execute(text(
+        _org_id, unit_id, path = ctx.execute(text(
             "SELECT u.org_id, u.unit_id, o.path FROM ab_user u LEFT JOIN organization o "
             "ON o.id = u.org_id WHERE u.username = :u"), {"u": username}).one()
         self.ctx, self.username, self.unit = ctx, username, unit_id
@@ -43,7 +43,7 @@ class Scope:
         if self.kind == "all":
             return f"{a}.deleted_on IS NULL"
         sub, members, bodies = self.SUBTREE, self.UNIT_MEMBERS, self.UNIT_BODIES
-        host = f"(SELECT host_id FROM joint_body WHERE id = {{}})"
+        host = "(SELECT host_id FROM joint_body WHERE id = {})"
         rules = {
             "subtree": {
                 "need": f"{a}.community_id IN {sub}",
@@ -253,12 +253,12 @@ def test_registration_rates_equal_independent_counts(as_user, scopes, username):
     counts = defaultdict(Counter)
     for key, sql in (
             ("units", "SELECT t.community_id FROM unit t WHERE {scope} AND t.status = '在册'"),
-            ("registered_units", "SELECT t.community_id FROM unit_registration t WHERE {scope} "
-                                 "AND t.status = '已报到'"),
-            ("members", "SELECT t.community_id FROM member t WHERE {scope} AND t.category = '在职' "
-                        "AND t.status = '正常'"),
-            ("registered_members", "SELECT t.community_id FROM member_registration t WHERE {scope} "
-                                   "AND t.status = '已报到'")):
+            ("registered_units", ("SELECT t.community_id FROM unit_registration t WHERE {scope} "
+                                  "AND t.status = '已报到'")),
+            ("members", ("SELECT t.community_id FROM member t WHERE {scope} AND t.category = '在职' "
+                         "AND t.status = '正常'")),
+            ("registered_members", ("SELECT t.community_id FROM member_registration t "
+                                    "WHERE {scope} AND t.status = '已报到'"))):
         for (community_id,) in scope.rows(sql):
             counts[community_id][key] += 1
     rows = figure(as_user, username, "registration_rates")

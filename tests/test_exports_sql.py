@@ -7,7 +7,7 @@ import io
 import pytest
 from sqlalchemy import select, text
 
-import app.exports as exports
+from app import exports
 from app.extensions import db
 from app.models.base import Entity
 from app.views.base import EntityView

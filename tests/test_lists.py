@@ -70,7 +70,7 @@ def expected(ctx, username, resource):
     alive = f"SELECT id FROM {resource} WHERE deleted_on IS NULL"
     if username in ("admin", "zuzhibu", "shenji"):
         return ids(ctx, alive)
-    org_id, unit_id, member_id, path = user_link(ctx, username)
+    _org_id, unit_id, member_id, path = user_link(ctx, username)
     unit_column = {"resource": "unit_id", "service_item": "provider_unit_id"}.get(resource)
     if username in ("jiedao01", "shequ01"):
         communities = "SELECT id FROM organization WHERE path LIKE :p"

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import text
 
 from app.errors import DomainError
+from app.minutes import render_minutes
 from app.models.meetings import JointBody
-from app.services.meetings import cadence_dates, parse_period, render_minutes
+from app.services.meetings import cadence_dates, parse_period
 from tests.test_meetings_support import api_says, body_id, count, page_says
 
 

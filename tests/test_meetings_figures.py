@@ -7,8 +7,13 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.test_meetings_support import (body_id, make_attendance, make_meeting, member_units,
-                                         unit_of)
+from tests.test_meetings_support import (
+    body_id,
+    make_attendance,
+    make_meeting,
+    member_units,
+    unit_of,
+)
 
 pytestmark = pytest.mark.db
 

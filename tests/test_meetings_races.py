@@ -7,8 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.test_meetings_support import (body_id, count, make_meeting, make_resolution,
-                                         member_units)
+from tests.test_meetings_support import body_id, count, make_meeting, make_resolution, member_units
 
 pytestmark = pytest.mark.db
 

@@ -7,9 +7,18 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from tests.test_meetings_support import (api_says, body_id, count, fresh_day, make_attendance,
-                                         make_meeting, make_resolution, member_units, page_says,
-                                         unit_of)
+from tests.test_meetings_support import (
+    api_says,
+    body_id,
+    count,
+    fresh_day,
+    make_attendance,
+    make_meeting,
+    make_resolution,
+    member_units,
+    page_says,
+    unit_of,
+)
 
 pytestmark = pytest.mark.db
 
@@ -59,7 +68,6 @@ def test_compliance_flags_exactly_the_sub_leader_attendances_at_quarterly_and_ye
 
 
 def test_the_list_filters_the_non_compliant_ones(as_user, attendance_by_type):
-    import re
 
     from tests.security.support import listed_on_pages
 

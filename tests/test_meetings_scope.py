@@ -8,9 +8,19 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import DEMO_USERS
-from tests.test_meetings_support import (api_ids, api_says, body_id, count, make_meeting,
-                                         make_note, make_resolution, member_units, page_says,
-                                         shown_ids, unit_of)
+from tests.test_meetings_support import (
+    api_ids,
+    api_says,
+    body_id,
+    count,
+    make_meeting,
+    make_note,
+    make_resolution,
+    member_units,
+    page_says,
+    shown_ids,
+    unit_of,
+)
 
 pytestmark = pytest.mark.db
 

@@ -96,7 +96,7 @@ def page_says(response, message: str) -> None:
     """A form's answer (redirects followed): a page, not a 500, that says why in Chinese."""
     assert response.status_code == 200, response.status_code
     page = response.get_data(as_text=True)
-    said = re.findall(r'class="alert[^"]*">(.*?)</div>|class="help-block">([^<]+)<', page, re.S)
+    said = re.findall(r'class="alert[^"]*">(.*?)</div>|class="help-block">([^<]+)<', page, re.DOTALL)
     said = [" ".join("".join(parts).split()) for parts in said]
     assert message in page, f"“{message}” not shown in the page, which says {said}"
 

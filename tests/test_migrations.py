@@ -144,7 +144,7 @@ def test_an_upgrade_keeps_the_seeded_data(app, database_url, scratch_url):
     a scratch database migrated only to the revision before head; the upgrade to head must
     keep every row and every value, 身份证号 still decrypting. Then the data-laden schema goes
     down to base."""
-    from app.services import crypto
+    from app import crypto
     from app.validators import normalize_id_number
 
     config = alembic_config()

@@ -83,7 +83,7 @@ def shown_in_page(response, message: str) -> None:
     """The form's answer, redirects followed: a page (not a 500) that tells why in Chinese."""
     assert response.status_code == 200, response.status_code
     page = response.get_data(as_text=True)
-    said = re.findall(r'class="alert[^"]*">(.*?)</div>|class="help-block">([^<]+)<', page, re.S)
+    said = re.findall(r'class="alert[^"]*">(.*?)</div>|class="help-block">([^<]+)<', page, re.DOTALL)
     said = [" ".join("".join(parts).split()) for parts in said]
     assert message in page, f"“{message}” not shown in the page, which says {said}"
 

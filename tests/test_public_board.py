@@ -112,7 +112,7 @@ def test_no_personal_data_in_clear(app, ctx, community, planted):
     everything = "\n".join(pages.values())
     assert not PHONE.findall(everything), PHONE.findall(everything)[:5]
     assert not ID_NUMBER.findall(everything)
-    from app.services import crypto
+    from app import crypto
 
     with ctx.session() as session:
         numbers = [crypto.decrypt(v) for (v,) in session.execute(
@@ -158,9 +158,9 @@ def test_an_unknown_or_non_community_node_is_not_found(app, ctx):
 def test_the_board_reads_nothing_as_an_anonymous_principal_could_not(app, community):
     """The board's rows come from its own published-only queries: the scope filter, which
     shows an anonymous principal no business rows, is not what hides the unpublished ones."""
-    from app.security.scope import ANONYMOUS, acting_as
     from app.extensions import db
     from app.models.lists import Need
+    from app.security.scope import ANONYMOUS, acting_as
 
     with app.test_request_context("/public/"):
         with acting_as(ANONYMOUS):

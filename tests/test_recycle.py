@@ -153,7 +153,7 @@ def test_a_units_lists_go_with_it_and_come_back_with_it(ctx, as_user, api):
     assert sorted(records(ctx, mark)) == sorted(
         [("delete", "unit", str(unit)), ("delete", "service_item", str(item))]
         + [("delete", "resource", str(r)) for r in resources[:2]])
-    client, headers = api("danwei01")  # not the unit's liaison: nothing to see anyway
+    _client, _headers = api("danwei01")  # not the unit's liaison: nothing to see anyway
     admin, admin_headers = api("zuzhibu")
     assert admin.get(f"/api/v1/resource/{resources[0]}", headers=admin_headers).status_code == 404
     assert admin.get(f"/api/v1/service_item/{item}", headers=admin_headers).status_code == 404

@@ -107,7 +107,7 @@ def test_same_seed_same_data(city, schema, tmp_path):
 
 def test_id_numbers_encrypted_as_the_application_does(city):
     """Decrypted and hashed with the application's keys (the testing DATA_KEY)."""
-    from app.services import crypto
+    from app import crypto
     from app.validators import normalize_id_number
     from config import TestingConfig
 
@@ -173,8 +173,8 @@ def test_demo_users_linked_and_scoped_as_at_the_demo_scale(city):
     users = out["users"]
     assert sorted(users) == sorted(["admin", "zuzhibu", "jiedao01", "shequ01", "danwei01",
                                     "danwei02", "danwei03", "shenji", "dangyuan01"])
-    org = dict((id_, (code, type_, path)) for id_, code, type_, path in
-               _rows(db, "SELECT id, code, type, path FROM organization"))
+    org = {id_: (code, type_, path) for id_, code, type_, path in
+           _rows(db, "SELECT id, code, type, path FROM organization")}
     unit_community = dict(_rows(db, "SELECT id, community_id FROM unit"))
     street, community = users["jiedao01"][0], users["shequ01"][0]
     assert org[street][:2] == ("YX01", "street") and org[community][:2] == ("YX0101", "community")

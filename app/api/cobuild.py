@@ -6,11 +6,28 @@ from flask_appbuilder.api import safe
 from flask_appbuilder.security.decorators import protect
 
 from app.errors import DomainError
-from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PointRule, PostClaim,
-                                ServicePost, ServiceRecord, StarRating, UnitRegistration)
-from app.services.cobuild import (AGREEMENT_FLOW, MEMBER_REGISTRATION_FLOW, POST_CLAIM_FLOW,
-                                  SERVICE_RECORD_FLOW, STAR_RATING_FLOW, UNIT_REGISTRATION_FLOW,
-                                  agreement_file, compute_ratings, store_agreement_file)
+from app.models.cobuild import (
+    Agreement,
+    MemberRegistration,
+    PointEntry,
+    PointRule,
+    PostClaim,
+    ServicePost,
+    ServiceRecord,
+    StarRating,
+    UnitRegistration,
+)
+from app.services.cobuild import (
+    AGREEMENT_FLOW,
+    MEMBER_REGISTRATION_FLOW,
+    POST_CLAIM_FLOW,
+    SERVICE_RECORD_FLOW,
+    STAR_RATING_FLOW,
+    UNIT_REGISTRATION_FLOW,
+    agreement_file,
+    compute_ratings,
+    store_agreement_file,
+)
 from app.views.base import EntityApi
 
 STAMPS = ["created_on", "changed_on"]

@@ -9,8 +9,15 @@ from flask_appbuilder.api import safe
 from flask_appbuilder.security.decorators import protect
 
 from app.errors import Conflict, DomainError
-from app.models.meetings import (AgendaItem, Attendance, BodyMember, JointBody, Meeting,
-                                 Resolution, SupervisionNote)
+from app.models.meetings import (
+    AgendaItem,
+    Attendance,
+    BodyMember,
+    JointBody,
+    Meeting,
+    Resolution,
+    SupervisionNote,
+)
 from app.services import meetings as service
 from app.views.base import EntityApi
 

@@ -16,17 +16,30 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import and_, case, extract, func, literal_column, select, true
 
 from app.errors import DomainError
-from app.models.cobuild import (MemberRegistration, PointEntry, ServiceRecord, StarRating,
-                                UnitRegistration)
-from app.models.lists import (NEED_DONE, NEED_STATUSES, WISH_PUBLISHED, MicroWish, Need,
-                              Resource, ServiceItem)
-from app.models.org import Dictionary, Member, Organization, Unit
+from app.models.cobuild import (
+    MemberRegistration,
+    MemberRegistrationStatus,
+    PointEntry,
+    RecordStatus,
+    ServiceRecord,
+    StarRating,
+    UnitRegistration,
+    UnitRegistrationStatus,
+)
+from app.models.lists import (
+    NEED_DONE,
+    NEED_STATUSES,
+    WISH_PUBLISHED,
+    MicroWish,
+    Need,
+    NeedStatus,
+    Resource,
+    ServiceItem,
+    WishStatus,
+)
+from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit, UnitStatus
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
-from app.models.cobuild import MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
-from app.models.lists import NeedStatus
-from app.models.org import MemberStatus, UnitStatus
-from app.models.lists import WishStatus
 
 # --- periods ----------------------------------------------------------------------------------
 

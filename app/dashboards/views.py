@@ -10,9 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Callable
 
 from flask import Response, abort, request
 from flask_appbuilder import BaseView, expose
@@ -20,18 +20,28 @@ from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import false, or_, select
 
 from app.dashboards import figures as F
-from app.dashboards.links import (EQ, FLAG, IN, NOT_EQ, RELATION, SMALLER, during,
-                                  list_url, month_period, quarter_within, under)
+from app.dashboards.links import (
+    EQ,
+    FLAG,
+    IN,
+    NOT_EQ,
+    RELATION,
+    SMALLER,
+    during,
+    list_url,
+    month_period,
+    quarter_within,
+    under,
+)
 from app.errors import DomainError
 from app.extensions import db
 from app.i18n import N_
-from app.models.lists import NEED_DONE, NEED_STATUSES
+from app.models.cobuild import MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
+from app.models.lists import NEED_DONE, NEED_STATUSES, NeedStatus
+from app.models.meetings import MeetingStatus
 from app.models.org import Organization
 from app.security.scope import current_principal
 from app.services import audit
-from app.models.cobuild import MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
-from app.models.lists import NeedStatus
-from app.models.meetings import MeetingStatus
 
 # --- the figures the page shows, with the columns of their CSV ----------------------------------
 

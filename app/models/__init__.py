@@ -1,8 +1,27 @@
 """All models, imported here so that Alembic's metadata and the mappers see every table."""
 from app.models.base import Entity, Scope  # noqa: F401
-from app.models.org import Dictionary, Member, Organization, Unit  # noqa: F401
+from app.models.cobuild import (  # noqa: F401
+    Agreement,
+    MemberRegistration,
+    PointEntry,
+    PointRule,
+    PostClaim,
+    ServicePost,
+    ServiceRecord,
+    StarRating,
+    UnitRegistration,
+)
 from app.models.lists import MicroWish, Need, Resource, ServiceItem  # noqa: F401
-from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PointRule, PostClaim, ServicePost, ServiceRecord, StarRating, UnitRegistration)  # noqa: F401,E501
-from app.models.meetings import AgendaItem, Attendance, BodyMember, JointBody, Meeting, MeetingAttachment, Resolution, SupervisionNote  # noqa: F401,E501
+from app.models.meetings import (  # noqa: F401
+    AgendaItem,
+    Attendance,
+    BodyMember,
+    JointBody,
+    Meeting,
+    MeetingAttachment,
+    Resolution,
+    SupervisionNote,
+)
+from app.models.org import Dictionary, Member, Organization, Unit  # noqa: F401
 from app.models.records import AuditLog  # noqa: F401
 from app.security.models import UserAccount  # noqa: F401

@@ -2,17 +2,30 @@
 and its place in the organisation tree (the scope declaration of DOMAIN.md §4)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Callable
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext
-from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, cast, event, func,
-                        literal, select, text)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    cast,
+    event,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, declared_attr, object_session
 
+from app.security.principal import current_principal, unscoped
 
 # Named constraints, so that later migrations can alter them on every database (SQLite's batch
 # mode needs names). FAB's own ab_* tables were defined before this and keep theirs.
@@ -175,8 +188,6 @@ class Entity(Model):
         """The rows of `__soft_delete_cascade__` pointing at this one in `state` (a clause on
         the child model), whoever acts — the write check decides; with None, when the last of
         them was deleted."""
-        from app.security.scope import unscoped
-
         session = object_session(self)
         found = []
         for target in self.__soft_delete_cascade__ if session and self.id else ():
@@ -212,15 +223,33 @@ class Entity(Model):
                              + cast(table.c.id, String))
 
 
+def labels_of(model) -> dict[str, str]:
+    """Chinese labels declared once, in the columns' and relationships' `info`."""
+    labels = {}
+    for prop in model.__mapper__.attrs:
+        info = getattr(prop, "info", None) or {}
+        if not info and hasattr(prop, "columns"):
+            info = prop.columns[0].info
+        if "label" in info:
+            labels[prop.key] = info["label"]
+    labels.update({key: lazy_gettext(text)
+                   for key, text in getattr(model, "__extra_labels__", {}).items()})
+    return labels
+
+
+def choices_of(model) -> dict[str, dict]:
+    """Coded columns (types, statuses) and their Chinese labels."""
+    return {c.key: c.info["choices"] for c in model.__table__.columns if "choices" in c.info}
+
+
+
 @event.listens_for(Session, "before_flush")
 def _validate(session, flush_context, instances) -> None:
-    from app.security.scope import current_principal
-
     new = session.new  # a set built on each access: once, not once per row
     for obj in new:
         if isinstance(obj, Entity):
             obj.on_create(current_principal())
     for obj in list(new) + list(session.dirty):
-        if isinstance(obj, Entity) and (obj in new or session.is_modified(obj)):
-            if not obj.is_deleted:
-                obj.validate(session)
+        if isinstance(obj, Entity) and (obj in new or session.is_modified(obj)) \
+                and not obj.is_deleted:
+            obj.validate(session)

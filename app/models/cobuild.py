@@ -2,24 +2,48 @@
 the points ledger and star ratings (DOMAIN.md §1, §2)."""
 from __future__ import annotations
 
-from enum import StrEnum
-
 import json
 from datetime import date, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
-from sqlalchemy import (Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String,
-                        Text, and_, case, event, inspect, literal, select, update)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    and_,
+    case,
+    event,
+    inspect,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import state_choices, GLOBAL, Entity, Scope, caption, live_order, status_is_version
+from app.models.base import (
+    GLOBAL,
+    Entity,
+    Scope,
+    caption,
+    live_order,
+    state_choices,
+    status_is_version,
+)
 from app.models.lists import in_own_communities
-from app.models.org import Dictionary, Member, Organization, Unit, _exists
-from app.models.org import UnitStatus
+from app.models.org import Dictionary, Member, Organization, Unit, UnitStatus, _exists
+from app.security.principal import unscoped
+
 
 class AgreementStatus(StrEnum):
     """The states of a co-building agreement; the values are what the database stores."""
@@ -340,8 +364,6 @@ class MemberRegistration(Entity):
         self.active_key = str(self.member.id) if self.status in REGISTRATION_ACTIVE else None
         if not self.active_key:
             return
-        from app.security.scope import unscoped
-
         with unscoped():
             other = session.execute(select(MemberRegistration).where(
                 MemberRegistration.active_key == self.active_key,
@@ -476,8 +498,6 @@ class PostClaim(Entity):
         return f"{self.post.id}:{self.member.id}"
 
     def _held(self, session, locking=False) -> bool:
-        from app.security.scope import unscoped
-
         stmt = select(PostClaim.id).where(PostClaim.active_key == self.active_key)
         if locking:
             stmt = stmt.with_for_update()
@@ -491,7 +511,7 @@ class PostClaim(Entity):
         taken = session.execute(
             update(table)
             .where(table.c.id == self.post.id, table.c.claimed < table.c.headcount,
-                   table.c.active == True, table.c.deleted_on.is_(None))  # noqa: E712
+                   table.c.active == True, table.c.deleted_on.is_(None))
             .values(claimed=table.c.claimed + 1),
             execution_options={"synchronize_session": False}).rowcount
         if taken != 1:
@@ -522,8 +542,6 @@ class PostClaim(Entity):
 
 def _communities_of(session, member) -> set:
     """Where a member may claim posts: the home community and the one registered in."""
-    from app.security.scope import unscoped
-
     with unscoped():
         registered = session.execute(select(MemberRegistration.community_id).where(
             MemberRegistration.member_id == member.id,

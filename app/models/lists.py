@@ -2,21 +2,43 @@
 items that put one against the other, and residents' small wishes (DOMAIN.md §1–§3)."""
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
-from datetime import datetime
-
-from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table,
-                        Text, and_, case, func, or_, select)
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 
 from app import validators
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import state_choices, Entity, Model, Scope, caption, live_order, status_is_version
-from app.models.org import Dictionary, Member, Organization, Unit
-from app.models.org import UnitStatus
+from app.models.base import (
+    Entity,
+    Model,
+    Scope,
+    caption,
+    live_order,
+    state_choices,
+    status_is_version,
+)
+from app.models.org import Dictionary, Member, Organization, Unit, UnitStatus
+from app.security.principal import current_principal
+
 
 class ResourceStatus(StrEnum):
     """The states of a resource list entry's review; the values are what the database stores."""
@@ -455,7 +477,6 @@ REVIEW_FIELDS = {"status", "reject_reason", "fulfilment", "changed_on", "changed
 
 def _check_reviewed(item, session) -> None:
     from sqlalchemy import inspect as sa_inspect
-    from app.security.scope import current_principal
 
     principal = current_principal()
     if item.id is None or principal.sees_all or principal.org_paths or principal.system:

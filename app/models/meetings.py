@@ -11,22 +11,40 @@ host's supervision notes carry none and stay the host's.
 """
 from __future__ import annotations
 
-from enum import StrEnum
-
 from calendar import monthrange
 from datetime import date
+from enum import StrEnum
 
-from sqlalchemy import (Boolean, Column, Date, ForeignKey, Integer, String, Table, Text,
-                        and_, or_, select)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    or_,
+    select,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import object_session, relationship
 from sqlalchemy.orm.attributes import get_history
 
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import state_choices, Entity, Model, Scope, caption, live_order, status_is_version
-from app.models.org import Organization, Unit
-from app.models.org import UnitStatus
+from app.minutes import render_minutes
+from app.models.base import (
+    Entity,
+    Model,
+    Scope,
+    caption,
+    live_order,
+    state_choices,
+    status_is_version,
+)
+from app.models.org import Organization, Unit, UnitStatus
 
 # Host organisation type -> the body's level (DOMAIN.md: 区/街道/社区).
 LEVEL_OF_HOST = {"district": "区", "street": "街道", "community": "社区"}
@@ -297,8 +315,6 @@ class Meeting(Entity):
 
     @property
     def minutes_html(self):
-        from app.services.meetings import render_minutes
-
         return render_minutes(self.minutes)
 
     def validate(self, session) -> None:

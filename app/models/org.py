@@ -3,16 +3,29 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import (Boolean, Column, Date, ForeignKey, Index, Integer, String, Text, event,
-                        func, select, true, update)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
-from app import validators
+from app import crypto, validators
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import state_choices, GLOBAL, Entity, Scope, caption, live_order
-from app.services import crypto
+from app.models.base import GLOBAL, Entity, Scope, caption, live_order, state_choices
+from app.security.principal import current_principal, owner_clause, sees_personal_data, unscoped
 
 # Node types, top to bottom. Codes are the code's; labels the UI's (workflow states and
 # structural types are code, categories are dictionary data: DOMAIN.md §2).
@@ -361,8 +374,6 @@ class Member(Entity):
     @property
     def id_number_shown(self) -> str:
         """In full for roles that need it, masked for the others (DOMAIN.md §6)."""
-        from app.security.scope import sees_personal_data
-
         number = self.id_number
         return number if sees_personal_data(self) else validators.mask_id_number(number)
 
@@ -378,14 +389,12 @@ class Member(Entity):
                 self.group.type in ("grid", "building", "household")
                 and self.group.path.startswith(self.community.path)):
             raise DomainError("所在网格/楼栋党小组必须是居住社区下的网格或楼栋党小组", "group")
-        from app.security.scope import may_read, unscoped
-
         with unscoped():
             holder = session.execute(select(Member.id).where(
                 Member.id_number_key == self.id_number_hash, Member.id != (self.id or 0))
                 .limit(1)).scalar()
         if holder is not None:
-            if may_read(session, Member, holder):  # a member the user sees: say so
+            if _readable(session, Member, holder):  # a member the user sees: say so
                 raise DomainError("该身份证号已登记为党员，不能重复录入", "id_number")
             raise DomainError(ID_NOT_REGISTRABLE, "id_number")
 
@@ -401,10 +410,8 @@ class Member(Entity):
 
 
 def shown_phone(row, phone: str | None) -> str:
-    """A row's phone as the acting user may see it (scope.sees_personal_data): the one rule
+    """A row's phone as the acting user may see it (principal.sees_personal_data): the one rule
     for members', units', nodes' and resources' phones."""
-    from app.security.scope import sees_personal_data
-
     if not phone:  # nothing to reveal, nothing to record
         return ""
     return phone if sees_personal_data(row) else validators.mask_phone(phone)
@@ -417,7 +424,6 @@ def shown_phone_sql(model, column):
     from sqlalchemy import String, and_, case, literal, type_coerce
 
     from app.extensions import db
-    from app.security.scope import current_principal, owner_clause
 
     principal = current_principal()
     text = func.trim(column)
@@ -446,10 +452,15 @@ def shown_phone_sql(model, column):
     return case(*whens, else_=cat(func.substr(stars, 1, length - 4), func.substr(text, length - 3)))
 
 
+def _readable(session, model, pk) -> bool:
+    """Whether the acting user may read row `pk` (deleted ones included): asked of the session,
+    whose read filter (app/security/scope.py) applies the user's scope to every query."""
+    stmt = select(model.id).where(model.id == pk).execution_options(include_deleted=True)
+    return session.execute(stmt).first() is not None
+
+
 def _exists(session, stmt) -> bool:
     """Rules look at all rows, not only those the acting user may see."""
-    from app.security.scope import unscoped
-
     with unscoped():
         return session.execute(stmt.limit(1)).first() is not None
 

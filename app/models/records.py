@@ -6,7 +6,6 @@ from flask_appbuilder import Model
 from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text, event
 
 from app.errors import DomainError
-
 from app.i18n import N_
 from app.models.base import GLOBAL, caption
 

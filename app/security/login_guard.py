@@ -25,15 +25,30 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import (current_app, flash, g, has_app_context, has_request_context, jsonify, redirect,
-                   request, session, url_for)
+from flask import (
+    current_app,
+    flash,
+    g,
+    has_app_context,
+    has_request_context,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask_appbuilder import expose
 from flask_appbuilder.api import safe
 from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_appbuilder.security.api import SecurityApi as FabSecurityApi
 from flask_appbuilder.security.views import AuthDBView as FabAuthDBView
-from flask_jwt_extended import (create_access_token, create_refresh_token, get_jwt,
-                                get_jwt_identity, jwt_required)
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    get_jwt_identity,
+    jwt_required,
+)
 from flask_login import current_user, logout_user
 from sqlalchemy import and_, case, event, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -263,7 +278,6 @@ class Attempt:
     def _refuse(self, reason: str, message: str, status: int, retry_after: int | None = None):
         self.note["refused"] = reason
         g.setdefault(_REFUSAL, Refusal(reason, message, status, retry_after))
-        return None
 
     def _within_rate_limit(self) -> bool:
         """Keyed by the account, whichever of its names was typed (username or e-mail), and

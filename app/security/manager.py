@@ -12,11 +12,11 @@ from flask_login import user_logged_out
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.i18n import N_, lazy_gettext
 from app.security import api_csrf, busy, login_guard, personal_data, sessions
 from app.security.models import UserAccount
-from app.i18n import N_, lazy_gettext
-from app.services import audit
 from app.security.scope import related_choices
+from app.services import audit
 from app.views.base import AjaxSelectField, choices_response
 
 _LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
@@ -98,8 +98,7 @@ class SecurityManager(FabSecurityManager):
         except SQLAlchemyError:
             # A read-only, full or failed database: no login goes unrecorded, and none is a 500.
             self.session.rollback()
-            current_app.logger.error("login attempt of %r not recorded: refused", username,
-                                     exc_info=True)
+            current_app.logger.exception("login attempt of %r not recorded: refused", username)
             return guard.refuse_busy()
         return user
 

@@ -7,7 +7,6 @@ from sqlalchemy.orm import relationship
 
 # The links point at business tables that themselves point back at ab_user (created_by):
 # use_alter adds them after both tables exist, on every database.
-
 from app.models.base import caption
 
 

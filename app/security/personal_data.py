@@ -1,7 +1,7 @@
 """Who saw personal data in full (DOMAIN.md §6).
 
 Whether a role sees 身份证号 and phone in full is one permission, `can_reveal` on member, granted
-per role in roles.py and asked through `scope.sees_personal_data(row)` — which also notes each
+per role in roles.py and asked through `principal.sees_personal_data(row)` — which also notes each
 row it lets through in full. When the request ends those notes become one audit record of kind
 `reveal` per resource: the record's id for a show page or an API read, the count and the ids for
 an export.
@@ -87,7 +87,7 @@ def _record_reveals(exc) -> None:
 
     try:
         busy.write_retrying(db.session, lambda session: _add_records(session, revealed))
-    except Exception:  # noqa: BLE001 — the page is out already; tell the log, not the user
+    except Exception:  # the page is out already: tell the log, not the user
         db.session.rollback()
         log.exception("未能记录敏感信息查看（%s）", request.path)
 

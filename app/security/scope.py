@@ -19,9 +19,8 @@ public rows.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from flask import current_app, g, has_app_context, has_request_context
+from flask import g, has_app_context
 from sqlalchemy import event, false, or_, select, true
 from sqlalchemy.orm import Session, with_loader_criteria
 from sqlalchemy.sql import visitors
@@ -29,8 +28,20 @@ from sqlalchemy.sql.selectable import ScalarSelect, TableClause
 
 from app.errors import DomainError
 from app.models.base import Entity
-from app.security.roles import (ALL, PERSONAL_DATA_PERMISSION, ROLE_SCOPES, SELF, SUBTREE, UNIT,
-                                editable_fields)
+from app.security.principal import (  # noqa: F401 (who acts, re-exported to the scope's callers)
+    ANONYMOUS,
+    REVEALED,
+    SYSTEM,
+    Principal,
+    acting_as,
+    current_principal,
+    is_unscoped,
+    own_rows_by,
+    principal_for,
+    sees_personal_data,
+    unscoped,
+)
+from app.security.roles import editable_fields
 
 
 class ScopeViolation(DomainError):
@@ -40,102 +51,6 @@ class ScopeViolation(DomainError):
 class FieldRefused(ScopeViolation):
     """A change to a column the principal's roles may not change (roles.FIELD_RIGHTS): an
     operation its role lacks, told as such (403 on the API)."""
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: int | None = None
-    role_names: frozenset[str] = frozenset()
-    sees_all: bool = False
-    org_paths: tuple[str, ...] = ()
-    unit_ids: tuple[int, ...] = ()
-    member_ids: tuple[int, ...] = ()
-    authenticated: bool = False
-    system: bool = False
-    # The permission `can_reveal` on member (roles.py): 身份证号 and phone shown in full.
-    reveals_personal_data: bool = False
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
-
-
-SYSTEM = Principal(system=True, sees_all=True, authenticated=True)
-ANONYMOUS = Principal()
-
-
-def principal_for(user) -> Principal:
-    """The principal of a logged-in user: the union of what each of its roles grants."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return ANONYMOUS
-    roles = frozenset(r.name for r in user.roles)
-    levels = {ROLE_SCOPES.get(name) for name in roles}
-    org_paths, unit_ids, member_ids = (), (), ()
-    if SUBTREE in levels and user.org is not None:
-        org_paths = (user.org.path,)
-    if UNIT in levels and user.unit_id:
-        unit_ids = (user.unit_id,)
-    if SELF in levels and user.member_id:
-        member_ids = (user.member_id,)
-    permission, view_menu = PERSONAL_DATA_PERMISSION
-    reveals = bool(user.roles) and current_app.appbuilder.sm.exist_permission_on_roles(
-        view_menu, permission, [r.id for r in user.roles])
-    return Principal(
-        user_id=user.id,
-        role_names=roles,
-        sees_all=ALL in levels,
-        org_paths=org_paths,
-        unit_ids=unit_ids,
-        member_ids=member_ids,
-        authenticated=True,
-        reveals_personal_data=reveals,
-        extra={"username": user.username},
-    )
-
-
-def _request_user():
-    """The user of this request, logged in by session cookie or by API token."""
-    try:
-        return current_app.appbuilder.sm.current_user
-    except RuntimeError:  # an API request whose token has not been verified (yet)
-        return None
-
-
-def current_principal() -> Principal:
-    """Who is acting: set explicitly (`acting_as`), else the request's user, else the system."""
-    if not has_app_context():
-        return SYSTEM
-    principal = g.get("principal")
-    if principal is not None:
-        return principal
-    if not has_request_context():
-        return SYSTEM
-    # Loading the user runs queries of its own, which come back here: they are internal
-    # (users, roles, the user's links) and run unscoped.
-    with unscoped():
-        principal = principal_for(_request_user())
-    # Only cache a real answer: before login the same request may still authenticate.
-    if principal.authenticated:
-        g.principal = principal
-    return principal
-
-
-REVEALED = "personal_data_revealed"
-
-
-def sees_personal_data(row=None) -> bool:
-    """Whether the acting principal sees 身份证号 and phone in full (the permission
-    `can_reveal`, granted per role) — on `row`, only if it owns the row: a row read through
-    the directory (every unit and node) or by another rule shows its phones masked to every
-    role. Showing `row`'s in full to a user is noted for the audit trail: one `reveal` record
-    per request (app/security/personal_data.py)."""
-    principal = current_principal()
-    if principal.system:
-        return True
-    if not principal.reveals_personal_data:
-        return False
-    if row is not None and not _owns(row, principal):
-        return False
-    if row is not None and has_request_context():
-        g.setdefault(REVEALED, {}).setdefault(row.__tablename__, set()).add(row.id)
-    return True
 
 
 _OWNED = "_gongjian_owned_rows"
@@ -170,34 +85,6 @@ def _owns(row, principal: Principal) -> bool:
             owned = _ids_passing(session, model, ids, clause)
             known.update({i: i in owned for i in ids})
     return known[row.id]
-
-
-@contextmanager
-def acting_as(principal: Principal):
-    """Run a block (a CLI import, a test) with the scope of `principal`."""
-    previous = g.get("principal")
-    g.principal = principal
-    try:
-        yield principal
-    finally:
-        g.principal = previous
-
-
-_UNSCOPED = "_gongjian_unscoped"
-
-
-@contextmanager
-def unscoped():
-    """Run internal look-ups (uniqueness, the principal's own links) without scope filters."""
-    if not has_app_context():
-        yield
-        return
-    depth = g.get(_UNSCOPED, 0)
-    setattr(g, _UNSCOPED, depth + 1)
-    try:
-        yield
-    finally:
-        setattr(g, _UNSCOPED, depth)
 
 
 _READ_SCOPE_WRITES = "write_within_read_scope"
@@ -289,10 +176,6 @@ def _check_fields(session, objs) -> None:
                                f"“{'、'.join(labels)}”：请联系所在社区办理", refused[0])
 
 
-def _is_unscoped() -> bool:
-    return has_app_context() and g.get(_UNSCOPED, 0) > 0
-
-
 # --- predicates ---------------------------------------------------------------------------
 
 def _subtree_ids(paths: tuple[str, ...]):
@@ -347,6 +230,11 @@ def owner_clause(model: type[Entity], principal: Principal):
     if principal.member_ids:
         parts += [_anchor(model, anchor).in_(principal.member_ids) for anchor in scope.member]
     return or_(*parts) if parts else false()
+
+
+# The models mask personal data by who owns a row (principal.sees_personal_data) without
+# importing this module: they are handed its rule.
+own_rows_by(_owns, owner_clause)
 
 
 def choice_clause(model: type[Entity], column, target: type[Entity], principal: Principal):
@@ -504,7 +392,7 @@ def read_criteria(statement, relationship_load: bool = False, include_deleted: b
 
 @event.listens_for(Session, "do_orm_execute")
 def _filter_reads(state) -> None:
-    if not state.is_select or state.is_column_load or _is_unscoped():
+    if not state.is_select or state.is_column_load or is_unscoped():
         return
     options = read_criteria(state.statement, state.is_relationship_load,
                             bool(state.execution_options.get("include_deleted")))
@@ -560,7 +448,7 @@ def _related_targets(obj):
 @event.listens_for(Session, "before_flush")
 def _check_writes_before(session, flush_context, instances) -> None:
     principal = current_principal()
-    if principal.system or _is_unscoped():
+    if principal.system or is_unscoped():
         return
     for obj in session.deleted:
         if isinstance(obj, Entity) and not session.info.get("purge"):
@@ -587,7 +475,7 @@ def _forget_checked(session) -> None:
 @event.listens_for(Session, "after_flush")
 def _check_writes_after(session, flush_context) -> None:
     principal = current_principal()
-    if principal.system or _is_unscoped():
+    if principal.system or is_unscoped():
         return
     new = session.new  # a set built on each access: once, not once per row
     written = list(new) + list(_changed_entities(session, session.dirty))

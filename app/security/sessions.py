@@ -23,8 +23,17 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from flask import current_app, flash, g, has_request_context, jsonify, redirect, request, \
-    session, url_for
+from flask import (
+    current_app,
+    flash,
+    g,
+    has_request_context,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask_jwt_extended import decode_token
 from flask_login import logout_user, user_logged_in, user_logged_out
 from sqlalchemy import delete, event, select, update

@@ -7,11 +7,11 @@ import json
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 from uuid import uuid4
 
 from flask import current_app
@@ -19,17 +19,29 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import object_session
 
 from app.errors import DomainError, committed
-from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PointRule, PostClaim,
-                                ServicePost, ServiceRecord, StarRating, UnitRegistration)
-from app.models.lists import Need
-from app.models.org import Member, Unit
-from app.security.scope import Principal, unscoped
+from app.models.cobuild import (
+    Agreement,
+    AgreementStatus,
+    ClaimStatus,
+    MemberRegistration,
+    MemberRegistrationStatus,
+    PointEntry,
+    PointRule,
+    PostClaim,
+    RatingStatus,
+    RecordStatus,
+    ServicePost,
+    ServiceRecord,
+    StarRating,
+    UnitRegistration,
+    UnitRegistrationStatus,
+)
+from app.models.lists import Need, NeedStatus
+from app.models.org import Member, MemberStatus, Unit, UnitStatus
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
+from app.security.scope import Principal, unscoped
 from app.services import audit
 from app.services.workflow import Field, Transition, Workflow
-from app.models.cobuild import AgreementStatus, ClaimStatus, MemberRegistrationStatus, RatingStatus, RecordStatus, UnitRegistrationStatus
-from app.models.org import MemberStatus, UnitStatus
-from app.models.lists import NeedStatus
 
 REASON = Field("reason", "原因", "textarea", required=True)
 

@@ -8,13 +8,21 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from app.errors import DomainError, committed
-from app.models.lists import MicroWish, Need, Resource, ServiceItem
+from app.models.lists import (
+    MicroWish,
+    Need,
+    NeedStatus,
+    Resource,
+    ResourceStatus,
+    ServiceItem,
+    ServiceStatus,
+    WishStatus,
+)
 from app.models.org import Member, Organization, Unit
-from app.security.scope import Principal, related_choices
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP
+from app.security.scope import Principal, related_choices
 from app.services import audit
 from app.services.workflow import Field, Transition, Workflow
-from app.models.lists import NeedStatus, ResourceStatus, ServiceStatus, WishStatus
 
 # DOMAIN.md §4: StreetAdmin and OrgAdmin act as CommunityAdmin within their scope.
 

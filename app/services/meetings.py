@@ -13,18 +13,27 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import current_app
-from markupsafe import Markup, escape
 from sqlalchemy import and_, case, extract, func, literal_column, select
 
 from app.errors import Conflict, DomainError, committed
-from app.models.meetings import (DONE, LEADER_MEETINGS, MEETING_TYPES, PRESENT, Attendance,
-                                 JointBody, Meeting, MeetingAttachment, Resolution,
-                                 SupervisionNote)
+from app.models.meetings import (
+    DONE,
+    LEADER_MEETINGS,
+    MEETING_TYPES,
+    PRESENT,
+    Attendance,
+    JointBody,
+    Meeting,
+    MeetingAttachment,
+    MeetingStatus,
+    Resolution,
+    ResolutionStatus,
+    SupervisionNote,
+)
 from app.models.org import Organization
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP
 from app.security.scope import Principal, unscoped
 from app.services.workflow import Field, Transition, Workflow
-from app.models.meetings import MeetingStatus, ResolutionStatus
 
 _TYPE_ORDER = {t: i for i, t in enumerate(MEETING_TYPES)}
 MAX_PERIOD_DAYS = 731
@@ -50,7 +59,7 @@ def cadence_dates(body: JointBody, start: date, end: date) -> list[tuple[str, da
     for year, month in _months(start, end):
         last = monthrange(year, month)[1]
 
-        def on(day: int) -> date:
+        def on(day: int, year=year, month=month, last=last) -> date:
             return date(year, month, min(day, last))
 
         if body.xun_enabled:
@@ -198,67 +207,6 @@ def next_meeting(session, body: JointBody, today: date | None = None) -> Meeting
         select(Meeting).where(Meeting.body_id == body.id, Meeting.status == MeetingStatus.PLANNED,
                               Meeting.planned_date >= (today or date.today()))
         .order_by(Meeting.planned_date, Meeting.id).limit(1)).scalar_one_or_none()
-
-
-# --- minutes: plain text rendered as paragraphs and lists, never raw HTML ---------------------
-
-_ORDERED = re.compile(r"^(\d{1,3}[.．](?!\d)|\d{1,3}[、)）]|[(（]\d{1,3}[)）]"
-                      r"|[一二三四五六七八九十]{1,3}[、.．]|[(（][一二三四五六七八九十]{1,3}[)）])\s*")
-_BULLET = re.compile(r"^[-*•·●▪◆]\s*")
-_SPACE = " \t\u3000"
-
-
-def _list_item(line: str):
-    if m := _ORDERED.match(line):
-        return "ol", m.group(1), line[m.end():]
-    if m := _BULLET.match(line):
-        return "ul", "", line[m.end():]
-    return None
-
-
-def render_minutes(text: str | None) -> Markup:
-    """A pasted 纪要 as HTML: blank lines separate paragraphs; lines starting "1." "（一）"
-    "一、" become numbered items (keeping their own numbering), lines starting "-" or "•"
-    bullet items; an indented line continues the item above. Everything is escaped."""
-    if not text or not text.strip():
-        return Markup("")
-    html = []
-    for block in re.split(r"\n[ \t\u3000]*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
-        lines = [line for line in block.split("\n") if line.strip(_SPACE)]
-        kind, items, para = None, [], []
-
-        def close_list():
-            nonlocal kind, items
-            if items:
-                body = "".join(f"<li>{item}</li>" for item in items)
-                cls = "gj-minutes-ol" if kind == "ol" else "gj-minutes-ul"
-                html.append(f'<{kind} class="{cls}">{body}</{kind}>')
-            kind, items = None, []
-
-        def close_para():
-            nonlocal para
-            if para:
-                html.append("<p>" + "<br>".join(para) + "</p>")
-            para = []
-
-        for line in lines:
-            stripped = line.strip(_SPACE)
-            item = _list_item(stripped)
-            if item is not None:
-                close_para()
-                if kind != item[0]:
-                    close_list()
-                kind = item[0]
-                marker = f'<span class="gj-marker">{escape(item[1])}</span>' if item[1] else ""
-                items.append(marker + str(escape(item[2])))
-            elif items and line[:1] in _SPACE:
-                items[-1] += "<br>" + str(escape(stripped))  # a continuation of the item
-            else:
-                close_list()
-                para.append(str(escape(stripped)))
-        close_list()
-        close_para()
-    return Markup('<div class="gj-minutes">' + "".join(html) + "</div>")
 
 
 # --- attachments -------------------------------------------------------------------------------

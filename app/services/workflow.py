@@ -13,15 +13,20 @@ database.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 from flask import current_app
 
 from app.errors import Conflict, DomainError, committed
-from app.security.scope import (Principal, ScopeViolation, current_principal,
-                                writes_within_read_scope)
+from app.security.scope import (
+    Principal,
+    ScopeViolation,
+    current_principal,
+    writes_within_read_scope,
+)
 from app.services import audit
 
 

@@ -1,16 +1,53 @@
 """The menu: every view and API, registered in one visible place."""
 from flask import current_app
 
-from app.i18n import N_
-from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
-from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
+from app.api.cobuild import (
+    AgreementApi,
+    MemberRegistrationApi,
+    PointEntryApi,
+    PointRuleApi,
+    PostClaimApi,
+    ServicePostApi,
+    ServiceRecordApi,
+    StarRatingApi,
+    UnitRegistrationApi,
+)
 from app.api.lists import MicroWishApi, NeedApi, ResourceApi, ServiceItemApi
-from app.views.lists import MicroWishView, NeedView, ResourceView, ServiceItemView
-from app.api.meetings import (AgendaItemApi, AttendanceApi, BodyMemberApi, JointBodyApi, MeetingApi, ResolutionApi, SupervisionNoteApi)  # noqa: E501
-from app.views.meetings import (AgendaItemView, AttendanceView, BodyMemberView, JointBodyView, MeetingView, ResolutionView, SupervisionNoteView)  # noqa: E501
-from app.api.cobuild import (AgreementApi, MemberRegistrationApi, PointEntryApi, PointRuleApi, PostClaimApi, ServicePostApi, ServiceRecordApi, StarRatingApi, UnitRegistrationApi)  # noqa: E501
-from app.views.cobuild import (AgreementView, MemberRegistrationView, PointEntryView, PointRuleView, PostClaimView, ServicePostView, ServiceRecordView, StarRatingView, UnitRegistrationView, cobuild_summary)  # noqa: E501
+from app.api.meetings import (
+    AgendaItemApi,
+    AttendanceApi,
+    BodyMemberApi,
+    JointBodyApi,
+    MeetingApi,
+    ResolutionApi,
+    SupervisionNoteApi,
+)
+from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
 from app.dashboards.views import DashboardView
+from app.i18n import N_
+from app.views.cobuild import (
+    AgreementView,
+    MemberRegistrationView,
+    PointEntryView,
+    PointRuleView,
+    PostClaimView,
+    ServicePostView,
+    ServiceRecordView,
+    StarRatingView,
+    UnitRegistrationView,
+    cobuild_summary,
+)
+from app.views.lists import MicroWishView, NeedView, ResourceView, ServiceItemView
+from app.views.meetings import (
+    AgendaItemView,
+    AttendanceView,
+    BodyMemberView,
+    JointBodyView,
+    MeetingView,
+    ResolutionView,
+    SupervisionNoteView,
+)
+from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
 from app.views.public import PublicView
 from app.views.records import AuditLogApi, AuditLogView, record_history_url
 from app.views.recycle import RecycleView

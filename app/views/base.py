@@ -12,21 +12,31 @@ import functools
 import re
 import sys
 
-from flask import (Response, abort, current_app, flash, has_request_context, jsonify, redirect,
-                   request, session, url_for)
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    has_request_context,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask_appbuilder import ModelRestApi, ModelView, expose
-from flask_appbuilder.api import get_list_schema, rison, safe
-from flask_appbuilder.security.decorators import permission_name, protect
 from flask_appbuilder.actions import action as bulk_action
+from flask_appbuilder.api import get_list_schema, rison, safe
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.forms import FieldConverter
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.security.decorators import has_access, permission_name, protect
 from flask_appbuilder.urltools import get_filter_args
 from markupsafe import Markup, escape
-from marshmallow import ValidationError as InvalidValue, fields
+from marshmallow import ValidationError as InvalidValue
+from marshmallow import fields
 from marshmallow_sqlalchemy.fields import Related, RelatedList
 from sqlalchemy import Boolean, String, false, func, inspect, or_, select
 from sqlalchemy.exc import DataError
@@ -36,15 +46,29 @@ from wtforms import BooleanField, DateTimeField, DateTimeLocalField, Field, Sele
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from app.errors import (NUMBER_OUT_OF_RANGE, Conflict, DatabaseFailure, DomainError, committed,
-                        database_failure)
+from app.errors import (
+    NUMBER_OUT_OF_RANGE,
+    Conflict,
+    DatabaseFailure,
+    DomainError,
+    committed,
+    database_failure,
+)
 from app.exports import Export, TooManyRows, api_response, csv_response, query_for, xlsx_response
-from app.imports import REGISTRY, ImportRefused, Importer, keep_report, read_report
-from app.i18n import entity_text, gettext, lazy_gettext
 from app.extensions import db
-from app.models.base import Entity
-from app.security.scope import (FieldRefused, current_principal, field_allowed, field_limits,
-                                may_write, placed_under, related_choices, unscoped)
+from app.i18n import entity_text, gettext, lazy_gettext
+from app.imports import REGISTRY, Importer, ImportRefused, keep_report, read_report
+from app.models.base import Entity, choices_of, labels_of
+from app.security.scope import (
+    FieldRefused,
+    current_principal,
+    field_allowed,
+    field_limits,
+    may_write,
+    placed_under,
+    related_choices,
+    unscoped,
+)
 from app.services.workflow import Forbidden, Workflow
 
 # FAB turns a DateTime column into WTForms' DateTimeField (with its own date-time picker
@@ -69,25 +93,6 @@ API_PERMISSIONS = {
     "post": "add", "put": "edit", "delete": "delete",
 }
 CHOICES_PAGE_SIZE = 20
-
-
-def labels_of(model) -> dict[str, str]:
-    """Chinese labels declared once, in the columns' and relationships' `info`."""
-    labels = {}
-    for prop in model.__mapper__.attrs:
-        info = getattr(prop, "info", None) or {}
-        if not info and hasattr(prop, "columns"):
-            info = prop.columns[0].info
-        if "label" in info:
-            labels[prop.key] = info["label"]
-    labels.update({key: lazy_gettext(text)
-                   for key, text in getattr(model, "__extra_labels__", {}).items()})
-    return labels
-
-
-def choices_of(model) -> dict[str, dict]:
-    """Coded columns (types, statuses) and their Chinese labels."""
-    return {c.key: c.info["choices"] for c in model.__table__.columns if "choices" in c.info}
 
 
 class FilterFlag(BaseFilter):
@@ -150,7 +155,7 @@ class BoundedCount(int):
         return count
 
     @classmethod
-    def at_least(cls, count: "BoundedCount", value: int) -> "BoundedCount":
+    def at_least(cls, count: BoundedCount, value: int) -> BoundedCount:
         return cls(count.cap, max(int(count), value))
 
     def __str__(self) -> str:
@@ -1113,7 +1118,16 @@ class EntityApi(ModelRestApi):
             500:
               $ref: '#/components/responses/500'
         """
-        return api_response(self, fmt, kwargs["rison"])
+        return api_response(self, entity_view(self.class_permission_name), fmt, kwargs["rison"])
 
     def delete_headless(self, pk):
         return self._refusing(super().delete_headless, pk)
+
+
+def entity_view(resource: str):
+    """The list view of a resource: its columns, labels and formatters make the file, whichever
+    way it is asked for."""
+    for view in current_app.appbuilder.baseviews:
+        if isinstance(view, EntityView) and view.class_permission_name == resource:
+            return view
+    return None

@@ -1,8 +1,7 @@
 """Views of co-building: agreements (with their scanned files), dual registration (with the
 printable 报到回执 and 报到证), service posts and claims, service records, point rules, the
 ledger (read-only) and star ratings (computed, reviewed, published)."""
-from flask import (abort, current_app, flash, redirect, render_template, request, send_file,
-                   url_for)
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
 from flask_appbuilder.security.decorators import has_access
@@ -11,15 +10,34 @@ from wtforms import TextAreaField
 
 from app.errors import DomainError
 from app.extensions import db
-from app.models.cobuild import (DEFAULT_COMMITMENTS, Agreement, MemberRegistration, PointEntry,
-                                PointRule, PostClaim, ServicePost, ServiceRecord, StarRating,
-                                UnitRegistration)
+from app.models.cobuild import (
+    DEFAULT_COMMITMENTS,
+    Agreement,
+    MemberRegistration,
+    PointEntry,
+    PointRule,
+    PostClaim,
+    ServicePost,
+    ServiceRecord,
+    StarRating,
+    UnitRegistration,
+)
 from app.models.org import Member, Unit
-from app.services.cobuild import (AGREEMENT_FLOW, MEMBER_REGISTRATION_FLOW, POST_CLAIM_FLOW,
-                                  SERVICE_RECORD_FLOW, STAR_RATING_FLOW, UNIT_REGISTRATION_FLOW,
-                                  agreement_file, compute_ratings, member_summary,
-                                  recent_periods, size_text, store_agreement_file,
-                                  unit_summary)
+from app.services.cobuild import (
+    AGREEMENT_FLOW,
+    MEMBER_REGISTRATION_FLOW,
+    POST_CLAIM_FLOW,
+    SERVICE_RECORD_FLOW,
+    STAR_RATING_FLOW,
+    UNIT_REGISTRATION_FLOW,
+    agreement_file,
+    compute_ratings,
+    member_summary,
+    recent_periods,
+    size_text,
+    store_agreement_file,
+    unit_summary,
+)
 from app.views.base import EntityView
 
 AUDIT_COLUMNS = ["created_on", "changed_on"]

@@ -13,16 +13,32 @@ from sqlalchemy import func, select
 from app.dashboards.links import EQ, FLAG, GREATER, IN, MANY, NOT_EQ, RELATION, list_url
 from app.extensions import db
 from app.i18n import N_
-from app.models.cobuild import (Agreement, MemberRegistration, PointEntry, PostClaim,
-                                ServiceRecord, UnitRegistration)
-from app.models.lists import MicroWish, Need, Resource, ServiceItem
-from app.models.meetings import Meeting, Resolution
+from app.models.cobuild import (
+    Agreement,
+    ClaimStatus,
+    MemberRegistration,
+    MemberRegistrationStatus,
+    PointEntry,
+    PostClaim,
+    RecordStatus,
+    ServiceRecord,
+    UnitRegistration,
+    UnitRegistrationStatus,
+)
+from app.models.lists import (
+    MicroWish,
+    Need,
+    NeedStatus,
+    Resource,
+    ResourceStatus,
+    ServiceItem,
+    ServiceStatus,
+    WishStatus,
+)
+from app.models.meetings import Meeting, MeetingStatus, Resolution, ResolutionStatus
 from app.models.records import AuditLog
 from app.security.roles import ADMIN_GROUP, ROLE_LABELS
 from app.security.scope import current_principal
-from app.models.cobuild import ClaimStatus, MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
-from app.models.lists import NeedStatus, ResourceStatus, ServiceStatus, WishStatus
-from app.models.meetings import MeetingStatus, ResolutionStatus
 
 ADMIN_ROLES = {"Admin"} | ADMIN_GROUP
 AUDIT_ROLES = {"Admin", "Auditor"}

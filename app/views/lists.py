@@ -5,8 +5,14 @@ from flask_appbuilder.security.decorators import has_access
 
 from app.errors import DomainError
 from app.models.lists import MicroWish, Need, Resource, ServiceItem
-from app.services.lists import (MICRO_WISH_FLOW, NEED_FLOW, RESOURCE_FLOW, SERVICE_ITEM_FLOW,
-                                link, suggest)
+from app.services.lists import (
+    MICRO_WISH_FLOW,
+    NEED_FLOW,
+    RESOURCE_FLOW,
+    SERVICE_ITEM_FLOW,
+    link,
+    suggest,
+)
 from app.views.base import EntityView
 
 REVIEW_COLUMNS = ["status", "reject_reason", "created_on", "changed_on"]

@@ -10,12 +10,20 @@ from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 
 from app.errors import DomainError, committed
-from app.models.meetings import (AgendaItem, Attendance, BodyMember, JointBody, Meeting,
-                                 MeetingAttachment, Resolution, SupervisionNote)
+from app.models.meetings import (
+    AgendaItem,
+    Attendance,
+    BodyMember,
+    JointBody,
+    Meeting,
+    MeetingAttachment,
+    MeetingStatus,
+    Resolution,
+    ResolutionStatus,
+    SupervisionNote,
+)
 from app.services import meetings as service
 from app.views.base import EntityView
-from app.models.meetings import MeetingStatus
-from app.models.meetings import ResolutionStatus
 
 
 def required(label: str):

@@ -1,15 +1,14 @@
 """Views of the organisation tree, units, members and the data dictionary: declarations only."""
+from sqlalchemy import select
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
+from app import crypto, validators
 from app.errors import DomainError
 from app.models.org import ID_NOT_REGISTRABLE, Dictionary, Member, Organization, Unit
-from sqlalchemy import select
-
-from app import validators
 from app.security.scope import may_read, unscoped
-from app.services import crypto
 from app.views.base import EntityView, checked_by
+
 
 class OrganizationView(EntityView):
     model = Organization

@@ -18,14 +18,21 @@ from flask_appbuilder import BaseView, expose
 from sqlalchemy import and_, func, select
 
 from app.extensions import db
-from app.models.cobuild import StarRating
-from app.models.lists import NEED_STATUSES, WISH_PUBLISHED, MicroWish, Need, Resource, ServiceItem
-from app.models.meetings import JointBody, Meeting
+from app.models.cobuild import RatingStatus, StarRating
+from app.models.lists import (
+    NEED_STATUSES,
+    WISH_PUBLISHED,
+    MicroWish,
+    Need,
+    NeedStatus,
+    Resource,
+    ResourceStatus,
+    ServiceItem,
+    ServiceStatus,
+)
+from app.models.meetings import JointBody, Meeting, MeetingStatus
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.scope import unscoped
-from app.models.meetings import MeetingStatus
-from app.models.cobuild import RatingStatus
-from app.models.lists import NeedStatus, ResourceStatus, ServiceStatus
 
 RESOURCE_PUBLIC = (ResourceStatus.PUBLISHED,)
 SERVICE_PUBLIC = (ServiceStatus.PUBLISHED, ServiceStatus.RUNNING, ServiceStatus.COMPLETED)

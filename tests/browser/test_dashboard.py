@@ -34,7 +34,7 @@ def chromium(browser):
     return browser
 
 
-def open_page(chromium, server, username):  # noqa: F811
+def open_page(chromium, server, username):
     page = chromium.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
     outside = []
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server)
@@ -48,7 +48,7 @@ def open_page(chromium, server, username):  # noqa: F811
 
 
 @pytest.mark.parametrize("username", ["zuzhibu", "shequ01", "danwei01"])
-def test_the_charts_draw_offline(chromium, server, username):  # noqa: F811
+def test_the_charts_draw_offline(chromium, server, username):
     ARTIFACTS.mkdir(exist_ok=True)
     page, outside = open_page(chromium, server, username)
     errors = []
@@ -69,7 +69,7 @@ def test_the_charts_draw_offline(chromium, server, username):  # noqa: F811
     page.close()
 
 
-def test_a_click_on_a_bar_opens_its_rows(chromium, server):  # noqa: F811
+def test_a_click_on_a_bar_opens_its_rows(chromium, server):
     page, outside = open_page(chromium, server, "shequ01")
     page.goto(f"{server}/dashboard/")
     page.wait_for_selector("#chart-needs_by_community[data-drawn]")
@@ -84,7 +84,7 @@ def test_a_click_on_a_bar_opens_its_rows(chromium, server):  # noqa: F811
     page.close()
 
 
-def test_the_notice_board_fits_a_phone(chromium, server):  # noqa: F811
+def test_the_notice_board_fits_a_phone(chromium, server):
     """公示栏 on a phone's screen, without login: nothing wider than the screen but the tables,
     which scroll inside their own box."""
     page = chromium.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN",

@@ -183,7 +183,7 @@ def _data_rows(filename, data) -> int | None:
 
     try:
         table = _read_xlsx(data) if data[:2] == b"PK" else _read_csv(data)
-    except Exception:
+    except Exception:  # noqa: BLE001 — whatever the readers refuse, the import refuses
         return None
     table = [row for row in table if any(cell.strip() for cell in row)]
     return max(len(table) - 1, 0)

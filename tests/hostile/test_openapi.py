@@ -163,7 +163,7 @@ def test_what_the_fuzzer_found_stays_fixed(app, api, ctx):
     unit_id = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username='danwei01'")).scalar()
     category = ctx.execute(text(
         "SELECT id FROM dictionary WHERE kind='resource_category' ORDER BY id")).scalar()
-    count = lambda: ctx.execute(text("SELECT count(*) FROM resource")).scalar()  # noqa: E731
+    count = lambda: ctx.execute(text("SELECT count(*) FROM resource")).scalar()
     before = count()
     good = {"unit": unit_id, "year": 2026, "title": "会议室", "category": category}
     for unit in ({"name": "新单位"}, {"id": 999_999, "name": "新单位"}, 999_999, "\ud800",

@@ -115,7 +115,7 @@ class Inspector(HTMLParser):
             self._script = False
 
     def handle_data(self, data):
-        if self._script and re.search(r"<\s*/?\s*(script|img|svg)|<!--", data, re.I) \
+        if self._script and re.search(r"<\s*/?\s*(script|img|svg)|<!--", data, re.IGNORECASE) \
                 and "alert(1)" in data:
             self.problems.append(f"markup inside a script: {data[:120]!r}")
 

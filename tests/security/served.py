@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import requests
 
@@ -52,7 +53,7 @@ class Served:
         self.proc: subprocess.Popen | None = None
         self.log = ""
 
-    def __enter__(self) -> "Served":
+    def __enter__(self) -> Self:
         env = {**os.environ, "SERVED_CONFIG": json.dumps(self.config)}
         env.pop("TEST_DATABASE_URL", None)
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="served-", suffix=".log")

@@ -52,7 +52,7 @@ class Clients:
         return self.app.test_client(), self._tokens[username]
 
 
-_CLIENTS: "weakref.WeakSet[Clients]" = weakref.WeakSet()
+_CLIENTS: weakref.WeakSet[Clients] = weakref.WeakSet()
 _ROLLING_BACK: list = []
 
 

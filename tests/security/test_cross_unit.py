@@ -339,7 +339,7 @@ def test_own_rows_cannot_point_at_other_units_rows(app, clients, resource, field
 def _repoint_probes(app, clients, resource, field, own_pk, others, conn):
     before = snapshot(conn)
     probe = Probe(app, clients, resource)
-    client, headers = clients.api(PROBER)
+    _client, _headers = clients.api(PROBER)
     for other in others:
         PROBES["repointed"] += 1
         target = {"owner": "another unit", "pk": other, "texts": []}

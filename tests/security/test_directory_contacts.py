@@ -6,10 +6,6 @@ as for members; the auditor sees them masked. Lists mask them for everyone. The 
 show page, the API and the exports."""
 from __future__ import annotations
 
-import csv
-import io
-import json
-
 import pytest
 from sqlalchemy import text
 
@@ -31,7 +27,7 @@ def rows(app):
     from tests.conftest import Db
 
     ctx = Db(app)
-    q = lambda sql, **kw: ctx.execute(text(sql), kw).scalar()  # noqa: E731
+    q = lambda sql, **kw: ctx.execute(text(sql), kw).scalar()
     own = q("SELECT unit_id FROM ab_user WHERE username = 'danwei01'")
     other = q("SELECT unit_id FROM ab_user WHERE username = 'danwei03'")
     home = q("SELECT community_id FROM unit WHERE id = :i", i=own)
@@ -172,7 +168,7 @@ def odd_phones(ctx):
 def test_the_database_masks_as_python_masks(clients, odd_phones, monkeypatch, username):
     """The unit and node exports are written by the database (app/exports.py): its masking of
     their phones, per row and per viewer, is the Python one, byte for byte."""
-    import app.exports as exports
+    from app import exports
 
     browser = clients.browser(username)
     cells_sql = exports._cells_sql

@@ -5,8 +5,6 @@ the community, the street and 组织部. Another unit's edit page is not found f
 directory lets it read the unit, not open a form on it); its show page stays readable."""
 from __future__ import annotations
 
-import io
-
 import pytest
 from sqlalchemy import select, text
 

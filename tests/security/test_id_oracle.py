@@ -9,7 +9,6 @@ import io
 import pytest
 from sqlalchemy import text
 
-from app import validators
 ID_NOT_REGISTRABLE = "该身份证号无法由您登记，请联系所在社区"  # the issue's wording
 from tests.security.support import Clients
 
@@ -27,7 +26,7 @@ def clients(app):
 def numbers(app):
     """The 身份证号 of a member outside danwei01's scope (danwei03's unit, another street), one
     of a member of danwei01's own unit, and danwei01's unit's community."""
-    from app.services import crypto
+    from app import crypto
     from tests.conftest import Db
 
     ctx = Db(app)
