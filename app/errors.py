@@ -54,6 +54,19 @@ def database_failure(exc: BaseException) -> str | None:
 
 NUMBER_OUT_OF_RANGE = "数值超出允许的范围，请检查后重试"
 
+# The widest integer any of the three databases takes (SQLite's and BIGINT's): a URL or filter
+# id past it failed with SQLite's OverflowError (a 500); no row can have it, so it is not found.
+ID_RANGE = range(-2 ** 63, 2 ** 63)
+
+
+def storable_id(value):
+    """`value` as a row id the database can compare, or None when no row can carry it."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number in ID_RANGE else None
+
 
 def bound_url_ids(app) -> None:
     """`<int:…>` in a route takes only what a database can compare: a URL id past 64 bits was
@@ -64,7 +77,8 @@ def bound_url_ids(app) -> None:
 
     class BoundedInteger(IntegerConverter):
         def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
-            super().__init__(map, fixed_digits, min, 2 ** 63 - 1 if max is None else max, signed)
+            super().__init__(map, fixed_digits, min, ID_RANGE.stop - 1 if max is None else max,
+                             signed)
 
     app.url_map.converters["int"] = BoundedInteger
 

@@ -1,0 +1,63 @@
+"""The filters a list page and its API offer beyond FAB's own (FAB's `models/sqla/filters.py`):
+a yes/no filter on a computed flag, and where a row sits in the organisation tree."""
+from __future__ import annotations
+
+import functools
+
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
+from sqlalchemy import false, inspect, select
+from sqlalchemy.ext.hybrid import hybrid_property
+
+from app.errors import storable_id
+from app.i18n import lazy_gettext
+from app.models.org import Organization
+from app.security.scope import placed_under
+
+
+class FilterFlag(BaseFilter):
+    """A yes/no filter on a computed flag (a hybrid property such as a need's `overdue`),
+    evaluated in SQL like any column filter."""
+
+    name = lazy_gettext("是否")
+    arg_name = "flag"
+
+    def apply(self, query, value):
+        flag = getattr(self.model, self.column_name)
+        if str(value).strip().lower() in ("1", "y", "yes", "true", "on", "是"):
+            return query.filter(flag)
+        return query.filter(~flag)
+
+
+# The filter every list offers on where its rows sit in the organisation tree: a street's
+# drill-down from a figure lists what its communities hold (`_flt_0_within=<node id>`).
+WITHIN = "within"
+
+
+class FilterWithin(BaseFilter):
+    """Rows placed under an organisation node (itself included), by the model's scope
+    declaration: the same predicate the figures count with."""
+
+    name = lazy_gettext("位于（含下级）")
+    arg_name = "within"
+
+    def apply(self, query, value):
+        node = storable_id(value)
+        if node is None:
+            return query.filter(false())
+        path = self.datamodel.session.execute(
+            select(Organization.path).where(Organization.id == node)).scalar()
+        return query.filter(placed_under(self.model, path) if path else false())
+
+
+class EntityFilterConverter(SQLAFilterConverter):
+    conversion_table = (("is_flag", [FilterFlag]), ("is_within", [FilterWithin])) \
+        + SQLAFilterConverter.conversion_table
+
+
+@functools.cache
+def flags_of(model) -> tuple[str, ...]:
+    """The model's computed yes/no flags (hybrid properties), filterable like columns (asked
+    for every column of every list page: read once per model)."""
+    return tuple(attr.__name__ for attr in inspect(model).all_orm_descriptors
+                 if isinstance(attr, hybrid_property))
