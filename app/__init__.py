@@ -76,9 +76,9 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     app.config["FAB_BASE_TEMPLATE"] = "gongjian/base.html"
     with app.app_context():
         appbuilder.init_app(app, db.session)
-        from app.views import register_views
+        from app.resources import register
 
-        register_views(appbuilder)
+        register(appbuilder)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers

@@ -59,7 +59,7 @@ def sync_roles() -> None:
     15–30 s on SQLite), and, taking a view and its API one at a time, it tried to delete the
     view's `can_import` while syncing the API — "Refused to delete permission view … can_import"
     once per importable resource on every fresh set-up, which read like an error."""
-    from app.views import MENU
+    from app.resources import RESOURCES
 
     sm = appbuilder.sm
     session = db.session
@@ -87,8 +87,8 @@ def sync_roles() -> None:
              if view_menu in wanted and permission not in wanted[view_menu]]
     everything = [pv for pv in existing.values() if pv not in stale]
     menus: dict[str, set] = {}
-    for _view, name, _label, _icon, category in MENU:
-        menus.setdefault(category, set()).add(name)
+    for resource in RESOURCES:
+        menus.setdefault(resource.group, set()).add(resource.name)
     for role_name, role in roles.items():
         if role_name == current_app.config["AUTH_ROLE_ADMIN"]:
             role.permissions = everything
@@ -289,8 +289,9 @@ def import_command(resource, file, username, dry_run, report_path):
 
     from app.errors import DomainError, refused_by_database
     from app.imports import REGISTRY, Importer, error_report
+    from app.resources import RESOURCES
     from app.security.scope import acting_as, principal_for
-    from app.views.base import entity_view
+    from app.views.entity import view_of
 
     if not username:
         raise Refused("请用 --as 用户名 指定以哪个用户的身份导入")
@@ -300,10 +301,9 @@ def import_command(resource, file, username, dry_run, report_path):
         raise Refused(f"找不到用户“{username}”")
     if not user.active:
         raise Refused(f"用户“{username}”已停用")
-    view = entity_view(resource)
+    view = view_of(resource)
     if view is None or not view.import_columns:
-        importable = sorted(v.class_permission_name for v in appbuilder.baseviews
-                            if getattr(v, "import_columns", None))
+        importable = sorted(r.name for r in RESOURCES if getattr(r.view, "import_columns", None))
         raise Refused(f"“{resource}”不能导入；可导入的有：{'、'.join(importable)}")
     label = view.model.__label__
     # The web import's own right, held by one of the user's roles.

@@ -1,7 +1,7 @@
 """No N+1 anywhere: the number of SQL statements a list page, an API list, a show page or an
 API get runs does not depend on how many rows it shows (issue #9).
 
-Every business view and API registered in app/views/__init__.py is measured, as a user who sees
+Every business view and API registered in app/resources.py is measured, as a user who sees
 every row (admin), at two page sizes; a count that grows with the page size means a query per
 row (a related record loaded one by one, a caption or permission looked up per row).
 """
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, func, select, text, true
 
 from app.models.base import LIVE, Entity
-from app.views import APIS, MENU
+from app.resources import RESOURCES
 from app.views.base import EntityApi, EntityView
 
 SMALL, LARGE = 2, 6
@@ -26,9 +26,8 @@ SHOW_BUDGET = 60
 # Relationships loaded for all listed rows at once (one query each, whatever the page size).
 BULK_LOADS_BUDGET = 12
 
-VIEWS = [view for view, *_ in MENU if isinstance(view, type) and issubclass(view, EntityView)
-         and view.model is not None]
-RESOURCE_APIS = [api for api in APIS if issubclass(api, EntityApi) and api.model is not None]
+VIEWS = [r.view for r in RESOURCES if issubclass(r.view, EntityView) and r.view.model is not None]
+RESOURCE_APIS = [r.api for r in RESOURCES if r.api is not None and issubclass(r.api, EntityApi)]
 
 
 class Statements(list):

@@ -27,7 +27,7 @@ from app.errors import (
 from app.exports import api_response
 from app.security.scope import FieldRefused, related_choices
 from app.services.workflow import Forbidden
-from app.views.entity import API_PERMISSIONS, EntityBase, directory_view_of, entity_view
+from app.views.entity import API_PERMISSIONS, EntityBase, directory_view_of, view_of
 from app.views.interface import BoundedCount
 
 
@@ -58,7 +58,9 @@ class ExistingRelated(Related):
 
 
 class EntityApi(EntityBase, ModelRestApi):
-    """Base of every business REST resource, sharing the view's permission name."""
+    """Base of every business REST resource, sharing the page's permission name. It declares
+    its model and what it returns (ids where the page shows names); its writable fields and
+    filters are the page's unless it declares its own (`take_from_page`)."""
 
     operations = API_PERMISSIONS
     kind = "an API"
@@ -70,6 +72,17 @@ class EntityApi(EntityBase, ModelRestApi):
     def declare(cls, model) -> None:
         super().declare(model)
         cls.resource_name = model.__tablename__
+
+    # What an API takes from its page (app/resources.py pairs them) unless it declares its own:
+    # the writable fields, and the filters — the page's search form, its subtree filter
+    # (`within`) and flags included — so that an API client can narrow a list as the page does.
+    FROM_PAGE = ("add_columns", "edit_columns", "search_columns")
+
+    @classmethod
+    def take_from_page(cls, page) -> None:
+        for name in cls.FROM_PAGE:
+            if name not in cls.__dict__ and getattr(page, name, None):
+                setattr(cls, name, list(getattr(page, name)))
 
     def _handle_filters_args(self, rison_args):
         # Rison reads `value:12345` as a number: against a text column PostgreSQL refuses the
@@ -281,7 +294,7 @@ class EntityApi(EntityBase, ModelRestApi):
             500:
               $ref: '#/components/responses/500'
         """
-        return api_response(self, entity_view(self.class_permission_name), fmt, kwargs["rison"])
+        return api_response(self, view_of(self.class_permission_name), fmt, kwargs["rison"])
 
     def delete_headless(self, pk):
         return self._refusing(super().delete_headless, pk)

@@ -40,9 +40,6 @@ class AgreementApi(EntityApi):
         "id", "community_id", "unit_id", "title", "signed_on", "valid_from", "valid_to",
         "yearly_target", "commitments", "file_name", "file_type", "file_size",
         "file_uploaded_on", "status", "expiring", "terminate_reason", "terminated_on", *STAMPS]
-    add_columns = edit_columns = ["community", "unit", "title", "valid_from", "valid_to",
-                                  "yearly_target", "commitments"]
-    search_columns = ["title", "community", "unit", "status"]
     permission_of = {"upload_file": "edit", "download_file": "read"}
 
     @expose("/<int:pk>/file", methods=["POST"])
@@ -138,8 +135,6 @@ class UnitRegistrationApi(EntityApi):
     list_columns = show_columns = [
         "id", "unit_id", "community_id", "registered_on", "receipt_no", "status",
         "confirmed_on", "cancel_reason", *STAMPS]
-    add_columns = edit_columns = ["unit", "registered_on"]
-    search_columns = ["receipt_no", "unit", "community", "status"]
 
 
 class MemberRegistrationApi(EntityApi):
@@ -148,8 +143,6 @@ class MemberRegistrationApi(EntityApi):
     list_columns = show_columns = [
         "id", "member_id", "community_id", "group_id", "registered_on", "certificate_no",
         "status", "confirmed_on", "transferred_on", "transfer_note", "cancel_reason", *STAMPS]
-    add_columns = edit_columns = ["member", "community", "group", "registered_on"]
-    search_columns = ["certificate_no", "member", "community", "status"]
 
 
 class ServicePostApi(EntityApi):
@@ -157,9 +150,6 @@ class ServicePostApi(EntityApi):
     list_columns = show_columns = [
         "id", "community_id", "name", "category_id", "skill", "headcount", "claimed",
         "description", "active", *STAMPS]
-    add_columns = edit_columns = ["community", "name", "category", "skill", "headcount",
-                                  "description", "active"]
-    search_columns = ["name", "community", "category", "active"]
 
 
 class PostClaimApi(EntityApi):
@@ -167,9 +157,6 @@ class PostClaimApi(EntityApi):
     workflow = POST_CLAIM_FLOW
     list_columns = show_columns = ["id", "member_id", "post_id", "claimed_on", "status",
                                    "withdrawn_on", *STAMPS]
-    add_columns = ["member", "post", "claimed_on"]
-    edit_columns = ["claimed_on"]
-    search_columns = ["member", "post", "status"]
 
 
 class ServiceRecordApi(EntityApi):
@@ -179,18 +166,12 @@ class ServiceRecordApi(EntityApi):
         "id", "member_id", "served_on", "hours", "post_id", "service_item_id", "need_id",
         "micro_wish_id", "description", "status", "certified_on", "reject_reason",
         "revoke_reason", "pay_cycle", *STAMPS]
-    add_columns = edit_columns = ["member", "served_on", "hours", "post", "service_item", "need",
-                                  "micro_wish", "description"]
-    search_columns = ["member", "post", "status", "served_on"]
 
 
 class PointRuleApi(EntityApi):
     model = PointRule
     list_columns = show_columns = ["id", "code", "name", "subject", "event", "points_per_event",
                                    "points_per_hour", "description", "active"]
-    add_columns = edit_columns = ["code", "name", "subject", "event", "points_per_event",
-                                  "points_per_hour", "description", "active"]
-    search_columns = ["code", "name", "subject", "event", "active"]
 
 
 class PointEntryApi(EntityApi):
@@ -202,8 +183,9 @@ class PointEntryApi(EntityApi):
         "id", "subject_type", "member_id", "unit_id", "rule_id", "kind", "delta", "reason",
         "source_type", "source_id", "cycle", "period", "community_id", "operator_id",
         "created_on"]
-    search_columns = ["subject_type", "member", "unit", "rule", "kind", "period", "source_type",
-                      "source_id"]
+    # The page's filters (its subtree filter too), and the source a ledger entry came from.
+    search_columns = ["subject_type", "member", "unit", "rule", "kind", "period", "within",
+                      "source_type", "source_id"]
 
 
 class StarRatingApi(EntityApi):
@@ -216,7 +198,6 @@ class StarRatingApi(EntityApi):
         "id", "subject_type", "unit_id", "member_id", "period", "period_kind", "score", "stars",
         "eligible", "note", "inputs", "thresholds", "status", "computed_on", "reviewed_on",
         "published_on"]
-    search_columns = ["subject_type", "unit", "member", "period", "stars", "status"]
     permission_of = {"compute": "compute"}
 
     @expose("/compute", methods=["POST"])

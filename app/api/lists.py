@@ -12,10 +12,6 @@ class ResourceApi(EntityApi):
     list_columns = show_columns = [
         "id", "unit_id", "year", "category_id", "title", "content", "quantity", "measure",
         "available_from", "available_to", "contact", "phone_shown", *REVIEW]
-    add_columns = edit_columns = [
-        "unit", "year", "category", "title", "content", "quantity", "measure",
-        "available_from", "available_to", "contact", "phone"]
-    search_columns = ["title", "unit", "category", "year", "status"]
 
 
 class ServiceItemApi(EntityApi):
@@ -24,10 +20,6 @@ class ServiceItemApi(EntityApi):
     list_columns = show_columns = [
         "id", "provider_unit_id", "year", "category_id", "title", "content", "capacity",
         "points", "start_date", "end_date", "place", "commitment", "fulfilment", *REVIEW]
-    add_columns = edit_columns = [
-        "provider_unit", "year", "category", "title", "content", "capacity", "points",
-        "start_date", "end_date", "place", "commitment"]
-    search_columns = ["title", "provider_unit", "category", "year", "status"]
 
 
 class NeedApi(EntityApi):
@@ -43,11 +35,6 @@ class NeedApi(EntityApi):
         "deadline", "overdue", "decline_reason", "result", "accepted_on", "dispatched_on",
         "taken_on", "completed_on", "visitor", "visited_on", "satisfaction", "visit_comment",
         "created_on"]
-    add_columns = ["source", "requester_name", "requester_phone", "community", "grid",
-                   "category", "title", "content", "urgency"]
-    edit_columns = ["requester_name", "requester_phone", "grid", "category", "title",
-                    "content", "urgency"]
-    search_columns = ["title", "community", "category", "urgency", "status", "assigned_unit"]
 
 
 class MicroWishApi(EntityApi):
@@ -57,6 +44,3 @@ class MicroWishApi(EntityApi):
         "id", "resident_name_masked", "community_id", "grid_id", "content", "status",
         "reject_reason", "claimant_member_id", "claimant_unit_id", "claimed_on",
         "fulfilled_on", "proof", "feedback", "confirmed_on", "created_on"]
-    add_columns = ["resident_name", "resident_phone", "community", "grid", "content"]
-    edit_columns = ["resident_name", "resident_phone", "grid", "content"]
-    search_columns = ["content", "community", "status"]

@@ -28,8 +28,6 @@ CADENCE = ["xun_enabled", "xun_days", "monthly_enabled", "monthly_day", "quarter
 class JointBodyApi(EntityApi):
     model = JointBody
     list_columns = show_columns = ["id", "name", "level", "host_id", "description", *CADENCE]
-    add_columns = edit_columns = ["name", "host", "description", *CADENCE]
-    search_columns = ["name", "level", "host"]
     permission_of = {"generate": "edit"}
 
     @expose("/<int:pk>/generate", methods=["POST"])
@@ -63,9 +61,6 @@ class BodyMemberApi(EntityApi):
     model = BodyMember
     list_columns = show_columns = ["id", "body_id", "unit_id", "role", "representative",
                                    "representative_title"]
-    add_columns = ["body", "unit", "role", "representative", "representative_title"]
-    edit_columns = ["role", "representative", "representative_title"]
-    search_columns = ["body", "unit", "role"]
 
 
 class MeetingApi(EntityApi):
@@ -74,27 +69,18 @@ class MeetingApi(EntityApi):
     list_columns = ["id", "body_id", "type", "planned_date", "status", "held_on", "place"]
     show_columns = ["id", "body_id", "type", "planned_date", "status", "held_on", "place",
                     "chair", "recorder", "minutes", "cancel_reason"]
-    add_columns = ["body", "type", "planned_date", "place", "chair", "recorder"]
-    edit_columns = ["type", "planned_date", "held_on", "place", "chair", "recorder", "minutes"]
-    search_columns = ["body", "type", "status", "planned_date", "held_on"]
 
 
 class AttendanceApi(EntityApi):
     model = Attendance
     list_columns = show_columns = ["id", "meeting_id", "unit_id", "attendee", "attendee_level",
                                    "status", "note", "non_compliant"]
-    add_columns = ["meeting", "unit", "attendee", "attendee_level", "status", "note"]
-    edit_columns = ["unit", "attendee", "attendee_level", "status", "note"]
-    search_columns = ["meeting", "unit", "attendee_level", "status"]
 
 
 class AgendaItemApi(EntityApi):
     model = AgendaItem
     list_columns = show_columns = ["id", "meeting_id", "seq", "title", "proposing_unit_id",
                                    "description"]
-    add_columns = ["meeting", "seq", "title", "proposing_unit", "description"]
-    edit_columns = ["seq", "title", "proposing_unit", "description"]
-    search_columns = ["meeting", "title", "proposing_unit"]
 
 
 class ResolutionApi(EntityApi):
@@ -104,15 +90,9 @@ class ResolutionApi(EntityApi):
                     "overdue", "closed_on"]
     show_columns = ["id", "meeting_id", "content", "lead_unit_id", "co_units", "deadline",
                     "status", "overdue", "closed_on", "result"]
-    add_columns = ["meeting", "content", "lead_unit", "co_units", "deadline"]
-    edit_columns = ["content", "lead_unit", "co_units", "deadline"]
-    search_columns = ["meeting", "lead_unit", "status", "deadline"]
 
 
 class SupervisionNoteApi(EntityApi):
     model = SupervisionNote
     list_columns = show_columns = ["id", "resolution_id", "note_date", "kind", "unit_id",
                                    "author", "content", "progress"]
-    add_columns = ["resolution", "note_date", "content", "progress", "unit", "author"]
-    edit_columns = ["note_date", "content", "progress", "author"]
-    search_columns = ["resolution", "unit", "note_date"]

@@ -9,17 +9,12 @@ class OrganizationApi(EntityApi):
                     "secretary", "phone_shown", "address", "grid_kind", "active"]
     # Lists mask the directory's phones for everyone; a node's own read may show them.
     list_columns = [c if c != "phone_shown" else "phone_masked" for c in show_columns]
-    add_columns = edit_columns = ["parent", "type", "code", "name", "secretary", "phone",
-                                  "address", "grid_kind", "active"]
-    search_columns = ["name", "code", "type", "parent", "active"]
     order_columns = ["name", "code", "type", "path"]
 
 
 class DictionaryApi(EntityApi):
     model = Dictionary
     list_columns = show_columns = ["id", "kind", "code", "label", "order", "active"]
-    add_columns = edit_columns = ["kind", "code", "label", "order", "active"]
-    search_columns = ["kind", "code", "label", "active"]
 
 
 class UnitApi(EntityApi):
@@ -30,11 +25,6 @@ class UnitApi(EntityApi):
         "contact_phone_shown", "status", "cancel_reason", "cancelled_on"]
     list_columns = [c if c != "contact_phone_shown" else "contact_phone_masked"
                     for c in show_columns]
-    add_columns = edit_columns = [
-        "name", "credit_code", "category", "community", "address", "party_org_name",
-        "party_org_type", "party_member_count", "leader_name", "leader_title", "liaison_name",
-        "contact_phone", "status", "cancel_reason", "cancelled_on"]
-    search_columns = ["name", "credit_code", "category", "community", "status"]
 
 
 class MemberApi(EntityApi):
@@ -49,6 +39,5 @@ class MemberApi(EntityApi):
     add_columns = edit_columns = [
         "name", "gender", "phone", "community", "group", "work_unit", "category",
         "skills", "is_household_center", "is_red_grid_worker", "status"]
-    search_columns = ["name", "community", "work_unit", "category", "status"]
     # 身份证号 is written in clear and stored encrypted; it is read back as id_number_shown.
     write_only_fields = ("id_number",)

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from flask import current_app, g
 
 from app.dashboards.figures import Period, parse_period
+from app.views.entity import view_of
 
 EQ, NOT_EQ, IN, GREATER, SMALLER = "eq", "neq", "in", "gt", "lt"
 RELATION, MANY, FLAG, WITHIN = "rel_o_m", "rel_m_m", "flag", "within"
@@ -35,9 +36,9 @@ def _listable(resource: str):
     request: a dashboard links hundreds of bars and cards, and each check reads the user's roles."""
     found = g.setdefault("_gongjian_listable", {})
     if resource not in found:
-        view = next((v for v in current_app.appbuilder.baseviews
-                     if getattr(v, "route_base", None) == f"/{resource}"
-                     and getattr(v, "_filters", None) is not None), None)
+        view = view_of(resource)
+        if getattr(view, "_filters", None) is None:  # not a list (a dashboard, the recycle bin)
+            view = None
         may = view is not None and current_app.appbuilder.sm.has_access(
             "can_read", view.class_permission_name)
         found[resource] = view if may else None

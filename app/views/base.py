@@ -30,8 +30,8 @@ from app.views.entity import (
     check_page_args,
     clamp_page_size,
     directory_view_of,
-    entity_view,
     list_args,
+    view_of,
 )
 from app.views.fields import (
     AjaxSelectField,
@@ -48,7 +48,7 @@ from app.views.formatters import page_formatters
 from app.views.transfer import Transfers
 
 __all__ = ["AjaxSelectField", "EntityApi", "EntityView", "checked_by", "choices_response",
-           "entity_view", "labels_of"]
+           "labels_of", "view_of"]
 
 
 class EntityView(EntityBase, Transfers, ModelView):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 from flask import abort, current_app, request
-from flask_appbuilder import ModelView
 
 from app.errors import ID_RANGE, committed
 from app.models.base import Entity, labels_of
@@ -114,10 +113,11 @@ def directory_view_of(session, item, columns):
     return [c for c in columns if c in allowed]
 
 
-def entity_view(resource: str):
-    """The list view of a resource: its columns, labels and formatters make the file, whichever
-    way it is asked for."""
-    for view in current_app.appbuilder.baseviews:
-        if isinstance(view, ModelView) and view.class_permission_name == resource:
-            return view
-    return None
+# The pages by resource, as app/resources.py registered them in this app.
+VIEWS_KEY = "gongjian.views"
+
+
+def view_of(resource: str):
+    """The page of `resource` registered in this app (its columns, labels and formatters make an
+    export, whichever way it is asked for), or None."""
+    return current_app.extensions.get(VIEWS_KEY, {}).get(resource)

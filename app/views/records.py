@@ -151,6 +151,5 @@ class AuditLogApi(EntityApi):
     base_permissions = ["can_read", "can_export"]
     list_columns = show_columns = ["id", "time", "user_id", "username", "action", "resource",
                                    "record_id", "changes", "ip"]
-    search_columns = ["time", "user_id", "username", "action", "resource", "record_id", "ip"]
     order_columns = ["id", "time", "username", "action", "resource", "record_id"]
     base_order = ("id", "desc")

@@ -1,0 +1,154 @@
+"""Every resource of the panel, declared once: its page, its REST API, where the menu shows it.
+
+The menu and the API registration are derived from this list (`register`), and so are the
+menu groups `flask gongjian init` grants (app/cli.py); a page is found by its resource with
+`app.views.entity.view_of`, never by searching FAB's view list. An entity's resource name is its
+model's table name (the view's `route_base`, the API's `resource_name` and the permission name
+they share); an API takes its page's writable fields and filters where it declares none of its
+own (`EntityApi.take_from_page`), so an API client filters as the page does.
+
+Adding an entity: its model, its view and API, its rights in roles.py, the access matrix's
+entry, its migration — and one line here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from app.api.cobuild import (
+    AgreementApi,
+    MemberRegistrationApi,
+    PointEntryApi,
+    PointRuleApi,
+    PostClaimApi,
+    ServicePostApi,
+    ServiceRecordApi,
+    StarRatingApi,
+    UnitRegistrationApi,
+)
+from app.api.lists import MicroWishApi, NeedApi, ResourceApi, ServiceItemApi
+from app.api.meetings import (
+    AgendaItemApi,
+    AttendanceApi,
+    BodyMemberApi,
+    JointBodyApi,
+    MeetingApi,
+    ResolutionApi,
+    SupervisionNoteApi,
+)
+from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
+from app.dashboards.views import DashboardView
+from app.i18n import N_
+from app.views.cobuild import (
+    AgreementView,
+    MemberRegistrationView,
+    PointEntryView,
+    PointRuleView,
+    PostClaimView,
+    ServicePostView,
+    ServiceRecordView,
+    StarRatingView,
+    UnitRegistrationView,
+    cobuild_summary,
+)
+from app.views.entity import VIEWS_KEY
+from app.views.lists import MicroWishView, NeedView, ResourceView, ServiceItemView
+from app.views.meetings import (
+    AgendaItemView,
+    AttendanceView,
+    BodyMemberView,
+    JointBodyView,
+    MeetingView,
+    ResolutionView,
+    SupervisionNoteView,
+)
+from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
+from app.views.public import PublicView
+from app.views.records import AuditLogApi, AuditLogView, record_history_url
+from app.views.recycle import RecycleView
+
+# The menu's groups, in the order the menu shows them: (label, icon).
+GROUPS = {
+    "dashboard": (N_("数据看板"), "fa-bar-chart"),
+    "org": (N_("组织与人员"), "fa-sitemap"),
+    "settings": (N_("系统设置"), "fa-cogs"),
+    "lists": (N_("三单管理"), "fa-list"),
+    "meetings": (N_("联席会议"), "fa-users"),
+    "cobuild": (N_("共驻共建"), "fa-handshake-o"),
+    "records": (N_("审计与回收站"), "fa-shield"),
+}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource: its page, its menu item (group, label, icon) and its REST API, if any.
+    `name` is the menu item's and the permissions' name: an entity's table name, unless given."""
+
+    view: type
+    group: str
+    label: str
+    icon: str
+    api: type | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        if not self.name:
+            object.__setattr__(self, "name", self.view.class_permission_name)
+        if self.group not in GROUPS:
+            raise ValueError(f"{self.name}: no menu group “{self.group}”")
+        if self.api is not None:
+            if self.api.class_permission_name != self.name:
+                raise ValueError(f"{self.api.__name__} is not the API of {self.name}")
+            self.api.take_from_page(self.view)
+
+
+RESOURCES = [
+    Resource(DashboardView, "dashboard", N_("数据看板"), "fa-bar-chart", name="dashboard"),
+    Resource(PublicView, "dashboard", N_("公示栏"), "fa-bullhorn", name="public"),
+    Resource(OrganizationView, "org", N_("党组织"), "fa-sitemap", OrganizationApi),
+    Resource(UnitView, "org", N_("驻区单位"), "fa-building", UnitApi),
+    Resource(MemberView, "org", N_("党员"), "fa-user", MemberApi),
+    Resource(DictionaryView, "settings", N_("数据字典"), "fa-book", DictionaryApi),
+    Resource(ResourceView, "lists", N_("资源清单"), "fa-cubes", ResourceApi),
+    Resource(NeedView, "lists", N_("需求清单"), "fa-hand-paper-o", NeedApi),
+    Resource(ServiceItemView, "lists", N_("服务清单"), "fa-handshake-o", ServiceItemApi),
+    Resource(MicroWishView, "lists", N_("微心愿"), "fa-heart", MicroWishApi),
+    Resource(JointBodyView, "meetings", N_("联席会"), "fa-users", JointBodyApi),
+    Resource(BodyMemberView, "meetings", N_("成员单位"), "fa-building-o", BodyMemberApi),
+    Resource(MeetingView, "meetings", N_("会议"), "fa-calendar", MeetingApi),
+    Resource(AttendanceView, "meetings", N_("参会记录"), "fa-check-square-o", AttendanceApi),
+    Resource(AgendaItemView, "meetings", N_("议题"), "fa-list-ol", AgendaItemApi),
+    Resource(ResolutionView, "meetings", N_("议定事项"), "fa-gavel", ResolutionApi),
+    Resource(SupervisionNoteView, "meetings", N_("督办记录"), "fa-eye", SupervisionNoteApi),
+    Resource(AgreementView, "cobuild", N_("共驻共建协议"), "fa-file-text-o", AgreementApi),
+    Resource(UnitRegistrationView, "cobuild", N_("单位报到"), "fa-flag", UnitRegistrationApi),
+    Resource(MemberRegistrationView, "cobuild", N_("党员报到"), "fa-id-card-o",
+             MemberRegistrationApi),
+    Resource(ServicePostView, "cobuild", N_("服务岗位"), "fa-map-marker", ServicePostApi),
+    Resource(PostClaimView, "cobuild", N_("岗位认领"), "fa-hand-o-up", PostClaimApi),
+    Resource(ServiceRecordView, "cobuild", N_("服务记录"), "fa-clock-o", ServiceRecordApi),
+    Resource(PointRuleView, "cobuild", N_("积分规则"), "fa-sliders", PointRuleApi),
+    Resource(PointEntryView, "cobuild", N_("积分流水"), "fa-list-alt", PointEntryApi),
+    Resource(StarRatingView, "cobuild", N_("星级评定"), "fa-star", StarRatingApi),
+    Resource(AuditLogView, "records", N_("操作日志"), "fa-history", AuditLogApi),
+    Resource(RecycleView, "records", N_("回收站"), "fa-trash", name="recycle"),
+]
+
+
+def register(appbuilder) -> None:
+    """The menu, then the APIs, in the order above; the pages by resource for `view_of`."""
+    views = {}
+    for resource in RESOURCES:
+        group_label, group_icon = GROUPS[resource.group]
+        views[resource.name] = appbuilder.add_view(
+            resource.view, resource.name, label=resource.label, icon=resource.icon,
+            category=resource.group, category_label=group_label, category_icon=group_icon)
+    for resource in RESOURCES:
+        if resource.api is not None:
+            appbuilder.add_api(resource.api)
+    current_app.extensions[VIEWS_KEY] = views
+    # The co-building panels of the unit's and the member's pages.
+    current_app.jinja_env.globals["cobuild_summary"] = cobuild_summary
+    # Every record's page links to its history in the audit trail.
+    current_app.jinja_env.globals["record_history_url"] = record_history_url
