@@ -18,13 +18,14 @@ from flask_appbuilder.actions import action as bulk_action
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args
 
-from app.api.base import EntityApi
-from app.errors import DomainError
+from app.api.base import EntityApi, ExistingRelated
+from app.errors import ID_RANGE, DomainError, storable_id
 from app.i18n import entity_text, lazy_gettext
-from app.models.base import labels_of
+from app.models.base import choices_of, labels_of
 from app.security.scope import field_allowed, field_limits, may_write, related_choices
 from app.services.workflow import Workflow
 from app.views.entity import (
+    API_PERMISSIONS,
     VIEW_PERMISSIONS,
     EntityBase,
     check_page_args,
@@ -34,7 +35,9 @@ from app.views.entity import (
     view_of,
 )
 from app.views.fields import (
+    CHOICES_PAGE_SIZE,
     AjaxSelectField,
+    AjaxSelectWidget,
     boolean_fields,
     checked_by,
     choice_fields,
@@ -43,13 +46,20 @@ from app.views.fields import (
     related_fields,
     within_field,
 )
-from app.views.filters import WITHIN, flags_of
-from app.views.formatters import page_formatters
+from app.views.filters import WITHIN, EntityFilterConverter, FilterFlag, FilterWithin, flags_of
+from app.views.formatters import PageFormatters, page_formatters
+from app.views.interface import BoundedCount, ScopedInterface
 from app.views.transfer import Transfers
 
-__all__ = ["AjaxSelectField", "EntityApi", "EntityView", "checked_by", "choices_response",
-           "labels_of", "view_of"]
-
+# What this module defined before it was cut (issue 18), importable from here as before.
+__all__ = [
+    "API_PERMISSIONS", "CHOICES_PAGE_SIZE", "ID_RANGE", "VIEW_PERMISSIONS", "WITHIN",
+    "AjaxSelectField", "AjaxSelectWidget", "BoundedCount", "EntityApi", "EntityFilterConverter",
+    "EntityView", "ExistingRelated", "FilterFlag", "FilterWithin", "PageFormatters",
+    "ScopedInterface", "check_page_args", "checked_by", "choices_of", "choices_response",
+    "clamp_page_size", "directory_view_of", "flags_of", "labels_of", "list_args", "storable_id",
+    "view_of",
+]
 
 class EntityView(EntityBase, Transfers, ModelView):
     """Base of every business ModelView. Subclasses set `model` and their columns, and
