@@ -51,8 +51,10 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.from_object(config)
     app.config.update(overrides)
+    from app import clock
     from app.errors import bound_url_ids
 
+    clock.check_zone(app.config["GONGJIAN_TIMEZONE"])  # stops the start, not a later page
     bound_url_ids(app)
     if os.environ.get("GONGJIAN_PROXY_FIX") == "1":
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -74,6 +76,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
         if db.engine.dialect.name == "sqlite":
             _sqlite_transactions(db.engine)
     app.config["FAB_BASE_TEMPLATE"] = "gongjian/base.html"
+    app.jinja_env.filters["local_time"] = clock.local_text  # instants as the pages show them
     with app.app_context():
         appbuilder.init_app(app, db.session)
         from app.resources import register

@@ -37,9 +37,11 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     type_coerce,
 )
 
+from app import clock
 from app.extensions import db
 from app.security import busy
 from app.security.scope import read_criteria
@@ -70,7 +72,7 @@ def cell_value(value):
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
+        return clock.local_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (list, tuple, set)) or hasattr(value, "__iter__") and not isinstance(value, str):
@@ -270,6 +272,15 @@ _DATE_FORMATS = {"postgresql": (func.to_char, "YYYY-MM-DD", "YYYY-MM-DD HH24:MI:
 _DATE_FORMATS["mariadb"] = _DATE_FORMATS["mysql"]
 
 
+def _shifted(value, seconds: int, dialect: str):
+    """A stored date-time moved by `seconds`, in the database's own arithmetic."""
+    if dialect == "sqlite":  # ISO text: datetime() drops the fraction, which the cell cuts anyway
+        return func.datetime(value, f"{seconds:+d} seconds")
+    if dialect == "postgresql":
+        return value + literal_column(f"interval '{seconds} seconds'")
+    return func.date_add(value, literal_column(f"INTERVAL {seconds} SECOND"))
+
+
 def _cell_sql(view, column: str, dialect: str, related: Related):
     """One cell's text in SQL, as `cell_value` and `neutralise` write it; None when only Python
     can make it."""
@@ -293,6 +304,13 @@ def _cell_sql(view, column: str, dialect: str, related: Related):
                                  value=value, else_=value))
     if isinstance(kind, Boolean):
         return case((value.is_(None), None), (value, "是"), else_="否")
+    if isinstance(kind, DateTime):
+        # An instant is written on the zone's wall clock: shifted by the zone's offset, where it
+        # is one offset for every stored value (else Python converts each, cell_value).
+        offset = clock.fixed_offset()
+        if offset is None:
+            return None
+        value = _shifted(value, int(offset.total_seconds()), dialect)
     if isinstance(kind, (Date, DateTime)):
         length = 19 if isinstance(kind, DateTime) else 10
         if dialect == "sqlite":  # stored as ISO text
@@ -369,7 +387,7 @@ def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig
             first = False
             yield text.encode("utf-8" if encoding == "utf-8-sig" else encoding, errors="replace")
 
-    name = f"{view.class_permission_name}-{date.today():%Y%m%d}.csv"
+    name = f"{view.class_permission_name}-{clock.today():%Y%m%d}.csv"
     charset = "utf-8" if encoding == "utf-8-sig" else encoding
     return Response(stream_with_context(encoded()), mimetype=f"text/csv; charset={charset}",
                     headers={"Content-Disposition": f"attachment; filename={name}"})
@@ -405,7 +423,7 @@ def xlsx_response(view, export: Export, filters: dict) -> Response:
     size = spool.tell()
     spool.seek(0)
     _record(view, "xlsx", filters, export.count)
-    name = f"{view.class_permission_name}-{date.today():%Y%m%d}.xlsx"
+    name = f"{view.class_permission_name}-{clock.today():%Y%m%d}.xlsx"
 
     def stream():
         while chunk := spool.read(256 * 1024):

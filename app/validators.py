@@ -14,6 +14,8 @@ Every ``normalize_*`` function returns the canonical form or raises
 import datetime
 import unicodedata
 
+from app import clock
+
 __all__ = [
     "birth_date_of",
     "credit_code_check_char",
@@ -146,7 +148,7 @@ def _parse_birth_date(number):
         raise ValueError("身份证号出生日期无效") from None
     if born.year < 1900:
         raise ValueError("身份证号出生日期无效：年份早于1900年")
-    if born > datetime.date.today():
+    if born > clock.today():
         raise ValueError("身份证号出生日期无效：晚于今天")
     return born
 

@@ -34,7 +34,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import Date, DateTime, func, select, text
 
-from app import crypto
+from app import clock, crypto
 from app.extensions import db
 from app.models.cobuild import (
     DEFAULT_COMMITMENTS,
@@ -295,8 +295,8 @@ def seed_city(session, password: str, echo=print, fraction: float = 1.0) -> dict
             writers[table.name] = Writer(conn, table, progress, writers)
         return writers[table.name]
 
-    today = date.today()
-    now = datetime.now().replace(microsecond=0)
+    today = clock.today()
+    now = clock.utcnow().replace(microsecond=0)
     stamp = {"created_on": now, "changed_on": now}
     if echo:
         echo(f"正在生成城市规模数据（比例 {fraction:g}）…")

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, insert, select
 
+from app import clock
 from app.models.cobuild import (
     DEFAULT_COMMITMENTS,
     Agreement,
@@ -52,8 +53,8 @@ CHUNK = 5000
 
 def seed_cobuild(session, names, scale_name, tree, units, members, echo) -> dict:
     rng = names.rng
-    today = date.today()
-    now = datetime.now().replace(microsecond=0)
+    today = clock.today()
+    now = clock.utcnow().replace(microsecond=0)
     stamp = {"created_on": now, "changed_on": now}
     rules = _point_rules(session, stamp)
     people = {row.id: row for row in session.execute(select(
@@ -257,8 +258,9 @@ def _number(session, model, column: str, prefix: str) -> None:
 
 
 def at_morning(day: date) -> datetime:
-    """The hour a seeded confirmation or certificate is dated (shared with seed.city)."""
-    return datetime.combine(day, time(9, 30))
+    """The hour a seeded confirmation or certificate is dated (shared with seed.city): 09:30 on
+    the zone's clock, stored in UTC."""
+    return clock.to_utc(datetime.combine(day, time(9, 30)))
 
 
 def _months(start: date, end: date):

@@ -15,11 +15,10 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import func, insert, select
 
-from app import crypto
+from app import clock, crypto
 from app.extensions import appbuilder, db
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.roles import ROLE_LABELS
@@ -193,7 +192,7 @@ def _build_units(session, names: Names, size: Scale, tree, echo) -> list[Unit]:
 
 def _build_members(session, names: Names, size: Scale, tree, units, echo) -> list[int]:
     communities = tree["communities"]
-    rows, now = [], datetime.now()
+    rows, now = [], clock.utcnow()
     counts: dict[int, int] = {}
     chunk = 2000
     for n in range(size.members):

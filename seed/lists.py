@@ -3,10 +3,11 @@ needs in every status of the five-step loop (some overdue), and wishes in every 
 Rows are generated consistent with their status and bulk-inserted."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import insert, select
 
+from app import clock
 from app.models.lists import MicroWish, Need, Resource, ServiceItem, need_member, service_item_need
 from app.models.org import Dictionary
 
@@ -36,7 +37,7 @@ def _category_ids(session, kind) -> dict[str, int]:
 
 def seed_lists(session, names, scale_name, tree, units, members, echo) -> None:
     rng = names.rng
-    now = datetime.now().replace(microsecond=0)
+    now = clock.utcnow().replace(microsecond=0)
     year = now.year
     resource_cats = _category_ids(session, "resource_category")
     need_cats = _category_ids(session, "need_category")

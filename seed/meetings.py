@@ -6,10 +6,11 @@ supervision notes. Rows are generated consistent with their status and bulk-inse
 from __future__ import annotations
 
 from calendar import monthrange
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import func, insert, select
 
+from app import clock
 from app.models.meetings import (
     AgendaItem,
     Attendance,
@@ -47,8 +48,8 @@ DEADLINE_DAYS = {"旬例会": (7, 20), "月推进会": (14, 45), "季研讨会":
 
 def seed_meetings(session, names, scale_name, tree, units, members, echo) -> None:
     rng = names.rng
-    today = date.today()
-    now = datetime.now().replace(microsecond=0)
+    today = clock.today()
+    now = clock.utcnow().replace(microsecond=0)
     stamp = {"created_on": now, "changed_on": now}
     # A year back from this month, and the plan up to the end of next quarter.
     start = date(today.year - 1, today.month, 1)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from app import clock as app_clock
 from app.security import login_guard
 from tests.conftest import TEST_PASSWORD
 
@@ -23,7 +24,7 @@ class Clock:
         self.offset = timedelta()
 
     def __call__(self):
-        return datetime.now() + self.offset
+        return app_clock.utcnow() + self.offset
 
     def advance(self, **delta):
         self.offset += timedelta(**delta)
@@ -104,7 +105,7 @@ def test_five_wrong_passwords_lock_the_account_on_the_form_and_the_api(app, ctx,
     assert locked.locked_until is not None
     until = locked.locked_until
     until = datetime.fromisoformat(until) if isinstance(until, str) else until  # SQLite: text
-    assert timedelta(minutes=9) < until - datetime.now() <= timedelta(minutes=10)
+    assert timedelta(minutes=9) < until - app_clock.utcnow() <= timedelta(minutes=10)
     # Each attempt is one login_failed record against the account; the fifth tells the lock.
     rows = records_since(ctx, marker)
     assert [(r.action, r.resource, r.record_id, r.user_id, r.username) for r in rows] == \

@@ -10,13 +10,13 @@ import io
 import json
 import re
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
 
-from app import validators
+from app import clock, validators
 from tests.conftest import TEST_PASSWORD, logout
 from tests.test_audit import ISSUED_IDS, as_form, new_id_number, new_phone
 
@@ -101,7 +101,7 @@ def test_every_kind_of_operation_leaves_exactly_one_record(app, ctx, as_user, ap
     liaison, liaison_headers = api("danwei01")
     category = scalar(ctx, "SELECT min(id) FROM dictionary WHERE kind = 'resource_category'")
     response = liaison.post("/api/v1/resource/", headers=liaison_headers, json={
-        "unit": unit_of(ctx, "danwei01"), "year": date.today().year, "category": category,
+        "unit": unit_of(ctx, "danwei01"), "year": clock.today().year, "category": category,
         "title": f"审计资源{uid()}"})
     assert response.status_code == 201, response.json
     resource = response.json["id"]
@@ -162,7 +162,7 @@ def test_every_kind_of_operation_leaves_exactly_one_record(app, ctx, as_user, ap
     browser.post(f"/member/delete/{pk}", form_url="/member/list/")
     with ctx.session() as s:
         s.execute(text("UPDATE member SET deleted_on = :d WHERE id = :i"),
-                  {"d": datetime.now() - timedelta(days=4000), "i": pk})
+                  {"d": clock.utcnow() - timedelta(days=4000), "i": pk})
         s.commit()
     mark = marker(ctx)
     result = app.test_cli_runner().invoke(args=["gongjian", "purge", "--days", "3650"])

@@ -6,12 +6,13 @@ download), the printable 报到回执 / 报到证, the expiring agreements and t
 co-building panels."""
 import io
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.test_org_rules import new_credit_code, new_id_number, refused_by_api, shown_in_page
 
 pytestmark = pytest.mark.db
@@ -89,7 +90,7 @@ def new_record(ctx, member_id, hours="2", served_on=None, status="待认证"):
 
     return create(ctx, lambda session: ServiceRecord(
         member_id=member_id, hours=Decimal(hours), status=status, description="测试服务",
-        served_on=served_on or date.today() - timedelta(days=3)))[0]
+        served_on=served_on or clock.today() - timedelta(days=3)))[0]
 
 
 def registration(ctx, member_id, community_id, status="已报到", day=None):
@@ -97,7 +98,7 @@ def registration(ctx, member_id, community_id, status="已报到", day=None):
 
     return create(ctx, lambda session: MemberRegistration(
         member_id=member_id, community_id=community_id, status=status,
-        registered_on=day or date.today() - timedelta(days=30)))[0]
+        registered_on=day or clock.today() - timedelta(days=30)))[0]
 
 
 def form_of(**values):
@@ -112,7 +113,7 @@ def test_a_member_registering_twice_in_the_same_community_is_refused(ctx, as_use
     first = registration(ctx, member, community, status="待确认")
     before = count(ctx, "member_registration")
     message = "已在本社区报到（或正等待确认），不能重复报到"
-    body = {"member": member, "community": community, "registered_on": str(date.today())}
+    body = {"member": member, "community": community, "registered_on": str(clock.today())}
 
     response = as_user("shequ01").post("/member_registration/add", form_of(**body),
                                        follow_redirects=True)
@@ -137,7 +138,7 @@ def test_a_member_registering_twice_in_the_same_community_is_refused(ctx, as_use
     assert [r.status for r in rows] == ["已转出", "待确认"]
     assert rows[0].active_key is None and rows[1].active_key == str(member)
     # The certificate number is generated: the year and the row's id.
-    assert re.fullmatch(rf"DY{date.today().year}\d{{6}}", rows[1].certificate_no)
+    assert re.fullmatch(rf"DY{clock.today().year}\d{{6}}", rows[1].certificate_no)
 
 
 def test_registering_in_another_community_needs_a_transfer_first(ctx, api):
@@ -148,7 +149,7 @@ def test_registering_in_another_community_needs_a_transfer_first(ctx, api):
     registration(ctx, member, community)
     client, headers = api("zuzhibu")
     refused_by_api(client.post("/api/v1/member_registration/", headers=headers, json={
-        "member": member, "community": other, "registered_on": str(date.today())}),
+        "member": member, "community": other, "registered_on": str(clock.today())}),
         "须先办理转出才能在其他社区报到")
     assert count(ctx, "member_registration", "member_id = :m", m=member) == 1
 
@@ -165,7 +166,7 @@ def test_a_claim_over_the_headcount_is_refused(ctx, as_user, api):
     message = "的1个名额已满，不能再认领"
 
     response = as_user("shequ01").post("/post_claim/add", form_of(
-        member=second, post=post, claimed_on=date.today()), follow_redirects=True)
+        member=second, post=post, claimed_on=clock.today()), follow_redirects=True)
     shown_in_page(response, message)
     refused_by_api(client.post("/api/v1/post_claim/", json={"member": second, "post": post},
                                headers=headers), message)
@@ -210,7 +211,7 @@ def test_an_agreement_ending_before_it_starts_is_refused(ctx, as_user, api):
 def test_a_negative_number_of_hours_is_refused(ctx, as_user, api):
     member = link(ctx, "dangyuan01").member_id
     before = count(ctx, "service_record")
-    body = {"member": member, "served_on": str(date.today()), "hours": -2,
+    body = {"member": member, "served_on": str(clock.today()), "hours": -2,
             "description": "负数时长"}
     message = "服务时长必须大于0小时"
 
@@ -326,7 +327,7 @@ def test_the_scanned_file_is_uploaded_and_downloaded_within_scope(ctx, as_user, 
 
 
 def test_agreements_ending_within_30_days_are_listed_for_their_community_and_unit(ctx, as_user):
-    today = date.today()
+    today = clock.today()
     unit = link(ctx, "danwei01").unit_id
     soon = ctx.execute(text("SELECT id FROM agreement WHERE status = '已签订' AND valid_to >= :a "
                             "AND valid_to <= :b AND unit_id = :u"),

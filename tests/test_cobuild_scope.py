@@ -2,11 +2,11 @@
 unit's registration and its members' records only; a member sees only its own; a community
 admin its community. What each sees in lists and through the API equals a set written here in
 plain SQL; what it may not see does not exist (404); what it may not write is refused."""
-from datetime import date
 
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.test_cobuild_rules import count, form_of, home_community, link, new_members
 
 pytestmark = pytest.mark.db
@@ -135,10 +135,10 @@ def test_a_liaison_manages_its_units_registration_and_members_records_only(ctx, 
     registrations = count(ctx, "unit_registration")
     # Its own unit is already registered: once is enough; another unit's is not its to file.
     refused = client.post("/api/v1/unit_registration/", json={
-        "unit": own_unit, "registered_on": str(date.today())}, headers=headers)
+        "unit": own_unit, "registered_on": str(clock.today())}, headers=headers)
     assert refused.status_code == 422 and "不能重复报到" in refused.json["message"]
     refused = client.post("/api/v1/unit_registration/", json={
-        "unit": other_unit, "registered_on": str(date.today())}, headers=headers)
+        "unit": other_unit, "registered_on": str(clock.today())}, headers=headers)
     assert refused.status_code in (404, 422)
     assert count(ctx, "unit_registration") == registrations
     # The unit's members' service is logged by its liaison; another unit's member's is not.
@@ -147,7 +147,7 @@ def test_a_liaison_manages_its_units_registration_and_members_records_only(ctx, 
     other_member = ctx.execute(text("SELECT min(id) FROM member WHERE work_unit_id = :u"),
                                {"u": other_unit}).scalar()
     records = count(ctx, "service_record")
-    body = {"served_on": str(date.today()), "hours": 2, "description": "联络员代为登记"}
+    body = {"served_on": str(clock.today()), "hours": 2, "description": "联络员代为登记"}
     logged = client.post("/api/v1/service_record/", json={**body, "member": own_member},
                          headers=headers)
     assert logged.status_code == 201, logged.get_data(as_text=True)
@@ -171,7 +171,7 @@ def test_a_member_logs_and_registers_only_for_itself(ctx, api):
     neighbour = new_members(ctx, home_community(ctx, "dangyuan01"), 1)[0]
     client, headers = api("dangyuan01")
     records, registrations = count(ctx, "service_record"), count(ctx, "member_registration")
-    body = {"served_on": str(date.today()), "hours": 1.5, "description": "楼道清扫"}
+    body = {"served_on": str(clock.today()), "hours": 1.5, "description": "楼道清扫"}
     own = client.post("/api/v1/service_record/", json={**body, "member": member}, headers=headers)
     assert own.status_code == 201, own.get_data(as_text=True)
     for response in (
@@ -179,7 +179,7 @@ def test_a_member_logs_and_registers_only_for_itself(ctx, api):
                         headers=headers),
             client.post("/api/v1/member_registration/", headers=headers, json={
                 "member": neighbour, "community": home_community(ctx, "dangyuan01"),
-                "registered_on": str(date.today())})):
+                "registered_on": str(clock.today())})):
         assert response.status_code in (404, 422), response.get_data(as_text=True)
     assert count(ctx, "service_record") == records + 1
     assert count(ctx, "member_registration") == registrations

@@ -5,11 +5,12 @@ row), so each link is opened as the user and its rows counted."""
 import html
 import json
 import re
-from datetime import date
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
+
+from app import clock
 
 pytestmark = pytest.mark.db
 
@@ -77,12 +78,12 @@ def test_links_hold_with_a_street_and_a_month(app, as_user, ctx):
     links = check_every_link(app, as_user("zuzhibu"), f"?org={street}")
     assert all(f"_flt_0_within={street}" in url for url, _, what in links if "card" in what), \
         "a street's cards must list the street's rows only"
-    month = date.today().strftime("%Y-%m")
+    month = clock.today().strftime("%Y-%m")
     check_every_link(app, as_user("zuzhibu"), f"?period={month}")
 
 
 def test_a_past_period_keeps_its_links_exact(app, as_user):
-    last_year = str(date.today().year - 1)
+    last_year = str(clock.today().year - 1)
     links = check_every_link(app, as_user("zuzhibu"), f"?period={last_year}")
     # Registrations as of the end of last year need a date filter the registration lists do
     # not offer: no link rather than a list of today's registrations.

@@ -10,13 +10,15 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import text
 
+from app import clock
+
 pytestmark = pytest.mark.db
 
 USERS = ["zuzhibu", "shequ01", "danwei01"]
 DONE = ("已办结", "已回访")
 PUBLISHED_WISH = ("待认领", "已认领", "已实现", "已确认")
 CLAIMED_WISH = ("已认领", "已实现", "已确认")
-TODAY = date.today()
+TODAY = clock.today()
 YEAR = TODAY.year
 BEGINS, ENDS = datetime(YEAR, 1, 1), datetime(YEAR + 1, 1, 1)
 
@@ -180,7 +182,7 @@ def test_need_figures_equal_independent_counts(as_user, scopes, username):
         assert number(row["mean"]) == pytest.approx(
             sum(n["satisfaction"] for n in visited) / len(visited), abs=0.006)
 
-    now = datetime.now()
+    now = clock.utcnow()
     by_community = defaultdict(Counter)
     for n in needs:
         c = by_community[n["community_id"]]

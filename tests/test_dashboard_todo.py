@@ -3,11 +3,11 @@ for the user, each linking to the list where it is handled — and that list sho
 counted rows."""
 import html
 import re
-from datetime import datetime
 
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.conftest import DEMO_USERS
 from tests.test_dashboard_drilldown import listed
 
@@ -53,7 +53,7 @@ def test_a_community_admin_is_asked_to_accept_dispatch_and_confirm(as_user, ctx)
     def count(sql):
         return ctx.execute(text(sql + " AND deleted_on IS NULL AND community_id IN "
                                 "(SELECT id FROM organization WHERE path LIKE :p)"),
-                           {"p": path + "%", "now": datetime.now()}).scalar()
+                           {"p": path + "%", "now": clock.utcnow()}).scalar()
 
     assert todo["待受理的需求（平台接单）"][1] == count("SELECT count(*) FROM need WHERE status = '待受理'")
     assert todo["待派单的需求（会商派单）"][1] == count("SELECT count(*) FROM need WHERE status = '已受理'")

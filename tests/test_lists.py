@@ -6,11 +6,11 @@ and needs filed by a liaison or a member."""
 import json
 import re
 import uuid
-from datetime import date, datetime
 
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.conftest import DEMO_USERS
 
 pytestmark = pytest.mark.db
@@ -167,7 +167,7 @@ def category(ctx, kind, label=None):
 
 def insert_resource(ctx, unit_id, status="草稿", title=None):
     title = title or f"测试资源{uid()}"
-    now = datetime.now().replace(microsecond=0)
+    now = clock.utcnow().replace(microsecond=0)
     write(ctx, (
         "INSERT INTO resource (unit_id, year, category_id, title, content, status, created_on, "
         "changed_on) VALUES (:u, :y, :c, :t, '内容', :s, :n, :n)"),
@@ -178,7 +178,7 @@ def insert_resource(ctx, unit_id, status="草稿", title=None):
 
 def insert_service_item(ctx, unit_id, category_id, status="已发布", title=None, content="内容"):
     title = title or f"测试服务{uid()}"
-    now = datetime.now().replace(microsecond=0)
+    now = clock.utcnow().replace(microsecond=0)
     write(ctx, (
         "INSERT INTO service_item (provider_unit_id, year, category_id, title, content, capacity, "
         "points, status, created_on, changed_on) VALUES (:u, :y, :c, :t, :x, 10, 5, :s, :n, :n)"),
@@ -190,7 +190,7 @@ def insert_service_item(ctx, unit_id, category_id, status="已发布", title=Non
 def insert_need(ctx, community_id, status="待受理", assigned_unit=None, title=None,
                 category_id=None, content="内容"):
     title = title or f"测试需求{uid()}"
-    now = datetime.now().replace(microsecond=0)
+    now = clock.utcnow().replace(microsecond=0)
     write(ctx, (
         "INSERT INTO need (source, community_id, category_id, title, content, urgency, status, "
         "assigned_unit_id, created_on, changed_on) "
@@ -202,7 +202,7 @@ def insert_need(ctx, community_id, status="待受理", assigned_unit=None, title
 
 def insert_wish(ctx, community_id, status="待认领"):
     content = f"测试心愿{uid()}"
-    now = datetime.now().replace(microsecond=0)
+    now = clock.utcnow().replace(microsecond=0)
     write(ctx, (
         "INSERT INTO micro_wish (resident_name, community_id, content, status, created_on, "
         "changed_on) VALUES ('李大爷', :c, :x, :s, :n, :n)"),
@@ -310,7 +310,7 @@ def test_a_resource_goes_through_review(ctx, as_user, api, unit1):
     title = f"党群活动室{uid()}"
     cat = category(ctx, "resource_category", "场地")
     response = as_user("danwei01").post("/resource/add", {
-        "unit": str(unit1), "year": str(date.today().year), "category": str(cat), "title": title,
+        "unit": str(unit1), "year": str(clock.today().year), "category": str(cat), "title": title,
         "content": "可容纳50人", "quantity": "1", "measure": "间", "available_from": "2026-01-01",
         "available_to": "2026-12-31", "contact": "王老师", "phone": "13800000000"},
         form_url="/resource/add")
@@ -364,7 +364,7 @@ def test_a_resource_goes_through_review(ctx, as_user, api, unit1):
 
 def test_a_liaison_files_only_drafts_of_its_own_unit(ctx, api, unit1, unit2):
     client, headers = api("danwei01")
-    body = {"year": date.today().year, "category": category(ctx, "resource_category"),
+    body = {"year": clock.today().year, "category": category(ctx, "resource_category"),
             "title": f"投影仪{uid()}"}
     response = client.post("/api/v1/resource/", headers=headers, json={**body, "unit": unit2})
     assert response.status_code == 422 and "超出您的数据范围" in response.json["message"]
@@ -401,7 +401,7 @@ def test_a_service_item_goes_through_review_and_is_carried_out(ctx, as_user, api
     title = f"助老服务项目{uid()}"
     client, headers = api("danwei01")
     response = client.post("/api/v1/service_item/", headers=headers, json={
-        "provider_unit": unit1, "year": date.today().year,
+        "provider_unit": unit1, "year": clock.today().year,
         "category": category(ctx, "need_category", "助老扶幼"), "title": title,
         "content": "每周为独居老人送餐", "capacity": 10, "points": 5,
         "commitment": "全年送餐不少于40次"})

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.test_meetings_support import (
     body_id,
     make_attendance,
@@ -18,7 +19,7 @@ from tests.test_meetings_support import (
 pytestmark = pytest.mark.db
 
 START, END = date(2000, 1, 1), date(2100, 12, 31)
-TODAY = date.today()
+TODAY = clock.today()
 PRESENT = ("出席", "迟到")
 
 

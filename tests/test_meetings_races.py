@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.test_meetings_support import body_id, count, make_meeting, make_resolution, member_units
 
 pytestmark = pytest.mark.db
@@ -92,7 +93,7 @@ def test_closing_the_same_resolution_at_once_closes_it_once(app, ctx):
     body = body_id(ctx)
     meeting = make_meeting(ctx, body)
     pk = make_resolution(ctx, meeting, member_units(ctx, body)[0], status="办理中",
-                         deadline=date.today() + timedelta(days=10))
+                         deadline=clock.today() + timedelta(days=10))
 
     def work(session):
         row = session.get(Resolution, pk)

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, text
 
+from app import clock
 from tests.test_meetings_support import (
     api_says,
     body_id,
@@ -22,7 +23,7 @@ from tests.test_meetings_support import (
 
 pytestmark = pytest.mark.db
 
-TODAY = date.today()
+TODAY = clock.today()
 LEVELS = [("一把手", "出席"), ("分管领导", "出席"), ("党务干部", "迟到"), ("其他", "请假")]
 
 

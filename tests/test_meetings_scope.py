@@ -2,11 +2,12 @@
 their children equals a set computed here with plain SQL; a liaison sees the bodies its unit
 belongs to, their meetings, and the resolutions its unit leads or co-leads; the lead unit's
 liaison reports progress on its resolution, another unit's liaison does not even see it."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.conftest import DEMO_USERS
 from tests.test_meetings_support import (
     api_ids,
@@ -88,8 +89,8 @@ def shared_resolutions(app):
     u1, u2 = unit_of(ctx, "danwei01"), unit_of(ctx, "danwei02")
     assert {u1, u2} <= set(member_units(ctx, body))
     meeting = make_meeting(ctx, body, "季研讨会")
-    alone = make_resolution(ctx, meeting, u1, deadline=date.today() + timedelta(days=30))
-    shared = make_resolution(ctx, meeting, u1, co=[u2], deadline=date.today() + timedelta(days=30))
+    alone = make_resolution(ctx, meeting, u1, deadline=clock.today() + timedelta(days=30))
+    shared = make_resolution(ctx, meeting, u1, co=[u2], deadline=clock.today() + timedelta(days=30))
     return {"meeting": meeting, "alone": alone, "shared": shared,
             "alone_note": make_note(ctx, alone), "shared_note": make_note(ctx, shared)}
 
@@ -137,7 +138,7 @@ def test_the_lead_units_liaison_adds_progress(ctx, as_user, api, shared_resoluti
     form_url = f"/supervision_note/add?_flt_0_resolution={rid}"
     assert browser.get(form_url).status_code == 200
     before = count(ctx, "supervision_note")
-    response = browser.post(form_url, {"note_date": str(date.today()), "content": "已完成摸排",
+    response = browser.post(form_url, {"note_date": str(clock.today()), "content": "已完成摸排",
                                        "progress": "40", "unit": "", "author": ""})
     assert response.status_code == 302
     assert count(ctx, "supervision_note") == before + 1
@@ -148,7 +149,7 @@ def test_the_lead_units_liaison_adds_progress(ctx, as_user, api, shared_resoluti
     client, headers = api("danwei01")
     response = client.post("/api/v1/supervision_note/", headers=headers, json={
         "resolution": rid, "content": "方案已报社区", "progress": 70,
-        "note_date": str(date.today())})
+        "note_date": str(clock.today())})
     assert response.status_code == 201, response.get_data(as_text=True)
     assert note_row(ctx, response.json["id"])[:2] == (rid, u1)
     # Its own report it may correct; the host's note it reads but may not change.
@@ -182,15 +183,15 @@ def test_another_units_liaison_cannot_see_it(ctx, as_user, api, shared_resolutio
     # Nor write progress on it, through the form or the API.
     before = count(ctx, "supervision_note")
     response = browser.post(f"/supervision_note/add?_flt_0_resolution={rid}", {
-        "note_date": str(date.today()), "content": "冒名报送", "progress": "100"},
+        "note_date": str(clock.today()), "content": "冒名报送", "progress": "100"},
         form_url="/supervision_note/add")
     assert response.status_code == 404
     response = browser.post("/supervision_note/add", {
-        "resolution": str(rid), "note_date": str(date.today()), "content": "冒名报送"},
+        "resolution": str(rid), "note_date": str(clock.today()), "content": "冒名报送"},
         follow_redirects=True)
     page_says(response, "不存在或超出您的数据范围")
     response = client.post("/api/v1/supervision_note/", headers=headers, json={
-        "resolution": rid, "content": "冒名报送", "note_date": str(date.today())})
+        "resolution": rid, "content": "冒名报送", "note_date": str(clock.today())})
     assert response.status_code in (404, 422), response.status_code
     assert count(ctx, "supervision_note") == before
     # The meeting page shows it only what it may read.
@@ -207,7 +208,7 @@ def test_a_co_unit_reads_but_does_not_report_progress(ctx, as_user, api, shared_
                       headers=headers).status_code == 200
     before = count(ctx, "supervision_note")
     api_says(client.post("/api/v1/supervision_note/", headers=headers, json={
-        "resolution": rid, "content": "配合单位报送", "note_date": str(date.today())}),
+        "resolution": rid, "content": "配合单位报送", "note_date": str(clock.today())}),
         "只有牵头单位可以报送办理进展")
     assert client.post(f"/api/v1/resolution/{rid}/transition/start",
                        headers=headers).status_code == 403

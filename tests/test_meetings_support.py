@@ -7,6 +7,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import text
 
+from app import clock
+
 # Meetings made by tests are planned on days no seeded meeting uses (the seed plans from a
 # year back to the next quarter), one new day each, so plan keys never collide.
 _days = itertools.count()
@@ -86,7 +88,7 @@ def make_note(ctx, resolution, unit=None, content="主办方督办：请加快�
 
     with ctx.session() as session:
         note = SupervisionNote(resolution=session.get(Resolution, resolution), content=content,
-                               unit_id=unit, note_date=date.today())
+                               unit_id=unit, note_date=clock.today())
         session.add(note)
         session.commit()
         return note.id

@@ -2,6 +2,7 @@
 go up from empty, down to base and up again on each database."""
 import os
 import tempfile
+from datetime import datetime
 
 import pytest
 from alembic import command
@@ -10,7 +11,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_appbuilder import Model
-from sqlalchemy import MetaData, create_engine, inspect, select, text
+from sqlalchemy import Integer, MetaData, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from app import MIGRATIONS_DIR
@@ -80,6 +81,22 @@ SEEDED = {"organization": 10, "unit": 8, "member": 60, "ab_user": 9, "dictionary
           "point_entry": 100, "audit_log": 1}
 
 
+def same(row: tuple) -> tuple:
+    return row
+
+
+def as_utc(row: tuple) -> tuple:
+    """0009_utc_timestamps reads every stored instant as the zone's wall clock (its assumption)
+    and writes it in UTC."""
+    from app import clock
+
+    return tuple(clock.to_utc(v) if isinstance(v, datetime) else v for v in row)
+
+
+# What the head revision does to the copied values, where it changes them (not the rows).
+CHANGED_BY = {"0009_utc_timestamps": as_utc}
+
+
 def previous_revisions(config) -> tuple[str, ...]:
     """The revision(s) just before the head, read from the script directory (never written
     down here: a new migration moves them)."""
@@ -128,7 +145,8 @@ def copy_rows(source, target_engine) -> dict[str, list[str]]:
                 writing.execute(table.insert(), [dict(zip(columns, row)) for row in rows])
             copied[table.name] = columns
             # Rows came with their ids: PostgreSQL's sequences must move past them.
-            if dialect == "postgresql" and "id" in columns:
+            if dialect == "postgresql" and "id" in columns and \
+                    isinstance(table.c.id.type, Integer):
                 writing.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
                     f"coalesce((SELECT max(id) FROM \"{table.name}\"), 0) + 1, false)"))
@@ -162,10 +180,13 @@ def test_an_upgrade_keeps_the_seeded_data(app, database_url, scratch_url):
             command.upgrade(config, "head")
 
         before, after = reflect(source), reflect(scratch)
+        head = ScriptDirectory.from_config(config).get_current_head()
         with source.connect() as was, scratch.connect() as now:
             for name, columns in copied.items():
                 kept = rows_of(now, after.tables[name], columns)
-                assert kept == rows_of(was, before.tables[name], columns), f"{name} changed"
+                expected = [CHANGED_BY.get(head, same)(row) for row in
+                            rows_of(was, before.tables[name], columns)]
+                assert kept == expected, f"{name} changed"
                 assert len(kept) >= SEEDED.get(name, 0), f"{name}: {len(kept)} rows"
             members = now.execute(select(after.tables["member"].c.id_number_enc,
                                          after.tables["member"].c.id_number_hash)).all()
@@ -181,3 +202,49 @@ def test_an_upgrade_keeps_the_seeded_data(app, database_url, scratch_url):
         assert set(inspect(scratch).get_table_names()) <= {"alembic_version"}
     source.dispose()
     scratch.dispose()
+
+
+# --- 0009: instants from the zone's wall clock to UTC, and back ---------------------------------
+
+def test_instants_move_to_utc_across_daylight_saving_and_back(app, scratch_url):
+    """In a zone with daylight saving each stored wall-clock time takes its own offset (New
+    York: -5 h in winter, -4 h in summer, the change at 02:00 on 8 March 2026); the downgrade
+    gives back exactly what was stored; a date column is left alone."""
+    config = alembic_config()
+    engine = create_engine(scratch_url)
+    walls = [datetime(2026, 3, 8, 1, 30), datetime(2026, 3, 8, 3, 30),
+             datetime(2026, 7, 1, 12, 0), datetime(2026, 11, 1, 12, 0)]
+    utc = [datetime(2026, 3, 8, 6, 30), datetime(2026, 3, 8, 7, 30),
+           datetime(2026, 7, 1, 16, 0), datetime(2026, 11, 1, 17, 0)]
+
+    def times(connection):
+        return [row[0] for row in connection.execute(
+            text("SELECT time FROM audit_log WHERE username = 'tz-probe' ORDER BY id"))]
+
+    saved = app.config.get("GONGJIAN_TIMEZONE")
+    app.config["GONGJIAN_TIMEZONE"] = "America/New_York"
+    try:
+        with app.app_context():
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "0008_sessions")
+            audit = MetaData()
+            audit.reflect(engine, only=["audit_log"])
+            with engine.begin() as connection:
+                connection.execute(audit.tables["audit_log"].insert(), [
+                    {"time": wall, "username": "tz-probe", "action": "login"} for wall in walls])
+            for step, target, expected in (("upgrade", "0009_utc_timestamps", utc),
+                                           ("downgrade", "0008_sessions", walls)):
+                with engine.begin() as connection:
+                    config.attributes["connection"] = connection
+                    getattr(command, step)(config, target)
+                with engine.connect() as connection:
+                    found = [v if isinstance(v, datetime) else datetime.fromisoformat(v)
+                             for v in times(connection)]
+                assert found == expected, step
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.downgrade(config, "base")
+    finally:
+        app.config["GONGJIAN_TIMEZONE"] = saved
+        engine.dispose()

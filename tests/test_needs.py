@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.conftest import api_token
 
 pytestmark = pytest.mark.db
@@ -69,7 +70,7 @@ def test_a_need_walks_the_whole_loop(ctx, api, as_user, new_need):
     assert "已平台接单" in page.get_data(as_text=True)
     assert need_row(ctx, pk)["status"] == "已受理"
     # 会商派单 through the API, to danwei01's unit; the deadline follows the urgency (一般: 1 h)
-    before = datetime.now()
+    before = clock.utcnow()
     response = move(api, "shequ01", pk, "dispatch", assigned_unit=unit1, note="请尽快办理")
     assert response.status_code == 200, response.json
     row = need_row(ctx, pk)
@@ -179,7 +180,7 @@ def test_bad_input_is_refused_in_chinese(ctx, api, as_user, new_need):
     before = snapshot(ctx, pk)
     response = move(api, "shequ01", pk, "dispatch", note="没有承办方")
     assert response.status_code == 422 and "至少选择一个承办单位或党员" in response.json["message"]
-    past = (datetime.now() - timedelta(days=1)).isoformat(timespec="minutes")
+    past = (clock.utcnow() - timedelta(days=1)).isoformat(timespec="minutes")
     response = move(api, "shequ01", pk, "dispatch", assigned_unit=unit1, deadline=past)
     assert response.status_code == 422 and "不能早于当前时间" in response.json["message"]
     page = ui_move(as_user, "shequ01", pk, "dispatch", note="没有承办方").get_data(as_text=True)
@@ -200,7 +201,7 @@ def test_bad_input_is_refused_in_chinese(ctx, api, as_user, new_need):
 def test_overdue_is_computed_and_filterable(ctx, as_user):
     expected = {row[0] for row in ctx.execute(text(
         "SELECT id FROM need WHERE deleted_on IS NULL AND deadline IS NOT NULL AND deadline < :now "
-        "AND status NOT IN ('已办结','已回访','已驳回')"), {"now": datetime.now()})}
+        "AND status NOT IN ('已办结','已回访','已驳回')"), {"now": clock.utcnow()})}
     assert expected, "the seed has overdue needs"
     from tests.security.support import listed_on_pages
 

@@ -1,10 +1,11 @@
 """The public notice board (公示栏) at /public/: open without login, it shows published rows only
 and no personal data — residents' and members' names masked (张*), no phone, no ID number."""
 import re
-from datetime import date, datetime
 
 import pytest
 from sqlalchemy import text
+
+from app import clock
 
 pytestmark = pytest.mark.db
 
@@ -44,17 +45,17 @@ def planted(ctx, community):
         need_category = session.query(Dictionary).filter_by(kind="need_category").first().id
         member = session.query(Member).filter_by(community_id=community).order_by(Member.id).first()
         rows = [
-            Resource(unit_id=unit, year=date.today().year, category_id=category, status="已发布",
+            Resource(unit_id=unit, year=clock.today().year, category_id=category, status="已发布",
                      title=f"{MARK}公开资源", content="联系 13812345678 或身份证 110101199003071234",
                      contact="资源联系人甲", phone="13900001111"),
-            Resource(unit_id=unit, year=date.today().year, category_id=category, status="草稿",
+            Resource(unit_id=unit, year=clock.today().year, category_id=category, status="草稿",
                      title=f"{MARK}草稿资源"),
-            Resource(unit_id=unit, year=date.today().year, category_id=category, status="已发布",
-                     title=f"{MARK}已删除资源", deleted_on=datetime.now()),
-            ServiceItem(provider_unit_id=unit, year=date.today().year, category_id=need_category,
+            Resource(unit_id=unit, year=clock.today().year, category_id=category, status="已发布",
+                     title=f"{MARK}已删除资源", deleted_on=clock.utcnow()),
+            ServiceItem(provider_unit_id=unit, year=clock.today().year, category_id=need_category,
                         status="进行中", title=f"{MARK}公开项目", commitment=f"{MARK}公开承诺",
                         fulfilment=f"{MARK}践诺情况"),
-            ServiceItem(provider_unit_id=unit, year=date.today().year, category_id=need_category,
+            ServiceItem(provider_unit_id=unit, year=clock.today().year, category_id=need_category,
                         status="待审核", title=f"{MARK}待审核项目", commitment=f"{MARK}未公开承诺"),
             Need(community_id=community, category_id=need_category, status="已派单",
                  title=f"{MARK}公开需求", requester_name="需求人甲乙", requester_phone="13700002222",
@@ -65,7 +66,7 @@ def planted(ctx, community):
                  title=f"{MARK}已驳回需求", reject_reason="不受理"),
             MicroWish(community_id=community, resident_name="欧阳娜娜", resident_phone="13600003333",
                       content=f"{MARK}公开心愿", status="已认领", claimant_member_id=member.id,
-                      claimed_on=datetime.now()),
+                      claimed_on=clock.utcnow()),
             MicroWish(community_id=community, resident_name="司马光明", content=f"{MARK}未审核心愿",
                       status="待审核"),
             StarRating(subject_type="member", member_id=member.id, period="2001", period_kind="year",

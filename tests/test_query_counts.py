@@ -14,6 +14,7 @@ import prison
 import pytest
 from sqlalchemy import event, func, select, text, true
 
+from app import clock
 from app.models.base import LIVE, Entity
 from app.resources import RESOURCES
 from app.views.base import EntityApi, EntityView
@@ -86,8 +87,8 @@ def _made_up_row(session, table, n) -> dict:
             row[column.name] = next(iter(column.info["choices"]))
         else:
             python_type = column.type.python_type
-            row[column.name] = {str: f"q{n}", int: n, bool: False, date: date.today(),
-                                datetime: datetime.now()}.get(python_type, n)
+            row[column.name] = {str: f"q{n}", int: n, bool: False, date: clock.today(),
+                                datetime: clock.utcnow()}.get(python_type, n)
     return row
 
 

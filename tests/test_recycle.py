@@ -7,10 +7,12 @@ import io
 import json
 import re
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
+
+from app import clock
 
 pytestmark = pytest.mark.db
 
@@ -126,12 +128,12 @@ def new_unit_with_lists(ctx, api):
     resources = []
     for n in range(3):
         response = client.post("/api/v1/resource/", headers=headers, json={
-            "unit": unit, "year": date.today().year, "category": resource_category,
+            "unit": unit, "year": clock.today().year, "category": resource_category,
             "title": f"回收资源{n}{uid()}"})
         assert response.status_code == 201, response.json
         resources.append(response.json["id"])
     response = client.post("/api/v1/service_item/", headers=headers, json={
-        "provider_unit": unit, "year": date.today().year, "category": need_category,
+        "provider_unit": unit, "year": clock.today().year, "category": need_category,
         "title": f"回收服务{uid()}", "capacity": 1, "points": 1})
     assert response.status_code == 201, response.json
     item = response.json["id"]
@@ -213,7 +215,7 @@ def test_the_bin_follows_scope_and_rights(ctx, as_user, api):
 def age(ctx, table, pk, days):
     with ctx.session() as session:
         session.execute(text(f"UPDATE {table} SET deleted_on = :d WHERE id = :i"),
-                        {"d": datetime.now().replace(microsecond=0) - timedelta(days=days),
+                        {"d": clock.utcnow().replace(microsecond=0) - timedelta(days=days),
                          "i": pk})
         session.commit()
 
@@ -239,7 +241,7 @@ def test_purge_erases_what_outlived_the_retention_and_keeps_the_rest(app, ctx, a
     category = scalar(ctx, "SELECT category_id FROM unit WHERE deleted_on IS NULL ORDER BY id")
     with ctx.session() as session:
         session.execute(text("UPDATE dictionary SET deleted_on = :d WHERE id = :i"),
-                        {"d": datetime.now() - timedelta(days=retention + 1), "i": category})
+                        {"d": clock.utcnow() - timedelta(days=retention + 1), "i": category})
         session.commit()
     try:
         output = purge(app, "--days", str(retention), "--dry-run")

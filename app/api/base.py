@@ -29,6 +29,7 @@ from app.security.scope import FieldRefused, related_choices
 from app.services.workflow import Forbidden
 from app.views.entity import API_PERMISSIONS, EntityBase, directory_view_of, view_of
 from app.views.interface import BoundedCount
+from app.views.times import LocalDateTime
 
 
 def _as_text(value):
@@ -108,6 +109,12 @@ class EntityApi(EntityBase, ModelRestApi):
 
     def _init_model_schemas(self):
         super()._init_model_schemas()
+        # Instants out with the zone's offset, in as UTC (app/views/times.py).
+        for attr in ("list_model_schema", "show_model_schema", "add_model_schema",
+                     "edit_model_schema"):
+            for schema_field in getattr(self, attr).fields.values():
+                if type(schema_field) is fields.DateTime:
+                    schema_field.__class__ = LocalDateTime
         for attr, required in (("add_model_schema", True), ("edit_model_schema", False)):
             schema = getattr(self, attr)
             extra = {name: fields.String(required=required, load_only=True)

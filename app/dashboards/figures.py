@@ -10,11 +10,13 @@ here, not re-implemented.
 """
 from __future__ import annotations
 
+from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 
-from sqlalchemy import and_, case, extract, func, literal_column, select, true
+from sqlalchemy import and_, case, extract, func, literal_column, or_, select, true
 
+from app import clock
 from app.errors import DomainError
 from app.models.cobuild import (
     MemberRegistration,
@@ -72,12 +74,13 @@ class Period:
 
     @property
     def begins(self) -> datetime:
-        return datetime.combine(self.start, time.min)
+        """The period's first instant (naive UTC: its first day begins in the zone's calendar)."""
+        return clock.day_begins(self.start)
 
     @property
     def ends(self) -> datetime:
         """The first moment after the period (exclusive bound of a date-time column)."""
-        return datetime.combine(self.end + timedelta(days=1), time.min)
+        return clock.day_ends(self.end)
 
     @property
     def quarters(self) -> list[str]:
@@ -100,7 +103,7 @@ class Period:
 
 def parse_period(text: str | None, today: date | None = None) -> Period:
     """'2026', '2026Q3' or '2026-07' (the meetings' parser); empty means this year."""
-    today = today or date.today()
+    today = today or clock.today()
     raw = (text or "").strip() or str(today.year)
     start, end = meeting_figures.parse_period(raw)
     if start.month == 1 and end.month == 12:
@@ -114,7 +117,7 @@ def parse_period(text: str | None, today: date | None = None) -> Period:
 
 def period_choices(today: date | None = None) -> list[Period]:
     """What the period box offers: this year and last, their quarters, the last 12 months."""
-    today = today or date.today()
+    today = today or clock.today()
     this_quarter = (today.month - 1) // 3 + 1
     codes = [str(today.year), str(today.year - 1)]
     codes += [f"{today.year}Q{q}" for q in range(this_quarter, 0, -1)]
@@ -324,17 +327,19 @@ def wish_claim_rate(session, period: Period, org_id=None):
 def wishes_per_month(session, period: Period, org_id=None):
     """Micro-wishes posted, claimed and fulfilled in each month of the period (by the date of
     each step)."""
-    counts: dict[tuple[int, int], dict[str, int]] = {ym: {} for ym in period.months}
-    for key, column in (("posted", MicroWish.created_on), ("claimed", MicroWish.claimed_on),
-                        ("fulfilled", MicroWish.fulfilled_on)):
-        year, month = _month_keys(column)
-        stmt = (select(year, month, func.count(MicroWish.id))
-                .where(_in_period(column, period), _under(session, MicroWish, org_id))
-                .group_by(year, month))
-        for y, m, n in session.execute(stmt):
-            counts.setdefault((int(y), int(m)), {})[key] = int(n)
-    return [{"month": f"{y}-{m:02d}", "posted": c.get("posted", 0), "claimed": c.get("claimed", 0),
-             "fulfilled": c.get("fulfilled", 0)} for (y, m), c in sorted(counts.items())]
+    # A month is cut in the zone's calendar, so each is counted between its own bounds (UTC
+    # instants) rather than grouped by the stored UTC month: one query, one sum per month and step.
+    steps = (("posted", MicroWish.created_on), ("claimed", MicroWish.claimed_on),
+             ("fulfilled", MicroWish.fulfilled_on))
+    months = [(y, m, date(y, m, 1), date(y, m, monthrange(y, m)[1])) for y, m in period.months]
+    sums = [_count_if(and_(column >= clock.day_begins(first), column < clock.day_ends(last)))
+            for _, _, first, last in months for _, column in steps]
+    # select_from: the entity the scope's criteria attach to (aggregates alone do not name it).
+    stmt = (select(*sums).select_from(MicroWish).where(or_(*(_in_period(column, period) for _, column in steps)),
+                                _under(session, MicroWish, org_id)))
+    counts = iter(int(n) for n in session.execute(stmt).one())
+    return [{"month": f"{y}-{m:02d}", **{key: next(counts) for key, _ in steps}}
+            for y, m, _, _ in months]
 
 
 # --- co-building: registration, points, stars, service hours --------------------------------------

@@ -12,13 +12,14 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import Response, abort, request
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import false, or_, select
 
+from app import clock
 from app.dashboards import figures as F
 from app.dashboards.links import (
     EQ,
@@ -294,7 +295,7 @@ class Board:
     def _registered(self, column):
         """Confirmed registrations up to the period's end (a current period needs no date
         filter: no registration is dated in the future)."""
-        if self.period.end >= date.today():
+        if self.period.end >= clock.today():
             return []
         return [(column, SMALLER, self.period.end + timedelta(days=1))]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from flask_appbuilder import Model
@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, declared_attr, object_session
 
+from app import clock
 from app.security.principal import current_principal, unscoped
 
 # Named constraints, so that later migrations can alter them on every database (SQLite's batch
@@ -129,8 +130,8 @@ class Entity(Model):
     __sql_columns__: dict = {}
 
     id = Column(Integer, primary_key=True)
-    created_on = Column(DateTime, default=datetime.now, nullable=False, info=caption("创建时间"))
-    changed_on = Column(DateTime, default=datetime.now, onupdate=datetime.now, nullable=False,
+    created_on = Column(DateTime, default=clock.utcnow, nullable=False, info=caption("创建时间"))
+    changed_on = Column(DateTime, default=clock.utcnow, onupdate=clock.utcnow, nullable=False,
                         info=caption("修改时间"))
     deleted_on = Column(DateTime, nullable=True, index=True, info=caption("删除时间"))
 
@@ -164,7 +165,7 @@ class Entity(Model):
         """Mark deleted, with the rows of `__soft_delete_cascade__`; subclasses with an active
         key clear it so the value can be reused."""
         children = self._cascade(lambda model: model.deleted_on.is_(None))
-        moment = datetime.now().replace(microsecond=0)  # equal on every database
+        moment = clock.utcnow().replace(microsecond=0)  # equal on every database
         earlier = [t for t in self._cascade(None) if t is not None]
         if earlier and max(earlier) >= moment:  # a child deleted on its own this very second
             moment = max(earlier) + timedelta(seconds=1)

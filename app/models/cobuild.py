@@ -29,6 +29,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
+from app import clock
 from app.errors import DomainError
 from app.i18n import N_
 from app.models.base import (
@@ -172,7 +173,7 @@ def _numbered(prefix: str, column: str, day_attr: str):
     """`after_insert`: a receipt or certificate number made of the year and the row's id —
     unique without a counter that two registrations could read at once."""
     def number(mapper, connection, row) -> None:
-        day = getattr(row, day_attr) or date.today()
+        day = getattr(row, day_attr) or clock.today()
         value = f"{prefix}{day.year}{row.id:06d}"
         table = mapper.local_table
         connection.execute(update(table).where(table.c.id == row.id).values({column: value}))
@@ -223,19 +224,19 @@ class Agreement(Entity):
         """Signed and ending within the warning period (or already past its end): computed in
         the query from the dates, never a stored flag."""
         return bool(self.status == AgreementStatus.SIGNED and self.valid_to is not None
-                    and self.valid_to <= date.today() + timedelta(days=EXPIRY_WARNING_DAYS))
+                    and self.valid_to <= clock.today() + timedelta(days=EXPIRY_WARNING_DAYS))
 
     @expiring.inplace.expression
     @classmethod
     def _expiring_expression(cls):
         return and_(cls.status == AgreementStatus.SIGNED,
-                    cls.valid_to <= date.today() + timedelta(days=EXPIRY_WARNING_DAYS))
+                    cls.valid_to <= clock.today() + timedelta(days=EXPIRY_WARNING_DAYS))
 
     @property
     def expiry_note(self) -> str:
         if not self.expiring:
             return ""
-        days = (self.valid_to - date.today()).days
+        days = (self.valid_to - clock.today()).days
         return "已过有效期，请办理到期" if days < 0 else ("今天到期" if days == 0 else f"{days}天后到期")
 
     def validate(self, session) -> None:
@@ -247,7 +248,7 @@ class Agreement(Entity):
             raise DomainError("请填写协议的生效日期和到期日期", "valid_from")
         if self.valid_to < self.valid_from:
             raise DomainError("协议到期日期不能早于生效日期", "valid_to")
-        if self.signed_on and self.signed_on > date.today():
+        if self.signed_on and self.signed_on > clock.today():
             raise DomainError("签订日期不能晚于今天", "signed_on")
         if (self.yearly_target or 0) < 0:
             raise DomainError("年度解决问题目标不能为负数", "yearly_target")
@@ -293,7 +294,7 @@ class UnitRegistration(Entity):
             raise DomainError("请选择驻区单位", "unit")
         if self.id is None or get_history(self, "unit").has_changes():
             self.community = self.unit.community
-        if self.registered_on and self.registered_on > date.today():
+        if self.registered_on and self.registered_on > clock.today():
             raise DomainError("报到日期不能晚于今天", "registered_on")
         self.active_key = str(self.unit.id) if self.status in REGISTRATION_ACTIVE else None
         if self.active_key and _exists(session, select(UnitRegistration.id).where(
@@ -359,7 +360,7 @@ class MemberRegistration(Entity):
         _require_community(self.community, "报到社区")
         if _load(session, self, "group") is not None and not self.group.path.startswith(self.community.path):
             raise DomainError("加入的党小组必须在报到社区之下", "group")
-        if self.registered_on and self.registered_on > date.today():
+        if self.registered_on and self.registered_on > clock.today():
             raise DomainError("报到日期不能晚于今天", "registered_on")
         self.active_key = str(self.member.id) if self.status in REGISTRATION_ACTIVE else None
         if not self.active_key:
@@ -623,7 +624,7 @@ class ServiceRecord(Entity):
             raise DomainError("请选择党员", "member")
         if self.served_on is None:
             raise DomainError("请填写服务日期", "served_on")
-        if self.served_on > date.today():
+        if self.served_on > clock.today():
             raise DomainError("服务日期不能晚于今天", "served_on")
         if self.hours is None or self.hours <= 0:
             raise DomainError("服务时长必须大于0小时", "hours")

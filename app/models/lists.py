@@ -2,7 +2,6 @@
 items that put one against the other, and residents' small wishes (DOMAIN.md §1–§3)."""
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -24,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
 
-from app import validators
+from app import clock, validators
 from app.errors import DomainError
 from app.i18n import N_
 from app.models.base import (
@@ -312,14 +311,14 @@ class Need(Entity):
     @hybrid_property
     def overdue(self) -> bool:
         """Past its deadline and not closed: computed in the query, never a stored flag."""
-        return bool(self.deadline and self.deadline < datetime.now()
+        return bool(self.deadline and self.deadline < clock.utcnow()
                     and self.status not in NEED_CLOSED)
 
     @overdue.inplace.expression
     @classmethod
     def _overdue_expression(cls):
         # The application's clock, as for the deadlines it writes (the database's may be UTC).
-        return and_(cls.deadline.is_not(None), cls.deadline < datetime.now(),
+        return and_(cls.deadline.is_not(None), cls.deadline < clock.utcnow(),
                     cls.status.not_in(NEED_CLOSED))
 
     @hybrid_property

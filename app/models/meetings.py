@@ -32,6 +32,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import object_session, relationship
 from sqlalchemy.orm.attributes import get_history
 
+from app import clock
 from app.errors import DomainError
 from app.i18n import N_
 from app.minutes import render_minutes
@@ -324,7 +325,7 @@ class Meeting(Entity):
             raise DomainError("请选择会议类型", "type")
         if self.planned_date is None:
             raise DomainError("请填写计划日期", "planned_date")
-        if self.held_on is not None and self.held_on > date.today():
+        if self.held_on is not None and self.held_on > clock.today():
             raise DomainError(f"召开日期 {self.held_on} 晚于今天，不能登记尚未召开的会议", "held_on")
         if self.status == MeetingStatus.HELD and self.held_on is None:
             raise DomainError("请填写召开日期", "held_on")
@@ -505,13 +506,13 @@ class Resolution(Entity):
     @hybrid_property
     def overdue(self) -> bool:
         """Past its deadline and not done: computed in the query, never a stored flag."""
-        return bool(self.deadline and self.deadline < date.today() and self.status != DONE)
+        return bool(self.deadline and self.deadline < clock.today() and self.status != DONE)
 
     @overdue.inplace.expression
     @classmethod
     def _overdue_expression(cls):
         # The application's clock, as for the deadlines people write (the database's may be UTC).
-        return and_(cls.deadline < date.today(), cls.status != DONE)
+        return and_(cls.deadline < clock.today(), cls.status != DONE)
 
     @property
     def closed_on_time(self) -> bool | None:
@@ -550,7 +551,7 @@ class Resolution(Entity):
         if self.status == DONE:
             if self.closed_on is None:
                 raise DomainError("请填写办结日期", "closed_on")
-            if self.closed_on > date.today():
+            if self.closed_on > clock.today():
                 raise DomainError("办结日期不能晚于今天", "closed_on")
             if meeting.held_on and self.closed_on < meeting.held_on:
                 raise DomainError("办结日期不能早于会议召开日期", "closed_on")
@@ -619,8 +620,8 @@ class SupervisionNote(Entity):
         if self.progress is not None and not 0 <= self.progress <= 100:
             raise DomainError("完成进度应为0到100之间的整数", "progress")
         if self.note_date is None:
-            self.note_date = date.today()
-        if self.note_date > date.today():
+            self.note_date = clock.today()
+        if self.note_date > clock.today():
             raise DomainError("日期不能晚于今天", "note_date")
 
     def __str__(self) -> str:

@@ -1,10 +1,10 @@
 """Records that must not be lost (DOMAIN.md §6): the audit trail."""
 import json
-from datetime import datetime
 
 from flask_appbuilder import Model
 from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Text, event
 
+from app import clock
 from app.errors import DomainError
 from app.i18n import N_
 from app.models.base import GLOBAL, caption
@@ -40,7 +40,7 @@ class AuditLog(Model):
     )
 
     id = Column(Integer, primary_key=True)
-    time = Column(DateTime, nullable=False, default=datetime.now, index=True, info=caption("时间"))
+    time = Column(DateTime, nullable=False, default=clock.utcnow, index=True, info=caption("时间"))
     user_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("用户"))
     username = Column(String(100), index=True, info=caption("用户名"))
     action = Column(String(16), nullable=False, index=True,

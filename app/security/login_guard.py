@@ -15,7 +15,7 @@
   a Content-Security-Policy whose script nonce FAB's templates print (`baselib.get_nonce()`
   asks for a `csp_nonce` global), frame denial, nosniff and a referrer policy.
 
-The clock is `now()`, so that tests can move it instead of waiting.
+The clock is `now()` (naive UTC, app.clock), so that tests can move it instead of waiting.
 """
 from __future__ import annotations
 
@@ -56,13 +56,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash
 
+from app import clock
 from app.i18n import gettext
 from app.security import busy, sessions
 from app.security.throttle import throttle
 
 
 def now() -> datetime:
-    return datetime.now()
+    return clock.utcnow()
 
 
 # --- lockout and rate limiting ----------------------------------------------------------------
@@ -155,7 +156,7 @@ class _Ghost:
 
     def locked_until(self) -> datetime | None:
         stamp = self.throttle.get(self._key("lock"))
-        return datetime.fromtimestamp(stamp) if stamp else None
+        return clock.from_timestamp(stamp) if stamp else None
 
     def count(self) -> int:
         return self.throttle.incr(self._key("failures"), self._KEEP)
@@ -165,14 +166,14 @@ class _Ghost:
         end in epoch seconds, added atomically: the first to add it sees exactly its own
         number, a concurrent second takes its addition back and keeps the first's."""
         minutes = current_app.config["LOGIN_LOCK_MINUTES"]
-        until = int((moment + timedelta(minutes=minutes)).timestamp())
+        until = int(clock.timestamp(moment + timedelta(minutes=minutes)))
         key = self._key("lock")
         stamp = self.throttle.incr(key, minutes * 60, amount=until)
         if stamp != until:
             stamp = self.throttle.incr(key, minutes * 60, amount=-until)
         else:
             self.throttle.clear(self._key("failures"))  # the count restarts after the lock
-        return datetime.fromtimestamp(stamp)
+        return clock.from_timestamp(stamp)
 
 
 class Attempt:
@@ -297,7 +298,7 @@ class Attempt:
             return gettext("连续 %(n)d 次登录失败，账号已被锁定 %(m)d 分钟，请稍后再试",
                            n=failures, m=minutes)
         return gettext("账号已被锁定（连续 %(n)d 次登录失败），请于 %(until)s 后再试（约 %(m)d 分钟）",
-                       n=failures, until=until.strftime("%H:%M"), m=minutes)
+                       n=failures, until=clock.to_local(until).strftime("%H:%M"), m=minutes)
 
 
 class AuthDBView(FabAuthDBView):
@@ -450,7 +451,7 @@ def _expire_idle_session():
         session.pop(_SEEN, None)
         return None
     session.permanent = True  # the cookie lives as long as the idle limit, renewed per request
-    moment = now().timestamp()
+    moment = clock.timestamp(now())
     seen = session.get(_SEEN)
     idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
     if seen is not None and moment - seen > idle:

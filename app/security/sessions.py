@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import (
     current_app,
@@ -41,6 +41,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 
+from app import clock
 from app.i18n import gettext
 from app.security import busy
 
@@ -96,7 +97,7 @@ def start_session(user) -> None:
     idle = timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) * 2 + _SEEN_EVERY
 
     def write(db_session):
-        moment = datetime.now()
+        moment = clock.utcnow()
         if old:
             db_session.execute(delete(UserSession).where(UserSession.id == _digest(old)))
         db_session.execute(delete(UserSession).where(UserSession.seen_on < moment - idle))
@@ -153,7 +154,7 @@ def _check_session():
         flash(message, "warning")
         sm = current_app.appbuilder.sm
         return redirect(url_for(f"{sm.auth_view.__class__.__name__}.login"))
-    moment = datetime.now()
+    moment = clock.utcnow()
     if moment - row.seen_on > _SEEN_EVERY:
         try:
             _db().execute(update(UserSession).where(UserSession.id == _digest(sid))
@@ -191,9 +192,9 @@ def record_refresh_token(token: str) -> None:
     payload = decode_token(token)
 
     def write(db_session):
-        db_session.execute(delete(RefreshToken).where(RefreshToken.expires_on < datetime.now()))
+        db_session.execute(delete(RefreshToken).where(RefreshToken.expires_on < clock.utcnow()))
         db_session.add(RefreshToken(jti=payload["jti"], user_id=int(payload["sub"]),
-                                    expires_on=datetime.fromtimestamp(payload["exp"])))
+                                    expires_on=clock.from_timestamp(payload["exp"])))
 
     busy.write_retrying(_db(), write)
 

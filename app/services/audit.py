@@ -16,6 +16,7 @@ from flask import has_request_context, request
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, attributes
 
+from app import clock
 from app.models.base import Entity
 from app.models.records import AuditLog
 from app.security.scope import current_principal
@@ -164,7 +165,7 @@ def _stamp(session, flush_context, instances) -> None:
     for obj in session.dirty:
         if isinstance(obj, Entity) and session.is_modified(obj, include_collections=False):
             obj.changed_by_id = user_id
-            obj.changed_on = datetime.now()
+            obj.changed_on = clock.utcnow()
 
 
 def mark_operation(session, action: str, name: str) -> None:

@@ -16,12 +16,12 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import make_url
 
+from app import clock
 from app.errors import DomainError
 from app.models.records import AuditLog
 
@@ -131,11 +131,11 @@ def record(database_url: str, action: str, details: dict) -> None:
     try:
         with engine.begin() as connection:
             connection.execute(insert(AuditLog.__table__).values(
-                time=datetime.now(), username="system", action=action, resource="backup",
+                time=clock.utcnow(), username="system", action=action, resource="backup",
                 changes=json.dumps(details, ensure_ascii=False)))
     finally:
         engine.dispose()
 
 
 def default_name(folder: str) -> Path:
-    return Path(folder) / f"gongjian-{datetime.now():%Y%m%d-%H%M%S}.db"
+    return Path(folder) / f"gongjian-{clock.local_now():%Y%m%d-%H%M%S}.db"

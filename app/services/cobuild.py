@@ -9,7 +9,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from uuid import uuid4
@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import object_session
 
+from app import clock
 from app.errors import DomainError, committed
 from app.models.cobuild import (
     Agreement,
@@ -47,7 +48,7 @@ REASON = Field("reason", "原因", "textarea", required=True)
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return clock.utcnow().replace(microsecond=0)
 
 
 def quarter_of(day: date) -> str:
@@ -59,20 +60,20 @@ def quarter_of(day: date) -> str:
 
 def _sign(agreement, data, principal):
     signed_on = data["signed_on"]
-    if signed_on > date.today():
+    if signed_on > clock.today():
         raise DomainError("签订日期不能晚于今天", "signed_on")
     agreement.signed_on = signed_on
 
 
 def _lapsed(agreement, principal):
-    if agreement.valid_to and agreement.valid_to < date.today():
+    if agreement.valid_to and agreement.valid_to < clock.today():
         return True
     return f"协议有效期至{agreement.valid_to}，尚未到期"
 
 
 def _terminate(agreement, data, principal):
     agreement.terminate_reason = data["reason"]
-    agreement.terminated_on = date.today()
+    agreement.terminated_on = clock.today()
 
 
 AGREEMENT_FLOW = Workflow(Agreement, (
@@ -155,7 +156,7 @@ def _cancel(registration, data, principal):
 
 def _transfer_out(registration, data, principal):
     """Leaving the community also ends the member's posts there."""
-    registration.transferred_on = data.get("transferred_on") or date.today()
+    registration.transferred_on = data.get("transferred_on") or clock.today()
     registration.transfer_note = data.get("note")
     session = object_session(registration)
     claims = session.execute(select(PostClaim).join(ServicePost, PostClaim.post_id == ServicePost.id)
@@ -186,7 +187,7 @@ MEMBER_REGISTRATION_FLOW = Workflow(MemberRegistration, (
 # --- service posts: claims ----------------------------------------------------------------------
 
 def _withdraw(claim, data, principal):
-    claim.withdrawn_on = date.today()
+    claim.withdrawn_on = clock.today()
     claim.free_place(object_session(claim))
 
 
@@ -331,7 +332,7 @@ def parse_period(text: str) -> Period:
         raise DomainError("评定期间应写作“2026Q1”（季度）或“2026”（年度）", "period")
     period = Period(match.group(0).strip().upper().replace(" ", ""), int(match.group(1)),
                     int(match.group(2)) if match.group(2) else None)
-    if period.start > date.today():
+    if period.start > clock.today():
         raise DomainError(f"{period.label}尚未开始，不能评定", "period")
     return period
 
@@ -392,8 +393,8 @@ def unit_completion_rates(session, period, ids) -> dict[int, float | None]:
     totals, done = defaultdict(int), defaultdict(int)
     for unit_id, status in session.execute(select(Need.assigned_unit_id, Need.status).where(
             Need.assigned_unit_id.is_not(None), Need.deleted_on.is_(None),
-            Need.dispatched_on >= datetime.combine(period.start, time.min),
-            Need.dispatched_on < datetime.combine(period.end + timedelta(days=1), time.min))):
+            Need.dispatched_on >= clock.day_begins(period.start),
+            Need.dispatched_on < clock.day_ends(period.end))):
         totals[unit_id] += 1
         done[unit_id] += status in NEED_DONE
     return {i: (done[i] / totals[i] if totals[i] else None) for i in ids}
@@ -585,7 +586,7 @@ STAR_RATING_FLOW = Workflow(StarRating, (
 
 def recent_periods(count: int = 6) -> list[str]:
     """The latest quarters (current first) and the last full year, for the compute form."""
-    today = date.today()
+    today = clock.today()
     year, quarter = today.year, (today.month - 1) // 3 + 1
     periods = []
     for _ in range(count):
@@ -608,7 +609,7 @@ def _latest_rating(session, *where):
 def unit_summary(session, unit) -> dict:
     """Registration, agreements, members registered, points and stars — as far as the viewer
     may see them (the session's scope)."""
-    year_periods = [f"{date.today().year}Q{q}" for q in range(1, 5)]
+    year_periods = [f"{clock.today().year}Q{q}" for q in range(1, 5)]
     registration = session.execute(select(UnitRegistration).where(
         UnitRegistration.unit_id == unit.id).order_by(UnitRegistration.registered_on.desc(),
                                                       UnitRegistration.id.desc())).scalars().first()
@@ -640,7 +641,7 @@ def unit_summary(session, unit) -> dict:
 
 def member_summary(session, member) -> dict:
     """Registration, posts, service hours and points — as far as the viewer may see them."""
-    year_start = date(date.today().year, 1, 1)
+    year_start = date(clock.today().year, 1, 1)
     registration = session.execute(select(MemberRegistration).where(
         MemberRegistration.member_id == member.id)
         .order_by(MemberRegistration.registered_on.desc(), MemberRegistration.id.desc())
@@ -660,7 +661,7 @@ def member_summary(session, member) -> dict:
             ServiceRecord.member_id == member.id, ServiceRecord.status == RecordStatus.PENDING)).scalar(),
         "points": _sum(session, PointEntry.delta, *member_entries),
         "points_year": _sum(session, PointEntry.delta, *member_entries,
-                            PointEntry.period.like(f"{date.today().year}Q%")),
+                            PointEntry.period.like(f"{clock.today().year}Q%")),
         "rating": _latest_rating(session, StarRating.subject_type == "member",
                                  StarRating.member_id == member.id),
     }

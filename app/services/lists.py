@@ -2,11 +2,12 @@
 the matching of needs to what units offer."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select
 
+from app import clock
 from app.errors import DomainError, committed
 from app.models.lists import (
     MicroWish,
@@ -28,7 +29,7 @@ from app.services.workflow import Field, Transition, Workflow
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return clock.utcnow().replace(microsecond=0)
 
 
 def _is_admin(principal: Principal) -> bool:
@@ -183,7 +184,7 @@ def _review(need, data, principal):
     need.satisfaction = satisfaction
     need.visit_comment = data.get("comment")
     need.visitor = data.get("visitor") or principal.extra.get("username")
-    need.visited_on = data.get("visited_on") or date.today()
+    need.visited_on = data.get("visited_on") or clock.today()
 
 
 def _unsatisfied(need, principal: Principal) -> bool | str:
@@ -327,7 +328,7 @@ def suggest(session, need: Need, limit: int = 10) -> list[dict]:
     resources = session.execute(
         select(Resource, Unit.community_id).join(Unit, Unit.id == Resource.unit_id)
         .where(Resource.status == ResourceStatus.PUBLISHED, Unit.community_id.in_(in_street),
-               or_(Resource.available_to.is_(None), Resource.available_to >= date.today()))
+               or_(Resource.available_to.is_(None), Resource.available_to >= clock.today()))
         .limit(300)).all()
     for resource, community_id in resources:
         found.append({

@@ -15,6 +15,7 @@ from datetime import date
 from flask import current_app
 from sqlalchemy import and_, case, extract, func, literal_column, select
 
+from app import clock
 from app.errors import Conflict, DomainError, committed
 from app.models.meetings import (
     DONE,
@@ -168,14 +169,14 @@ def _leads(resolution, principal):
 
 
 def _close(resolution, data, principal):
-    resolution.closed_on = data.get("closed_on") or date.today()
+    resolution.closed_on = data.get("closed_on") or clock.today()
     resolution.result = data["result"]
 
 
 def _reopen(resolution, data, principal):
     # The note first: loading the notes may flush, and a done resolution needs its date.
     resolution.notes.append(SupervisionNote(content=f"重新办理：{data['reason']}",
-                                            note_date=date.today()))
+                                            note_date=clock.today()))
     resolution.closed_on = None
 
 
@@ -205,7 +206,7 @@ def open_resolutions_for_review(session, meeting: Meeting) -> list[Resolution]:
 def next_meeting(session, body: JointBody, today: date | None = None) -> Meeting | None:
     return session.execute(
         select(Meeting).where(Meeting.body_id == body.id, Meeting.status == MeetingStatus.PLANNED,
-                              Meeting.planned_date >= (today or date.today()))
+                              Meeting.planned_date >= (today or clock.today()))
         .order_by(Meeting.planned_date, Meeting.id).limit(1)).scalar_one_or_none()
 
 
@@ -378,7 +379,7 @@ def resolution_figures(session, start: date, end: date, org_id: int | None = Non
     """Per quarter of the deadline, resolutions due in the period: total, closed, closed on
     time (on or before the deadline), closed late, still open, and overdue (open and past the
     deadline today)."""
-    today = today or date.today()
+    today = today or clock.today()
     year = extract("year", Resolution.deadline)
     quarter = _quarter_of(Resolution.deadline)
     done = Resolution.status == DONE

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from app import clock
 from app.errors import DomainError, committed
 from app.models.base import Entity, Model
 from app.security.scope import owner_clause, scoped_models, unscoped
@@ -126,7 +127,7 @@ def purge_expired(session, days: int, dry_run: bool = False, now: datetime | Non
     and rolls it back. Run as the system."""
     if days < 0:
         raise DomainError("保留天数不能为负数")
-    cutoff = (now or datetime.now()) - timedelta(days=days)
+    cutoff = (now or clock.utcnow()) - timedelta(days=days)
     report = []
     session.info[audit.SKIP_ROWS] = True  # one purge record per row, written below
     try:

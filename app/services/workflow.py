@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import current_app
 
+from app import clock
 from app.errors import Conflict, DomainError, committed
 from app.security.scope import (
     Principal,
@@ -159,8 +160,8 @@ def _convert(f: Field, raw):
         return int(raw)
     if f.kind == "date":
         return raw if isinstance(raw, date) else date.fromisoformat(str(raw)[:10])
-    if f.kind == "datetime":
-        return raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+    if f.kind == "datetime":  # typed by a person: the zone's wall clock, or with an offset
+        return raw if isinstance(raw, datetime) else clock.from_text(str(raw))
     if f.kind == "choice":
         allowed = {str(value) for value, _ in f.choices}
         if str(raw) not in allowed:

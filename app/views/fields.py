@@ -8,7 +8,7 @@ from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.forms import FieldConverter
 from markupsafe import Markup, escape
 from sqlalchemy import Boolean, false, or_
-from wtforms import BooleanField, DateTimeField, DateTimeLocalField, Field, SelectField
+from wtforms import BooleanField, DateTimeField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
@@ -18,14 +18,16 @@ from app.i18n import gettext, lazy_gettext
 from app.models.base import Entity, choices_of
 from app.models.org import Organization
 from app.security.scope import related_choices
+from app.views.times import LocalDateTimeField
 
 # FAB turns a DateTime column into WTForms' DateTimeField (with its own date-time picker
 # widget), which WTForms 3.3 deprecates — a warning each time a form with one is made (every
 # list page with a time to search by). DateTimeLocalField is its non-deprecated subclass: same
-# "%Y-%m-%d %H:%M:%S" rendering, and it reads what the picker sends. Set once, for every form FAB
-# builds from a model (ours and FAB's own user views alike).
+# "%Y-%m-%d %H:%M:%S" rendering, and it reads what the picker sends — here in the zone's wall
+# clock, stored as UTC (app/views/times.py). Set once, for every form FAB builds from a model
+# (ours and FAB's own user views alike).
 FieldConverter.conversion_table = tuple(
-    (marker, DateTimeLocalField if field is DateTimeField else field, widget)
+    (marker, LocalDateTimeField if field is DateTimeField else field, widget)
     for marker, field, widget in FieldConverter.conversion_table)
 
 CHOICES_PAGE_SIZE = 20

@@ -2,6 +2,9 @@
 related rows by their names."""
 from __future__ import annotations
 
+from datetime import datetime
+
+from app import clock
 from app.i18n import gettext
 from app.models.base import choices_of
 
@@ -13,6 +16,8 @@ def _shown(value):
         return ""
     if isinstance(value, (list, tuple, set)):
         return "、".join(str(v) for v in value)
+    if isinstance(value, datetime):
+        return clock.local_text(value)
     return value
 
 

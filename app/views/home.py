@@ -10,6 +10,7 @@ from datetime import date
 from flask_appbuilder import IndexView, expose
 from sqlalchemy import func, select
 
+from app import clock
 from app.dashboards.links import EQ, FLAG, GREATER, IN, MANY, NOT_EQ, RELATION, list_url
 from app.extensions import db
 from app.i18n import N_
@@ -123,7 +124,7 @@ def _upcoming_meetings(group: Group, today: date) -> None:
 
 
 def _liaison_groups(unit_id: int) -> list[Group]:
-    today = date.today()
+    today = clock.today()
     mine = ("assigned_unit", RELATION, unit_id)
     needs = Group(N_("派给本单位的需求"))
     needs.add(N_("待接单（单位接单）"), Need, mine, ("status", EQ, NeedStatus.DISPATCHED))

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 
+from app import clock
 from app.errors import DomainError, committed
 from app.models.meetings import (
     AgendaItem,
@@ -74,7 +75,7 @@ class JointBodyView(EntityView):
             .order_by(BodyMember.id)).scalars().all()
         widgets["upcoming"] = session.execute(
             select(Meeting).where(Meeting.body_id == body.id, Meeting.status == MeetingStatus.PLANNED,
-                                  Meeting.planned_date >= date.today())
+                                  Meeting.planned_date >= clock.today())
             .order_by(Meeting.planned_date, Meeting.id).limit(6)).scalars().all()
         widgets["recent"] = session.execute(
             select(Meeting).where(Meeting.body_id == body.id, Meeting.status == MeetingStatus.HELD)

@@ -11,12 +11,13 @@ number in free text are masked too.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import abort
 from flask_appbuilder import BaseView, expose
 from sqlalchemy import and_, func, select
 
+from app import clock
 from app.extensions import db
 from app.models.cobuild import RatingStatus, StarRating
 from app.models.lists import (
@@ -177,7 +178,7 @@ def community_board(session, community: Organization) -> dict:
                StarRating.status == RATING_PUBLIC, _live(StarRating, Member))
         .order_by(StarRating.period.desc(), StarRating.stars.desc(), Member.id)
         .limit(SECTION_LIMIT)).all()
-    today = date.today()
+    today = clock.today()
     meetings = session.execute(
         select(JointBody.name.label("body"), Meeting.type, Meeting.planned_date, Meeting.held_on,
                Meeting.status, Meeting.place)

@@ -10,6 +10,7 @@ from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 
+from app import clock
 from app.errors import DomainError
 from app.extensions import db
 from app.i18n import gettext
@@ -60,7 +61,7 @@ class RecycleView(BaseView):
             .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).scalars().all()
         retention = timedelta(days=self._days())
         rows = [(item.id, str(item), item.deleted_on, self._username(item.deleted_by_id),
-                 (item.deleted_on + retention).date()) for item in items]
+                 clock.to_local(item.deleted_on + retention).date()) for item in items]
         return self.render_template(
             "recycle/rows.html", title=gettext("回收站：%(entity)s",
                                                entity=gettext(model.__label__ or resource)),

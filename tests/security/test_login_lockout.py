@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from app import clock
 from app.security import login_guard
 from tests.conftest import TEST_PASSWORD
 
@@ -87,7 +88,7 @@ def test_the_right_password_works_again_when_the_lock_runs_out(app, ctx, monkeyp
     user_id, name = make_account(app)
     in_parallel(10, lambda i: api_login(app, name, "Wrong-Passw0rd"))
     assert api_login(app, name, TEST_PASSWORD).status_code == 401
-    later = datetime.now() + timedelta(minutes=app.config["LOGIN_LOCK_MINUTES"], seconds=5)
+    later = clock.utcnow() + timedelta(minutes=app.config["LOGIN_LOCK_MINUTES"], seconds=5)
     monkeypatch.setattr(login_guard, "now", lambda: later)
     assert api_login(app, name, TEST_PASSWORD).status_code == 200
     row = ctx.execute(text("SELECT fail_login_count, locked_until FROM ab_user WHERE id = :i"),

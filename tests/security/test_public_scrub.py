@@ -1,11 +1,11 @@
 """The public board's free text (DOMAIN.md §6, issue 17 finding 3): a phone number or an
 身份证号 typed into a published title or text is masked however it is written — spaces, dots,
 dashes, full-width digits — and nothing else is: dates, amounts and year ranges stay as typed."""
-from datetime import date
 
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from app.views.public import scrubbed
 
 # Personal numbers as residents and liaisons type them.
@@ -83,7 +83,7 @@ def typed_need(ctx):
         category = session.query(Dictionary).filter_by(kind="resource_category").first().id
         rows = [Need(community_id=community, category_id=need_category, status="已受理",
                      title="修路灯请打138.0013.8000找王师傅"),
-                Resource(unit_id=unit, year=date.today().year, category_id=category,
+                Resource(unit_id=unit, year=clock.today().year, category_id=category,
                          status="已发布", title="会议室 １３８ ００１３ ８０００",
                          content="开放时间 2026-12-06 至 2026.12.31，电话 139 0013 9000")]
         session.add_all(rows)

@@ -1,0 +1,35 @@
+"""Instants as people read and write them: the zone's wall clock in forms and the API, naive
+UTC in the database (app/clock.py)."""
+from __future__ import annotations
+
+from marshmallow import fields
+from wtforms import DateTimeLocalField
+
+from app import clock
+
+
+class LocalDateTimeField(DateTimeLocalField):
+    """A date-time form field whose data is the stored instant (naive UTC) and whose text is the
+    zone's wall clock: what a person types is local time, as everything the pages show."""
+
+    def _value(self):
+        if self.raw_data:
+            return " ".join(self.raw_data)
+        return self.data and clock.to_local(self.data).strftime(self.format[0]) or ""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if valuelist and self.data is not None:
+            self.data = clock.to_utc(self.data)
+
+
+class LocalDateTime(fields.DateTime):
+    """An API date-time: written out with the zone's offset (`2026-12-07T09:30:00+08:00`);
+    read in with its offset, or as the zone's wall clock when it has none; stored naive UTC."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return clock.local_iso(value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        return clock.from_text(moment.isoformat())
