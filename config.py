@@ -33,7 +33,8 @@ class Config:
 
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'gongjian.db'}"
     SQLALCHEMY_TRACK_MODIFICATIONS = False
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Pool and statement timeout: from the environment, by the database's kind (engine_options,
+    # applied by create_app to whichever URL it ends up with).
 
     # The schema belongs to Alembic and permissions to `flask gongjian sync-roles`.
     FAB_CREATE_DB = False
@@ -126,6 +127,14 @@ class Config:
         "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
         "frame-ancestors 'none'")
 
+    # Operating it (app/ops.py): /metrics answers a bearer token or these addresses (CIDRs).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    METRICS_ALLOW_FROM = os.environ.get("METRICS_ALLOW_FROM", "127.0.0.1/32,::1/128")
+    # Proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted (0: none).
+    PROXY_FIX_HOPS = int(os.environ.get("GONGJIAN_PROXY_FIX") or 0)
+    # Static files: a URL carries the file's content hash (?v=…), so it may be cached a year.
+    STATIC_MAX_AGE = 365 * 24 * 3600
+
     # Recycle bin (app/views/recycle.py): `flask gongjian purge` erases rows deleted longer ago.
     RECYCLE_RETENTION_DAYS = 90
     # `flask backup` writes here unless told otherwise.
@@ -157,6 +166,29 @@ class ProductionConfig(Config):
             raise RuntimeError("生产环境必须通过环境变量 SECRET_KEY 设置密钥（不可使用默认值）")
         if not os.environ.get("GONGJIAN_DATA_KEY"):
             raise RuntimeError("生产环境必须通过环境变量 GONGJIAN_DATA_KEY 设置身份证号加密密钥")
+
+
+def engine_options(url: str) -> dict:
+    """SQLAlchemy's engine options for the database at `url`: the pool (DB_POOL_SIZE,
+    DB_MAX_OVERFLOW, DB_POOL_TIMEOUT seconds, DB_POOL_RECYCLE seconds) and a statement timeout
+    (DB_STATEMENT_TIMEOUT_MS; 0 or unset: none) set on each new connection — PostgreSQL's
+    statement_timeout, MariaDB's max_statement_time. SQLite keeps SQLAlchemy's own pool."""
+    options = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        return options
+    env = os.environ
+    options.update(pool_size=int(env.get("DB_POOL_SIZE", "5")),
+                   max_overflow=int(env.get("DB_MAX_OVERFLOW", "10")),
+                   pool_timeout=int(env.get("DB_POOL_TIMEOUT", "30")),
+                   pool_recycle=int(env.get("DB_POOL_RECYCLE", "1800")))
+    timeout_ms = int(env.get("DB_STATEMENT_TIMEOUT_MS") or 0)
+    if timeout_ms > 0:
+        if url.startswith("postgresql"):
+            options["connect_args"] = {"options": f"-c statement_timeout={timeout_ms}"}
+        elif url.startswith(("mysql", "mariadb")):
+            options["connect_args"] = {
+                "init_command": f"SET SESSION max_statement_time={timeout_ms / 1000:g}"}
+    return options
 
 
 CONFIGS = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from config import CONFIGS, INSTANCE_DIR, ProductionConfig
+from config import CONFIGS, INSTANCE_DIR, ProductionConfig, engine_options
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -51,15 +51,19 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.from_object(config)
     app.config.update(overrides)
-    from app import clock
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
+                          engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    from app import clock, ops
     from app.errors import bound_url_ids
 
     clock.check_zone(app.config["GONGJIAN_TIMEZONE"])  # stops the start, not a later page
+    ops.init_app(app)  # first: every request has its id before any other hook answers
     bound_url_ids(app)
-    if os.environ.get("GONGJIAN_PROXY_FIX") == "1":
+    hops = app.config["PROXY_FIX_HOPS"]
+    if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     # FAB's own group admin declares filters its filter converter does not know; harmless.
     logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)

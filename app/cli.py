@@ -114,10 +114,12 @@ def sync_roles() -> None:
 @gongjian.command("init")
 def init_command():
     """初始化（可重复执行）：创建权限、按 roles.py 同步角色，补齐数据字典默认项。"""
+    from app.locks import deploy_lock
     from app.services.defaults import ensure_dictionary
 
-    sync_roles()
-    added = ensure_dictionary(db.session)
+    with deploy_lock(db.engine):  # two hosts at once: one after the other
+        sync_roles()
+        added = ensure_dictionary(db.session)
     click.echo(f"角色与权限已同步；数据字典新增 {added} 项默认值。")
 
 

@@ -8,6 +8,7 @@ from flask import current_app
 from flask_appbuilder import Model
 
 import app.models  # noqa: F401  (registers every table on Model.metadata)
+from app.locks import deploy_lock
 
 config = context.config
 if config.config_file_name:
@@ -40,7 +41,8 @@ def run_migrations_online():
             context.run_migrations()
         return
     engine = current_app.extensions["migrate"].db.engine
-    with engine.connect() as connection:
+    # Two hosts upgrading at once: the second waits, then finds the revisions applied.
+    with deploy_lock(engine), engine.connect() as connection:
         context.configure(connection=connection, **_options())
         with context.begin_transaction():
             context.run_migrations()

@@ -58,6 +58,7 @@ from werkzeug.security import check_password_hash
 
 from app import clock
 from app.i18n import gettext
+from app import ops
 from app.security import busy, sessions
 from app.security.throttle import throttle
 
@@ -229,6 +230,7 @@ class Attempt:
             return self._refuse("locked", self._locked_message(until), 401)
         user = authenticate(self.username, password)
         if user is None:
+            ops.login_failed("password")
             if count >= config["LOGIN_MAX_FAILURES"]:
                 until = self._lock(ghost, moment)
                 self.note["locked_until"] = until.isoformat(timespec="seconds")
@@ -278,6 +280,7 @@ class Attempt:
 
     def _refuse(self, reason: str, message: str, status: int, retry_after: int | None = None):
         self.note["refused"] = reason
+        ops.login_failed(reason)
         g.setdefault(_REFUSAL, Refusal(reason, message, status, retry_after))
 
     def _within_rate_limit(self) -> bool:

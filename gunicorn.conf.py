@@ -1,0 +1,42 @@
+"""gunicorn's configuration: `gunicorn -c gunicorn.conf.py 'run:app'` (README, deploy/).
+
+Requests are short now that long work runs as jobs (app/jobs.py), so a worker is killed after
+GUNICORN_TIMEOUT (30 s) of silence; the app is loaded once in the master and forked
+(preload_app); logs are JSON lines on stdout, one per request with its id and user
+(app.ops.GunicornLogger). Metrics of all workers meet in PROMETHEUS_MULTIPROC_DIR.
+"""
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+
+# Every process in UTC: the app stores UTC whatever the zone, and this makes the libraries that
+# read the local clock (Flask-AppBuilder's own user timestamps, log times) agree with it.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+# prometheus_client's multi-process mode: set before the app (and so prometheus_client) loads.
+# The folder holds this server's numbers only: emptied at each start.
+_metrics = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                 os.path.join(tempfile.gettempdir(), "gongjian-metrics"))
+shutil.rmtree(_metrics, ignore_errors=True)
+os.makedirs(_metrics, exist_ok=True)
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() * 2 + 1)
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# A deploy or restart lets requests in flight finish (a download streaming) this long.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+preload_app = True
+accesslog = "-"
+errorlog = "-"
+logger_class = "app.ops.GunicornLogger"
+
+
+def child_exit(server, worker):
+    """A worker gone: its live gauges leave the sums (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
