@@ -12,6 +12,7 @@ import hashlib
 from contextlib import contextmanager
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 DEPLOY_LOCK = "gongjian-deploy"
 WAIT_SECONDS = 600  # a migration of a large database may take minutes
@@ -56,5 +57,5 @@ def deploy_lock(engine, name: str = DEPLOY_LOCK):
         finally:
             try:
                 connection.execute(*release)
-            except Exception:
+            except SQLAlchemyError:
                 connection.invalidate()  # closing the session releases it as well

@@ -25,12 +25,21 @@ import time
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest, multiprocess)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +135,7 @@ def _username() -> str | None:
         from flask_login import current_user
 
         return current_user.username if current_user.is_authenticated else None
-    except Exception:  # a request that failed before its user could be read
+    except (AttributeError, RuntimeError):  # failed before its user could be read
         return None
 
 
@@ -140,7 +149,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc)
+            "time": datetime.fromtimestamp(record.created, UTC)
             .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -218,7 +227,7 @@ def readyz():
         with db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception as exc:  # any failure to answer is "not ready"
+    except SQLAlchemyError as exc:  # any failure to answer is "not ready"
         log.warning("readiness: the database does not answer: %s", exc)
         checks["database"] = "down"
     checks["broker"] = _redis_state(current_app.config.get("CELERY_BROKER_URL"))
@@ -233,23 +242,24 @@ def _redis_state(url: str | None) -> str:
     connection."""
     if not url:
         return "not configured"
-    try:
-        if url.startswith(("redis", "rediss")):
-            import redis
-
-            client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-            try:
-                client.ping()
-            finally:
-                client.close()
-        else:
-            from kombu import Connection
-
-            with Connection(url, connect_timeout=1) as connection:
-                connection.ensure_connection(max_retries=1)
+    if url.startswith(("redis", "rediss")):
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            client.ping()
+        except (redis.RedisError, OSError):
+            return "down"
+        finally:
+            client.close()
         return "ok"
-    except Exception:
+    from kombu import Connection
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    try:
+        with Connection(url, connect_timeout=1) as connection:
+            connection.ensure_connection(max_retries=1)
+    except (BrokerDown, OSError):
         return "down"
+    return "ok"
 
 
 def _metrics_allowed() -> bool:
@@ -286,16 +296,13 @@ def _sample_queue() -> None:
     queue = current_app.config.get("CELERY_QUEUE") or "celery"
     if not url.startswith(("redis", "rediss")):
         return
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            queue_depth(queue, int(client.llen(queue)))
-        finally:
-            client.close()
-    except Exception:
-        pass  # the broker's state is /readyz's to tell
+        queue_depth(queue, int(client.llen(queue)))
+    except (redis.RedisError, OSError) as exc:  # the broker's state is /readyz's to tell
+        log.debug("queue depth not read: %s", exc)
+    finally:
+        client.close()
 
 
 # --- static files: content-hashed URLs, cached long ----------------------------------------------

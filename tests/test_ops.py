@@ -77,7 +77,7 @@ def test_metrics_count_requests_per_endpoint_and_failed_logins(client):
     client.post("/api/v1/security/login", json={"username": "shequ01", "password": "wrong-one",
                                                 "provider": "db"})
     after = client.get("/metrics").get_data(as_text=True)
-    key = dict(endpoint="ops.healthz", method="GET", status="200")
+    key = {"endpoint": "ops.healthz", "method": "GET", "status": "200"}
     assert metric(after, "gongjian_http_requests_total", **key) == \
         metric(before, "gongjian_http_requests_total", **key) + 3
     assert metric(after, "gongjian_login_failures_total", reason="password") == \

@@ -56,9 +56,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash
 
-from app import clock
+from app import clock, ops
 from app.i18n import gettext
-from app import ops
 from app.security import busy, sessions
 from app.security.throttle import throttle
 
