@@ -61,6 +61,9 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     JWT_ACCESS_TOKEN_EXPIRES = 3600
+    # Seconds by which hosts' clocks may differ: a token issued by a host running ahead is not
+    # refused as "not yet valid" by one behind (nor an expired one before this much later).
+    JWT_DECODE_LEEWAY = int(os.environ.get("JWT_DECODE_LEEWAY", "300"))
     # A refresh token is used once (each refresh returns the next) and lives at most this long
     # (app/security/sessions.py); Flask-JWT-Extended's own default is 30 days.
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=int(os.environ.get("JWT_REFRESH_TOKEN_DAYS", "7")))

@@ -19,6 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 _SCRIPT = """
 import json, os, sys
 from werkzeug.serving import make_server
+shift = float(os.environ.get("SERVED_CLOCK_SHIFT") or 0)
+if shift:  # a host whose clock is off by `shift` seconds (every clock read of the process)
+    import time, time_machine
+    time_machine.travel(time.time() + shift, tick=True).start()
 from app import create_app
 app = create_app("testing", **json.loads(os.environ["SERVED_CONFIG"]))
 server = make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True)
@@ -46,15 +50,17 @@ def redis_url(db: int = 13) -> str | None:
 
 
 class Served:
-    def __init__(self, database_url: str, **overrides):
+    def __init__(self, database_url: str, clock_shift: float = 0, **overrides):
         self.config = {"SQLALCHEMY_DATABASE_URI": database_url, **overrides}
+        self.clock_shift = clock_shift
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log = ""
 
     def __enter__(self) -> Self:
-        env = {**os.environ, "SERVED_CONFIG": json.dumps(self.config)}
+        env = {**os.environ, "SERVED_CONFIG": json.dumps(self.config),
+               "SERVED_CLOCK_SHIFT": str(self.clock_shift)}
         env.pop("TEST_DATABASE_URL", None)
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="served-", suffix=".log")
         self.proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(self.port)], cwd=ROOT,
