@@ -128,7 +128,9 @@ def test_who_may_open_the_dashboard(app, as_user):
 
 def test_the_page_is_offline_and_has_no_inline_code(as_user):
     page = as_user("shequ01").get("/dashboard/").get_data(as_text=True)
-    assert '/static/vendor/echarts.min.js"' in page and '/static/js/dashboard.js"' in page
+    # served here, each URL carrying its content's hash (?v=…, app/ops.py)
+    assert re.search(r'"/static/vendor/echarts\.min\.js\?v=[0-9a-f]+"', page)
+    assert re.search(r'"/static/js/dashboard\.js\?v=[0-9a-f]+"', page)
     assert not re.search(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", page)
     content = page.split('<div class="gj-dashboard">', 1)[1].split("</main>", 1)[0] \
         if "</main>" in page else page.split('<div class="gj-dashboard">', 1)[1]

@@ -20,7 +20,8 @@ PUBLISHED_WISH = ("待认领", "已认领", "已实现", "已确认")
 CLAIMED_WISH = ("已认领", "已实现", "已确认")
 TODAY = clock.today()
 YEAR = TODAY.year
-BEGINS, ENDS = datetime(YEAR, 1, 1), datetime(YEAR + 1, 1, 1)
+# The year as the figures cut it: in the zone's calendar, as UTC instants (app/clock.py).
+BEGINS, ENDS = clock.day_begins(date(YEAR, 1, 1)), clock.day_begins(date(YEAR + 1, 1, 1))
 
 
 # --- each user's scope, written out by hand ------------------------------------------------
@@ -146,6 +147,11 @@ def as_datetime(value):
     return value if isinstance(value, datetime) or value is None else datetime.fromisoformat(str(value))
 
 
+def local_month(value) -> str:
+    """The month of the zone's calendar a stored instant falls in."""
+    return clock.to_local(as_datetime(value)).strftime("%Y-%m")
+
+
 @pytest.mark.parametrize("username", USERS)
 def test_need_figures_equal_independent_counts(as_user, scopes, username):
     needs = needs_of(scopes[username])
@@ -225,7 +231,7 @@ def test_match_and_claim_rates_equal_independent_counts(as_user, scopes, usernam
     assert len(months) == 12
     for key, column in (("posted", "created_on"), ("claimed", "claimed_on"),
                         ("fulfilled", "fulfilled_on")):
-        expected = Counter(as_datetime(getattr(w, column)).strftime("%Y-%m") for w in wishes
+        expected = Counter(local_month(getattr(w, column)) for w in wishes
                            if getattr(w, column) is not None and in_year(getattr(w, column)))
         assert {m: int(r[key]) for m, r in months.items() if int(r[key])} == dict(expected), key
 
@@ -375,7 +381,7 @@ def test_a_period_narrows_every_figure(as_user, scopes):
     """A month: only its needs; the funnel's first step counts needs created that month."""
     month = TODAY.strftime("%Y-%m")
     needs = needs_of(scopes["zuzhibu"])
-    this_month = [n for n in needs if as_datetime(n["created_on"]).strftime("%Y-%m") == month]
+    this_month = [n for n in needs if local_month(n["created_on"]) == month]
     rows = figure(as_user, "zuzhibu", "need_funnel", period=month)
     assert int(rows[0]["count"]) == len(this_month)
     months = figure(as_user, "zuzhibu", "wishes_per_month", period=f"{YEAR}Q{(TODAY.month - 1) // 3 + 1}")

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from flask import current_app, g
 
+from app import clock
 from app.dashboards.figures import Period, parse_period
 from app.views.entity import view_of
 
@@ -22,8 +23,8 @@ JUST_BEFORE = timedelta(microseconds=1)
 
 
 def _text(value) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, datetime):  # a stored instant, as the list's search reads it
+        return clock.to_local(value).isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):

@@ -13,6 +13,7 @@ from app.errors import storable_id
 from app.i18n import lazy_gettext
 from app.models.org import Organization
 from app.security.scope import placed_under
+from app.views.times import DATETIME_FILTERS
 
 
 class FilterFlag(BaseFilter):
@@ -51,8 +52,8 @@ class FilterWithin(BaseFilter):
 
 
 class EntityFilterConverter(SQLAFilterConverter):
-    conversion_table = (("is_flag", [FilterFlag]), ("is_within", [FilterWithin])) \
-        + SQLAFilterConverter.conversion_table
+    conversion_table = (("is_flag", [FilterFlag]), ("is_within", [FilterWithin]),
+                        ("is_datetime", DATETIME_FILTERS)) + SQLAFilterConverter.conversion_table
 
 
 @functools.cache

@@ -2,6 +2,14 @@
 UTC in the database (app/clock.py)."""
 from __future__ import annotations
 
+from datetime import datetime
+
+from flask_appbuilder.models.sqla.filters import (
+    FilterEqual,
+    FilterGreater,
+    FilterNotEqual,
+    FilterSmaller,
+)
 from marshmallow import fields
 from wtforms import DateTimeLocalField
 
@@ -33,3 +41,28 @@ class LocalDateTime(fields.DateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         moment = super()._deserialize(value, attr, data, **kwargs)
         return clock.from_text(moment.isoformat())
+
+
+def _stored(value):
+    """A date-time a list's search (or a drill-down link, or the API's `q`) compares with: the
+    zone's wall clock as typed, or with an offset, as the stored UTC instant."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return clock.from_text(str(value).strip())
+    except ValueError:
+        return value  # not ISO 8601: FAB's own parsing has its say, as before
+
+
+def _in_local_time(base):
+    class Filter(base):
+        def apply(self, query, value):
+            return super().apply(query, _stored(value))
+
+    Filter.__name__ = Filter.__qualname__ = f"Local{base.__name__}"
+    return Filter
+
+
+# FAB's filters of a date-time column, reading their value in the zone's wall clock.
+DATETIME_FILTERS = [_in_local_time(f) for f in (FilterEqual, FilterGreater, FilterSmaller,
+                                                FilterNotEqual)]
