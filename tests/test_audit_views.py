@@ -208,7 +208,7 @@ def test_admin_and_auditor_read_and_filter_the_trail(ctx, as_user, username):
     middle = ctx.execute(text(
         "SELECT time FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET 20")).scalar()
     middle = datetime.fromisoformat(middle) if isinstance(middle, str) else middle
-    stamp = middle.isoformat(sep=" ", timespec="seconds")
+    stamp = clock.local_text(middle)  # typed as the page shows it: the zone's wall clock
     later = [pk for pk, time in ctx.execute(text(
         "SELECT id, time FROM audit_log ORDER BY id DESC LIMIT 100")).all()
         if (datetime.fromisoformat(time) if isinstance(time, str) else time) > middle.replace(
