@@ -57,7 +57,10 @@ def to_local(moment: datetime | None) -> datetime | None:
     """A stored instant (naive UTC) on the zone's wall clock (naive)."""
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC).astimezone(zone()).replace(tzinfo=None)
+    try:
+        return moment.replace(tzinfo=UTC).astimezone(zone()).replace(tzinfo=None)
+    except OverflowError:  # within hours of year 1 or 9999: shown as stored
+        return moment
 
 
 def to_utc(wall: datetime | None) -> datetime | None:
@@ -65,7 +68,10 @@ def to_utc(wall: datetime | None) -> datetime | None:
     daylight-saving fold the earlier reading is taken."""
     if wall is None:
         return None
-    return wall.replace(tzinfo=zone()).astimezone(UTC).replace(tzinfo=None)
+    try:
+        return wall.replace(tzinfo=zone()).astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError("日期时间超出可表示的范围") from None
 
 
 # Since when an offset must have held to count as the zone's one offset (older instants are not
@@ -98,7 +104,10 @@ def from_text(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         return to_utc(moment)
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError("日期时间超出可表示的范围") from None
 
 
 def from_timestamp(seconds: float) -> datetime:
@@ -137,4 +146,7 @@ def local_iso(moment: datetime | None) -> str | None:
     """An instant for machines (the API): ISO 8601 with the zone's offset, unambiguous."""
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC).astimezone(zone()).isoformat(timespec="seconds")
+    try:
+        return moment.replace(tzinfo=UTC).astimezone(zone()).isoformat(timespec="seconds")
+    except OverflowError:  # as to_local
+        return moment.replace(tzinfo=UTC).isoformat(timespec="seconds")

@@ -40,7 +40,10 @@ class LocalDateTime(fields.DateTime):
 
     def _deserialize(self, value, attr, data, **kwargs):
         moment = super()._deserialize(value, attr, data, **kwargs)
-        return clock.from_text(moment.isoformat())
+        try:
+            return clock.from_text(moment.isoformat())
+        except ValueError:  # out of range once moved to UTC
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
 
 def _stored(value):
