@@ -40,3 +40,14 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    """The app was loaded in the master (preload_app): a database connection it opened is the
+    master's, not to be shared by the workers — each worker starts with an empty pool."""
+    from app.extensions import db
+
+    flask_app = server.app.callable
+    with flask_app.app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
