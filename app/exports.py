@@ -274,8 +274,8 @@ _DATE_FORMATS["mariadb"] = _DATE_FORMATS["mysql"]
 
 def _shifted(value, seconds: int, dialect: str):
     """A stored date-time moved by `seconds`, in the database's own arithmetic."""
-    if dialect == "sqlite":  # ISO text: datetime() drops the fraction, which the cell cuts anyway
-        return func.datetime(value, f"{seconds:+d} seconds")
+    if dialect == "sqlite":  # ISO text: whole seconds (datetime() of a fraction may round up)
+        return func.datetime(func.substr(value, 1, 19), f"{seconds:+d} seconds")
     if dialect == "postgresql":
         return value + literal_column(f"interval '{seconds} seconds'")
     return func.date_add(value, literal_column(f"INTERVAL {seconds} SECOND"))

@@ -2,7 +2,7 @@
 go up from empty, down to base and up again on each database."""
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from alembic import command
@@ -212,10 +212,11 @@ def test_instants_move_to_utc_across_daylight_saving_and_back(app, scratch_url):
     gives back exactly what was stored; a date column is left alone."""
     config = alembic_config()
     engine = create_engine(scratch_url)
+    # (the last with a fraction just short of a second: kept, never rounded into the next)
     walls = [datetime(2026, 3, 8, 1, 30), datetime(2026, 3, 8, 3, 30),
-             datetime(2026, 7, 1, 12, 0), datetime(2026, 11, 1, 12, 0)]
-    utc = [datetime(2026, 3, 8, 6, 30), datetime(2026, 3, 8, 7, 30),
-           datetime(2026, 7, 1, 16, 0), datetime(2026, 11, 1, 17, 0)]
+             datetime(2026, 7, 1, 12, 0), datetime(2026, 11, 1, 12, 0),
+             datetime(2026, 7, 1, 12, 0, 59, 999995)]
+    offsets = [timedelta(hours=h) for h in (5, 4, 4, 5, 4)]
 
     def times(connection):
         return [row[0] for row in connection.execute(
@@ -233,8 +234,12 @@ def test_instants_move_to_utc_across_daylight_saving_and_back(app, scratch_url):
             with engine.begin() as connection:
                 connection.execute(audit.tables["audit_log"].insert(), [
                     {"time": wall, "username": "tz-probe", "action": "login"} for wall in walls])
+            with engine.connect() as connection:  # as the database keeps them (MariaDB: seconds)
+                stored = [v if isinstance(v, datetime) else datetime.fromisoformat(v)
+                          for v in times(connection)]
+            utc = [wall + offset for wall, offset in zip(stored, offsets)]
             for step, target, expected in (("upgrade", "0009_utc_timestamps", utc),
-                                           ("downgrade", "0008_sessions", walls)):
+                                           ("downgrade", "0008_sessions", stored)):
                 with engine.begin() as connection:
                     config.attributes["connection"] = connection
                     getattr(command, step)(config, target)

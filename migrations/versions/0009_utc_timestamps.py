@@ -100,8 +100,10 @@ def _pieces(offset_of, first: datetime, last: datetime) -> list[tuple[datetime |
 def _shifted(column, seconds: int, dialect: str):
     if seconds == 0:
         return column
-    if dialect == 'sqlite':  # ISO text: datetime() drops the fraction, kept from the original
-        return sa.func.datetime(column, f'{seconds:+d} seconds').concat(sa.func.substr(column, 20))
+    if dialect == 'sqlite':  # ISO text: the whole seconds moved, the fraction kept as it was
+        # (datetime() of a fraction may round up a second)
+        return sa.func.datetime(sa.func.substr(column, 1, 19), f'{seconds:+d} seconds') \
+            .concat(sa.func.substr(column, 20))
     if dialect == 'postgresql':
         return column + sa.literal_column(f"interval '{seconds} seconds'")
     return sa.func.date_add(column, sa.literal_column(f'INTERVAL {seconds} SECOND'))
