@@ -16,14 +16,16 @@ import time
 os.environ["TZ"] = "UTC"
 time.tzset()
 
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
 # prometheus_client's multi-process mode: set before the app (and so prometheus_client) loads.
-# The folder holds this server's numbers only: emptied at each start.
-_metrics = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
-                                 os.path.join(tempfile.gettempdir(), "gongjian-metrics"))
+# The folder holds this server's numbers only: emptied at each start, one per address (two
+# servers on one machine must not empty each other's).
+_metrics = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(
+    tempfile.gettempdir(), "gongjian-metrics-" + "".join(c if c.isalnum() else "_" for c in bind)))
 shutil.rmtree(_metrics, ignore_errors=True)
 os.makedirs(_metrics, exist_ok=True)
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() * 2 + 1)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # A deploy or restart lets requests in flight finish (a download streaming) this long.
