@@ -284,7 +284,7 @@ SHOWN_PROBLEMS = 20  # on the terminal; the report file has them all
               help="有错误时写出错误报告（CSV，含“错误”列）的路径；默认写在 FILE 旁")
 @with_appcontext
 def import_command(resource, file, username, dry_run, report_path):
-    """导入 .xlsx 或 .csv 文件：与网页导入相同的校验，全部正确才在一个事务中写入，否则不写入任何数据。"""
+    """导入 .xlsx、.xls、.csv 或 .txt 文件：与网页导入相同的校验，全部正确才在一个事务中写入，否则不写入任何数据。"""
     from pathlib import Path
 
     from sqlalchemy.exc import IntegrityError, OperationalError
@@ -340,13 +340,15 @@ def import_command(resource, file, username, dry_run, report_path):
             if told is None:
                 raise
             raise Refused(f"{told}（未导入任何数据）") from None
+    if outcome.ignored:
+        click.echo("未导入的列：" + "、".join(outcome.ignored), err=True)
     if outcome.ok:
+        counts = (f"新增 {outcome.created} 条，更新 {outcome.updated} 条，"
+                  f"无变化 {outcome.unchanged} 条")
         if outcome.written:
-            click.echo(f"导入成功：{label}新增 {outcome.created} 条，更新 {outcome.updated} 条"
-                       f"（操作人 {username}）。")
+            click.echo(f"导入成功：{label}{counts}（操作人 {username}）。")
         else:
-            click.echo(f"预览（未写入）：{label}将新增 {outcome.created} 条，"
-                       f"更新 {outcome.updated} 条。")
+            click.echo(f"预览（未写入）：{label}将{counts}。")
         return
     for problem in outcome.problems[:SHOWN_PROBLEMS]:
         where = f"第 {problem.row} 行" + (f"“{problem.column}”" if problem.column else "")

@@ -1,16 +1,20 @@
-"""Data in: a liaison's spreadsheet (.xlsx or .csv) validated completely, then written all at
-once — or not at all.
+"""Data in: an office's spreadsheet (.xlsx, .xls, .csv or .txt) validated completely, then
+written all at once — or not at all.
 
 A view declares `import_columns` (model attributes, in template order) and, where DOMAIN.md
-implies one, `import_key` (the natural key a row updates by: 统一社会信用代码, 身份证号). From
-that, each column knows its Chinese header, how to read a cell (number, date, code by its
-Chinese label, related record by its name or code within the user's choices) and whether it
-is required. Cells are read as text — a formula is its text, never evaluated.
+implies one, `import_key` (the natural key a row updates by: 统一社会信用代码, 身份证号, or a
+tuple such as unit + year + name). From that, each column knows its Chinese header and the
+other headers offices write for it (app/import_words.py), how to read a cell (app/import_values.py:
+numbers, dates, flags, codes stored as numbers, coded values by their words, related records by
+name, code or alias within the user's choices) and whether it is required. The file is read as
+offices keep it (app/office_files.py): the best-matching sheet, a title row above the header,
+columns the panel does not know listed and left out; a formula is its value as last saved.
 
 Validation runs every rule the forms run: each row becomes a model object and is flushed inside
 a savepoint, so the model's rules and the data-scope write check judge it exactly as they judge
 a form; errors are collected per row and column. Only when no row has an error is the whole
-file committed, in one transaction, with one audit record of kind import.
+file committed, in one transaction, with one audit record of kind import. A row that matches
+an existing record by its natural key and changes nothing is counted as unchanged, not written.
 """
 from __future__ import annotations
 
@@ -22,24 +26,27 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from flask import current_app
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
-from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric
+from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, select, tuple_
 
+from app import import_values as values_of
 from app.errors import DomainError
 from app.extensions import db
 from app.models.base import labels_of
-from app.security.scope import related_choices
+from app.import_words import EXAMPLE_MARK, fold, header_words
+from app.office_files import FORMULA_WITHOUT_VALUE, Unreadable, read_table, text_of
+from app.security.scope import may_write, related_choices, unscoped
 from app.services import audit
 
 REGISTRY: dict[str, Importer] = {}
 BATCH = 200
 XLSX_MAX_COLUMNS = 200
+FORMULA_UNSAVED = "该单元格的公式没有保存计算结果，请在 Excel、WPS 或 LibreOffice 中打开并保存后再导入"
 
 
 class ImportRefused(DomainError):
@@ -54,14 +61,29 @@ class Problem:
 
 
 @dataclass
+class Reading:
+    """A file as the importer reads it: which sheet, its header, which of its columns fill which
+    field and which are left out, and its data rows with their row numbers in the file."""
+    sheet: str
+    headers: list[str]
+    position: dict[str, int]  # column name -> index of the file's column
+    ignored: list[str]  # the file's headers the panel does not import (未导入的列)
+    rows: list[tuple[int, list]]
+
+
+@dataclass
 class Outcome:
     rows: int = 0
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
     problems: list[Problem] = field(default_factory=list)
     written: bool = False
-    table: list[list[str]] = field(default_factory=list)  # the file as read, for the report
+    # the file as read, for the report: its own headers and (row number, cells as text)
+    table: list[tuple[int, list[str]]] = field(default_factory=list)
     headers: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    sheet: str = ""
 
     @property
     def ok(self) -> bool:
@@ -77,6 +99,9 @@ class Column:
     choices: dict = field(default_factory=dict)  # label -> code, for choice
     example: str = ""
     limit: int | None = None  # numbers must stay below this in absolute value (the column's range)
+    words: tuple[str, ...] = ()  # folded headers that name it: its label first, then synonyms
+    index: dict = field(default_factory=dict)  # folded word -> code, for choice
+    dictionary: bool = False  # a relation to the dictionary (its values listed when unknown)
 
 
 def _label(model, name) -> str:
@@ -92,6 +117,18 @@ class Importer:
         self.resource = view.class_permission_name
         self.key = view.import_key
         self.columns = [self._column(name) for name in view.import_columns]
+        for col in self.columns:
+            col.words = tuple(dict.fromkeys(fold(w) for w in header_words(col.header)))
+        # A file's header -> the column it names: an exact label first, then synonyms that
+        # name one column only (a word two columns share names neither).
+        self.headers: dict[str, Column] = {col.words[0]: col for col in self.columns}
+        claimed: dict[str, list[Column]] = {}
+        for col in self.columns:
+            for word in col.words[1:]:
+                claimed.setdefault(word, []).append(col)
+        for word, cols in claimed.items():
+            if word not in self.headers and len(cols) == 1:
+                self.headers[word] = cols[0]
         REGISTRY[self.resource] = self
 
     def _column(self, name: str) -> Column:
@@ -99,14 +136,15 @@ class Importer:
         relations = model.__mapper__.relationships
         if name in relations:
             nullable = all(c.nullable for c in relations[name].local_columns)
-            return Column(name, header, "relation", not nullable)
+            return Column(name, header, "relation", not nullable,
+                          dictionary=relations[name].mapper.class_.__tablename__ == "dictionary")
         column = model.__table__.columns.get(name)
         if column is None:  # a write-only attribute such as 身份证号
             return Column(name, header, "text", True)
         if "choices" in column.info:
             labels = {str(text): code for code, text in column.info["choices"].items()}
             return Column(name, header, "choice", not column.nullable and column.default is None,
-                          labels, next(iter(labels)))
+                          labels, next(iter(labels)), index=values_of.choice_index(labels))
         kind = ("bool" if isinstance(column.type, Boolean) else
                 "int" if isinstance(column.type, Integer) else
                 "decimal" if isinstance(column.type, Numeric) else
@@ -119,91 +157,159 @@ class Importer:
             10 ** (precision - (scale or 0)) if kind == "decimal" and precision else None
         return Column(name, header, kind, required, limit=limit)
 
+    @staticmethod
+    def synonyms_of(col: Column) -> tuple[str, ...]:
+        return header_words(col.header)[1:]
+
+    def _key_names(self) -> tuple[str, ...]:
+        if not self.key:
+            return ()
+        return (self.key,) if isinstance(self.key, str) else tuple(self.key)
+
     # --- the template -------------------------------------------------------------------
 
     def template(self) -> bytes:
-        """A workbook with the Chinese headers (required ones marked), an example row and
-        drop-downs for coded columns."""
+        """A workbook with the Chinese headers (required ones marked), an example row marked to
+        be skipped on import, codes and phones formatted as text (`@`, so that a spreadsheet
+        keeps every digit), and drop-downs for coded and dictionary columns."""
         workbook = Workbook()
         sheet = workbook.active
         sheet.title = "导入模板"
+        options = workbook.create_sheet("选项")
         bold, marked = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
+        example_fill = PatternFill("solid", fgColor="EDEDED")
+        lists = self._template_lists()
+        next_option = 1
         for i, col in enumerate(self.columns, start=1):
             cell = sheet.cell(row=1, column=i, value=col.header)
             cell.font = bold
             if col.required:
                 cell.fill = marked
-            sheet.column_dimensions[cell.column_letter].width = max(12, len(col.header) * 2 + 4)
-            example = self.view.import_examples.get(col.name, col.example)
-            sheet.cell(row=2, column=i, value=example)
-            if col.kind == "choice":
-                rule = DataValidation(type="list", formula1='"' + ",".join(col.choices) + '"',
-                                      allow_blank=not col.required)
+            letter = cell.column_letter
+            sheet.column_dimensions[letter].width = max(12, len(col.header) * 2 + 4)
+            words = lists.get(col.name)
+            example = self.view.import_examples.get(col.name, col.example) or \
+                (words[0] if words else "")
+            sample = sheet.cell(row=2, column=i, value=example)
+            sample.fill = example_fill
+            if col.kind == "text" and (values_of.is_code(col.name) or values_of.is_phone(col.name)):
+                sheet.column_dimensions[letter].number_format = "@"
+                for row in range(2, 1002):
+                    sheet.cell(row=row, column=i).number_format = "@"
+            if words:
+                column = next_option
+                next_option += 1
+                options.cell(row=1, column=column, value=col.header)
+                for n, word in enumerate(words, start=2):
+                    options.cell(row=n, column=column, value=word)
+                ref = options.cell(row=1, column=column).column_letter
+                rule = DataValidation(type="list", allow_blank=not col.required,
+                                      formula1=f"选项!${ref}$2:${ref}${len(words) + 1}")
                 rule.error = "请从下拉列表中选择"
+                rule.showErrorMessage = col.kind == "choice"  # a dictionary may gain entries
                 sheet.add_data_validation(rule)
-                rule.add(f"{cell.column_letter}2:{cell.column_letter}5000")
+                rule.add(f"{letter}2:{letter}5000")
+        mark = sheet.cell(row=1, column=len(self.columns) + 1, value="填写提示")
+        mark.font = bold
+        sheet.cell(row=2, column=len(self.columns) + 1, value=EXAMPLE_MARK).fill = example_fill
+        sheet.column_dimensions[mark.column_letter].width = 22
         notes = workbook.create_sheet("填写说明")
-        notes.append(["列名", "是否必填", "说明"])
+        notes.append(["列名", "是否必填", "说明", "也可写作"])
         for col in self.columns:
-            hint = {"relation": "填写名称或编码", "date": "格式 2026-01-31", "choice": "从下拉列表选择",
-                    "bool": "是 / 否", "int": "整数", "decimal": "数字"}.get(col.kind, "")
-            notes.append([col.header, "必填" if col.required else "", hint])
+            hint = {"relation": "填写名称或编码", "date": "如 2026-01-31、2026/1/31、2026年1月31日",
+                    "choice": "从下拉列表选择", "bool": "是 / 否", "int": "整数",
+                    "decimal": "数字"}.get(col.kind, "")
+            if values_of.is_code(col.name) or values_of.is_phone(col.name):
+                hint = "文本格式，请勿改为数字（否则会丢失位数或开头的 0）"
+            notes.append([col.header, "必填" if col.required else "", hint,
+                          "、".join(header_words(col.header)[1:])])
+        notes.append([])
+        notes.append(["第 2 行为示例行（最后一列标有“示例行”），导入时自动跳过，可保留或删除。"])
         buffer = io.BytesIO()
         workbook.save(buffer)
         return buffer.getvalue()
 
+    def _template_lists(self) -> dict[str, list[str]]:
+        """The drop-down values: a coded column's labels, a dictionary column's active labels."""
+        from app.models.org import Dictionary
+
+        lists = {col.name: list(col.choices) for col in self.columns if col.kind == "choice"}
+        for col in self.columns:
+            if col.dictionary:
+                lists[col.name] = [str(row.label) for row in db.session.execute(
+                    related_choices(self.model, col.name)).scalars()
+                    if isinstance(row, Dictionary)]
+        return lists
+
     # --- reading --------------------------------------------------------------------------
 
-    def read(self, filename: str, data: bytes) -> tuple[list[str], list[list[str]]]:
-        """Headers and rows of the file as text; refuses what it cannot read."""
+    def read(self, filename: str, data: bytes) -> tuple[list[str], list[tuple[int, list]]]:
+        """Headers and data rows of the file; refuses what it cannot read."""
+        reading = self.reading(filename, data)
+        return reading.headers, reading.rows
+
+    def _header_score(self, cells: list[str]) -> int:
+        return len({self.headers[fold(c)].name for c in cells if c and fold(c) in self.headers})
+
+    def reading(self, filename: str, data: bytes) -> Reading:
         config = current_app.config
         if len(data) > config["IMPORT_MAX_BYTES"]:
             raise ImportRefused(f"文件超过 {config['IMPORT_MAX_BYTES'] // 1024 // 1024} MB，请拆分后导入")
-        if not data.strip():
+        if not data.strip() or not data.strip(b"\xef\xbb\xbf\r\n\t ,"):
             raise ImportRefused("文件是空的")
-        name = (filename or "").lower()
-        if name.endswith(".xlsx") or data[:2] == b"PK":
-            table = _read_xlsx(data)
-        elif name.endswith((".csv", ".txt")):
-            table = _read_csv(data)
-        else:
-            raise ImportRefused("只能导入 .xlsx 或 .csv 文件")
-        table = [row for row in table if any(cell.strip() for cell in row)]
-        if not table:
-            raise ImportRefused("文件中没有数据")
-        headers, rows = [h.strip() for h in table[0]], table[1:]
+        try:
+            table = read_table(filename, data, self._header_score)
+        except Unreadable as exc:
+            raise ImportRefused(str(exc)) from None
+        where = f"（工作表“{table.sheet}”）" if table.sheet else ""
+        if not self._header_score(table.headers):
+            raise ImportRefused(f"文件前 10 行中找不到可识别的列名{where}，请使用下载的模板，或把列名写在第一行")
+        position: dict[str, int] = {}
+        ignored = []
+        for i, header in enumerate(table.headers):
+            col = self.headers.get(fold(header)) if header else None
+            if col is None:
+                ignored.append(header or f"（第 {i + 1} 列，无列名）")
+                continue
+            if col.name in position:
+                first = table.headers[position[col.name]]
+                same = f"“{first}”和“{header}”" if fold(first) != fold(header) else f"“{header}”出现了两次，"
+                raise ImportRefused(f"第 {table.header_row} 行{where}：列{same}都对应“{col.header}”，请只保留其中一列")
+            position[col.name] = i
+        missing = [c.header for c in self.columns if c.required and c.name not in position]
+        if missing:
+            raise ImportRefused("缺少必填列：" + "、".join(missing) + f"{where}（请使用下载的模板）")
+        rows = [(n, r) for n, r in table.rows if EXAMPLE_MARK not in r]
+        if not rows:
+            raise ImportRefused(f"文件中没有数据{where}")
         if len(rows) > config["IMPORT_MAX_ROWS"]:
             raise ImportRefused(f"一次最多导入 {config['IMPORT_MAX_ROWS']} 行（本文件 {len(rows)} 行），请拆分后导入")
-        known = {c.header for c in self.columns}
-        missing = [c.header for c in self.columns if c.required and c.header not in headers]
-        if missing:
-            raise ImportRefused("缺少必填列：" + "、".join(missing) + "（请使用下载的模板）")
-        unknown = [h for h in headers if h and h not in known]
-        if unknown:
-            raise ImportRefused("无法识别的列：" + "、".join(unknown) + "（请使用下载的模板）")
-        return headers, rows
+        return Reading(table.sheet, table.headers, position, ignored, rows)
 
     # --- validating and writing --------------------------------------------------------------
 
     def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None) -> Outcome:
-        headers, rows = self.read(filename, data)
-        outcome = Outcome(rows=len(rows), headers=headers,
-                          table=[[*r, *[""] * (len(headers) - len(r))][:len(headers)] for r in rows])
-        position = {h: i for i, h in enumerate(headers)}
+        reading = self.reading(filename, data)
+        rows = reading.rows
+        width = len(reading.headers)
+        outcome = Outcome(rows=len(rows), headers=reading.headers, ignored=reading.ignored,
+                          sheet=reading.sheet,
+                          table=[(n, [text_of(c) for c in [*r, *[None] * (width - len(r))][:width]])
+                                 for n, r in rows])
         session = db.session
         lookups = _Lookups(self.model)
         session.info[audit.SKIP_ROWS] = True
         try:
             for start in range(0, len(rows), BATCH):
                 batch = rows[start:start + BATCH]
-                self._batch(session, batch, start, position, lookups, outcome)
+                self._batch(session, batch, reading.position, lookups, outcome)
                 if progress:
                     progress(min(start + BATCH, len(rows)))
             if outcome.ok and not dry_run:
                 session.info.pop(audit.SKIP_ROWS, None)
                 audit.record(session, "import", self.resource, changes={
                     "file": filename, "rows": outcome.rows, "created": outcome.created,
-                    "updated": outcome.updated})
+                    "updated": outcome.updated, "unchanged": outcome.unchanged})
                 session.commit()
                 outcome.written = True
             else:
@@ -215,13 +321,12 @@ class Importer:
             session.info.pop(audit.SKIP_ROWS, None)
         return outcome
 
-    def _batch(self, session, batch, start, position, lookups, outcome) -> None:
+    def _batch(self, session, numbered, position, lookups, outcome) -> None:
         """Flush a batch in one savepoint; if it fails, rebuild and flush its rows one by one
         to find which rows and columns are wrong. Each savepoint opens before its rows are
         built: opening one flushes what is pending, and a row's changes to an existing record
         flushed there — outside the try — made the scope check's refusal a 500."""
-        numbered = [(start + offset + 2, raw) for offset, raw in enumerate(batch)]
-        seen_before = set(lookups.keys)
+        seen_before = dict(lookups.keys)
         # The cells' problems are kept once the batch is through: a refusal while building a row
         # (an 身份证号 one may not register) stops it half-way, and the rows are read again.
         trial = Outcome()
@@ -229,7 +334,7 @@ class Importer:
         try:
             items = self._build_all(session, numbered, position, lookups, trial)
             if items:
-                session.add_all([item for _, item, _ in items])
+                session.add_all([item for _, item, state in items if state != "unchanged"])
                 session.flush()
             savepoint.commit()
             outcome.problems.extend(trial.problems)
@@ -245,7 +350,8 @@ class Importer:
                 if not built:
                     savepoint.rollback()
                     continue
-                session.add(built[0][1])
+                if built[0][2] != "unchanged":
+                    session.add(built[0][1])
                 session.flush()
                 savepoint.commit()
                 self._count(built, outcome)
@@ -254,20 +360,21 @@ class Importer:
                 outcome.problems.append(Problem(number, self._header_of(exc.field), str(exc)))
 
     def _build_all(self, session, numbered, position, lookups, outcome):
+        converted = [(number, self._values(raw, number, position, lookups, outcome))
+                     for number, raw in numbered]
+        converted = [(number, values) for number, values in converted if values is not None]
+        existing = self._existing(session, [values for _, values in converted])
         items = []
-        for number, raw in numbered:
-            built = self._build(session, raw, number, position, lookups, outcome)
+        for number, values in converted:
+            built = self._build(session, values, number, lookups, outcome, existing)
             if built is not None:
                 items.append((number, *built))
         return items
 
     @staticmethod
     def _count(items, outcome) -> None:
-        for _, _, is_new in items:
-            if is_new:
-                outcome.created += 1
-            else:
-                outcome.updated += 1
+        for _, _, state in items:
+            setattr(outcome, state, getattr(outcome, state) + 1)
 
     def _header_of(self, name: str | None) -> str:
         for col in self.columns:
@@ -275,25 +382,41 @@ class Importer:
                 return col.header
         return ""
 
-    def _build(self, session, raw, number, position, lookups, outcome):
+    def _values(self, raw, number, position, lookups, outcome) -> dict | None:
+        """A row's cells as the values of its columns, or None when a cell is wrong."""
         values, problems = {}, []
         for col in self.columns:
-            text = raw[position[col.header]].strip() if col.header in position and \
-                position[col.header] < len(raw) else ""
-            if not text:
+            at = position.get(col.name)
+            cell = raw[at] if at is not None and at < len(raw) else None
+            if cell is FORMULA_WITHOUT_VALUE:
+                problems.append(Problem(number, col.header, FORMULA_UNSAVED))
+                continue
+            if cell is None or (isinstance(cell, str) and not cell.strip()):
                 if col.required:
                     problems.append(Problem(number, col.header, f"“{col.header}”不能为空"))
                 continue
             try:
-                values[col.name] = self._convert(col, text, lookups)
+                values[col.name] = self._convert(col, cell, lookups)
             except ValueError as exc:
                 problems.append(Problem(number, col.header, str(exc)))
         if problems:
             outcome.problems.extend(problems)
             return None
-        item, is_new = self._find_or_new(session, values, number, lookups, outcome)
+        return values
+
+    def _build(self, session, values, number, lookups, outcome, existing):
+        item, is_new = self._find_or_new(session, values, number, lookups, outcome, existing)
         if item is None:
             return None
+        if not is_new:
+            keys = self._key_names()
+            values = {name: value for name, value in values.items()
+                      if name not in keys and not _same(getattr(item, name, None), value)}
+            if not values:
+                if not may_write(session, item):  # unchanged, yet not the user's to write
+                    outcome.problems.append(Problem(number, "", f"无权修改该{self.model.__label__}（超出数据范围）"))
+                    return None
+                return item, "unchanged"
         try:
             for name, value in values.items():
                 setattr(item, name, value)
@@ -302,124 +425,167 @@ class Importer:
             if not is_new:
                 session.expire(item)  # drop the half-applied changes
             return None
-        return item, is_new
+        return item, "created" if is_new else "updated"
 
-    def _find_or_new(self, session, values, number, lookups, outcome):
+    def _key_of(self, values):
+        """A row's natural key as stored (`view.import_key_of`), or None when it lacks one."""
+        names = self._key_names()
+        if not names or any(values.get(name) in (None, "") for name in names):
+            return None
+        return self.view.import_key_of(values[names[0]] if len(names) == 1 else
+                                       tuple(values[name] for name in names))
+
+    @staticmethod
+    def _marker(key) -> tuple:
+        """A key as a dict key: related records by their id."""
+        return tuple(k.id if isinstance(k, db.Model) else k
+                     for k in (key if isinstance(key, tuple) else (key,)))
+
+    def _key_columns(self):
+        """The database columns of the natural key, or None when it is not made of columns
+        (身份证号 is found by its keyed hash: the view's own `import_lookup`)."""
+        columns = []
+        for name in self._key_names():
+            relation = self.model.__mapper__.relationships.get(name)
+            if relation is not None:
+                columns.extend(relation.local_columns)
+            elif name in self.model.__table__.columns:
+                columns.append(self.model.__table__.columns[name])
+            else:
+                return None
+        return columns or None
+
+    def _existing(self, session, rows: list[dict]) -> dict | None:
+        """The live records a batch's keys name, in one query (marker -> record), among all
+        rows (the write check then decides). Without autoflush: a flush inside `unscoped()`
+        skips the write check (issue 17). None when the view looks rows up itself."""
+        columns = self._key_columns()
+        if columns is None:
+            return None
+        markers = {self._marker(key) for key in map(self._key_of, rows) if key is not None}
+        if not markers:
+            return {}
+        found: dict = {}
+        attrs = [self.model.__mapper__.get_property_by_column(c).key for c in columns]
+        where = columns[0].in_([m[0] for m in markers]) if len(columns) == 1 else \
+            tuple_(*columns).in_(list(markers))
+        with unscoped(), session.no_autoflush:
+            for row in session.execute(select(self.model).where(where).order_by(self.model.id)).scalars():
+                found.setdefault(tuple(getattr(row, a) for a in attrs), row)
+        return found
+
+    def _find_or_new(self, session, values, number, lookups, outcome, existing):
         """Update by the natural key where DOMAIN.md implies one; a key twice in one file is
-        an error of the later row."""
-        if not self.key or self.key not in values:
+        an error of the later row (naming the earlier one)."""
+        key = self._key_of(values)
+        if key is None:
             return self.model(), True
-        key = self.view.import_key_of(values[self.key])
-        if key in lookups.keys:
-            outcome.problems.append(Problem(number, self._header_of(self.key),
-                                            "与文件中前面的行重复"))
+        marker = self._marker(key)
+        if marker in lookups.keys:
+            names = self._key_names()
+            keys = "、".join(self._header_of(name) for name in names)
+            outcome.problems.append(Problem(number, self._header_of(names[0]),
+                                            f"与文件中第 {lookups.keys[marker]} 行重复（{keys}相同）"))
             return None, False
-        lookups.keys.add(key)
-        existing = self.view.import_lookup(session, key)
-        return (existing, False) if existing is not None else (self.model(), True)
+        lookups.keys[marker] = number
+        found = existing.get(marker) if existing is not None else self.view.import_lookup(session, key)
+        return (found, False) if found is not None else (self.model(), True)
 
-    def _convert(self, col: Column, text: str, lookups: _Lookups):
+    def _convert(self, col: Column, cell, lookups: _Lookups):
         if col.kind in ("int", "decimal"):
-            wanted = "整数" if col.kind == "int" else "数字"
-            try:
-                number = Decimal(text)
-            except InvalidOperation:
-                raise ValueError(f"“{col.header}”应为{wanted}") from None
-            if not number.is_finite():
-                raise ValueError(f"“{col.header}”应为{wanted}")
+            number = values_of.number_of(col.header, cell, whole=col.kind == "int")
             if col.limit is not None and abs(number) >= col.limit:
                 # Past the column's range the database would fail the whole request.
                 raise ValueError(f"“{col.header}”超出允许的范围")
             return int(number) if col.kind == "int" else number
         if col.kind == "date":
-            try:
-                return date.fromisoformat(text[:10].replace("/", "-"))
-            except ValueError:
-                raise ValueError(f"“{col.header}”应为日期，格式如 2026-01-31") from None
+            return values_of.date_of(col.header, cell)
         if col.kind == "bool":
-            if text in ("是", "1", "Y", "y", "true", "TRUE", "√"):
-                return True
-            if text in ("否", "0", "N", "n", "false", "FALSE", "×"):
-                return False
-            raise ValueError(f"“{col.header}”应填“是”或“否”")
+            return values_of.flag_of(col.header, cell)
+        text = text_of(cell).strip()
         if col.kind == "choice":
-            if text not in col.choices:
-                raise ValueError(f"“{col.header}”应为：" + "、".join(col.choices))
-            return col.choices[text]
+            code = col.index.get(fold(text))
+            if code is None:
+                raise ValueError(f"“{col.header}”的值“{text}”无法识别，可填：" + "、".join(col.choices))
+            return code
         if col.kind == "relation":
-            return lookups.find(col, text)
+            return lookups.find(col, values_of.plain(text))
+        if values_of.is_code(col.name) or values_of.is_phone(col.name):
+            return values_of.code_text(col.header, col.name, cell)
         return text
 
 
+def _same(current, value) -> bool:
+    """Whether a record's value is what the file says (a date column holding a datetime at
+    midnight is the file's date)."""
+    if isinstance(current, datetime) and not isinstance(value, datetime) and isinstance(value, date):
+        return current.time() == datetime.min.time() and current.date() == value
+    if isinstance(current, db.Model) or isinstance(value, db.Model):
+        return current is value
+    return current == value
+
+
 class _Lookups:
-    """Related records by name or code, within what the user may choose (one query each),
-    and the natural keys seen so far in the file."""
+    """Related records by name, code or alias, within what the user may choose (one query
+    each), and the natural keys seen so far in the file (-> the row that had it)."""
+
+    ATTRS = ("code", "credit_code", "name", "short_name", "label", "title", "alias")
+    SPLIT = re.compile(r"[、,，;；/|\s]+")
 
     def __init__(self, model):
         self.model = model
         self.cache: dict[str, dict[str, object]] = {}
-        self.keys: set = set()
+        self.shown: dict[str, list[tuple[str, object]]] = {}
+        self.keys: dict = {}
+
+    def _load(self, col: Column) -> None:
+        names: dict[str, object] = {}
+        shown: list[tuple[str, object]] = []
+        for row in db.session.execute(related_choices(self.model, col.name)).scalars():
+            for attr in self.ATTRS:
+                value = getattr(row, attr, None)
+                if not value:
+                    continue
+                words = self.SPLIT.split(str(value)) if attr == "alias" else [str(value)]
+                for word in words:
+                    key = fold(word)
+                    if key:
+                        # A name two rows share is ambiguous (False): the code must be used.
+                        names[key] = row if names.get(key, row) is row else False
+            label = getattr(row, "label", None) or getattr(row, "name", None) or \
+                getattr(row, "title", None)
+            if label:
+                shown.append((str(label), row))
+        self.cache[col.name] = names
+        self.shown[col.name] = shown
 
     def find(self, col: Column, text: str):
         if col.name not in self.cache:
-            names: dict[str, object] = {}
-            for row in db.session.execute(related_choices(self.model, col.name)).scalars():
-                for attr in ("code", "credit_code", "name", "label", "title"):
-                    value = getattr(row, attr, None)
-                    if value:
-                        # A name two rows share is ambiguous (False): the code must be used.
-                        names[str(value)] = row if str(value) not in names else False
-            self.cache[col.name] = names
-        found = self.cache[col.name].get(text)
-        if found is None:
-            raise ValueError(f"找不到“{text}”，或不在您可选择的{col.header}范围内")
+            self._load(col)
+        key = fold(text)
+        found = self.cache[col.name].get(key)
         if found is False:
             raise ValueError(f"“{text}”对应多条记录，请改填编码")
-        return found
-
-
-def _read_xlsx(data: bytes) -> list[list[str]]:
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    except Exception:  # noqa: BLE001 — openpyxl raises anything on a broken file
-        raise ImportRefused("无法读取该 Excel 文件，请确认是 .xlsx 格式") from None
-    sheet = workbook.worksheets[0]
-    # openpyxl widens every row to the sheet's last column and yields each missing row: one
-    # stray cell at XFD1048576 made a million rows of 16,384 cells: the import never finished.
-    # Columns past XLSX_MAX_COLUMNS carry no header of a template; blank rows are skipped unread.
-    rows = sheet.iter_rows(max_col=XLSX_MAX_COLUMNS, values_only=True)
-    table = [[_text(v) for v in row] for row in rows if row.count(None) < len(row)]
-    workbook.close()
-    return table
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _read_csv(data: bytes) -> list[list[str]]:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030 (which covers GBK)."""
-    encodings = ("utf-16",) if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "gb18030")
-    for encoding in encodings:
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ImportRefused("无法识别文件编码，请另存为 UTF-8 或 GB18030 编码的 CSV")
-    try:
-        return [row for row in csv.reader(io.StringIO(text.replace("\x00", "")))]
-    except csv.Error:
-        raise ImportRefused("CSV 文件格式有误，无法读取") from None
+        if found is not None:
+            return found
+        shown = self.shown[col.name]
+        # A unique prefix (工农社区 for 工农社区党总支) names its record.
+        prefixed = {id(row): (name, row) for name, row in shown if fold(name).startswith(key)}
+        if len(prefixed) == 1 and key:
+            return next(iter(prefixed.values()))[1]
+        if col.dictionary:
+            inside = [name for name, _ in shown if key and key in fold(name)]
+            accepted = "、".join(name for name, _ in shown)
+            if len(inside) > 1:
+                raise ValueError(f"“{col.header}”的值“{text}”不明确，可能是：{'、'.join(inside)}；可填：{accepted}")
+            raise ValueError(f"“{col.header}”的值“{text}”无法识别，可填：{accepted}")
+        if len(prefixed) > 1:
+            names = "、".join(name for name, _ in list(prefixed.values())[:5])
+            raise ValueError(f"“{text}”对应多条记录（{names}），请填写完整名称或编码")
+        guesses = values_of.near(text, [name for name, _ in shown])
+        if guesses:
+            raise ValueError(f"找不到“{text}”，您是不是要找：{'、'.join(guesses)}")
+        raise ValueError(f"找不到“{text}”，或不在您可选择的{col.header}范围内")
 
 
 def _masks(importer: Importer | None, headers: list[str]) -> list:
@@ -428,10 +594,10 @@ def _masks(importer: Importer | None, headers: list[str]) -> list:
     read the number off a report that outlives the import."""
     from app import validators
 
-    names = {c.header: c.name for c in importer.columns} if importer is not None else {}
     masks = []
     for header in headers:
-        name = names.get(header, "")
+        col = importer.headers.get(fold(header)) if importer is not None else None
+        name = col.name if col is not None else ""
         if name == "id_number" or "身份证" in header:
             masks.append(validators.mask_id_number)
         elif name.endswith("phone") or "电话" in header or "手机" in header:
@@ -442,8 +608,9 @@ def _masks(importer: Importer | None, headers: list[str]) -> list:
 
 
 def error_report(outcome: Outcome, importer: Importer | None = None) -> bytes:
-    """The rows in error only, with their row numbers and an error column: what to fix
-    (UTF-8 with BOM). Personal data in them is masked (`_masks`); rows without an error are
+    """The rows in error only: the file's own columns, then 错误 (which starts with the row's
+    number in the file), UTF-8 with BOM — corrected, it imports as it is (错误 is a column the
+    importer leaves out). Personal data in it is masked (`_masks`); rows without an error are
     not repeated — the user has the file, the report only says where it is wrong."""
     by_row: dict[int, list[str]] = {}
     for problem in outcome.problems:
@@ -451,15 +618,15 @@ def error_report(outcome: Outcome, importer: Importer | None = None) -> bytes:
             f"{problem.column}：{problem.message}" if problem.column else problem.message)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["行号", *outcome.headers, "错误"])
+    writer.writerow([*outcome.headers, "错误"])
     from app.exports import neutralise
 
     masks = _masks(importer, outcome.headers)
-    for number, row in enumerate(outcome.table, start=2):
+    for number, row in outcome.table:
         if number not in by_row:
             continue
         cells = [neutralise(mask(v) if mask and v else v) for mask, v in zip(masks, row)]
-        writer.writerow([number, *cells, "；".join(by_row[number])])
+        writer.writerow([*cells, f"第 {number} 行：" + "；".join(by_row[number])])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 

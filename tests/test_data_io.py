@@ -137,16 +137,17 @@ def test_one_bad_row_among_a_thousand_writes_nothing_and_the_fixed_file_imports(
     lines = list(csv.reader(io.StringIO(report)))
     # Only the row in error, by its number (issue 17: a report keeps what is to be fixed).
     assert lines[0][-1] == "错误" and len(lines) == 2
-    assert lines[1][0] == "501" and "校验位" in lines[1][-1]
+    assert lines[0][:-1] == ["姓名", "身份证号", "居住社区", "党员类别", "状态"], "the file's own columns"
+    assert lines[1][-1].startswith("第 501 行：") and "校验位" in lines[1][-1]
     page = upload(browser, "member", "党员.xlsx", xlsx(member_file(ctx, 1000)))
     assert "导入成功：新增 1000 条" in page.get_data(as_text=True)
     assert ctx.execute(text("SELECT count(*) FROM member")).scalar() == before + 1000
     audit = ctx.execute(text("SELECT changes FROM audit_log WHERE action='import' AND resource='member' "
                              "ORDER BY id DESC")).scalar()
     assert '"created": 1000' in audit
-    # the same file again updates by 身份证号 instead of duplicating
+    # the same file again matches by 身份证号 instead of duplicating: nothing to change
     page = upload(browser, "member", "党员.xlsx", xlsx(member_file(ctx, 1000)), dry_run=True)
-    assert "将新增 0 条，更新 1000 条" in page.get_data(as_text=True)
+    assert "将新增 0 条，更新 0 条，无变化 1000 条" in page.get_data(as_text=True)
 
 
 def csv_bytes(table, encoding):
@@ -183,17 +184,32 @@ def test_a_liaisons_file_with_another_units_row_is_refused(ctx, as_user):
     assert ctx.execute(text("SELECT count(*) FROM resource")).scalar() == before
 
 
-def test_template_has_chinese_headers_and_dropdowns(as_user):
-    body = body_of(as_user("danwei01").get("/need/import/template"))
+def test_template_has_chinese_headers_dropdowns_text_codes_and_a_skipped_example(as_user):
+    browser = as_user("danwei01")
+    body = body_of(browser.get("/need/import/template"))
     book = load_workbook(io.BytesIO(body))
-    sheet = book["导入模板"]
+    sheet, options = book["导入模板"], book["选项"]
     headers = [c.value for c in sheet[1]]
     assert headers[:3] == ["所在社区", "所在网格", "需求类别"]
-    assert any("一般" in (dv.formula1 or "") for dv in sheet.data_validations.dataValidation)
+    listed = {}
+    for rule in sheet.data_validations.dataValidation:
+        column = str(rule.sqref).split(":")[0].rstrip("0123456789")
+        ref = rule.formula1.split("!")[1].replace("$", "")
+        values = [c.value for row in options[ref] for c in row]
+        listed[headers[ord(column) - ord("A")]] = values
+    assert listed["紧急程度"] == ["一般", "重大", "复杂"]
+    assert "助老扶幼" in listed["需求类别"], "a dictionary column offers its entries"
+    phone = headers.index("联系电话") + 1
+    assert sheet.cell(row=2, column=phone).number_format == "@"
+    assert sheet.cell(row=50, column=phone).number_format == "@", "typed numbers stay text"
+    # The template as downloaded, example row and all, has no data to import.
+    page = upload(browser, "need", "模板.xlsx", body).get_data(as_text=True)
+    assert "文件中没有数据" in page
 
 
 def test_files_it_cannot_read_are_refused_clearly(as_user):
     browser = as_user("zuzhibu")
-    assert "只能导入 .xlsx 或 .csv" in upload(browser, "unit", "a.pdf", b"%PDF-1.4").get_data(as_text=True)
+    assert "只能导入 .xlsx、.xls、.csv 或 .txt" in upload(browser, "unit", "a.pdf", b"%PDF-1.4").get_data(as_text=True)
     assert "文件是空的" in upload(browser, "unit", "a.csv", b"").get_data(as_text=True)
-    assert "缺少必填列" in upload(browser, "unit", "a.csv", "名称\n甲".encode()).get_data(as_text=True)
+    assert "缺少必填列" in upload(browser, "unit", "a.csv", "单位名称\n甲".encode()).get_data(as_text=True)
+    assert "找不到可识别的列名" in upload(browser, "unit", "a.csv", "名字\n甲".encode()).get_data(as_text=True)

@@ -63,7 +63,8 @@ def test_cli_import_as_a_liaison_writes_its_units_rows_audited_as_it(app, ctx, t
     entry = ctx.execute(text("SELECT user_id, username, resource, changes FROM audit_log "
                              "WHERE action = 'import' ORDER BY id DESC")).first()
     assert (entry.user_id, entry.username, entry.resource) == (liaison.id, "danwei01", "resource")
-    assert json.loads(entry.changes) == {"file": "资源.csv", "rows": 2, "created": 2, "updated": 0}
+    assert json.loads(entry.changes) == {"file": "资源.csv", "rows": 2, "created": 2, "updated": 0,
+                                         "unchanged": 0}
 
 
 @pytest.mark.db
@@ -81,8 +82,8 @@ def test_cli_refuses_a_liaisons_file_with_another_units_row_and_writes_nothing(a
     assert count(ctx, "SELECT count(*) FROM audit_log") == audits, "nothing, not even a record"
     # The report sits next to the file: its rows in error, with an error column.
     report = list(csv.reader(io.StringIO((tmp_path / "混合.errors.csv").read_text("utf-8-sig"))))
-    assert report[0] == ["行号", "提供单位", "年度", "资源类别", "资源名称", "数量", "错误"]
-    assert len(report) == 2 and report[1][0] == "3" and "提供单位：找不到" in report[1][-1]
+    assert report[0] == ["提供单位", "年度", "资源类别", "资源名称", "数量", "错误"]
+    assert len(report) == 2 and report[1][-1].startswith("第 3 行：提供单位：找不到")
     # The same rows are fine for an administrator of the community both units are in.
     result = flask_import(app, "resource", path, "--as", "shequ01", "--dry-run")
     assert result.exit_code == 0 and "将新增 2 条" in result.output, result.output
@@ -135,7 +136,7 @@ def test_cli_refuses_what_it_cannot_do_clearly(app, ctx, tmp_path):
         (("resource", good), "请用 --as 用户名 指定"),
         (("resource", tmp_path / "missing.csv", "--as", "danwei01"), "文件不存在"),
         (("resource", tmp_path, "--as", "danwei01"), "是目录"),
-        (("resource", tmp_path / "a.pdf", "--as", "danwei01"), "只能导入 .xlsx 或 .csv 文件"),
+        (("resource", tmp_path / "a.pdf", "--as", "danwei01"), "只能导入 .xlsx、.xls、.csv 或 .txt 文件"),
         (("resource", tmp_path / "empty.csv", "--as", "danwei01"), "文件是空的"),
         (("member", good, "--as", "shenji"), "没有导入党员的权限"),
     ]:

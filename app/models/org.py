@@ -79,6 +79,9 @@ class Organization(Entity):
     type = Column(String(16), nullable=False, index=True, info=caption("组织类型", choices=ORG_TYPES))
     code = Column(String(32), nullable=False, unique=True, info=caption("组织编码"))
     name = Column(String(100), nullable=False, index=True, info=caption("组织名称"))
+    # The area's name (工农社区 for 工农社区党总支): offices name a community either way, and
+    # an import matches both.
+    short_name = Column(String(50), info=caption("简称"))
     secretary = Column(String(50), index=True, info=caption("书记"))
     phone = Column(String(30), info=caption("联系电话"))
     address = Column(String(200), info=caption("地址"))
@@ -197,6 +200,9 @@ class Dictionary(Entity):
     kind = Column(String(32), nullable=False, index=True, info=caption("字典类型", choices=KINDS))
     code = Column(String(32), index=True, nullable=False, info=caption("编码"))
     label = Column(String(64), index=True, nullable=False, info=caption("名称"))
+    # Other words offices use for the entry (机关 for 党政机关), separated by 、 or commas: an
+    # import resolves a value by code, label or alias.
+    alias = Column(String(200), info=caption("别名"))
     order = Column(Integer, index=True, nullable=False, default=0, info=caption("排序"))
     active = Column(Boolean, index=True, nullable=False, default=True, info=caption("启用"))
 

@@ -4,36 +4,50 @@ from sqlalchemy import select
 
 from app.models.org import Dictionary
 
+# kind -> (code, label, aliases): the aliases are the words offices write for the entry
+# (an import resolves a value by code, label or alias; 组织部 edits them).
 DEFAULT_DICTIONARY = {
     "unit_category": [
-        ("government", "党政机关"), ("institution", "事业单位"), ("soe", "国有企业"),
-        ("private", "非公企业"), ("school", "学校"), ("hospital", "医院"),
-        ("social", "社会组织"), ("finance", "金融机构"), ("other", "其他")],
+        ("government", "党政机关", "机关、政府机关、行政机关"), ("institution", "事业单位", "事业"),
+        ("soe", "国有企业", "国企、央企"), ("private", "非公企业", "民企、私企、民营企业、非公有制企业"),
+        ("school", "学校", "中学、小学、幼儿园"), ("hospital", "医院", "卫生院、社区卫生服务中心"),
+        ("social", "社会组织", "社团、民办非企业"), ("finance", "金融机构", "银行"),
+        ("other", "其他", "")],
     "resource_category": [
-        ("venue", "场地"), ("people", "人员"), ("funds", "资金"), ("goods", "物资"),
-        ("equipment", "设备"), ("skill", "技术"), ("other", "其他")],
+        ("venue", "场地", "场所、阵地、活动室"), ("people", "人员", "人力、志愿者"),
+        ("funds", "资金", "经费"), ("goods", "物资", "物品"), ("equipment", "设备", "器材"),
+        ("skill", "技术", "技能、专业技术"), ("other", "其他", "")],
     "need_category": [
-        ("elderly", "助老扶幼"), ("disabled", "助残帮困"), ("environment", "环境整治"),
-        ("mediation", "矛盾调解"), ("employment", "就业帮扶"), ("culture", "文体活动"),
-        ("health", "医疗健康"), ("safety", "平安建设"), ("facility", "设施维修"), ("other", "其他")],
+        ("elderly", "助老扶幼", "助老、扶幼、养老、关爱老人"), ("disabled", "助残帮困", "助残、帮困、扶贫帮困"),
+        ("environment", "环境整治", "环境、环境卫生、卫生整治"), ("mediation", "矛盾调解", "调解、纠纷调解"),
+        ("employment", "就业帮扶", "就业、就业援助"), ("culture", "文体活动", "文体、文化、体育"),
+        ("health", "医疗健康", "医疗、健康、义诊"), ("safety", "平安建设", "安全、平安、治安"),
+        ("facility", "设施维修", "维修、设施"), ("legal", "法律服务", "法律、法律援助、普法"),
+        ("education", "助学助教", "助学、助教、教育、辅导"), ("other", "其他", "")],
     "post_category": [
-        ("organization", "组织建设"), ("legal", "法律服务"), ("employment", "助困就业"),
-        ("governance", "社区治理"), ("health", "健康"), ("culture", "文体"),
-        ("patrol", "安全巡逻"), ("other", "其他")],
+        ("organization", "组织建设", ""), ("legal", "法律服务", "法律"), ("employment", "助困就业", "助困、就业"),
+        ("governance", "社区治理", "治理"), ("health", "健康", "医疗"), ("culture", "文体", "文化、体育"),
+        ("patrol", "安全巡逻", "巡逻、安全"), ("other", "其他", "")],
     "member_skill": [
-        ("medical", "医疗护理"), ("legal", "法律咨询"), ("teaching", "教育辅导"),
-        ("repair", "水电维修"), ("it", "信息技术"), ("art", "文艺特长"), ("counsel", "心理疏导")],
+        ("medical", "医疗护理", "医疗、护理"), ("legal", "法律咨询", "法律"), ("teaching", "教育辅导", "教育、辅导"),
+        ("repair", "水电维修", "维修、水电"), ("it", "信息技术", "电脑、计算机"), ("art", "文艺特长", "文艺"),
+        ("counsel", "心理疏导", "心理咨询")],
 }
 
 
 def ensure_dictionary(session) -> int:
-    """Add the default entries that are missing; never change or remove existing ones."""
-    existing = set(session.execute(select(Dictionary.kind, Dictionary.code)).all())
+    """Add the default entries that are missing, and their aliases where an entry has none;
+    never change or remove anything set (an alias 组织部 edited or cleared stays)."""
+    existing = {(row.kind, row.code): row for row in session.execute(select(Dictionary)).scalars()}
     added = 0
     for kind, entries in DEFAULT_DICTIONARY.items():
-        for order, (code, label) in enumerate(entries, start=1):
-            if (kind, code) not in existing:
-                session.add(Dictionary(kind=kind, code=code, label=label, order=order))
+        for order, (code, label, alias) in enumerate(entries, start=1):
+            row = existing.get((kind, code))
+            if row is None:
+                session.add(Dictionary(kind=kind, code=code, label=label, order=order,
+                                       alias=alias or None))
                 added += 1
+            elif row.alias is None and alias:
+                row.alias = alias
     session.commit()
     return added

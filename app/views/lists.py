@@ -31,6 +31,7 @@ class ResourceView(EntityView):
     base_order = ("changed_on", "desc")
     import_columns = ["unit", "year", "category", "title", "content", "quantity", "measure",
                       "available_from", "available_to", "contact", "phone"]
+    import_key = ("unit", "year", "title")
     import_examples = {"year": "2026", "title": "党群活动室", "content": "可容纳50人，周末开放",
                        "quantity": "1", "measure": "间", "available_from": "2026-01-01"}
 
@@ -50,6 +51,7 @@ class ServiceItemView(EntityView):
     base_order = ("changed_on", "desc")
     import_columns = ["provider_unit", "year", "category", "title", "content", "capacity",
                       "points", "start_date", "end_date", "place", "commitment"]
+    import_key = ("provider_unit", "year", "title")
     import_examples = {"year": "2026", "title": "健康义诊进社区", "capacity": "20", "points": "10",
                        "start_date": "2026-03-01", "end_date": "2026-12-31"}
 
@@ -79,6 +81,7 @@ class NeedView(EntityView):
     permission_of = {"link": "edit"}
     import_columns = ["community", "grid", "category", "title", "content", "urgency", "source",
                       "requester_name", "requester_phone"]
+    import_key = ("community", "requester_phone", "title")
     import_examples = {"title": "楼道杂物清理", "content": "3号楼楼道堆放杂物存在消防隐患"}
 
     def _show(self, pk):

@@ -13,10 +13,10 @@ from app.views.base import EntityView, checked_by
 class OrganizationView(EntityView):
     model = Organization
     list_columns = ["name", "type", "code", "parent", "secretary", "phone_masked", "active"]
-    show_columns = ["name", "type", "code", "parent", "secretary", "phone_shown", "address",
-                    "grid_kind", "active", "created_on", "changed_on"]
-    add_columns = edit_columns = ["parent", "type", "code", "name", "secretary", "phone",
-                                  "address", "grid_kind", "active"]
+    show_columns = ["name", "short_name", "type", "code", "parent", "secretary", "phone_shown",
+                    "address", "grid_kind", "active", "created_on", "changed_on"]
+    add_columns = edit_columns = ["parent", "type", "code", "name", "short_name", "secretary",
+                                  "phone", "address", "grid_kind", "active"]
     search_columns = ["name", "code", "type", "parent", "secretary", "active"]
     order_columns = ["name", "code", "type"]
     base_order = ("path", "asc")
@@ -24,9 +24,9 @@ class OrganizationView(EntityView):
 
 class DictionaryView(EntityView):
     model = Dictionary
-    list_columns = ["kind", "code", "label", "order", "active"]
-    show_columns = add_columns = edit_columns = ["kind", "code", "label", "order", "active"]
-    search_columns = ["kind", "code", "label", "active"]
+    list_columns = ["kind", "code", "label", "alias", "order", "active"]
+    show_columns = add_columns = edit_columns = ["kind", "code", "label", "alias", "order", "active"]
+    search_columns = ["kind", "code", "label", "alias", "active"]
     order_columns = ["kind", "code", "label", "order"]
     base_order = ("order", "asc")
 

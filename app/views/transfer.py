@@ -21,7 +21,7 @@ class Transfers:
     # spreadsheet fills, in template order, and the natural key a row updates by.
     export_columns: list[str] | None = None
     import_columns: list[str] = []
-    import_key: str | None = None
+    import_key: str | tuple[str, ...] | None = None
     import_examples: dict[str, str] = {}
 
     @classmethod
@@ -67,10 +67,11 @@ class Transfers:
                 except ImportRefused as exc:
                     flash(str(exc), "danger")
                 else:
+                    counts = f"新增 {outcome.created} 条，更新 {outcome.updated} 条，无变化 {outcome.unchanged} 条"
                     if outcome.written:
-                        flash(f"导入成功：新增 {outcome.created} 条，更新 {outcome.updated} 条", "success")
+                        flash(f"导入成功：{counts}", "success")
                     elif outcome.ok:
-                        flash(f"预览：将新增 {outcome.created} 条，更新 {outcome.updated} 条（未写入）", "info")
+                        flash(f"预览：将{counts}（未写入）", "info")
                     else:
                         flash(f"发现 {len(outcome.problems)} 处错误，未导入任何数据", "danger")
                         session["import_report"] = keep_report(outcome, importer)

@@ -127,7 +127,7 @@ def test_lists_and_the_need_loop_through_the_browser(browser, server, ctx, tmp_p
     liaison.page.set_input_files("input[name=file]", str(filled))
     assert liaison.page.is_checked("input[name=dry_run]")  # a preview comes first
     liaison.submit("上传并校验")
-    assert "预览：将新增 2 条，更新 0 条（未写入）" in liaison.flashes()
+    assert "预览：将新增 2 条，更新 0 条，无变化 0 条（未写入）" in liaison.flashes()
     liaison.shot("03-danwei01-import-preview")
     liaison.page.set_input_files("input[name=file]", str(filled))
     liaison.page.uncheck("input[name=dry_run]")

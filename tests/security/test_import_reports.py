@@ -69,7 +69,8 @@ def test_the_report_keeps_only_the_rows_in_error_and_masks_personal_data(app, ct
     assert report.status_code == 200
     body = report.get_data().decode("utf-8-sig")
     lines = list(csv.reader(io.StringIO(body)))
-    assert [line[0] for line in lines[1:]] == ["3", "5"]  # the rows in error, by number
+    # the rows in error, by number
+    assert [line[-1].split("：")[0] for line in lines[1:]] == ["第 3 行", "第 5 行"]
     assert "正确行甲" not in body and "正确行丙" not in body
     for number, phone in ((good, "13911110001"), (bad_check, "13911110002"),
                           (id_number(14), "13911110004")):

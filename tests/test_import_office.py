@@ -1,0 +1,329 @@
+"""Office files as offices keep them (issue 19), on every database: workbooks written by
+LibreOffice (IDs stored as numbers, or as text), a GB18030 CSV, Excel's "Unicode 文本" (UTF-16,
+tab-separated), an .xls; headers in the offices' own words, a 序号 column and a title row;
+dictionary values by alias; the same files imported again change nothing.
+
+LibreOffice converts the sources once per session (`soffice --headless --convert-to`, a
+profile of its own per call). Without soffice the tests that need it are skipped outside CI;
+.ci/run installs it and sets OFFICE_FILES_REQUIRED, so there they must run.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, Reference
+from sqlalchemy import text
+
+from app.validators import credit_code_check_char, id_number_check_char
+from tests.conftest import tables_kept_by
+
+pytestmark = pytest.mark.db
+
+SOFFICE = shutil.which("soffice")
+PREVIEWED = re.compile(r"预览：将新增 (\d+) 条，更新 (\d+) 条，无变化 (\d+) 条")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kept(app):
+    with tables_kept_by(app):
+        yield
+
+
+def id_number(n: int) -> str:
+    body = f"330106198503{n % 28 + 1:02d}{n:03d}"
+    return body + id_number_check_char(body)
+
+
+def credit_code(n: int) -> str:
+    body = f"91330106MA2LQ{n:04d}"
+    return body + credit_code_check_char(body)
+
+
+def names(ctx) -> dict[str, str]:
+    row = ctx.execute(text(
+        "SELECT o.name AS community, u.name AS unit FROM ab_user a JOIN ab_user b "
+        "ON b.username = 'danwei01' JOIN organization o ON o.id = a.org_id "
+        "JOIN unit u ON u.id = b.unit_id WHERE a.username = 'shequ01'")).one()
+    area = re.sub(r"(党委|党总支|党支部)$", "", row.community)
+    assert area != row.community, "the demo's communities are named by their Party organisation"
+    return {"community": row.community, "area": area, "unit": row.unit}
+
+
+def member_rows(area: str) -> list[list[str]]:
+    return [[f"{area}党员花名册（2026年）"],
+            ["序号", "姓名", "身份证号码", "性别", "手机", "社区", "党员类别", "是否党员中心户"],
+            ["1", "办公甲", id_number(1), "男性", "13900000001", area, "在职党员", "√"],
+            ["2", "办公乙", id_number(2), "女", "13900000002", area, "退休", "×"],
+            ["3", "办公丙", id_number(3), "女性", "13900000003", area, "流动党员", ""]]
+
+
+def csv_data(rows, encoding="utf-8", delimiter=",") -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+def write_csv(path: Path, rows) -> Path:
+    path.write_bytes(csv_data(rows))
+    return path
+
+
+def libreoffice(sources: list[Path], target: str, infilter: str, outdir: Path) -> None:
+    """One soffice call for several files, with a profile of its own (LibreOffice refuses to
+    share one between processes, and is slow to start: one call per kind of conversion)."""
+    profile = tempfile.mkdtemp(prefix="gongjian-lo-")
+    try:
+        subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless",
+                        f"--infilter={infilter}", "--convert-to", target, "--outdir",
+                        str(outdir), *map(str, sources)],
+                       check=True, capture_output=True, timeout=300)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def office(app, tmp_path_factory) -> dict[str, Path]:
+    """The files as LibreOffice saves them, converted once."""
+    if SOFFICE is None:
+        if os.environ.get("OFFICE_FILES_REQUIRED"):
+            pytest.fail("soffice is missing, and CI requires the LibreOffice tests to run")
+        pytest.skip("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc-nogui")
+    source, out = tmp_path_factory.mktemp("office-src"), tmp_path_factory.mktemp("office")
+    from tests.conftest import Db
+
+    n = names(Db(app))
+    numbers = write_csv(source / "members-numbers.csv", member_rows(n["area"]))
+    write_csv(source / "members-text.csv", member_rows(n["area"]))
+    formula = write_csv(source / "resources-formula.csv", [
+        ["提供单位", "年度", "资源类别", "资源名称"],
+        [n["unit"], "=2000+26", "设备", "公式年度的投影仪"]])
+    needs = write_csv(source / "needs.csv", [
+        ["序号", "社区", "类别", "标题", "内容", "紧急程度", "来源", "提出人", "电话"],
+        ["1", n["area"], "助老", "办公独居老人助餐", "每日午餐", "普通", "群众", "李大爷", "13900001111"],
+        ["2", n["area"], "法律", "办公法律咨询", "租房纠纷", "紧急", "网格", "王阿姨", "13900002222"]])
+    # CSV import filter: comma, double quote, UTF-8 (76), from line 1; the text variant sets
+    # column 3 (身份证号码) to 文本 (format 2), as an office that formatted its column does.
+    libreoffice([numbers, formula], "xlsx", "CSV:44,34,76,1", out)
+    libreoffice([source / "members-text.csv"], "xlsx", "CSV:44,34,76,1,3/2", out)
+    libreoffice([needs], "xls", "CSV:44,34,76,1", out)
+    files = {p.stem + p.suffix: p for p in out.iterdir()}
+    assert {"members-numbers.xlsx", "members-text.xlsx", "resources-formula.xlsx",
+            "needs.xls"} <= set(files), sorted(files)
+    return files
+
+
+def upload(browser, resource, name, data, dry_run=False) -> str:
+    form = {"file": (io.BytesIO(data), name)}
+    if dry_run:
+        form["dry_run"] = "1"
+    return browser.post(f"/{resource}/import/", form, form_url=f"/{resource}/import/",
+                        content_type="multipart/form-data").get_data(as_text=True)
+
+
+def errors(page: str) -> list[tuple[str, str, str]]:
+    return re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+
+
+def count(ctx, sql, **params):
+    return ctx.execute(text(sql), params).scalar()
+
+
+def test_ids_libreoffice_stored_as_numbers_name_the_cause_and_nothing_is_written(ctx, as_user, office):
+    before = count(ctx, "SELECT count(*) FROM member")
+    page = upload(as_user("shequ01"), "member", "党员.xlsx", office["members-numbers.xlsx"].read_bytes())
+    assert "未导入任何数据" in page
+    found = errors(page)
+    assert [(row, column) for row, column, _ in found] == [("3", "身份证号"), ("4", "身份证号"), ("5", "身份证号")]
+    for _, _, message in found:
+        assert "按数字保存，已丢失末尾几位" in message and "文本" in message
+        assert "校验位" not in message, "the cause, not its symptom"
+    assert count(ctx, "SELECT count(*) FROM member") == before
+
+
+def test_ids_kept_as_text_import_whole_and_again_change_nothing(ctx, as_user, office):
+    browser = as_user("shequ01")
+    data = office["members-text.xlsx"].read_bytes()
+    page = upload(browser, "member", "党员.xlsx", data)
+    assert "导入成功：新增 3 条，更新 0 条，无变化 0 条" in page, errors(page)
+    assert "未导入的列：序号" in page
+    rows = ctx.execute(text("SELECT name, gender, category, is_household_center, phone FROM member "
+                            "WHERE name LIKE '办公%' ORDER BY name")).all()
+    assert [tuple(r) for r in rows] == [
+        ("办公丙", "女", "流动", False, "13900000003"), ("办公乙", "女", "退休", False, "13900000002"),
+        ("办公甲", "男", "在职", True, "13900000001")]
+    members = count(ctx, "SELECT count(*) FROM member")
+    assert PREVIEWED.search(upload(browser, "member", "党员.xlsx", data, dry_run=True)).groups() == ("0", "0", "3")
+    page = upload(browser, "member", "党员.xlsx", data)
+    assert "导入成功：新增 0 条，更新 0 条，无变化 3 条" in page
+    assert count(ctx, "SELECT count(*) FROM member") == members
+
+
+def test_a_formula_imports_the_value_libreoffice_saved(ctx, as_user, office):
+    page = upload(as_user("danwei01"), "resource", "资源.xlsx", office["resources-formula.xlsx"].read_bytes())
+    assert "导入成功：新增 1 条" in page, errors(page)
+    assert count(ctx, "SELECT year FROM resource WHERE title = '公式年度的投影仪'") == 2026
+
+
+def test_a_formula_saved_without_its_value_is_a_row_error(ctx, as_user):
+    n = names(ctx)
+    book = Workbook()
+    book.active.append(["提供单位", "年度", "资源类别", "资源名称"])
+    book.active.append([n["unit"], "=2000+26", "设备", "脚本写的公式"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    page = upload(as_user("danwei01"), "resource", "资源.xlsx", buffer.getvalue())
+    assert ("2", "年度") in [(r, c) for r, c, _ in errors(page)]
+    assert "公式没有保存计算结果" in page
+
+
+def test_an_xls_of_needs_with_the_offices_words(ctx, as_user, office):
+    browser = as_user("shequ01")
+    data = office["needs.xls"].read_bytes()
+    page = upload(browser, "need", "需求.xls", data)
+    assert "导入成功：新增 2 条，更新 0 条" in page, errors(page)
+    rows = ctx.execute(text(
+        "SELECT n.title, d.label, n.urgency, n.source, o.name FROM need n "
+        "JOIN dictionary d ON d.id = n.category_id JOIN organization o ON o.id = n.community_id "
+        "WHERE n.title LIKE '办公%' ORDER BY n.title")).all()
+    community = names(ctx)["community"]
+    assert [tuple(r) for r in rows] == [
+        ("办公法律咨询", "法律服务", "重大", "网格员", community),
+        ("办公独居老人助餐", "助老扶幼", "一般", "居民", community)]
+    assert PREVIEWED.search(upload(browser, "need", "需求.xls", data, dry_run=True)).groups() == ("0", "0", "2")
+
+
+def unit_rows(area, category="机关"):
+    return [[f"{area}驻区单位名单"], [],
+            ["序号", "单位名称", "信用代码", "单位类型", "社区", "一把手", "职务", "联系人", "电话", "党员数"],
+            ["1", "办公测试局", credit_code(1), category, area, "赵局长", "局长", "钱联络", "0571-88886666", "1,200"],
+            ["2", "办公测试公司", credit_code(2), "国企", f"{area}党委", "孙总", "总经理", "李联络", "13900003333", "35"]]
+
+
+def test_a_gb18030_csv_with_a_title_row_and_synonyms(ctx, as_user):
+    browser = as_user("shequ01")
+    data = csv_data(unit_rows(names(ctx)["area"]), "gb18030")
+    page = upload(browser, "unit", "单位.csv", data)
+    assert "导入成功：新增 2 条" in page, errors(page)
+    rows = ctx.execute(text(
+        "SELECT u.name, d.label, u.leader_name, u.leader_title, u.liaison_name, u.contact_phone, "
+        "u.party_member_count FROM unit u JOIN dictionary d ON d.id = u.category_id "
+        "WHERE u.name LIKE '办公测试%' ORDER BY u.credit_code")).all()
+    assert [tuple(r) for r in rows] == [
+        ("办公测试局", "党政机关", "赵局长", "局长", "钱联络", "0571-88886666", 1200),
+        ("办公测试公司", "国有企业", "孙总", "总经理", "李联络", "13900003333", 35)]
+    page = upload(browser, "unit", "单位.csv", data, dry_run=True)
+    assert PREVIEWED.search(page).groups() == ("0", "0", "2")
+
+
+def test_a_utf16_tab_file_as_excel_saves_unicode_text(ctx, as_user):
+    n = names(ctx)
+    rows = [["提供单位", "年份", "资源类型", "名称", "数量", "单位", "开始日期", "电话"],
+            [n["unit"], "2026年", "场所", "办公会议室", "1,200", "平方米", "2026年3月1日", "0571 88886666"],
+            [n["unit"], "2026", "人力", "办公志愿者", "１２", "人", "2026/3/1", "13900004444"]]
+    data = csv_data(rows, "utf-16", "\t")  # with its BOM, little-endian: Excel's own
+    browser = as_user("danwei01")
+    page = upload(browser, "resource", "资源.txt", data)
+    assert "导入成功：新增 2 条" in page, errors(page)
+    found = ctx.execute(text("SELECT r.title, d.label, r.quantity, r.measure, r.available_from, r.phone "
+                             "FROM resource r JOIN dictionary d ON d.id = r.category_id "
+                             "WHERE r.title LIKE '办公%' ORDER BY r.title")).all()
+    assert [(r.title, r.label, float(r.quantity), r.measure, str(r.available_from)[:10], r.phone)
+            for r in found] == [("办公会议室", "场地", 1200.0, "平方米", "2026-03-01", "057188886666"),
+                                ("办公志愿者", "人员", 12.0, "人", "2026-03-01", "13900004444")]
+    page = upload(browser, "resource", "资源.txt", data, dry_run=True)
+    assert PREVIEWED.search(page).groups() == ("0", "0", "2")
+
+
+def test_an_ambiguous_or_unknown_dictionary_value_lists_the_accepted_ones(ctx, as_user):
+    area = names(ctx)["area"]
+    rows = unit_rows(area, category="企业")
+    rows[4][3] = "外星单位"
+    page = upload(as_user("shequ01"), "unit", "单位.csv", csv_data(rows, "utf-8-sig"))
+    found = {(r, c): m for r, c, m in errors(page)}
+    assert "不明确，可能是：国有企业、非公企业" in found[("4", "单位类别")]
+    assert "无法识别" in found[("5", "单位类别")] and "党政机关" in found[("5", "单位类别")]
+
+
+def test_a_near_miss_of_a_community_suggests_it(ctx, as_user):
+    n = names(ctx)
+    rows = [["社区", "类别", "标题"], [n["community"] + "会", "助老", "近似名称的需求"]]
+    page = upload(as_user("shequ01"), "need", "需求.csv", csv_data(rows))
+    assert f"您是不是要找：{n['community']}" in page
+
+
+def test_two_headers_for_one_field_are_named(ctx, as_user):
+    data = "单位名称,信用代码,单位类别,社区,电话,手机\n甲,1,2,3,4,5\n".encode()
+    page = upload(as_user("shequ01"), "unit", "单位.csv", data)
+    assert "列“电话”和“手机”都对应“联系电话”" in page
+
+
+def test_the_same_natural_key_twice_names_the_earlier_row(ctx, as_user):
+    n = names(ctx)
+    rows = [["提供单位", "年度", "资源类别", "资源名称"],
+            [n["unit"], "2026", "场地", "重复的会议室"], [n["unit"], "2026", "场地", "重复的会议室"]]
+    page = upload(as_user("danwei01"), "resource", "资源.csv", csv_data(rows))
+    assert ("3", "提供单位", "与文件中第 2 行重复（提供单位、年度、资源名称相同）") in errors(page)
+
+
+def test_data_on_the_third_sheet_with_a_chart_on_the_first(ctx, as_user):
+    n = names(ctx)
+    book = Workbook()
+    notes = book.active
+    notes.title = "说明"
+    notes.append(["本表由办公室整理"])
+    data = book.create_sheet("资源")
+    data.append(["序号", "提供单位", "年度", "资源类别", "资源名称", "数量"])
+    data.append([1, n["unit"], 2026, "设备", "第三张表的音响", 2])
+    chart = BarChart()
+    chart.add_data(Reference(data, min_col=6, min_row=1, max_row=2), titles_from_data=True)
+    book.create_chartsheet("图表", 0).add_chart(chart)
+    book.move_sheet("资源", offset=1)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    page = upload(as_user("danwei01"), "resource", "资源.xlsx", buffer.getvalue())
+    assert "导入成功：新增 1 条" in page, errors(page)
+    assert "工作表“资源”" in page
+
+
+def test_merged_title_and_header_cells(ctx, as_user):
+    n = names(ctx)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["2026年资源清单"])
+    sheet.merge_cells("A1:F1")
+    sheet.append(["提供单位", "年度", "资源类别", "资源名称", "联系方式", None])
+    sheet.merge_cells("E2:F2")
+    sheet.append([n["unit"], 2026, "设备", "合并表头的话筒", "13900005555", "备用"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    page = upload(as_user("danwei01"), "resource", "资源.xlsx", buffer.getvalue())
+    assert "导入成功：新增 1 条" in page, errors(page)
+    assert count(ctx, "SELECT phone FROM resource WHERE title = '合并表头的话筒'") == "13900005555"
+
+
+def test_files_past_the_limits_or_unreadable_are_refused_clearly(app, ctx, as_user):
+    browser = as_user("danwei01")
+    n = names(ctx)
+    before = count(ctx, "SELECT count(*) FROM resource")
+    rows = "提供单位,年度,资源类别,资源名称\n" + f"{n['unit']},2026,场地,行\n" * 50_001
+    assert "一次最多导入 50000 行（本文件 50001 行）" in upload(browser, "resource", "a.csv", rows.encode())
+    big = b"a" * (30 * 1024 * 1024)
+    assert "文件超过 20 MB" in upload(browser, "resource", "a.csv", big)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (60 * 1024 * 1024))
+    assert "解压后过大" in upload(browser, "resource", "bomb.xlsx", bomb.getvalue())
+    utf32 = "提供单位,年度\n甲,2026\n".encode("utf-32")
+    page = upload(browser, "resource", "a.csv", utf32)
+    assert "无法识别文件编码" in page and "GB18030" in page and "UTF-16" in page
+    assert count(ctx, "SELECT count(*) FROM resource") == before
