@@ -45,7 +45,7 @@ def _digits_of_number(value) -> str | None:
         return None
     if isinstance(value, (int, float)):
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    elif isinstance(value, str) and _SCIENTIFIC.match(plain(value)):
+    elif isinstance(value, str) and ("e" in value or "E" in value) and _SCIENTIFIC.match(plain(value)):
         number = Decimal(plain(value))
     else:
         return None
@@ -79,11 +79,14 @@ def number_of(header: str, value, whole: bool):
     if isinstance(value, (int, float)):
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     else:
-        text = "".join(plain(value).split()).replace(",", "").rstrip("年")
         try:
-            number = Decimal(text)
+            number = Decimal(value)  # the common cell, as typed: no cleaning needed
         except InvalidOperation:
-            raise ValueError(f"“{header}”应为{wanted}") from None
+            text = "".join(plain(value).split()).replace(",", "").rstrip("年")
+            try:
+                number = Decimal(text)
+            except InvalidOperation:
+                raise ValueError(f"“{header}”应为{wanted}") from None
     if not number.is_finite():
         raise ValueError(f"“{header}”应为{wanted}")
     if whole and number != number.to_integral_value():
@@ -104,10 +107,17 @@ def date_of(header: str, value) -> date:
     if isinstance(value, date):
         return value
     wrong = f"“{header}”应为日期，如 2026-01-05、2026/1/5、2026年1月5日"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(wrong)
+    if isinstance(value, (int, float)):
         if value != int(value):
             value = int(value)  # a date and time serial: the day
         return _serial_or_compact(int(value), wrong)
+    if len(value) == 10 and value[4] == "-":  # the common cell, 2026-01-05
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
     text = plain(value)
     if text.isdigit():
         return _serial_or_compact(int(text), wrong)

@@ -537,6 +537,7 @@ class _Lookups:
         self.cache: dict[str, dict[str, object]] = {}
         self.shown: dict[str, list[tuple[str, object]]] = {}
         self.keys: dict = {}
+        self.found: dict[tuple[str, str], object] = {}  # (column, text) -> record, as resolved
 
     def _load(self, col: Column) -> None:
         names: dict[str, object] = {}
@@ -560,6 +561,13 @@ class _Lookups:
         self.shown[col.name] = shown
 
     def find(self, col: Column, text: str):
+        # A file names the same few records on every row: each text is resolved once.
+        found = self.found.get((col.name, text))
+        if found is None:
+            found = self.found[col.name, text] = self._find(col, text)
+        return found
+
+    def _find(self, col: Column, text: str):
         if col.name not in self.cache:
             self._load(col)
         key = fold(text)
