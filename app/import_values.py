@@ -75,7 +75,7 @@ def number_of(header: str, value, whole: bool):
     trailing 年 (a year column) or spaces."""
     wanted = "整数" if whole else "数字"
     if isinstance(value, bool):
-        raise ValueError(f"“{header}”应为{wanted}")
+        raise ValueError(f"“{header}”应为{wanted}")  # noqa: TRY004 — a cell of the wrong kind: the row's message
     if isinstance(value, (int, float)):
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     else:
@@ -108,7 +108,7 @@ def date_of(header: str, value) -> date:
         return value
     wrong = f"“{header}”应为日期，如 2026-01-05、2026/1/5、2026年1月5日"
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(wrong)
+        raise ValueError(wrong)  # noqa: TRY004 — a cell of the wrong kind: the row's message
     if isinstance(value, (int, float)):
         if value != int(value):
             value = int(value)  # a date and time serial: the day

@@ -37,8 +37,8 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, select, tuple_
 from app import import_values as values_of
 from app.errors import DomainError
 from app.extensions import db
-from app.models.base import labels_of
 from app.import_words import EXAMPLE_MARK, fold, header_words
+from app.models.base import labels_of
 from app.office_files import FORMULA_WITHOUT_VALUE, Unreadable, read_table, text_of
 from app.security.scope import may_write, related_choices, unscoped
 from app.services import audit

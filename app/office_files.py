@@ -133,7 +133,7 @@ def _xlsx_sheets(data: bytes):
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         formulas = load_workbook(io.BytesIO(data), read_only=True, data_only=False) \
             if has_formulas else None
-    except Exception:
+    except Exception:  # noqa: BLE001 — openpyxl and xlrd raise anything on a broken file
         raise Unreadable("无法读取该 Excel 文件，请确认是 .xlsx 格式（可在 Excel/WPS 中另存为 .xlsx）") from None
     sheets = []
     try:
@@ -149,7 +149,7 @@ def _xlsx_sheets(data: bytes):
             sheets.append((sheet.title, rows))
     except Unreadable:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001 — openpyxl and xlrd raise anything on a broken file
         raise Unreadable("无法读取该 Excel 文件中的工作表，请在 Excel/WPS 中重新保存后导入") from None
     finally:
         book.close()
@@ -180,7 +180,7 @@ def _xls_sheets(data: bytes):
 
     try:
         book = xlrd.open_workbook(file_contents=data, on_demand=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 — openpyxl and xlrd raise anything on a broken file
         raise Unreadable("无法读取该 .xls 文件，请在 Excel/WPS 中另存为 .xlsx 后导入") from None
     sheets = []
     try:
@@ -192,7 +192,7 @@ def _xls_sheets(data: bytes):
                 if any(_filled(c) for c in cells):
                     rows.append((r + 1, cells))
             sheets.append((sheet.name, rows))
-    except Exception:
+    except Exception:  # noqa: BLE001 — openpyxl and xlrd raise anything on a broken file
         raise Unreadable("无法读取该 .xls 文件，请在 Excel/WPS 中另存为 .xlsx 后导入") from None
     finally:
         book.release_resources()
@@ -205,7 +205,7 @@ def _xls_cell(book, cell):
     if cell.ctype == xlrd.XL_CELL_DATE:
         try:
             return xlrd.xldate_as_datetime(cell.value, book.datemode)
-        except Exception:
+        except (xlrd.xldate.XLDateError, ValueError, OverflowError):
             return cell.value
     if cell.ctype == xlrd.XL_CELL_BOOLEAN:
         return bool(cell.value)
