@@ -58,7 +58,10 @@ def code_text(header: str, name: str, value) -> str:
     """A 身份证号, credit code or phone as text, refusing one a spreadsheet rounded."""
     digits = _digits_of_number(value)
     if digits is None:
-        return "".join(plain(value).split())
+        text = "".join(plain(value).split())
+        if "*" in text:  # copied from a masked list, export or error report
+            raise ValueError(f"“{header}”是隐去了部分数字的号码（如错误报告中的），请填写完整号码")
+        return text
     if isinstance(value, str) or len(digits.rstrip("0") or "0") > EXACT_DIGITS or \
             (is_code(name) and len(digits) > EXACT_DIGITS):
         raise ValueError(f"“{header}”被表格软件按数字保存，已丢失末尾几位（显示为 {plain(value) if isinstance(value, str) else digits}）；"

@@ -26,6 +26,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from datetime import time as clock_time
 from pathlib import Path
 
 from flask import current_app
@@ -40,6 +41,7 @@ from app.extensions import db
 from app.import_words import EXAMPLE_MARK, fold, header_words
 from app.models.base import labels_of
 from app.office_files import FORMULA_WITHOUT_VALUE, Unreadable, read_table, text_of
+from app.security.principal import current_principal
 from app.security.scope import may_write, related_choices, unscoped
 from app.services import audit
 
@@ -148,7 +150,8 @@ class Importer:
         kind = ("bool" if isinstance(column.type, Boolean) else
                 "int" if isinstance(column.type, Integer) else
                 "decimal" if isinstance(column.type, Numeric) else
-                "date" if isinstance(column.type, (Date, DateTime)) else "text")
+                "datetime" if isinstance(column.type, DateTime) else
+                "date" if isinstance(column.type, Date) else "text")
         required = not column.nullable and column.default is None and not column.primary_key
         # The database's range: a 32-bit INTEGER, NUMERIC(p, s)'s integer digits.
         precision = getattr(column.type, "precision", None)
@@ -217,6 +220,7 @@ class Importer:
         notes.append(["列名", "是否必填", "说明", "也可写作"])
         for col in self.columns:
             hint = {"relation": "填写名称或编码", "date": "如 2026-01-31、2026/1/31、2026年1月31日",
+                    "datetime": "如 2026-01-31、2026/1/31、2026年1月31日",
                     "choice": "从下拉列表选择", "bool": "是 / 否", "int": "整数",
                     "decimal": "数字"}.get(col.kind, "")
             if values_of.is_code(col.name) or values_of.is_phone(col.name):
@@ -399,10 +403,27 @@ class Importer:
                 values[col.name] = self._convert(col, cell, lookups)
             except ValueError as exc:
                 problems.append(Problem(number, col.header, str(exc)))
+        problems.extend(self._past_work_refused(values, number, lookups))
         if problems:
             outcome.problems.extend(problems)
             return None
         return values
+
+    def _past_work_refused(self, values, number, lookups) -> list[Problem]:
+        """Past work (a status beyond the first, the dates of its steps) is recorded only by a
+        role that may make the workflow's first moves (`view.import_past_work`)."""
+        workflow = self.view.workflow
+        past = [name for name in self.view.import_past_work if name in values and not (
+            name == workflow.status_field and values[name] == workflow.first_status)]
+        if not past:
+            return []
+        if lookups.may_record_past_work is None:
+            lookups.may_record_past_work = workflow.may_record_past_work(current_principal())
+        if lookups.may_record_past_work:
+            return []
+        return [Problem(number, self._header_of(past[0]),
+                        f"您的角色不能导入已办理过的{self.model.__label__}（状态和办理时间由社区管理员及以上角色补录），"
+                        f"请删去“{self._header_of(past[0])}”列或留空")]
 
     def _build(self, session, values, number, lookups, outcome, existing):
         item, is_new = self._find_or_new(session, values, number, lookups, outcome, existing)
@@ -412,6 +433,11 @@ class Importer:
             keys = self._key_names()
             values = {name: value for name, value in values.items()
                       if name not in keys and not _same(getattr(item, name, None), value)}
+            workflow = self.view.workflow
+            if workflow is not None and workflow.status_field in values:
+                outcome.problems.append(Problem(number, self._header_of(workflow.status_field),
+                                                f"已有记录的状态为“{workflow.status_of(item)}”，状态只能在办理流程中变更，不能通过导入修改"))
+                return None
             if not values:
                 if not may_write(session, item):  # unchanged, yet not the user's to write
                     outcome.problems.append(Problem(number, "", f"无权修改该{self.model.__label__}（超出数据范围）"))
@@ -500,6 +526,8 @@ class Importer:
             return int(number) if col.kind == "int" else number
         if col.kind == "date":
             return values_of.date_of(col.header, cell)
+        if col.kind == "datetime":  # a day, as offices record it: its start
+            return datetime.combine(values_of.date_of(col.header, cell), clock_time())
         if col.kind == "bool":
             return values_of.flag_of(col.header, cell)
         text = text_of(cell).strip()
@@ -538,6 +566,7 @@ class _Lookups:
         self.shown: dict[str, list[tuple[str, object]]] = {}
         self.keys: dict = {}
         self.found: dict[tuple[str, str], object] = {}  # (column, text) -> record, as resolved
+        self.may_record_past_work: bool | None = None  # asked once per file
 
     def _load(self, col: Column) -> None:
         names: dict[str, object] = {}

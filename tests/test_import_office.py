@@ -327,3 +327,106 @@ def test_files_past_the_limits_or_unreadable_are_refused_clearly(app, ctx, as_us
     page = upload(browser, "resource", "a.csv", utf32)
     assert "无法识别文件编码" in page and "GB18030" in page and "UTF-16" in page
     assert count(ctx, "SELECT count(*) FROM resource") == before
+
+
+# --- past work: needs recorded after the fact, with their status and dates ---------------------
+
+PAST_HEADERS = ["社区", "类别", "标题", "电话", "提出时间", "状态", "受理时间", "派单时间", "办结时间",
+                "办理结果", "满意度"]
+
+
+def past_needs(area):
+    return [PAST_HEADERS,
+            [area, "助老", "补录的助餐需求", "13900006661", "2025-03-02", "已办结", "2025-03-03",
+             "2025-03-04", "2025-03-10", "已安排志愿者送餐", ""],
+            [area, "环境", "补录的清理需求", "13900006662", "2025/3/5", "已回访", "2025/3/5",
+             "2025/3/6", "2025年3月8日", "楼道已清理", "5"]]
+
+
+def closed_in(as_user, period):
+    from tests.test_dashboard_figures import figure
+
+    [rate] = figure(as_user, "shequ01", "need_completion_rate", period=period)
+    [mean] = figure(as_user, "shequ01", "need_mean_time_to_close", period=period)
+    return int(rate["closed"]), mean
+
+
+def test_closed_needs_recorded_after_the_fact_count_in_their_month(ctx, as_user):
+    browser = as_user("shequ01")
+    before, _ = closed_in(as_user, "2025-03")
+    data = csv_data(past_needs(names(ctx)["area"]))
+    page = upload(browser, "need", "台账.csv", data)
+    assert "导入成功：新增 2 条" in page, errors(page)
+    rows = ctx.execute(text("SELECT title, status, satisfaction, completed_on FROM need "
+                            "WHERE title LIKE '补录的%' ORDER BY title")).all()
+    assert [(r.title, r.status, r.satisfaction, str(r.completed_on)[:10]) for r in rows] == [
+        ("补录的助餐需求", "已办结", None, "2025-03-10"), ("补录的清理需求", "已回访", 5, "2025-03-08")]
+    closed, mean = closed_in(as_user, "2025-03")
+    assert closed == before + 2, "the dashboard counts them in March 2025"
+    assert float(mean["hours"]) > 0
+    audit = ctx.execute(text("SELECT changes FROM audit_log WHERE action = 'import' AND resource = 'need' "
+                             "ORDER BY id DESC")).scalar()
+    assert '"created": 2' in audit
+    assert PREVIEWED.search(upload(browser, "need", "台账.csv", data, dry_run=True)).groups() == ("0", "0", "2")
+
+
+def test_a_status_the_dates_could_not_reach_is_a_row_error(ctx, as_user):
+    area = names(ctx)["area"]
+    rows = [PAST_HEADERS,
+            [area, "助老", "缺办结时间", "13900006671", "2025-04-01", "已办结", "2025-04-02", "2025-04-03", "", "", ""],
+            [area, "助老", "待受理却已办结", "13900006672", "2025-04-01", "待受理", "", "", "2025-04-05", "", ""],
+            [area, "助老", "先办结后受理", "13900006673", "2025-04-01", "已办结", "2025-04-09", "2025-04-10",
+             "2025-04-05", "", ""],
+            [area, "助老", "回访没有满意度", "13900006674", "2025-04-01", "已回访", "2025-04-02", "2025-04-03",
+             "2025-04-05", "", ""]]
+    before = count(ctx, "SELECT count(*) FROM need")
+    page = upload(as_user("shequ01"), "need", "台账.csv", csv_data(rows))
+    found = {row: (column, message) for row, column, message in errors(page)}
+    assert found["2"] == ("办结时间", "状态为“已办结”的需求须填写办结时间")
+    assert found["3"][0] == "办结时间" and "尚未到“已办结”" in found["3"][1]
+    assert found["4"] == ("办结时间", "办结时间不能早于派单时间")
+    assert found["5"] == ("满意度", "状态为“已回访”的需求须填写满意度")
+    assert count(ctx, "SELECT count(*) FROM need") == before
+
+
+def test_a_liaisons_file_with_past_work_is_refused(ctx, as_user):
+    n = names(ctx)
+    rows = [["社区", "类别", "标题", "状态", "办结时间"],
+            [n["area"], "助老", "联络员补录的需求", "已办结", "2025-03-10"]]
+    before = count(ctx, "SELECT count(*) FROM need")
+    page = upload(as_user("danwei01"), "need", "台账.csv", csv_data(rows))
+    assert "未导入任何数据" in page
+    assert "您的角色不能导入已办理过的需求清单" in page
+    assert count(ctx, "SELECT count(*) FROM need") == before
+
+
+def test_an_import_does_not_move_an_existing_needs_status(ctx, as_user):
+    area = names(ctx)["area"]
+    browser = as_user("shequ01")
+    rows = [["社区", "类别", "标题", "电话"], [area, "助老", "状态不由导入改变", "13900006681"]]
+    assert "导入成功：新增 1 条" in upload(browser, "need", "a.csv", csv_data(rows))
+    rows = [["社区", "类别", "标题", "电话", "状态", "受理时间"],
+            [area, "助老", "状态不由导入改变", "13900006681", "已受理", "2025-03-03"]]
+    page = upload(browser, "need", "a.csv", csv_data(rows))
+    assert "状态只能在办理流程中变更" in page
+    assert count(ctx, "SELECT status FROM need WHERE title = '状态不由导入改变'") == "待受理"
+
+
+def test_the_error_report_corrected_imports_as_it_is(ctx, as_user):
+    n = names(ctx)
+    browser = as_user("danwei01")
+    rows = [["序号", "提供单位", "年度", "资源类别", "资源名称", "数量", "电话"],
+            ["1", n["unit"], "2026", "场地", "报告更正甲", "2", "13900007771"],
+            ["2", n["unit"], "2026", "场地", "报告更正乙", "两个", "13900007772"]]
+    page = upload(browser, "resource", "资源.csv", csv_data(rows))
+    assert ("3", "数量") in [(r, c) for r, c, _ in errors(page)]
+    report = list(csv.reader(io.StringIO(browser.get("/resource/import/report").get_data().decode("utf-8-sig"))))
+    assert report[0] == [*rows[0], "错误"], "the file's own columns, then 错误 — no padding"
+    assert len(report) == 2 and report[1][-1].startswith("第 3 行：")
+    assert report[1][6] != "13900007772", "the phone is masked in the report"
+    report[1][5] = "2"  # the correction
+    page = upload(browser, "resource", "更正.csv", csv_data(report))
+    assert errors(page) == [("2", "联系电话", "“联系电话”是隐去了部分数字的号码（如错误报告中的），请填写完整号码")]
+    report[1][6] = "13900007772"
+    page = upload(browser, "resource", "更正.csv", csv_data(report))
+    assert "导入成功：新增 1 条" in page and "未导入的列：序号、错误" in page

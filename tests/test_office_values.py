@@ -95,3 +95,8 @@ def test_headers_fold_widths_spaces_case_and_marks():
     assert fold("联系电话（必填）") == fold("联系电话(必填)")
     assert fold(" 身份证号： ") == fold("身份证号")
     assert fold("*单位名称") == fold("单位名称")
+
+
+def test_a_masked_number_from_a_report_is_not_taken_as_a_number():
+    with pytest.raises(ValueError, match="隐去了部分数字"):
+        code_text("联系电话", "phone", "139****0001")

@@ -3,6 +3,7 @@ items that put one against the other, and residents' small wishes (DOMAIN.md §1
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import pairwise
 
 from sqlalchemy import (
     Column,
@@ -88,6 +89,12 @@ SERVICE_STATUSES = state_choices(ServiceStatus)
 NEED_STATUSES = state_choices(NeedStatus)
 NEED_CLOSED = (NeedStatus.DONE, NeedStatus.VISITED, NeedStatus.REJECTED)
 NEED_DONE = (NeedStatus.DONE, NeedStatus.VISITED)
+# The loop in order, and the step whose move records each date: a need recorded after the fact
+# (an office's ledger, imported) carries the dates of the steps it went through, and no others.
+NEED_LOOP = (NeedStatus.NEW, NeedStatus.ACCEPTED, NeedStatus.DISPATCHED, NeedStatus.IN_HAND,
+             NeedStatus.DONE, NeedStatus.VISITED)
+NEED_STEP_DATES = (("accepted_on", NeedStatus.ACCEPTED), ("dispatched_on", NeedStatus.DISPATCHED),
+                   ("completed_on", NeedStatus.DONE))
 NEED_SOURCES = {s: N_(s) for s in ("居民", "网格员", "社区", "驻区单位", "平台")}
 URGENCIES = {"一般": N_("一般"), "重大": N_("重大"), "复杂": N_("复杂")}
 WISH_STATUSES = state_choices(WishStatus)
@@ -368,6 +375,31 @@ class Need(Entity):
             raise DomainError("所在网格必须在所在社区之下", "grid")
         if self.satisfaction is not None and not 1 <= self.satisfaction <= 5:
             raise DomainError("满意度应为1到5之间的整数", "satisfaction")
+        if self.id is None:
+            self._check_recorded_loop()
+
+    def _check_recorded_loop(self) -> None:
+        """A need created past its first status (past work recorded by an import) carries the
+        dates of the steps it went through, in order, and none of the steps it did not: a
+        status the loop could not have reached from its dates is refused."""
+        labels = type(self).__table__.columns
+        step = NEED_LOOP.index(self.status) if self.status in NEED_LOOP else -1
+        for name, reached in NEED_STEP_DATES:
+            label = labels[name].info["label"]
+            value = getattr(self, name)
+            if step >= NEED_LOOP.index(reached) and value is None:
+                raise DomainError(f"状态为“{self.status}”的需求须填写{label}", name)
+            if step < NEED_LOOP.index(reached) and value is not None:
+                raise DomainError(f"状态为“{self.status}”的需求尚未到“{reached}”，不应填写{label}", name)
+        if self.status == NeedStatus.VISITED and self.satisfaction is None:
+            raise DomainError("状态为“已回访”的需求须填写满意度", "satisfaction")
+        if self.status != NeedStatus.VISITED and self.satisfaction is not None:
+            raise DomainError(f"状态为“{self.status}”的需求尚未回访，不应填写满意度", "satisfaction")
+        dates = [("created_on", self.created_on)] + [(n, getattr(self, n)) for n, _ in NEED_STEP_DATES]
+        dates = [(n, d) for n, d in dates if d is not None]
+        for (before, earlier), (name, later) in pairwise(dates):
+            if later < earlier:
+                raise DomainError(f"{labels[name].info['label']}不能早于{labels[before].info['label']}", name)
 
     __caption__ = "title"
 

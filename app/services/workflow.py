@@ -89,6 +89,16 @@ class Workflow:
     def status_of(self, obj) -> str:
         return getattr(obj, self.status_field)
 
+    @property
+    def first_status(self) -> str:
+        return self.model.__table__.columns[self.status_field].default.arg
+
+    def may_record_past_work(self, principal: Principal) -> bool:
+        """Whether `principal` may create rows past the first status (work done before the
+        panel, imported): a role that makes the first moves out of it (the need's accept —
+        the community admin or above)."""
+        return any(_granted(t, principal) for t in self.transitions if self.first_status in t.source)
+
     def refusal(self, obj, transition: Transition, principal: Principal) -> DomainError | None:
         """Why `principal` may not make this move on this row now (None: it may)."""
         if not _granted(transition, principal):

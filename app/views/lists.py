@@ -80,8 +80,13 @@ class NeedView(EntityView):
     formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
     permission_of = {"link": "edit"}
     import_columns = ["community", "grid", "category", "title", "content", "urgency", "source",
-                      "requester_name", "requester_phone"]
+                      "requester_name", "requester_phone", "created_on", "status", "accepted_on",
+                      "dispatched_on", "completed_on", "result", "satisfaction"]
     import_key = ("community", "requester_phone", "title")
+    # Work done before the panel (an office's ledger): its status and the dates of its steps,
+    # filled only by a role that may make the loop's first moves (Need.validate checks them).
+    import_past_work = ("created_on", "status", "accepted_on", "dispatched_on", "completed_on",
+                        "result", "satisfaction")
     import_examples = {"title": "楼道杂物清理", "content": "3号楼楼道堆放杂物存在消防隐患"}
 
     def _show(self, pk):

@@ -22,6 +22,7 @@ class Transfers:
     export_columns: list[str] | None = None
     import_columns: list[str] = []
     import_key: str | tuple[str, ...] | None = None
+    import_past_work: tuple[str, ...] = ()  # columns only a role that starts the workflow fills
     import_examples: dict[str, str] = {}
 
     @classmethod

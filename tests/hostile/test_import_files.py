@@ -73,6 +73,8 @@ def valid_row(app, username, importer) -> dict[str, str]:
                                 continue
                         if row[col.header]:
                             break
+                elif col.name in importer.view.import_past_work:
+                    row[col.header] = ""  # past work (a need's status and dates): left out
                 elif col.kind == "choice":
                     row[col.header] = example or next(iter(col.choices))
                 elif col.name == "title":
