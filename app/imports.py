@@ -446,6 +446,8 @@ class Importer:
         try:
             for name, value in values.items():
                 setattr(item, name, value)
+            if is_new and self.view.import_past_work:
+                item.check_past_work()
         except DomainError as exc:
             outcome.problems.append(Problem(number, self._header_of(exc.field), str(exc)))
             if not is_new:

@@ -375,13 +375,12 @@ class Need(Entity):
             raise DomainError("所在网格必须在所在社区之下", "grid")
         if self.satisfaction is not None and not 1 <= self.satisfaction <= 5:
             raise DomainError("满意度应为1到5之间的整数", "satisfaction")
-        if self.id is None:
-            self._check_recorded_loop()
 
-    def _check_recorded_loop(self) -> None:
-        """A need created past its first status (past work recorded by an import) carries the
-        dates of the steps it went through, in order, and none of the steps it did not: a
-        status the loop could not have reached from its dates is refused."""
+    def check_past_work(self) -> None:
+        """A need recorded after the fact (an office's ledger, imported) carries the dates of
+        the steps it went through, in order, and none of the steps it did not: a status the
+        loop could not have reached from its dates is refused. (Rows the services create move
+        through the workflow, which writes the dates itself.)"""
         labels = type(self).__table__.columns
         step = NEED_LOOP.index(self.status) if self.status in NEED_LOOP else -1
         for name, reached in NEED_STEP_DATES:
