@@ -35,6 +35,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, select, tuple_
 
+from app import clock
 from app import import_values as values_of
 from app.errors import DomainError
 from app.extensions import db
@@ -528,8 +529,8 @@ class Importer:
             return int(number) if col.kind == "int" else number
         if col.kind == "date":
             return values_of.date_of(col.header, cell)
-        if col.kind == "datetime":  # a day, as offices record it: its start
-            return datetime.combine(values_of.date_of(col.header, cell), clock_time())
+        if col.kind == "datetime":  # a day, as offices record it: its start there, stored in UTC
+            return clock.to_utc(datetime.combine(values_of.date_of(col.header, cell), clock_time()))
         if col.kind == "bool":
             return values_of.flag_of(col.header, cell)
         text = text_of(cell).strip()

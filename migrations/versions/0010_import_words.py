@@ -5,8 +5,8 @@ An import resolves a dictionary value by code, label or alias, and names a commu
 Party organisation's name or its area's. The shipped default entries get their aliases from
 `flask gongjian init` (app/services/defaults.py), which fills an alias only where none is set.
 
-Revision ID: 0009_import_words
-Revises: 0008_sessions
+Revision ID: 0010_import_words
+Revises: 0009_utc_timestamps
 Create Date: 2026-12-06 16:30:00
 
 """
@@ -15,8 +15,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0009_import_words'
-down_revision = '0008_sessions'
+revision = '0010_import_words'
+down_revision = '0009_utc_timestamps'
 branch_labels = None
 depends_on = None
 
