@@ -68,11 +68,13 @@ bench: install instance
 
 # Long runs on the machine's PostgreSQL (reliability/, docs/RELIABILITY.md): the SQLite
 # full/read-only faults, kill -9 of a worker mid-import and mid-export, a PostgreSQL restart,
-# then the load (RELIABILITY_LOAD_SECONDS, default 180). Figures in artifacts/reliability/.
+# then the load (RELIABILITY_LOAD_SECONDS, default 180), then two hosts with a worker and beat
+# (reliability/two_hosts.py; TWO_HOSTS_EXPORT_ROWS, default 200,000). Figures in artifacts/reliability/.
 reliability: install instance
 	$(BIN)/python -m pytest -q -p no:cacheprovider reliability/test_sqlite_faults.py
 	$(BIN)/python -m reliability.faults
 	$(BIN)/python -m reliability.load
+	timeout 900 $(BIN)/python -m reliability.two_hosts --export-rows $${TWO_HOSTS_EXPORT_ROWS:-200000}
 
 clean:
 	rm -rf $(VENV) node_modules app/static/vendor instance/gongjian.db

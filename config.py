@@ -7,6 +7,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
+
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("GONGJIAN_INSTANCE", BASE_DIR / "instance"))
 DEV_SECRET_KEY = "gongjian-development-key-not-for-production"
@@ -83,7 +85,35 @@ class Config:
     # Time limits of a need by urgency, in hours (DOMAIN.md §1), configurable per district.
     NEED_TIME_LIMIT_HOURS = {"一般": 1, "重大": 24, "复杂": 24 * 7}
 
-    # Co-building: uploaded files (the agreements' scanned copies) live under instance/.
+    # Long work as jobs (app/jobs.py): on Celery with this broker (redis://… or amqp://…), or
+    # inline in the request when unset. Exports past EXPORT_INLINE_MAX_ROWS rows and imports
+    # past IMPORT_INLINE_MAX_ROWS become jobs; a job's file may be downloaded for
+    # JOB_RESULT_HOURS; finished jobs are deleted after JOB_KEEP_DAYS. A worker killed mid-job:
+    # Redis hands its message on after JOB_VISIBILITY_TIMEOUT seconds (longer than the longest
+    # job's silence), and the job is taken over once its heartbeat is JOB_STALE_SECONDS old.
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
+    CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
+    CELERY_QUEUE = os.environ.get("CELERY_QUEUE", "gongjian")
+    EXPORT_INLINE_MAX_ROWS = int(os.environ.get("EXPORT_INLINE_MAX_ROWS", "20000"))
+    IMPORT_INLINE_MAX_ROWS = int(os.environ.get("IMPORT_INLINE_MAX_ROWS", "5000"))
+    JOB_RESULT_HOURS = int(os.environ.get("JOB_RESULT_HOURS", "24"))
+    JOB_KEEP_DAYS = int(os.environ.get("JOB_KEEP_DAYS", "30"))
+    JOB_VISIBILITY_TIMEOUT = int(os.environ.get("JOB_VISIBILITY_TIMEOUT", "3600"))
+    JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "300"))
+    # Celery beat (one process): the recycle bin's purge and expired jobs and files daily,
+    # next period's meetings monthly. Each task is safe to run twice.
+    JOB_SCHEDULE = {
+        "purge": {"task": "gongjian.scheduled", "args": ("purge",),
+                  "schedule": crontab(hour=18, minute=30)},  # 02:30 in Asia/Shanghai
+        "generate-meetings": {"task": "gongjian.scheduled", "args": ("generate_meetings",),
+                              "schedule": crontab(day_of_month=1, hour=19, minute=0)},
+    }
+    # Shared file storage (app/storage.py): unset or "db" keeps files in the database;
+    # s3://BUCKET[/PREFIX]?endpoint_url=…&region=… keeps them in an S3-compatible bucket.
+    STORAGE_URL = os.environ.get("GONGJIAN_STORAGE_URL") or "db"
+
+    # Where uploads lived before the shared storage: `flask gongjian init` moves what it finds
+    # there into the storage (app.storage.move_local_uploads).
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
     UPLOAD_MAX_BYTES = 10 * 1024 * 1024
     # Star ratings: the least score (0–100) for each number of stars, the floor under which a
@@ -155,6 +185,8 @@ class TestingConfig(Config):
     SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
     # The suite logs the same users in many times a minute; tests of the limit lower it.
     LOGIN_RATE_LIMIT = "1000 per minute"
+    # Jobs run inline unless a test gives a broker (tests/test_jobs_worker.py).
+    CELERY_BROKER_URL = None
 
 
 class ProductionConfig(Config):

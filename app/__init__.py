@@ -76,6 +76,9 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True,
                      compare_type=True)
     csrf.init_app(app)
+    from app import jobs
+
+    jobs.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _sqlite_transactions(db.engine)

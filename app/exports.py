@@ -41,7 +41,8 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from app import clock
+from app import clock, jobs
+from app.errors import DomainError
 from app.extensions import db
 from app.security import busy
 from app.security.scope import read_criteria
@@ -367,42 +368,50 @@ def _copied(session, statement):
             yield decoder.decode(piece)
 
 
-def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig") -> Response:
-    """Stream a CSV; UTF-8 with BOM opens in Excel with Chinese intact (GB18030 on request)."""
+def csv_chunks(export: Export, encoding: str = "utf-8-sig"):
+    """The CSV file's bytes, header first, in pieces of about CHUNK rows. UTF-8 with BOM opens
+    in Excel with Chinese intact (GB18030 on request)."""
+    header = io.StringIO()
+    csv_writer(header).writerow(export.headers)
+    if encoding == "utf-8-sig":
+        yield "\ufeff".encode("utf-8")
+        encoding = "utf-8"
+    yield header.getvalue().encode(encoding, errors="replace")
+    for text in export.csv_text():
+        yield text.encode(encoding, errors="replace")
+
+
+def file_name(view, fmt: str) -> str:
+    return f"{view.class_permission_name}-{clock.today():%Y%m%d}.{fmt}"
+
+
+def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig",
+                 count: int | None = None) -> Response:
+    """Stream a CSV."""
     # Recorded before the first byte: a write after streaming would wait on the read the
     # stream holds open (SQLite locks the file). The count is the same query's.
-    _record(view, "csv", filters, export.query.order_by(None).count(), export)
-
-    def generate():
-        header = io.StringIO()
-        csv_writer(header).writerow(export.headers)
-        yield header.getvalue()
-        yield from export.csv_text()
-
-    def encoded():
-        first = True
-        for text in generate():
-            if first and encoding == "utf-8-sig":
-                yield "\ufeff".encode("utf-8")
-            first = False
-            yield text.encode("utf-8" if encoding == "utf-8-sig" else encoding, errors="replace")
-
-    name = f"{view.class_permission_name}-{clock.today():%Y%m%d}.csv"
+    _record(view, "csv", filters, export.query.order_by(None).count() if count is None else count,
+            export)
     charset = "utf-8" if encoding == "utf-8-sig" else encoding
-    return Response(stream_with_context(encoded()), mimetype=f"text/csv; charset={charset}",
-                    headers={"Content-Disposition": f"attachment; filename={name}"})
+    return Response(stream_with_context(csv_chunks(export, encoding)),
+                    mimetype=f"text/csv; charset={charset}",
+                    headers={"Content-Disposition": f"attachment; filename={file_name(view, 'csv')}"})
 
 
-class TooManyRows(Exception):
+class TooManyRows(DomainError):
     pass
 
 
-def xlsx_response(view, export: Export, filters: dict) -> Response:
-    """An Excel file from a write-only workbook (rows are not kept in memory), capped."""
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def xlsx_spool(view, export: Export, count: int | None = None, progress=None):
+    """An Excel file from a write-only workbook (rows are not kept in memory), capped: a
+    spooled temporary file (in memory up to 16 MiB), positioned at its start, and its size."""
     cap = current_app.config["EXPORT_XLSX_MAX_ROWS"]
     too_many = TooManyRows(f"Excel 导出最多 {cap} 行，请缩小筛选范围或改用 CSV 导出")
     # Refused before any work: a workbook given up half-written leaves its temporary file.
-    if export.query.order_by(None).count() > cap:
+    if (export.query.order_by(None).count() if count is None else count) > cap:
         raise too_many
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(str(view.list_title)[:31] or "数据")
@@ -417,46 +426,133 @@ def xlsx_response(view, export: Export, filters: dict) -> Response:
                 cell.data_type = "s"  # text stays text: "=…" is never a formula here
             cells.append(cell)
         sheet.append(cells)
-    # Closed by the response that streams it, not by this block.
+        if progress is not None and export.count % CHUNK == 0:
+            progress(export.count)
+    # Closed by the response (or the job) that reads it, not by this block.
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
-    workbook.save(spool)
+    try:
+        workbook.save(spool)
+    except BaseException:
+        spool.close()
+        raise
     size = spool.tell()
     spool.seek(0)
+    return spool, size
+
+
+def xlsx_response(view, export: Export, filters: dict, count: int | None = None) -> Response:
+    spool, size = xlsx_spool(view, export, count)
     _record(view, "xlsx", filters, export.count)
-    name = f"{view.class_permission_name}-{clock.today():%Y%m%d}.xlsx"
 
     def stream():
         while chunk := spool.read(256 * 1024):
             yield chunk
         spool.close()
 
-    return Response(stream(), headers={"Content-Disposition": f"attachment; filename={name}",
-                                       "Content-Length": str(size)},
-                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return Response(stream(), headers={
+        "Content-Disposition": f"attachment; filename={file_name(view, 'xlsx')}",
+        "Content-Length": str(size)}, mimetype=XLSX_TYPE)
 
 
-# --- the same export on the REST API ---------------------------------------------------------
+# --- the same export on the REST API, and past the inline limit as a job --------------------
 
-def api_response(api, view, fmt: str, args: dict) -> Response:
-    """`GET /api/v1/<resource>/export/csv|xlsx?q=…`: every row `GET /api/v1/<resource>/?q=…`
-    lists (its filters and order, all pages), written as the list page's export writes it —
-    same columns, masking, audit record (`?headers=keys`, `?encoding=gb18030` likewise)."""
-    if fmt not in ("csv", "xlsx") or view is None or not view.export_columns:
-        return api.response_404()
+class BadArguments(DomainError):
+    pass
+
+
+def api_export(api, view, args: dict) -> tuple[Export, dict]:
+    """The export the API's `q` (`args`, parsed) asks for, and how the audit describes it."""
     try:
         filters = api._handle_filters_args(args)
         order = api._handle_order_args(args)
     except InvalidOrderByColumnFABException:
-        return api.response_400(message=f"不能按“{args.get('order_column')}”排序")
+        raise BadArguments(f"不能按“{args.get('order_column')}”排序") from None
     except FABException as exc:
-        return api.response_400(message=f"筛选条件无效：只能按可筛选的列及其支持的方式筛选（{exc}）")
+        raise BadArguments(f"筛选条件无效：只能按可筛选的列及其支持的方式筛选（{exc}）") from None
     export = Export(view, query_for(view, filters, *order), view.export_columns,
                     english_keys=request.args.get("headers") == "keys")
-    described = {"api": True, "q": request.args.get("q", "")}
+    return export, {"api": True, "q": request.args.get("q", "")}
+
+
+def requested_encoding() -> str:
+    return "gb18030" if request.args.get("encoding") == "gb18030" else "utf-8-sig"
+
+
+def export_job(view, fmt: str, count: int, api: bool):
+    """Past EXPORT_INLINE_MAX_ROWS an export is a job (app/jobs.py): the request's arguments
+    are kept, and the job makes the same file from them (views.base `_export_job`). None below
+    the limit."""
+    from app.security.principal import _request_user
+
+    if count <= current_app.config["EXPORT_INLINE_MAX_ROWS"]:
+        return None
+    if fmt == "xlsx" and count > current_app.config["EXPORT_XLSX_MAX_ROWS"]:
+        raise TooManyRows(f"Excel 导出最多 {current_app.config['EXPORT_XLSX_MAX_ROWS']} 行，"
+                          "请缩小筛选范围或改用 CSV 导出")
+    params = {"path": request.path, "args": list(request.args.items(multi=True)), "fmt": fmt,
+              "api": api, "right": ["can_export", view.class_permission_name]}
+    label = view.model.__label__
+    job = jobs.start("export", f"导出{label}（{'CSV' if fmt == 'csv' else 'Excel'}，{count} 行）",
+                     _request_user(), params, resource=view.class_permission_name,
+                     form_token=request.args.get("_token"), total=count)
+    return jobs.submit(job)
+
+
+def export_file(view, export: Export, described: dict, fmt: str, progress):
+    """The export job's file: what the request would have streamed, kept in the storage (in
+    the job's transaction: committed with its end)."""
+    from app import storage
+
+    # The rows are read on a session of their own: the file's chunks are written on the job's,
+    # and a read's close must not end the write.
+    reader = db.session.session_factory()
+    export.query = export.query.with_session(reader)
     try:
+        count = export.query.order_by(None).count()
+        progress(0, count)
         if fmt == "csv":
-            encoding = "gb18030" if request.args.get("encoding") == "gb18030" else "utf-8-sig"
-            return csv_response(view, export, described, encoding)
-        return xlsx_response(view, export, described)
+            encoding = requested_encoding()
+            _record(view, "csv", described, count, export)
+            charset = "utf-8" if encoding == "utf-8-sig" else encoding
+
+            def chunks():
+                for piece in csv_chunks(export, encoding):
+                    yield piece
+                    progress(export.count)
+            stored = storage.save(chunks(), file_name(view, "csv"), f"text/csv; charset={charset}",
+                                  expires_on=jobs.result_expiry())
+        else:
+            spool, _size = xlsx_spool(view, export, count, progress)
+            with spool:
+                _record(view, "xlsx", described, export.count)
+                stored = storage.save(storage.pieces(spool), file_name(view, "xlsx"), XLSX_TYPE,
+                                      expires_on=jobs.result_expiry())
+        progress(export.count)
+        return stored
+    finally:
+        reader.close()
+
+
+def api_response(api, view, fmt: str, args: dict) -> Response:
+    """`GET /api/v1/<resource>/export/csv|xlsx?q=…`: every row `GET /api/v1/<resource>/?q=…`
+    lists (its filters and order, all pages), written as the list page's export writes it —
+    same columns, masking, audit record (`?headers=keys`, `?encoding=gb18030` likewise). Past
+    EXPORT_INLINE_MAX_ROWS: 202 and the job's URL (app/jobs.py)."""
+    if fmt not in ("csv", "xlsx") or view is None or not view.export_columns:
+        return api.response_404()
+    try:
+        export, described = api_export(api, view, args)
+        count = export.query.order_by(None).count()
+        job = export_job(view, fmt, count, api=True)
+        if job is not None:
+            return api.response(202, job=job.id, status=job.status,
+                                url=f"/api/v1/job/{job.id}")
+        if fmt == "csv":
+            return csv_response(view, export, described, requested_encoding(), count)
+        return xlsx_response(view, export, described, count)
+    except BadArguments as exc:
+        return api.response_400(message=str(exc))
+    except jobs.JobRefused as exc:
+        return api.response(503, message=str(exc))
     except TooManyRows as exc:
         return api.response_422(message=str(exc))

@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import secrets
-import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as clock_time
-from pathlib import Path
 
 from flask import current_app
 from openpyxl import Workbook
@@ -35,7 +31,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, select, tuple_
 
-from app import clock
+from app import clock, jobs
 from app import import_values as values_of
 from app.errors import DomainError
 from app.extensions import db
@@ -293,7 +289,11 @@ class Importer:
 
     # --- validating and writing --------------------------------------------------------------
 
-    def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None) -> Outcome:
+    def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None,
+            commit: bool = True) -> Outcome:
+        """Validate every row and, if all are right and not `dry_run`, write them in one
+        transaction — committed here, or (`commit=False`, a job) left for the caller to commit
+        with its own end."""
         reading = self.reading(filename, data)
         rows = reading.rows
         width = len(reading.headers)
@@ -315,7 +315,10 @@ class Importer:
                 audit.record(session, "import", self.resource, changes={
                     "file": filename, "rows": outcome.rows, "created": outcome.created,
                     "updated": outcome.updated, "unchanged": outcome.unchanged})
-                session.commit()
+                if commit:
+                    session.commit()
+                else:
+                    session.flush()
                 outcome.written = True
             else:
                 session.rollback()
@@ -671,59 +674,76 @@ def error_report(outcome: Outcome, importer: Importer | None = None) -> bytes:
 
 
 # --- the error reports a failed import leaves for its download link ---------------------------
-# Kept on this host's disk under instance/import-reports/ (no shared file storage exists yet:
-# behind several hosts a download may miss the host that kept it), one file per failed import,
-# readable by the owner only, deleted after IMPORT_REPORT_RETENTION_DAYS (default 7) — swept
-# whenever a report is kept or read, so the folder holds a week of failed imports at most.
+# Kept in the shared storage (app/storage.py), so the download link works through any host, for
+# IMPORT_REPORT_RETENTION_DAYS (default 7): the daily purge deletes them after that. The link's
+# token — the stored file's id — is kept in the user's signed session, never taken from the URL.
 
-REPORT_NAME = re.compile(r"[0-9a-f]{32}")
-
-
-def _reports_folder() -> Path:
-    return Path(current_app.instance_path) / "import-reports"
-
-
-def _retention_seconds() -> float:
-    return float(current_app.config.get("IMPORT_REPORT_RETENTION_DAYS", 7)) * 86400
-
-
-def purge_reports(now: float | None = None) -> int:
-    """Delete the reports past their retention; how many were deleted."""
-    folder = _reports_folder()
-    if not folder.is_dir():
-        return 0
-    limit = (now or time.time()) - _retention_seconds()
-    deleted = 0
-    for path in folder.glob("*.csv"):
-        try:
-            if path.stat().st_mtime < limit:
-                path.unlink()
-                deleted += 1
-        except FileNotFoundError:  # another process swept it first
-            continue
-    return deleted
-
-
-def keep_report(outcome: Outcome, importer: Importer | None = None) -> str:
+def keep_report(outcome: Outcome, importer: Importer | None = None) -> int:
     """Keep a failed import's error report; its token for the download link."""
-    purge_reports()
-    token = secrets.token_hex(16)
-    folder = _reports_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{token}.csv"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(error_report(outcome, importer))
-    return token
+    from app import storage
+
+    days = float(current_app.config.get("IMPORT_REPORT_RETENTION_DAYS", 7))
+    stored = storage.save([error_report(outcome, importer)], "errors.csv",
+                          "text/csv; charset=utf-8",
+                          expires_on=jobs.utcnow() + timedelta(days=days))
+    db.session.commit()
+    return stored.id
 
 
 def read_report(token) -> bytes | None:
     """A kept report by its token, or None when it is unknown or past its retention."""
-    purge_reports()
-    if not token or not REPORT_NAME.fullmatch(str(token)):
+    from app import storage
+
+    if not isinstance(token, int):
         return None
-    path = _reports_folder() / f"{token}.csv"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
+    stored = storage.get(token)
+    days = float(current_app.config.get("IMPORT_REPORT_RETENTION_DAYS", 7))
+    if stored is None or stored.created_on < jobs.utcnow() - timedelta(days=days):
         return None
+    return b"".join(storage.read(stored))
+
+
+# --- past IMPORT_INLINE_MAX_ROWS: a job (app/jobs.py) ------------------------------------------
+
+def import_job(view, importer: Importer, filename: str, data: bytes, form_token: str | None):
+    """Keep the uploaded file in the storage and start a job that imports it, when it has more
+    rows than IMPORT_INLINE_MAX_ROWS; None otherwise (imported in the request, as before)."""
+    from app import storage
+    from app.security.principal import _request_user
+
+    _headers, rows = importer.read(filename, data)  # a file refused is refused here, at once
+    if len(rows) <= current_app.config["IMPORT_INLINE_MAX_ROWS"]:
+        return None
+    source = storage.save([data], filename, "application/octet-stream",
+                          expires_on=jobs.result_expiry())
+    job = jobs.start("import", f"导入{view.model.__label__}（{filename}，{len(rows)} 行）",
+                     _request_user(), {"file": source.id, "filename": filename,
+                                       "right": ["can_import", view.class_permission_name]},
+                     resource=view.class_permission_name, form_token=form_token,
+                     total=len(rows))
+    return jobs.submit(job)
+
+
+def import_work(view, importer: Importer, job, params, progress):
+    """The import job (views.base `_import_job`): all-or-nothing in the job's transaction,
+    committed with its end; a file with errors writes nothing and leaves its error report as
+    the job's file."""
+    from app import storage
+    from app.models.jobs import StoredFile
+
+    source = db.session.get(StoredFile, params["file"])
+    if source is None:
+        raise ImportRefused("上传的文件已过期或已删除，请重新上传")
+    data = b"".join(storage.read(source))
+    total = job.total
+    outcome = importer.run(params["filename"], data, progress=lambda done: progress(done, total),
+                           commit=False)
+    progress(outcome.rows, outcome.rows)
+    if outcome.written:
+        progress.message = f"导入成功：新增 {outcome.created} 条，更新 {outcome.updated} 条"
+        return None
+    progress.failed = True
+    progress.message = f"发现 {len(outcome.problems)} 处错误，未导入任何数据；请下载错误报告"
+    return storage.save([error_report(outcome, importer)], f"{job.resource}-errors.csv",
+                        "text/csv; charset=utf-8", expires_on=jobs.result_expiry())
+

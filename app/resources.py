@@ -40,6 +40,7 @@ from app.api.meetings import (
 from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
 from app.dashboards.views import DashboardView
 from app.i18n import N_
+from app.jobs import new_form_token
 from app.views.cobuild import (
     AgreementView,
     MemberRegistrationView,
@@ -53,6 +54,7 @@ from app.views.cobuild import (
     cobuild_summary,
 )
 from app.views.entity import VIEWS_KEY
+from app.views.jobs import JobApi, JobView
 from app.views.lists import MicroWishView, NeedView, ResourceView, ServiceItemView
 from app.views.meetings import (
     AgendaItemView,
@@ -148,6 +150,10 @@ def register(appbuilder) -> None:
         if resource.api is not None:
             appbuilder.add_api(resource.api)
     current_app.extensions[VIEWS_KEY] = views
+    # 我的任务: every logged-in user's own jobs (in the user menu, not a permission's menu).
+    appbuilder.add_view_no_menu(JobView)
+    appbuilder.add_api(JobApi)
+    current_app.jinja_env.globals["new_form_token"] = new_form_token
     # The co-building panels of the unit's and the member's pages.
     current_app.jinja_env.globals["cobuild_summary"] = cobuild_summary
     # Every record's page links to its history in the audit trail.

@@ -269,7 +269,7 @@ def agreement_of(ctx, username):
 
 
 def file_columns(ctx, pk):
-    return ctx.execute(text("SELECT file_name, file_path, file_type, file_size FROM agreement "
+    return ctx.execute(text("SELECT file_name, file_id, file_type, file_size FROM agreement "
                             "WHERE id = :i"), {"i": pk}).one()
 
 
@@ -297,6 +297,7 @@ def test_a_wrong_file_is_refused_clearly_and_nothing_is_kept(ctx, as_user, api, 
     refused_by_api(refused, "文件内容不是有效的 JPG 文件")
     assert file_columns(ctx, pk) == before
     assert list(uploads.rglob("*.*")) == []
+    assert scalar(ctx, "SELECT count(*) FROM stored_file WHERE name LIKE '协议%' OR name = 'scan.jpg'") == 0
 
 
 def test_the_scanned_file_is_uploaded_and_downloaded_within_scope(ctx, as_user, api, uploads):
@@ -306,7 +307,9 @@ def test_the_scanned_file_is_uploaded_and_downloaded_within_scope(ctx, as_user, 
     stored = file_columns(ctx, pk)
     assert (stored.file_name, stored.file_type, stored.file_size) == ("签订协议扫描件.pdf", "pdf",
                                                                       len(PDF))
-    assert (uploads / stored.file_path).read_bytes() == PDF
+    # In the shared storage (issue 21), not on this host's disk.
+    assert scalar(ctx, "SELECT size FROM stored_file WHERE id = :f", f=stored.file_id) == len(PDF)
+    assert list(uploads.rglob("*.*")) == []
     # The unit's liaison reads it; the other unit's liaison does not see the agreement at all.
     own = as_user("danwei01").get(f"/agreement/scan/{pk}")
     assert own.status_code == 200 and own.data == PDF

@@ -48,10 +48,13 @@ def test_allowed_files_are_stored_and_listed(ctx, as_user, uploads):
     browser = as_user("shequ01")
     for name, content in (("会议纪要（签字版）.pdf", PDF), ("现场照片.png", PNG), ("议程.docx", docx())):
         page_says(upload(browser, meeting, name, content), "附件已上传")
-    rows = ctx.execute(text("SELECT filename, stored_name, size FROM meeting_attachment "
-                            "WHERE meeting_id = :m ORDER BY id"), {"m": meeting}).all()
+    rows = ctx.execute(text("SELECT a.filename, a.size, f.size AS stored_size FROM meeting_attachment a "
+                            "JOIN stored_file f ON f.id = a.file_id "
+                            "WHERE a.meeting_id = :m ORDER BY a.id"), {"m": meeting}).all()
     assert [r.filename for r in rows] == ["会议纪要（签字版）.pdf", "现场照片.png", "议程.docx"]
-    assert stored(uploads) == sorted(r.stored_name for r in rows)
+    assert [r.size for r in rows] == [r.stored_size for r in rows] == [len(PDF), len(PNG), len(docx())]
+    # In the shared storage (issue 21), not on this host's disk.
+    assert stored(uploads) == []
     page = browser.get(f"/meeting/show/{meeting}").get_data(as_text=True)
     assert "会议纪要（签字版）.pdf" in page and "现场照片.png" in page
 
@@ -68,9 +71,9 @@ def test_allowed_files_are_stored_and_listed(ctx, as_user, uploads):
 def test_wrong_files_are_refused_and_nothing_is_stored(ctx, as_user, uploads, name, content,
                                                        message):
     meeting = make_meeting(ctx, body_id(ctx))
-    before = count(ctx, "meeting_attachment")
+    before = count(ctx, "meeting_attachment"), count(ctx, "stored_file")
     page_says(upload(as_user("shequ01"), meeting, name, content), message)
-    assert count(ctx, "meeting_attachment") == before
+    assert (count(ctx, "meeting_attachment"), count(ctx, "stored_file")) == before
     assert stored(uploads) == []
 
 

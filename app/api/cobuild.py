@@ -1,10 +1,11 @@
 """REST resources of co-building, with their workflow moves; the agreement's scanned file and
 the star-rating run are served here too."""
-from flask import request, send_file
+from flask import request
 from flask_appbuilder import expose
 from flask_appbuilder.api import safe
 from flask_appbuilder.security.decorators import protect
 
+from app import storage
 from app.errors import DomainError
 from app.models.cobuild import (
     Agreement,
@@ -124,9 +125,7 @@ class AgreementApi(EntityApi):
         found = agreement_file(agreement) if agreement is not None else None
         if found is None:
             return self.response_404()
-        path, mimetype = found
-        return send_file(path, mimetype=mimetype, as_attachment=True,
-                         download_name=agreement.file_name or path.name)
+        return storage.response(found, agreement.file_name)
 
 
 class UnitRegistrationApi(EntityApi):

@@ -209,6 +209,9 @@ class Agreement(Entity):
     file_path = Column(String(255), info=caption("存储路径"))
     file_type = Column(String(8), info=caption("文件类型"))
     file_size = Column(Integer, info=caption("文件大小"))
+    # The file itself, in the shared storage (app/storage.py). `file_path` named a file under
+    # UPLOAD_FOLDER before issue 21; `flask gongjian init` moves such files into the storage.
+    file_id = Column(Integer, ForeignKey("stored_file.id", ondelete="SET NULL"))
     file_uploaded_on = Column(DateTime, info=caption("上传时间"))
     status = Column(String(8), nullable=False, default=AgreementStatus.DRAFT, index=True,
                     info=caption("状态", choices=AGREEMENT_STATUSES))

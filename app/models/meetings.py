@@ -641,7 +641,11 @@ class MeetingAttachment(Entity):
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
                         info=caption("会议"))
     filename = Column(String(200), nullable=False, info=caption("文件名"))
+    # The file, in the shared storage (app/storage.py). Before issue 21 `stored_name` named it
+    # under UPLOAD_FOLDER/meetings (`flask gongjian init` moves such files in); since, it is a
+    # unique name only.
     stored_name = Column(String(64), nullable=False, unique=True)
+    file_id = Column(Integer, ForeignKey("stored_file.id", ondelete="SET NULL"))
     content_type = Column(String(100), nullable=False, info=caption("文件类型"))
     size = Column(Integer, nullable=False, info=caption("大小（字节）"))
 

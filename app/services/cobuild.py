@@ -11,14 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
-from uuid import uuid4
 
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import object_session
 
-from app import clock
+from app import clock, storage
 from app.errors import DomainError, committed
 from app.models.cobuild import (
     Agreement,
@@ -116,31 +114,25 @@ def store_agreement_file(session, agreement, filename: str | None, stream) -> No
     if not data.startswith(FILE_SIGNATURES[kind]):
         raise DomainError(f"文件内容不是有效的 {kind.upper()} 文件（扩展名与内容不符），"
                           "请上传协议扫描件原件", "file")
-    folder = Path(current_app.config["UPLOAD_FOLDER"]) / "agreements"
-    folder.mkdir(parents=True, exist_ok=True)
-    stored = f"{agreement.id}-{uuid4().hex}.{kind}"
-    (folder / stored).write_bytes(data)
-    try:
-        with committed(session, "该协议已被他人修改，扫描件未保存；请刷新后重试"):
-            agreement.file_name = name[-200:]
-            agreement.file_path = f"agreements/{stored}"
-            agreement.file_type = kind
-            agreement.file_size = len(data)
-            agreement.file_uploaded_on = _now()
-    except BaseException:
-        (folder / stored).unlink(missing_ok=True)
-        raise
+    with committed(session, "该协议已被他人修改，扫描件未保存；请刷新后重试"):
+        # The file and the record commit together (a bucket that refuses the file refuses both).
+        replaced = agreement.file_id
+        stored = storage.save([data], name, FILE_MIMETYPES[kind], session=session)
+        agreement.file_name = name[-200:]
+        agreement.file_id = stored.id
+        agreement.file_path = None
+        agreement.file_type = kind
+        agreement.file_size = len(data)
+        agreement.file_uploaded_on = _now()
+        if replaced is not None:
+            storage.delete_id(replaced, session)
 
 
-def agreement_file(agreement) -> tuple[Path, str] | None:
-    """(path, mimetype) of an agreement's stored file, or None when there is none."""
-    if not agreement.file_path:
+def agreement_file(agreement):
+    """The agreement's stored file (app/storage.py), or None when there is none."""
+    if agreement.file_id is None:
         return None
-    root = Path(current_app.config["UPLOAD_FOLDER"]).resolve()
-    path = (root / agreement.file_path).resolve()
-    if root not in path.parents or not path.is_file():
-        return None
-    return path, FILE_MIMETYPES.get(agreement.file_type, "application/octet-stream")
+    return storage.get(agreement.file_id)
 
 
 # --- dual registration ------------------------------------------------------------------------

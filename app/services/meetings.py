@@ -15,7 +15,7 @@ from datetime import date
 from flask import current_app
 from sqlalchemy import and_, case, extract, func, literal_column, select
 
-from app import clock
+from app import clock, storage
 from app.errors import Conflict, DomainError, committed
 from app.models.meetings import (
     DONE,
@@ -224,6 +224,7 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # config UPLOAD_MAX_BYTES, shared with oth
 
 
 def upload_folder() -> str:
+    """Where attachments lived before the shared storage (app.storage.move_local_uploads)."""
     root = current_app.config.get("UPLOAD_FOLDER") or os.path.join(current_app.instance_path,
                                                                    "uploads")
     return os.path.join(root, "meetings")
@@ -275,25 +276,13 @@ def check_upload(filename: str, stream) -> tuple[str, str, bytes]:
 def add_attachment(session, meeting: Meeting, filename: str, stream) -> MeetingAttachment:
     """Store a meeting's file and record it (both or neither)."""
     name, ext, data = check_upload(filename, stream)
-    folder = upload_folder()
-    os.makedirs(folder, exist_ok=True)
-    stored = f"{uuid.uuid4().hex}.{ext}"
-    path = os.path.join(folder, stored)
-    with open(path, "wb") as f:
-        f.write(data)
-    attachment = MeetingAttachment(meeting=meeting, filename=name, stored_name=stored,
-                                   content_type=ALLOWED_TYPES[ext], size=len(data))
-    try:
-        with committed(session, "该会议已被他人修改，附件未保存；请刷新后重试"):
-            session.add(attachment)
-    except BaseException:
-        os.unlink(path)
-        raise
+    with committed(session, "该会议已被他人修改，附件未保存；请刷新后重试"):
+        stored = storage.save([data], name, ALLOWED_TYPES[ext], session=session)
+        attachment = MeetingAttachment(meeting=meeting, filename=name, file_id=stored.id,
+                                       stored_name=uuid.uuid4().hex,
+                                       content_type=ALLOWED_TYPES[ext], size=len(data))
+        session.add(attachment)
     return attachment
-
-
-def attachment_path(attachment: MeetingAttachment) -> str:
-    return os.path.join(upload_folder(), attachment.stored_name)
 
 
 # --- figures (DOMAIN.md §5), for the dashboards ---------------------------------------------

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, storage
 from app.errors import DomainError, committed
 from app.models.base import Entity, Model
 from app.security.scope import owner_clause, scoped_models, unscoped
@@ -120,6 +120,16 @@ def _referenced(session, model: type[Entity], row_id: int) -> bool:
     return False
 
 
+def _files_of(session, table, row_id: int) -> list[int]:
+    """The stored files (app/storage.py) a row names."""
+    columns = [column for column in table.c
+               if any(fk.column.table.name == "stored_file" for fk in column.foreign_keys)]
+    if not columns:
+        return []
+    row = session.execute(select(*columns).where(table.c.id == row_id)).one()
+    return [file_id for file_id in row if file_id is not None]
+
+
 def purge_expired(session, days: int, dry_run: bool = False, now: datetime | None = None
                   ) -> list[Purged]:
     """Erase the rows deleted more than `days` days ago, each with one audit record of kind
@@ -154,7 +164,11 @@ def purge_expired(session, days: int, dry_run: bool = False, now: datetime | Non
                         for link, column, is_link in _references(model):
                             if is_link:
                                 session.execute(delete(link).where(column == row_id))
+                        files = _files_of(session, table, row_id)
                         session.execute(delete(table).where(table.c.id == row_id))
+                        # Its files (an agreement's scan, a meeting's attachment) go with it.
+                        for file_id in files:
+                            storage.delete_id(file_id, session)
                 except IntegrityError:
                     outcome.kept += 1
                     continue

@@ -1,13 +1,14 @@
 """Views of co-building: agreements (with their scanned files), dual registration (with the
 printable 报到回执 and 报到证), service posts and claims, service records, point rules, the
 ledger (read-only) and star ratings (computed, reviewed, published)."""
-from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 from wtforms import TextAreaField
 
+from app import storage
 from app.errors import DomainError
 from app.extensions import db
 from app.models.cobuild import (
@@ -102,9 +103,7 @@ class AgreementView(EntityView):
         found = agreement_file(agreement) if agreement is not None else None
         if found is None:
             abort(404)
-        path, mimetype = found
-        return send_file(path, mimetype=mimetype, as_attachment=True,
-                         download_name=agreement.file_name or path.name)
+        return storage.response(found, agreement.file_name)
 
 
 class _Printable(EntityView):

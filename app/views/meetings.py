@@ -2,14 +2,14 @@
 generation of a body's meeting plan, and a meeting's files."""
 from datetime import date
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 
-from app import clock
+from app import clock, storage
 from app.errors import DomainError, committed
 from app.models.meetings import (
     AgendaItem,
@@ -192,11 +192,10 @@ class MeetingView(EntityView):
         attachment = _attachment(self.datamodel.session, attachment_id)
         if attachment is None:
             abort(404)
-        try:
-            return send_file(service.attachment_path(attachment), mimetype=attachment.content_type,
-                             as_attachment=True, download_name=attachment.filename)
-        except FileNotFoundError:
+        stored = storage.get(attachment.file_id) if attachment.file_id else None
+        if stored is None:
             abort(404)
+        return storage.response(stored, attachment.filename)
 
 
 def _attachment(session, attachment_id):

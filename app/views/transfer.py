@@ -2,16 +2,37 @@
 Excel, and the spreadsheet import of the resources a liaison fills."""
 from __future__ import annotations
 
-from flask import Response, abort, flash, redirect, request, session, url_for
+import prison
+from flask import Response, abort, current_app, flash, redirect, request, session, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args
 from sqlalchemy import select
 
-from app.exports import Export, TooManyRows, csv_response, query_for, xlsx_response
-from app.imports import REGISTRY, Importer, ImportRefused, keep_report, read_report
+from app import jobs
+from app.api.base import EntityApi
+from app.exports import (
+    Export,
+    TooManyRows,
+    api_export,
+    csv_response,
+    export_file,
+    export_job,
+    query_for,
+    requested_encoding,
+    xlsx_response,
+)
+from app.imports import (
+    REGISTRY,
+    Importer,
+    ImportRefused,
+    import_job,
+    import_work,
+    keep_report,
+    read_report,
+)
 from app.security.scope import unscoped
-from app.views.entity import list_args
+from app.views.entity import list_args, view_of
 
 
 class Transfers:
@@ -37,20 +58,31 @@ class Transfers:
         for English keys) or Excel."""
         if fmt not in ("csv", "xlsx"):
             abort(404)
+        export, described = self.export_request()
+        count = export.query.order_by(None).count()
+        try:
+            # Past EXPORT_INLINE_MAX_ROWS: a job, and its page (app/jobs.py).
+            job = export_job(self, fmt, count, api=False)
+            if job is not None:
+                return redirect(url_for("JobView.show", pk=job.id))
+            if fmt == "csv":
+                return csv_response(self, export, described, requested_encoding(), count)
+            return xlsx_response(self, export, described, count)
+        except (TooManyRows, jobs.JobRefused) as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for(f"{self.endpoint}.list", **request.args))
+
+    def export_request(self) -> tuple[Export, dict]:
+        """The export the list page's arguments in this request ask for, and its filters as
+        the audit record describes them (the page's export, and its job's)."""
         filters = self.datamodel.get_filters(self.search_columns)
         get_filter_args(filters)
         order = list_args(self)[:2]
         export = Export(self, query_for(self, filters, *order), self.export_columns,
                         english_keys=request.args.get("headers") == "keys")
-        described = {k: v for k, v in request.args.items() if k.startswith(("_flt_", "_oc_", "_od_"))}
-        if fmt == "csv":
-            encoding = "gb18030" if request.args.get("encoding") == "gb18030" else "utf-8-sig"
-            return csv_response(self, export, described, encoding)
-        try:
-            return xlsx_response(self, export, described)
-        except TooManyRows as exc:
-            flash(str(exc), "danger")
-            return redirect(url_for(f"{self.endpoint}.list", **request.args))
+        described = {k: v for k, v in request.args.items()
+                     if k.startswith(("_flt_", "_oc_", "_od_"))}
+        return export, described
 
     @expose("/import/", methods=["GET", "POST"])
     @has_access
@@ -62,10 +94,15 @@ class Transfers:
             if upload is None or not upload.filename:
                 flash("请选择要导入的文件", "danger")
             else:
+                data, dry_run = upload.read(), bool(request.form.get("dry_run"))
                 try:
-                    outcome = importer.run(upload.filename, upload.read(),
-                                           dry_run=bool(request.form.get("dry_run")))
-                except ImportRefused as exc:
+                    # Past IMPORT_INLINE_MAX_ROWS: a job, and its page (app/jobs.py).
+                    job = None if dry_run else import_job(self, importer, upload.filename, data,
+                                                          request.form.get("_token"))
+                    if job is not None:
+                        return redirect(url_for("JobView.show", pk=job.id))
+                    outcome = importer.run(upload.filename, data, dry_run=dry_run)
+                except (ImportRefused, jobs.JobRefused) as exc:
                     flash(str(exc), "danger")
                 else:
                     counts = f"新增 {outcome.created} 条，更新 {outcome.updated} 条，无变化 {outcome.unchanged} 条"
@@ -115,3 +152,30 @@ class Transfers:
             return session.execute(select(self.model).where(
                 getattr(self.model, self.import_key) == key)).scalar_one_or_none()
 
+
+
+def entity_api(resource: str):
+    for api in current_app.appbuilder.baseviews:
+        if isinstance(api, EntityApi) and api.class_permission_name == resource:
+            return api
+    return None
+
+
+# --- the jobs of data in and out (app/jobs.py): the same code, in the request rebuilt from the
+# job's parameters
+
+@jobs.kind("export", "导出")
+def _export_job(job, params, progress):
+    view = view_of(job.resource)
+    if params.get("api"):
+        args = prison.loads(request.args["q"]) if request.args.get("q") else {}
+        export, described = api_export(entity_api(job.resource), view, args)
+    else:
+        export, described = view.export_request()
+    return export_file(view, export, described, params["fmt"], progress)
+
+
+@jobs.kind("import", "导入")
+def _import_job(job, params, progress):
+    view = view_of(job.resource)
+    return import_work(view, view._importer(), job, params, progress)

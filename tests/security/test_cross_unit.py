@@ -43,8 +43,10 @@ def snapshot(conn) -> dict[str, list]:
     meta.reflect(conn)
     state = {}
     for name, table in sorted(meta.tables.items()):
-        if name in ("audit_log", "alembic_version", "user_session", "refresh_token"):
-            # (the sessions' and tokens' own bookkeeping: a request notes its session's activity)
+        if name in ("audit_log", "alembic_version", "user_session", "refresh_token",
+                    "stored_file", "file_chunk"):
+            # (the sessions' and tokens' own bookkeeping: a request notes its session's activity;
+            # a refused import's error report, kept in the file storage for its download link)
             continue
         columns = [c for c in table.columns
                    if not (name == "ab_user" and c.name in LOGIN_FIELDS)]

@@ -1,14 +1,12 @@
 """A failed import's error report (issue 17 finding 7) keeps what the user must fix — the rows
 in error, with their numbers and messages — and no 身份证号 or phone in clear; it is deleted
-after its retention period (IMPORT_REPORT_RETENTION_DAYS, default 7). It still lives on this
-host's disk (instance/import-reports/): there is no shared file storage yet."""
+after its retention period (IMPORT_REPORT_RETENTION_DAYS, default 7). It lives in the shared
+file storage (issue 21), not on the host's disk."""
 from __future__ import annotations
 
 import csv
 import io
-import os
-import time
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -51,8 +49,16 @@ def upload(clients, username, data):
         "file": (io.BytesIO(data), "members.csv")}, content_type="multipart/form-data")
 
 
-def reports(app) -> list[Path]:
-    return sorted((Path(app.instance_path) / "import-reports").glob("*.csv"))
+def newest_report(ctx) -> int:
+    return ctx.execute(text("SELECT max(id) FROM stored_file WHERE name = 'errors.csv'")).scalar()
+
+
+def age(ctx, report: int, days: int) -> None:
+    with ctx.session() as session:
+        session.execute(text("UPDATE stored_file SET created_on = :t WHERE id = :r"),
+                        {"t": datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days),
+                         "r": report})
+        session.commit()
 
 
 def test_the_report_keeps_only_the_rows_in_error_and_masks_personal_data(app, ctx, clients):
@@ -77,9 +83,10 @@ def test_the_report_keeps_only_the_rows_in_error_and_masks_personal_data(app, ct
         assert number not in body and phone not in body
     assert validators.mask_id_number(bad_check) in body  # enough to find the row
     assert "校验位" in lines[1][-1]
-    newest = max(reports(app), key=lambda p: p.stat().st_mtime)
-    assert (newest.stat().st_mode & 0o777) == 0o600
-    assert bad_check not in newest.read_text("utf-8-sig")
+    chunks = b"".join(bytes(c) for c in ctx.execute(text(
+        "SELECT data FROM file_chunk WHERE file_id = :r ORDER BY seq"),
+        {"r": newest_report(ctx)}).scalars())
+    assert bad_check.encode() not in chunks and validators.mask_id_number(bad_check).encode() in chunks
 
 
 def test_a_report_past_its_retention_is_deleted_and_not_served(app, ctx, clients):
@@ -87,15 +94,11 @@ def test_a_report_past_its_retention_is_deleted_and_not_served(app, ctx, clients
     assert upload(clients, "shequ01", data).status_code == 200
     browser = clients.browser("shequ01")
     assert browser.get("/member/import/report").status_code == 200
-    newest = max(reports(app), key=lambda p: p.stat().st_mtime)
-    eight_days_ago = time.time() - 8 * 86400
-    os.utime(newest, (eight_days_ago, eight_days_ago))
+    age(ctx, newest_report(ctx), 8)
     assert browser.get("/member/import/report").status_code == 404
-    assert not newest.exists()
     # The period is configurable: at 10 days, an 8-day-old report stays.
     assert upload(clients, "shequ01", data).status_code == 200
-    newest = max(reports(app), key=lambda p: p.stat().st_mtime)
-    os.utime(newest, (eight_days_ago, eight_days_ago))
+    age(ctx, newest_report(ctx), 8)
     app.config["IMPORT_REPORT_RETENTION_DAYS"] = 10
     try:
         assert browser.get("/member/import/report").status_code == 200
