@@ -318,7 +318,7 @@ def seed_city(session, password: str, echo=print, fraction: float = 1.0) -> dict
     counts = {name: w.count for name, w in writers.items()}
     # The demo users, linked as at the demo scale, last: FAB's add_user commits.
     build_demo_users(ctx.streets[0][0], ctx.communities[0].id, [u.id for u in ctx.units[:3]],
-                     ctx.first_member.id, password)
+                     ctx.first_member.id, ctx.grids[0][0], password)
     audit.record(session, "import", "seed", changes={"scale": "city", "fraction": fraction,
                                                      **counts})
     session.info.pop(audit.SKIP_ROWS, None)

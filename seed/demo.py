@@ -98,7 +98,7 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     members = _build_members(session, names, size, tree, units, echo)
     password = password or os.environ.get("DEMO_PASSWORD") or _generated_password()
     build_demo_users(tree["streets"][0].id, tree["communities"][0].id, [u.id for u in units[:3]],
-                     members[0], password)
+                     members[0], tree["grids"][tree["communities"][0].code][0].id, password)
     seed_lists(session, names, scale, tree, units, members, echo)
     seed_meetings(session, names, scale, tree, units, members, echo)
     seed_cobuild(session, names, scale, tree, units, members, echo)
@@ -134,7 +134,7 @@ def _node(session, parent, type_, code, name, names, district_name, **extra):
 def _build_tree(session, names: Names, size: Scale, echo) -> dict:
     district_name = "云溪区"
     district = _node(session, None, "district", DISTRICT_CODE, "云溪区委", names, district_name)
-    streets, communities, groups, everything = [], [], {}, [district]
+    streets, communities, groups, grids, everything = [], [], {}, {}, [district]
     for s in range(size.streets):
         street = _node(session, district, "street", f"{DISTRICT_CODE}{s + 1:02d}",
                        f"{names.place()}街道党工委", names, district_name)
@@ -146,12 +146,13 @@ def _build_tree(session, names: Names, size: Scale, echo) -> dict:
                               names, district_name)
             communities.append(community)
             everything.append(community)
-            groups[code] = []
+            groups[code], grids[code] = [], []
             for gi in range(size.grids):
                 grid = _node(session, community, "grid", f"{code}G{gi + 1}",
                              f"{community.name[:-2]}第{gi + 1}网格党支部", names, district_name,
                              grid_kind="城市")
                 everything.append(grid)
+                grids[code].append(grid)
                 for b in range(size.buildings):
                     building = _node(session, grid, "building", f"{code}G{gi + 1}B{b + 1}",
                                      f"{grid.name[:-3]}{b + 1}号楼党小组", names, district_name)
@@ -160,7 +161,7 @@ def _build_tree(session, names: Names, size: Scale, echo) -> dict:
         session.flush()
         _progress(echo, "党组织（街道）", s + 1, size.streets)
     return {"district": district, "streets": streets, "communities": communities,
-            "groups": groups, "all": everything}
+            "groups": groups, "grids": grids, "all": everything}
 
 
 def _build_units(session, names: Names, size: Scale, tree, echo) -> list[Unit]:

@@ -86,6 +86,10 @@ def seed_lists(session, names, scale_name, tree, units, members, echo) -> None:
                    "requester_phone": names.phone(), "community_id": community.id,
                    "category_id": need_cats[cat], "title": title, "content": content,
                    "urgency": urgency, "status": status, "created_on": created, "changed_on": now}
+            # Every other need lies in one of the community's grids (its 网格员 may file it).
+            grids = tree["grids"].get(community.code)
+            if grids and k % 2 == 0:
+                row["grid_id"] = grids[(k // 2) % len(grids)].id
             reached = NEED_PATH.index(status) if status != "已驳回" else -1
             if status == "已驳回":
                 row["reject_reason"] = "不属于社区受理范围，已引导至相关部门"
@@ -142,6 +146,9 @@ def seed_lists(session, names, scale_name, tree, units, members, echo) -> None:
             row = {"resident_name": names.person(), "resident_phone": names.phone(),
                    "community_id": community.id, "content": WISHES[(c + k) % len(WISHES)],
                    "status": status, **stamp}
+            grids = tree["grids"].get(community.code)
+            if grids and k % 2 == 0:
+                row["grid_id"] = grids[(k // 2) % len(grids)].id
             if status in ("已认领", "已实现", "已确认"):
                 local = units_by_community.get(community.id)
                 if local and k % 2:

@@ -21,6 +21,7 @@ DEMO_USERS = [
     ("danwei03", "UnitLiaison", "单位三", "联络员", "unit3"),
     ("shenji", "Auditor", "审计", "员", None),
     ("dangyuan01", "Member", "党员", "一", "member"),
+    ("wangge01", "GridAdmin", "网格", "管理员", "grid"),
 ]
 
 
@@ -29,9 +30,9 @@ class SeedRefused(Exception):
 
 
 def build_demo_users(street_id: int, community_id: int, unit_ids: list[int], member_id: int,
-                     password: str) -> None:
-    """Create the demo users, linked to the given street, community, first three units and
-    member (FAB's add_user commits each)."""
+                     grid_id: int, password: str) -> None:
+    """Create the demo users, linked to the given street, community, first three units,
+    member and grid of the community (FAB's add_user commits each)."""
     sm = appbuilder.sm
     links = {
         "street": {"org_id": street_id},
@@ -40,6 +41,7 @@ def build_demo_users(street_id: int, community_id: int, unit_ids: list[int], mem
         "unit2": {"unit_id": unit_ids[1]},
         "unit3": {"unit_id": unit_ids[2]},
         "member": {"member_id": member_id},
+        "grid": {"org_id": grid_id},
     }
     for username, role, first, last, link in DEMO_USERS:
         user = sm.add_user(username, first, last, f"{username}@gongjian.invalid",

@@ -28,7 +28,7 @@ from sqlalchemy import MetaData, create_engine, text
 
 TEST_PASSWORD = "Test-Passw0rd!"
 DEMO_USERS = ["admin", "zuzhibu", "jiedao01", "shequ01", "danwei01", "danwei02", "danwei03",
-              "shenji", "dangyuan01"]
+              "shenji", "dangyuan01", "wangge01"]
 
 
 # Timing-sensitive modules: threads started together against one database, and hypothesis runs

@@ -31,6 +31,9 @@ def expected(session, username, resource):
     if username in ("jiedao01", "shequ01"):
         return ids(session, alive + " AND community_id IN "
                    "(SELECT id FROM organization WHERE path LIKE :p)", p=path + "%")
+    if username == "wangge01":  # a grid's members: those whose 所在网格 lies in its subtree
+        return ids(session, alive + " AND group_id IN "
+                   "(SELECT id FROM organization WHERE path LIKE :p)", p=path + "%")
     if username.startswith("danwei"):
         return ids(session, alive + " AND work_unit_id = :u", u=unit_id)
     return ids(session, alive + " AND id = :m", m=member_id)

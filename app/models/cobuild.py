@@ -131,6 +131,8 @@ def _looked_up(column, key):
 # placed by its unit or post, in that unit's or post's community.
 _community_of_member = _looked_up(Member.community_id, "id")
 _unit_of_member = _looked_up(Member.work_unit_id, "id")
+# ... and in its 所在网格: the grid anchor of rows placed by their member.
+_group_of_member = _looked_up(Member.group_id, "id")
 _community_of_unit = _looked_up(Unit.community_id, "id")
 
 
@@ -321,7 +323,8 @@ class MemberRegistration(Entity):
     __tablename__ = "member_registration"
     __table_args__ = live_order("member_registration", "registered_on", "certificate_no", "status")
     __label__ = N_("党员报到")
-    __scope__ = Scope(org=(lambda: MemberRegistration.community_id,),
+    __scope__ = Scope(org=(lambda: MemberRegistration.community_id,
+                           lambda: _group_of_member(MemberRegistration.member_id)),
                       unit=(lambda: _unit_of_member(MemberRegistration.member_id),),
                       member=(lambda: MemberRegistration.member_id,))
     __choices__ = {
@@ -561,7 +564,8 @@ class ServiceRecord(Entity):
     __table_args__ = live_order("service_record", "served_on", "hours", "status")
     __label__ = N_("服务记录")
     __list_loads__ = ("member", "post", "service_item", "need", "micro_wish")
-    __scope__ = Scope(org=(lambda: _community_of_member(ServiceRecord.member_id),),
+    __scope__ = Scope(org=(lambda: _community_of_member(ServiceRecord.member_id),
+                           lambda: _group_of_member(ServiceRecord.member_id)),
                       unit=(lambda: _unit_of_member(ServiceRecord.member_id),),
                       member=(lambda: ServiceRecord.member_id,))
     __choices__ = {"post": lambda: ServicePost.active}

@@ -38,6 +38,7 @@ from app.models.base import (
 )
 from app.models.org import Dictionary, Member, Organization, Unit, UnitStatus
 from app.security.principal import current_principal
+from app.security.roles import ADMIN_GROUP
 
 
 class ResourceStatus(StrEnum):
@@ -242,7 +243,8 @@ class Need(Entity):
     __table_args__ = live_order("need", "created_on", "title", "urgency", "status", "deadline")
     __label__ = N_("需求清单")
     __scope__ = Scope(
-        org=(lambda: Need.community_id,),
+        # Its community, and its grid (a grid secretary's subtree).
+        org=(lambda: Need.community_id, lambda: Need.grid_id),
         # Visible by rule: dispatched to one's unit or to oneself, or submitted by one's unit.
         shared=(
             lambda p: Need.assigned_unit_id.in_(p.unit_ids) if p.unit_ids else None,
@@ -357,7 +359,11 @@ class Need(Entity):
         return validators.mask_phone(self.requester_phone)
 
     def on_create(self, principal) -> None:
-        """A need filed by a liaison or a member remembers who filed it (and they see it)."""
+        """A need filed by a liaison or a member remembers who filed it (and they see it); one
+        filed by a grid secretary comes from the grid (网格员)."""
+        if "GridAdmin" in principal.role_names and not (
+                principal.sees_all or principal.role_names & ADMIN_GROUP):
+            self.source = "网格员"
         if principal.sees_all or principal.org_paths:
             return
         if principal.unit_ids and self.submitted_by_unit_id is None:
@@ -370,9 +376,7 @@ class Need(Entity):
     def validate(self, session) -> None:
         if self.community is not None and self.community.type != "community":
             raise DomainError("所在社区必须是社区党组织", "community")
-        if self.grid is not None and self.community is not None and \
-                not self.grid.path.startswith(self.community.path):
-            raise DomainError("所在网格必须在所在社区之下", "grid")
+        _check_grid(self)
         if self.satisfaction is not None and not 1 <= self.satisfaction <= 5:
             raise DomainError("满意度应为1到5之间的整数", "satisfaction")
 
@@ -408,7 +412,7 @@ class MicroWish(Entity):
     __table_args__ = live_order("micro_wish", "created_on", "status", "claimed_on", "fulfilled_on")
     __label__ = N_("微心愿")
     __scope__ = Scope(
-        org=(lambda: MicroWish.community_id,),
+        org=(lambda: MicroWish.community_id, lambda: MicroWish.grid_id),
         shared=(
             # Published wishes are visible to (and, while 待认领, claimable by) the members and
             # liaisons of the same community.
@@ -463,6 +467,7 @@ class MicroWish(Entity):
     def validate(self, session) -> None:
         if self.community is not None and self.community.type != "community":
             raise DomainError("所在社区必须是社区党组织", "community")
+        _check_grid(self)
 
     def __str__(self) -> str:
         text = self.content or ""
@@ -473,6 +478,13 @@ class MicroWish(Entity):
         text = func.coalesce(table.c.content, "")
         # A 21st character (substr counts characters on every database, length not on MySQL).
         return func.substr(text, 1, 20) + case((func.substr(text, 21, 1) != "", "…"), else_="")
+
+
+def _check_grid(row) -> None:
+    """A need's or wish's grid lies in its community (the grid anchor places it there too)."""
+    if row.grid is not None and row.community is not None and \
+            not row.grid.path.startswith(row.community.path):
+        raise DomainError("所在网格必须在所在社区之下", "grid")
 
 
 def _dictionary(kind: str):

@@ -307,8 +307,10 @@ class Member(Entity):
     __tablename__ = "member"
     __table_args__ = live_order("member", "name", "category", "status")
     __label__ = N_("党员")
+    # Placed by its home community and by its 所在网格 (the grid anchor): a grid secretary's
+    # subtree holds the members of its grid.
     __scope__ = Scope(
-        org=(lambda: Member.community_id,),
+        org=(lambda: Member.community_id, lambda: Member.group_id),
         unit=(lambda: Member.work_unit_id,),
         member=(lambda: Member.id,),
     )

@@ -16,6 +16,9 @@ ROLE_SCOPES = {
     "Auditor": ALL,
     "StreetAdmin": SUBTREE,
     "CommunityAdmin": SUBTREE,
+    # A grid secretary: the subtree of a node below a community (网格党支部, 楼栋党小组). The
+    # grid anchors of the scope declarations (a member's 所在网格, a need's grid) place rows there.
+    "GridAdmin": SUBTREE,
     "UnitLiaison": UNIT,
     "Member": SELF,
     "Public": PUBLIC,
@@ -26,6 +29,7 @@ ROLE_LABELS = {
     "OrgAdmin": N_("组织部管理员"),
     "StreetAdmin": N_("街道管理员"),
     "CommunityAdmin": N_("社区管理员"),
+    "GridAdmin": N_("网格管理员"),
     "UnitLiaison": N_("驻区单位联络员"),
     "Auditor": N_("审计员"),
     "Member": N_("党员"),
@@ -40,7 +44,8 @@ DATA = {"export", "import"}
 # resource -> role -> operations, stated once per entity (its view and API share them). A
 # role not named for a resource gets nothing there; Admin gets everything (AUTH_ROLE_ADMIN).
 # Workflow moves are granted by their transition tables, not here.
-EVERYONE = ("OrgAdmin", "StreetAdmin", "CommunityAdmin", "UnitLiaison", "Auditor", "Member")
+EVERYONE = ("OrgAdmin", "StreetAdmin", "CommunityAdmin", "GridAdmin", "UnitLiaison", "Auditor",
+            "Member")
 ADMINS = ("OrgAdmin", "StreetAdmin", "CommunityAdmin")
 
 # Role groups, named once: the transition tables (who may make a move) and the pages say who
@@ -74,9 +79,13 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "service_item": _grant(ADMINS + ("UnitLiaison", "Auditor", "Member"), READ,
                            **{r: CRUD | DATA for r in ADMINS}, UnitLiaison=CRUD | DATA,
                            Auditor=AUDIT),
+    # A grid secretary files its grid's needs and wishes (source 网格员); accepting,
+    # dispatching and reviewing them stay with the community (the transition tables).
     "need": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
-                   UnitLiaison={"add"} | DATA, Member={"add"}, Auditor=AUDIT),
-    "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
+                   UnitLiaison={"add"} | DATA, Member={"add"}, GridAdmin={"add"},
+                   Auditor=AUDIT),
+    "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
+                         GridAdmin={"add"}, Auditor=AUDIT),
     # joint meetings: the host's admins run them; a liaison reads its bodies' meetings and
     # its unit's resolutions, and reports the progress of those its unit leads.
     **{resource: _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
@@ -101,7 +110,8 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "post_claim": _grant(EVERYONE, READ, **{r: {"add", "delete", "export"} for r in ADMINS},
                          Member={"add"}, Auditor=AUDIT),
     "service_record": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
-                             UnitLiaison=CRUD, Member={"add", "edit"}, Auditor=AUDIT),
+                             UnitLiaison=CRUD, Member={"add", "edit"}, GridAdmin={"add"},
+                             Auditor=AUDIT),
     "point_rule": _grant(EVERYONE, READ, OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
     "point_entry": _grant(EVERYONE, READ, **{r: {"export"} for r in ADMINS}, Auditor=AUDIT),
     "star_rating": _grant(EVERYONE, READ, OrgAdmin={"compute", "export"},

@@ -187,6 +187,11 @@ def _subtree_ids(paths: tuple[str, ...]):
             .correlate(None))
 
 
+def _ancestor_ids(paths: tuple[str, ...]) -> list[int]:
+    """The nodes above (and at) the principal's nodes, read off their materialised paths."""
+    return sorted({int(part) for path in paths for part in path.strip("/").split("/") if part})
+
+
 _ANCHORS: dict = {}
 
 
@@ -248,17 +253,22 @@ def choice_clause(model: type[Entity], column, target: type[Entity], principal: 
               (principal.member_ids, scope.member)]
     through_column = []
     for granted, anchors in grants:
-        for anchor in anchors if granted else ():
-            if anchor().compare(column):
-                through_column.append(granted)
-            else:
-                return None
+        if not granted or not anchors:
+            continue
+        if any(anchor().compare(column) for anchor in anchors):
+            through_column.append(granted)
+        else:
+            return None
     if not through_column:
         # Rows one files for others (a need) are placed anywhere one may read; otherwise none.
         return None if scope.created_by_rule else false()
     parts = []
     if principal.org_paths in through_column:
         parts.append(target.id.in_(_subtree_ids(principal.org_paths)))
+        if len(scope.org) > 1:
+            # Placed in one's subtree by another anchor (its grid), the row may name a node
+            # above one's own: a grid secretary's need names the grid's community.
+            parts.append(target.id.in_(_ancestor_ids(principal.org_paths)))
     for granted in through_column:
         if granted is not principal.org_paths:
             parts.append(target.id.in_(granted))

@@ -163,6 +163,18 @@ def _member_groups(member_id: int) -> list[Group]:
     return [mine, points]
 
 
+def _grid_groups() -> list[Group]:
+    """A grid secretary follows its grid's needs, wishes and service (its scope is the grid):
+    the community accepts, dispatches, reviews and certifies them."""
+    grid = Group(N_("本网格"))
+    grid.add(N_("待社区受理的需求"), Need, ("status", EQ, NeedStatus.NEW))
+    grid.add(N_("办理中的需求"), Need, ("status", EQ, NeedStatus.IN_HAND))
+    grid.add(N_("逾期未办结的需求"), Need, ("overdue", FLAG, 1), urgent=True)
+    grid.add(N_("待社区审核的微心愿"), MicroWish, ("status", EQ, WishStatus.PENDING))
+    grid.add(N_("待认证的服务记录"), ServiceRecord, ("status", EQ, RecordStatus.PENDING))
+    return [grid]
+
+
 def _audit_groups() -> list[Group]:
     exports = Group(N_("最近的导出"))
     changes = Group(N_("最近的数据变更"))
@@ -204,6 +216,8 @@ def todo_groups() -> list[Group]:
     groups: list[Group] = []
     if roles & ADMIN_ROLES:
         groups += _admin_groups()
+    if "GridAdmin" in roles and principal.org_paths and not roles & ADMIN_ROLES:
+        groups += _grid_groups()
     if "UnitLiaison" in roles and principal.unit_ids:
         groups += _liaison_groups(principal.unit_ids[0])
     if "Member" in roles and principal.member_ids:

@@ -72,7 +72,9 @@ class MemberView(EntityView):
     add_columns = edit_columns = [
         "name", "id_number", "gender", "phone", "community", "group", "work_unit", "category",
         "skills", "is_household_center", "is_red_grid_worker", "status"]
-    search_columns = ["name", "community", "work_unit", "category", "status", "gender"]
+    # Members per grid (所在网格, or any node's subtree by 所属党组织), 红色网格员, 党员中心户.
+    search_columns = ["name", "community", "group", "work_unit", "category", "status", "gender",
+                      "is_red_grid_worker", "is_household_center"]
     order_columns = ["name", "category", "status"]
     base_order = ("name", "asc")
     add_form_extra_fields = {

@@ -30,7 +30,7 @@ Judgement calls where §4 is not explicit, stated so a reviewer can disagree:
 ROLE_USERS = {
     "Admin": "admin", "OrgAdmin": "zuzhibu", "StreetAdmin": "jiedao01",
     "CommunityAdmin": "shequ01", "UnitLiaison": "danwei01", "Auditor": "shenji",
-    "Member": "dangyuan01",
+    "Member": "dangyuan01", "GridAdmin": "wangge01",
 }
 ROLES = list(ROLE_USERS)
 
@@ -47,7 +47,7 @@ SHORT = {
     "delete*": "delete bulk api_delete",
 }
 ADMINS = "OrgAdmin StreetAdmin CommunityAdmin"
-EVERYONE = "OrgAdmin StreetAdmin CommunityAdmin UnitLiaison Auditor Member"
+EVERYONE = "OrgAdmin StreetAdmin CommunityAdmin GridAdmin UnitLiaison Auditor Member"
 
 # resource: {roles: operations}. Admin and Auditor follow rules 1 and 2 and are not listed.
 TABLE = {
@@ -60,9 +60,11 @@ TABLE = {
     # The three lists and micro-wishes.
     "resource": {ADMINS + " UnitLiaison": "read write export import"},
     "service_item": {ADMINS + " UnitLiaison": "read write export import", "Member": "read"},
+    # A grid secretary reads its grid's rows and files needs and wishes for it (网格员);
+    # accepting, dispatching and reviewing stay with the community (no moves below).
     "need": {EVERYONE: "read", ADMINS: "write export import",
-             "UnitLiaison": "add* export import", "Member": "add*"},
-    "micro_wish": {EVERYONE: "read", ADMINS: "write export"},
+             "UnitLiaison": "add* export import", "Member": "add*", "GridAdmin": "add*"},
+    "micro_wish": {EVERYONE: "read", ADMINS: "write export", "GridAdmin": "add*"},
     # Joint meetings: the host's admins run them; a liaison reads its bodies' meetings and
     # writes the progress reports of the resolutions its unit leads.
     **{resource: {ADMINS + " UnitLiaison": "read", ADMINS: "write export"}
@@ -78,7 +80,7 @@ TABLE = {
     "service_post": {EVERYONE: "read", ADMINS: "write export"},
     "post_claim": {EVERYONE: "read", ADMINS: "add* delete* export", "Member": "add*"},
     "service_record": {EVERYONE: "read", ADMINS: "write export", "UnitLiaison": "write",
-                       "Member": "add* edit*"},
+                       "Member": "add* edit*", "GridAdmin": "add*"},
     "point_rule": {EVERYONE: "read", "OrgAdmin": "write export"},
     "point_entry": {EVERYONE: "read", ADMINS: "export"},
     "star_rating": {EVERYONE: "read", "OrgAdmin StreetAdmin": "export"},
