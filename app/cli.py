@@ -203,6 +203,23 @@ def purge_command(days, dry_run):
     click.echo(f"回收站中删除超过 {days} 天的记录：{verb} {total} 条。")
 
 
+@gongjian.command("check-accounts")
+def check_accounts_command():
+    """列出缺少所属组织/所属单位/对应党员的账号（其角色需要它才能看到数据）；有则退出码为 1。"""
+    from sqlalchemy import select
+
+    from app.security.models import UserAccount
+
+    lacking = [(user.username, reason) for user in db.session.execute(
+        select(UserAccount).order_by(UserAccount.username)).scalars()
+        if (reason := user.missing_link())]
+    for username, reason in lacking:
+        click.echo(f"{username}：{reason}")
+    click.echo(f"缺少关联的账号：{len(lacking)} 个。" if lacking else "所有账号都已关联所需的组织、单位或党员。")
+    if lacking:
+        sys.exit(1)
+
+
 @click.command("backup")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @with_appcontext

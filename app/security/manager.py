@@ -7,14 +7,16 @@ from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurityManager
 from flask_appbuilder.security.sqla.models import assoc_permissionview_role
+from flask_appbuilder.security.sqla.apis.user.api import UserApi as FabUserApi
 from flask_appbuilder.security.views import UserDBModelView
+from marshmallow import ValidationError
 from flask_login import user_logged_out
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.i18n import N_, lazy_gettext
 from app.security import api_csrf, busy, login_guard, personal_data, sessions
-from app.security.models import UserAccount
+from app.security.models import AccountLinkMissing, UserAccount, link_problem
 from app.security.scope import related_choices
 from app.services import audit
 from app.views.base import AjaxSelectField, choices_response
@@ -37,10 +39,22 @@ class UserView(UserDBModelView):
                     "org", "unit", "member"]
     show_columns = ["first_name", "last_name", "username", "active", "email", "roles",
                     "org", "unit", "member", "login_count", "last_login"]
-    list_columns = ["username", "first_name", "last_name", "roles", "org", "unit", "active"]
+    # An account lacking the link its role needs (it sees nothing) is flagged in the list.
+    list_columns = ["username", "first_name", "last_name", "roles", "org", "unit", "active",
+                    "link_note"]
     label_columns = {**UserDBModelView.label_columns,
-                     **{key: lazy_gettext(text) for key, text in _LINK_LABELS.items()}}
+                     **{key: lazy_gettext(text) for key, text in _LINK_LABELS.items()},
+                     "link_note": lazy_gettext("账号提示")}
     method_permission_name = {**(UserDBModelView.method_permission_name or {}), "choices": "list"}
+
+    # Refused before saving, with the reason shown (the flush would refuse it too).
+    def pre_add(self, item):
+        _check_link(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        _check_link(item)
+        super().pre_update(item)
 
     @expose("/choices/<field>")
     @has_access
@@ -50,9 +64,54 @@ class UserView(UserDBModelView):
         return choices_response(related_choices(UserAccount, field))
 
 
+def _check_link(user) -> None:
+    from app.extensions import db
+
+    with db.session.no_autoflush:
+        reason = user.missing_link()
+    if reason:
+        raise AccountLinkMissing(reason)
+
+
+class UserApi(FabUserApi):
+    """FAB's user API, refusing an account whose role needs a link it lacks (a 400 naming
+    what is missing, as its other refusals). FAB's API writes its own User model, which has
+    no links: such an account is made in the user admin (or the account import)."""
+
+    def pre_add(self, item):
+        self._refuse_unlinked(item, {})
+        super().pre_add(item)
+
+    def pre_update(self, item, data):
+        from app.extensions import db
+
+        table = UserAccount.__table__
+        ids = db.session.execute(select(table.c.org_id, table.c.unit_id, table.c.member_id)
+                                 .where(table.c.id == item.id)).mappings().one()
+        self._refuse_unlinked(item, {link: ids[f"{link}_id"] for link in ("org", "unit",
+                                                                            "member")})
+        super().pre_update(item, data)
+
+    @staticmethod
+    def _refuse_unlinked(item, ids: dict) -> None:
+        from app.extensions import db
+
+        models = {name: rel.mapper.class_ for name, rel in
+                  UserAccount.__mapper__.relationships.items() if name in ("org", "unit", "member")}
+
+        def linked(link):
+            return db.session.get(models[link], ids[link]) if ids.get(link) else None
+
+        with db.session.no_autoflush:
+            reason = link_problem([role.name for role in item.roles or ()], linked)
+        if reason:
+            raise ValidationError({"roles": [reason + "（请在用户管理页面指定）"]})
+
+
 class SecurityManager(FabSecurityManager):
     user_model = UserAccount
     userdbmodelview = UserView
+    user_api = UserApi
     # Login form and API login telling why a login was refused (app/security/login_guard.py).
     authdbview = login_guard.AuthDBView
     security_api = login_guard.SecurityApi

@@ -2,11 +2,13 @@
 community admins), a unit (for liaisons) and/or a member (for members)."""
 from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User as FabUser
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, false, text
-from sqlalchemy.orm import relationship
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, event, false, text
+from sqlalchemy.orm import Session, relationship
+from sqlalchemy.orm.attributes import get_history
 
 # The links point at business tables that themselves point back at ab_user (created_by):
 # use_alter adds them after both tables exist, on every database.
+from app.errors import DomainError
 from app.models.base import caption
 
 
@@ -34,6 +36,47 @@ class UserAccount(FabUser):
     unit = relationship("Unit", foreign_keys=[unit_id])
     member = relationship("Member", foreign_keys=[member_id])
 
+    def missing_link(self) -> str | None:
+        """Why this account would see nothing (a role without the node, unit or member it is
+        attached by), in Chinese; None when its links are there."""
+        return link_problem([role.name for role in self.roles or ()], self._linked)
+
+    def _linked(self, link: str):
+        """The node, unit or member linked now — set as a row or as an id (the API and the
+        seed set ids), live and readable; None otherwise."""
+        from sqlalchemy.orm import object_session
+
+        assigned = get_history(self, link).added
+        if assigned:
+            return assigned[0]
+        key = getattr(self, f"{link}_id")
+        session = object_session(self)
+        if key is None or session is None:
+            return getattr(self, link) if key is not None else None
+        return session.get(self.__mapper__.relationships[link].mapper.class_, key)
+
+    @property
+    def link_note(self) -> str:
+        """The user list's flag of an account that lacks its link."""
+        return self.missing_link() or ""
+
+
+def link_problem(role_names, linked) -> str | None:
+    """The rule of roles.ROLE_LINKS for an account with these roles, whose `linked(link)` is
+    the node, unit or member it is linked to (or None)."""
+    from app.security.roles import GRID_NODE_TYPES, LINK_LABELS, ROLE_LABELS, ROLE_LINKS
+
+    for name in role_names:
+        link = ROLE_LINKS.get(name)
+        if link is None:
+            continue
+        row = linked(link)
+        if row is None:
+            return f"{ROLE_LABELS[name]}须指定{LINK_LABELS[link]}，否则看不到任何数据"
+        if name == "GridAdmin" and row.type not in GRID_NODE_TYPES:
+            return f"{ROLE_LABELS[name]}的所属组织须是社区以下的网格党支部、楼栋党小组或党员中心户"
+    return None
+
 
 class UserSession(Model):
     """A logged-in browser session, named in its (signed) cookie by a random id whose hash is
@@ -60,3 +103,33 @@ class RefreshToken(Model):
     user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False,
                      index=True)
     expires_on = Column(DateTime, nullable=False, index=True)
+
+
+class AccountLinkMissing(DomainError):
+    """An account saved by someone without the link its role needs (`missing_link`)."""
+
+
+@event.listens_for(Session, "before_flush")
+def _accounts_see_something(session, flush_context, instances) -> None:
+    """The one check of every way an account is saved by a person — the user admin, the
+    account import, the API: a role that needs a link is not saved without it. Seeds and
+    commands (no acting user) link theirs after creating them; an existing account lacking
+    its link is only refused when its roles or links change (its own password change passes),
+    and is reported by `flask gongjian check-accounts` and flagged in the user list."""
+    from flask import has_app_context
+
+    from app.security.scope import current_principal
+
+    if not has_app_context() or current_principal().user_id is None:
+        return
+    for user in list(session.new) + list(session.dirty):
+        if not isinstance(user, UserAccount):
+            continue
+        if user not in session.new and not any(
+                get_history(user, key).has_changes()
+                for key in ("roles", "org", "org_id", "unit", "unit_id", "member", "member_id")):
+            continue
+        with session.no_autoflush:
+            reason = user.missing_link()
+        if reason:
+            raise AccountLinkMissing(reason)

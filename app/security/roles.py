@@ -36,6 +36,20 @@ ROLE_LABELS = {
     "Public": N_("公众"),
 }
 
+# The link each role needs to see anything (DOMAIN.md §4: a user is attached to a node, a unit
+# and/or a member): an account of such a role without it would see nothing, so none is saved
+# without it (app/security/models.py `UserAccount.missing_link`). GridAdmin's node lies below a
+# community.
+ROLE_LINKS = {
+    "StreetAdmin": "org",
+    "CommunityAdmin": "org",
+    "GridAdmin": "org",
+    "UnitLiaison": "unit",
+    "Member": "member",
+}
+LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
+GRID_NODE_TYPES = ("grid", "building", "household")
+
 READ = {"read"}
 CRUD = {"read", "add", "edit", "delete"}
 AUDIT = {"read", "export"}
