@@ -41,6 +41,7 @@ from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
 from app.dashboards.views import DashboardView
 from app.i18n import N_
 from app.jobs import new_form_token
+from app.views.accounts import AccountView
 from app.views.cobuild import (
     AgreementView,
     MemberRegistrationView,
@@ -111,6 +112,8 @@ RESOURCES = [
     Resource(OrganizationView, "org", N_("党组织"), "fa-sitemap", OrganizationApi),
     Resource(UnitView, "org", N_("驻区单位"), "fa-building", UnitApi),
     Resource(MemberView, "org", N_("党员"), "fa-user", MemberApi),
+    # Accounts opened in bulk (开通账号, 账号导入): their progress and 账号通知单.
+    Resource(AccountView, "org", N_("账号导入"), "fa-user-plus"),
     Resource(DictionaryView, "settings", N_("数据字典"), "fa-book", DictionaryApi),
     Resource(ResourceView, "lists", N_("资源清单"), "fa-cubes", ResourceApi),
     Resource(NeedView, "lists", N_("需求清单"), "fa-hand-paper-o", NeedApi),

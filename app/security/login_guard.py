@@ -419,7 +419,11 @@ def _password_set_by_whom(session, flush_context, instances) -> None:
         if not isinstance(user, UserAccount):
             continue
         if user in session.new:
-            if actor is not None:
+            # Accounts opened in bulk (app/services/accounts.py) always: their passwords were
+            # printed on a slip.
+            if getattr(user, "opened_in_bulk", False):
+                user.must_change_password = True
+            elif actor is not None:
                 user.must_change_password = forced
         elif get_history(user, "password").has_changes():
             user.must_change_password = forced and actor is not None and actor != user.id

@@ -2,7 +2,8 @@
 community admins), a unit (for liaisons) and/or a member (for members)."""
 from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User as FabUser
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, event, false, text
+from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Integer, String, Text, event,
+                        false, text)
 from sqlalchemy.orm import Session, relationship
 from sqlalchemy.orm.attributes import get_history
 
@@ -133,3 +134,27 @@ def _accounts_see_something(session, flush_context, instances) -> None:
             reason = user.missing_link()
         if reason:
             raise AccountLinkMissing(reason)
+
+
+class AccountBatch(Model):
+    """Accounts opened together (the member list's 开通账号, the account import): which are
+    still to open (batches of `accounts.BATCH`, with progress), and their 账号通知单. The
+    initial passwords are kept encrypted only until the slips are first shown, then dropped:
+    a reprint shows names and usernames, never a password again."""
+
+    __tablename__ = "account_batch"
+
+    id = Column(String(32), primary_key=True)  # a random token: the slips' address
+    created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False,
+                           index=True)
+    created_on = Column(DateTime, nullable=False)
+    role = Column(String(64), nullable=False)
+    total = Column(Integer, nullable=False, default=0)
+    # JSON: the member ids still to open; the row problems met (name, reason).
+    pending = Column(Text, nullable=False, default="[]")
+    problems = Column(Text, nullable=False, default="[]")
+    # Encrypted JSON of the slips (name, username, password, link) until first shown; then
+    # the same without passwords.
+    slips = Column(Text, nullable=False, default="")
+    shown_on = Column(DateTime, nullable=True)
+    printed = Column(Integer, nullable=False, default=0)

@@ -83,8 +83,11 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "organization": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
     "unit": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS}, UnitLiaison={"edit"},
                    Auditor=AUDIT),
-    "member": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
-                     UnitLiaison=CRUD | DATA, Auditor=AUDIT),
+    # open_accounts: the member list's 开通账号 (app/services/accounts.py says which roles
+    # each may grant); "account" is where the batches' progress and 账号通知单 are read.
+    "member": _grant(EVERYONE, READ, **{r: CRUD | DATA | {"open_accounts"} for r in ADMINS},
+                     UnitLiaison=CRUD | DATA | {"open_accounts"}, Auditor=AUDIT),
+    "account": _grant(ADMINS + ("UnitLiaison",), READ),
     "dictionary": _grant(EVERYONE, READ, OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
     # the three lists and micro-wishes
     "resource": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,

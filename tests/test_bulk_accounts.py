@@ -1,0 +1,151 @@
+"""People in bulk (issue 20): 300 member accounts opened from the member list in one action —
+in batches of 100 with progress —, their 账号通知单 printed (the passwords shown the first time
+only, each printing audited), and the first login of an opened account forced to a new password
+whatever PASSWORD_CHANGE_AT_FIRST_LOGIN says. A member who has an account is named, not given a
+second; a selection reaching outside one's scope opens nothing; a batch is its creator's alone."""
+import re
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import Browser, tables_kept_by
+
+pytestmark = pytest.mark.db
+
+MANY = 300
+
+
+def id_number(serial: int) -> str:
+    body = f"32010219900101{serial:03d}"
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, weights)) % 11]
+
+
+@pytest.fixture(scope="module")
+def many_members(app):
+    """MANY members living in shequ01's community, made for this module and removed after it
+    with the accounts opened for them."""
+    from app.extensions import db
+    from app.models.org import Member, Organization
+
+    with tables_kept_by(app):
+        with app.app_context():
+            session = db.session
+            community = session.get(Organization, session.execute(text(
+                "SELECT org_id FROM ab_user WHERE username = 'shequ01'")).scalar())
+            members = [Member(name=f"批量{n:03d}", id_number=id_number(n), community=community)
+                       for n in range(MANY)]
+            session.add_all(members)
+            session.commit()
+            ids = [m.id for m in members]
+            session.remove()
+        yield ids
+        with app.app_context():
+            users = db.session.execute(text(
+                "SELECT id FROM ab_user WHERE member_id IN (SELECT id FROM member WHERE name LIKE "
+                "'批量%')")).scalars().all()
+            for pk in users:
+                for table in ("ab_user_role", "user_session", "refresh_token"):
+                    db.session.execute(text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": pk})
+                db.session.execute(text("UPDATE audit_log SET user_id = NULL WHERE user_id = :u"),
+                                   {"u": pk})
+                db.session.execute(text("DELETE FROM ab_user WHERE id = :u"), {"u": pk})
+            db.session.execute(text("DELETE FROM account_batch"))
+            db.session.commit()
+            db.session.remove()
+
+
+def open_accounts(browser, member_ids):
+    """Select the rows and choose 开通账号, then follow the batches to the slips."""
+    response = browser.post("/member/action_post", {
+        "action": "open_accounts", "rowid": [str(i) for i in member_ids]},
+        form_url="/member/list/")
+    pages = 0
+    while response.status_code == 302 and "/account/batch/" in response.headers["Location"]:
+        location = response.headers["Location"]
+        page = browser.get(location)
+        if page.status_code == 302:  # all opened: on to the slips
+            response = page
+            break
+        assert "继续开通" in page.get_data(as_text=True)
+        pages += 1
+        response = browser.post(location, form_url=location)
+    return response, pages
+
+
+def slips_of(html):
+    return re.findall(r"<th>用户名</th><td>([^<]+)</td></tr>\s*<tr><th>初始密码</th><td>([^<]+)</td>",
+                      html)
+
+
+def test_300_accounts_opened_slips_printed_and_first_login_forced(app, ctx, as_user,
+                                                                  many_members):
+    browser = as_user("shequ01")
+    response, pages = open_accounts(browser, many_members)
+    assert pages == 2  # 100 opened at once, then two more batches with the progress page
+    assert response.status_code == 302 and "/account/slips/" in response.headers["Location"]
+    slips_url = response.headers["Location"]
+    html = browser.get(slips_url).get_data(as_text=True)
+    slips = slips_of(html)
+    assert len(slips) == MANY
+    assert len({u for u, _ in slips}) == MANY
+    made = ctx.execute(text(
+        "SELECT count(*) FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id "
+        "JOIN ab_role r ON r.id = ur.role_id WHERE r.name = 'Member' AND u.must_change_password "
+        "AND u.member_id IN (SELECT id FROM member WHERE name LIKE '批量%')")).scalar()
+    assert made == MANY
+    # printed again: allowed to its creator, recorded, and without a password
+    again = browser.get(slips_url).get_data(as_text=True)
+    assert "已清除" in again
+    assert not any(password in again for _, password in slips)
+    assert {u for u, _ in slips} <= set(re.findall(r"<td>(dy\d+)</td>", again))
+    printed = ctx.execute(text("SELECT changes FROM audit_log WHERE resource = 'account' AND "
+                               "action = 'export' ORDER BY id")).scalars().all()
+    assert len(printed) >= 2 and '"passwords_shown": true' in printed[-2] \
+        and '"passwords_shown": false' in printed[-1]
+    assert ctx.execute(text("SELECT password FROM ab_user WHERE username = :u"),
+                       {"u": slips[0][0]}).scalar() != slips[0][1]  # stored hashed
+    # another user is told the slips do not exist
+    assert as_user("jiedao01").get(slips_url).status_code == 404
+    # the first login leads to the password form, and the API gives no token until changed
+    username, password = slips[0]
+    client = app.test_client()
+    login_page = Browser(client, username)
+    token = login_page.csrf("/login/")
+    assert client.post("/login/", data={"username": username, "password": password,
+                                        "csrf_token": token}).status_code == 302
+    forced = client.get("/member/list/")
+    assert forced.status_code == 302 and "/resetmypassword/" in forced.headers["Location"]
+    api = client.post("/api/v1/security/login", json={"username": username, "password": password,
+                                                       "provider": "db"})
+    assert api.status_code == 403
+
+
+def test_a_member_who_has_an_account_is_named_not_given_another(ctx, as_user, many_members):
+    member = ctx.execute(text("SELECT member_id FROM ab_user WHERE username = 'dangyuan01'")).scalar()
+    before = ctx.execute(text("SELECT count(*) FROM ab_user")).scalar()
+    browser = as_user("shequ01")
+    response, _ = open_accounts(browser, [member])
+    html = browser.get(response.headers["Location"]).get_data(as_text=True)
+    assert "已有账号“dangyuan01”" in html
+    assert ctx.execute(text("SELECT count(*) FROM ab_user")).scalar() == before
+
+
+def test_a_selection_reaching_outside_ones_scope_opens_nothing(ctx, as_user, many_members):
+    path = ctx.execute(text("SELECT o.path FROM ab_user u JOIN organization o ON o.id = u.org_id "
+                            "WHERE u.username = 'shequ01'")).scalar()
+    elsewhere = ctx.execute(text(
+        "SELECT id FROM member WHERE deleted_on IS NULL AND community_id NOT IN (SELECT id FROM "
+        "organization WHERE path LIKE :p) ORDER BY id"), {"p": path + "%"}).scalar()
+    before = ctx.execute(text("SELECT count(*) FROM ab_user")).scalar()
+    response = as_user("shequ01").post("/member/action_post", {
+        "action": "open_accounts", "rowid": [str(many_members[0]), str(elsewhere)]},
+        form_url="/member/list/")
+    assert response.status_code == 404
+    assert ctx.execute(text("SELECT count(*) FROM ab_user")).scalar() == before
+
+
+def test_a_grid_secretary_opens_no_accounts(as_user, many_members):
+    response = as_user("wangge01").post("/member/action_post", {
+        "action": "open_accounts", "rowid": [str(many_members[0])]}, form_url="/member/list/")
+    assert response.status_code == 403
