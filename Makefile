@@ -65,6 +65,7 @@ lint: $(BIN)/activate
 # SQLite and, when reachable, PostgreSQL (bench/README.md). Not part of .ci/run.
 bench: install instance
 	$(BIN)/python -m bench.run --db all $(BENCH_ARGS)
+	$(BIN)/python -m bench.org_import
 
 # Long runs on the machine's PostgreSQL (reliability/, docs/RELIABILITY.md): the SQLite
 # full/read-only faults, kill -9 of a worker mid-import and mid-export, a PostgreSQL restart,

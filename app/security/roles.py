@@ -80,7 +80,7 @@ def _grant(roles, ops, **more) -> dict[str, set[str]]:
 
 RIGHTS: dict[str, dict[str, set[str]]] = {
     # organisation and people
-    "organization": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
+    "organization": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS}, Auditor=AUDIT),
     "unit": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS}, UnitLiaison={"edit"},
                    Auditor=AUDIT),
     # open_accounts: the member list's 开通账号 (app/services/accounts.py says which roles

@@ -9,8 +9,10 @@ from wtforms.validators import DataRequired
 from app import crypto, validators
 from app.errors import DomainError
 from app.models.org import ID_NOT_REGISTRABLE, Dictionary, Member, Organization, Unit
+from app.imports import REGISTRY
 from app.security.scope import current_principal, may_read, unscoped
 from app.services import accounts
+from app.tree_import import OrgTreeImporter
 from app.views.base import EntityView, checked_by
 
 
@@ -24,6 +26,18 @@ class OrganizationView(EntityView):
     search_columns = ["name", "code", "type", "parent", "secretary", "active"]
     order_columns = ["name", "code", "type"]
     base_order = ("path", "asc")
+    # The tree by import: rows in any order, parents found in the file or one's subtree
+    # (app/tree_import.py); 编码 optional.
+    import_columns = ["name", "parent", "type", "code", "secretary", "phone", "address",
+                      "grid_kind"]
+    import_examples = {"name": "第1网格党支部"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        OrgTreeImporter(self)  # registers itself: the import page and `flask import` use it
+
+    def _importer(self):
+        return REGISTRY[self.class_permission_name]
 
 
 class DictionaryView(EntityView):

@@ -52,7 +52,7 @@ EVERYONE = "OrgAdmin StreetAdmin CommunityAdmin GridAdmin UnitLiaison Auditor Me
 # resource: {roles: operations}. Admin and Auditor follow rules 1 and 2 and are not listed.
 TABLE = {
     # Organisation and people. The tree and the unit directory are read by every role.
-    "organization": {EVERYONE: "read", ADMINS: "write export"},
+    "organization": {EVERYONE: "read", ADMINS: "write export import"},
     "unit": {EVERYONE: "read", ADMINS: "write export import", "UnitLiaison": "edit*"},
     "member": {EVERYONE: "read", ADMINS: "write export import",
                "UnitLiaison": "write export import"},
@@ -87,7 +87,7 @@ TABLE = {
     "audit_log": {},
 }
 
-IMPORTABLE = {"unit", "member", "resource", "service_item", "need"}
+IMPORTABLE = {"organization", "unit", "member", "resource", "service_item", "need"}
 SERVICE_WRITTEN = "add edit delete bulk api_post api_put api_delete"
 NOT_OFFERED = {r: "import" for r in TABLE if r not in IMPORTABLE}
 for _resource in ("point_entry", "star_rating", "audit_log"):
