@@ -618,6 +618,10 @@ def unit_summary(session, unit) -> dict:
     registered = sum((m.id, m.community_id) in at_home for m in members)
     unit_entries = (PointEntry.subject_type == "unit", PointEntry.unit_id == unit.id)
     return {
+        # Beside the 党员人数 the unit declares: its members entered in the panel.
+        "declared": unit.party_member_count,
+        "in_panel": session.execute(select(func.count(Member.id)).where(
+            Member.work_unit_id == unit.id)).scalar(),
         "registration": registration,
         "agreements": agreements,
         "members": len(members),
