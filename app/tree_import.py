@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.errors import DomainError
 from app.extensions import db
-from app.imports import Column, Importer, Outcome, Problem, _Lookups
+from app.imports import Column, Importer, Outcome, Problem
 from app.models.org import Organization
 from app.security.scope import related_choices, unscoped
 from app.services import audit
@@ -62,7 +62,6 @@ class OrgTreeImporter(Importer):
     # --- planning: every row read, its parent found, its node found or made -------------------
 
     def _plan(self, session, rows, position, outcome):
-        lookups = _Lookups(self.model)
         read = []  # (row number, values)
         for offset, raw in enumerate(rows):
             number = offset + 2
@@ -78,7 +77,7 @@ class OrgTreeImporter(Importer):
                     values[col.name] = text  # resolved below: a row of the file or a node
                     continue
                 try:
-                    values[col.name] = self._convert(col, text, lookups)
+                    values[col.name] = self._convert(col, text, None)
                 except ValueError as exc:
                     problems.append(Problem(number, col.header, str(exc)))
             outcome.problems.extend(problems)
@@ -97,28 +96,28 @@ class OrgTreeImporter(Importer):
                 by_code[code] = number
             by_name.setdefault(values["name"], []).append(number)
         # The nodes one may place nodes under (and so name as 上级), by code and by name.
-        placeable = {}
+        node_codes, node_names = {}, {}
         for node in session.execute(related_choices(Organization, "parent")).scalars():
-            placeable.setdefault(node.code, node)
-            placeable[node.name] = node if node.name not in placeable else False
+            node_codes[node.code] = node
+            node_names[node.name] = node if node.name not in node_names else False
         rows_by_number = dict(read)
         parent_of: dict[int, object] = {}  # row number -> a row number (int) or a node
         for number, values in read:
             text = values["parent"]
             if text in by_code:
                 parent_of[number] = by_code[text]
-            elif isinstance(placeable.get(text), Organization) and placeable[text].code == text:
-                parent_of[number] = placeable[text]
+            elif text in node_codes:
+                parent_of[number] = node_codes[text]
             elif len(by_name.get(text, ())) == 1:
                 parent_of[number] = by_name[text][0]
             elif len(by_name.get(text, ())) > 1:
                 outcome.problems.append(Problem(number, parent_col.header,
                                                 f"文件中有多行名为“{text}”，请改填上级的编码"))
-            elif placeable.get(text) is False:
+            elif node_names.get(text) is False:
                 outcome.problems.append(Problem(number, parent_col.header,
                                                 f"“{text}”对应多个党组织，请改填编码"))
-            elif isinstance(placeable.get(text), Organization):
-                parent_of[number] = placeable[text]
+            elif text in node_names:
+                parent_of[number] = node_names[text]
             else:
                 outcome.problems.append(Problem(
                     number, parent_col.header,

@@ -8,8 +8,8 @@ from wtforms.validators import DataRequired
 
 from app import crypto, validators
 from app.errors import DomainError
-from app.models.org import ID_NOT_REGISTRABLE, Dictionary, Member, Organization, Unit
 from app.imports import REGISTRY
+from app.models.org import ID_NOT_REGISTRABLE, Dictionary, Member, Organization, Unit
 from app.security.scope import current_principal, may_read, unscoped
 from app.services import accounts
 from app.tree_import import OrgTreeImporter
