@@ -284,6 +284,23 @@ def needs_by_community(session, period: Period, org_id=None):
     return sorted(result, key=lambda r: (r["community"], r["community_id"]))
 
 
+def members_by_grid(session, period: Period, org_id=None):
+    """Per grid (网格党支部): the members whose 所在网格 lies in it, its 红色网格员 and 党员中心户
+    (as they stand now: the period does not apply)."""
+    # The tree twice, as Core aliases (the tree is every role's directory: only live nodes).
+    grid, group = Organization.__table__.alias("grid"), Organization.__table__.alias("grp")
+    stmt = (select(grid.c.id, grid.c.name, func.count(Member.id),
+                   _count_if(Member.is_red_grid_worker), _count_if(Member.is_household_center))
+            .select_from(Member).join(group, group.c.id == Member.group_id)
+            .join(grid, group.c.path.like(grid.c.path + "%"))
+            .where(grid.c.type == "grid", grid.c.deleted_on.is_(None),
+                   _under(session, Member, org_id))
+            .group_by(grid.c.id, grid.c.name))
+    rows = [{"grid_id": g, "grid": name, "members": int(n), "red": int(red),
+             "household": int(household)} for g, name, n, red, household in session.execute(stmt)]
+    return sorted(rows, key=lambda r: (r["grid"], r["grid_id"]))
+
+
 OVERDUE_LIST_LIMIT = 20
 
 

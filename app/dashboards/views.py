@@ -89,6 +89,8 @@ FIGURES = {f.name: f for f in [
            {"community": "社区", "units": "在册单位", "registered_units": "已报到单位",
             "unit_rate": "单位报到率", "members": "在职党员", "registered_members": "已报到党员",
             "member_rate": "党员报到率"}),
+    Figure("members_by_grid", N_("各网格党员"), F.members_by_grid,
+           {"grid": "网格", "members": "党员", "red": "红色网格员", "household": "党员中心户"}),
     Figure("member_points_leaderboard", N_("党员积分排行"), F.member_points_leaderboard,
            {"name": "党员", "points": "积分", "entries": "积分流水条数"}),
     Figure("unit_points_leaderboard", N_("单位积分排行"), F.unit_points_leaderboard,
@@ -324,6 +326,17 @@ class Board:
                       [list_url(resource, ("community", RELATION, r["community_id"]),
                                 ("status", EQ, "已报到"), *registered) for r in regs],
                       [r[key] for r in regs])
+        section.charts.append(chart)
+
+        grids = rows["members_by_grid"]
+        chart = Chart("members_by_grid", N_("各网格党员、红色网格员、党员中心户"), "members_by_grid",
+                      "bar", [r["grid"] for r in grids], unit="人")
+        for key, label, flag in (("members", "党员", None), ("red", "红色网格员", "is_red_grid_worker"),
+                                 ("household", "党员中心户", "is_household_center")):
+            chart.add(label, [r[key] for r in grids],
+                      [list_url("member", *under(r["grid_id"]), *under(self.org_id),
+                                *([(flag, EQ, True)] if flag else [])) if r[key] else None
+                       for r in grids], [r[key] for r in grids])
         section.charts.append(chart)
 
         hours = rows["service_hours_per_month"]
