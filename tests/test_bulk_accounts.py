@@ -34,7 +34,7 @@ def many_members(app):
             community = session.get(Organization, session.execute(text(
                 "SELECT org_id FROM ab_user WHERE username = 'shequ01'")).scalar())
             members = [Member(name=f"批量{n:03d}", id_number=id_number(n), community=community)
-                       for n in range(MANY)]
+                       for n in range(MANY + 2)]  # two more for the account import below
             session.add_all(members)
             session.commit()
             ids = [m.id for m in members]
@@ -81,7 +81,7 @@ def slips_of(html):
 def test_300_accounts_opened_slips_printed_and_first_login_forced(app, ctx, as_user,
                                                                   many_members):
     browser = as_user("shequ01")
-    response, pages = open_accounts(browser, many_members)
+    response, pages = open_accounts(browser, many_members[:MANY])
     assert pages == 2  # 100 opened at once, then two more batches with the progress page
     assert response.status_code == 302 and "/account/slips/" in response.headers["Location"]
     slips_url = response.headers["Location"]
@@ -149,3 +149,84 @@ def test_a_grid_secretary_opens_no_accounts(as_user, many_members):
     response = as_user("wangge01").post("/member/action_post", {
         "action": "open_accounts", "rowid": [str(many_members[0])]}, form_url="/member/list/")
     assert response.status_code == 403
+
+
+# --- accounts from a file (the importable resource `account`) ---------------------------------
+
+def account_file(rows):
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["用户名", "姓名", "角色", "所属单位", "所属组织", "对应党员"])
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def upload_accounts(browser, data):
+    import io
+
+    return browser.post("/account/import/", {"file": (io.BytesIO(data), "账号.csv")},
+                        form_url="/account/import/", content_type="multipart/form-data")
+
+
+def test_accounts_from_a_file(app, ctx, as_user, many_members):
+    from app.extensions import db
+    from app.models.org import Member
+
+    grid = ctx.execute(text("SELECT o.code FROM ab_user u JOIN organization o ON o.id = u.org_id "
+                            "WHERE u.username = 'wangge01'")).scalar()
+    own_unit = ctx.execute(text("SELECT u.credit_code FROM unit u JOIN ab_user a ON a.unit_id = u.id "
+                                "WHERE a.username = 'danwei02'")).scalar()
+    far_unit = ctx.execute(text("SELECT u.credit_code FROM unit u JOIN ab_user a ON a.unit_id = u.id "
+                                "WHERE a.username = 'danwei03'")).scalar()
+    with app.app_context():
+        numbers = {m.id: m.id_number for m in db.session.query(Member).filter(Member.id.in_(
+            [many_members[MANY], ctx.execute(text(
+                "SELECT member_id FROM ab_user WHERE username = 'dangyuan01'")).scalar()]))}
+        db.session.remove()
+    fresh = numbers[many_members[MANY]]
+    holder = next(n for pk, n in numbers.items() if pk != many_members[MANY])
+    browser = as_user("shequ01")
+    before = ctx.execute(text("SELECT count(*) FROM ab_user")).scalar()
+    bad = upload_accounts(browser, account_file([
+        ["", "网格员甲", "网格管理员", "", grid, ""],
+        ["", "越权", "系统管理员", "", "", ""],
+        ["", "外街道联络员", "驻区单位联络员", far_unit, "", ""],
+        ["shequ01", "重名", "党员", "", "", fresh],
+        ["", "老党员", "党员", "", "", holder],
+        ["", "无单位", "驻区单位联络员", "", "", ""],
+    ])).get_data(as_text=True)
+    assert "未开通任何账号" in bad
+    for message in ("您不能开通“系统管理员”账号", f"找不到“{far_unit}”", "用户名“shequ01”已被使用",
+                    "已有账号“dangyuan01”", "驻区单位联络员须指定所属单位"):
+        assert message in bad, message
+    assert ctx.execute(text("SELECT count(*) FROM ab_user")).scalar() == before
+    response = upload_accounts(browser, account_file([
+        ["", "网格员甲", "网格管理员", "", grid, ""],
+        ["lly_h20", "联络员乙", "驻区单位联络员", own_unit, "", ""],
+        ["", "党员丙", "党员", "", "", fresh],
+    ]))
+    assert response.status_code == 302 and "/account/slips/" in response.headers["Location"]
+    slips = slips_of(browser.get(response.headers["Location"]).get_data(as_text=True))
+    assert len(slips) == 3 and slips[1][0] == "lly_h20"
+    made = ctx.execute(text(
+        "SELECT u.username, r.name, u.org_id, u.unit_id, u.member_id, u.must_change_password "
+        "FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id JOIN ab_role r ON r.id = ur.role_id "
+        "WHERE u.username IN :names").bindparams(__import__("sqlalchemy").bindparam(
+            "names", expanding=True)), {"names": [u for u, _ in slips]}).all()
+    by_role = {row.name: row for row in made}
+    assert by_role["GridAdmin"].org_id == ctx.execute(text(
+        "SELECT id FROM organization WHERE code = :c"), {"c": grid}).scalar()
+    assert by_role["UnitLiaison"].unit_id is not None and by_role["Member"].member_id == many_members[MANY]
+    assert all(row.must_change_password for row in made)
+    # the opened accounts go with the module's clean-up
+    with app.app_context():
+        for username, _ in slips:
+            pk = db.session.execute(text("SELECT id FROM ab_user WHERE username = :u"),
+                                    {"u": username}).scalar()
+            db.session.execute(text("DELETE FROM ab_user_role WHERE user_id = :u"), {"u": pk})
+            db.session.execute(text("DELETE FROM ab_user WHERE id = :u"), {"u": pk})
+        db.session.commit()
+        db.session.remove()

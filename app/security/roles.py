@@ -87,7 +87,7 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     # each may grant); "account" is where the batches' progress and 账号通知单 are read.
     "member": _grant(EVERYONE, READ, **{r: CRUD | DATA | {"open_accounts"} for r in ADMINS},
                      UnitLiaison=CRUD | DATA | {"open_accounts"}, Auditor=AUDIT),
-    "account": _grant(ADMINS + ("UnitLiaison",), READ),
+    "account": _grant(ADMINS + ("UnitLiaison",), {"read", "import"}),
     "dictionary": _grant(EVERYONE, READ, OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
     # the three lists and micro-wishes
     "resource": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,

@@ -18,13 +18,15 @@ from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
+from app import crypto
 from app.errors import DomainError
+from app.imports import Column, Importer, Outcome, Problem
 from app.models.org import Member
 from app.security import login_guard
-from app.security.models import AccountBatch, UserAccount
+from app.security.models import AccountBatch, UserAccount, link_problem
 from app.security.principal import Principal, unscoped
+from app.security.roles import ROLE_LABELS, ROLE_LINKS
 from app.security.scope import owner_clause
-from app import crypto
 from app.services import audit
 
 BATCH = 100
@@ -66,6 +68,22 @@ def initial_password() -> str:
 def member_username(member: Member) -> str:
     """dy + the member's id: stable, short, and readable off a slip."""
     return f"dy{member.id:06d}"
+
+
+def new_account(session, principal: Principal, username: str, name: str, role, links: dict,
+                place: str) -> dict:
+    """Add one account with a generated password; its slip (name, username, password, where)."""
+    password = initial_password()
+    now = _now()
+    user = UserAccount(username=username, first_name=name[1:] or name, last_name=name[:1],
+                       email=f"{username}@gongjian.invalid", active=True, roles=[role],
+                       password=generate_password_hash(password, method=INITIAL_HASH),
+                       created_on=now, changed_on=now, created_by_fk=principal.user_id,
+                       changed_by_fk=principal.user_id, **links)
+    # Printed on a slip: changed at the first login, whatever the configuration says.
+    user.opened_in_bulk, user.must_change_password = True, True
+    session.add(user)
+    return {"name": name, "username": username, "password": password, "link": place}
 
 
 def start(session, principal: Principal, members: list[Member], role: str = "Member") -> AccountBatch:
@@ -114,19 +132,9 @@ def open_next(session, principal: Principal, batch: AccountBatch) -> int:
             if username in taken:
                 problems.append([member.name, f"用户名“{username}”已被使用"])
                 continue
-            password = initial_password()
-            user = UserAccount(username=username, first_name=member.name[1:] or member.name,
-                               last_name=member.name[:1], email=f"{username}@gongjian.invalid",
-                               active=True, roles=[role], member_id=member.id,
-                               password=generate_password_hash(password, method=INITIAL_HASH),
-                               created_on=_now(), changed_on=_now(),
-                               created_by_fk=principal.user_id, changed_by_fk=principal.user_id)
-            # Printed on a slip: changed at the first login, whatever the configuration says.
-            user.opened_in_bulk, user.must_change_password = True, True
-            session.add(user)
+            slips.append(new_account(session, principal, username, member.name, role,
+                                     {"member_id": member.id}, str(member.community or "")))
             opened.append(username)
-            slips.append({"name": member.name, "username": username, "password": password,
-                          "link": str(member.community or "")})
         session.flush()
         session.info.pop(audit.SKIP_ROWS, None)
         if opened:
@@ -175,3 +183,166 @@ def open_for_members(session, principal: Principal, members: list[Member]) -> Ac
     batch = start(session, principal, members)
     open_next(session, principal, batch)
     return batch
+
+
+# --- accounts from a file: the importable resource `account` ----------------------------------
+
+class AccountImporter(Importer):
+    """Accounts for liaisons, community and grid admins and members from a file: 用户名
+    (optional: generated), 姓名, 角色, and the link its role needs — 所属单位 (name or 统一社会信用代码),
+    所属组织 (name or 编码), 对应党员 (身份证号 or name) — each among the rows the importer owns.
+    Every row checked first (a role not below one's own, a link missing or out of scope, a
+    username taken, a member who has an account: row errors); then all opened at once, or
+    none. The slips are the batch's, as for the member list's 开通账号."""
+
+    LINK_COLUMNS = {"unit": "所属单位", "org": "所属组织", "member": "对应党员"}
+
+    def __init__(self):  # not a view's import: accounts are no business rows
+        from types import SimpleNamespace
+
+        self.view = SimpleNamespace(import_examples={"name": "张三", "member": "11010519491231002X"})
+        self.model, self.resource, self.key = UserAccount, "account", None
+        roles = {str(label): code for code, label in ROLE_LABELS.items() if code != "Public"}
+        self.columns = [Column("username", "用户名", "text", False),
+                        Column("name", "姓名", "text", True),
+                        Column("role", "角色", "choice", True, roles, str(ROLE_LABELS["Member"])),
+                        *(Column(link, header, "relation", False)
+                          for link, header in self.LINK_COLUMNS.items())]
+
+    def open(self, session, principal: Principal, filename: str, data: bytes,
+             dry_run: bool = False) -> tuple[Outcome, AccountBatch | None]:
+        headers, rows = self.read(filename, data)
+        outcome = Outcome(rows=len(rows), headers=headers,
+                          table=[[*r, *[""] * (len(headers) - len(r))][:len(headers)] for r in rows])
+        position = {h: i for i, h in enumerate(headers)}
+        owned = _Owned(session, principal)
+        planned, usernames = [], set()
+        for offset, raw in enumerate(rows):
+            number = offset + 2
+            cells = {c.name: (raw[position[c.header]].strip() if c.header in position and
+                              position[c.header] < len(raw) else "") for c in self.columns}
+            problem = self._check_row(session, principal, owned, cells, usernames)
+            if isinstance(problem, Problem):
+                problem.row = number
+                outcome.problems.append(problem)
+            else:
+                planned.append(problem)
+        if not outcome.ok or dry_run:
+            outcome.created = 0 if not outcome.ok else len(planned)
+            session.rollback()
+            return outcome, None
+        batch = AccountBatch(id=secrets.token_hex(16), created_by_id=principal.user_id,
+                             created_on=_now(), role="", total=len(planned), pending="[]",
+                             problems="[]")
+        roles = {name: current_app.appbuilder.sm.find_role(name) for name in
+                 {p["role"] for p in planned}}
+        session.info[audit.SKIP_ROWS] = True
+        try:
+            slips = [new_account(session, principal, p["username"], p["name"], roles[p["role"]],
+                                 {f"{p['link']}_id": p["linked"].id}, str(p["linked"]))
+                     for p in planned]
+            batch.role = ",".join(sorted(roles))
+            batch.slips = crypto.encrypt(json.dumps(slips, ensure_ascii=False))
+            session.add(batch)
+            session.flush()
+            session.info.pop(audit.SKIP_ROWS, None)
+            audit.record(session, "import", "account", record_id=batch.id, changes={
+                "file": filename, "rows": len(rows), "opened": [p["username"] for p in planned]})
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        finally:
+            session.info.pop(audit.SKIP_ROWS, None)
+        outcome.created, outcome.written = len(planned), True
+        return outcome, batch
+
+    def _check_row(self, session, principal, owned, cells, usernames):
+        """The row's account as planned, or its first Problem (row number set by the caller)."""
+        def wrong(column, message):
+            return Problem(0, column, message)
+
+        for col in self.columns:
+            if col.required and not cells[col.name]:
+                return wrong(col.header, f"“{col.header}”不能为空")
+        role_col = self.columns[2]
+        role = role_col.choices.get(cells["role"])
+        if role is None:
+            return wrong(role_col.header, "“角色”应为：" + "、".join(role_col.choices))
+        if not grantable(principal, role):
+            return wrong(role_col.header, f"您不能开通“{cells['role']}”账号（只能开通低于本人角色的账号）")
+        link = ROLE_LINKS.get(role)
+        if link is None:
+            return wrong(role_col.header, f"不能批量开通“{cells['role']}”账号")
+        header = self.LINK_COLUMNS[link]
+        text = cells[link]
+        linked = owned.find(link, text) if text else None
+        if text and linked is None:
+            return wrong(header, f"找不到“{text}”，或不在您的数据范围内")
+        if linked is False:
+            return wrong(header, f"“{text}”对应多条记录，请改填编码或证件号")
+        reason = link_problem([role], lambda _: linked)
+        if reason:
+            return wrong(header, reason)
+        if link == "member":
+            holder = owned.account_of(linked)
+            if holder:
+                return wrong(header, f"{linked.name}已有账号“{holder}”，未重复开通")
+        username = cells["username"] or owned.free_username(link, linked, usernames)
+        if username.lower() in usernames or owned.taken(username):
+            return wrong("用户名", f"用户名“{username}”已被使用")
+        usernames.add(username.lower())
+        return {"username": username, "name": cells["name"], "role": role, "link": link,
+                "linked": linked}
+
+
+class _Owned:
+    """The units, nodes and members an importer owns (may link accounts to), found by name,
+    code or 身份证号 — one query each, on first use; and the usernames taken."""
+
+    PREFIX = {"member": "dy", "unit": "dw", "org": "zz"}
+
+    def __init__(self, session, principal):
+        self.session, self.principal, self.cache = session, principal, {}
+
+    def find(self, link, text):
+        """The owned row `text` names (None: none; False: several)."""
+        from sqlalchemy import or_
+
+        from app import validators
+        from app.models.org import Organization, Unit
+
+        if (link, text) not in self.cache:
+            model = {"unit": Unit, "org": Organization, "member": Member}[link]
+            keys = [model.name == text]
+            if link == "member":
+                try:
+                    keys.append(Member.id_number_hash == crypto.keyed_hash(
+                        validators.normalize_id_number(text)))
+                except ValueError:
+                    pass  # a name
+            else:
+                keys.append((Unit.credit_code if link == "unit" else Organization.code) == text)
+            with self.session.no_autoflush:
+                rows = self.session.execute(select(model).where(
+                    or_(*keys), owner_clause(model, self.principal)).limit(2)).scalars().all()
+            self.cache[(link, text)] = rows[0] if len(rows) == 1 else (False if rows else None)
+        return self.cache[(link, text)]
+
+    def account_of(self, member) -> str | None:
+        with unscoped():
+            return self.session.execute(select(UserAccount.username).where(
+                UserAccount.member_id == member.id)).scalar()
+
+    def taken(self, username: str) -> bool:
+        with unscoped():
+            return self.session.execute(select(UserAccount.id).where(
+                func.lower(UserAccount.username) == username.lower())).first() is not None
+
+    def free_username(self, link, linked, usernames) -> str:
+        stem = f"{self.PREFIX[link]}{linked.id:06d}"
+        name, n = stem, 1
+        while name.lower() in usernames or self.taken(name):
+            n += 1
+            name = f"{stem}-{n}"
+        return name
