@@ -20,6 +20,7 @@ from app.models.org import Organization
 from app.security.scope import related_choices, unscoped
 from app.services import audit
 
+
 class OrgTreeImporter(Importer):
     """`organization`'s import: the tree's rows in any order (see the module's doc)."""
 

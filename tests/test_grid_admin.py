@@ -58,11 +58,12 @@ def community_rows(ctx, resource, username="shequ01"):
 def outside_the_grid(app):
     """Rows of shequ01's community that lie outside wangge01's grid: a member living in the
     community with no grid, a second grid with a member, a need and a wish in it."""
+    from datetime import date
+
     from app.extensions import db
+    from app.models.cobuild import MemberRegistration, ServiceRecord
     from app.models.lists import MicroWish, Need
     from app.models.org import Dictionary, Member, Organization
-    from app.models.cobuild import MemberRegistration, ServiceRecord
-    from datetime import date
 
     with app.app_context():
         session = db.session

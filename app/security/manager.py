@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.security.sqla.apis.user.api import UserApi as FabUserApi
 from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurityManager
 from flask_appbuilder.security.sqla.models import assoc_permissionview_role
-from flask_appbuilder.security.sqla.apis.user.api import UserApi as FabUserApi
 from flask_appbuilder.security.views import UserDBModelView
-from marshmallow import ValidationError
 from flask_login import user_logged_out
+from marshmallow import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 

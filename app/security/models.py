@@ -2,8 +2,18 @@
 community admins), a unit (for liaisons) and/or a member (for members)."""
 from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User as FabUser
-from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Integer, String, Text, event,
-                        false, text)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    event,
+    false,
+    text,
+)
 from sqlalchemy.orm import Session, relationship
 from sqlalchemy.orm.attributes import get_history
 
@@ -119,7 +129,7 @@ def _accounts_see_something(session, flush_context, instances) -> None:
     and is reported by `flask gongjian check-accounts` and flagged in the user list."""
     from flask import has_app_context
 
-    from app.security.scope import current_principal
+    from app.security.principal import current_principal
 
     if not has_app_context() or current_principal().user_id is None:
         return
