@@ -150,3 +150,18 @@ def test_a_community_admin_imports_grids_under_its_community_only(ctx, as_user):
     assert "导入成功：新增 2 条" in html
     codes = {n.code for n in nodes_named(ctx, tag)}
     assert codes == {f"{community.code}01", f"{community.code}0101"} or len(codes) == 2
+
+
+def test_the_command_line_imports_the_tree_as_its_user(app, ctx, tmp_path):
+    community = street_of(ctx, "shequ01")
+    tag = "丁"
+    path = tmp_path / "党组织.csv"
+    path.write_bytes(csv_bytes([
+        [f"{tag}第1网格1号楼党小组", f"{tag}第1网格党支部", "楼栋党小组", "", "", "", ""],
+        [f"{tag}第1网格党支部", community.code, "网格党支部", "", "", "", ""]]))
+    result = app.test_cli_runner().invoke(args=["import", "organization", str(path),
+                                                "--as", "shequ01"])
+    assert result.exit_code == 0, result.output
+    assert "新增 2 条" in result.output
+    assert {n.name for n in nodes_named(ctx, tag)} == {f"{tag}第1网格党支部",
+                                                     f"{tag}第1网格1号楼党小组"}
