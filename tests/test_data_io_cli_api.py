@@ -131,7 +131,7 @@ def test_cli_refuses_what_it_cannot_do_clearly(app, ctx, tmp_path):
     (tmp_path / "empty.csv").write_bytes(b"")
     for args, message in [
         (("nothing", good, "--as", "danwei01"), "“nothing”不能导入；可导入的有："),
-        (("organization", good, "--as", "admin"), "“organization”不能导入"),
+        (("dictionary", good, "--as", "admin"), "“dictionary”不能导入"),
         (("resource", good, "--as", "nobody"), "找不到用户“nobody”"),
         (("resource", good), "请用 --as 用户名 指定"),
         (("resource", tmp_path / "missing.csv", "--as", "danwei01"), "文件不存在"),

@@ -172,13 +172,15 @@ def test_demo_users_linked_and_scoped_as_at_the_demo_scale(city):
     out, db = city
     users = out["users"]
     assert sorted(users) == sorted(["admin", "zuzhibu", "jiedao01", "shequ01", "danwei01",
-                                    "danwei02", "danwei03", "shenji", "dangyuan01"])
+                                    "danwei02", "danwei03", "shenji", "dangyuan01", "wangge01"])
     org = {id_: (code, type_, path) for id_, code, type_, path in
            _rows(db, "SELECT id, code, type, path FROM organization")}
     unit_community = dict(_rows(db, "SELECT id, community_id FROM unit"))
     street, community = users["jiedao01"][0], users["shequ01"][0]
     assert org[street][:2] == ("YX01", "street") and org[community][:2] == ("YX0101", "community")
     assert org[community][2].startswith(org[street][2])
+    grid = users["wangge01"][0]  # a grid of shequ01's community
+    assert org[grid][1] == "grid" and org[grid][2].startswith(org[community][2])
     assert unit_community[users["danwei01"][1]] == unit_community[users["danwei02"][1]] == community
     far = org[unit_community[users["danwei03"][1]]][2]
     assert not far.startswith(org[street][2].rsplit("/", 2)[0] + "/")  # another district

@@ -38,7 +38,7 @@ from app.models.cobuild import (
 from app.models.lists import Need, NeedStatus
 from app.models.org import Member, MemberStatus, Unit, UnitStatus
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
-from app.security.scope import Principal, unscoped
+from app.security.scope import Principal, may_write, unscoped
 from app.services import audit
 from app.services.workflow import Field, Transition, Workflow
 
@@ -618,8 +618,9 @@ def unit_summary(session, unit) -> dict:
     registered = sum((m.id, m.community_id) in at_home for m in members)
     unit_entries = (PointEntry.subject_type == "unit", PointEntry.unit_id == unit.id)
     return {
-        # Beside the 党员人数 the unit declares: its members entered in the panel.
-        "declared": unit.party_member_count,
+        # Beside the 党员人数 the unit declares (a register detail: only to those who own the
+        # unit, not through the directory): its members entered in the panel.
+        "declared": unit.party_member_count if may_write(session, unit) else None,
         "in_panel": session.execute(select(func.count(Member.id)).where(
             Member.work_unit_id == unit.id)).scalar(),
         "registration": registration,
