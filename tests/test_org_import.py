@@ -18,8 +18,23 @@ HEADERS = ["组织名称", "上级组织", "组织类型", "组织编码", "书�
 
 @pytest.fixture(scope="module", autouse=True)
 def _kept(app):
+    from app.extensions import db
+
+    with app.app_context():
+        before = db.session.execute(text("SELECT max(id) FROM organization")).scalar()
+        db.session.remove()
     with tables_kept_by(app):
         yield
+        # The imported nodes first, deepest first: MariaDB checks the tree's foreign key row
+        # by row, and the put-back's one DELETE of them all would remove a parent first.
+        with app.app_context():
+            for depth in sorted(set(db.session.execute(text(
+                    "SELECT depth FROM organization WHERE id > :b"), {"b": before}).scalars()),
+                    reverse=True):
+                db.session.execute(text("DELETE FROM organization WHERE id > :b AND depth = :d"),
+                                   {"b": before, "d": depth})
+            db.session.commit()
+            db.session.remove()
 
 
 def street_of(ctx, username="jiedao01"):
