@@ -1,7 +1,7 @@
 """accounts: batches of accounts opened together and their 账号通知单 (issue 20)
 
-Revision ID: 0010_account_batches
-Revises: 0009_utc_timestamps
+Revision ID: 0013_account_batches
+Revises: 0012_uploads
 Create Date: 2026-12-06 16:10:00
 
 """
@@ -10,8 +10,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0010_account_batches'
-down_revision = '0009_utc_timestamps'
+revision = '0013_account_batches'
+down_revision = '0012_uploads'
 branch_labels = None
 depends_on = None
 
