@@ -33,15 +33,20 @@ class OrgTreeImporter(Importer):
                 col.required = False  # generated when missing
 
     def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None) -> Outcome:
-        headers, rows = self.read(filename, data)
-        outcome = Outcome(rows=len(rows), headers=headers,
-                          table=[[*r, *[""] * (len(headers) - len(r))][:len(headers)] for r in rows])
-        position = {h: i for i, h in enumerate(headers)}
+        reading = self.reading(filename, data)
+        headers, numbered = reading.headers, reading.rows
+        width = len(headers)
+        outcome = Outcome(rows=len(numbered), headers=headers,
+                          table=[(n, [str(c or "") for c in [*r, *[None] * (width - len(r))][:width]])
+                                 for n, r in numbered])
+        # column name -> the file's column (the reader matched the offices' own headers)
+        position = {col.header: reading.position[col.name] for col in self.columns
+                    if col.name in reading.position}
         session = db.session
         session.info[audit.SKIP_ROWS] = True
         try:
             with session.no_autoflush:
-                plan = self._plan(session, rows, position, outcome)
+                plan = self._plan(session, numbered, position, outcome)
             if outcome.ok:
                 self._write(session, plan, outcome, progress)
             if outcome.ok and not dry_run:
@@ -64,12 +69,11 @@ class OrgTreeImporter(Importer):
 
     def _plan(self, session, rows, position, outcome):
         read = []  # (row number, values)
-        for offset, raw in enumerate(rows):
-            number = offset + 2
+        for number, raw in rows:
             values, problems = {}, []
             for col in self.columns:
-                text = raw[position[col.header]].strip() if col.header in position and \
-                    position[col.header] < len(raw) else ""
+                text = str(raw[position[col.header]] or "").strip() \
+                    if col.header in position and position[col.header] < len(raw) else ""
                 if not text:
                     if col.required:
                         problems.append(Problem(number, col.header, f"“{col.header}”不能为空"))
