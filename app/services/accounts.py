@@ -20,7 +20,7 @@ from werkzeug.security import generate_password_hash
 
 from app import clock, crypto
 from app.errors import DomainError
-from app.imports import Column, Importer, Outcome, Problem
+from app.imports import Column, Importer, Outcome, Problem, fold, header_words
 from app.models.org import Member
 from app.security.models import AccountBatch, UserAccount, link_problem
 from app.security.principal import Principal, unscoped
@@ -206,19 +206,25 @@ class AccountImporter(Importer):
                         Column("role", "角色", "choice", True, roles, str(ROLE_LABELS["Member"])),
                         *(Column(link, header, "relation", False)
                           for link, header in self.LINK_COLUMNS.items())]
+        # The file's headers, as the importer reads them: each column by its own label.
+        for col in self.columns:
+            col.words = tuple(dict.fromkeys(fold(w) for w in header_words(col.header)))
+        self.headers = {col.words[0]: col for col in self.columns}
 
     def open(self, session, principal: Principal, filename: str, data: bytes,
              dry_run: bool = False) -> tuple[Outcome, AccountBatch | None]:
-        headers, rows = self.read(filename, data)
+        reading = self.reading(filename, data)
+        headers, rows = reading.headers, reading.rows
+        width = len(headers)
         outcome = Outcome(rows=len(rows), headers=headers,
-                          table=[[*r, *[""] * (len(headers) - len(r))][:len(headers)] for r in rows])
-        position = {h: i for i, h in enumerate(headers)}
+                          table=[(n, [str(c or "") for c in [*r, *[None] * (width - len(r))][:width]])
+                                 for n, r in rows])
+        position = reading.position  # field name -> the file's column
         owned = _Owned(session, principal)
         planned, usernames = [], set()
-        for offset, raw in enumerate(rows):
-            number = offset + 2
-            cells = {c.name: (raw[position[c.header]].strip() if c.header in position and
-                              position[c.header] < len(raw) else "") for c in self.columns}
+        for number, raw in rows:
+            cells = {c.name: (str(raw[position[c.name]] or "").strip() if c.name in position and
+                              position[c.name] < len(raw) else "") for c in self.columns}
             problem = self._check_row(session, principal, owned, cells, usernames)
             if isinstance(problem, Problem):
                 problem.row = number
