@@ -131,12 +131,12 @@ def _forget_request(exc=None):
 
 
 def _username() -> str | None:
-    try:
-        from flask_login import current_user
-
-        return current_user.username if current_user.is_authenticated else None
-    except (AttributeError, RuntimeError):  # failed before its user could be read
-        return None
+    """The user this request already loaded, read without a query: the access line is written
+    after every answer, also the database-error page's, and asking the database again there
+    turned a Chinese 503 into a 500 (Flask-Login loads the user lazily; an ORM row's expired
+    attributes refresh themselves)."""
+    user = g.get("_login_user")
+    return vars(user).get("username") if user is not None else None
 
 
 # --- log lines ---------------------------------------------------------------------------------

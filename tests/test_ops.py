@@ -107,6 +107,21 @@ def test_a_request_id_is_kept_or_made_and_in_every_log_line(app, client):
     assert ops.request_id() is None
 
 
+def test_the_access_line_names_the_user_without_asking_the_database_again(app, as_user,
+                                                                          monkeypatch):
+    """The access line is written after every answer, the database-error page's too: reading its
+    user must not query again (a PostgreSQL restart turned the Chinese 503 into a 500)."""
+    client = as_user("shequ01")
+    assert client.get("/need/list/").status_code == 200
+
+    def database_gone(user_id):
+        raise OperationalError("SELECT ab_user", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr(app.login_manager, "_user_callback", database_gone)
+    answer = client.get("/need/list/")
+    assert answer.status_code == 503 and "数据库" in answer.get_data(as_text=True)
+
+
 def test_static_files_carry_their_content_hash_and_are_cached_long(as_user):
     page = as_user("shequ01").get("/need/list/").get_data(as_text=True)
     url = re.search(r'src="(/static/js/gongjian\.js\?v=[0-9a-f]{12})"', page).group(1)
