@@ -134,9 +134,12 @@ def _username() -> str | None:
     """The user this request already loaded, read without a query: the access line is written
     after every answer, also the database-error page's, and asking the database again there
     turned a Chinese 503 into a 500 (Flask-Login loads the user lazily; an ORM row's expired
-    attributes refresh themselves)."""
+    attributes refresh themselves, which may fail too)."""
     user = g.get("_login_user")
-    return vars(user).get("username") if user is not None else None
+    try:
+        return getattr(user, "username", None)
+    except SQLAlchemyError:  # its row expired by a commit, and the database gone meanwhile
+        return None
 
 
 # --- log lines ---------------------------------------------------------------------------------
