@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := run.py
 
-.PHONY: run test lint install assets instance db serve bench reliability clean
+.PHONY: two-hosts reliability-faults-and-load run test lint install assets instance db serve bench reliability clean
 
 # Each step says what it does first: a fresh machine spends minutes in pip and npm.
 $(BIN)/activate: requirements.txt requirements-dev.txt
@@ -71,10 +71,16 @@ bench: install instance
 # full/read-only faults, kill -9 of a worker mid-import and mid-export, a PostgreSQL restart,
 # then the load (RELIABILITY_LOAD_SECONDS, default 180), then two hosts with a worker and beat
 # (reliability/two_hosts.py; TWO_HOSTS_EXPORT_ROWS, default 200,000). Figures in artifacts/reliability/.
-reliability: install instance
+reliability: reliability-faults-and-load two-hosts
+
+reliability-faults-and-load: install instance
 	$(BIN)/python -m pytest -q -p no:cacheprovider reliability/test_sqlite_faults.py
 	$(BIN)/python -m reliability.faults
 	$(BIN)/python -m reliability.load
+
+# Two hosts, a worker and beat (issue 21). Not in .ci/run for now: on main its host A answered the
+# 50,000-row service-record export inline (200) instead of as a job; see the closing note.
+two-hosts: install instance
 	timeout 900 $(BIN)/python -m reliability.two_hosts --export-rows $${TWO_HOSTS_EXPORT_ROWS:-200000}
 
 clean:
