@@ -296,20 +296,35 @@ class Importer:
         with its own end."""
         reading = self.reading(filename, data)
         rows = reading.rows
-        width = len(reading.headers)
-        outcome = Outcome(rows=len(rows), headers=reading.headers, ignored=reading.ignored,
-                          sheet=reading.sheet,
-                          table=[(n, [text_of(c) for c in [*r, *[None] * (width - len(r))][:width]])
-                                 for n, r in rows])
-        session = db.session
+        outcome = self.outcome_of(reading)
         lookups = _Lookups(self.model)
-        session.info[audit.SKIP_ROWS] = True
-        try:
+
+        def validate(session):
             for start in range(0, len(rows), BATCH):
                 batch = rows[start:start + BATCH]
                 self._batch(session, batch, reading.position, lookups, outcome)
                 if progress:
                     progress(min(start + BATCH, len(rows)))
+
+        return self.in_one_transaction(filename, outcome, validate, dry_run, commit)
+
+    @staticmethod
+    def outcome_of(reading) -> Outcome:
+        """The preview's table: the file's rows as read, each padded to the header's width."""
+        width = len(reading.headers)
+        return Outcome(rows=len(reading.rows), headers=reading.headers, ignored=reading.ignored,
+                       sheet=reading.sheet,
+                       table=[(n, [text_of(c) for c in [*r, *[None] * (width - len(r))][:width]])
+                              for n, r in reading.rows])
+
+    def in_one_transaction(self, filename, outcome, validate, dry_run, commit) -> Outcome:
+        """Run `validate(session)` (it builds the rows and notes errors in `outcome`); if all
+        are right and not `dry_run`, record the import once and commit — or (`commit=False`, a
+        job) flush and leave the commit to the caller; otherwise roll everything back."""
+        session = db.session
+        session.info[audit.SKIP_ROWS] = True
+        try:
+            validate(session)
             if outcome.ok and not dry_run:
                 session.info.pop(audit.SKIP_ROWS, None)
                 audit.record(session, "import", self.resource, changes={

@@ -14,11 +14,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.errors import DomainError
-from app.extensions import db
 from app.imports import Column, Importer, Outcome, Problem
 from app.models.org import Organization
 from app.security.scope import related_choices, unscoped
-from app.services import audit
 
 
 class OrgTreeImporter(Importer):
@@ -32,38 +30,21 @@ class OrgTreeImporter(Importer):
             if col.name == "code":
                 col.required = False  # generated when missing
 
-    def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None) -> Outcome:
+    def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None,
+            commit: bool = True) -> Outcome:
         reading = self.reading(filename, data)
-        headers, numbered = reading.headers, reading.rows
-        width = len(headers)
-        outcome = Outcome(rows=len(numbered), headers=headers,
-                          table=[(n, [str(c or "") for c in [*r, *[None] * (width - len(r))][:width]])
-                                 for n, r in numbered])
+        outcome = self.outcome_of(reading)
         # column name -> the file's column (the reader matched the offices' own headers)
         position = {col.header: reading.position[col.name] for col in self.columns
                     if col.name in reading.position}
-        session = db.session
-        session.info[audit.SKIP_ROWS] = True
-        try:
+
+        def validate(session):
             with session.no_autoflush:
-                plan = self._plan(session, numbered, position, outcome)
+                plan = self._plan(session, reading.rows, position, outcome)
             if outcome.ok:
                 self._write(session, plan, outcome, progress)
-            if outcome.ok and not dry_run:
-                session.info.pop(audit.SKIP_ROWS, None)
-                audit.record(session, "import", self.resource, changes={
-                    "file": filename, "rows": outcome.rows, "created": outcome.created,
-                    "updated": outcome.updated})
-                session.commit()
-                outcome.written = True
-            else:
-                session.rollback()
-        except Exception:
-            session.rollback()
-            raise
-        finally:
-            session.info.pop(audit.SKIP_ROWS, None)
-        return outcome
+
+        return self.in_one_transaction(filename, outcome, validate, dry_run, commit)
 
     # --- planning: every row read, its parent found, its node found or made -------------------
 
