@@ -1,7 +1,7 @@
 """The organisation tree by import (issue 20): a community's grids and building groups, a
 street's communities — one file, rows in any order, written whole or not at all.
 
-Each row names its parent (上级) by 编码 or 名称: a row of the same file, or a node the
+Each row names its parent (上级) by 编码, 名称 or 简称: a row of the same file, or a node the
 importer may place nodes under (its own subtree: the same choices the form offers). Parents
 are written before their children, level by level; a node whose chain of parents never reaches
 an existing node is a cycle. 编码 is optional — one is generated, unique, from the parent's —
@@ -80,12 +80,15 @@ class OrgTreeImporter(Importer):
                                                     f"编码“{code}”与第 {by_code[code]} 行重复"))
                     continue
                 by_code[code] = number
-            by_name.setdefault(values["name"], []).append(number)
-        # The nodes one may place nodes under (and so name as 上级), by code and by name.
+            # a row is named by its 名称 or its 简称 (an office writes the short one as 上级)
+            for name in {values["name"], values.get("short_name")} - {None}:
+                by_name.setdefault(name, []).append(number)
+        # The nodes one may place nodes under (and so name as 上级), by code and by name or 简称.
         node_codes, node_names = {}, {}
         for node in session.execute(related_choices(Organization, "parent")).scalars():
             node_codes[node.code] = node
-            node_names[node.name] = node if node.name not in node_names else False
+            for name in {node.name, node.short_name} - {None, ""}:
+                node_names[name] = node if node_names.get(name, node) is node else False
         rows_by_number = dict(read)
         parent_of: dict[int, object] = {}  # row number -> a row number (int) or a node
         for number, values in read:

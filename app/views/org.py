@@ -28,8 +28,8 @@ class OrganizationView(EntityView):
     base_order = ("path", "asc")
     # The tree by import: rows in any order, parents found in the file or one's subtree
     # (app/tree_import.py); 编码 optional.
-    import_columns = ["name", "parent", "type", "code", "secretary", "phone", "address",
-                      "grid_kind"]
+    import_columns = ["name", "parent", "type", "code", "short_name", "secretary", "phone",
+                      "address", "grid_kind"]
     import_examples = {"name": "第1网格党支部"}
 
     def __init__(self, **kwargs):
