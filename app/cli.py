@@ -312,7 +312,7 @@ def import_command(resource, file, username, dry_run, report_path):
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from app.errors import DomainError, refused_by_database
-    from app.imports import REGISTRY, Importer, error_report
+    from app.imports import REGISTRY, Importer
     from app.resources import RESOURCES
     from app.security.scope import acting_as, principal_for
     from app.views.entity import view_of
@@ -325,25 +325,21 @@ def import_command(resource, file, username, dry_run, report_path):
         raise Refused(f"找不到用户“{username}”")
     if not user.active:
         raise Refused(f"用户“{username}”已停用")
+    # The web import's own right, held by one of the user's roles.
+    allowed = sm.exist_permission_on_roles(resource, "can_import", [r.id for r in user.roles])
+    if resource == "account":  # no business rows: accounts opened, and their slips
+        if not allowed:
+            raise Refused(f"用户“{username}”没有导入账号的权限")
+        return _open_accounts(user, Path(file), dry_run, report_path)
     view = view_of(resource)
     if view is None or not view.import_columns:
         importable = sorted(r.name for r in RESOURCES if getattr(r.view, "import_columns", None))
-        raise Refused(f"“{resource}”不能导入；可导入的有：{'、'.join(importable)}")
+        raise Refused(f"“{resource}”不能导入；可导入的有：{'、'.join(importable + ['account'])}")
     label = view.model.__label__
-    # The web import's own right, held by one of the user's roles.
-    if not sm.exist_permission_on_roles(resource, "can_import", [r.id for r in user.roles]):
+    if not allowed:
         raise Refused(f"用户“{username}”没有导入{label}的权限")
     path = Path(file)
-    limit = current_app.config["IMPORT_MAX_BYTES"]
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)  # one byte more is enough for the size message
-    except FileNotFoundError:
-        raise Refused(f"文件不存在：{path}") from None
-    except IsADirectoryError:
-        raise Refused(f"{path} 是目录，请指定要导入的文件") from None
-    except OSError as exc:
-        raise Refused(f"无法读取文件 {path}：{exc.strerror or exc}") from None
+    data = _file_bytes(path)
     importer = REGISTRY.get(resource) or Importer(view)
     with acting_as(principal_for(user)):
         try:
@@ -372,6 +368,28 @@ def import_command(resource, file, username, dry_run, report_path):
         else:
             click.echo(f"预览（未写入）：{label}将{counts}。")
         return
+    _refuse_with_report(outcome, importer, path, report_path, "未导入任何数据")
+
+
+def _file_bytes(path) -> bytes:
+    limit = current_app.config["IMPORT_MAX_BYTES"]
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)  # one byte more is enough for the size message
+    except FileNotFoundError:
+        raise Refused(f"文件不存在：{path}") from None
+    except IsADirectoryError:
+        raise Refused(f"{path} 是目录，请指定要导入的文件") from None
+    except OSError as exc:
+        raise Refused(f"无法读取文件 {path}：{exc.strerror or exc}") from None
+
+
+def _refuse_with_report(outcome, importer, path, report_path, nothing_done):
+    """The first problems on the terminal, all of them in the error report beside the file."""
+    from pathlib import Path
+
+    from app.imports import error_report
+
     for problem in outcome.problems[:SHOWN_PROBLEMS]:
         where = f"第 {problem.row} 行" + (f"“{problem.column}”" if problem.column else "")
         click.echo(f"{where}：{problem.message}", err=True)
@@ -385,7 +403,45 @@ def import_command(resource, file, username, dry_run, report_path):
     except OSError as exc:
         where = f"错误报告未能写入 {report}：{exc.strerror or exc}"
     rows_wrong = len({p.row for p in outcome.problems})
-    raise Refused(f"发现 {len(outcome.problems)} 处错误（{rows_wrong} 行），未导入任何数据；{where}")
+    raise Refused(f"发现 {len(outcome.problems)} 处错误（{rows_wrong} 行），{nothing_done}；{where}")
+
+
+def _open_accounts(user, path, dry_run, report_path):
+    """`flask import account`: the account import of the web page (app/services/accounts.py),
+    as `user`. Its 账号通知单 — the initial passwords, shown once — go to a file beside FILE
+    that only its owner may read, as the web page prints them once."""
+    import csv
+    import io
+    import os
+
+    from app.errors import DomainError
+    from app.security.scope import acting_as, principal_for
+    from app.services import accounts
+
+    data = _file_bytes(path)
+    importer = accounts.AccountImporter()
+    principal = principal_for(user)
+    with acting_as(principal):
+        try:
+            outcome, batch = importer.open(db.session, principal, path.name, data, dry_run=dry_run)
+        except DomainError as exc:
+            raise Refused(str(exc)) from None
+        if not outcome.ok:
+            _refuse_with_report(outcome, importer, path, report_path, "未开通任何账号")
+        if batch is None:
+            click.echo(f"预览（未写入）：将开通 {outcome.created} 个账号。")
+            return
+        slips, _ = accounts.take_slips(db.session, batch)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["姓名", "用户名", "初始密码", "所属"])
+    writer.writerows([s["name"], s["username"], s["password"], s["link"]] for s in slips)
+    target = path.with_name(f"{path.stem}.slips.csv")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
+        handle.write(out.getvalue())
+    click.echo(f"已开通 {outcome.created} 个账号（操作人 {user.username}）。账号通知单（含初始密码，"
+               f"仅此一次）已写入 {target}，请打印后删除该文件；首次登录须修改密码。")
 
 
 @seed.command("demo")

@@ -230,3 +230,43 @@ def test_accounts_from_a_file(app, ctx, as_user, many_members):
             db.session.execute(text("DELETE FROM ab_user WHERE id = :u"), {"u": pk})
         db.session.commit()
         db.session.remove()
+
+
+def test_accounts_from_a_file_on_the_command_line(app, ctx, tmp_path, many_members):
+    """`flask import account FILE --as USER`: the web import's checks and batch; the slips, with
+    the initial passwords shown this once, in a file only its owner may read."""
+    import csv
+    import stat
+
+    from app.extensions import db
+    from app.models.org import Member
+
+    with app.app_context():
+        fresh = db.session.get(Member, many_members[MANY + 1]).id_number
+        db.session.remove()
+    path = tmp_path / "账号.csv"
+    path.write_bytes(account_file([["", "越权", "组织部管理员", "", "", ""]]))
+    cli = app.test_cli_runner()
+    refused = cli.invoke(args=["import", "account", str(path), "--as", "shequ01"])
+    assert refused.exit_code != 0 and "未开通任何账号" in refused.output
+    assert "您不能开通“组织部管理员”账号" in refused.output
+    assert (tmp_path / "账号.errors.csv").exists()
+    path.write_bytes(account_file([["", "党员丁", "党员", "", "", fresh]]))
+    preview = cli.invoke(args=["import", "account", str(path), "--as", "shequ01", "--dry-run"])
+    assert preview.exit_code == 0 and "将开通 1 个账号" in preview.output
+    assert not ctx.execute(text("SELECT count(*) FROM ab_user WHERE member_id = :m"),
+                           {"m": many_members[MANY + 1]}).scalar()
+    done = cli.invoke(args=["import", "account", str(path), "--as", "shequ01"])
+    assert done.exit_code == 0, done.output
+    slips = tmp_path / "账号.slips.csv"
+    assert stat.S_IMODE(slips.stat().st_mode) == 0o600
+    [row] = list(csv.DictReader(slips.read_text(encoding="utf-8-sig").splitlines()))
+    account = ctx.execute(text("SELECT username, password, must_change_password FROM ab_user "
+                               "WHERE member_id = :m"), {"m": many_members[MANY + 1]}).one()
+    assert (row["姓名"], row["用户名"]) == ("党员丁", account.username)
+    assert account.must_change_password
+    from werkzeug.security import check_password_hash
+    assert check_password_hash(account.password, row["初始密码"])
+    # shown once: the batch keeps no password, and the showing is recorded
+    assert ctx.execute(text("SELECT count(*) FROM audit_log WHERE resource = 'account' AND "
+                            "action = 'export' AND changes LIKE '%passwords_shown%true%'")).scalar()
