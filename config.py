@@ -82,8 +82,13 @@ class Config:
     IMPORT_REPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_REPORT_RETENTION_DAYS", "7"))
     MAX_CONTENT_LENGTH = 32 * 1024 * 1024
 
-    # Time limits of a need by urgency, in hours (DOMAIN.md §1), configurable per district.
+    # Time limits of a need by urgency, in hours from intake (DOMAIN.md §1), configurable per
+    # district: the whole loop to 办结 for 一般 and 重大; for 复杂, the time to take it on with a
+    # 办理方案, whose own date is then its deadline. Each step before 办理 is due its share of
+    # the whole after the one before it (受理 10 %, 派单 20 %, 接单 20 %; 办理 has the rest).
     NEED_TIME_LIMIT_HOURS = {"一般": 1, "重大": 24, "复杂": 24 * 7}
+    NEED_STEP_SHARES = {urgency: {"受理": 0.1, "派单": 0.2, "接单": 0.2}
+                        for urgency in ("一般", "重大", "复杂")}
 
     # Long work as jobs (app/jobs.py): on Celery with this broker (redis://… or amqp://…), or
     # inline in the request when unset. Exports past EXPORT_INLINE_MAX_ROWS rows and imports

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from app import clock
+from tests import need_limits
 
 pytestmark = pytest.mark.db
 
@@ -136,7 +137,7 @@ def in_year(moment) -> bool:
 # --- needs ----------------------------------------------------------------------------------
 
 def needs_of(scope):
-    rows = scope.rows("SELECT t.id, t.status, t.created_on, t.completed_on, t.deadline, "
+    rows = scope.rows("SELECT t.id, t.status, t.urgency, t.created_on, t.completed_on, t.deadline, "
                       "t.satisfaction, t.community_id, t.category_id FROM need t "
                       "WHERE {scope} AND t.created_on >= :b AND t.created_on < :e",
                       b=BEGINS, e=ENDS)
@@ -194,8 +195,7 @@ def test_need_figures_equal_independent_counts(as_user, scopes, username):
         c = by_community[n["community_id"]]
         c["needs"] += 1
         c["closed"] += n["status"] in DONE
-        c["overdue"] += bool(n["deadline"] and as_datetime(n["deadline"]) < now
-                             and n["status"] not in DONE + ("已驳回",))
+        c["overdue"] += need_limits.is_overdue(n, now)
     rows = figure(as_user, username, "needs_by_community")
     assert len(rows) == len(by_community)
     assert sum(int(r["needs"]) for r in rows) == len(needs)
@@ -203,6 +203,11 @@ def test_need_figures_equal_independent_counts(as_user, scopes, username):
         sorted((c["needs"], c["closed"], c["overdue"]) for c in by_community.values())
     overdue = sum(c["overdue"] for c in by_community.values())
     assert len(figure(as_user, username, "overdue_needs")) == min(overdue, 20)
+    # overdue by step: the step the status waits for
+    late = Counter(need_limits.STEP_OF[n["status"]] for n in needs if need_limits.is_overdue(n, now))
+    steps = figure(as_user, username, "overdue_by_step")
+    assert [r["step"] for r in steps] == ["受理", "派单", "接单", "办理"]
+    assert {r["step"]: int(r["overdue"]) for r in steps} == {s: late[s] for s in need_limits.STEP_OF.values()}
 
     categories = Counter((n["category_id"], n["status"]) for n in needs)
     rows = figure(as_user, username, "needs_by_category_and_status")

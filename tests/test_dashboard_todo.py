@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from app import clock
+from tests import need_limits
 from tests.conftest import DEMO_USERS
 from tests.test_dashboard_drilldown import listed
 
@@ -59,9 +60,11 @@ def test_a_community_admin_is_asked_to_accept_dispatch_and_confirm(as_user, ctx)
     assert todo["待派单的需求（会商派单）"][1] == count("SELECT count(*) FROM need WHERE status = '已受理'")
     assert todo["待确认的党员报到"][1] == count(
         "SELECT count(*) FROM member_registration WHERE status = '待确认'")
-    assert todo["逾期未办结的需求"][1] == count(
-        "SELECT count(*) FROM need WHERE deadline < :now AND status NOT IN "
-        "('已办结', '已回访', '已驳回')")
+    now = clock.utcnow()
+    needs = ctx.execute(text(f"SELECT {need_limits.COLUMNS} FROM need t WHERE t.deleted_on IS NULL "
+                             "AND t.community_id IN (SELECT id FROM organization WHERE path LIKE :p)"),
+                        {"p": path + "%"}).mappings()
+    assert todo["逾期未办结的需求"][1] == sum(need_limits.is_overdue(n, now) for n in needs)
     for label in ("待审核的资源清单", "待审核的微心愿", "待确认的单位报到", "待认证的服务记录",
                   "逾期未办结的议定事项"):
         assert label in todo, label

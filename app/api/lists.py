@@ -27,12 +27,13 @@ class NeedApi(EntityApi):
     workflow = NEED_FLOW
     list_columns = [
         "id", "title", "community_id", "category_id", "urgency", "status", "assigned_unit_id",
-        "deadline", "overdue", "created_on"]
+        "deadline", "overdue", "overdue_step", "created_on"]
     show_columns = [
         "id", "source", "requester_name", "requester_phone_masked", "community_id", "grid_id",
         "category_id", "title", "content", "urgency", "status", "submitted_by_unit_id",
         "submitted_by_member_id", "reject_reason", "assigned_unit_id", "dispatch_note",
-        "deadline", "overdue", "decline_reason", "result", "accepted_on", "dispatched_on",
+        "deadline", "overdue", "overdue_step", "plan", "plan_due", "decline_reason", "result",
+        "accepted_on", "dispatched_on",
         "taken_on", "completed_on", "visitor", "visited_on", "satisfaction", "visit_comment",
         "created_on"]
 

@@ -31,6 +31,7 @@ from app.models.cobuild import (
 from app.models.lists import (
     NEED_DONE,
     NEED_STATUSES,
+    NEED_STEPS,
     WISH_PUBLISHED,
     MicroWish,
     Need,
@@ -301,23 +302,36 @@ def members_by_grid(session, period: Period, org_id=None):
     return sorted(rows, key=lambda r: (r["grid"], r["grid_id"]))
 
 
+def overdue_by_step(session, period: Period, org_id=None):
+    """逾期按环节: needs raised in the period and late now, by the step they wait at
+    (受理, 派单, 接单, 办理) — the status that waits for it tells the step."""
+    counts = dict(session.execute(
+        select(Need.status, func.count(Need.id))
+        .where(_needs_in(session, period, org_id), Need.overdue).group_by(Need.status)).all())
+    return [{"step": step, "status": status, "overdue": int(counts.get(status, 0))}
+            for status, step in NEED_STEPS]
+
+
 OVERDUE_LIST_LIMIT = 20
 
 
 def overdue_needs(session, period: Period, org_id=None, limit: int = OVERDUE_LIST_LIMIT):
-    """The overdue list: needs raised in the period, past their deadline and not closed,
-    the longest overdue first (its count is `needs_by_community`'s overdue column)."""
+    """The overdue list: needs raised in the period, late at their current step, those with
+    the earliest deadline first, then the earliest filed (its count is `needs_by_community`'s
+    overdue column)."""
     stmt = (select(Need.id, Need.title, Need.community_id, Need.status, Need.urgency,
-                   Need.deadline, Need.assigned_unit_id)
+                   Need.deadline, Need.assigned_unit_id,
+                   Need.overdue_step_sql().label("step"))
             .where(_needs_in(session, period, org_id), Need.overdue)
-            .order_by(Need.deadline, Need.id).limit(limit))
+            .order_by(Need.deadline.is_(None), Need.deadline, Need.created_on, Need.id)
+            .limit(limit))
     rows = session.execute(stmt).all()
     names = _community_names(session, [r.community_id for r in rows])
     units = dict(session.execute(select(Unit.id, Unit.name).where(
         Unit.id.in_([r.assigned_unit_id for r in rows if r.assigned_unit_id]))).all()) \
         if rows else {}
     return [{"id": r.id, "title": r.title, "community": names.get(r.community_id, ""),
-             "status": r.status, "urgency": r.urgency, "deadline": r.deadline,
+             "status": r.status, "step": r.step, "urgency": r.urgency, "deadline": r.deadline,
              "unit": units.get(r.assigned_unit_id, "")} for r in rows]
 
 

@@ -69,9 +69,12 @@ FIGURES = {f.name: f for f in [
            {"rated": "已回访", "mean": "平均满意度"}),
     Figure("needs_by_community", N_("各社区需求办理"), F.needs_by_community,
            {"community": "社区", "needs": "需求数", "closed": "已办结", "overdue": "逾期"}),
+    Figure("overdue_by_step", N_("逾期需求（按环节）"), F.overdue_by_step,
+           {"step": "环节", "status": "当前状态", "overdue": "逾期"}),
     Figure("overdue_needs", N_("逾期需求"), F.overdue_needs,
            {"id": "编号", "title": "需求标题", "community": "社区", "status": "状态",
-            "urgency": "紧急程度", "deadline": "办理时限", "unit": "派单单位"}),
+            "step": "逾期环节", "urgency": "紧急程度", "deadline": "办理时限",
+            "unit": "派单单位"}),
     Figure("need_match_rate", N_("需求匹配率"), F.need_match_rate,
            {"needs": "受理需求数", "matched": "已匹配服务项目", RATE: "匹配率"}),
     Figure("needs_by_category_and_status", N_("需求清单（类别×状态）"), F.needs_by_category_and_status,
@@ -208,7 +211,7 @@ class Board:
                                   satisfaction["rated"], "need_mean_satisfaction"))
         by_community = rows["needs_by_community"]
         overdue = sum(r["overdue"] for r in by_community)
-        section.cards.append(card(N_("逾期需求"), overdue, "超过办理时限仍未办结",
+        section.cards.append(card(N_("逾期需求"), overdue, "当前环节超过时限仍未办结",
                                   list_url("need", ("overdue", FLAG, 1), *created), overdue,
                                   "needs_by_community"))
 
@@ -232,11 +235,19 @@ class Board:
                       [r[key] for r in by_community])
         section.charts.append(chart)
 
+        steps = rows["overdue_by_step"]
+        chart = Chart("overdue_by_step", N_("逾期需求（按环节）"), "overdue_by_step", "bar",
+                      [r["step"] for r in steps])
+        chart.add("逾期", [r["overdue"] for r in steps],
+                  [list_url("need", ("overdue", FLAG, 1), ("status", EQ, r["status"]), *created)
+                   for r in steps], [r["overdue"] for r in steps])
+        section.charts.append(chart)
+
         section.charts.append(self._category_status(
             "needs_by_category_and_status", "需求清单：类别与状态", "need", created))
         section.tables.append({
             "figure": "overdue_needs", "title": N_("逾期需求（时限最早的在前）"),
-            "columns": ["title", "community", "status", "urgency", "deadline", "unit"],
+            "columns": ["title", "community", "status", "step", "urgency", "deadline", "unit"],
             "labels": FIGURES["overdue_needs"].columns, "rows": rows["overdue_needs"],
             "url": list_url("need", ("overdue", FLAG, 1), *created), "count": overdue})
         return section

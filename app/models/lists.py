@@ -2,9 +2,11 @@
 items that put one against the other, and residents' small wishes (DOMAIN.md §1–§3)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from itertools import pairwise
 
+from flask import current_app
 from sqlalchemy import (
     Column,
     Date,
@@ -26,7 +28,7 @@ from sqlalchemy.orm import relationship
 
 from app import clock, validators
 from app.errors import DomainError
-from app.i18n import N_
+from app.i18n import N_, gettext
 from app.models.base import (
     Entity,
     Model,
@@ -96,6 +98,10 @@ NEED_LOOP = (NeedStatus.NEW, NeedStatus.ACCEPTED, NeedStatus.DISPATCHED, NeedSta
              NeedStatus.DONE, NeedStatus.VISITED)
 NEED_STEP_DATES = (("accepted_on", NeedStatus.ACCEPTED), ("dispatched_on", NeedStatus.DISPATCHED),
                    ("completed_on", NeedStatus.DONE))
+# The steps of the loop a need can be late at, by the status that waits for it (DOMAIN.md §3):
+# 受理 (accept), 派单 (dispatch), 接单 (take), 办理 (complete).
+NEED_STEPS = ((NeedStatus.NEW, N_("受理")), (NeedStatus.ACCEPTED, N_("派单")),
+              (NeedStatus.DISPATCHED, N_("接单")), (NeedStatus.IN_HAND, N_("办理")))
 NEED_SOURCES = {s: N_(s) for s in ("居民", "网格员", "社区", "驻区单位", "平台")}
 URGENCIES = {"一般": N_("一般"), "重大": N_("重大"), "复杂": N_("复杂")}
 WISH_STATUSES = state_choices(WishStatus)
@@ -115,6 +121,25 @@ service_item_resource = Table(
     Column("service_item_id", Integer, ForeignKey("service_item.id"), primary_key=True),
     Column("resource_id", Integer, ForeignKey("resource.id"), primary_key=True, index=True),
 )
+
+
+def need_time_limit(urgency: str) -> timedelta:
+    """The whole loop's limit from intake to 办结 for this urgency (configurable per district;
+    for 复杂, the time within which it must have a plan)."""
+    hours = current_app.config["NEED_TIME_LIMIT_HOURS"].get(urgency, 24)
+    return timedelta(hours=hours)
+
+
+def need_step_limits(urgency: str) -> dict[str, timedelta]:
+    """For each status that waits for a step before 办理, how long after intake that step is
+    due: the shares of the whole limit (NEED_STEP_SHARES, per urgency), added up in order."""
+    whole = need_time_limit(urgency)
+    shares = current_app.config["NEED_STEP_SHARES"].get(urgency) or {}
+    due, total = {}, 0.0
+    for status, step in NEED_STEPS[:-1]:
+        total += float(shares.get(step, 0))
+        due[status] = whole * total
+    return due
 
 
 def _community_of_unit(unit_id_column):
@@ -263,7 +288,10 @@ class Need(Entity):
         "assigned_unit": lambda: Unit.status == UnitStatus.REGISTERED,
     }
     __audit_masked__ = frozenset({"requester_phone"})
-    __extra_labels__ = {"overdue": N_("是否逾期"), "requester_phone_masked": N_("联系电话"),
+    __sql_columns__ = {"overdue_step": lambda caption: Need.overdue_step_sql(
+        lambda step: str(gettext(step)))}
+    __extra_labels__ = {"overdue": N_("是否逾期"), "overdue_step": N_("逾期环节"),
+                        "requester_phone_masked": N_("联系电话"),
                         "assigned_members": N_("派单党员"), "closed_on_time": N_("按期办结"),
                         "matched": N_("已匹配服务项目")}
 
@@ -303,6 +331,10 @@ class Need(Entity):
     visited_on = Column(Date, info=caption("回访日期"))
     satisfaction = Column(Integer, info=caption("满意度"))
     visit_comment = Column(Text, info=caption("回访意见"))
+    # 复杂: the 办理方案 the taker commits to at 接单, and the date it promises 办结 by (which
+    # becomes the need's deadline).
+    plan = Column(Text, info=caption("办理方案"))
+    plan_due = Column(Date, info=caption("方案完成日期"))
     __mapper_args__ = status_is_version(status)
 
     community = relationship("Organization", foreign_keys=[community_id], info=caption("所在社区"))
@@ -319,16 +351,47 @@ class Need(Entity):
 
     @hybrid_property
     def overdue(self) -> bool:
-        """Past its deadline and not closed: computed in the query, never a stored flag."""
-        return bool(self.deadline and self.deadline < clock.utcnow()
-                    and self.status not in NEED_CLOSED)
+        """Late at its current step: 受理, 派单 and 接单 each due a share of the urgency's limit
+        after intake, 办理 by its deadline — computed in the query, never a stored flag."""
+        if self.status in NEED_CLOSED:
+            return False
+        now = clock.utcnow()
+        if self.deadline is not None and self.deadline < now:
+            return True
+        due = need_step_limits(self.urgency).get(self.status)
+        return bool(due is not None and self.created_on is not None
+                    and self.created_on < now - due)
 
     @overdue.inplace.expression
     @classmethod
     def _overdue_expression(cls):
-        # The application's clock, as for the deadlines it writes (the database's may be UTC).
-        return and_(cls.deadline.is_not(None), cls.deadline < clock.utcnow(),
-                    cls.status.not_in(NEED_CLOSED))
+        return or_(*cls._late_at_step().values())
+
+    @classmethod
+    def _late_at_step(cls) -> dict:
+        """For each open status, the SQL condition of being late at its step. The application's
+        clock, as for the dates it writes (the database's may be UTC); the limits are
+        constants per urgency, so each is a plain comparison of a stored date an index serves."""
+        now = clock.utcnow()
+        by_deadline = and_(cls.deadline.is_not(None), cls.deadline < now)
+        late = {}
+        for status, _step in NEED_STEPS:
+            by_step = [and_(cls.urgency == urgency, cls.created_on < now - due)
+                       for urgency in URGENCIES
+                       for waiting, due in need_step_limits(urgency).items() if waiting == status]
+            late[status] = and_(cls.status == status, or_(by_deadline, *by_step))
+        return late
+
+    @property
+    def overdue_step(self) -> str:
+        """The step it is late at (受理/派单/接单/办理), or nothing."""
+        return str(dict(NEED_STEPS)[self.status]) if self.overdue else ""
+
+    @classmethod
+    def overdue_step_sql(cls, label=str):
+        """`overdue_step` in SQL: the dashboard counts by it, the export writes it."""
+        return case(*[(condition, label(dict(NEED_STEPS)[status]))
+                      for status, condition in cls._late_at_step().items()], else_="")
 
     @hybrid_property
     def closed_on_time(self) -> bool:

@@ -2,9 +2,8 @@
 the matching of needs to what units offer."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
-from flask import current_app
 from sqlalchemy import or_, select
 
 from app import clock
@@ -18,6 +17,8 @@ from app.models.lists import (
     ServiceItem,
     ServiceStatus,
     WishStatus,
+    need_step_limits,
+    need_time_limit,
 )
 from app.models.org import Member, Organization, Unit
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP
@@ -109,10 +110,9 @@ SERVICE_ITEM_FLOW = Workflow(ServiceItem, (
 
 # --- the need's five-step loop ----------------------------------------------------------------
 
-def time_limit(urgency: str) -> timedelta:
-    """How long a need of this urgency may take (configurable per district)."""
-    hours = current_app.config["NEED_TIME_LIMIT_HOURS"].get(urgency, 24)
-    return timedelta(hours=hours)
+def _default_deadline(need) -> datetime:
+    """办结 is due the urgency's whole limit after intake (复杂: its plan is due then)."""
+    return (need.created_on or _now()).replace(microsecond=0) + need_time_limit(need.urgency)
 
 
 def _accept(need, data, principal):
@@ -129,7 +129,7 @@ def _dispatch(need, data, principal):
         raise DomainError("派单须至少选择一个承办单位或党员", "assigned_unit")
     deadline = data.get("deadline")
     if deadline is None:
-        deadline = _now() + time_limit(need.urgency)
+        deadline = _default_deadline(need)
     elif deadline < _now():
         raise DomainError("办理时限不能早于当前时间", "deadline")
     need.assigned_unit = _loaded(need, "assigned_unit", [unit_id])[0] if unit_id else None
@@ -155,6 +155,18 @@ def _is_assigned_unit(need, principal: Principal) -> bool | str:
 
 
 def _take(need, data, principal):
+    """单位接单; a 复杂 need is taken with its 办理方案 and the date the plan promises 办结 by,
+    which becomes its deadline (the end of that day in the zone)."""
+    if need.urgency == "复杂":
+        if not data.get("plan"):
+            raise DomainError("复杂需求须在接单时填写办理方案", "plan")
+        if data.get("plan_due") is None:
+            raise DomainError("复杂需求须在接单时填写方案完成日期", "plan_due")
+        if data["plan_due"] < clock.today():
+            raise DomainError("方案完成日期不能早于今天", "plan_due")
+        need.plan, need.plan_due = data["plan"], data["plan_due"]
+        need.deadline = clock.to_utc(datetime.combine(data["plan_due"] + timedelta(days=1),
+                                                      time.min))
     need.taken_by_id = principal.user_id
     need.taken_on = _now()
 
@@ -192,7 +204,11 @@ def _unsatisfied(need, principal: Principal) -> bool | str:
 
 
 def _reopen(need, data, principal):
+    """重办 starts a new round of 办理 with the share of the limit 办理 has."""
     need.completed_on = None
+    whole = need_time_limit(need.urgency)
+    need.deadline = _now() + whole - max(need_step_limits(need.urgency).values(),
+                                         default=timedelta(0))
 
 
 NEED_FLOW = Workflow(Need, (
@@ -207,6 +223,8 @@ NEED_FLOW = Workflow(Need, (
         Field("deadline", "办理时限（默认按紧急程度）", "datetime"),
     ), apply=_dispatch),
     Transition("take", "接单", (NeedStatus.DISPATCHED,), NeedStatus.IN_HAND, LIAISON_GROUP | MEMBER_GROUP, rule=_is_assignee,
+               fields=(Field("plan", "办理方案（复杂需求必填）", "textarea"),
+                       Field("plan_due", "方案完成日期（复杂需求必填）", "date")),
                apply=_take, style="success", lost="该需求已被他人接单，请刷新后查看"),
     Transition("decline", "退单", (NeedStatus.DISPATCHED,), NeedStatus.ACCEPTED, LIAISON_GROUP, rule=_is_assigned_unit,
                fields=(Field("reason", "退单原因", "textarea", required=True),), apply=_decline,

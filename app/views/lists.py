@@ -61,12 +61,12 @@ class NeedView(EntityView):
     workflow = NEED_FLOW
     show_template = "lists/need_show.html"
     list_columns = ["title", "community", "category", "urgency", "status", "assigned_unit",
-                    "deadline", "overdue"]
+                    "deadline", "overdue_step"]
     show_columns = ["title", "source", "requester_name", "requester_phone_masked", "community",
                     "grid", "category", "content", "urgency", "status", "submitted_by_unit",
                     "reject_reason", "assigned_unit", "assigned_members", "dispatch_note",
-                    "deadline", "overdue", "decline_reason", "result", "accepted_on",
-                    "dispatched_on", "taken_on", "completed_on", "visitor", "visited_on",
+                    "deadline", "overdue_step", "plan", "plan_due", "decline_reason", "result",
+                    "accepted_on", "dispatched_on", "taken_on", "completed_on", "visitor", "visited_on",
                     "satisfaction", "visit_comment", "service_items", "created_on"]
     add_columns = ["source", "requester_name", "requester_phone", "community", "grid",
                    "category", "title", "content", "urgency"]
