@@ -1,5 +1,5 @@
-"""Business rules of joint meetings (DOMAIN.md §2, §3): 一把手 compliance at quarterly and
-yearly meetings, overdue resolutions, the moves of meetings and resolutions, and bad input —
+"""Business rules of joint meetings (DOMAIN.md §2, §3): the attendee level each meeting type
+requires (the 一把手 at quarterly and yearly meetings), overdue resolutions, the moves of meetings and resolutions, and bad input —
 each refusal told in Chinese (a page through the form, a 422 through the API) with nothing
 written, checked with plain SQL."""
 from datetime import date, timedelta
@@ -27,7 +27,19 @@ TODAY = clock.today()
 LEVELS = [("一把手", "出席"), ("分管领导", "出席"), ("党务干部", "迟到"), ("其他", "请假")]
 
 
-# --- 一把手 compliance -----------------------------------------------------------------------
+# --- attendee levels ----------------------------------------------------------------------------
+
+# The practice's defaults: 旬例会 党务干部 or above, 月推进会 分管领导 or above, 季研讨会 and 年总结会
+# the 一把手; 临时会议 none.
+BELOW_REQUIRED = {"旬例会": {"其他"}, "月推进会": {"党务干部", "其他"},
+                  "季研讨会": {"分管领导", "党务干部", "其他"},
+                  "年总结会": {"分管领导", "党务干部", "其他"}, "临时会议": set()}
+
+
+def flagged_by_default(made):
+    return {pk for pk, (type_, level, status) in made.items()
+            if level in BELOW_REQUIRED[type_] and status != "请假"}
+
 
 @pytest.fixture(scope="module")
 def attendance_by_type(app):
@@ -46,26 +58,73 @@ def attendance_by_type(app):
     return made
 
 
-def test_compliance_flags_exactly_the_sub_leader_attendances_at_quarterly_and_yearly_meetings(
-        app, ctx, api, attendance_by_type):
+def flagged(app, ids):
     from app.extensions import db
     from app.models.meetings import Attendance
 
-    expected = {pk for pk, (type_, level, status) in attendance_by_type.items()
-                if type_ in ("季研讨会", "年总结会") and level != "一把手" and status != "请假"}
-    assert len(expected) == 4  # 分管领导 present and 党务干部 late, at each of the two meetings
-    ids = list(attendance_by_type)
     with app.app_context():
-        flagged_in_sql = set(db.session.execute(select(Attendance.id).where(
+        in_sql = set(db.session.execute(select(Attendance.id).where(
             Attendance.id.in_(ids), Attendance.non_compliant)).scalars())
-        flagged_in_python = {a.id for a in db.session.execute(
+        in_python = {a.id for a in db.session.execute(
             select(Attendance).where(Attendance.id.in_(ids))).scalars() if a.non_compliant}
-    assert flagged_in_sql == expected
-    assert flagged_in_python == expected
+        db.session.remove()
+    assert in_sql == in_python
+    return in_sql
+
+
+def test_each_type_flags_exactly_the_attendances_below_its_required_level(
+        app, ctx, api, attendance_by_type):
+    expected = flagged_by_default(attendance_by_type)
+    # 分管领导 present and 党务干部 late at each of the quarterly and yearly meetings, 党务干部 late
+    # at the 月推进会; the 旬例会's 其他 was on leave, and a 临时会议 requires no level
+    assert len(expected) == 5
+    ids = list(attendance_by_type)
+    assert flagged(app, ids) == expected
     client, headers = api("shequ01")
     for pk in ids:
         response = client.get(f"/api/v1/attendance/{pk}", headers=headers)
         assert response.json["result"]["non_compliant"] is (pk in expected)
+
+
+def test_a_liaison_at_a_xun_meeting_is_flagged_and_a_body_sets_its_own_levels(app, ctx, api):
+    body = body_id(ctx)
+    units = member_units(ctx, body)
+    meeting = make_meeting(ctx, body, "旬例会")
+    liaison = make_attendance(ctx, meeting, units[0], "其他", "出席")  # the unit sent its 联络员
+    deputy = make_attendance(ctx, meeting, units[1], "分管领导", "出席")
+    assert flagged(app, [liaison, deputy]) == {liaison}
+    # the body raises the 旬例会's level to the 一把手: the deputy falls below it too
+    client, headers = api("shequ01")
+    response = client.put(f"/api/v1/joint_body/{body}", headers=headers,
+                          json={"xun_level": "一把手"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    try:
+        assert flagged(app, [liaison, deputy]) == {liaison, deputy}
+        api_says(client.put(f"/api/v1/joint_body/{body}", headers=headers,
+                            json={"monthly_level": "处长"}), "月推进会参会职级要求应为")
+        assert ctx.execute(text("SELECT monthly_level FROM joint_body WHERE id = :b"),
+                           {"b": body}).scalar() == "分管领导"
+    finally:
+        with ctx.session() as session:
+            session.execute(text("UPDATE joint_body SET xun_level = '党务干部' WHERE id = :b"),
+                            {"b": body})
+            session.commit()
+
+
+def test_attendance_for_a_meeting_not_yet_held_is_refused(ctx, as_user, api):
+    body = body_id(ctx)
+    unit = member_units(ctx, body)[0]
+    meeting = make_meeting(ctx, body, "月推进会", held=False, planned=TODAY + timedelta(days=3))
+    before = count(ctx, "attendance")
+    client, headers = api("shequ01")
+    api_says(client.post("/api/v1/attendance/", headers=headers, json={
+        "meeting": meeting, "unit": unit, "attendee": "张三", "attendee_level": "一把手",
+        "status": "出席"}), "会议尚未召开")
+    form = {"meeting": str(meeting), "unit": str(unit), "attendee": "张三",
+            "attendee_level": "一把手", "status": "出席", "note": ""}
+    page_says(as_user("shequ01").post("/attendance/add", form, follow_redirects=True),
+              f"会议尚未召开（{TODAY + timedelta(days=3):%Y-%m-%d}），不能登记参会")
+    assert count(ctx, "attendance") == before
 
 
 def test_the_list_filters_the_non_compliant_ones(as_user, attendance_by_type):
@@ -75,8 +134,7 @@ def test_the_list_filters_the_non_compliant_ones(as_user, attendance_by_type):
     shown = listed_on_pages(as_user("shequ01"), "/attendance/list/?_flt_0_non_compliant=1",
                             "attendance", "AttendanceView")
     ours = set(attendance_by_type)
-    assert shown & ours == {pk for pk, (t, level, s) in attendance_by_type.items()
-                            if t in ("季研讨会", "年总结会") and level != "一把手" and s != "请假"}
+    assert shown & ours == flagged_by_default(attendance_by_type)
 
 
 def test_the_meeting_page_flags_a_deputy_at_a_quarterly_meeting(ctx, as_user, attendance_by_type):
@@ -84,7 +142,8 @@ def test_the_meeting_page_flags_a_deputy_at_a_quarterly_meeting(ctx, as_user, at
                           {"i": next(pk for pk, v in attendance_by_type.items()
                                      if v[0] == "季研讨会")}).scalar()
     page = as_user("shequ01").get(f"/meeting/show/{meeting}").get_data(as_text=True)
-    assert "非一把手参会（不合规） 2" in page and page.count(">非一把手参会</span>") == 2
+    assert "参会职级要求：一把手及以上" in page
+    assert "参会职级不达标 2" in page and page.count(">职级不达标</span>") == 2
 
 
 # --- overdue ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from flask_appbuilder.security.decorators import protect
 
 from app.errors import Conflict, DomainError
 from app.models.meetings import (
+    CADENCE_DEFAULTS,
     AgendaItem,
     Attendance,
     BodyMember,
@@ -21,13 +22,13 @@ from app.models.meetings import (
 from app.services import meetings as service
 from app.views.base import EntityApi
 
-CADENCE = ["xun_enabled", "xun_days", "monthly_enabled", "monthly_day", "quarterly_enabled",
-           "quarterly_day", "yearly_enabled", "yearly_month", "yearly_day"]
+# A body's settings: its cadence and the attendee level required per meeting type.
+SETTINGS = list(CADENCE_DEFAULTS)
 
 
 class JointBodyApi(EntityApi):
     model = JointBody
-    list_columns = show_columns = ["id", "name", "level", "host_id", "description", *CADENCE]
+    list_columns = show_columns = ["id", "name", "level", "host_id", "description", *SETTINGS]
     permission_of = {"generate": "edit"}
 
     @expose("/<int:pk>/generate", methods=["POST"])

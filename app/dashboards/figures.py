@@ -55,6 +55,10 @@ class Period:
     start: date
     end: date
 
+    def due(self) -> Period:
+        """The part of the period that has come (up to today)."""
+        return Period(self.code, self.start, min(self.end, clock.today()))
+
     @property
     def kind(self) -> str:
         if self.start.month == 1 and self.end.month == 12:
@@ -480,7 +484,8 @@ def service_hours_per_month(session, period: Period, org_id=None):
 # --- joint meetings: the meetings service's figures --------------------------------------------
 
 def meetings_held_vs_planned(session, period: Period, org_id=None):
-    return meeting_figures.meetings_held_vs_planned(session, period.start, period.end, org_id)
+    due = period.due()  # a meeting planned for next week is not yet missed
+    return meeting_figures.meetings_held_vs_planned(session, due.start, due.end, org_id)
 
 
 def meeting_attendance_rate(session, period: Period, org_id=None):

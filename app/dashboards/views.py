@@ -107,9 +107,9 @@ FIGURES = {f.name: f for f in [
             "cancelled": "已取消", RATE: "召开率"}),
     Figure("meeting_attendance_rate", N_("参会率"), F.meeting_attendance_rate,
            {"type": "会议类型", "expected": "应到单位", "present": "实到单位", RATE: "参会率"}),
-    Figure("leader_compliance", N_("一把手参会"), F.leader_compliance,
-           {"type": "会议类型", "present": "出席单位", "leaders": "一把手出席",
-            "non_compliant": "非一把手参会", RATE: "一把手参会率"}),
+    Figure("leader_compliance", N_("参会职级"), F.leader_compliance,
+           {"type": "会议类型", "present": "出席单位", "compliant": "职级达标",
+            "non_compliant": "职级不达标", RATE: "职级达标率"}),
     Figure("resolutions_on_time", N_("议定事项办理"), F.resolutions_on_time,
            {"quarter": "季度", "total": "议定事项", "closed": "已办结", "closed_on_time": "按期办结",
             "closed_late": "超期办结", "open": "未办结", "overdue": "逾期未办结",
@@ -405,7 +405,7 @@ class Board:
         meetings = rows["meetings_held_vs_planned"]
         planned = sum(r["planned"] for r in meetings)
         held = sum(r["held"] for r in meetings)
-        planned_in = self._in("planned_date", False)
+        planned_in = self._in("planned_date", False, self.period.due())
         section.cards.append(card(N_("会议召开率"), percent(F.ratio(held, planned)),
                                   f"已召开 {held} / 计划 {planned}",
                                   list_url("meeting", ("status", EQ, MeetingStatus.HELD), *planned_in),
@@ -416,11 +416,11 @@ class Board:
         section.cards.append(card(N_("参会率"), percent(F.ratio(present, expected)),
                                   f"实到 {present} / 应到 {expected}",
                                   figure="meeting_attendance_rate"))
-        leaders = rows["leader_compliance"]
-        at = sum(r["present"] for r in leaders)
-        top = sum(r["leaders"] for r in leaders)
-        section.cards.append(card(N_("一把手参会率"), percent(F.ratio(top, at)),
-                                  f"季研讨会、年总结会：一把手 {top} / 出席 {at}",
+        levels = rows["leader_compliance"]
+        at = sum(r["present"] for r in levels)
+        met = sum(r["compliant"] for r in levels)
+        section.cards.append(card(N_("参会职级达标率"), percent(F.ratio(met, at)),
+                                  f"按各类会议的职级要求：达标 {met} / 出席 {at}",
                                   figure="leader_compliance"))
         resolutions = rows["resolutions_on_time"]
         overdue = sum(r["overdue"] for r in resolutions)
@@ -441,15 +441,15 @@ class Board:
             chart.add(label, [r[key] for r in meetings],
                       [list_url("meeting", ("type", EQ, r["type"]), *extra,
                                 *self._in("planned_date", False,
-                                          quarter_within(r["quarter"], self.period)))
+                                          quarter_within(r["quarter"], self.period.due())))
                        if r[key] else None for r in meetings], [r[key] for r in meetings])
         section.charts.append(chart)
 
-        chart = Chart("meeting_attendance_rate", N_("参会率与一把手参会率（按会议类型）"),
+        chart = Chart("meeting_attendance_rate", N_("参会率与参会职级达标率（按会议类型）"),
                       "meeting_attendance_rate", "bar", [r["type"] for r in attendance], unit="%")
         chart.add("参会率", [_pct_value(r[RATE]) for r in attendance])
-        by_type = {r["type"]: r for r in leaders}
-        chart.add("一把手参会率", [_pct_value(by_type[r["type"]][RATE]) if r["type"] in by_type
+        by_type = {r["type"]: r for r in levels}
+        chart.add("职级达标率", [_pct_value(by_type[r["type"]][RATE]) if r["type"] in by_type
                                   else None for r in attendance])
         section.charts.append(chart)
 

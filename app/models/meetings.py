@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     or_,
     select,
 )
@@ -52,8 +53,6 @@ LEVEL_OF_HOST = {"district": "区", "street": "街道", "community": "社区"}
 BODY_LEVELS = {"区": N_("区"), "街道": N_("街道"), "社区": N_("社区")}
 MEMBER_ROLES = {s: N_(s) for s in ("召集人", "副召集人", "成员单位", "兼职委员")}
 MEETING_TYPES = {s: N_(s) for s in ("旬例会", "月推进会", "季研讨会", "年总结会", "临时会议")}
-# The meetings each unit's 一把手 attends in person (DOMAIN.md §1).
-LEADER_MEETINGS = ("季研讨会", "年总结会")
 class MeetingStatus(StrEnum):
     """The states of a joint meeting; the values are what the database stores."""
 
@@ -72,6 +71,11 @@ class ResolutionStatus(StrEnum):
 
 MEETING_STATUSES = state_choices(MeetingStatus)
 ATTENDEE_LEVELS = {s: N_(s) for s in ("一把手", "分管领导", "党务干部", "其他")}
+# Higher first: an attendee meets a meeting's required level when its rank is not below it.
+LEVEL_RANK = {level: rank for rank, level in enumerate(ATTENDEE_LEVELS, start=1)}
+# Each type's required attendee level, a column of its body (临时会议: none).
+REQUIRED_LEVEL_COLUMN = {"旬例会": "xun_level", "月推进会": "monthly_level",
+                         "季研讨会": "quarterly_level", "年总结会": "yearly_level"}
 ATTENDANCE_STATUSES = {s: N_(s) for s in ("出席", "迟到", "请假", "缺席")}
 PRESENT = ("出席", "迟到")
 RESOLUTION_STATUSES = state_choices(ResolutionStatus)
@@ -140,7 +144,17 @@ CADENCE_DEFAULTS = {
     "xun_enabled": True, "xun_days": "1,11,21", "monthly_enabled": True, "monthly_day": 25,
     "quarterly_enabled": True, "quarterly_day": 25, "yearly_enabled": True, "yearly_month": 12,
     "yearly_day": 20,
+    # The level each unit sends at least (the practice: the Party-affairs officer to the 旬例会,
+    # the leader in charge to the 月推进会, the 一把手 in person to the quarterly and yearly ones).
+    "xun_level": "党务干部", "monthly_level": "分管领导", "quarterly_level": "一把手",
+    "yearly_level": "一把手",
 }
+
+
+def _level_rank(level):
+    """LEVEL_RANK in SQL; no level ranks below every level."""
+    return case(*((level == name, rank) for name, rank in LEVEL_RANK.items()),
+                else_=len(LEVEL_RANK) + 1)
 
 
 # --- the models ------------------------------------------------------------------------------
@@ -174,6 +188,15 @@ class JointBody(Entity):
                           info=caption("年总结会月份"))
     yearly_day = Column(Integer, nullable=False, default=CADENCE_DEFAULTS["yearly_day"],
                         info=caption("年总结会日期"))
+    xun_level = Column(String(8), nullable=False, default=CADENCE_DEFAULTS["xun_level"],
+                       info=caption("旬例会参会职级要求", choices=ATTENDEE_LEVELS))
+    monthly_level = Column(String(8), nullable=False, default=CADENCE_DEFAULTS["monthly_level"],
+                           info=caption("月推进会参会职级要求", choices=ATTENDEE_LEVELS))
+    quarterly_level = Column(String(8), nullable=False,
+                             default=CADENCE_DEFAULTS["quarterly_level"],
+                             info=caption("季研讨会参会职级要求", choices=ATTENDEE_LEVELS))
+    yearly_level = Column(String(8), nullable=False, default=CADENCE_DEFAULTS["yearly_level"],
+                          info=caption("年总结会参会职级要求", choices=ATTENDEE_LEVELS))
 
     host = relationship("Organization", info=caption("主办党组织"))
     members = relationship("BodyMember", back_populates="body", order_by="BodyMember.id",
@@ -198,12 +221,19 @@ class JointBody(Entity):
             raise DomainError("年总结会月份应为1到12之间的整数", "yearly_month")
         if self.yearly_day > monthrange(2000, self.yearly_month)[1]:  # 2000: Feb has 29 days
             raise DomainError(f"{self.yearly_month}月没有{self.yearly_day}日", "yearly_day")
+        for type_, column in REQUIRED_LEVEL_COLUMN.items():
+            if getattr(self, column) not in ATTENDEE_LEVELS:
+                raise DomainError(f"{type_}参会职级要求应为：{'、'.join(ATTENDEE_LEVELS)}", column)
         if self.id is not None and _changed(self, "host_id"):
             outside = [m.unit.name for m in self.members
                        if not m.unit.community.path.startswith(host.path)]
             if outside:
                 raise DomainError(f"成员单位“{'、'.join(outside)}”不在“{host.name}”辖区内，"
                                   "不能改由该党组织主办", "host")
+
+    def required_level(self, meeting_type: str) -> str | None:
+        column = REQUIRED_LEVEL_COLUMN.get(meeting_type)
+        return getattr(self, column) if column else None
 
     def xun_day_list(self) -> list[int]:
         """The days of the month of the 旬例会, e.g. [1, 11, 21]."""
@@ -368,7 +398,7 @@ class Attendance(Entity):
                       unit=(lambda: Attendance.unit_id,),
                       shared=(_of_member_meetings(lambda: Attendance.meeting_id),))
     __choices__ = {"meeting": lambda: Meeting.status != MeetingStatus.CANCELLED}
-    __extra_labels__ = {"non_compliant": N_("非一把手参会")}
+    __extra_labels__ = {"non_compliant": N_("参会职级不达标")}
 
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
                         info=caption("会议"))
@@ -387,18 +417,26 @@ class Attendance(Entity):
 
     @hybrid_property
     def non_compliant(self) -> bool:
-        """A 季研讨会 or 年总结会 attended below 一把手 level (DOMAIN.md §2)."""
-        return bool(self.meeting is not None and self.meeting.type in LEADER_MEETINGS
-                    and self.status in PRESENT and self.attendee_level != "一把手")
+        """Present below the level the body requires for the meeting's type (DOMAIN.md §2: the
+        一把手 at quarterly and yearly meetings; the body sets each type's level)."""
+        if self.meeting is None or self.status not in PRESENT:
+            return False
+        required = self.meeting.body.required_level(self.meeting.type)
+        return required is not None and \
+            LEVEL_RANK.get(self.attendee_level, len(LEVEL_RANK) + 1) > LEVEL_RANK[required]
 
     @non_compliant.inplace.expression
     @classmethod
     def _non_compliant_expression(cls):
-        meeting = Meeting.__table__
-        meeting_type = (select(meeting.c.type).where(meeting.c.id == cls.meeting_id)
-                        .scalar_subquery())
-        return and_(cls.status.in_(PRESENT), meeting_type.in_(LEADER_MEETINGS),
-                    or_(cls.attendee_level.is_(None), cls.attendee_level != "一把手"))
+        # aliases: a query that joins meeting and joint_body itself must not correlate them
+        meeting, body = Meeting.__table__.alias("m_required"), JointBody.__table__.alias("b_required")
+        required = case(*((meeting.c.type == type_, body.c[column])
+                          for type_, column in REQUIRED_LEVEL_COLUMN.items()), else_=None)
+        required_rank = (select(_level_rank(required))
+                         .where(meeting.c.id == cls.meeting_id, body.c.id == meeting.c.body_id)
+                         .scalar_subquery())
+        return and_(cls.status.in_(PRESENT), required_rank.is_not(None),
+                    _level_rank(cls.attendee_level) > required_rank)
 
     def validate(self, session) -> None:
         if self.meeting is None:
@@ -410,6 +448,9 @@ class Attendance(Entity):
         if _changed(self, "meeting_id", "unit_id"):
             if self.meeting.status == MeetingStatus.CANCELLED:
                 raise DomainError("会议已取消，不能登记参会", "meeting")
+            on = self.meeting.held_on or self.meeting.planned_date
+            if on and on > clock.today():
+                raise DomainError(f"会议尚未召开（{on:%Y-%m-%d}），不能登记参会", "meeting")
             if not is_member(session, self.meeting.body_id, self.unit.id):
                 raise DomainError(f"“{self.unit.name}”不是“{self.meeting.body.name}”的成员单位，"
                                   "不能登记参会", "unit")

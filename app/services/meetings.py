@@ -19,9 +19,9 @@ from app import clock, storage
 from app.errors import Conflict, DomainError, committed
 from app.models.meetings import (
     DONE,
-    LEADER_MEETINGS,
     MEETING_TYPES,
     PRESENT,
+    REQUIRED_LEVEL_COLUMN,
     Attendance,
     JointBody,
     Meeting,
@@ -350,16 +350,16 @@ def attendance_rate(session, start: date, end: date, org_id: int | None = None):
 
 
 def leader_compliance(session, start: date, end: date, org_id: int | None = None):
-    """At 季研讨会 and 年总结会 held in the period: units present, how many sent their 一把手,
-    how many did not (non-compliant) and the compliance rate."""
-    stmt = (select(Meeting.type, func.count(Attendance.id),
-                   _count_if(Attendance.attendee_level == "一把手"))
+    """At meetings held in the period, per type with a required attendee level (the body's:
+    the 一把手 at 季研讨会 and 年总结会 by default): units present, how many came at that level
+    or above (compliant), how many did not (non-compliant) and the compliance rate."""
+    stmt = (select(Meeting.type, func.count(Attendance.id), _count_if(Attendance.non_compliant))
             .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
             .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end),
-                   Meeting.type.in_(LEADER_MEETINGS), Attendance.status.in_(PRESENT)))
+                   Meeting.type.in_(tuple(REQUIRED_LEVEL_COLUMN)), Attendance.status.in_(PRESENT)))
     stmt = _within(stmt, session, org_id).group_by(Meeting.type)
-    rows = [{"type": t, "present": int(n), "leaders": int(k), "non_compliant": int(n) - int(k),
-             "rate": _rate(int(k), int(n))} for t, n, k in session.execute(stmt)]
+    rows = [{"type": t, "present": int(n), "compliant": int(n) - int(k), "non_compliant": int(k),
+             "rate": _rate(int(n) - int(k), int(n))} for t, n, k in session.execute(stmt)]
     return sorted(rows, key=lambda r: _TYPE_ORDER[r["type"]])
 
 

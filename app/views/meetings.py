@@ -12,6 +12,7 @@ from wtforms.validators import InputRequired
 from app import clock, storage
 from app.errors import DomainError, committed
 from app.models.meetings import (
+    CADENCE_DEFAULTS,
     AgendaItem,
     Attendance,
     BodyMember,
@@ -44,16 +45,16 @@ def _names(rows):
     return "、".join(str(row) for row in rows or ())
 
 
-CADENCE = ["xun_enabled", "xun_days", "monthly_enabled", "monthly_day", "quarterly_enabled",
-           "quarterly_day", "yearly_enabled", "yearly_month", "yearly_day"]
+# A body's settings: its cadence and the attendee level required per meeting type.
+SETTINGS = list(CADENCE_DEFAULTS)
 
 
 class JointBodyView(EntityView):
     model = JointBody
     show_template = "meetings/body_show.html"
     list_columns = ["name", "level", "host", "changed_on"]
-    show_columns = ["name", "level", "host", "description", *CADENCE, "created_on", "changed_on"]
-    add_columns = edit_columns = ["name", "host", "description", *CADENCE]
+    show_columns = ["name", "level", "host", "description", *SETTINGS, "created_on", "changed_on"]
+    add_columns = edit_columns = ["name", "host", "description", *SETTINGS]
     search_columns = ["name", "level", "host"]
     order_columns = ["name", "level", "changed_on"]
     base_order = ("name", "asc")
@@ -63,7 +64,7 @@ class JointBodyView(EntityView):
                           "yearly_month": required("年总结会月份"),
                           "yearly_day": required("年总结会日期")}
     description_columns = {"xun_days": "如 1,11,21；某月没有的日期（如31日）安排在当月最后一天"}
-    formatters_columns = {c: _yes_no for c in CADENCE if c.endswith("_enabled")}
+    formatters_columns = {c: _yes_no for c in SETTINGS if c.endswith("_enabled")}
     permission_of = {"generate": "edit"}
 
     def _show(self, pk):
@@ -227,6 +228,7 @@ def meeting_record(session, meeting, sm) -> dict:
         "members": len(members),
         "present": len(present),
         "leaders": sum(1 for a in present if a.attendee_level == "一把手"),
+        "required": meeting.body.required_level(meeting.type),
         "non_compliant": sum(1 for a in attendances if a.non_compliant),
         "agenda": rows(select(AgendaItem).where(AgendaItem.meeting_id == meeting.id)
                        .order_by(AgendaItem.seq, AgendaItem.id)),
@@ -256,7 +258,7 @@ class AttendanceView(EntityView):
     search_columns = ["meeting", "unit", "attendee_level", "status", "non_compliant"]
     order_columns = ["attendee_level", "status"]
     base_order = ("id", "desc")
-    formatters_columns = {"non_compliant": _flag("不合规（季研讨会、年总结会应由一把手出席）")}
+    formatters_columns = {"non_compliant": _flag("不达标（低于联席会对该类会议的参会职级要求）")}
 
 
 class AgendaItemView(EntityView):
