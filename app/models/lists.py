@@ -102,7 +102,9 @@ NEED_STEP_DATES = (("accepted_on", NeedStatus.ACCEPTED), ("dispatched_on", NeedS
 # 受理 (accept), 派单 (dispatch), 接单 (take), 办理 (complete).
 NEED_STEPS = ((NeedStatus.NEW, N_("受理")), (NeedStatus.ACCEPTED, N_("派单")),
               (NeedStatus.DISPATCHED, N_("接单")), (NeedStatus.IN_HAND, N_("办理")))
-NEED_SOURCES = {s: N_(s) for s in ("居民", "网格员", "社区", "驻区单位", "平台")}
+# 扫码点单: filed by a resident on the public intake page (/public/intake/<org code>).
+PUBLIC_SOURCE = "扫码点单"
+NEED_SOURCES = {s: N_(s) for s in ("居民", "网格员", "社区", "驻区单位", "平台", PUBLIC_SOURCE)}
 URGENCIES = {"一般": N_("一般"), "重大": N_("重大"), "复杂": N_("复杂")}
 WISH_STATUSES = state_choices(WishStatus)
 
@@ -290,8 +292,10 @@ class Need(Entity):
     __audit_masked__ = frozenset({"requester_phone"})
     __sql_columns__ = {"overdue_step": lambda caption: Need.overdue_step_sql(
         lambda step: str(gettext(step)))}
+    __revealing__ = ("requester_phone_shown",)
     __extra_labels__ = {"overdue": N_("是否逾期"), "overdue_step": N_("逾期环节"),
                         "requester_phone_masked": N_("联系电话"),
+                        "requester_phone_shown": N_("联系电话"),
                         "assigned_members": N_("派单党员"), "closed_on_time": N_("按期办结"),
                         "matched": N_("已匹配服务项目")}
 
@@ -335,6 +339,17 @@ class Need(Entity):
     # becomes the need's deadline).
     plan = Column(Text, info=caption("办理方案"))
     plan_due = Column(Date, info=caption("方案完成日期"))
+    # Filed on the public intake page: the resident's tracking code (secrets.token_urlsafe,
+    # 128 bits), the photo it sent, how many more times the same resident reported it, and
+    # the rating the resident gave from the tracking page after 办结 (the 回访评单 may adopt it).
+    tracking_code = Column(String(32), nullable=True, unique=True, info=caption("查询码"))
+    photo_id = Column(Integer, ForeignKey("stored_file.id"), nullable=True,
+                      info=caption("现场照片"))
+    repeat_reports = Column(Integer, nullable=False, default=0, server_default="0",
+                            info=caption("重复反映次数"))
+    resident_satisfaction = Column(Integer, info=caption("居民评价满意度"))
+    resident_comment = Column(Text, info=caption("居民评价意见"))
+    resident_rated_on = Column(DateTime, info=caption("居民评价时间"))
     __mapper_args__ = status_is_version(status)
 
     community = relationship("Organization", foreign_keys=[community_id], info=caption("所在社区"))
@@ -421,6 +436,13 @@ class Need(Entity):
     def requester_phone_masked(self) -> str:
         return validators.mask_phone(self.requester_phone)
 
+    @property
+    def requester_phone_shown(self) -> str:
+        """In full to the need's community admins (who call the resident back), else masked."""
+        from app.models.org import shown_phone
+
+        return shown_phone(self, self.requester_phone)
+
     def on_create(self, principal) -> None:
         """A need filed by a liaison or a member remembers who filed it (and they see it); one
         filed by a grid secretary comes from the grid (网格员)."""
@@ -434,7 +456,8 @@ class Need(Entity):
             self.source = "驻区单位"
         elif principal.member_ids and self.submitted_by_member_id is None:
             self.submitted_by_member_id = principal.member_ids[0]
-            self.source = "平台"
+            # A member's own report keeps the channel it chose (the form's 来源渠道).
+            self.source = self.source or "平台"
 
     def validate(self, session) -> None:
         if self.community is not None and self.community.type != "community":
@@ -442,6 +465,9 @@ class Need(Entity):
         _check_grid(self)
         if self.satisfaction is not None and not 1 <= self.satisfaction <= 5:
             raise DomainError("满意度应为1到5之间的整数", "satisfaction")
+        if self.source == PUBLIC_SOURCE and not self.tracking_code:
+            raise DomainError("“扫码点单”只用于居民在扫码页面提交的需求，请选择其他来源渠道",
+                              "source")
 
     def check_past_work(self) -> None:
         """A need recorded after the fact (an office's ledger, imported) carries the dates of
@@ -489,7 +515,9 @@ class MicroWish(Entity):
         "grid": lambda: Organization.type.in_(("grid", "building")),
     }
     __audit_masked__ = frozenset({"resident_phone"})
-    __extra_labels__ = {"resident_name_masked": N_("居民"), "resident_phone_masked": N_("联系电话")}
+    __revealing__ = ("resident_phone_shown",)
+    __extra_labels__ = {"resident_name_masked": N_("居民"), "resident_phone_masked": N_("联系电话"),
+                        "resident_phone_shown": N_("联系电话")}
 
     resident_name = Column(String(50), nullable=False, info=caption("居民姓名"))
     resident_phone = Column(String(30), info=caption("居民电话"))
@@ -510,6 +538,8 @@ class MicroWish(Entity):
     proof = Column(Text, info=caption("实现凭证"))
     feedback = Column(Text, info=caption("居民反馈"))
     confirmed_on = Column(DateTime, info=caption("确认时间"))
+    # A wish posted on the public intake page: the resident follows it at /public/track/<code>.
+    tracking_code = Column(String(32), nullable=True, unique=True, info=caption("查询码"))
     __mapper_args__ = status_is_version(status)
 
     community = relationship("Organization", foreign_keys=[community_id], info=caption("所在社区"))
@@ -526,6 +556,12 @@ class MicroWish(Entity):
     @property
     def resident_phone_masked(self) -> str:
         return validators.mask_phone(self.resident_phone)
+
+    @property
+    def resident_phone_shown(self) -> str:
+        from app.models.org import shown_phone
+
+        return shown_phone(self, self.resident_phone)
 
     def validate(self, session) -> None:
         if self.community is not None and self.community.type != "community":

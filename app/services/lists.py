@@ -199,6 +199,16 @@ def _review(need, data, principal):
     need.visited_on = data.get("visited_on") or clock.today()
 
 
+def _resident_rated(need, principal: Principal) -> bool | str:
+    return True if need.resident_satisfaction is not None else "居民尚未在查询页面评价"
+
+
+def _adopt_rating(need, data, principal):
+    """回访评单 in one click: the resident's own rating (from the tracking page) as the score."""
+    _review(need, {"satisfaction": need.resident_satisfaction,
+                   "comment": need.resident_comment, "visitor": "居民自评"}, principal)
+
+
 def _unsatisfied(need, principal: Principal) -> bool | str:
     return True if (need.satisfaction or 5) <= 2 else "只有满意度为2分及以下的需求可以重办"
 
@@ -240,6 +250,8 @@ NEED_FLOW = Workflow(Need, (
         Field("visitor", "回访人"),
         Field("visited_on", "回访日期", "date"),
     ), apply=_review),
+    Transition("adopt_rating", "采用居民评价", (NeedStatus.DONE,), NeedStatus.VISITED, ADMIN_GROUP,
+               rule=_resident_rated, apply=_adopt_rating, style="success"),
     Transition("reopen", "重办", (NeedStatus.VISITED,), NeedStatus.IN_HAND, ADMIN_GROUP, rule=_unsatisfied, apply=_reopen,
                style="warning"),
 ))

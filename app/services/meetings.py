@@ -254,14 +254,19 @@ def _content_is(ext: str, data: bytes) -> bool:
     return False
 
 
-def check_upload(filename: str, stream) -> tuple[str, str, bytes]:
-    """(clean name, extension, content) of an uploaded file, or a Chinese refusal."""
+ALLOWED_TEXT = "PDF、Word（.docx）、Excel（.xlsx）、JPG 或 PNG"
+
+
+def check_upload(filename: str, stream, allowed=ALLOWED_TYPES,
+                 allowed_text: str = ALLOWED_TEXT) -> tuple[str, str, bytes]:
+    """(clean name, extension, content) of an uploaded file, or a Chinese refusal: one of the
+    `allowed` extensions, within UPLOAD_MAX_BYTES, its content what its extension says."""
     name = os.path.basename((filename or "").replace("\\", "/")).strip()
     if not name or stream is None:
         raise DomainError("请选择要上传的文件", "file")
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if ext not in ALLOWED_TYPES:
-        raise DomainError("只能上传 PDF、Word（.docx）、Excel（.xlsx）、JPG 或 PNG 文件", "file")
+    if ext not in allowed:
+        raise DomainError(f"只能上传 {allowed_text} 文件", "file")
     limit = max_bytes()
     data = stream.read(limit + 1)
     if len(data) > limit:

@@ -3,6 +3,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 
+from app import storage
 from app.errors import DomainError
 from app.models.lists import MicroWish, Need, Resource, ServiceItem
 from app.services.lists import (
@@ -62,11 +63,14 @@ class NeedView(EntityView):
     show_template = "lists/need_show.html"
     list_columns = ["title", "community", "category", "urgency", "status", "assigned_unit",
                     "deadline", "overdue_step"]
-    show_columns = ["title", "source", "requester_name", "requester_phone_masked", "community",
-                    "grid", "category", "content", "urgency", "status", "submitted_by_unit",
+    show_columns = ["title", "source", "requester_name", "requester_phone_shown", "community",
+                    "grid", "category", "content", "repeat_reports", "urgency", "status",
+                    "submitted_by_unit",
                     "reject_reason", "assigned_unit", "assigned_members", "dispatch_note",
                     "deadline", "overdue_step", "plan", "plan_due", "decline_reason", "result",
-                    "accepted_on", "dispatched_on", "taken_on", "completed_on", "visitor", "visited_on",
+                    "accepted_on", "dispatched_on", "taken_on", "completed_on",
+                    "resident_satisfaction", "resident_comment", "resident_rated_on",
+                    "visitor", "visited_on",
                     "satisfaction", "visit_comment", "service_items", "created_on"]
     add_columns = ["source", "requester_name", "requester_phone", "community", "grid",
                    "category", "title", "content", "urgency"]
@@ -78,7 +82,7 @@ class NeedView(EntityView):
     order_columns = ["title", "urgency", "status", "deadline", "created_on"]
     base_order = ("created_on", "desc")
     formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
-    permission_of = {"link": "edit"}
+    permission_of = {"link": "edit", "photo": "read"}
     import_columns = ["community", "grid", "category", "title", "content", "urgency", "source",
                       "requester_name", "requester_phone", "created_on", "status", "accepted_on",
                       "dispatched_on", "completed_on", "result", "satisfaction"]
@@ -94,7 +98,19 @@ class NeedView(EntityView):
         need = self.datamodel.get(pk)
         if self.appbuilder.sm.has_access("can_edit", self.class_permission_name):
             widgets["suggestions"] = suggest(self.datamodel.session, need)
+        if need is not None and need.photo_id is not None:
+            widgets["photo"] = url_for(f"{self.endpoint}.photo", pk=pk)
         return widgets
+
+    @expose("/photo/<int:pk>")
+    @has_access
+    def photo(self, pk):
+        """The photo a resident sent with the need (扫码点单): to whoever may read the need."""
+        need = self.datamodel.get(pk)
+        found = storage.get(need.photo_id) if need is not None and need.photo_id else None
+        if found is None:
+            abort(404)
+        return storage.response(found, found.name)
 
     @expose("/link/<int:pk>/<int:item_id>", methods=["POST"])
     @has_access
@@ -115,7 +131,7 @@ class MicroWishView(EntityView):
     workflow = MICRO_WISH_FLOW
     list_columns = ["content", "resident_name_masked", "community", "status", "claimant_member",
                     "claimant_unit", "claimed_on", "fulfilled_on"]
-    show_columns = ["content", "resident_name_masked", "resident_phone_masked", "community",
+    show_columns = ["content", "resident_name_masked", "resident_phone_shown", "community",
                     "grid", "status", "reject_reason", "claimant_member", "claimant_unit",
                     "claimed_on", "fulfilled_on", "proof", "feedback", "confirmed_on",
                     "created_on"]
