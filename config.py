@@ -90,6 +90,15 @@ class Config:
     NEED_STEP_SHARES = {urgency: {"受理": 0.1, "派单": 0.2, "接单": 0.2}
                         for urgency in ("一般", "重大", "复杂")}
 
+    # The resident's side (app/services/intake.py, /public/intake/<org code>): the address the
+    # QR posters point residents to (the proxy that exposes /public/… only), and the limits per
+    # client address and per phone, counted in the login throttle's storage (Redis when
+    # RATELIMIT_STORAGE_URI/REDIS_URL is set, so that every worker and host counts together).
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    INTAKE_ADDRESS_LIMIT = os.environ.get("INTAKE_ADDRESS_LIMIT", "20 per hour")
+    INTAKE_PHONE_LIMIT = os.environ.get("INTAKE_PHONE_LIMIT", "5 per day")
+    TRACK_ADDRESS_LIMIT = os.environ.get("TRACK_ADDRESS_LIMIT", "60 per hour")
+
     # Long work as jobs (app/jobs.py): on Celery with this broker (redis://… or amqp://…), or
     # inline in the request when unset. Exports past EXPORT_INLINE_MAX_ROWS rows and imports
     # past IMPORT_INLINE_MAX_ROWS become jobs; a job's file may be downloaded for

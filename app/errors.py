@@ -210,6 +210,21 @@ def register_error_handlers(app) -> None:
 
     app.register_error_handler(OverflowError, out_of_range)
 
+    def public_form_expired(exc):
+        # A resident's form (/public/…) kept open past the session that signed its CSRF token:
+        # a Chinese page that leads back to it, not Werkzeug's English 400.
+        if not request.path.startswith("/public/"):
+            return exc
+        from flask import render_template
+
+        return render_template(
+            "public/message.html", appbuilder=app.appbuilder, title="页面已过期",
+            message="页面停留时间过长或已失效，请返回上一页刷新后重新提交。"), 400
+
+    from flask_wtf.csrf import CSRFError
+
+    app.register_error_handler(CSRFError, public_form_expired)
+
     jwt_manager = getattr(app.appbuilder.sm, "jwt_manager", None)
     if jwt_manager is not None:
         @jwt_manager.invalid_token_loader

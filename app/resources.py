@@ -67,7 +67,7 @@ from app.views.meetings import (
     SupervisionNoteView,
 )
 from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
-from app.views.public import PublicView
+from app.views.public import IntakeView, PublicView
 from app.views.records import AuditLogApi, AuditLogView, record_history_url
 from app.views.recycle import RecycleView
 
@@ -155,6 +155,8 @@ def register(appbuilder) -> None:
     current_app.extensions[VIEWS_KEY] = views
     # 我的任务: every logged-in user's own jobs (in the user menu, not a permission's menu).
     appbuilder.add_view_no_menu(JobView)
+    # The resident's intake, tracking and QR posters (/public/…, no login, no menu).
+    appbuilder.add_view_no_menu(IntakeView)
     appbuilder.add_api(JobApi)
     current_app.jinja_env.globals["new_form_token"] = new_form_token
     # The co-building panels of the unit's and the member's pages.

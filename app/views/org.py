@@ -12,6 +12,7 @@ from app.imports import REGISTRY
 from app.models.org import ID_NOT_REGISTRABLE, Dictionary, Member, Organization, Unit
 from app.security.scope import current_principal, may_read, unscoped
 from app.services import accounts
+from app.services.intake import POSTER_TYPES
 from app.tree_import import OrgTreeImporter
 from app.views.base import EntityView, checked_by
 
@@ -32,12 +33,23 @@ class OrganizationView(EntityView):
                       "address", "grid_kind"]
     import_examples = {"name": "第1网格党支部"}
 
+    show_template = "org/organization_show.html"
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         OrgTreeImporter(self)  # registers itself: the import page and `flask import` use it
 
     def _importer(self):
         return REGISTRY[self.class_permission_name]
+
+    def _show(self, pk):
+        widgets = super()._show(pk)
+        node = self.datamodel.get(pk)
+        # The QR poster of a community, grid or building: for those who manage the node.
+        if node is not None and node.type in POSTER_TYPES and node.active and \
+                self.appbuilder.sm.has_access("can_edit", self.class_permission_name):
+            widgets["poster"] = url_for("IntakeView.poster", code=node.code)
+        return widgets
 
 
 class DictionaryView(EntityView):

@@ -13,14 +13,16 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from flask import abort
+from flask import abort, current_app, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from sqlalchemy import and_, func, select
 
-from app import clock
+from app import clock, validators
+from app.errors import DomainError
 from app.extensions import db
 from app.models.cobuild import RatingStatus, StarRating
 from app.models.lists import (
+    NEED_DONE,
     NEED_STATUSES,
     WISH_PUBLISHED,
     MicroWish,
@@ -33,7 +35,9 @@ from app.models.lists import (
 )
 from app.models.meetings import JointBody, Meeting, MeetingStatus
 from app.models.org import Dictionary, Member, Organization, Unit
+from app.security.login_guard import client_address
 from app.security.scope import unscoped
+from app.services import intake
 
 RESOURCE_PUBLIC = (ResourceStatus.PUBLISHED,)
 SERVICE_PUBLIC = (ServiceStatus.PUBLISHED, ServiceStatus.RUNNING, ServiceStatus.COMPLETED)
@@ -233,3 +237,138 @@ class PublicView(BaseView):
             board = community_board(session, community)
         return self.render_template("public/community.html", community=community,
                                     street=street, board=board)
+
+
+def _number(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+class IntakeView(BaseView):
+    """The resident's side, without login (app/services/intake.py): file a need or a wish from a
+    community's or grid's QR code, follow it by its code, rate it once after 办结; and the
+    printable QR poster of each node. Every free text a resident or a handler typed is shown
+    escaped (Jinja's autoescape) and scrubbed of phone-like numbers; names masked."""
+
+    route_base = "/public"
+
+    def _message(self, title: str, message: str, status: int):
+        response = current_app.make_response(self.render_template(
+            "public/message.html", title=title, message=message))
+        response.status_code = status
+        if status == 429:
+            response.headers["Retry-After"] = "3600"
+        return response
+
+    def _not_found(self):
+        return self._message("未找到该社区", "该二维码对应的社区或网格不存在或已停用，"
+                             "请联系社区工作人员获取新的二维码。", 404)
+
+    def _limited(self, error):
+        return self._message("请求过于频繁", str(error), 429)
+
+    def _form(self, point, values=None, error=None, status=200):
+        session = db.session
+        question, token = intake.new_question()
+        response = current_app.make_response(self.render_template(
+            "public/intake.html", point=point, places=intake.places(session, point),
+            categories=intake.categories(session), kinds=intake.KINDS, values=values or {},
+            error=error, question=question, token=token,
+            limit=current_app.config["UPLOAD_MAX_BYTES"] // (1024 * 1024)))
+        response.status_code = status
+        return response
+
+    @expose("/intake/<code>", methods=["GET", "POST"])
+    def intake(self, code):
+        session = db.session
+        point = intake.intake_point(session, code)
+        if point is None:
+            return self._not_found()
+        if request.method == "GET":
+            return self._form(point)
+        form = request.form
+        try:
+            intake.within_limit("INTAKE_ADDRESS_LIMIT", "intake-address", client_address())
+            report = intake.Report(kind=form.get("kind", ""),
+                                   category_id=_number(form.get("category")),
+                                   place_id=_number(form.get("place")),
+                                   content=form.get("content", ""), name=form.get("name", ""),
+                                   phone=form.get("phone", ""))
+            report, place = intake.validate(session, point, report)
+            intake.check_answer(form.get("check", ""), form.get("answer", ""))
+            intake.within_limit("INTAKE_PHONE_LIMIT", "intake-phone", report.phone)
+            sent = request.files.get("photo")
+            photo = intake.check_photo(sent.filename if sent else None,
+                                       sent.stream if sent else None)
+            filed = intake.file_report(session, point, report, place, photo)
+        except intake.Limited as error:
+            return self._limited(error)
+        except DomainError as error:
+            return self._form(point, form, error, 400)
+        return redirect(url_for("IntakeView.track", code=filed.code,
+                                filed="repeat" if filed.repeated else "new"))
+
+    def _tracked(self, code):
+        intake.within_limit("TRACK_ADDRESS_LIMIT", "track-address", client_address())
+        return intake.tracked(db.session, code)
+
+    def _track_page(self, row, error=None, status=200):
+        session = db.session
+        with unscoped():
+            community = row.community.name if row.community is not None else ""
+            category = getattr(row, "category", None)
+        is_need = isinstance(row, Need)
+        response = current_app.make_response(self.render_template(
+            "public/track.html", row=row, is_need=is_need, community=community,
+            category=category.label if category is not None else "",
+            content=scrubbed(row.content), name=masked(getattr(row, "requester_name", None)
+                                                        or getattr(row, "resident_name", None)),
+            phone=validators.mask_phone(getattr(row, "requester_phone", None)
+                                        or getattr(row, "resident_phone", None)),
+            steps=intake.need_steps(row) if is_need else [],
+            unit=intake.handling_unit(session, row) if is_need else "",
+            result=scrubbed(row.result) if is_need else "",
+            may_rate=is_need and row.status in NEED_DONE and row.resident_satisfaction is None,
+            filed=request.args.get("filed"), error=error))
+        response.status_code = status
+        return response
+
+    @expose("/track/<code>")
+    def track(self, code):
+        try:
+            row = self._tracked(code)
+        except intake.Limited as error:
+            return self._limited(error)
+        if row is None:
+            return self._message("查询码无效", "没有找到该查询码对应的事项，请核对后重试。", 404)
+        return self._track_page(row)
+
+    @expose("/track/<code>/rate", methods=["POST"])
+    def rate(self, code):
+        try:
+            row = self._tracked(code)
+        except intake.Limited as error:
+            return self._limited(error)
+        if not isinstance(row, Need):
+            return self._message("查询码无效", "没有找到该查询码对应的需求，请核对后重试。", 404)
+        try:
+            intake.rate(db.session, row, request.form.get("satisfaction"),
+                        request.form.get("comment"))
+        except DomainError as error:
+            db.session.expire_all()
+            return self._track_page(intake.tracked(db.session, code), error, 400)
+        return redirect(url_for("IntakeView.track", code=code))
+
+    @expose("/poster/<code>")
+    def poster(self, code):
+        import segno
+
+        point = intake.intake_point(db.session, code)
+        if point is None:
+            return self._not_found()
+        url = current_app.config["PUBLIC_BASE_URL"] + url_for("IntakeView.intake", code=code)
+        qr = segno.make(url, error="m")
+        return self.render_template("public/poster.html", point=point, url=url,
+                                    qr=qr.svg_inline(scale=1, border=2, omitsize=True))
