@@ -11,6 +11,8 @@ import struct
 import pytest
 from sqlalchemy import text
 
+from tests.resident import move_through_the_loop
+
 pytestmark = pytest.mark.db
 
 _addresses = itertools.count(1)
@@ -289,11 +291,6 @@ def test_a_guessed_code_is_404_and_lookups_are_limited_per_address(app, monkeypa
 
 
 def test_the_resident_rates_once_after_done_and_the_review_adopts_it(app, ctx, shequ, category, as_user):
-    from app.extensions import db
-    from app.models.lists import Need
-    from app.security.principal import SYSTEM, Principal, acting_as
-    from app.services.lists import NEED_FLOW
-
     resident = Resident(app)
     code = code_of(resident.file(shequ.code, category=category))
     page = resident.get(f"/public/track/{code}").get_data(as_text=True)
@@ -305,20 +302,7 @@ def test_the_resident_rates_once_after_done_and_the_review_adopts_it(app, ctx, s
         environ_base={"REMOTE_ADDR": resident.address})
     early = rate(satisfaction="5")
     assert early.status_code == 400 and "办结后才能评价" in early.get_data(as_text=True)
-    user, unit = ctx.execute(text(
-        "SELECT id, unit_id FROM ab_user WHERE username = 'danwei01'")).one()
-    liaison = Principal(user_id=user, role_names=frozenset({"UnitLiaison"}), unit_ids=(unit,),
-                        authenticated=True)
-    with app.test_request_context():
-        with acting_as(SYSTEM):
-            need = db.session.execute(
-                db.select(Need).where(Need.tracking_code == code)).scalar_one()
-            NEED_FLOW.run(db.session, need, "accept")
-            NEED_FLOW.run(db.session, need, "dispatch", {"assigned_unit": unit})
-        with acting_as(liaison):
-            NEED_FLOW.run(db.session, need, "take")
-            NEED_FLOW.run(db.session, need, "complete", {"result": "已更换灯泡"})
-        db.session.remove()
+    move_through_the_loop(app, code, "已更换灯泡")
     page = resident.get(f"/public/track/{code}").get_data(as_text=True)
     assert "提交评价" in page and "已更换灯泡" in page
     assert rate(satisfaction="9").status_code == 400

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.browser.conftest import ARTIFACTS, offline_page
+from tests.resident import move_through_the_loop
 
 pytestmark = pytest.mark.browser
 
@@ -27,28 +28,6 @@ def _photo() -> bytes:
 def no_sideways_scroll(page, what):
     wide, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert wide <= inner, f"{what}: {wide} px wide in a {inner} px window"
-
-
-def _move_through_the_loop(app, code):
-    from app.extensions import db
-    from app.models.lists import Need
-    from app.security.principal import SYSTEM, Principal, acting_as
-    from app.services.lists import NEED_FLOW
-
-    with app.app_context():
-        user, unit = db.session.execute(text(
-            "SELECT id, unit_id FROM ab_user WHERE username = 'danwei01'")).one()
-    liaison = Principal(user_id=user, role_names=frozenset({"UnitLiaison"}), unit_ids=(unit,),
-                        authenticated=True)
-    with app.test_request_context():
-        with acting_as(SYSTEM):
-            need = db.session.execute(db.select(Need).where(Need.tracking_code == code)).scalar_one()
-            NEED_FLOW.run(db.session, need, "accept")
-            NEED_FLOW.run(db.session, need, "dispatch", {"assigned_unit": unit})
-        with acting_as(liaison):
-            NEED_FLOW.run(db.session, need, "take")
-            NEED_FLOW.run(db.session, need, "complete", {"result": "已修好楼道灯"})
-        db.session.remove()
 
 
 def test_a_resident_files_a_need_from_a_phone_and_rates_it(app, browser, server):
@@ -80,7 +59,7 @@ def test_a_resident_files_a_need_from_a_phone_and_rates_it(app, browser, server)
     assert "13955551234" not in page.content() and "139****1234" in page.content()
     no_sideways_scroll(page, "the tracking page")
 
-    _move_through_the_loop(app, tracking)
+    move_through_the_loop(app, tracking, "已修好楼道灯")
 
     page.goto(f"{server}/public/track/{tracking}")
     assert page.locator("#status").inner_text() == "已办结"
