@@ -66,6 +66,7 @@ from app.views.meetings import (
     ResolutionView,
     SupervisionNoteView,
 )
+from app.views.mobile import MobileView
 from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
 from app.views.public import IntakeView, PublicView
 from app.views.records import AuditLogApi, AuditLogView, record_history_url
@@ -157,6 +158,8 @@ def register(appbuilder) -> None:
     appbuilder.add_view_no_menu(JobView)
     # The resident's intake, tracking and QR posters (/public/…, no login, no menu).
     appbuilder.add_view_no_menu(IntakeView)
+    # The phone pages (/m/): the same rows and moves, laid out for a 390 px screen.
+    appbuilder.add_view_no_menu(MobileView)
     appbuilder.add_api(JobApi)
     current_app.jinja_env.globals["new_form_token"] = new_form_token
     # The co-building panels of the unit's and the member's pages.

@@ -350,6 +350,9 @@ class Need(Entity):
     resident_satisfaction = Column(Integer, info=caption("居民评价满意度"))
     resident_comment = Column(Text, info=caption("居民评价意见"))
     resident_rated_on = Column(DateTime, info=caption("居民评价时间"))
+    # The latest photo taken on the spot with a move (接单, 退单, 办结) on the phone page.
+    handling_photo_id = Column(Integer, ForeignKey("stored_file.id"), nullable=True,
+                               info=caption("办理照片"))
     __mapper_args__ = status_is_version(status)
 
     community = relationship("Organization", foreign_keys=[community_id], info=caption("所在社区"))

@@ -2,11 +2,12 @@
 the matching of needs to what units offer."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import or_, select
 
-from app import clock
+from app import clock, storage
 from app.errors import DomainError, committed
 from app.models.lists import (
     MicroWish,
@@ -21,6 +22,7 @@ from app.models.lists import (
     need_time_limit,
 )
 from app.models.org import Member, Organization, Unit
+from app.models.records import AuditLog
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP
 from app.security.scope import Principal, related_choices
 from app.services import audit
@@ -115,6 +117,22 @@ def _default_deadline(need) -> datetime:
     return (need.created_on or _now()).replace(microsecond=0) + need_time_limit(need.urgency)
 
 
+PHOTO = Field("photo", "现场照片（JPG 或 PNG）", "photo")
+
+
+def _keep_photo(need, upload) -> None:
+    """A move's photo (taken on the spot, from the phone page): checked and cleaned as the
+    resident's photo is (type, size, magic bytes; EXIF and trailing bytes dropped), kept in the
+    shared storage in the move's own transaction, and named on the need as its 办理照片."""
+    if upload is None:
+        return
+    from app.extensions import db
+    from app.services.intake import check_photo
+
+    name, content_type, content = check_photo(upload.filename, upload.stream)
+    need.handling_photo_id = storage.save([content], name, content_type, session=db.session).id
+
+
 def _accept(need, data, principal):
     need.accepted_on = _now()
 
@@ -169,10 +187,12 @@ def _take(need, data, principal):
                                                       time.min))
     need.taken_by_id = principal.user_id
     need.taken_on = _now()
+    _keep_photo(need, data.get("photo"))
 
 
 def _decline(need, data, principal):
     need.decline_reason = data["reason"]
+    _keep_photo(need, data.get("photo"))
     need.assigned_unit = None
     need.assigned_members = []
     need.deadline = None
@@ -187,6 +207,7 @@ def _taker_or_admin(need, principal: Principal) -> bool | str:
 def _complete(need, data, principal):
     need.result = data["result"]
     need.completed_on = _now()
+    _keep_photo(need, data.get("photo"))
 
 
 def _review(need, data, principal):
@@ -234,14 +255,14 @@ NEED_FLOW = Workflow(Need, (
     ), apply=_dispatch),
     Transition("take", "接单", (NeedStatus.DISPATCHED,), NeedStatus.IN_HAND, LIAISON_GROUP | MEMBER_GROUP, rule=_is_assignee,
                fields=(Field("plan", "办理方案（复杂需求必填）", "textarea"),
-                       Field("plan_due", "方案完成日期（复杂需求必填）", "date")),
+                       Field("plan_due", "方案完成日期（复杂需求必填）", "date"), PHOTO),
                apply=_take, style="success", lost="该需求已被他人接单，请刷新后查看"),
     Transition("decline", "退单", (NeedStatus.DISPATCHED,), NeedStatus.ACCEPTED, LIAISON_GROUP, rule=_is_assigned_unit,
-               fields=(Field("reason", "退单原因", "textarea", required=True),), apply=_decline,
+               fields=(Field("reason", "退单原因", "textarea", required=True), PHOTO), apply=_decline,
                style="warning"),
     Transition("complete", "办结", (NeedStatus.IN_HAND,), NeedStatus.DONE, LIAISON_GROUP | MEMBER_GROUP | ADMIN_GROUP,
                rule=_taker_or_admin,
-               fields=(Field("result", "办理结果", "textarea", required=True),),
+               fields=(Field("result", "办理结果", "textarea", required=True), PHOTO),
                apply=_complete, style="success"),
     Transition("review", "回访评单", (NeedStatus.DONE,), NeedStatus.VISITED, ADMIN_GROUP, fields=(
         Field("satisfaction", "满意度（1-5）", "int", required=True,
@@ -255,6 +276,31 @@ NEED_FLOW = Workflow(Need, (
     Transition("reopen", "重办", (NeedStatus.VISITED,), NeedStatus.IN_HAND, ADMIN_GROUP, rule=_unsatisfied, apply=_reopen,
                style="warning"),
 ))
+
+
+def need_timeline(session, need) -> list[dict]:
+    """A need's steps as the audit trail recorded them: its submission and each move, with its
+    time, who made it and the status it reached. A 重办 opens a new round; nothing is
+    overwritten (the trail is append-only), so earlier rounds stay as they were."""
+    logs = session.execute(
+        select(AuditLog).where(AuditLog.resource == "need", AuditLog.record_id == str(need.id),
+                               AuditLog.action.in_(("create", "transition")))
+        .order_by(AuditLog.time, AuditLog.id)).scalars().all()
+    steps, round_no = [], 1
+    for log in logs:
+        try:
+            changes = json.loads(log.changes or "{}")
+        except ValueError:
+            changes = {}
+        name = changes.get("_operation") if log.action == "transition" else "submit"
+        if name == "reopen":
+            round_no += 1
+        move = NEED_FLOW.by_name.get(name)
+        status = changes.get("status")
+        steps.append({"round": round_no, "time": log.time, "user": log.username or "",
+                      "step": move.label if move else "提交（群众接单）",
+                      "status": status[-1] if isinstance(status, list) else ""})
+    return steps
 
 
 # --- micro-wishes -----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class Field:
 
     name: str
     label: str
-    kind: str = "text"  # text, textarea, int, date, choice, relation, relations
+    kind: str = "text"  # text, textarea, int, date, choice, relation, relations, photo (a file)
     required: bool = False
     choices: tuple = ()  # for kind choice: (value, label) pairs
     relation: str = ""  # for relation(s): the model's relationship it fills
@@ -177,6 +177,10 @@ def _convert(f: Field, raw):
         if str(raw) not in allowed:
             raise ValueError
         return str(raw)
+    if f.kind == "photo":  # an uploaded file (a form's); its checks are the move's own
+        if not getattr(raw, "filename", None) or not hasattr(raw, "stream"):
+            raise ValueError
+        return raw
     if f.kind == "relation":
         return int(raw)
     if f.kind == "relations":

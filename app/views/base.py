@@ -300,9 +300,12 @@ class EntityView(EntityBase, Transfers, ModelView):
 
 
 def _submitted() -> dict:
-    """A form's fields: one value as a string, several (a multiple select) as a list."""
-    return {key: values if len(values) > 1 else values[0]
-            for key, values in request.form.lists() if key != "csrf_token"}
+    """A form's fields: one value as a string, several (a multiple select) as a list; a file
+    chosen in a file box as the uploaded file."""
+    values = {key: values if len(values) > 1 else values[0]
+              for key, values in request.form.lists() if key != "csrf_token"}
+    values.update({key: upload for key, upload in request.files.items() if upload.filename})
+    return values
 
 
 def _bulk_transition(name: str):

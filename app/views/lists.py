@@ -12,6 +12,7 @@ from app.services.lists import (
     RESOURCE_FLOW,
     SERVICE_ITEM_FLOW,
     link,
+    need_timeline,
     suggest,
 )
 from app.views.base import EntityView
@@ -96,10 +97,13 @@ class NeedView(EntityView):
     def _show(self, pk):
         widgets = super()._show(pk)
         need = self.datamodel.get(pk)
+        widgets["timeline"] = need_timeline(self.datamodel.session, need)
         if self.appbuilder.sm.has_access("can_edit", self.class_permission_name):
             widgets["suggestions"] = suggest(self.datamodel.session, need)
         if need is not None and need.photo_id is not None:
             widgets["photo"] = url_for(f"{self.endpoint}.photo", pk=pk)
+        if need is not None and need.handling_photo_id is not None:
+            widgets["handling_photo"] = url_for("MobileView.need_photo", pk=pk)
         return widgets
 
     @expose("/photo/<int:pk>")
