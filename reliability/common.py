@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -97,23 +98,37 @@ def rows(sql: str, **params) -> list:
         eng.dispose()
 
 
-class Server:
-    """gunicorn serving `run:app` with WORKERS gthread workers on loopback."""
+def host_env(bind: str, folder: Path) -> dict:
+    """What one served panel must not share with another on the machine: its address (given to
+    gunicorn.conf.py, which the server loads from the repository's root) and its metrics folder
+    (gunicorn.conf.py empties it at each start)."""
+    metrics = folder / "metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    return {"GUNICORN_BIND": bind, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
 
-    def __init__(self, workers: int = WORKERS, threads: int = 4, name: str = "server"):
+
+class Server:
+    """gunicorn serving `run:app` with WORKERS gthread workers on loopback; `env`: settings of
+    this server only (a fault's inline limits), not of the harness's process."""
+
+    def __init__(self, workers: int = WORKERS, threads: int = 4, name: str = "server",
+                 env: dict | None = None):
         self.workers, self.threads, self.name = workers, threads, name
+        self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_file = open(ARTIFACTS / f"gunicorn-{self.name}.log", "w")
+        self.folder = tempfile.TemporaryDirectory(prefix=f"gongjian-{self.name}-")
         self.proc = subprocess.Popen(
             [str(BIN / "gunicorn"), "-w", str(self.workers), "-k", "gthread",
-             "--threads", str(self.threads), "-b", f"127.0.0.1:{PORT}", "--timeout", "120",
+             "--threads", str(self.threads), "--timeout", "120",
              # Keep-alive longer than a user's pause: a connection the server closes just as the
              # client reuses it is reset, an error that is the harness's, not the panel's.
              "--keep-alive", "75", "--graceful-timeout", "5", "run:app"],
-            cwd=ROOT, env=env(), stdout=self.log_file, stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=self.log_file, stderr=subprocess.STDOUT,
+            env={**env(), **host_env(f"127.0.0.1:{PORT}", Path(self.folder.name)), **self.extra_env})
         try:
             self.wait_ready()
         except BaseException:
@@ -150,6 +165,7 @@ class Server:
                 self.proc.wait()
         if self.proc:
             self.log_file.close()
+            self.folder.cleanup()
 
     def __enter__(self):
         return self.start()

@@ -40,9 +40,9 @@ from .common import BASE_URL, PASSWORD, PORT, Server, log
 
 # These faults kill the web worker serving an export or an import in the request. Past
 # EXPORT_INLINE_MAX_ROWS / IMPORT_INLINE_MAX_ROWS both become jobs (issue 21), whose killed worker
-# is reliability/two_hosts.py's fault; here the files stay in the request, as the faults mean.
-os.environ.setdefault("EXPORT_INLINE_MAX_ROWS", "10000000")
-os.environ.setdefault("IMPORT_INLINE_MAX_ROWS", "10000000")
+# is reliability/two_hosts.py's fault; the servers these faults start keep the files in the
+# request, as the faults mean (their setting only: a module importing this one is not changed).
+IN_THE_REQUEST = {"EXPORT_INLINE_MAX_ROWS": "10000000", "IMPORT_INLINE_MAX_ROWS": "10000000"}
 
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -333,7 +333,7 @@ def main(argv=None) -> int:
     for name in args.faults or list(FAULTS):
         with common.section(f"fault {name}"):
             common.fresh_database("demo")
-            with Server(workers=2, name=name) as server:
+            with Server(workers=2, name=name, env=IN_THE_REQUEST) as server:
                 if name == "kill-import":
                     results[name] = kill_import(server, args.import_rows)
                 else:

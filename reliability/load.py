@@ -27,7 +27,8 @@ from .common import ARTIFACTS, BIN, ROOT, Server, log
 
 # The load reads every export as a CSV answered in the request, as it did before exports past
 # EXPORT_INLINE_MAX_ROWS became jobs (issue 21); jobs under load are reliability/two_hosts.py's.
-os.environ.setdefault("EXPORT_INLINE_MAX_ROWS", "10000000")
+# Its server's setting only (not this process's: another run importing this module keeps its own).
+EXPORTS_IN_THE_REQUEST = {"EXPORT_INLINE_MAX_ROWS": "10000000"}
 
 # The entity lists the readers browse (each role only those it may read).
 BROWSED = ["need", "micro_wish", "service_item", "resource", "unit", "member", "organization",
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
     if not args.keep_db:
         common.fresh_database("demo")
     the_plan = plan(args.seconds)
-    with Server(name="load"):
+    with Server(name="load", env=EXPORTS_IN_THE_REQUEST):
         log(f"load: {args.users} users for {args.seconds} s on {common.WORKERS} gunicorn workers")
         run_locust(the_plan, args.users, args.seconds)
     with open(the_plan["journal"]) as f:
