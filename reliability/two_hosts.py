@@ -4,11 +4,18 @@ behind a load balancer looks like, on loopback:
 
     .venv/bin/python -m reliability.two_hosts [--export-rows 50000] [--import-rows 45000]
 
+Each host has its own instance folder, address and metrics folder (gunicorn.conf.py, loaded by
+both, is told them by GUNICORN_BIND and PROMETHEUS_MULTIPROC_DIR). Redis is one of the run's own
+(a redis-server on TWO_HOSTS_REDIS_PORT, append-only as a deployment keeps its queue), so that
+it can be stopped and restarted without touching the machine's.
+
 It checks that
 - a scan uploaded through A downloads through B, byte for byte;
 - an export of EXPORT rows started on A (past A's inline limit: a job) completes on the worker
   and downloads from B, byte-identical to B's inline export of the same rows (B's limit is high);
-- an import of IMPORT rows started on A completes as a job (no request time limit);
+- an import of IMPORT rows started on A completes as a job (no request time limit), with the
+  broker (Redis) stopped and started again while it runs: the rows are written exactly once,
+  and both hosts' /readyz answer 200 throughout, telling the broker "down", then "ok";
 - a worker killed (kill -9) mid-import: the next worker takes the job over and the rows are
   written exactly once;
 - beat starts and stays up.
@@ -38,7 +45,8 @@ from . import common
 from .common import BIN, PASSWORD, ROOT, log
 from .faults import member_file
 
-BROKER = os.environ.get("TWO_HOSTS_BROKER_URL", "redis://127.0.0.1:6379/12")
+REDIS_PORT = int(os.environ.get("TWO_HOSTS_REDIS_PORT", "6391"))
+BROKER = f"redis://127.0.0.1:{REDIS_PORT}/0"
 PORTS = {"A": int(os.environ.get("TWO_HOSTS_PORT_A", "8791")),
          "B": int(os.environ.get("TWO_HOSTS_PORT_B", "8792"))}
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -66,9 +74,29 @@ class Processes:
         self.procs[name] = proc
         return proc
 
+    def redis(self) -> None:
+        """The run's Redis (started again on the same folder after a stop: its append-only
+        file keeps the queue, unacknowledged messages included)."""
+        folder = self.folder / "redis"
+        folder.mkdir(exist_ok=True)
+        self.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
+                             "--dir", str(folder), "--save", "", "--appendonly", "yes"])
+        deadline = time.time() + 30
+        while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"],
+                             capture_output=True).stdout.strip() != b"PONG":
+            assert time.time() < deadline, "the run's Redis did not start"
+            time.sleep(0.2)
+
+    def stop_redis(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "shutdown"], capture_output=True)
+        self.procs["redis"].wait(30)
+
     def host(self, name: str, **env) -> None:
+        # gunicorn.conf.py (loaded from the root by both hosts) takes its address and metrics
+        # folder from the environment: each host its own, or B's start would empty A's metrics.
         self.start(name, [str(BIN / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",
-                          "-b", f"127.0.0.1:{PORTS[name]}", "--timeout", "30", "run:app"], **env)
+                          "--timeout", "30", "run:app"],
+                   **common.host_env(f"127.0.0.1:{PORTS[name]}", self.folder / name), **env)
 
     def worker(self, name: str = "worker") -> subprocess.Popen:
         return self.start(name, [str(BIN / "celery"), "-A", "app.worker", "worker",
@@ -80,7 +108,7 @@ class Processes:
                             f"--schedule={self.folder / 'celerybeat-schedule'}"])
 
     def stop(self) -> None:
-        for proc in self.procs.values():
+        for proc in reversed(self.procs.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
@@ -240,26 +268,63 @@ def import_members(session, rows: int, first: int) -> int:
     return job_of(response)
 
 
-def check_import(session, rows: int) -> dict:
+def readiness() -> dict:
+    """Both hosts' /readyz: each must answer 200 (the database answers); the broker's state."""
+    states = {}
+    for host in PORTS:
+        response = requests.get(url(host, "/readyz"), timeout=30)
+        assert response.status_code == 200, f"/readyz on {host}: {response.status_code}"
+        states[host] = response.json()["checks"]["broker"]
+    return states
+
+
+def running(job: int) -> int:
+    """Wait until the job has rows done; how many."""
+    deadline = time.time() + 120
+    while not (done := common.scalar(
+            "SELECT done FROM job WHERE id = :j AND status = '运行中'", j=job)):
+        assert time.time() < deadline, f"job {job} never got going"
+        time.sleep(0.2)
+    return done
+
+
+def check_import(session, procs: Processes, rows: int) -> dict:
+    """The import, with Redis stopped and started again while it runs."""
     before = common.scalar("SELECT count(*) FROM member")
+    assert set(readiness().values()) == {"ok"}
     t0 = time.monotonic()
     job = import_members(session, rows, first=0)
+    done = running(job)
+    procs.stop_redis()
+    down = readiness()
+    assert set(down.values()) == {"down"}, f"/readyz with Redis stopped: {down}"
+    log(f"Redis stopped at {done} of {rows} rows; /readyz on A and B: 200, broker {down['A']}")
+    time.sleep(2)
+    procs.redis()
+    up = readiness()
+    assert set(up.values()) == {"ok"}, f"/readyz with Redis back: {up}"
     state = finished(session, "B", job, seconds=600)
     seconds = time.monotonic() - t0
     assert state["status"] == "已完成", state
-    assert common.scalar("SELECT count(*) FROM member") == before + rows
-    log(f"import of {rows} members: a job, done in {seconds:.1f} s ({state['message']})")
-    return {"import_rows": rows, "import_seconds": round(seconds, 1)}
+    assert common.scalar("SELECT count(*) FROM member") == before + rows, "written exactly once"
+    # The message the worker could not acknowledge while Redis was away is handed on again
+    # after the visibility timeout: that delivery finds the job done and writes nothing.
+    time.sleep(int(procs.base["JOB_VISIBILITY_TIMEOUT"]) + 5)
+    attempts = common.scalar("SELECT attempts FROM job WHERE id = :j", j=job)
+    assert attempts == 1, f"the import ran {attempts} times"
+    assert common.scalar("SELECT count(*) FROM member") == before + rows, "written exactly once"
+    log(f"import of {rows} members: a job, done in {seconds:.1f} s ({state['message']}); "
+        f"Redis restarted mid-way, /readyz 200 on both hosts (broker down, then ok), "
+        f"rows written once ({attempts} attempt)")
+    return {"import_rows": rows, "import_seconds": round(seconds, 1),
+            "redis_stopped_at_row": done, "readyz_broker_down": down["A"],
+            "readyz_broker_up": up["A"], "import_attempts": attempts}
 
 
 def check_kill_mid_import(session, procs: Processes, rows: int) -> dict:
     before = common.scalar("SELECT count(*) FROM member")
     job = import_members(session, rows, first=500_000)
-    deadline = time.time() + 120
-    while common.scalar("SELECT done FROM job WHERE id = :j AND status = '运行中'", j=job) in (None, 0):
-        assert time.time() < deadline, "the import never started"
-        time.sleep(0.2)
-    done = common.scalar("SELECT done FROM job WHERE id = :j", j=job)
+    done = running(job)
     procs.procs["worker"].send_signal(signal.SIGKILL)
     procs.procs["worker"].wait()
     log(f"worker killed (kill -9) at {done} of {rows} rows")
@@ -291,6 +356,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gongjian-two-hosts-") as folder:
         procs = Processes(Path(folder))
         try:
+            procs.redis()
             procs.host("A")
             procs.host("B", EXPORT_INLINE_MAX_ROWS="10000000", IMPORT_INLINE_MAX_ROWS="10000000")
             procs.worker()
@@ -303,7 +369,7 @@ def main(argv=None) -> int:
                 "the session made on A is a session on B (the same keys)"
             results.update(check_upload(session))
             results.update(check_export(session, args.export_rows, procs.procs["worker"].pid))
-            results.update(check_import(session, args.import_rows))
+            results.update(check_import(session, procs, args.import_rows))
             results.update(check_kill_mid_import(session, procs, args.kill_rows))
             assert procs.procs["beat"].poll() is None, "beat stays up"
         finally:
