@@ -194,6 +194,10 @@ def submit(job: Job) -> Job:
         app = current_app._get_current_object()
         with app.app_context():  # a session and a `g` of its own, as a worker would have
             run(job.id)
+        # This request's transaction began before the run (reading the job's status above):
+        # ended here, so the job is read as the run left it, not from that transaction's
+        # snapshot (SQLite's, MariaDB's repeatable read).
+        db.session.commit()
         db.session.refresh(job)
         return job
     try:
