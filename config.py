@@ -115,12 +115,18 @@ class Config:
     JOB_VISIBILITY_TIMEOUT = int(os.environ.get("JOB_VISIBILITY_TIMEOUT", "3600"))
     JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "300"))
     # Celery beat (one process): the recycle bin's purge and expired jobs and files daily,
-    # next period's meetings monthly. Each task is safe to run twice.
+    # next period's meetings monthly, the star ratings of the quarter just ended quarterly. Each
+    # task is safe to run twice.
     JOB_SCHEDULE = {
         "purge": {"task": "gongjian.scheduled", "args": ("purge",),
                   "schedule": crontab(hour=18, minute=30)},  # 02:30 in Asia/Shanghai
         "generate-meetings": {"task": "gongjian.scheduled", "args": ("generate_meetings",),
                               "schedule": crontab(day_of_month=1, hour=19, minute=0)},
+        # The quarter just ended, on the 3rd of the next (03:00 in Asia/Shanghai); a quarter
+        # already computed is left alone.
+        "rate-stars": {"task": "gongjian.scheduled", "args": ("rate_stars",),
+                       "schedule": crontab(day_of_month=2, month_of_year="1,4,7,10", hour=19,
+                                           minute=0)},
     }
     # Shared file storage (app/storage.py): unset or "db" keeps files in the database;
     # s3://BUCKET[/PREFIX]?endpoint_url=…&region=… keeps them in an S3-compatible bucket.

@@ -133,14 +133,13 @@ def init_command():
 def rate_stars_command(period):
     """计算星级评定：PERIOD 为季度（如 2026Q1，一季一评星）或年度（如 2026，由各季度得出）。"""
     from app.errors import DomainError
-    from app.services.cobuild import compute_ratings
+    from app.services.cobuild import compute_ratings, rated_message
 
     try:
         done = compute_ratings(db.session, period)
     except DomainError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{done['period'].label}星级评定已计算：驻区单位 {done['unit']} 个、党员 "
-               f"{done['member']} 名，其中不予评星 {done['not_rated']} 个（状态：已计算，待审核）。")
+    click.echo(f"{rated_message(done)}（状态：已计算，待审核）。")
 
 
 @gongjian.command("generate-meetings")

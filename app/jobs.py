@@ -388,3 +388,33 @@ def _generate_meetings(job, params, progress):
     for body in db.session.execute(select(JointBody).order_by(JointBody.id)).scalars().all():
         created += len(generate_meetings(db.session, body, first, last).created)
     progress.message = f"{first:%Y-%m} 会议计划：新生成 {created} 次"
+
+
+@kind("rate_stars", "计算星级评定")
+def _rate_stars(job, params, progress):
+    """A period's star ratings, as its user may compute them (`rate_stars` below). Scheduled
+    (no period): the quarter just ended, computed once — a period already computed is left as
+    its raters have it (a review is not undone), so beat may run it twice."""
+    from app.services.cobuild import compute_ratings, previous_quarter, rated_message, rating_count
+
+    period = params.get("period")
+    if period is None:
+        period = previous_quarter()
+        if rating_count(db.session, period):
+            progress.message = f"{period} 的星级评定已计算，本次未重新计算"
+            return
+    done = compute_ratings(db.session, period, progress=progress, commit=False)
+    progress.message = rated_message(done)
+    return
+
+
+def rate_stars(period_text: str, user, resource: str, form_token: str | None = None) -> Job:
+    """Start the star-rating run of a period (the page's and the API's): a period written
+    wrong is refused at once, before any job."""
+    from app.services.cobuild import parse_period
+
+    period = parse_period(period_text)
+    job = start("rate_stars", f"计算{period.label}星级评定", user,
+                {"period": period.code, "right": ["can_compute", resource]},
+                resource=resource, form_token=form_token)
+    return submit(job)

@@ -5,6 +5,7 @@ units — with the thresholds and the 95% floor of the configuration; the year's
 quarters; 已计算 → 已审核 → 已公示, and a published period cannot be computed again."""
 import itertools
 import json
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -260,3 +261,79 @@ def test_a_member_and_a_liaison_see_only_their_own_ratings(ctx, api, fixture_per
                            f"value:'{period}')),page_size:100)", headers=headers).json
         assert {row["id"] for row in found["result"]} == own and found["count"] == len(own)
         assert own
+
+
+# --- the run as a job (issue 21, app/jobs.py): here with the inline executor (no broker); on a
+# worker in tests/test_jobs_worker.py
+
+def rating_jobs(ctx, period):
+    return ctx.execute(text("SELECT id, status, done, total, message, user_id FROM job "
+                            "WHERE kind = 'rate_stars' AND params LIKE :p ORDER BY id"),
+                       {"p": f'%"{period}"%'}).all()
+
+
+def test_the_page_starts_the_run_as_a_job_of_its_user(ctx, as_user, fixture_period):
+    period = fixture_period["period"]
+    browser = as_user("zuzhibu")
+    form = browser.get("/star_rating/compute").get_data(as_text=True)
+    token = re.search(r'name="_token" value="([^"]+)"', form).group(1)
+    # A double-click: the same form twice starts one job.
+    for _ in range(2):
+        response = browser.post("/star_rating/compute", {"period": period, "_token": token},
+                                form_url="/star_rating/compute")
+        assert response.status_code == 302
+        assert f"_flt_0_period={period}" in response.headers["Location"]
+    [job] = rating_jobs(ctx, period)
+    rated = ctx.execute(text("SELECT count(*) FROM star_rating WHERE period = :p"),
+                        {"p": period}).scalar()
+    zuzhibu = ctx.execute(text("SELECT id FROM ab_user WHERE username = 'zuzhibu'")).scalar()
+    assert (job.status, job.done, job.total, job.user_id) == ("已完成", rated, rated, zuzhibu)
+    assert job.message.startswith(f"{fixture_period['year']}年第2季度星级评定已计算")
+    # The outcome is told on the list, and the job is on 我的任务.
+    listed = browser.get(response.headers["Location"]).get_data(as_text=True)
+    assert job.message in listed
+    mine = browser.get("/jobs/").get_data(as_text=True)
+    assert f"计算{fixture_period['year']}年第2季度星级评定" in mine and f"/jobs/{job.id}" in mine
+    # A period written wrong is refused at once: no job.
+    page = browser.post("/star_rating/compute", {"period": "2026Q5"},
+                        form_url="/star_rating/compute", follow_redirects=True)
+    assert "评定期间应写作" in page.get_data(as_text=True)
+    assert not rating_jobs(ctx, "2026Q5")
+
+
+def test_the_api_starts_a_job_and_tells_its_outcome(ctx, api, fixture_period):
+    period = fixture_period["period"]
+    done = compute(api, period)
+    assert done.status_code == 200
+    [job] = rating_jobs(ctx, period)
+    assert done.json["result"] == {"period": period, "message": job.message,
+                                   "ratings": job.done, "job": job.id}
+    # The job's state is the user's through the API too.
+    client, headers = api("zuzhibu")
+    assert client.get(f"/api/v1/job/{job.id}", headers=headers).json["status"] == "已完成"
+
+
+def test_the_scheduled_run_rates_the_quarter_just_ended_once(app, ctx, api, fixture_period,
+                                                             monkeypatch):
+    """Beat's run (no user, no period): the quarter just ended; run again — beat's second
+    delivery, or a second beat — it leaves the ratings as the raters have them."""
+    from app import jobs
+    from app.services import cobuild
+
+    period = fixture_period["period"]
+    monkeypatch.setattr(cobuild, "previous_quarter", lambda: period)
+    units = fixture_period["units"]
+    with app.app_context():
+        jobs.run(jobs.start("rate_stars", jobs.KINDS["rate_stars"].title, None).id)
+    a = rating(ctx, "unit", units["A"], period)
+    assert (a.score, a.stars, a.status) == (Decimal("90.00"), 5, "已计算")
+    client, headers = api("zuzhibu")
+    assert client.post(f"/api/v1/star_rating/{a.id}/transition/review",
+                       headers=headers).status_code == 200
+    with app.app_context():
+        again = jobs.start("rate_stars", jobs.KINDS["rate_stars"].title, None).id
+        jobs.run(again)
+    status, message = ctx.execute(text("SELECT status, message FROM job WHERE id = :j"),
+                                  {"j": again}).one()
+    assert status == "已完成" and message == f"{period} 的星级评定已计算，本次未重新计算"
+    assert rating(ctx, "unit", units["A"], period).status == "已审核"

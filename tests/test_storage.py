@@ -227,10 +227,11 @@ def test_a_purged_record_takes_its_file_and_the_scheduled_purge_is_safe_twice(ct
     assert ctx.execute(text("SELECT count(*) FROM file_chunk WHERE file_id=:f"), {"f": file_id}).scalar() == 0
 
 
-def test_beat_schedules_the_purge_and_the_meetings(app):
+def test_beat_schedules_the_purge_the_meetings_and_the_star_ratings(app):
     from app.jobs import KINDS, celery
 
     schedule = celery.conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} == {"gongjian.scheduled"}
-    assert {entry["args"][0] for entry in schedule.values()} == {"purge", "generate_meetings"}
+    assert {entry["args"][0] for entry in schedule.values()} == {"purge", "generate_meetings",
+                                                                  "rate_stars"}
     assert all(entry["args"][0] in KINDS for entry in schedule.values())

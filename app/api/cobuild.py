@@ -1,11 +1,13 @@
 """REST resources of co-building, with their workflow moves; the agreement's scanned file and
 the star-rating run are served here too."""
+import json
+
 from flask import request
 from flask_appbuilder import expose
 from flask_appbuilder.api import safe
 from flask_appbuilder.security.decorators import protect
 
-from app import storage
+from app import jobs, storage
 from app.errors import DomainError
 from app.models.cobuild import (
     Agreement,
@@ -18,6 +20,8 @@ from app.models.cobuild import (
     StarRating,
     UnitRegistration,
 )
+from app.models.jobs import FINISHED, JobStatus
+from app.security.principal import _request_user
 from app.services.cobuild import (
     AGREEMENT_FLOW,
     MEMBER_REGISTRATION_FLOW,
@@ -26,7 +30,6 @@ from app.services.cobuild import (
     STAR_RATING_FLOW,
     UNIT_REGISTRATION_FLOW,
     agreement_file,
-    compute_ratings,
     store_agreement_file,
 )
 from app.views.base import EntityApi
@@ -203,12 +206,21 @@ class StarRatingApi(EntityApi):
     @protect()
     @safe
     def compute(self):
-        """Compute a period's ratings: JSON body {"period": "2026Q1"} (or "2026")."""
+        """Compute a period's ratings: JSON body {"period": "2026Q1"} (or "2026"), as a job
+        (app/jobs.py). On a worker: 202 and the job's URL; run in the request (no broker):
+        200 with its message, or 422 with why it failed."""
         body = request.get_json(silent=True) or {}
         try:
-            done = compute_ratings(self.datamodel.session, str(body.get("period", "")))
+            job = jobs.rate_stars(str(body.get("period", "")), _request_user(),
+                                  self.class_permission_name, body.get("token"))
+        except jobs.JobRefused as exc:
+            return self.response(503, message=str(exc))
         except DomainError as exc:
             return self.response_422(message=str(exc))
-        return self.response(200, result={"period": done["period"].code, "units": done["unit"],
-                                          "members": done["member"],
-                                          "not_rated": done["not_rated"]})
+        if job.status not in FINISHED:
+            return self.response(202, job=job.id, status=job.status, url=f"/api/v1/job/{job.id}")
+        if job.status != JobStatus.DONE:
+            return self.response_422(message=job.message)
+        return self.response(200, result={"period": json.loads(job.params)["period"],
+                                          "message": job.message, "ratings": job.done,
+                                          "job": job.id})

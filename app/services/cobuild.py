@@ -497,10 +497,11 @@ def _year_ratings(session, period, subjects):
     return results
 
 
-def compute_ratings(session, period_text: str) -> dict:
+def compute_ratings(session, period_text: str, progress=None, commit: bool = True) -> dict:
     """Compute (or recompute) a period's star ratings of the units and members in the acting
-    user's scope, and commit. A published period is refused; a reviewed one goes back to
-    已计算. Returns counts for the message."""
+    user's scope, and commit (`commit=False`: flush only — the job commits them with its end,
+    app/jobs.py). A published period is refused; a reviewed one goes back to 已计算.
+    `progress(done, total)` is told the ratings written. Returns counts for the message."""
     period = parse_period(period_text)
     table = _star_table()
     floor = float(current_app.config["STAR_RATING_FLOOR"])
@@ -531,8 +532,11 @@ def compute_ratings(session, period_text: str) -> dict:
     counts = {"unit": 0, "member": 0, "not_rated": 0}
     session.info[audit.SKIP_ROWS] = True  # one record for the run, below, not one per rating
     try:
-        with committed(session, f"{period.label}的星级评定正由他人计算或审核，请稍后重试"):
-            for (subject, i), (score, note, inputs) in computed.items():
+        with committed(session, f"{period.label}的星级评定正由他人计算或审核，请稍后重试",
+                       commit=commit):
+            for written, ((subject, i), (score, note, inputs)) in enumerate(computed.items()):
+                if progress is not None:
+                    progress(written, len(computed))
                 rating = existing.get((subject, i))
                 if rating is None:
                     rating = StarRating(subject_type=subject, period=period.code,
@@ -557,7 +561,29 @@ def compute_ratings(session, period_text: str) -> dict:
                 "members": counts["member"], "not_rated": counts["not_rated"]})
     finally:
         session.info.pop(audit.SKIP_ROWS, None)
+    if progress is not None:
+        progress(len(computed), len(computed))
     return {"period": period, **counts}
+
+
+def rated_message(done: dict) -> str:
+    """What a star-rating run tells its user (the page, the job, the command line)."""
+    return (f"{done['period'].label}星级评定已计算：驻区单位 {done['unit']} 个、党员 "
+            f"{done['member']} 名，其中不予评星 {done['not_rated']} 个")
+
+
+def rating_count(session, period_code: str) -> int:
+    """How many live ratings a period has (any status)."""
+    with unscoped():
+        return session.execute(select(func.count()).select_from(StarRating).where(
+            StarRating.period == period_code, StarRating.deleted_on.is_(None))).scalar()
+
+
+def previous_quarter() -> str:
+    """The last quarter that has ended (the scheduled run's period)."""
+    today = clock.today()
+    quarter = (today.month - 1) // 3 + 1
+    return f"{today.year}Q{quarter - 1}" if quarter > 1 else f"{today.year - 1}Q4"
 
 
 def _reviewed(rating, data, principal):

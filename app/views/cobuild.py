@@ -1,6 +1,8 @@
 """Views of co-building: agreements (with their scanned files), dual registration (with the
 printable 报到回执 and 报到证), service posts and claims, service records, point rules, the
 ledger (read-only) and star ratings (computed, reviewed, published)."""
+import json
+
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
@@ -8,7 +10,7 @@ from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 from wtforms import TextAreaField
 
-from app import storage
+from app import jobs, storage
 from app.errors import DomainError
 from app.extensions import db
 from app.models.cobuild import (
@@ -23,7 +25,9 @@ from app.models.cobuild import (
     StarRating,
     UnitRegistration,
 )
+from app.models.jobs import FINISHED, JobStatus
 from app.models.org import Member, Unit
+from app.security.principal import _request_user
 from app.services.cobuild import (
     AGREEMENT_FLOW,
     MEMBER_REGISTRATION_FLOW,
@@ -32,7 +36,6 @@ from app.services.cobuild import (
     STAR_RATING_FLOW,
     UNIT_REGISTRATION_FLOW,
     agreement_file,
-    compute_ratings,
     member_summary,
     recent_periods,
     size_text,
@@ -247,17 +250,24 @@ class StarRatingView(EntityView):
     @expose("/compute", methods=["GET", "POST"])
     @has_access
     def compute(self):
-        """The star-rating run of a period (a quarter, or a year from its quarters)."""
+        """The star-rating run of a period (a quarter, or a year from its quarters): a job
+        (app/jobs.py) — on a worker, its page (我的任务); run in the request (no broker), its
+        outcome here."""
         if request.method == "POST":
             try:
-                done = compute_ratings(self.datamodel.session, request.form.get("period", ""))
+                job = jobs.rate_stars(request.form.get("period", ""), _request_user(),
+                                      self.class_permission_name, request.form.get("_token"))
             except DomainError as exc:
                 flash(str(exc), "danger")
             else:
-                flash(f"{done['period'].label}星级评定已计算：驻区单位 {done['unit']} 个、党员 "
-                      f"{done['member']} 名，其中不予评星 {done['not_rated']} 个", "success")
-                return redirect(url_for(f"{self.endpoint}.list")
-                                + f"?_flt_0_period={done['period'].code}")
+                if job.status not in FINISHED:
+                    return redirect(url_for("JobView.show", pk=job.id))
+                if job.status != JobStatus.DONE:
+                    flash(job.message, "danger")
+                else:
+                    flash(job.message, "success")
+                    period = json.loads(job.params)["period"]
+                    return redirect(url_for(f"{self.endpoint}.list") + f"?_flt_0_period={period}")
         return self.render_template("cobuild/star_rating_compute.html", title="计算星级评定",
                                     periods=recent_periods())
 
