@@ -204,3 +204,43 @@ def test_the_api_answers_202_and_the_jobs_url(ctx, api, limits):
     other, other_headers = api("admin")
     assert other.get(url, headers=other_headers).status_code == 404
     assert other.get(url).status_code == 401
+
+
+@pytest.fixture
+def full_temporary_disk(monkeypatch):
+    """The temporary folder's disk full: a spooled file (an Excel export's, PostgreSQL's CSV
+    copy) refuses its writes with ENOSPC once past a few kilobytes, as when it rolls over to
+    the disk."""
+    import errno
+    import tempfile
+
+    class FullSpool(tempfile.SpooledTemporaryFile):
+        written = 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", FullSpool)
+
+
+def test_a_full_temporary_disk_fails_the_job_and_offers_no_file(ctx, as_user, limits,
+                                                               full_temporary_disk):
+    limits(export=10)
+    counts = ("SELECT (SELECT count(*) FROM stored_file), (SELECT count(*) FROM file_chunk), "
+              "(SELECT count(*) FROM audit_log WHERE action = 'export')")
+    before = ctx.execute(text(counts)).one()
+    browser = as_user("zuzhibu")
+    job = job_id_of(browser.get("/member/export/xlsx?_token=t-full-disk"))
+    status, file_id, message = ctx.execute(text(
+        "SELECT status, file_id, message FROM job WHERE id = :j"), {"j": job}).one()
+    assert (status, file_id) == ("失败", None)
+    assert message == "服务器临时磁盘空间不足，任务失败，未生成任何文件；请缩小范围或联系管理员"
+    # Nothing half-written: no file, no chunk, no export recorded; no link offered.
+    assert ctx.execute(text(counts)).one() == before
+    page = browser.get(f"/jobs/{job}").get_data(as_text=True)
+    assert message in page and f"/jobs/{job}/download" not in page
+    assert browser.get(f"/jobs/{job}/status").get_json()["download"] is None
+    assert browser.get(f"/jobs/{job}/download").status_code == 404
