@@ -25,6 +25,10 @@ _metrics = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(
     tempfile.gettempdir(), "gongjian-metrics-" + "".join(c if c.isalnum() else "_" for c in bind)))
 shutil.rmtree(_metrics, ignore_errors=True)
 os.makedirs(_metrics, exist_ok=True)
+# gunicorn's control socket (gunicornc) beside it, one per server too: its default is one path
+# per user ($HOME/.gunicorn/gunicorn.ctl), which a second server on the machine takes over and
+# the first one's exit removes.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or _metrics.rstrip("/") + ".ctl"
 
 workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() * 2 + 1)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
