@@ -307,18 +307,20 @@ def check_import(session, procs: Processes, rows: int) -> dict:
     seconds = time.monotonic() - t0
     assert state["status"] == "已完成", state
     assert common.scalar("SELECT count(*) FROM member") == before + rows, "written exactly once"
-    # The message the worker could not acknowledge while Redis was away is handed on again
-    # after the visibility timeout: that delivery finds the job done and writes nothing.
-    time.sleep(int(procs.base["JOB_VISIBILITY_TIMEOUT"]) + 5)
-    attempts = common.scalar("SELECT attempts FROM job WHERE id = :j", j=job)
-    assert attempts == 1, f"the import ran {attempts} times"
-    assert common.scalar("SELECT count(*) FROM member") == before + rows, "written exactly once"
     log(f"import of {rows} members: a job, done in {seconds:.1f} s ({state['message']}); "
-        f"Redis restarted mid-way, /readyz 200 on both hosts (broker down, then ok), "
-        f"rows written once ({attempts} attempt)")
-    return {"import_rows": rows, "import_seconds": round(seconds, 1),
+        f"Redis restarted mid-way, /readyz 200 on both hosts (broker down, then ok)")
+    return {"import_job": job, "import_rows": rows, "import_seconds": round(seconds, 1),
             "redis_stopped_at_row": done, "readyz_broker_down": down["A"],
-            "readyz_broker_up": up["A"], "import_attempts": attempts}
+            "readyz_broker_up": up["A"]}
+
+
+def check_ran_once(job: int) -> dict:
+    """Past the visibility timeout (the kill's check waited it out, and counted the members),
+    the import Redis was restarted under was not run again: one attempt."""
+    attempts = common.scalar("SELECT attempts FROM job WHERE id = :j", j=job)
+    assert attempts == 1, f"the import Redis restarted under ran {attempts} times"
+    log("the import Redis was restarted under: still one attempt")
+    return {"import_attempts": attempts}
 
 
 def check_kill_mid_import(session, procs: Processes, rows: int) -> dict:
@@ -371,6 +373,7 @@ def main(argv=None) -> int:
             results.update(check_export(session, args.export_rows, procs.procs["worker"].pid))
             results.update(check_import(session, procs, args.import_rows))
             results.update(check_kill_mid_import(session, procs, args.kill_rows))
+            results.update(check_ran_once(results["import_job"]))
             assert procs.procs["beat"].poll() is None, "beat stays up"
         finally:
             procs.stop()
