@@ -78,10 +78,10 @@ reliability-faults-and-load: install instance
 	$(BIN)/python -m reliability.faults
 	$(BIN)/python -m reliability.load
 
-# Two hosts, a worker and beat (issue 21). Not in .ci/run for now: on main its host A answered the
-# 50,000-row service-record export inline (200) instead of as a job; see the closing note.
+# Two hosts, a worker and beat (issue 21); .ci/run runs it with 50,000 rows in at most 8 minutes
+# (TWO_HOSTS_TIMEOUT, seconds).
 two-hosts: install instance
-	timeout 900 $(BIN)/python -m reliability.two_hosts --export-rows $${TWO_HOSTS_EXPORT_ROWS:-200000}
+	timeout $${TWO_HOSTS_TIMEOUT:-900} $(BIN)/python -m reliability.two_hosts --export-rows $${TWO_HOSTS_EXPORT_ROWS:-200000}
 
 clean:
 	rm -rf $(VENV) node_modules app/static/vendor instance/gongjian.db
