@@ -170,3 +170,22 @@ def test_a_broker_that_is_down_refuses_the_job_with_a_message(ctx, as_user, brok
     broker.config["EXPORT_INLINE_MAX_ROWS"] = 100000
     small = browser.get("/member/export/csv")
     assert small.status_code == 200 and body_of(small).count(b"\n") > 10
+
+
+def test_a_star_rating_run_is_a_job_on_the_worker(ctx, api, broker, worker):
+    """计算星级评定 through the API: 202 and the job's URL; the worker computes the period as
+    the user who started it, with its progress, and the ratings are there when it is done."""
+    worker()
+    client, headers = api("zuzhibu")
+    period = "2010Q1"  # long before any data: every registered unit and active member, rated 0
+    response = client.post("/api/v1/star_rating/compute", json={"period": period},
+                           headers=headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    job = response.get_json()["job"]
+    status, done, total, attempts, message = wait_for(ctx, job, {"已完成", "失败"})
+    assert (status, attempts) == ("已完成", 1), message
+    rated = ctx.execute(text("SELECT count(*) FROM star_rating WHERE period = :p"),
+                        {"p": period}).scalar()
+    assert rated > 0 and done == total == rated
+    assert message.startswith("2010年第1季度星级评定已计算")
+    assert client.get(response.get_json()["url"], headers=headers).get_json()["status"] == "已完成"
