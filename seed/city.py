@@ -803,7 +803,7 @@ def _cobuild(ctx) -> None:
             status, start = "草拟", today + timedelta(days=rng.randint(1, 30))
             end = start + timedelta(days=3 * 365)
         elif roll >= 0.88:
-            status, end = "已到期", today - timedelta(days=rng.randint(1, 120))
+            end = today - timedelta(days=rng.randint(1, 120))  # lapsed: 已到期 by its dates
             start = end - timedelta(days=3 * 365)
         agreements.add({
             "community_id": unit.community_id, "unit_id": unit.id,

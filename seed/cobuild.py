@@ -75,7 +75,7 @@ def seed_cobuild(session, names, scale_name, tree, units, members, echo) -> dict
             status, start = "草拟", today + timedelta(days=rng.randint(1, 30))
             end = start + timedelta(days=3 * 365)
         elif roll >= 0.88:
-            status, end = "已到期", today - timedelta(days=rng.randint(1, 120))
+            end = today - timedelta(days=rng.randint(1, 120))  # lapsed: 已到期 by its dates
             start = end - timedelta(days=3 * 365)
         agreements.append({
             **stamp, "community_id": unit.community_id, "unit_id": unit.id,

@@ -43,7 +43,7 @@ class AgreementApi(EntityApi):
     list_columns = show_columns = [
         "id", "community_id", "unit_id", "title", "signed_on", "valid_from", "valid_to",
         "yearly_target", "commitments", "file_name", "file_type", "file_size",
-        "file_uploaded_on", "status", "expiring", "terminate_reason", "terminated_on", *STAMPS]
+        "file_uploaded_on", "status", "validity", "expiring", "terminate_reason", "terminated_on", *STAMPS]
     permission_of = {"upload_file": "edit", "download_file": "read"}
 
     @expose("/<int:pk>/file", methods=["POST"])

@@ -19,6 +19,8 @@ from sqlalchemy import and_, case, extract, func, literal_column, or_, select, t
 from app import clock
 from app.errors import DomainError
 from app.models.cobuild import (
+    Agreement,
+    AgreementStatus,
     MemberRegistration,
     MemberRegistrationStatus,
     PointEntry,
@@ -43,6 +45,7 @@ from app.models.lists import (
 from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit, UnitStatus
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
+from app.services.cobuild import three_ones
 
 # --- periods ----------------------------------------------------------------------------------
 
@@ -415,6 +418,28 @@ def registration_rates(session, period: Period, org_id=None):
         row["unit_rate"] = ratio(row["registered_units"], row["units"])
         row["member_rate"] = ratio(row["registered_members"], row["members"])
         rows.append(row)
+    return sorted(rows, key=lambda r: (r["community"], r["community_id"]))
+
+
+def agreement_three_ones(session, period: Period, org_id=None):
+    """Per community, the agreements in force during the period's year and how many units met
+    each of the 三个一 that year and all three (services.cobuild.three_ones)."""
+    start, end = date(period.year, 1, 1), date(period.year, 12, 31)
+    agreements = session.execute(select(Agreement).where(
+        Agreement.status == AgreementStatus.SIGNED, Agreement.valid_from <= end,
+        Agreement.valid_to >= start, _under(session, Agreement, org_id))).scalars().all()
+    judged = three_ones(session, agreements, period.year)
+    merged: dict[int, dict[str, int]] = {}
+    for agreement in agreements:
+        t, row = judged[agreement.id], merged.setdefault(agreement.community_id, dict.fromkeys(
+            ("agreements", "meetings_met", "needs_met", "all_met"), 0))
+        row["agreements"] += 1
+        row["meetings_met"] += t.meetings_met
+        row["needs_met"] += t.needs_met
+        row["all_met"] += t.all_met
+    names = _community_names(session, merged)
+    rows = [{"community_id": cid, "community": names.get(cid, f"#{cid}"), **row,
+             "rate": ratio(row["all_met"], row["agreements"])} for cid, row in merged.items()]
     return sorted(rows, key=lambda r: (r["community"], r["community_id"]))
 
 

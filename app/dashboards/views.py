@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import Response, abort, request
 from flask_appbuilder import BaseView, expose
@@ -24,6 +24,7 @@ from app.dashboards import figures as F
 from app.dashboards.links import (
     EQ,
     FLAG,
+    GREATER,
     IN,
     NOT_EQ,
     RELATION,
@@ -37,7 +38,12 @@ from app.dashboards.links import (
 from app.errors import DomainError
 from app.extensions import db
 from app.i18n import N_
-from app.models.cobuild import MemberRegistrationStatus, RecordStatus, UnitRegistrationStatus
+from app.models.cobuild import (
+    AgreementStatus,
+    MemberRegistrationStatus,
+    RecordStatus,
+    UnitRegistrationStatus,
+)
 from app.models.lists import NEED_DONE, NEED_STATUSES, NeedStatus
 from app.models.meetings import MeetingStatus
 from app.models.org import Organization
@@ -92,6 +98,9 @@ FIGURES = {f.name: f for f in [
            {"community": "社区", "units": "在册单位", "registered_units": "已报到单位",
             "unit_rate": "单位报到率", "members": "在职党员", "registered_members": "已报到党员",
             "member_rate": "党员报到率"}),
+    Figure("agreement_three_ones", N_("协议“三个一”"), F.agreement_three_ones,
+           {"community": "社区", "agreements": "有效协议", "meetings_met": "每季参会",
+            "needs_met": "办结需求达标", "all_met": "三个一均达标", RATE: "达标率"}),
     Figure("members_by_grid", N_("各网格党员"), F.members_by_grid,
            {"grid": "网格", "members": "党员", "red": "红色网格员", "household": "党员中心户"}),
     Figure("member_points_leaderboard", N_("党员积分排行"), F.member_points_leaderboard,
@@ -338,6 +347,17 @@ class Board:
                                 ("status", EQ, "已报到"), *registered) for r in regs],
                       [r[key] for r in regs])
         section.charts.append(chart)
+
+        pledges = rows["agreement_three_ones"]
+        total, met = (sum(r[k] for r in pledges) for k in ("agreements", "all_met"))
+        year = date(self.period.year, 1, 1), date(self.period.year, 12, 31)
+        section.cards.append(card(
+            N_("协议“三个一”达标率"), percent(F.ratio(met, total)),
+            f"{self.period.year}年三个一均达标 {met} / 有效协议 {total}",
+            list_url("agreement", ("status", EQ, AgreementStatus.SIGNED),
+                     ("valid_from", SMALLER, year[1] + timedelta(days=1)),
+                     ("valid_to", GREATER, year[0] - timedelta(days=1)), *under(self.org_id)),
+            total, "agreement_three_ones"))
 
         grids = rows["members_by_grid"]
         chart = Chart("members_by_grid", N_("各网格党员、红色网格员、党员中心户"), "members_by_grid",

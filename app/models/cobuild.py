@@ -22,6 +22,7 @@ from sqlalchemy import (
     event,
     inspect,
     literal,
+    null,
     select,
     update,
 )
@@ -51,8 +52,17 @@ class AgreementStatus(StrEnum):
 
     DRAFT = "草拟"
     SIGNED = "已签订"
-    EXPIRED = "已到期"
     TERMINATED = "已终止"
+
+
+class Validity(StrEnum):
+    """A signed agreement's 有效状态, computed from its dates and today — never stored, so
+    nobody has to click an agreement into 已到期."""
+
+    PENDING = "未生效"
+    VALID = "有效"
+    EXPIRING = "即将到期"
+    EXPIRED = "已到期"
 
 
 class UnitRegistrationStatus(StrEnum):
@@ -96,6 +106,7 @@ class RatingStatus(StrEnum):
 
 
 AGREEMENT_STATUSES = state_choices(AgreementStatus)
+VALIDITIES = state_choices(Validity)
 UNIT_REGISTRATION_STATUSES = state_choices(UnitRegistrationStatus)
 MEMBER_REGISTRATION_STATUSES = state_choices(MemberRegistrationStatus)
 REGISTRATION_ACTIVE = (MemberRegistrationStatus.PENDING, MemberRegistrationStatus.REGISTERED)
@@ -194,7 +205,10 @@ class Agreement(Entity):
         "community": lambda: Organization.type == "community",
         "unit": lambda: Unit.status == UnitStatus.REGISTERED,
     }
-    __extra_labels__ = {"expiring": N_("即将到期"), "expiry_note": N_("到期提醒")}
+    __extra_labels__ = {"validity": N_("有效状态"), "expiring": N_("即将到期"),
+                        "expiry_note": N_("到期提醒")}
+    # Computed columns that take one of several values (filtered by value, not as a yes/no).
+    __computed_choices__ = {"validity": VALIDITIES}
 
     community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
                           info=caption("社区"))
@@ -225,24 +239,49 @@ class Agreement(Entity):
     unit = relationship("Unit", info=caption("驻区单位"))
 
     @hybrid_property
+    def validity(self) -> str | None:
+        """有效状态 of a signed agreement (None for a draft or a terminated one)."""
+        if self.status != AgreementStatus.SIGNED or self.valid_from is None or self.valid_to is None:
+            return None
+        today = clock.today()
+        if self.valid_from > today:
+            return Validity.PENDING
+        if self.valid_to < today:
+            return Validity.EXPIRED
+        if self.valid_to <= today + timedelta(days=EXPIRY_WARNING_DAYS):
+            return Validity.EXPIRING
+        return Validity.VALID
+
+    @validity.inplace.expression
+    @classmethod
+    def _validity_expression(cls):
+        today = clock.today()
+        return case((cls.status != AgreementStatus.SIGNED, null()),
+                    (cls.valid_from > today, literal(Validity.PENDING.value)),
+                    (cls.valid_to < today, literal(Validity.EXPIRED.value)),
+                    (cls.valid_to <= today + timedelta(days=EXPIRY_WARNING_DAYS),
+                     literal(Validity.EXPIRING.value)),
+                    else_=literal(Validity.VALID.value))
+
+    @hybrid_property
     def expiring(self) -> bool:
-        """Signed and ending within the warning period (or already past its end): computed in
-        the query from the dates, never a stored flag."""
-        return bool(self.status == AgreementStatus.SIGNED and self.valid_to is not None
-                    and self.valid_to <= clock.today() + timedelta(days=EXPIRY_WARNING_DAYS))
+        """In force and ending within the warning period (DOMAIN.md §2)."""
+        return self.validity == Validity.EXPIRING
 
     @expiring.inplace.expression
     @classmethod
     def _expiring_expression(cls):
-        return and_(cls.status == AgreementStatus.SIGNED,
-                    cls.valid_to <= clock.today() + timedelta(days=EXPIRY_WARNING_DAYS))
+        today = clock.today()
+        return and_(cls.status == AgreementStatus.SIGNED, cls.valid_from <= today,
+                    cls.valid_to >= today,
+                    cls.valid_to <= today + timedelta(days=EXPIRY_WARNING_DAYS))
 
     @property
     def expiry_note(self) -> str:
         if not self.expiring:
             return ""
         days = (self.valid_to - clock.today()).days
-        return "已过有效期，请办理到期" if days < 0 else ("今天到期" if days == 0 else f"{days}天后到期")
+        return "今天到期" if days == 0 else f"{days}天后到期"
 
     def validate(self, session) -> None:
         _defaults(self)

@@ -35,7 +35,8 @@ from app.models.cobuild import (
     UnitRegistration,
     UnitRegistrationStatus,
 )
-from app.models.lists import Need, NeedStatus
+from app.models.lists import NEED_DONE, Need
+from app.models.meetings import PRESENT, Attendance, BodyMember, Meeting, MeetingStatus
 from app.models.org import Member, MemberStatus, Unit, UnitStatus
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
 from app.security.scope import Principal, may_write, unscoped
@@ -63,12 +64,6 @@ def _sign(agreement, data, principal):
     agreement.signed_on = signed_on
 
 
-def _lapsed(agreement, principal):
-    if agreement.valid_to and agreement.valid_to < clock.today():
-        return True
-    return f"协议有效期至{agreement.valid_to}，尚未到期"
-
-
 def _terminate(agreement, data, principal):
     agreement.terminate_reason = data["reason"]
     agreement.terminated_on = clock.today()
@@ -77,10 +72,69 @@ def _terminate(agreement, data, principal):
 AGREEMENT_FLOW = Workflow(Agreement, (
     Transition("sign", "签订", (AgreementStatus.DRAFT,), AgreementStatus.SIGNED, ADMIN_GROUP, style="success", apply=_sign,
                fields=(Field("signed_on", "签订日期", "date", required=True),)),
-    Transition("expire", "办理到期", (AgreementStatus.SIGNED,), AgreementStatus.EXPIRED, ADMIN_GROUP, rule=_lapsed, style="warning"),
     Transition("terminate", "终止协议", (AgreementStatus.DRAFT, AgreementStatus.SIGNED), AgreementStatus.TERMINATED, ADMIN_GROUP, apply=_terminate,
                fields=(Field("reason", "终止原因", "textarea", required=True),), style="danger"),
 ))
+
+
+@dataclass
+class ThreeOnes:
+    """An agreement's 三个一 in a year (DOMAIN.md §1): signed and in force; the unit at a joint
+    meeting in every quarter its bodies met; problems solved (needs it closed) against the
+    agreement's yearly target."""
+
+    year: int
+    in_force: bool
+    quarters_held: int
+    quarters_attended: int
+    needs_closed: int
+    target: int
+
+    @property
+    def meetings_met(self) -> bool:
+        return self.quarters_held > 0 and self.quarters_attended >= self.quarters_held
+
+    @property
+    def needs_met(self) -> bool:
+        return self.needs_closed >= self.target
+
+    @property
+    def all_met(self) -> bool:
+        return self.in_force and self.meetings_met and self.needs_met
+
+
+def three_ones(session, agreements: Sequence[Agreement], year: int) -> dict[int, ThreeOnes]:
+    """Each agreement's 三个一 in `year`, up to today — three queries for all of them."""
+    units = {a.unit_id for a in agreements}
+    if not units:
+        return {}
+    start, end = date(year, 1, 1), min(date(year, 12, 31), clock.today())
+
+    def quarter(day) -> int:
+        return (day.month - 1) // 3 + 1
+
+    held_in_year = (Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end))
+    held, attended = defaultdict(set), defaultdict(set)
+    for unit_id, day in session.execute(
+            select(BodyMember.unit_id, Meeting.held_on).distinct()
+            .join(Meeting, Meeting.body_id == BodyMember.body_id)
+            .where(BodyMember.unit_id.in_(units), *held_in_year)):
+        held[unit_id].add(quarter(day))
+    for unit_id, day in session.execute(
+            select(Attendance.unit_id, Meeting.held_on).distinct()
+            .join(Meeting, Meeting.id == Attendance.meeting_id)
+            .where(Attendance.unit_id.in_(units), Attendance.status.in_(PRESENT), *held_in_year)):
+        attended[unit_id].add(quarter(day))
+    closed = dict(session.execute(
+        select(Need.assigned_unit_id, func.count(Need.id))
+        .where(Need.assigned_unit_id.in_(units), Need.status.in_(NEED_DONE),
+               Need.completed_on >= clock.day_begins(start), Need.completed_on < clock.day_ends(end))
+        .group_by(Need.assigned_unit_id)).all())
+    return {a.id: ThreeOnes(
+        year=year,
+        in_force=a.status == AgreementStatus.SIGNED and a.valid_from <= end and a.valid_to >= start,
+        quarters_held=len(held[a.unit_id]), quarters_attended=len(attended[a.unit_id] & held[a.unit_id]),
+        needs_closed=closed.get(a.unit_id, 0), target=a.yearly_target or 0) for a in agreements}
 
 
 # --- the agreements' scanned files ----------------------------------------------------------
@@ -376,9 +430,6 @@ def unit_registration_rates(session, period, ids) -> dict[int, float | None]:
     return {i: (done[i] / totals[i] if totals[i] else None) for i in ids}
 
 
-NEED_DONE = (NeedStatus.DONE, NeedStatus.VISITED)
-
-
 def unit_completion_rates(session, period, ids) -> dict[int, float | None]:
     """Needs dispatched to each unit in the period and closed ÷ needs dispatched to it in the
     period (None: none was dispatched to it)."""
@@ -651,6 +702,7 @@ def unit_summary(session, unit) -> dict:
             Member.work_unit_id == unit.id)).scalar(),
         "registration": registration,
         "agreements": agreements,
+        "three_ones": three_ones(session, agreements, clock.today().year),
         "members": len(members),
         "registered": registered,
         "registration_rate": registered / len(members) if members else None,

@@ -42,6 +42,7 @@ from app.views.fields import (
     checked_by,
     choice_fields,
     choices_response,
+    computed_field,
     flag_field,
     related_fields,
     within_field,
@@ -107,6 +108,10 @@ class EntityView(EntityBase, Transfers, ModelView):
         for flag in flags_of(model):
             if flag in searched:
                 cls.search_form_extra_fields[flag] = flag_field(cls.label_columns.get(flag, flag))
+        for name, choices in getattr(model, "__computed_choices__", {}).items():
+            if name in searched:
+                cls.search_form_extra_fields[name] = computed_field(
+                    cls.label_columns.get(name, name), choices)
 
     @classmethod
     def declare_bulk_moves(cls) -> None:

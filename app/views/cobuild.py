@@ -10,7 +10,7 @@ from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 from wtforms import TextAreaField
 
-from app import jobs, storage
+from app import clock, jobs, storage
 from app.errors import DomainError
 from app.extensions import db
 from app.models.cobuild import (
@@ -40,6 +40,7 @@ from app.services.cobuild import (
     recent_periods,
     size_text,
     store_agreement_file,
+    three_ones,
     unit_summary,
 )
 from app.views.base import EntityView
@@ -57,13 +58,13 @@ class AgreementView(EntityView):
     show_template = "cobuild/agreement_show.html"
     list_template = "cobuild/agreement_list.html"
     list_columns = ["title", "community", "unit", "valid_from", "valid_to", "status",
-                    "expiry_note"]
+                    "validity", "expiry_note"]
     show_columns = ["title", "community", "unit", "signed_on", "valid_from", "valid_to",
                     "yearly_target", "commitments", "file_name", "file_uploaded_on", "status",
-                    "expiry_note", "terminate_reason", "terminated_on", *AUDIT_COLUMNS]
+                    "validity", "expiry_note", "terminate_reason", "terminated_on", *AUDIT_COLUMNS]
     add_columns = edit_columns = ["community", "unit", "title", "valid_from", "valid_to",
                                   "yearly_target", "commitments"]
-    search_columns = ["title", "community", "unit", "status", "expiring"]
+    search_columns = ["title", "community", "unit", "status", "validity", "expiring"]
     order_columns = ["title", "valid_from", "valid_to", "status"]
     base_order = ("valid_to", "asc")
     permission_of = {"upload": "edit", "scan": "read"}
@@ -74,7 +75,10 @@ class AgreementView(EntityView):
 
     def _show(self, pk):
         widgets = super()._show(pk)
-        widgets["agreement"] = self.datamodel.get(pk)
+        agreement = widgets["agreement"] = self.datamodel.get(pk)
+        if agreement is not None:
+            widgets["three_ones"] = three_ones(self.datamodel.session, [agreement],
+                                               clock.today().year)[agreement.id]
         return widgets
 
     @expose("/upload/<int:pk>", methods=["GET", "POST"])

@@ -168,6 +168,12 @@ def within_field(label) -> AjaxSelectField:
                            url="/organization/choices/parent")
 
 
+def computed_field(label, choices: dict) -> SelectField:
+    """The search form's box of a computed column of several values (its words)."""
+    return SelectField(label, choices=[SelectChoice(value, lazy_gettext(word))
+                                       for value, word in choices.items()])
+
+
 def flag_field(label) -> SelectField:
     """The search form's yes/no box of a computed flag."""
     return SelectField(label, choices=[SelectChoice("1", lazy_gettext("是")),

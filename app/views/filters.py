@@ -30,6 +30,17 @@ class FilterFlag(BaseFilter):
         return query.filter(~flag)
 
 
+class FilterComputed(BaseFilter):
+    """A computed column of several values (a hybrid property named in the model's
+    `__computed_choices__`, such as an agreement's 有效状态) equal to one of them, in SQL."""
+
+    name = lazy_gettext("等于")
+    arg_name = "eq"
+
+    def apply(self, query, value):
+        return query.filter(getattr(self.model, self.column_name) == str(value).strip())
+
+
 # The filter every list offers on where its rows sit in the organisation tree: a street's
 # drill-down from a figure lists what its communities hold (`_flt_0_within=<node id>`).
 WITHIN = "within"
@@ -52,7 +63,8 @@ class FilterWithin(BaseFilter):
 
 
 class EntityFilterConverter(SQLAFilterConverter):
-    conversion_table = (("is_flag", [FilterFlag]), ("is_within", [FilterWithin]),
+    conversion_table = (("is_flag", [FilterFlag]), ("is_computed", [FilterComputed]),
+                        ("is_within", [FilterWithin]),
                         ("is_datetime", DATETIME_FILTERS)) + SQLAFilterConverter.conversion_table
 
 
@@ -61,4 +73,5 @@ def flags_of(model) -> tuple[str, ...]:
     """The model's computed yes/no flags (hybrid properties), filterable like columns (asked
     for every column of every list page: read once per model)."""
     return tuple(attr.__name__ for attr in inspect(model).all_orm_descriptors
-                 if isinstance(attr, hybrid_property))
+                 if isinstance(attr, hybrid_property)
+                 and attr.__name__ not in getattr(model, "__computed_choices__", {}))

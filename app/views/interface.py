@@ -11,7 +11,14 @@ from sqlalchemy.orm import selectinload
 
 from app.errors import ID_RANGE, committed, storable_id
 from app.security.scope import current_principal
-from app.views.filters import WITHIN, EntityFilterConverter, FilterFlag, FilterWithin, flags_of
+from app.views.filters import (
+    WITHIN,
+    EntityFilterConverter,
+    FilterComputed,
+    FilterFlag,
+    FilterWithin,
+    flags_of,
+)
 
 
 class BoundedCount(int):
@@ -108,6 +115,9 @@ class ScopedInterface(SQLAInterface):
     def is_flag(self, col_name: str) -> bool:
         return col_name in flags_of(self.obj)
 
+    def is_computed(self, col_name: str) -> bool:
+        return col_name in getattr(self.obj, "__computed_choices__", {})
+
     def is_within(self, col_name: str) -> bool:
         return col_name == WITHIN and bool(self.obj.__scope__.org)
 
@@ -117,6 +127,8 @@ class ScopedInterface(SQLAInterface):
         filters = super().get_filters(search_columns, search_filters)
         for name in flags_of(self.obj):
             filters._all_filters[name] = [FilterFlag(name, self)]
+        for name in getattr(self.obj, "__computed_choices__", {}):
+            filters._all_filters[name] = [FilterComputed(name, self)]
         if self.is_within(WITHIN):
             filters._all_filters[WITHIN] = [FilterWithin(WITHIN, self)]
         return filters

@@ -104,7 +104,7 @@ MOVES = {
                    "UnitLiaison Member": "claim cancel fulfil"},
     "meeting": {ADMINS: "hold cancel replan"},
     "resolution": {ADMINS: "start close reopen", "UnitLiaison": "start"},
-    "agreement": {ADMINS: "sign expire terminate"},
+    "agreement": {ADMINS: "sign terminate"},
     "unit_registration": {ADMINS: "confirm cancel"},
     "member_registration": {ADMINS: "confirm transfer_out cancel"},
     "post_claim": {ADMINS + " Member": "withdraw"},
