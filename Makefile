@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := run.py
 
-.PHONY: two-hosts reliability-faults-and-load run test lint install assets instance db serve bench reliability clean
+.PHONY: two-hosts reliability-faults-and-load reliability-intake run test lint install assets instance db serve bench reliability clean
 
 # Each step says what it does first: a fresh machine spends minutes in pip and npm.
 $(BIN)/activate: requirements.txt requirements-dev.txt
@@ -71,12 +71,18 @@ bench: install instance
 # full/read-only faults, kill -9 of a worker mid-import and mid-export, a PostgreSQL restart,
 # then the load (RELIABILITY_LOAD_SECONDS, default 180), then two hosts with a worker and beat
 # (reliability/two_hosts.py; TWO_HOSTS_EXPORT_ROWS, default 200,000). Figures in artifacts/reliability/.
-reliability: reliability-faults-and-load two-hosts
+reliability: reliability-faults-and-load reliability-intake two-hosts
 
 reliability-faults-and-load: install instance
 	$(BIN)/python -m pytest -q -p no:cacheprovider reliability/test_sqlite_faults.py
 	$(BIN)/python -m reliability.faults
 	$(BIN)/python -m reliability.load
+
+# Residents' public intake (issue 22): 200 submissions a minute from 50 loopback addresses
+# (127.0.0.2–51) for RELIABILITY_INTAKE_SECONDS (default 180), limits in Redis (db 2 unless
+# RELIABILITY_REDIS_URL): the accepted all stored, the rest 429 in Chinese, no error.
+reliability-intake: install instance
+	$(BIN)/python -m reliability.intake
 
 # Two hosts, a worker and beat (issue 21); .ci/run runs it with 50,000 rows in at most 8 minutes
 # (TWO_HOSTS_TIMEOUT, seconds).
