@@ -290,7 +290,8 @@ def test_a_guessed_code_is_404_and_lookups_are_limited_per_address(app, monkeypa
     assert answers == [404, 404, 404, 429, 429]
 
 
-def test_the_resident_rates_once_after_done_and_the_review_adopts_it(app, ctx, shequ, category, as_user):
+def test_the_resident_rates_once_after_done_and_the_review_adopts_it(app, ctx, shequ, category, as_user,
+                                                                   api):
     resident = Resident(app)
     code = code_of(resident.file(shequ.code, category=category))
     page = resident.get(f"/public/track/{code}").get_data(as_text=True)
@@ -311,6 +312,9 @@ def test_the_resident_rates_once_after_done_and_the_review_adopts_it(app, ctx, s
     assert twice.status_code == 400 and "只能评价一次" in twice.get_data(as_text=True)
     need = need_of(ctx, code)
     assert (need.resident_satisfaction, need.resident_comment, need.satisfaction) == (4, "很快", None)
+    client, headers = api("shequ01")
+    shown = client.get(f"/api/v1/need/{need.id}", headers=headers).json["result"]
+    assert (shown["resident_satisfaction"], shown["resident_comment"]) == (4, "很快")
     admin = as_user("shequ01")
     show = admin.get(f"/need/show/{need.id}").get_data(as_text=True)
     assert "采用居民评价" in show
@@ -328,6 +332,10 @@ def test_the_poster_encodes_the_public_intake_url_and_is_linked_for_admins(app, 
     assert poster.status_code == 200 and "<svg" in page and url in page and "A4" in page
     assert f"/public/poster/{shequ.code}" in as_user("shequ01").get(
         f"/organization/show/{shequ.id}").get_data(as_text=True)
+    assert f"/public/poster/{shequ.code}" not in as_user("shenji").get(
+        f"/organization/show/{shequ.id}").get_data(as_text=True)  # read-only: no poster
+    board = Resident(app).get(f"/public/community/{shequ.id}").get_data(as_text=True)
+    assert f'href="/public/intake/{shequ.code}"' in board
 
 
 def test_a_members_own_report_keeps_the_source_it_chose(app, ctx, as_user, category):

@@ -34,8 +34,9 @@ class NeedApi(EntityApi):
         "submitted_by_member_id", "reject_reason", "assigned_unit_id", "dispatch_note",
         "deadline", "overdue", "overdue_step", "plan", "plan_due", "decline_reason", "result",
         "accepted_on", "dispatched_on",
-        "taken_on", "completed_on", "visitor", "visited_on", "satisfaction", "visit_comment",
-        "created_on"]
+        "taken_on", "completed_on", "repeat_reports", "resident_satisfaction",
+        "resident_comment", "resident_rated_on", "visitor", "visited_on", "satisfaction",
+        "visit_comment", "created_on"]
 
 
 class MicroWishApi(EntityApi):
