@@ -127,7 +127,40 @@ class Config:
         "rate-stars": {"task": "gongjian.scheduled", "args": ("rate_stars",),
                        "schedule": crontab(day_of_month=2, month_of_year="1,4,7,10", hour=19,
                                            minute=0)},
+        # Notices (app/services/notices.py): e-mail and webhook delivery every minute; the
+        # scheduled scans (deadlines at 80 % and passed, agreements expiring, the 25th's
+        # reminder of members without service) every ten minutes — keyed, so a run again
+        # writes nothing twice.
+        "deliver-notices": {"task": "gongjian.deliver_notices", "schedule": 60.0},
+        "scheduled-notices": {"task": "gongjian.scheduled", "args": ("notices",),
+                              "schedule": crontab(minute="*/10")},
     }
+    # Notices' channels besides the panel. E-mail over SMTP when MAIL_SERVER is set; a
+    # webhook (an SMS gateway, an enterprise WeChat robot) when NOTIFY_WEBHOOK_URL is set: a
+    # POST of JSON signed with HMAC-SHA256 of NOTIFY_WEBHOOK_SECRET (header
+    # X-GongJian-Signature: sha256=<hex>). A failed delivery is tried again after
+    # NOTIFY_RETRY_SECONDS, doubling each time up to NOTIFY_RETRY_MAX_SECONDS, at most
+    # NOTIFY_MAX_ATTEMPTS times; a run delivers NOTIFY_BATCH rows at a time.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS") == "1"
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "gongjian@localhost")
+    # The panel's address as recipients reach it: the links in e-mails and webhook bodies.
+    NOTIFY_BASE_URL = os.environ.get("NOTIFY_BASE_URL", "http://127.0.0.1:5000")
+    NOTIFY_WEBHOOK_URL = os.environ.get("NOTIFY_WEBHOOK_URL") or None
+    NOTIFY_WEBHOOK_SECRET = os.environ.get("NOTIFY_WEBHOOK_SECRET") or ""
+    NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_TIMEOUT_SECONDS", "10"))
+    NOTIFY_RETRY_SECONDS = int(os.environ.get("NOTIFY_RETRY_SECONDS", "30"))
+    NOTIFY_RETRY_MAX_SECONDS = int(os.environ.get("NOTIFY_RETRY_MAX_SECONDS", "900"))
+    NOTIFY_MAX_ATTEMPTS = int(os.environ.get("NOTIFY_MAX_ATTEMPTS", "20"))
+    NOTIFY_BATCH = int(os.environ.get("NOTIFY_BATCH", "200"))
+    # A row taken by a delivery run that has not finished it after this long (its worker was
+    # killed) is taken again: delivery is at least once, the key tells the receiver a repeat.
+    NOTIFY_STALE_SECONDS = int(os.environ.get("NOTIFY_STALE_SECONDS", "300"))
+    # Resolutions: "nearing their deadline" this many days before it.
+    NOTIFY_RESOLUTION_NEAR_DAYS = int(os.environ.get("NOTIFY_RESOLUTION_NEAR_DAYS", "3"))
     # Shared file storage (app/storage.py): unset or "db" keeps files in the database;
     # s3://BUCKET[/PREFIX]?endpoint_url=…&region=… keeps them in an S3-compatible bucket.
     STORAGE_URL = os.environ.get("GONGJIAN_STORAGE_URL") or "db"

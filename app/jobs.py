@@ -131,6 +131,16 @@ def scheduled(kind: str) -> None:
         run(job.id)
 
 
+@celery.task(name="gongjian.deliver_notices")
+def deliver_notices() -> None:
+    """Beat's entry, every minute: send the notices' e-mails and webhook calls that are due
+    (app/services/notices.py), in batches, for at most a minute's work."""
+    from app.services.notices import deliver
+
+    with celery.flask_app.app_context():
+        deliver(db.session)
+
+
 # --- the kinds of job ------------------------------------------------------------------------
 
 @dataclass
@@ -418,3 +428,11 @@ def rate_stars(period_text: str, user, resource: str, form_token: str | None = N
                 {"period": period.code, "right": ["can_compute", resource]},
                 resource=resource, form_token=form_token)
     return submit(job)
+
+
+@kind("notices", "定时提醒：办理时限、协议到期、月度服务")
+def _scheduled_notices(job, params, progress):
+    from app.services.notices import scan
+
+    counts = scan(db.session)
+    progress.message = f"写入提醒 {sum(counts.values())} 条"

@@ -66,6 +66,7 @@ from app.views.meetings import (
     ResolutionView,
     SupervisionNoteView,
 )
+from app.views.messages import MessageView, unread_notices
 from app.views.mobile import MobileView
 from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
 from app.views.public import IntakeView, PublicView
@@ -161,6 +162,9 @@ def register(appbuilder) -> None:
     # The phone pages (/m/): the same rows and moves, laid out for a 390 px screen.
     appbuilder.add_view_no_menu(MobileView)
     appbuilder.add_api(JobApi)
+    # 我的消息: every logged-in user's own notices; the bell in the navigation bar counts them.
+    appbuilder.add_view_no_menu(MessageView)
+    current_app.jinja_env.globals["unread_notices"] = unread_notices
     current_app.jinja_env.globals["new_form_token"] = new_form_token
     # The co-building panels of the unit's and the member's pages.
     current_app.jinja_env.globals["cobuild_summary"] = cobuild_summary

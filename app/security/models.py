@@ -42,6 +42,12 @@ class UserAccount(FabUser):
     # ends every one of them on every host.
     credential_version = Column(Integer, nullable=False, default=1, server_default=text("1"),
                                 info=caption("凭据版本"))
+    # The channels of notices besides the panel's message centre (app/services/notices.py),
+    # chosen by the user in its user info.
+    notify_email = Column(Boolean, nullable=False, default=False, server_default=false(),
+                          info=caption("邮件通知"))
+    notify_webhook = Column(Boolean, nullable=False, default=False, server_default=false(),
+                            info=caption("短信/企业微信通知"))
 
     org = relationship("Organization", foreign_keys=[org_id])
     unit = relationship("Unit", foreign_keys=[unit_id])

@@ -28,7 +28,7 @@ from app.security.scope import (
     current_principal,
     writes_within_read_scope,
 )
-from app.services import audit
+from app.services import audit, notices
 
 
 class Forbidden(DomainError):
@@ -131,6 +131,8 @@ class Workflow:
                 setattr(obj, self.status_field, transition.target)
                 audit.mark_operation(session, "transition", transition.name)
                 session.flush()
+                # Its notices, in its transaction: a move rolled back tells nobody.
+                notices.on_move(session, obj, transition.name, principal.user_id)
         except ScopeViolation:
             # The row was readable when loaded: if it is not now, somebody moved it meanwhile.
             raise Conflict(lost) from None
