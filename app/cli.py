@@ -202,6 +202,22 @@ def purge_command(days, dry_run):
     click.echo(f"回收站中删除超过 {days} 天的记录：{verb} {total} 条。")
 
 
+@gongjian.command("notices")
+@click.option("--no-scan", is_flag=True, help="不生成定时提醒，只投递待发送的邮件与 webhook")
+def notices_command(no_scan):
+    """生成到期的定时提醒（办理时限、协议到期、月度服务），并投递一轮待发送的邮件与 webhook 通知
+    （与 beat 的定时任务相同；重复运行不会重复提醒）。"""
+    from app.services import notices
+
+    if not no_scan:
+        counts = notices.scan(db.session)
+        db.session.commit()
+        click.echo(f"定时提醒：写入 {sum(counts.values())} 条")
+    sent = notices.deliver(db.session)
+    click.echo("投递：" + "，".join(f"{status} {n} 条" for status, n in sorted(sent.items()))
+               if sent else "投递：没有待发送的通知")
+
+
 @gongjian.command("check-accounts")
 def check_accounts_command():
     """列出缺少所属组织/所属单位/对应党员的账号（其角色需要它才能看到数据）；有则退出码为 1。"""

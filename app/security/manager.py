@@ -5,14 +5,16 @@ from __future__ import annotations
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.security.forms import UserInfoEdit
 from flask_appbuilder.security.sqla.apis.user.api import UserApi as FabUserApi
 from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurityManager
 from flask_appbuilder.security.sqla.models import assoc_permissionview_role
-from flask_appbuilder.security.views import UserDBModelView
+from flask_appbuilder.security.views import UserDBModelView, UserInfoEditView
 from flask_login import user_logged_out
 from marshmallow import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from wtforms import BooleanField
 
 from app.i18n import N_, lazy_gettext
 from app.security import api_csrf, busy, login_guard, personal_data, sessions
@@ -108,9 +110,27 @@ class UserApi(FabUserApi):
             raise ValidationError({"roles": [reason + "（请在用户管理页面指定）"]})
 
 
+class NoticeChannelsForm(UserInfoEdit):
+    """The user's own information, with the channels its notices take besides the panel's
+    message centre (app/services/notices.py)."""
+
+    notify_email = BooleanField(lazy_gettext("邮件通知"), description=lazy_gettext(
+        "通过电子邮件接收提醒（发送到账号的电子邮箱；需系统已配置邮件服务器）"))
+    notify_webhook = BooleanField(lazy_gettext("短信/企业微信通知"), description=lazy_gettext(
+        "通过系统接入的短信网关或企业微信机器人接收提醒（需系统已配置）"))
+
+
+class NoticeChannelsView(UserInfoEditView):
+    form = NoticeChannelsForm
+    # FAB's own address and permission (granted to every role as self-service: cli.SELF_SERVICE).
+    route_base = "/userinfoeditview"
+    class_permission_name = "UserInfoEditView"
+
+
 class SecurityManager(FabSecurityManager):
     user_model = UserAccount
     userdbmodelview = UserView
+    userinfoeditview = NoticeChannelsView
     user_api = UserApi
     # Login form and API login telling why a login was refused (app/security/login_guard.py).
     authdbview = login_guard.AuthDBView
