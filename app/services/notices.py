@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import html
 import json
-import logging
 import secrets
 import smtplib
 import time
@@ -50,16 +49,13 @@ from app.models.cobuild import (
     MemberRegistrationStatus,
     ServiceRecord,
 )
-from app.models.lists import NEED_CLOSED, Need, NeedStatus
+from app.models.lists import NEED_CLOSED, NEED_STEPS, Need, NeedStatus, need_step_limits
 from app.models.meetings import Resolution, ResolutionStatus
 from app.models.notices import CHANNEL_COLUMNS, Channel, Notice, NoticeStatus
 from app.models.org import Member, Organization
 from app.security.models import UserAccount
 from app.security.principal import acting_as, current_principal, principal_for, unscoped
 from app.security.scope import may_read, scoped_models
-
-log = logging.getLogger(__name__)
-
 
 # --- who receives ----------------------------------------------------------------------------
 
@@ -120,10 +116,22 @@ def need_assignees(session, need: Need) -> list[UserAccount]:
 
 
 def need_actors(session, need: Need) -> list[UserAccount]:
-    """Who must act on a need's current step: whoever took it, else its assignees."""
+    """Who must act on a need's current step: the community's admins to accept and dispatch
+    it, its assignees to take it, whoever took it to complete it."""
+    if need.status in (NeedStatus.NEW, NeedStatus.ACCEPTED):
+        return community_admins(session, need.community_id)
     if need.status == NeedStatus.IN_HAND and need.taken_by_id:
         return _users_by_id(session, need.taken_by_id)
     return need_assignees(session, need)
+
+
+def need_late_recipients(session, need: Need) -> list[UserAccount]:
+    """A step past its time: whoever must act, and the admins of the node above them (the
+    street's for the community's own steps, the community's for a unit's or a member's)."""
+    above = (admins_above(session, need.community_id)
+             if need.status in (NeedStatus.NEW, NeedStatus.ACCEPTED)
+             else community_admins(session, need.community_id))
+    return need_actors(session, need) + above
 
 
 def resolution_units(session, resolution: Resolution) -> list[UserAccount]:
@@ -135,6 +143,7 @@ def resolution_units(session, resolution: Resolution) -> list[UserAccount]:
 @dataclass(frozen=True)
 class Event:
     code: str
+    resource: str  # the table of the row it is about (the message links to it)
     # The message (a msgid: Chinese; its English in app/translations), with the payload's values.
     text: str
     # (session, row) -> the accounts to tell (the actor is left out).
@@ -157,41 +166,40 @@ def _resolution_payload(resolution: Resolution) -> dict:
 
 
 EVENTS: dict[str, Event] = {e.code: e for e in (
-    Event("need_accepted", N_("您提交的需求“{title}”已受理"), need_submitters, _need_payload),
-    Event("need_dispatched", N_("需求“{title}”已派给您，请在 {deadline} 前接单办理"),
+    Event("need_accepted", "need", N_("您提交的需求“{title}”已受理"), need_submitters, _need_payload),
+    Event("need_dispatched", "need", N_("需求“{title}”已派给您，请在 {deadline} 前接单办理"),
           need_assignees, _need_payload),
-    Event("need_taken", N_("需求“{title}”已接单办理"),
+    Event("need_taken", "need", N_("需求“{title}”已接单办理"),
           lambda s, n: community_admins(s, n.community_id), _need_payload),
-    Event("need_declined", N_("需求“{title}”被退单：{reason}"),
+    Event("need_declined", "need", N_("需求“{title}”被退单：{reason}"),
           lambda s, n: community_admins(s, n.community_id), _need_payload),
-    Event("need_completed", N_("需求“{title}”已办结，请安排回访"),
+    Event("need_completed", "need", N_("需求“{title}”已办结，请安排回访"),
           lambda s, n: community_admins(s, n.community_id) + need_submitters(s, n), _need_payload),
-    Event("need_reopened", N_("需求“{title}”回访不满意，已重办，请继续办理"),
+    Event("need_reopened", "need", N_("需求“{title}”回访不满意，已重办，请继续办理"),
           need_actors, _need_payload),
-    Event("need_deadline_near", N_("需求“{title}”的办理时限 {deadline} 将至"),
+    Event("need_deadline_near", "need", N_("需求“{title}”的办理时限 {deadline} 将至"),
           need_actors, _need_payload),
-    Event("need_overdue", N_("需求“{title}”已超过办理时限 {deadline}"),
-          lambda s, n: need_actors(s, n) + community_admins(s, n.community_id),
-          _need_payload),
-    Event("wish_claimed", N_("微心愿“{title}”已被认领"),
+    Event("need_overdue", "need", N_("需求“{title}”已超过办理时限 {deadline}"),
+          need_late_recipients, _need_payload),
+    Event("wish_claimed", "micro_wish", N_("微心愿“{title}”已被认领"),
           lambda s, w: community_admins(s, w.community_id), _titled("content")),
-    Event("wish_fulfilled", N_("微心愿“{title}”已实现，请代居民确认"),
+    Event("wish_fulfilled", "micro_wish", N_("微心愿“{title}”已实现，请代居民确认"),
           lambda s, w: community_admins(s, w.community_id), _titled("content")),
-    Event("unit_registration_confirmed", N_("单位报到已确认（回执编号 {title}）"),
+    Event("unit_registration_confirmed", "unit_registration", N_("单位报到已确认（回执编号 {title}）"),
           lambda s, r: liaisons(s, r.unit_id), _titled("receipt_no")),
-    Event("member_registration_confirmed", N_("党员报到已确认（报到证编号 {title}）"),
+    Event("member_registration_confirmed", "member_registration", N_("党员报到已确认（报到证编号 {title}）"),
           lambda s, r: members_users(s, r.member_id), _titled("certificate_no")),
-    Event("resolution_assigned", N_("议定事项“{title}”由您的单位承办，办结时限 {deadline}"),
+    Event("resolution_assigned", "resolution", N_("议定事项“{title}”由您的单位承办，办结时限 {deadline}"),
           resolution_units, _resolution_payload),
-    Event("resolution_near", N_("议定事项“{title}”的办结时限 {deadline} 将至"),
+    Event("resolution_near", "resolution", N_("议定事项“{title}”的办结时限 {deadline} 将至"),
           resolution_units, _resolution_payload),
-    Event("resolution_overdue", N_("议定事项“{title}”已超过办结时限 {deadline}"),
+    Event("resolution_overdue", "resolution", N_("议定事项“{title}”已超过办结时限 {deadline}"),
           lambda s, r: resolution_units(s, r) + community_admins(s, r.meeting.body.host_id),
           _resolution_payload),
-    Event("agreement_expiring", N_("共驻共建协议“{title}”将于 {deadline} 到期"),
+    Event("agreement_expiring", "agreement", N_("共驻共建协议“{title}”将于 {deadline} 到期"),
           lambda s, a: liaisons(s, a.unit_id) + community_admins(s, a.community_id),
           lambda a: {"title": a.title, "deadline": clock.local_text(a.valid_to)}),
-    Event("member_unserved", N_("党员{title}本月尚无服务记录，请于月底前参加服务"),
+    Event("member_unserved", "member", N_("党员{title}本月尚无服务记录，请于月底前参加服务"),
           lambda s, m: members_users(s, m.id) + liaisons(s, m.work_unit_id), _titled("name")),
 )}
 
@@ -220,21 +228,31 @@ def on_move(session, obj, transition_name: str, actor_id: int | None) -> int:
     return notify(session, code, obj, occurrence=uuid.uuid4().hex, actor_id=actor_id)
 
 
-def may_read_as(session, user: UserAccount, obj) -> bool:
-    """Whether `user` may read `obj`, asked as that user through the data scope."""
-    with unscoped():
-        principal = principal_for(user)
+def may_read_as(session, user: UserAccount, obj, principals: dict | None = None) -> bool:
+    """Whether `user` may read `obj`, asked as that user through the data scope (`principals`:
+    those already built in this run, by user id)."""
+    principal = (principals or {}).get(user.id)
+    if principal is None:
+        with unscoped():
+            principal = principal_for(user)
+        if principals is not None:
+            principals[user.id] = principal
     with acting_as(principal), session.no_autoflush:
         return may_read(session, type(obj), obj.id)
 
 
-def notify(session, code: str, obj, occurrence: str, actor_id: int | None = None) -> int:
+def notify(session, code: str, obj, occurrence: str, actor_id: int | None = None,
+           **values) -> int:
     """Write event `code` about `obj` for each of its recipients who may read `obj`: the
     panel's message, and the e-mail and webhook rows of those who chose them. `occurrence`
     makes the event's key (a move's own id; a deadline; a month): written again, it is not
-    written twice. Returns how many recipients it told."""
+    written twice. `values` override the payload's (a step's own due time). Returns how many
+    recipients it told."""
     event = EVENTS[code]
+    key = f"{code}:{obj.__tablename__}:{obj.id}:{occurrence}"[:160]
     session.flush()
+    if session.scalar(select(Notice.id).where(Notice.event_key == key).limit(1)) is not None:
+        return 0  # told already (a scan run again)
     seen, users = set(), []
     for user in event.recipients(session, obj):
         if user.id not in seen and user.id != actor_id:
@@ -243,17 +261,12 @@ def notify(session, code: str, obj, occurrence: str, actor_id: int | None = None
     users = [u for u in users if may_read_as(session, u, obj)]
     if not users:
         return 0
-    key = f"{code}:{obj.__tablename__}:{obj.id}:{occurrence}"[:160]
-    done = set(session.scalars(select(Notice.recipient_id).where(
-        Notice.event_key == key, Notice.channel == Channel.PANEL)))
-    payload = json.dumps(event.payload(obj), ensure_ascii=False, default=str)
+    payload = json.dumps({**event.payload(obj), **{
+        k: clock.local_text(v, seconds=False) if isinstance(v, datetime) else v
+        for k, v in values.items()}}, ensure_ascii=False, default=str)
     now = clock.utcnow()
     channels = configured_channels()
-    told = 0
     for user in users:
-        if user.id in done:
-            continue
-        told += 1
         session.add(Notice(event_key=key, event=code, recipient_id=user.id, channel=Channel.PANEL,
                            resource=obj.__tablename__, record_id=obj.id, payload=payload,
                            status=NoticeStatus.SENT, attempts=0, created_on=now, sent_on=now))
@@ -267,7 +280,7 @@ def notify(session, code: str, obj, occurrence: str, actor_id: int | None = None
                                status=NoticeStatus.PENDING, attempts=0, next_try_on=now,
                                created_on=now))
     session.flush()
-    return told
+    return len(users)
 
 
 def configured_channels() -> list[Channel]:
@@ -292,15 +305,11 @@ def readable():
     session (the data scope's read filter adds itself to these subqueries), or no row at all."""
     parts = [Notice.resource.is_(None)]
     models = _models()
-    for resource in sorted({r for r in _resources()}):
+    for resource in sorted({e.resource for e in EVENTS.values()}):
         model = models.get(resource)
         if model is not None:
             parts.append(and_(Notice.resource == resource, Notice.record_id.in_(select(model.id))))
     return or_(*parts)
-
-
-def _resources() -> set[str]:
-    return {table for table, _ in MOVES} | {"need", "resolution", "agreement", "member"}
 
 
 def inbox(user_id: int):
@@ -371,6 +380,7 @@ def deliver(session, budget_seconds: float = 45.0, batches: int | None = None) -
     started = time.monotonic()
     size = current_app.config["NOTIFY_BATCH"]
     done_batches = 0
+    principals: dict = {}  # each recipient's, built once per run
     while time.monotonic() - started < budget_seconds and (batches is None or done_batches < batches):
         now = clock.utcnow()
         ids = list(session.scalars(select(Notice.id).where(_due(now)).order_by(Notice.id)
@@ -384,19 +394,19 @@ def deliver(session, budget_seconds: float = 45.0, batches: int | None = None) -
         session.commit()
         for notice in session.scalars(select(Notice).where(Notice.claim == claim)
                                       .order_by(Notice.id)).all():
-            counts[_deliver_one(session, notice, claim)] += 1
+            counts[_deliver_one(session, notice, claim, principals)] += 1
         done_batches += 1
     return counts
 
 
-def _deliver_one(session, notice: Notice, claim: str) -> str:
+def _deliver_one(session, notice: Notice, claim: str, principals: dict) -> str:
     config = current_app.config
     values = {}
     user = session.get(UserAccount, notice.recipient_id)
     row = _row_of(session, notice)
     if user is None or not user.active:
         values = {"status": NoticeStatus.DROPPED, "error": "收件人已停用，未发送"}
-    elif notice.resource and (row is None or not may_read_as(session, user, row)):
+    elif notice.resource and (row is None or not may_read_as(session, user, row, principals)):
         values = {"status": NoticeStatus.DROPPED, "error": "收件人已无权查看该记录，未发送"}
     else:
         try:
@@ -421,8 +431,8 @@ def _row_of(session, notice: Notice):
     model = _models().get(notice.resource or "")
     if model is None:
         return None
-    with unscoped():
-        return session.get(model, notice.record_id)
+    # Not unscoped: a row deleted meanwhile is gone (delivery runs as the system).
+    return session.scalar(select(model).where(model.id == notice.record_id))
 
 
 def absolute_link(notice: Notice) -> str:
@@ -499,15 +509,28 @@ def send_email(notice: Notice, user: UserAccount) -> None:
 # --- scheduled notices (each safe to run twice: the key) ----------------------------------------
 
 def step_deadline(need: Need) -> tuple[datetime | None, datetime | None]:
-    """When a need's current step began and when it is due: the one place that knows where a
-    step's deadline is kept (the need's one deadline, counted from its dispatch)."""
-    return need.dispatched_on, need.deadline
+    """When a need's current step began and when it is due — the one place that knows where a
+    step's time limit comes from: 受理, 派单 and 接单 each due their share of the urgency's limit
+    after intake (`need_step_limits`, the same as `Need.overdue`), 办理 by the deadline; a
+    deadline earlier than a step's share makes that step due then too."""
+    steps = [status for status, _ in NEED_STEPS]
+    if need.status not in steps or need.created_on is None:
+        return None, None
+    if need.status == NeedStatus.IN_HAND:
+        return need.taken_on or need.dispatched_on, need.deadline
+    limits = need_step_limits(need.urgency)
+    index = steps.index(need.status)
+    start = need.created_on + (limits[steps[index - 1]] if index else timedelta(0))
+    due = need.created_on + limits[need.status]
+    if need.deadline is not None and need.deadline < due:
+        due = need.deadline
+    return start, due
 
 
 def _open_needs(session) -> list[Need]:
     return session.scalars(select(Need).where(
-        Need.status.in_((NeedStatus.DISPATCHED, NeedStatus.IN_HAND)),
-        Need.status.not_in(NEED_CLOSED), Need.deadline.is_not(None)).order_by(Need.id)).all()
+        Need.status.in_([status for status, _ in NEED_STEPS]), Need.status.not_in(NEED_CLOSED))
+        .order_by(Need.id)).all()
 
 
 def scan(session, now: datetime | None = None) -> Counter:
@@ -520,11 +543,14 @@ def scan(session, now: datetime | None = None) -> Counter:
         start, deadline = step_deadline(need)
         if deadline is None:
             continue
+        # One notice per step and due time: a step done and the next one late is told again.
+        occurrence = f"{need.status}:{deadline.isoformat()}"
         if deadline < now:
-            counts["need_overdue"] += notify(session, "need_overdue", need, deadline.isoformat())
+            counts["need_overdue"] += notify(session, "need_overdue", need, occurrence,
+                                             deadline=deadline)
         elif start is not None and now >= start + (deadline - start) * 0.8:
             counts["need_deadline_near"] += notify(session, "need_deadline_near", need,
-                                                   deadline.isoformat())
+                                                   occurrence, deadline=deadline)
     near = today + timedelta(days=current_app.config["NOTIFY_RESOLUTION_NEAR_DAYS"])
     for resolution in session.scalars(select(Resolution).where(
             Resolution.status != ResolutionStatus.DONE, Resolution.deadline <= near)
@@ -575,8 +601,10 @@ def _note_created(session, flush_context) -> None:
 @event.listens_for(Session, "before_commit")
 def _notify_created(session) -> None:
     created = session.info.pop(_CREATED, None)
+    if not created:
+        return
     principal = current_principal()
-    if not created or principal.system:
+    if principal.system:
         return
     for obj in created:
         if obj.id is not None and not obj.is_deleted:

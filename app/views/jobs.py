@@ -52,15 +52,20 @@ def download(job: Job) -> Response:
         "Content-Length": str(stored.size)})
 
 
-class JobView(BaseView):
-    route_base = "/jobs"
-    default_view = "mine"
+class PersonalView(BaseView):
+    """Pages of the logged-in user's own things (its jobs, its messages): no permission of
+    their own, only a login — anybody else's is not found."""
 
     def _user(self):
         user = _request_user()
         if user is None or not user.is_authenticated:
             abort(redirect(self.appbuilder.get_url_for_login))
         return user
+
+
+class JobView(PersonalView):
+    route_base = "/jobs"
+    default_view = "mine"
 
     @expose("/")
     def mine(self):

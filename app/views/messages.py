@@ -8,13 +8,14 @@ user may no longer read is neither listed nor counted nor opened (the data scope
 from __future__ import annotations
 
 from flask import abort, jsonify, redirect, request, url_for
-from flask_appbuilder import BaseView, expose
+from flask_appbuilder import expose
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models.notices import Notice
 from app.security.principal import _request_user
 from app.services import notices
+from app.views.jobs import PersonalView
 
 PAGE_SIZE = 50
 
@@ -27,15 +28,9 @@ def unread_notices() -> int:
     return notices.unread_count(db.session, user.id)
 
 
-class MessageView(BaseView):
+class MessageView(PersonalView):
     route_base = "/messages"
     default_view = "mine"
-
-    def _user(self):
-        user = _request_user()
-        if user is None or not user.is_authenticated:
-            abort(redirect(self.appbuilder.get_url_for_login))
-        return user
 
     @expose("/")
     def mine(self):

@@ -1,7 +1,7 @@
 """notices: the outbox and message centre, and each user's channels (issue 23)
 
 Revision ID: 0016_notices
-Revises: 0013_account_batches
+Revises: 0015_need_time_limits
 Create Date: 2026-12-06 19:20:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0016_notices'
-down_revision = '0013_account_batches'
+down_revision = '0015_need_time_limits'
 branch_labels = None
 depends_on = None
 
