@@ -205,6 +205,10 @@ def test_the_bell_counts_the_unread_list_for_every_demo_user(app, ctx, accepted_
         page = browser.get("/messages/").get_data(as_text=True)
         unread_rows = page.count('class="gj-unread"')
         assert bell(browser) == unread_rows, username
+        phone = browser.get("/m/")  # the phone pages ring the same bell
+        assert phone.status_code == 200, username
+        assert int(re.search(r'gj-bell-unread[^"]*">(\d+)<', phone.get_data(as_text=True))
+                   .group(1)) == unread_rows, username
     danwei01 = as_user("danwei01")
     assert bell(danwei01) == 1
     page = danwei01.get("/messages/").get_data(as_text=True)

@@ -1,7 +1,7 @@
 """notices: the outbox and message centre, and each user's channels (issue 23)
 
-Revision ID: 0016_notices
-Revises: 0015_need_time_limits
+Revision ID: 0020_notices
+Revises: 0019_agreement_validity
 Create Date: 2026-12-06 19:20:00
 
 """
@@ -10,8 +10,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0016_notices'
-down_revision = '0015_need_time_limits'
+revision = '0020_notices'
+down_revision = '0019_agreement_validity'
 branch_labels = None
 depends_on = None
 
