@@ -29,6 +29,7 @@ from app.models.cobuild import (
     StarRating,
     UnitRegistration,
     UnitRegistrationStatus,
+    served_between,
 )
 from app.models.lists import (
     NEED_DONE,
@@ -441,6 +442,35 @@ def agreement_three_ones(session, period: Period, org_id=None):
     rows = [{"community_id": cid, "community": names.get(cid, f"#{cid}"), **row,
              "rate": ratio(row["all_met"], row["agreements"])} for cid, row in merged.items()]
     return sorted(rows, key=lambda r: (r["community"], r["community_id"]))
+
+
+def service_month(period: Period) -> tuple[date, date]:
+    """The month whose monthly service a period's figure shows: the period's last month that
+    has come (this month so far, in the current period)."""
+    last = min(period.end, clock.today())
+    return last.replace(day=1), last
+
+
+def monthly_service(session, period: Period, org_id=None):
+    """Registered (已报到) members per community and work unit, and how many have served in the
+    month (service_month) — a registered member serves once a month (双报到's 三个一)."""
+    first, last = service_month(period)
+    served = served_between(MemberRegistration.member_id, first, last)
+    stmt = (select(MemberRegistration.community_id, Member.work_unit_id,
+                   func.count(MemberRegistration.id), _count_if(served))
+            .join(Member, Member.id == MemberRegistration.member_id)
+            .where(MemberRegistration.status == MemberRegistrationStatus.REGISTERED,
+                   _under(session, MemberRegistration, org_id))
+            .group_by(MemberRegistration.community_id, Member.work_unit_id))
+    counted = session.execute(stmt).all()
+    names = _community_names(session, {c for c, _, _, _ in counted})
+    units = dict(session.execute(select(Unit.id, Unit.name).where(
+        Unit.id.in_({u for _, u, _, _ in counted if u}))).all()) if counted else {}
+    rows = [{"month": f"{first:%Y-%m}", "community_id": c, "community": names.get(c, f"#{c}"),
+             "unit_id": u, "unit": units.get(u, "（无工作单位）") if u else "（无工作单位）",
+             "registered": int(n), "served": int(k), "unserved": int(n) - int(k)}
+            for c, u, n, k in counted]
+    return sorted(rows, key=lambda r: (r["community"], -r["unserved"], r["unit"]))
 
 
 LEADERBOARD_SIZE = 10

@@ -101,6 +101,9 @@ FIGURES = {f.name: f for f in [
     Figure("agreement_three_ones", N_("协议“三个一”"), F.agreement_three_ones,
            {"community": "社区", "agreements": "有效协议", "meetings_met": "每季参会",
             "needs_met": "办结需求达标", "all_met": "三个一均达标", RATE: "达标率"}),
+    Figure("monthly_service", N_("已报到党员本月服务"), F.monthly_service,
+           {"month": "月份", "community": "社区", "unit": "工作单位", "registered": "已报到党员",
+            "served": "本月已服务", "unserved": "本月未服务"}),
     Figure("members_by_grid", N_("各网格党员"), F.members_by_grid,
            {"grid": "网格", "members": "党员", "red": "红色网格员", "household": "党员中心户"}),
     Figure("member_points_leaderboard", N_("党员积分排行"), F.member_points_leaderboard,
@@ -347,6 +350,18 @@ class Board:
                                 ("status", EQ, "已报到"), *registered) for r in regs],
                       [r[key] for r in regs])
         section.charts.append(chart)
+
+        service = rows["monthly_service"]
+        unserved = sum(r["unserved"] for r in service)
+        first, _ = F.service_month(self.period)
+        current = first == clock.today().replace(day=1)  # the list's flag reads this month
+        section.cards.append(card(
+            N_("本月未服务党员"), unserved,
+            f"{first:%Y年%m月}：已报到 {sum(r['registered'] for r in service)} 人，"
+            f"已服务 {sum(r['served'] for r in service)} 人",
+            list_url("member_registration", ("status", EQ, MemberRegistrationStatus.REGISTERED),
+                     ("served_this_month", FLAG, 0), *under(self.org_id)) if current else None,
+            unserved if current else None, "monthly_service"))
 
         pledges = rows["agreement_three_ones"]
         total, met = (sum(r[k] for r in pledges) for k in ("agreements", "all_met"))

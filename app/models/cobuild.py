@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     case,
     event,
+    exists,
     inspect,
     literal,
     null,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import object_session, relationship
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
 from app import clock
@@ -358,10 +359,24 @@ class UnitRegistration(Entity):
         return self.receipt_no or f"单位报到 #{self.id}"
 
 
+def this_month() -> tuple[date, date]:
+    today = clock.today()
+    return today.replace(day=1), today
+
+
+def served_between(member_id, first: date, last: date):
+    """Whether the member has a service record dated within [first, last] that was not refused."""
+    return exists().where(ServiceRecord.member_id == member_id,
+                          ServiceRecord.served_on.between(first, last),
+                          ServiceRecord.status != RecordStatus.REJECTED,
+                          ServiceRecord.deleted_on.is_(None))
+
+
 class MemberRegistration(Entity):
     __tablename__ = "member_registration"
     __table_args__ = live_order("member_registration", "registered_on", "certificate_no", "status")
     __label__ = N_("党员报到")
+    __extra_labels__ = {"served_this_month": N_("本月已服务")}
     __scope__ = Scope(org=(lambda: MemberRegistration.community_id,
                            lambda: _group_of_member(MemberRegistration.member_id)),
                       unit=(lambda: _unit_of_member(MemberRegistration.member_id),),
@@ -395,6 +410,18 @@ class MemberRegistration(Entity):
     community = relationship("Organization", foreign_keys=[community_id], info=caption("报到社区"))
     group = relationship("Organization", foreign_keys=[group_id],
                          info=caption("加入的楼栋/小区党小组"))
+
+    @hybrid_property
+    def served_this_month(self) -> bool:
+        """A registered member serves once a month (双报到's 三个一): a service record dated
+        this month (in GONGJIAN_TIMEZONE), not refused."""
+        return bool(object_session(self).scalar(select(served_between(
+            self.member_id, *this_month()))))
+
+    @served_this_month.inplace.expression
+    @classmethod
+    def _served_this_month_expression(cls):
+        return served_between(cls.member_id, *this_month())
 
     def validate(self, session) -> None:
         _defaults(self)

@@ -305,6 +305,7 @@ class Meeting(Entity):
     __tablename__ = "meeting"
     __table_args__ = live_order("meeting", "planned_date", "type", "status", "held_on")
     __label__ = N_("会议")
+    __list_loads__ = ("body",)  # its heading, and its attendances' required level, read it
     __scope__ = Scope(org=(lambda: _host_of_body(Meeting.body_id),),
                       shared=(_in_member_bodies(lambda: Meeting.body_id),))
     __extra_labels__ = {"heading": N_("会议"), "minutes_html": N_("会议纪要")}

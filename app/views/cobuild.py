@@ -157,7 +157,7 @@ class MemberRegistrationView(_Printable):
                     "confirmed_on", "transferred_on", "transfer_note", "cancel_reason",
                     *AUDIT_COLUMNS]
     add_columns = edit_columns = ["member", "community", "group", "registered_on"]
-    search_columns = ["certificate_no", "member", "community", "status"]
+    search_columns = ["certificate_no", "member", "community", "status", "served_this_month"]
     order_columns = ["certificate_no", "registered_on", "status"]
     base_order = ("registered_on", "desc")
     permission_of = {"certificate": "read"}

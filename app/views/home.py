@@ -91,6 +91,12 @@ class Group:
                                   note, urgent))
 
 
+# Registered members one answers for (the community's, or the unit's working members) who
+# have not served yet this month.
+UNSERVED = (N_("本月尚未服务的已报到党员"), MemberRegistration,
+            ("status", EQ, MemberRegistrationStatus.REGISTERED), ("served_this_month", FLAG, 0))
+
+
 def _admin_groups() -> list[Group]:
     needs = Group(N_("需求办理"))
     needs.add(N_("待受理的需求（平台接单）"), Need, ("status", EQ, NeedStatus.NEW))
@@ -106,6 +112,7 @@ def _admin_groups() -> list[Group]:
     review.add(N_("待确认的党员报到"), MemberRegistration,
                ("status", EQ, MemberRegistrationStatus.PENDING))
     review.add(N_("待认证的服务记录"), ServiceRecord, ("status", EQ, RecordStatus.PENDING))
+    review.add(*UNSERVED)
     meetings = Group(N_("联席会议督办"))
     meetings.add(N_("逾期未办结的议定事项"), Resolution, ("overdue", FLAG, 1), urgent=True)
     meetings.add(N_("办理中的议定事项"), Resolution, ("status", NOT_EQ, ResolutionStatus.DONE))
@@ -140,6 +147,7 @@ def _liaison_groups(unit_id: int) -> list[Group]:
                 ("expiring", FLAG, 1), urgent=True)
     cobuild.add(N_("本单位牵头、未办结的议定事项"), Resolution, ("lead_unit", RELATION, unit_id),
                 ("status", NOT_EQ, ResolutionStatus.DONE))
+    cobuild.add(*UNSERVED)
     _upcoming_meetings(cobuild, today)
     return [needs, drafts, cobuild]
 
