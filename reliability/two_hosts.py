@@ -184,6 +184,11 @@ def bulk_rows(rows: int) -> None:
             f"{EXPORTED} s, generate_series(1, :copies) g WHERE s.deleted_on IS NULL "
             f"ORDER BY g, s.id LIMIT :rows) picked"),
             {"copies": rows // max(seeded, 1) + 1, "rows": rows})
+    # The statistics a deployment's autovacuum keeps: without them the planner takes the table
+    # for its seeded size and joins the export's related rows by nested loops over all of them
+    # (75,527 rows: 6.2 s in COPY instead of 0.9 s).
+    with engine.begin() as conn:
+        conn.execute(text(f"ANALYZE {EXPORTED}"))
     engine.dispose()
 
 
