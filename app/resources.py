@@ -27,7 +27,7 @@ from app.api.cobuild import (
     StarRatingApi,
     UnitRegistrationApi,
 )
-from app.api.lists import MicroWishApi, NeedApi, ResourceApi, ServiceItemApi
+from app.api.lists import MicroWishApi, NeedApi, NeedResourceApi, ResourceApi, ServiceItemApi
 from app.api.meetings import (
     AgendaItemApi,
     AttendanceApi,
@@ -56,7 +56,13 @@ from app.views.cobuild import (
 )
 from app.views.entity import VIEWS_KEY
 from app.views.jobs import JobApi, JobView
-from app.views.lists import MicroWishView, NeedView, ResourceView, ServiceItemView
+from app.views.lists import (
+    MicroWishView,
+    NeedResourceView,
+    NeedView,
+    ResourceView,
+    ServiceItemView,
+)
 from app.views.meetings import (
     AgendaItemView,
     AttendanceView,
@@ -120,6 +126,7 @@ RESOURCES = [
     Resource(ResourceView, "lists", N_("资源清单"), "fa-cubes", ResourceApi),
     Resource(NeedView, "lists", N_("需求清单"), "fa-hand-paper-o", NeedApi),
     Resource(ServiceItemView, "lists", N_("服务清单"), "fa-handshake-o", ServiceItemApi),
+    Resource(NeedResourceView, "lists", N_("资源对接"), "fa-link", NeedResourceApi),
     Resource(MicroWishView, "lists", N_("微心愿"), "fa-heart", MicroWishApi),
     Resource(JointBodyView, "meetings", N_("联席会"), "fa-users", JointBodyApi),
     Resource(BodyMemberView, "meetings", N_("成员单位"), "fa-building-o", BodyMemberApi),

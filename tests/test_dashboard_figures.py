@@ -222,6 +222,9 @@ def test_match_and_claim_rates_equal_independent_counts(as_user, scopes, usernam
     linked = {r[0] for r in scope.ctx.execute(text(
         "SELECT l.need_id FROM service_item_need l JOIN service_item s ON s.id = l.service_item_id "
         "WHERE s.deleted_on IS NULL"))}
+    # or met by a resource its unit took on (资源对接 认领)
+    linked |= {r[0] for r in scope.ctx.execute(text(
+        "SELECT need_id FROM need_resource WHERE status = '已认领' AND deleted_on IS NULL"))}
     [row] = figure(as_user, username, "need_match_rate")
     assert int(row["needs"]) == len(needs)
     assert int(row["matched"]) == len([n for n in needs if n["id"] in linked])

@@ -1,6 +1,12 @@
 """REST resources of the three lists and micro-wishes, with their workflow moves."""
-from app.models.lists import MicroWish, Need, Resource, ServiceItem
-from app.services.lists import MICRO_WISH_FLOW, NEED_FLOW, RESOURCE_FLOW, SERVICE_ITEM_FLOW
+from app.models.lists import MicroWish, Need, NeedResource, Resource, ServiceItem
+from app.services.lists import (
+    MICRO_WISH_FLOW,
+    NEED_FLOW,
+    NEED_RESOURCE_FLOW,
+    RESOURCE_FLOW,
+    SERVICE_ITEM_FLOW,
+)
 from app.views.base import EntityApi
 
 REVIEW = ["status", "reject_reason", "created_on", "changed_on"]
@@ -37,6 +43,13 @@ class NeedApi(EntityApi):
         "taken_on", "completed_on", "repeat_reports", "resident_satisfaction",
         "resident_comment", "resident_rated_on", "visitor", "visited_on", "satisfaction",
         "visit_comment", "created_on"]
+
+
+class NeedResourceApi(EntityApi):
+    model = NeedResource
+    workflow = NEED_RESOURCE_FLOW
+    list_columns = show_columns = ["id", "need_id", "resource_id", "note", "status", "answer",
+                                   "answered_on", "created_on"]
 
 
 class MicroWishApi(EntityApi):

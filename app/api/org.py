@@ -14,7 +14,8 @@ class OrganizationApi(EntityApi):
 
 class DictionaryApi(EntityApi):
     model = Dictionary
-    list_columns = show_columns = ["id", "kind", "code", "label", "order", "active"]
+    list_columns = show_columns = ["id", "kind", "code", "label", "need_categories", "order",
+                                   "active"]
 
 
 class UnitApi(EntityApi):

@@ -344,7 +344,8 @@ def overdue_needs(session, period: Period, org_id=None, limit: int = OVERDUE_LIS
 
 
 def need_match_rate(session, period: Period, org_id=None):
-    """匹配率: needs raised in the period and not rejected, and those linked to a service item."""
+    """匹配率: needs raised in the period and not rejected, and those matched (a service item
+    linked, or a resource its unit took on)."""
     stmt = (select(func.count(Need.id), _count_if(Need.matched))
             .where(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED))
     needs, matched = (int(v) for v in session.execute(stmt).one())

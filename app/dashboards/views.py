@@ -82,7 +82,7 @@ FIGURES = {f.name: f for f in [
             "step": "逾期环节", "urgency": "紧急程度", "deadline": "办理时限",
             "unit": "派单单位"}),
     Figure("need_match_rate", N_("需求匹配率"), F.need_match_rate,
-           {"needs": "受理需求数", "matched": "已匹配服务项目", RATE: "匹配率"}),
+           {"needs": "受理需求数", "matched": "已匹配服务项目或资源", RATE: "匹配率"}),
     Figure("needs_by_category_and_status", N_("需求清单（类别×状态）"), F.needs_by_category_and_status,
            {"category": "类别", "status": "状态", "count": "数量"}),
     Figure("resources_by_category_and_status", N_("资源清单（类别×状态）"),

@@ -39,7 +39,7 @@ from app.models.base import (
     status_is_version,
 )
 from app.models.org import Dictionary, Member, Organization, Unit, UnitStatus
-from app.security.principal import current_principal
+from app.security.principal import current_principal, unscoped
 from app.security.roles import ADMIN_GROUP
 
 
@@ -87,7 +87,16 @@ class WishStatus(StrEnum):
     REJECTED = "已驳回"
 
 
+class MatchStatus(StrEnum):
+    """A resource proposed for a need (联合会提议、驻区单位认领); the values are what the database stores."""
+
+    PROPOSED = "待认领"
+    CONFIRMED = "已认领"
+    DECLINED = "已婉拒"
+
+
 RESOURCE_STATUSES = state_choices(ResourceStatus)
+MATCH_STATUSES = state_choices(MatchStatus)
 SERVICE_STATUSES = state_choices(ServiceStatus)
 NEED_STATUSES = state_choices(NeedStatus)
 NEED_CLOSED = (NeedStatus.DONE, NeedStatus.VISITED, NeedStatus.REJECTED)
@@ -280,6 +289,8 @@ class Need(Entity):
                 need_member.c.member_id.in_(p.member_ids)).correlate(None))
             if p.member_ids else None,
             lambda p: Need.submitted_by_member_id.in_(p.member_ids) if p.member_ids else None,
+            # a need one's unit was proposed a resource for (资源对接), to answer it
+            lambda p: _proposed_to(p.unit_ids) if p.unit_ids else None,
         ),
         created_by_rule=True,  # 群众接单: a liaison or a member files a need to a community
     )
@@ -297,7 +308,7 @@ class Need(Entity):
                         "requester_phone_masked": N_("联系电话"),
                         "requester_phone_shown": N_("联系电话"),
                         "assigned_members": N_("派单党员"), "closed_on_time": N_("按期办结"),
-                        "matched": N_("已匹配服务项目")}
+                        "matched": N_("已匹配服务项目或资源")}
 
     source = Column(String(8), index=True, nullable=False, default="居民",
                     info=caption("来源渠道", choices=NEED_SOURCES))
@@ -366,6 +377,7 @@ class Need(Entity):
     assigned_members = relationship("Member", secondary=need_member, info=caption("派单党员"))
     service_items = relationship("ServiceItem", secondary=service_item_need, back_populates="needs",
                                  info=caption("关联服务项目"))
+    resource_matches = relationship("NeedResource", viewonly=True, info=caption("资源对接"))
 
     @hybrid_property
     def overdue(self) -> bool:
@@ -424,16 +436,22 @@ class Need(Entity):
 
     @hybrid_property
     def matched(self) -> bool:
-        """Linked to at least one service item (the match rate of the three lists)."""
-        return bool(self.service_items)
+        """Linked to at least one service item, or met by a unit's resource its unit took on
+        (认领): the match rate of the three lists (DOMAIN.md §5)."""
+        return bool(self.service_items) or any(
+            m.status == MatchStatus.CONFIRMED and m.deleted_on is None
+            for m in self.resource_matches)
 
     @matched.inplace.expression
     @classmethod
     def _matched_expression(cls):
-        items = ServiceItem.__table__  # Core: a link counts whoever may see the item
-        return cls.id.in_(select(service_item_need.c.need_id)
-                          .join(items, items.c.id == service_item_need.c.service_item_id)
-                          .where(items.c.deleted_on.is_(None)))
+        items, matches = ServiceItem.__table__, NeedResource.__table__  # Core: whoever may see them
+        return or_(cls.id.in_(select(service_item_need.c.need_id)
+                              .join(items, items.c.id == service_item_need.c.service_item_id)
+                              .where(items.c.deleted_on.is_(None))),
+                   cls.id.in_(select(matches.c.need_id)
+                              .where(matches.c.status == MatchStatus.CONFIRMED,
+                                     matches.c.deleted_on.is_(None))))
 
     @property
     def requester_phone_masked(self) -> str:
@@ -497,6 +515,75 @@ class Need(Entity):
                 raise DomainError(f"{labels[name].info['label']}不能早于{labels[before].info['label']}", name)
 
     __caption__ = "title"
+
+
+def _proposed_to(unit_ids):
+    """Needs for which a resource of these units was proposed (Core: no scope recursion)."""
+    matches, resources = NeedResource.__table__, Resource.__table__
+    return Need.id.in_(select(matches.c.need_id)
+                       .join(resources, resources.c.id == matches.c.resource_id)
+                       .where(resources.c.unit_id.in_(unit_ids), matches.c.deleted_on.is_(None))
+                       .correlate(None))
+
+
+def _community_of_need(need_id_column):
+    return (select(Need.community_id).where(Need.id == need_id_column)
+            .correlate_except(Need).scalar_subquery())
+
+
+def _unit_of_resource(resource_id_column):
+    return (select(Resource.unit_id).where(Resource.id == resource_id_column)
+            .correlate_except(Resource).scalar_subquery())
+
+
+class NeedResource(Entity):
+    """资源对接: the joint body (the community's admins, 联合会) proposes a unit's published
+    resource for a need, and the providing unit's liaison takes it on (认领) or declines."""
+
+    __tablename__ = "need_resource"
+    __table_args__ = live_order("need_resource", "created_on", "status")
+    __label__ = N_("资源对接")
+    __list_loads__ = ("need", "resource")
+    __scope__ = Scope(org=(lambda: _community_of_need(NeedResource.need_id),),
+                      unit=(lambda: _unit_of_resource(NeedResource.resource_id),))
+    __choices__ = {
+        "need": lambda: Need.status.not_in(NEED_CLOSED),
+        "resource": lambda: Resource.status == ResourceStatus.PUBLISHED,
+    }
+
+    need_id = Column(Integer, ForeignKey("need.id"), nullable=False, index=True,
+                     info=caption("需求"))
+    resource_id = Column(Integer, ForeignKey("resource.id"), nullable=False, index=True,
+                         info=caption("资源"))
+    note = Column(Text, info=caption("提议说明"))
+    status = Column(String(8), nullable=False, default=MatchStatus.PROPOSED, index=True,
+                    info=caption("状态", choices=MATCH_STATUSES))
+    answer = Column(Text, info=caption("认领或婉拒说明"))
+    answered_on = Column(DateTime, info=caption("答复时间"))
+    __mapper_args__ = status_is_version(status)
+
+    need = relationship("Need", info=caption("需求"))
+    resource = relationship("Resource", info=caption("资源"))
+
+    def validate(self, session) -> None:
+        if self.id is not None:
+            return
+        if self.resource is None or self.need is None:
+            raise DomainError("请选择需求和资源", "resource")
+        if self.resource.status != ResourceStatus.PUBLISHED:
+            raise DomainError("只能提议已发布的资源", "resource")
+        if self.need.status in NEED_CLOSED:
+            raise DomainError(f"需求已{self.need.status}，不能再提议资源", "need")
+        with unscoped():
+            pending = session.execute(select(NeedResource.id).where(
+                NeedResource.need_id == self.need.id, NeedResource.resource_id == self.resource.id,
+                NeedResource.status != MatchStatus.DECLINED, NeedResource.deleted_on.is_(None),
+                NeedResource.id.is_not(None)).limit(1)).first()
+        if pending is not None:
+            raise DomainError("该资源已提议给这项需求", "resource")
+
+    def __str__(self) -> str:
+        return f"{self.resource} → {self.need}"
 
 
 class MicroWish(Entity):

@@ -205,8 +205,31 @@ class Dictionary(Entity):
     alias = Column(String(200), info=caption("别名"))
     order = Column(Integer, index=True, nullable=False, default=0, info=caption("排序"))
     active = Column(Boolean, index=True, nullable=False, default=True, info=caption("启用"))
+    # A resource category's matching need categories (their codes, separated by 、 or commas):
+    # the dispatch's proposals rank a resource of this category as answering such a need.
+    need_categories = Column(String(200), info=caption("对应需求类别"))
 
     __caption__ = "label"
+
+    @property
+    def need_category_codes(self) -> set[str]:
+        return {c.strip() for c in (self.need_categories or "").replace("、", ",").split(",")
+                if c.strip()}
+
+    def validate(self, session) -> None:
+        codes = self.need_category_codes
+        if not codes:
+            return
+        if self.kind != "resource_category":
+            raise DomainError("只有资源类别可以填写对应需求类别", "need_categories")
+        known = set(session.execute(select(Dictionary.code).where(
+            Dictionary.kind == "need_category")).scalars())
+        # and those written in the same flush (the defaults add both kinds at once)
+        known |= {row.code for row in session.new
+                  if isinstance(row, Dictionary) and row.kind == "need_category"}
+        unknown = sorted(codes - known)
+        if unknown:
+            raise DomainError(f"对应需求类别中的编码不存在：{'、'.join(unknown)}", "need_categories")
 
 
 class Unit(Entity):

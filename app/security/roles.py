@@ -101,6 +101,10 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "need": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
                    UnitLiaison={"add"} | DATA, Member={"add"}, GridAdmin={"add"},
                    Auditor=AUDIT),
+    # 资源对接: the community's admins (the joint body) propose a resource for a need; the
+    # providing unit's liaison takes it on or declines (its transition table).
+    "need_resource": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                            **{r: {"add", "delete", "export"} for r in ADMINS}, Auditor=AUDIT),
     "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
                          GridAdmin={"add"}, Auditor=AUDIT),
     # joint meetings: the host's admins run them; a liaison reads its bodies' meetings and

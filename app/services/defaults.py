@@ -35,19 +35,33 @@ DEFAULT_DICTIONARY = {
 }
 
 
+# Which need categories each resource category answers (the dispatch's proposals rank a
+# resource of the first kind as answering a need of the second; 组织部 edits them).
+RESOURCE_MATCHES = {
+    "venue": "culture,education,elderly", "people": "elderly,disabled,environment,mediation,safety",
+    "funds": "disabled,employment,education", "goods": "disabled,elderly",
+    "equipment": "facility,health,safety", "skill": "health,legal,facility,employment,education,mediation",
+}
+
+
 def ensure_dictionary(session) -> int:
-    """Add the default entries that are missing, and their aliases where an entry has none;
-    never change or remove anything set (an alias 组织部 edited or cleared stays)."""
+    """Add the default entries that are missing, and their aliases (and a resource category's
+    matching need categories) where an entry has none; never change or remove anything set (an
+    alias 组织部 edited or cleared stays)."""
     existing = {(row.kind, row.code): row for row in session.execute(select(Dictionary)).scalars()}
     added = 0
     for kind, entries in DEFAULT_DICTIONARY.items():
         for order, (code, label, alias) in enumerate(entries, start=1):
+            matches = RESOURCE_MATCHES.get(code) if kind == "resource_category" else None
             row = existing.get((kind, code))
             if row is None:
                 session.add(Dictionary(kind=kind, code=code, label=label, order=order,
-                                       alias=alias or None))
+                                       alias=alias or None, need_categories=matches))
                 added += 1
-            elif row.alias is None and alias:
+                continue
+            if row.alias is None and alias:
                 row.alias = alias
+            if row.need_categories is None and matches:
+                row.need_categories = matches
     session.commit()
     return added

@@ -10,8 +10,10 @@ from sqlalchemy import or_, select
 from app import clock, storage
 from app.errors import DomainError, committed
 from app.models.lists import (
+    MatchStatus,
     MicroWish,
     Need,
+    NeedResource,
     NeedStatus,
     Resource,
     ResourceStatus,
@@ -370,6 +372,41 @@ MICRO_WISH_FLOW = Workflow(MicroWish, (
 ))
 
 
+# --- resources proposed for needs (联合会提议、驻区单位认领) ------------------------------------
+
+def _providing_unit(match, principal: Principal) -> bool | str:
+    if match.resource is not None and match.resource.unit_id in principal.unit_ids:
+        return True
+    return "只有提供该资源的单位联络员可以认领或婉拒"
+
+
+def _answer(match, data, principal):
+    match.answer = data.get("answer")
+    match.answered_on = _now()
+
+
+NEED_RESOURCE_FLOW = Workflow(NeedResource, (
+    Transition("confirm", "认领", (MatchStatus.PROPOSED,), MatchStatus.CONFIRMED, LIAISON_GROUP,
+               rule=_providing_unit, fields=(Field("answer", "认领说明", "textarea"),),
+               apply=_answer, style="success", lost="该提议已被处理，请刷新后查看"),
+    Transition("decline", "婉拒", (MatchStatus.PROPOSED,), MatchStatus.DECLINED, LIAISON_GROUP,
+               rule=_providing_unit,
+               fields=(Field("answer", "婉拒原因", "textarea", required=True),),
+               apply=_answer, style="warning", lost="该提议已被处理，请刷新后查看"),
+))
+
+
+def propose_resource(session, need: Need, resource_id: int, note: str | None = None) -> NeedResource:
+    """The joint body proposes a unit's published resource for a need; the unit's liaison then
+    takes it on (认领) or declines (NEED_RESOURCE_FLOW). The resource is looked up through the
+    proposal's own choices (published, in the proposer's scope)."""
+    resource = _loaded(NeedResource(), "resource", [resource_id])[0]
+    match = NeedResource(need=need, resource=resource, note=note)
+    with committed(session, "该资源已提议给这项需求"):
+        session.add(match)
+    return match
+
+
 # --- matching ---------------------------------------------------------------------------------
 
 OFFERED = (ServiceStatus.PUBLISHED, ServiceStatus.RUNNING)
@@ -382,7 +419,8 @@ def _bigrams(text: str) -> set[str]:
 
 def suggest(session, need: Need, limit: int = 10) -> list[dict]:
     """Published service items and resources that could answer `need`, best first: the same
-    category (service items share the needs' categories), then units of the same community
+    category (service items share the needs' categories; a resource's category is mapped to
+    need categories in the dictionary), then units of the same community
     before the rest of the street, then words in common. Candidates come through the scoped
     session, so a viewer only ever sees what it may read."""
     community = need.community
@@ -406,12 +444,18 @@ def suggest(session, need: Need, limit: int = 10) -> list[dict]:
         .where(Resource.status == ResourceStatus.PUBLISHED, Unit.community_id.in_(in_street),
                or_(Resource.available_to.is_(None), Resource.available_to >= clock.today()))
         .limit(300)).all()
+    need_code = need.category.code if need.category is not None else None
+    proposed = {m.resource_id: m.status for m in need.resource_matches
+                if m.status != MatchStatus.DECLINED}
     for resource, community_id in resources:
         found.append({
-            "kind": "resource", "row": resource, "same_category": False,
+            "kind": "resource", "row": resource,
+            # A resource's category answers the need categories the dictionary maps it to.
+            "same_category": resource.category is not None
+            and need_code in resource.category.need_category_codes,
             "same_community": community_id == need.community_id,
             "overlap": len(words & _bigrams(f"{resource.title} {resource.content}")),
-            "linked": False,
+            "linked": resource.id in proposed, "match_status": proposed.get(resource.id),
         })
     found.sort(key=lambda s: (s["same_category"], s["same_community"], s["overlap"],
                               s["row"].id), reverse=True)

@@ -27,8 +27,10 @@ from app.models.cobuild import (
     UnitRegistrationStatus,
 )
 from app.models.lists import (
+    MatchStatus,
     MicroWish,
     Need,
+    NeedResource,
     NeedStatus,
     Resource,
     ResourceStatus,
@@ -137,6 +139,7 @@ def _liaison_groups(unit_id: int) -> list[Group]:
     needs.add(N_("待接单（单位接单）"), Need, mine, ("status", EQ, NeedStatus.DISPATCHED))
     needs.add(N_("办理中，待办结"), Need, mine, ("status", EQ, NeedStatus.IN_HAND))
     needs.add(N_("其中已逾期"), Need, mine, ("overdue", FLAG, 1), urgent=True)
+    needs.add(N_("联合会提议本单位资源，待认领"), NeedResource, ("status", EQ, MatchStatus.PROPOSED))
     drafts = Group(N_("待提交的清单"))
     drafts.add(N_("资源清单（草稿或被驳回）"), Resource, ("unit", RELATION, unit_id),
                ("status", IN, [ResourceStatus.DRAFT, ResourceStatus.REJECTED]))

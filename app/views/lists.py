@@ -5,14 +5,16 @@ from flask_appbuilder.security.decorators import has_access
 
 from app import storage
 from app.errors import DomainError
-from app.models.lists import MicroWish, Need, Resource, ServiceItem
+from app.models.lists import MicroWish, Need, NeedResource, Resource, ServiceItem
 from app.services.lists import (
     MICRO_WISH_FLOW,
     NEED_FLOW,
+    NEED_RESOURCE_FLOW,
     RESOURCE_FLOW,
     SERVICE_ITEM_FLOW,
     link,
     need_timeline,
+    propose_resource,
     suggest,
 )
 from app.views.base import EntityView
@@ -83,7 +85,7 @@ class NeedView(EntityView):
     order_columns = ["title", "urgency", "status", "deadline", "created_on"]
     base_order = ("created_on", "desc")
     formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
-    permission_of = {"link": "edit", "photo": "read"}
+    permission_of = {"link": "edit", "propose": "edit", "photo": "read"}
     import_columns = ["community", "grid", "category", "title", "content", "urgency", "source",
                       "requester_name", "requester_phone", "created_on", "status", "accepted_on",
                       "dispatched_on", "completed_on", "result", "satisfaction"]
@@ -116,6 +118,22 @@ class NeedView(EntityView):
             abort(404)
         return storage.response(found, found.name)
 
+    @expose("/propose/<int:pk>/<int:resource_id>", methods=["POST"])
+    @has_access
+    def propose(self, pk, resource_id):
+        """联合会提议: put a unit's published resource forward for the need; the unit's liaison
+        takes it on or declines (资源对接)."""
+        need = self.datamodel.get(pk)
+        if need is None:
+            abort(404)
+        try:
+            propose_resource(self.datamodel.session, need, resource_id,
+                             (request.form.get("note") or "").strip() or None)
+            flash("已向提供单位提议该资源，待其联络员认领", "success")
+        except DomainError as exc:
+            flash(str(exc), "danger")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+
     @expose("/link/<int:pk>/<int:item_id>", methods=["POST"])
     @has_access
     def link(self, pk, item_id):
@@ -128,6 +146,19 @@ class NeedView(EntityView):
         except DomainError as exc:
             flash(str(exc), "danger")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+
+
+class NeedResourceView(EntityView):
+    model = NeedResource
+    workflow = NEED_RESOURCE_FLOW
+    list_columns = ["need", "resource", "status", "created_on", "answered_on"]
+    show_columns = ["need", "resource", "note", "status", "answer", "answered_on", "created_on",
+                    "changed_on"]
+    add_columns = ["need", "resource", "note"]
+    edit_columns = ["note"]
+    search_columns = ["need", "resource", "status", "created_on"]
+    order_columns = ["created_on", "status"]
+    base_order = ("created_on", "desc")
 
 
 class MicroWishView(EntityView):

@@ -55,7 +55,8 @@ class OrganizationView(EntityView):
 class DictionaryView(EntityView):
     model = Dictionary
     list_columns = ["kind", "code", "label", "alias", "order", "active"]
-    show_columns = add_columns = edit_columns = ["kind", "code", "label", "alias", "order", "active"]
+    show_columns = add_columns = edit_columns = ["kind", "code", "label", "alias",
+                                                 "need_categories", "order", "active"]
     search_columns = ["kind", "code", "label", "alias", "active"]
     order_columns = ["kind", "code", "label", "order"]
     base_order = ("order", "asc")

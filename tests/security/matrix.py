@@ -65,6 +65,8 @@ TABLE = {
     "need": {EVERYONE: "read", ADMINS: "write export import",
              "UnitLiaison": "add* export import", "Member": "add*", "GridAdmin": "add*"},
     "micro_wish": {EVERYONE: "read", ADMINS: "write export", "GridAdmin": "add*"},
+    # 资源对接: the joint body (the community's admins) proposes, the unit's liaison answers.
+    "need_resource": {ADMINS + " UnitLiaison": "read", ADMINS: "add* delete* export"},
     # Joint meetings: the host's admins run them; a liaison reads its bodies' meetings and
     # writes the progress reports of the resolutions its unit leads.
     **{resource: {ADMINS + " UnitLiaison": "read", ADMINS: "write export"}
@@ -100,6 +102,7 @@ MOVES = {
     "resource": {ADMINS: "submit publish reject withdraw", "UnitLiaison": "submit withdraw"},
     "service_item": {ADMINS: "submit publish reject start finish",
                      "UnitLiaison": "submit start finish"},
+    "need_resource": {"UnitLiaison": "confirm decline"},
     "micro_wish": {ADMINS: "publish reject cancel fulfil confirm",
                    "UnitLiaison Member": "claim cancel fulfil"},
     "meeting": {ADMINS: "hold cancel replan"},
