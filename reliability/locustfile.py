@@ -19,6 +19,7 @@ import os
 import random
 import re
 import time
+from datetime import date, timedelta
 
 from locust import HttpUser, between, events, task
 
@@ -232,7 +233,9 @@ class Liaison(LoopUser):
     def take(self):
         dispatched = self.mine("已派单")
         if dispatched:
-            self.move(random.choice(dispatched[:5]), "take")
+            # A 复杂 need is taken with its 办理方案 and the date it promises (ignored otherwise).
+            self.move(random.choice(dispatched[:5]), "take", {
+                "plan": "上门查看后维修", "plan_due": (date.today() + timedelta(days=14)).isoformat()})
 
     @task(3)
     def complete(self):
