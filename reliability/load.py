@@ -65,27 +65,28 @@ def plan(seconds: int) -> dict:
     }
 
 
-def run_locust(the_plan: dict, users: int, seconds: int) -> None:
+def run_locust(the_plan: dict, users: int, seconds: int, host: str = common.BASE_URL,
+               name: str = "load") -> None:
     env = {**os.environ, "RELIABILITY_PLAN": json.dumps(the_plan, ensure_ascii=False)}
     subprocess.run([
         str(BIN / "locust"), "-f", str(ROOT / "reliability" / "locustfile.py"), "--headless",
-        "-u", str(users), "-r", "5", "-t", f"{seconds}s", "--host", common.BASE_URL,
-        "--csv", str(ARTIFACTS / "load"), "--only-summary", "--stop-timeout", "150",
+        "-u", str(users), "-r", "5", "-t", f"{seconds}s", "--host", host,
+        "--csv", str(ARTIFACTS / name), "--only-summary", "--stop-timeout", "150",
         "--exit-code-on-error", "0", "--loglevel", "WARNING"],
         cwd=ROOT, env=env, check=True)
 
 
-def stats() -> dict:
+def stats(name: str = "load") -> dict:
     """Locust's per-request figures: count, failures, p50/p95 (ms)."""
     table = {}
-    with open(ARTIFACTS / "load_stats.csv", newline="") as f:
+    with open(ARTIFACTS / f"{name}_stats.csv", newline="") as f:
         for row in csv.DictReader(f):
             table[f"{row['Type']} {row['Name']}"] = {
                 "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
                 "p50_ms": _ms(row["50%"]), "p95_ms": _ms(row["95%"]),
                 "rps": round(float(row["Requests/s"]), 2)}
     failures = []
-    with open(ARTIFACTS / "load_failures.csv", newline="") as f:
+    with open(ARTIFACTS / f"{name}_failures.csv", newline="") as f:
         failures = [dict(row) for row in csv.DictReader(f)]
     return {"pages": table, "failures": failures}
 

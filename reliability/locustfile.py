@@ -55,6 +55,7 @@ class Panel(HttpUser):
 
     def on_start(self):
         self.username = next(self._turns)
+        place(self)
         page = self.client.get("/login/", name="/login/ (form)")
         token = CSRF.search(page.text)
         with self.client.post("/login/", data={
@@ -107,6 +108,17 @@ def accounts(names: list[str]):
     return itertools.cycle(names)
 
 
+# Several hosts (reliability/two_hosts.py): each user keeps to one, in turn — a load balancer's
+# sticky sessions.
+HOSTS = itertools.cycle(PLAN.get("hosts") or [None])
+
+
+def place(user) -> None:
+    host = next(HOSTS)
+    if host:
+        user.client.base_url = host
+
+
 class OrgAdmin(Panel):
     fixed_count = 6
     _turns = accounts(["zuzhibu"])
@@ -139,6 +151,7 @@ class LoopUser(HttpUser):
     wait_time = between(0.5, 2.0)
 
     def on_start(self):
+        place(self)
         self.username = next(self._turns)
         with self.client.post("/api/v1/security/login", json={
                 "username": self.username, "password": PLAN["password"], "provider": "db"},
@@ -244,3 +257,21 @@ class Liaison(LoopUser):
             need = random.choice(doing[:5])
             self.show(need["id"])
             self.move(need, "complete", {"result": "已上门维修完毕"})
+
+
+def scale(crowd: list, users: int | None) -> None:
+    """Fewer users than the 50 the counts above are for (PLAN["users"]): the same mix, scaled
+    (largest remainders). In a function: a user class left in a module-level name would be
+    taken by locust for one more class."""
+    if not users or users == sum(c.fixed_count for c in crowd):
+        return
+    shares = [c.fixed_count * users / sum(c.fixed_count for c in crowd) for c in crowd]
+    counts = [int(share) for share in shares]
+    for i in sorted(range(len(crowd)), key=lambda i: counts[i] - shares[i])[:users - sum(counts)]:
+        counts[i] += 1
+    for cls, count in zip(crowd, counts, strict=True):
+        cls.fixed_count = count
+
+
+scale([OrgAdmin, StreetAdmin, OtherLiaison, Auditor, Member, CommunityAdmin, Liaison],
+      PLAN.get("users"))

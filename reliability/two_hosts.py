@@ -3,6 +3,12 @@ disk), one Celery worker and one beat, on one PostgreSQL and Redis — what a ci
 behind a load balancer looks like, on loopback:
 
     .venv/bin/python -m reliability.two_hosts [--export-rows 50000] [--import-rows 45000]
+        [--load-seconds 120 --load-users 20]
+
+With --load-seconds, the checks are followed by a locust crowd on both hosts (reliability/
+locustfile.py, each user keeping to one host), once quiet and once while the service-record
+export runs as a job again and again: throughput and p95 of the list pages and of the moves,
+every move found in the audit log (artifacts/reliability/two-hosts.json).
 
 Each host has its own instance folder, address and metrics folder (gunicorn.conf.py, loaded by
 both, is told them by GUNICORN_BIND and PROMETHEUS_MULTIPROC_DIR). Redis is one of the run's own
@@ -162,6 +168,9 @@ def finished(session, host: str, job: int, seconds: float = 300) -> dict:
         time.sleep(0.5)
     raise AssertionError(f"job {job} not finished after {seconds} s: {state}")
 
+
+# The hosts' EXPORT_INLINE_MAX_ROWS (config.py's default; B's is raised for its comparison).
+INLINE_LIMIT = 20_000
 
 # Exported: the service records, the largest list of a district (its CSV written by the
 # database, app/exports.py).
@@ -345,6 +354,73 @@ def check_kill_mid_import(session, procs: Processes, rows: int) -> dict:
     return {"kill_import_rows": rows, "killed_at_row": done, "attempts": attempts}
 
 
+def crowd(the_plan: dict, users: int, seconds: int, name: str) -> dict:
+    """A locust run on both hosts (each user keeps to one); its figures: the whole, the list
+    pages and the moves (requests/s, the largest p95 among them), and what it wrote checked
+    against the database and the audit log as reliability/load.py checks it."""
+    import json
+
+    from . import load
+
+    the_plan = {**the_plan, "need_baseline": common.scalar("SELECT coalesce(max(id), 0) FROM need"),
+                "journal": str(common.ARTIFACTS / f"{name}-journal.json")}
+    load.run_locust(the_plan, users, seconds, host=url("A", ""), name=name)
+    table = load.stats(name)["pages"]
+    with open(the_plan["journal"]) as f:
+        checked = load.verify(the_plan, json.load(f))
+
+    def summary(rows):
+        return {"requests": sum(r["requests"] for r in rows),
+                "failures": sum(r["failures"] for r in rows),
+                "rps": round(sum(r["rps"] for r in rows), 2),
+                "p95_ms_max": max((r["p95_ms"] or 0 for r in rows), default=None),
+                "p50_ms_max": max((r["p50_ms"] or 0 for r in rows), default=None)}
+    lists = [r for k, r in table.items() if re.fullmatch(r"GET /\w+/list/", k)]
+    moves = [r for k, r in table.items() if "/transition/" in k]
+    total = table.get(" Aggregated") or table.get("Aggregated") or summary(list(table.values()))
+    return {"all": total, "list_pages": summary(lists), "moves": summary(moves),
+            "moves_audited": checked["audit_transition_records"],
+            "moves_journalled": checked["moves"], "problems": checked["problems"]}
+
+
+def load_figures(session, seconds: int, users: int) -> dict:
+    """The crowd on both hosts, then again while the service-record export runs as a job on the
+    worker over and over (each one started on A as soon as the last is done)."""
+    import threading
+
+    from . import load
+
+    the_plan = {**load.plan(seconds), "hosts": [url("A", ""), url("B", "")], "users": users}
+    # The crowd's CSV exports stay in the request (lists within the inline limit): the exports
+    # run as jobs are the ones started below.
+    small = {r for r in load.BROWSED
+             if common.scalar(f"SELECT count(*) FROM {r}") <= INLINE_LIMIT}
+    the_plan["exportable"] = {u: [r for r in rs if r in small]
+                              for u, rs in the_plan["exportable"].items()}
+    quiet = crowd(the_plan, users, seconds, "two-hosts-load")
+    log(f"load, {users} users for {seconds} s on A and B: {quiet}")
+    stop, exports = threading.Event(), []
+
+    def export_again():
+        exporter = requests.Session()
+        login(exporter, "A", "zuzhibu")
+        while not stop.is_set():
+            job = job_of(exporter.get(url("A", f"/{EXPORTED}/export/csv?_token={secrets.token_hex(8)}"),
+                                      allow_redirects=False, timeout=60))
+            exports.append(finished(exporter, "A", job, seconds=900)["status"])
+    thread = threading.Thread(target=export_again)
+    thread.start()
+    try:
+        busy = crowd(the_plan, users, seconds, "two-hosts-load-exporting")
+    finally:
+        stop.set()
+        thread.join()
+    log(f"load with the export running ({len(exports)} exports: {set(exports)}): {busy}")
+    assert not quiet["problems"] and not busy["problems"], (quiet["problems"], busy["problems"])
+    return {"load_users": users, "load_seconds": seconds, "load_quiet": quiet,
+            "load_exporting": busy, "exports_during_load": exports}
+
+
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the processes it started
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -354,6 +430,10 @@ def main(argv=None) -> int:
                         default=int(os.environ.get("TWO_HOSTS_IMPORT_ROWS", "45000")))
     parser.add_argument("--kill-rows", type=int,
                         default=int(os.environ.get("TWO_HOSTS_KILL_ROWS", "20000")))
+    parser.add_argument("--load-seconds", type=int, default=0,
+                        help="then a locust run of this length on both hosts, quiet and with the "
+                             "export running (default: none)")
+    parser.add_argument("--load-users", type=int, default=20)
     args = parser.parse_args(argv)
     common.ARTIFACTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -376,10 +456,13 @@ def main(argv=None) -> int:
                 "the session made on A is a session on B (the same keys)"
             results.update(check_upload(session))
             results.update(check_export(session, args.export_rows, procs.procs["worker"].pid))
-            results.update(check_import(session, procs, args.import_rows))
-            results.update(check_kill_mid_import(session, procs, args.kill_rows))
-            results.update(check_ran_once(results["import_job"]))
+            if args.import_rows and args.kill_rows:  # 0: without the imports (a load run)
+                results.update(check_import(session, procs, args.import_rows))
+                results.update(check_kill_mid_import(session, procs, args.kill_rows))
+                results.update(check_ran_once(results["import_job"]))
             assert procs.procs["beat"].poll() is None, "beat stays up"
+            if args.load_seconds:
+                results.update(load_figures(session, args.load_seconds, args.load_users))
         finally:
             procs.stop()
     results["seconds"] = round(time.monotonic() - started, 1)
