@@ -230,8 +230,11 @@ def test_a_purged_record_takes_its_file_and_the_scheduled_purge_is_safe_twice(ct
 def test_beat_schedules_the_purge_the_meetings_and_the_star_ratings(app):
     from app.jobs import KINDS, celery
 
-    schedule = celery.conf.beat_schedule
+    schedule = dict(celery.conf.beat_schedule)
+    # The notices' delivery (app/services/notices.py) is a task of its own, every minute.
+    assert schedule.pop("deliver-notices")["task"] == "gongjian.deliver_notices"
+    assert "gongjian.deliver_notices" in celery.tasks
     assert {entry["task"] for entry in schedule.values()} == {"gongjian.scheduled"}
     assert {entry["args"][0] for entry in schedule.values()} == {"purge", "generate_meetings",
-                                                                  "rate_stars"}
+                                                                  "rate_stars", "notices"}
     assert all(entry["args"][0] in KINDS for entry in schedule.values())
