@@ -173,7 +173,9 @@ class Config:
     # unit's registration or service completion rate bars it from rating, and the points per
     # quarter that count as full marks.
     STAR_THRESHOLDS = {5: 90, 4: 80, 3: 70, 2: 60, 1: 0}
-    STAR_RATING_FLOOR = 0.95
+    # A minimum share (e.g. 0.95) of in-service members registered and of dispatched needs
+    # closed below which a unit is not rated: no practice names one, so off unless set.
+    STAR_RATING_FLOOR = float(os.environ.get("STAR_RATING_FLOOR", "0"))
     STAR_POINT_TARGETS = {"unit": 60, "member": 12}
 
     # Account security (app/security/login_guard.py). Consecutive failed logins lock an

@@ -1,8 +1,9 @@
 """Star ratings (DOMAIN.md §1 "一季一评星，一年一授星"): a small fixture period whose ratings are
 worked out by hand below — from the ledger, service months and registration for members; from
 the ledger, the in-service members' registration rate and the completion of dispatched needs for
-units — with the thresholds and the 95% floor of the configuration; the year's award from its
-quarters; 已计算 → 已审核 → 已公示, and a published period cannot be computed again."""
+units — with the thresholds and the floor of the configuration (off by default); the year's award from
+its quarters; 已计算 → 已审核 → 已公示, a period rated only once it has ended, a street rating its
+own subjects, and a rating reviewed or published left alone by a later run."""
 import itertools
 import json
 import re
@@ -183,8 +184,8 @@ def test_the_floor_comes_from_the_configuration(app, ctx, api, fixture_period, m
     assert (e.stars, bool(e.eligible)) == (None, False)  # 50% is still below
 
 
-def test_review_publish_and_a_published_period_is_not_computed_again(ctx, api, as_user,
-                                                                     fixture_period):
+def test_review_publish_and_a_reviewed_or_published_rating_is_kept(ctx, api, as_user,
+                                                                    fixture_period):
     period, year = fixture_period["period"], fixture_period["year"]
     units = fixture_period["units"]
     assert compute(api, period).status_code == 200
@@ -194,29 +195,87 @@ def test_review_publish_and_a_published_period_is_not_computed_again(ctx, api, a
     shequ, shequ_headers = api("shequ01")
     assert shequ.post(f"/api/v1/star_rating/{a.id}/transition/review",
                       headers=shequ_headers).status_code == 403
-    assert client.post(f"/api/v1/star_rating/{a.id}/transition/review",
-                       headers=headers).status_code == 200
-    # Computed again before publication, a reviewed rating goes back to 已计算.
-    assert compute(api, period).status_code == 200
-    assert rating(ctx, "unit", units["A"], period).status == "已计算"
     for move in ("review", "publish"):
         assert client.post(f"/api/v1/star_rating/{a.id}/transition/{move}",
                            headers=headers).status_code == 200
     assert rating(ctx, "unit", units["A"], period).status == "已公示"
 
-    before = ctx.execute(text("SELECT id, score, stars, status, computed_on FROM star_rating "
-                              "WHERE period = :p ORDER BY id"), {"p": period}).all()
+    def ratings():
+        return {row.id: row for row in ctx.execute(text(
+            "SELECT id, score, stars, status, computed_on FROM star_rating WHERE period = :p"),
+            {"p": period}).all()}
+
+    before = ratings()
+    # Computed again: the published rating is left as it is, the others computed anew.
+    again = compute(api, period)
+    assert again.status_code == 200, again.json
+    after = ratings()
+    assert after[a.id] == before[a.id]
+    assert all(after[i].computed_on != before[i].computed_on for i in before if i != a.id)
+    # Everything reviewed or published: nothing to compute, said so.
+    with ctx.session() as session:
+        session.execute(text("UPDATE star_rating SET status = '已审核' WHERE period = :p AND "
+                             "status = '已计算'"), {"p": period})
+        session.commit()
     refused = compute(api, period)
     assert refused.status_code == 422
-    assert f"{year}年第2季度的星级评定已公示，不能重新计算" in refused.json["message"]
-    page = as_user("zuzhibu").post("/star_rating/compute", {"period": period},
-                                   form_url="/star_rating/compute", follow_redirects=True)
-    assert "已公示，不能重新计算" in page.get_data(as_text=True)
-    assert ctx.execute(text("SELECT id, score, stars, status, computed_on FROM star_rating "
-                            "WHERE period = :p ORDER BY id"), {"p": period}).all() == before
+    assert f"{year}年第2季度您范围内的星级评定均已审核或公示，不能重新计算" in refused.json["message"]
     # Nobody computes without the right to.
-    assert compute(api, f"{year}Q3", "jiedao01").status_code == 403
+    assert compute(api, f"{year}Q3", "shequ01").status_code == 403
     assert as_user("shequ01").get("/star_rating/compute").status_code == 403
+
+
+def test_a_period_is_rated_only_once_it_has_ended(app, ctx, api):
+    import time_machine
+
+    with time_machine.travel(datetime(2026, 12, 6, 4, 0), tick=True):
+        refused = compute(api, "2026Q4")
+        assert refused.status_code == 422
+        assert "2026年第4季度于2026-12-31结束，结束后才能评定" in refused.json["message"]
+        refused = compute(api, "2026")
+        assert "结束后才能评定" in refused.json["message"]
+    assert not ctx.execute(text("SELECT count(*) FROM star_rating WHERE period = '2026Q4'")).scalar()
+    try:
+        with time_machine.travel(datetime(2027, 1, 2, 4, 0), tick=True):
+            done = compute(api, "2026Q4", "jiedao01")
+            assert done.status_code == 200, done.json
+        # a street's run rates the subjects of its street, and none of another street
+        street_unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei01'")).scalar()
+        far_unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei03'")).scalar()
+        rated = set(ctx.execute(text("SELECT unit_id FROM star_rating WHERE period = '2026Q4' "
+                                     "AND subject_type = 'unit'")).scalars())
+        assert street_unit in rated and far_unit not in rated
+        # ... and cannot review another street's rating (not even see it)
+        with time_machine.travel(datetime(2027, 1, 2, 4, 0), tick=True):
+            assert compute(api, "2026Q4", "zuzhibu").status_code == 200
+        far = ctx.execute(text("SELECT id FROM star_rating WHERE period = '2026Q4' AND "
+                               "unit_id = :u"), {"u": far_unit}).scalar()
+        client, headers = api("jiedao01")
+        assert client.post(f"/api/v1/star_rating/{far}/transition/review",
+                           headers=headers).status_code == 404
+    finally:
+        with ctx.session() as session:
+            session.execute(text("DELETE FROM audit_log WHERE resource = 'star_rating' AND "
+                                 "changes LIKE '%2026Q4%'"))
+            session.execute(text("DELETE FROM star_rating WHERE period = '2026Q4'"))
+            session.commit()
+
+
+def test_a_districts_recompute_leaves_a_streets_published_ratings(ctx, api, fixture_period):
+    period = fixture_period["period"]
+    units = fixture_period["units"]
+    assert compute(api, period, "jiedao01").status_code == 200
+    a = rating(ctx, "unit", units["A"], period)
+    client, headers = api("jiedao01")
+    for move in ("review", "publish"):
+        assert client.post(f"/api/v1/star_rating/{a.id}/transition/{move}",
+                           headers=headers).status_code == 200
+    published = ctx.execute(text("SELECT score, stars, status, computed_on, published_on FROM "
+                                 "star_rating WHERE id = :i"), {"i": a.id}).one()
+    # 组织部's run over the whole district: the street's published rating stays as it is
+    assert compute(api, period, "zuzhibu").status_code == 200
+    assert ctx.execute(text("SELECT score, stars, status, computed_on, published_on FROM "
+                            "star_rating WHERE id = :i"), {"i": a.id}).one() == published
 
 
 def test_the_year_is_awarded_from_its_quarters(app, ctx, api, fixture_period):

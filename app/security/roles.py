@@ -136,7 +136,7 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "point_rule": _grant(EVERYONE, READ, OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
     "point_entry": _grant(EVERYONE, READ, **{r: {"export"} for r in ADMINS}, Auditor=AUDIT),
     "star_rating": _grant(EVERYONE, READ, OrgAdmin={"compute", "export"},
-                          StreetAdmin={"export"}, Auditor=AUDIT),
+                          StreetAdmin={"compute", "export"}, Auditor=AUDIT),
     # dashboards: the figures, each within the viewer's scope (a member has none)
     "dashboard": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ),
     # the public notice board needs no login; "read" here only shows it in the menu

@@ -39,7 +39,7 @@ from app.models.lists import NEED_DONE, Need
 from app.models.meetings import PRESENT, Attendance, BodyMember, Meeting, MeetingStatus
 from app.models.org import Member, MemberStatus, Unit, UnitStatus
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
-from app.security.scope import Principal, may_write, unscoped
+from app.security.scope import Principal, current_principal, may_write, owner_clause, unscoped
 from app.services import audit
 from app.services.workflow import Field, Transition, Workflow
 
@@ -378,8 +378,8 @@ def parse_period(text: str) -> Period:
         raise DomainError("评定期间应写作“2026Q1”（季度）或“2026”（年度）", "period")
     period = Period(match.group(0).strip().upper().replace(" ", ""), int(match.group(1)),
                     int(match.group(2)) if match.group(2) else None)
-    if period.start > clock.today():
-        raise DomainError(f"{period.label}尚未开始，不能评定", "period")
+    if period.end >= clock.today():
+        raise DomainError(f"{period.label}于{period.end:%Y-%m-%d}结束，结束后才能评定", "period")
     return period
 
 
@@ -497,6 +497,8 @@ def _weighted(values: list[tuple[RatingInput, float | None]]) -> Decimal:
 
 
 def _floor_note(values: dict[str, float | None], floor: float) -> str | None:
+    if floor <= 0:  # the floor is a district's own rule, off unless configured
+        return None
     below = [f"{label}{values[name] * 100:.1f}%" for name, label in FLOOR_INPUTS.items()
              if values.get(name) is not None and values[name] < floor]
     if below:
@@ -551,7 +553,8 @@ def _year_ratings(session, period, subjects):
 def compute_ratings(session, period_text: str, progress=None, commit: bool = True) -> dict:
     """Compute (or recompute) a period's star ratings of the units and members in the acting
     user's scope, and commit (`commit=False`: flush only — the job commits them with its end,
-    app/jobs.py). A published period is refused; a reviewed one goes back to 已计算.
+    app/jobs.py). Only a period that has ended; a subject whose rating was reviewed or published
+    is left as its raters have it (per subject: one street's publication binds no other).
     `progress(done, total)` is told the ratings written. Returns counts for the message."""
     period = parse_period(period_text)
     table = _star_table()
@@ -560,16 +563,12 @@ def compute_ratings(session, period_text: str, progress=None, commit: bool = Tru
                              "floor": floor,
                              "point_targets": dict(current_app.config["STAR_POINT_TARGETS"])},
                             ensure_ascii=False)
-    with unscoped():
-        published = session.execute(select(func.count()).select_from(StarRating).where(
-            StarRating.period == period.code, StarRating.status == RatingStatus.PUBLISHED,
-            StarRating.deleted_on.is_(None))).scalar()
-    if published:
-        raise DomainError(f"{period.label}的星级评定已公示，不能重新计算", "period")
-    # The subjects are those in the user's scope; the figures about them count every row.
+    # The subjects are those the user answers for (the unit directory is readable by all: its
+    # own units only); the figures about them count every row.
     subjects = {
-        "unit": session.execute(select(Unit.id).where(Unit.status == UnitStatus.REGISTERED)
-                                .order_by(Unit.id)).scalars().all(),
+        "unit": session.execute(select(Unit.id).where(
+            Unit.status == UnitStatus.REGISTERED, owner_clause(Unit, current_principal()))
+            .order_by(Unit.id)).scalars().all(),
         "member": session.execute(select(Member.id).where(Member.status == MemberStatus.ACTIVE)
                                   .order_by(Member.id)).scalars().all(),
     }
@@ -579,8 +578,15 @@ def compute_ratings(session, period_text: str, progress=None, commit: bool = Tru
         existing = {(r.subject_type, r.unit_id or r.member_id): r for r in session.execute(
             select(StarRating).where(StarRating.period == period.code,
                                      StarRating.deleted_on.is_(None))).scalars()}
+    # A rating reviewed or published (by this runner or by a street) is its raters' now: a
+    # run computes only the subjects still 已计算 or not yet rated.
+    kept = {key for key in computed if key in existing
+            and existing[key].status != RatingStatus.COMPUTED}
+    computed = {key: value for key, value in computed.items() if key not in kept}
+    if not computed and kept:
+        raise DomainError(f"{period.label}您范围内的星级评定均已审核或公示，不能重新计算", "period")
     now = _now()
-    counts = {"unit": 0, "member": 0, "not_rated": 0}
+    counts = {"unit": 0, "member": 0, "not_rated": 0, "kept": len(kept)}
     session.info[audit.SKIP_ROWS] = True  # one record for the run, below, not one per rating
     try:
         with committed(session, f"{period.label}的星级评定正由他人计算或审核，请稍后重试",
@@ -604,7 +610,6 @@ def compute_ratings(session, period_text: str, progress=None, commit: bool = Tru
                 rating.thresholds = thresholds
                 rating.status = RatingStatus.COMPUTED
                 rating.computed_on = now
-                rating.reviewed_by_id = rating.reviewed_on = None
                 counts[subject] += 1
                 counts["not_rated"] += stars is None
             audit.record(session, "create", "star_rating", changes={
@@ -619,8 +624,9 @@ def compute_ratings(session, period_text: str, progress=None, commit: bool = Tru
 
 def rated_message(done: dict) -> str:
     """What a star-rating run tells its user (the page, the job, the command line)."""
+    kept = f"；已审核或公示的 {done['kept']} 个保持不变" if done.get("kept") else ""
     return (f"{done['period'].label}星级评定已计算：驻区单位 {done['unit']} 个、党员 "
-            f"{done['member']} 名，其中不予评星 {done['not_rated']} 个")
+            f"{done['member']} 名，其中不予评星 {done['not_rated']} 个{kept}")
 
 
 def rating_count(session, period_code: str) -> int:
@@ -654,9 +660,11 @@ STAR_RATING_FLOW = Workflow(StarRating, (
 
 
 def recent_periods(count: int = 6) -> list[str]:
-    """The latest quarters (current first) and the last full year, for the compute form."""
+    """The latest quarters that have ended (the last first) and the last full year, for the
+    compute form."""
     today = clock.today()
     year, quarter = today.year, (today.month - 1) // 3 + 1
+    year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
     periods = []
     for _ in range(count):
         periods.append(f"{year}Q{quarter}")
