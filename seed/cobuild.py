@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 
 from app import clock
 from app.models.cobuild import (
@@ -22,12 +22,14 @@ from app.models.cobuild import (
     PointEntry,
     PointRule,
     PostClaim,
+    RatingStatus,
     ServicePost,
     ServiceRecord,
+    StarRating,
     UnitRegistration,
 )
 from app.models.org import Dictionary, Member
-from app.services.cobuild import quarter_of
+from app.services.cobuild import compute_ratings, quarter_of
 
 # (code, name, subject, per event, per hour)
 POINT_RULES = [
@@ -272,3 +274,17 @@ def _months(start: date, end: date):
 
 def _month_end(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def seed_stars(session, echo) -> None:
+    """The last full year rated — its four quarters (一季一评星) and the year (一年一授星) — and
+    published, as a district that has used the panel a year would have them (the public board
+    and the dashboard show them)."""
+    year = clock.today().year - 1
+    for period in (*(f"{year}Q{q}" for q in range(1, 5)), str(year)):
+        compute_ratings(session, period, commit=False)
+    now = clock.utcnow()
+    session.execute(update(StarRating).where(StarRating.period.like(f"{year}%")).values(
+        status=RatingStatus.PUBLISHED, reviewed_on=now, published_on=now))
+    echo(f"星级评定：{year}年各季度及全年已计算并公示。")
+

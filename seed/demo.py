@@ -25,7 +25,7 @@ from app.security.roles import ROLE_LABELS
 from app.services import audit
 from app.services.defaults import ensure_dictionary
 from config import INSTANCE_DIR
-from seed.cobuild import seed_cobuild
+from seed.cobuild import seed_cobuild, seed_stars
 from seed.lists import seed_lists
 from seed.meetings import seed_meetings
 from seed.names import Names
@@ -102,6 +102,8 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     seed_lists(session, names, scale, tree, units, members, echo)
     seed_meetings(session, names, scale, tree, units, members, echo)
     seed_cobuild(session, names, scale, tree, units, members, echo)
+    seed_stars(session, echo)
+    session.info[audit.SKIP_ROWS] = True  # the run ends its own recording
     audit.record(session, "import", "seed", changes={
         "scale": scale, "organizations": len(tree["all"]), "units": len(units),
         "members": len(members)})
