@@ -238,10 +238,10 @@ PROBED = [r for r in matrix.TABLE if r not in GLOBAL]
 def plant(app, resource) -> None:
     """Rows the test data set lacks, made (as the system, inside the rolled-back block) for
     danwei02's and danwei03's units: a need dispatched to each, a point entry paid to each,
-    and a star-rating run."""
+    and a star-rating run, a resource of each proposed for a need of its community."""
     from app.extensions import db
     from app.models.cobuild import PointEntry
-    from app.models.lists import Need
+    from app.models.lists import Need, NeedResource, Resource
     from app.services.cobuild import compute_ratings
 
     with app.app_context():
@@ -256,6 +256,13 @@ def plant(app, resource) -> None:
                              status="已派单", submitted_by_unit_id=None,
                              submitted_by_member_id=None, title=f"派给{owner}的需求")
                 session.add(copy)
+            if resource == "need_resource":
+                offered = session.scalars(select(Resource).where(Resource.unit_id == unit_id)
+                                          .order_by(Resource.id)).first()
+                need = session.scalars(select(Need).where(Need.community_id == community_id)
+                                       .order_by(Need.id)).first()
+                session.add(NeedResource(need=need, resource=offered, status="待认领",
+                                         note=f"提议给{owner}的资源"))
             if resource == "point_entry":
                 source = session.scalars(select(PointEntry).order_by(PointEntry.id)).first()
                 session.add(_copy(source, subject_type="unit", unit_id=unit_id, member_id=None,
