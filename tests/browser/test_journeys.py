@@ -6,11 +6,13 @@ needs as CSV and the file opens with its Chinese intact. Every request to anothe
 refused. Each step leaves a screenshot in the git-ignored artifacts/ folder."""
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from app import clock
 from tests.browser.conftest import ARTIFACTS, log_in, offline_page
 
 pytestmark = pytest.mark.browser
@@ -168,7 +170,11 @@ def test_lists_and_the_need_loop_through_the_browser(browser, server, ctx, tmp_p
     liaison.follow(f"a[href='{need_path}']")
     assert liaison.field("需求标题") == title
     assert liaison.field("状态") == "已派单"
-    liaison.move("接单")
+    # 接单 has fields (a 复杂 need's plan and its date, a photo): a form, filled as for any need
+    liaison.open_move("接单")
+    liaison.page.fill("textarea#plan", "上门查看后制定处理方案")
+    liaison.page.fill("input#plan_due", (clock.today() + timedelta(days=5)).isoformat())
+    liaison.submit("接单")
     assert "已接单" in liaison.flashes()
     assert liaison.field("状态") == "办理中"
     liaison.open_move("办结")
