@@ -44,10 +44,9 @@ from app.errors import committed
 from app.i18n import N_, gettext
 from app.models.cobuild import (
     Agreement,
-    AgreementStatus,
     MemberRegistration,
     MemberRegistrationStatus,
-    ServiceRecord,
+    served_between,
 )
 from app.models.lists import NEED_CLOSED, NEED_STEPS, Need, NeedStatus, need_step_limits
 from app.models.meetings import Resolution, ResolutionStatus
@@ -559,9 +558,8 @@ def scan(session, now: datetime | None = None) -> Counter:
         counts[code] += notify(session, code, resolution, resolution.deadline.isoformat())
     for agreement in session.scalars(select(Agreement).where(Agreement.expiring)
                                      .order_by(Agreement.id)).all():
-        if agreement.status == AgreementStatus.SIGNED and agreement.valid_to >= today:
-            counts["agreement_expiring"] += notify(session, "agreement_expiring", agreement,
-                                                   agreement.valid_to.isoformat())
+        counts["agreement_expiring"] += notify(session, "agreement_expiring", agreement,
+                                               agreement.valid_to.isoformat())
     if today.day >= 25:
         counts["member_unserved"] += _remind_unserved(session, today)
     return counts
@@ -570,14 +568,12 @@ def scan(session, now: datetime | None = None) -> Counter:
 def _remind_unserved(session, today: date) -> int:
     """On the 25th (or the first run after it), each registered member without a service
     record this month, and its unit's liaison."""
-    first = today.replace(day=1)
-    served = select(ServiceRecord.member_id).where(ServiceRecord.served_on >= first,
-                                                   ServiceRecord.served_on <= today)
+    # the same rule as the 党员报到 list's 本月已服务 and the dashboard's monthly service
     registered = select(MemberRegistration.member_id).where(
         MemberRegistration.status == MemberRegistrationStatus.REGISTERED)
     told = 0
-    for member in session.scalars(select(Member).where(Member.id.in_(registered),
-                                                       Member.id.not_in(served))
+    for member in session.scalars(select(Member).where(
+            Member.id.in_(registered), ~served_between(Member.id, today.replace(day=1), today))
                                   .order_by(Member.id)).all():
         told += notify(session, "member_unserved", member, f"{today:%Y-%m}")
     return told
