@@ -18,9 +18,9 @@ install: $(BIN)/activate assets translations
 
 # Front-end assets come from the npm registry into a git-ignored folder (never committed).
 assets: app/static/vendor/.installed
-app/static/vendor/.installed: package.json
+app/static/vendor/.installed: package.json package-lock.json
 	@echo "==> 安装前端资源（npm：echarts）"
-	npm install --no-audit --no-fund --silent
+	npm ci --no-audit --no-fund --silent
 	mkdir -p app/static/vendor
 	cp node_modules/echarts/dist/echarts.min.js app/static/vendor/
 	touch $@
