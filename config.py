@@ -177,6 +177,16 @@ class Config:
     # closed below which a unit is not rated: no practice names one, so off unless set.
     STAR_RATING_FLOOR = float(os.environ.get("STAR_RATING_FLOOR", "0"))
     STAR_POINT_TARGETS = {"unit": 60, "member": 12}
+    # The weight of each input of a rating (app.services.cobuild.RATING_INPUTS), per subject,
+    # each subject's summing to 100; a district sets its own as JSON in STAR_WEIGHTS. Weights
+    # that do not sum to 100 refuse every run and preview with a Chinese message (nothing
+    # written). Units: points, registration of in-service members, dispatched needs closed,
+    # joint-meeting attendance, 三单 provision, the agreement's 三个一.
+    STAR_WEIGHTS = os.environ.get("STAR_WEIGHTS") or {
+        "unit": {"points": 30, "registration": 15, "completion": 15, "attendance": 15,
+                 "lists": 10, "three_ones": 15},
+        "member": {"points": 40, "monthly_service": 40, "registration": 20},
+    }
 
     # Account security (app/security/login_guard.py). Consecutive failed logins lock an
     # account for a while; attempts are rate-limited per account *and* client address (FAB's

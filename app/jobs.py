@@ -420,10 +420,11 @@ def _rate_stars(job, params, progress):
 
 def rate_stars(period_text: str, user, resource: str, form_token: str | None = None) -> Job:
     """Start the star-rating run of a period (the page's and the API's): a period written
-    wrong is refused at once, before any job."""
-    from app.services.cobuild import parse_period
+    wrong, not ended, or weights not summing to 100 are refused at once, before any job."""
+    from app.services.cobuild import parse_period, rating_weights
 
     period = parse_period(period_text)
+    rating_weights()
     job = start("rate_stars", f"计算{period.label}星级评定", user,
                 {"period": period.code, "right": ["can_compute", resource]},
                 resource=resource, form_token=form_token)

@@ -29,6 +29,14 @@ def rating_config(app, monkeypatch):
     monkeypatch.setitem(app.config, "STAR_THRESHOLDS", dict(THRESHOLDS))
     monkeypatch.setitem(app.config, "STAR_RATING_FLOOR", 0.95)
     monkeypatch.setitem(app.config, "STAR_POINT_TARGETS", {"unit": 60, "member": 12})
+    # The hand-worked figures below weigh points, registration and completion only (the other
+    # inputs at 0: test_meetings_lists_and_three_ones_weigh_in weighs them)
+    monkeypatch.setitem(app.config, "STAR_WEIGHTS", OLD_WEIGHTS)
+
+
+OLD_WEIGHTS = {"unit": {"points": 40, "registration": 30, "completion": 30, "attendance": 0,
+                        "lists": 0, "three_ones": 0},
+               "member": {"points": 40, "monthly_service": 40, "registration": 20}}
 
 
 def add_rows(ctx, make):
@@ -396,3 +404,160 @@ def test_the_scheduled_run_rates_the_quarter_just_ended_once(app, ctx, api, fixt
                                   {"j": again}).one()
     assert status == "已完成" and message == f"{period} 的星级评定已计算，本次未重新计算"
     assert rating(ctx, "unit", units["A"], period).status == "已审核"
+
+
+# --- the practice's inputs, the weights, the preview, the reasons ---------------------------
+
+DEFAULT_WEIGHTS = {"unit": {"points": 30, "registration": 15, "completion": 15, "attendance": 15,
+                            "lists": 10, "three_ones": 15},
+                   "member": {"points": 40, "monthly_service": 40, "registration": 20}}
+
+
+def practice_rows(ctx, fixture_period):
+    """Unit A's joint meetings, lists and agreement in the fixture's year: in a body of its own
+    that held two 季研讨会 in Q2, A present at one and absent from the other (attendance 50%, a
+    quarter met and attended); a published resource and no service item (三单 half); an agreement
+    signed and in force all year with a target of 4 needs (2 closed by Q2's end: 4 × 2/4 met)."""
+    from app.models.cobuild import Agreement
+    from app.models.lists import Resource
+    from app.models.meetings import Attendance, BodyMember, JointBody, Meeting
+    from app.models.org import Organization, Unit
+
+    year, community = fixture_period["year"], fixture_period["community"]
+    unit = fixture_period["units"]["A"]
+    category = ctx.execute(text("SELECT min(id) FROM dictionary WHERE kind = 'resource_category'")
+                           ).scalar()
+
+    def make(session):
+        host, member = session.get(Organization, community), session.get(Unit, unit)
+        body = JointBody(name=f"评星联席会{year}", host=host)
+        meetings = [Meeting(body=body, type="季研讨会", planned_date=date(year, 5, day),
+                            held_on=date(year, 5, day), status="已召开") for day in (6, 20)]
+        return [body, BodyMember(body=body, unit=member), *meetings,
+                Resource(unit=member, year=year, category_id=category, title="评星场地",
+                         status="已发布"),
+                Agreement(community=host, unit=member, title="评星协议",
+                          signed_on=date(year - 1, 12, 20), valid_from=date(year, 1, 1),
+                          valid_to=date(year, 12, 31), yearly_target=4, status="已签订")]
+    add_rows(ctx, make)
+    ids = ctx.execute(text("SELECT m.id FROM meeting m JOIN joint_body b ON b.id = m.body_id "
+                           "WHERE b.name = :n ORDER BY m.planned_date"),
+                      {"n": f"评星联席会{year}"}).scalars().all()
+
+    def attend(session):
+        # recorded once the body has its member (a unit outside the body is refused)
+        member, meetings = session.get(Unit, unit), [session.get(Meeting, i) for i in ids]
+        return [Attendance(meeting=meetings[0], unit=member, attendee="一把手甲",
+                           attendee_level="一把手", status="出席"),
+                Attendance(meeting=meetings[1], unit=member, status="缺席")]
+    add_rows(ctx, attend)
+
+
+def test_meetings_lists_and_three_ones_weigh_in(app, ctx, api, fixture_period, monkeypatch):
+    monkeypatch.setitem(app.config, "STAR_WEIGHTS", DEFAULT_WEIGHTS)
+    practice_rows(ctx, fixture_period)
+    period, units = fixture_period["period"], fixture_period["units"]
+    assert compute(api, period).status_code == 200
+    a = rating(ctx, "unit", units["A"], period)
+    inputs = {item["name"]: item for item in json.loads(a.inputs)}
+    assert {name: inputs[name]["value"] for name in ("attendance", "lists", "three_ones")} == {
+        "attendance": 0.5, "lists": 0.5, "three_ones": 1.0}
+    # points 0.75 × 30 + registration 15 + completion 15 + attendance 0.5 × 15 + lists 0.5 × 10
+    # + 三个一 15 = 80 of 100
+    assert (a.score, a.stars) == (Decimal("80.00"), 4)
+    assert json.loads(a.thresholds)["weights"]["unit"]["attendance"] == 15
+    # B attended no meeting (left out of its weights), filed no list, signed no agreement:
+    # (0.5 × 30 + 0.95 × 15) / (30 + 15 + 10 + 15) = 41.79
+    b = rating(ctx, "unit", units["B"], period)
+    assert b.score == Decimal("41.79")
+
+
+@pytest.mark.parametrize("weights, says", [
+    ({**DEFAULT_WEIGHTS, "unit": {**DEFAULT_WEIGHTS["unit"], "points": 20}}, "合计为90，应为100"),
+    ({**DEFAULT_WEIGHTS, "member": {"points": 50, "monthly_service": 50}}, "缺少到社区报到的权重"),
+    ({**DEFAULT_WEIGHTS, "unit": {**DEFAULT_WEIGHTS["unit"], "points": -10, "lists": 50}},
+     "不能为负数"),
+    ("{not json", "不是有效的 JSON"),
+])
+def test_weights_not_summing_to_100_refuse_the_run_and_the_preview(
+        app, ctx, api, as_user, fixture_period, monkeypatch, weights, says):
+    monkeypatch.setitem(app.config, "STAR_WEIGHTS", weights)
+    period = fixture_period["period"]
+    jobs_before = ctx.execute(text("SELECT count(*) FROM job")).scalar()
+    refused = compute(api, period)
+    assert refused.status_code == 422 and says in refused.json["message"]
+    client, headers = api("zuzhibu")
+    preview = client.post("/api/v1/star_rating/preview", json={"period": period}, headers=headers)
+    assert preview.status_code == 422 and says in preview.json["message"]
+    browser = as_user("zuzhibu")
+    page = browser.post("/star_rating/compute", data={"period": period},
+                        form_url="/star_rating/compute").get_data(as_text=True)
+    assert says in page
+    # nothing written: no rating, no job
+    assert not ctx.execute(text("SELECT count(*) FROM star_rating WHERE period = :p"),
+                           {"p": period}).scalar()
+    assert ctx.execute(text("SELECT count(*) FROM job")).scalar() == jobs_before
+
+
+def test_a_period_not_ended_is_previewed_not_stored(ctx, api, as_user):
+    import time_machine
+
+    def counts():
+        return ctx.execute(text("SELECT (SELECT count(*) FROM star_rating WHERE period IN "
+                                "('2026Q4', '2026')), (SELECT count(*) FROM audit_log WHERE "
+                                "resource = 'star_rating'), (SELECT count(*) FROM job)")).one()
+
+    before = counts()
+    with time_machine.travel(datetime(2026, 12, 6, 4, 0), tick=True):
+        client, headers = api("jiedao01")
+        done = client.post("/api/v1/star_rating/preview", json={"period": "2026Q4"},
+                           headers=headers)
+        assert done.status_code == 200, done.json
+        assert done.json["preview"] is True and "预览" in done.json["label"]
+        assert done.json["ended"] is False and done.json["units"]
+        street_unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei01'")
+                                  ).scalar()
+        far_unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei03'")
+                               ).scalar()
+        shown = {row["id"] for row in done.json["units"]}
+        assert street_unit in shown and far_unit not in shown  # the street's own subjects
+        year = client.post("/api/v1/star_rating/preview", json={"period": "2026"},
+                           headers=headers)
+        assert year.status_code == 200 and len(year.json["units"][0]["inputs"]) == 4
+        page = as_user("jiedao01").post("/star_rating/compute",
+                                        data={"period": "2026Q4", "preview": "1"},
+                                        form_url="/star_rating/compute").get_data(as_text=True)
+        assert 'id="preview"' in page and "未保存" in page and "2026年第4季度" in page
+        # a period not begun has nothing to preview
+        later = client.post("/api/v1/star_rating/preview", json={"period": "2027Q2"},
+                            headers=headers)
+        assert later.status_code == 422 and "2027-04-01开始" in later.json["message"]
+    assert counts() == before
+
+
+def test_a_subject_left_unrated_says_why_on_its_page(app, ctx, api, as_user, fixture_period):
+    import time_machine
+
+    from app.services.cobuild import unrated_reason
+
+    units, year = fixture_period["units"], fixture_period["year"]
+    # The clock in the quarter after the fixture's: Q2 is the last one ended.
+    with time_machine.travel(datetime(year, 7, 15, 4, 0), tick=True):
+        def reason(kind, pk):
+            with app.test_request_context():
+                from app.extensions import db
+                from app.security.scope import unscoped
+                with unscoped():
+                    return unrated_reason(db.session, kind, pk)
+
+        assert reason("unit", units["D"]) == f"{year}年第2季度尚未评定：季度结束后由街道党工委或区委组织部计算"
+        assert compute(api, fixture_period["period"]).status_code == 200
+        # D below the floor (95%), the page says so
+        page = as_user("zuzhibu").get(f"/unit/show/{units['D']}").get_data(as_text=True)
+        assert "不予评星：在职党员报到率75.0%，低于95%，不予评星" in page
+        # a member with nothing in the quarter: no data
+        idle = ctx.execute(text("SELECT id FROM member WHERE work_unit_id = :u ORDER BY id DESC"),
+                           {"u": units["D"]}).scalars().first()
+        page = as_user("zuzhibu").get(f"/member/show/{idle}").get_data(as_text=True)
+        assert "本期没有可评分的数据" in page
+        assert reason("unit", units["A"]) is None

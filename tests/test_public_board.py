@@ -181,3 +181,8 @@ def test_the_demo_board_shows_last_years_published_stars(app, ctx, community):
     page = app.test_client().get(f"/public/community/{community}").get_data(as_text=True)
     ratings = page.split('id="stars"', 1)[1].split("</section>", 1)[0]
     assert str(year) in ratings
+    # only the latest quarter and year published, as columns; units first, then members
+    assert f"<th>{year}年第4季度</th>" in ratings and f"<th>{year}年度</th>" in ratings
+    assert f"{year}年第1季度" not in ratings and f"{year}Q" not in ratings
+    assert "★" in ratings
+    assert ratings.index("驻区单位") < ratings.index("党员")

@@ -30,6 +30,7 @@ from app.services.cobuild import (
     STAR_RATING_FLOW,
     UNIT_REGISTRATION_FLOW,
     agreement_file,
+    preview_ratings,
     store_agreement_file,
 )
 from app.views.base import EntityApi
@@ -200,7 +201,24 @@ class StarRatingApi(EntityApi):
         "id", "subject_type", "unit_id", "member_id", "period", "period_kind", "score", "stars",
         "eligible", "note", "inputs", "thresholds", "status", "computed_on", "reviewed_on",
         "published_on"]
-    permission_of = {"compute": "compute"}
+    permission_of = {"compute": "compute", "preview": "compute"}
+
+    @expose("/preview", methods=["POST"])
+    @protect()
+    @safe
+    def preview(self):
+        """A preview of a period's ratings in the user's scope: JSON body {"period": "2026Q4"};
+        computed, answered (`"preview": true`), never stored — a period not ended is allowed
+        once it has begun. 422 with the message for a period written wrong or bad weights."""
+        body = request.get_json(silent=True) or {}
+        try:
+            done = preview_ratings(self.datamodel.session, str(body.get("period", "")))
+        except DomainError as exc:
+            return self.response_422(message=str(exc))
+        period = done["period"]
+        return self.response(200, preview=True, label=f"{period.label}（预览，未保存）",
+                             period=period.code, ended=done["ended"], weights=done["weights"],
+                             units=done["units"], members=done["members"])
 
     @expose("/compute", methods=["POST"])
     @protect()

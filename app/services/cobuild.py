@@ -35,12 +35,20 @@ from app.models.cobuild import (
     UnitRegistration,
     UnitRegistrationStatus,
 )
-from app.models.lists import NEED_DONE, Need
+from app.models.lists import (
+    NEED_DONE,
+    Need,
+    Resource,
+    ResourceStatus,
+    ServiceItem,
+    ServiceStatus,
+)
 from app.models.meetings import PRESENT, Attendance, BodyMember, Meeting, MeetingStatus
 from app.models.org import Member, MemberStatus, Unit, UnitStatus
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
 from app.security.scope import Principal, current_principal, may_write, owner_clause, unscoped
 from app.services import audit
+from app.services.meetings import attendance_measure
 from app.services.workflow import Field, Transition, Workflow
 
 REASON = Field("reason", "原因", "textarea", required=True)
@@ -103,12 +111,14 @@ class ThreeOnes:
         return self.in_force and self.meetings_met and self.needs_met
 
 
-def three_ones(session, agreements: Sequence[Agreement], year: int) -> dict[int, ThreeOnes]:
-    """Each agreement's 三个一 in `year`, up to today — three queries for all of them."""
+def three_ones(session, agreements: Sequence[Agreement], year: int,
+               until: date | None = None) -> dict[int, ThreeOnes]:
+    """Each agreement's 三个一 in `year`, up to today (or up to `until`, if earlier: a star
+    rating counts up to its period's end) — three queries for all of them."""
     units = {a.unit_id for a in agreements}
     if not units:
         return {}
-    start, end = date(year, 1, 1), min(date(year, 12, 31), clock.today())
+    start, end = date(year, 1, 1), min(date(year, 12, 31), clock.today(), until or date.max)
 
     def quarter(day) -> int:
         return (day.month - 1) // 3 + 1
@@ -372,14 +382,18 @@ class Period:
         return f"{self.year}年第{self.quarter}季度" if self.quarter else f"{self.year}年度"
 
 
-def parse_period(text: str) -> Period:
+def parse_period(text: str, ended: bool = True) -> Period:
+    """The period written as "2026Q1" or "2026"; one that has not ended is refused with the
+    date it ends (`ended=False`, for a preview: one that has begun)."""
     match = re.fullmatch(r"\s*(\d{4})(?:\s*[Qq]([1-4]))?\s*", text or "")
     if not match:
         raise DomainError("评定期间应写作“2026Q1”（季度）或“2026”（年度）", "period")
     period = Period(match.group(0).strip().upper().replace(" ", ""), int(match.group(1)),
                     int(match.group(2)) if match.group(2) else None)
-    if period.end >= clock.today():
+    if ended and period.end >= clock.today():
         raise DomainError(f"{period.label}于{period.end:%Y-%m-%d}结束，结束后才能评定", "period")
+    if period.start > clock.today():
+        raise DomainError(f"{period.label}于{period.start:%Y-%m-%d}开始，尚无可评定的数据", "period")
     return period
 
 
@@ -388,13 +402,13 @@ Measure = Callable[[object, Period, Sequence[int]], Mapping[int, "float | None"]
 
 @dataclass(frozen=True)
 class RatingInput:
-    """One weighted input of a rating: `measure(session, period, ids)` gives each subject a
-    value from 0 to 1 (None: does not apply to it, left out of the weights). Adding an input
-    (e.g. joint-meeting attendance) is appending one to `RATING_INPUTS`."""
+    """One input of a rating: `measure(session, period, ids)` gives each subject a value from 0
+    to 1 (None: does not apply to it, left out of the weights). Its weight is the
+    configuration's (STAR_WEIGHTS, `rating_weights`). Adding an input is appending one to
+    `RATING_INPUTS` and giving it a weight."""
 
     name: str
     label: str
-    weight: float
     subject: str  # "unit" or "member"
     measure: Measure
 
@@ -461,14 +475,96 @@ def member_registered(session, period, ids) -> dict[int, float]:
     return {i: 1.0 if i in registered else 0.0 for i in ids}
 
 
+def unit_list_provision(session, period, ids) -> dict[int, float]:
+    """三单 provision: half for a published entry on the unit's 资源清单 of the period's year,
+    half for a service item of that year it provides that was published (and may since run
+    or be done) — the two lists a unit files (DOMAIN.md §1)."""
+    resources = set(session.execute(select(Resource.unit_id).distinct().where(
+        Resource.unit_id.in_(ids), Resource.year == period.year,
+        Resource.status == ResourceStatus.PUBLISHED, Resource.deleted_on.is_(None))).scalars())
+    services = set(session.execute(select(ServiceItem.provider_unit_id).distinct().where(
+        ServiceItem.provider_unit_id.in_(ids), ServiceItem.year == period.year,
+        ServiceItem.status.in_((ServiceStatus.PUBLISHED, ServiceStatus.RUNNING,
+                                ServiceStatus.COMPLETED)),
+        ServiceItem.deleted_on.is_(None))).scalars())
+    return {i: ((i in resources) + (i in services)) / 2 for i in ids}
+
+
+def unit_three_ones(session, period, ids) -> dict[int, float]:
+    """The agreement's 三个一 up to the period's end (`three_ones`), as a share: signed and in
+    force; the quarters with a joint meeting attended of those its bodies met in (left out when
+    they met in none); needs closed against the yearly target, pro rata for the quarters of the
+    year gone by the period's end. A unit without an agreement in force has not signed the
+    first 一: 0. Its best agreement counts."""
+    agreements = session.execute(select(Agreement).where(
+        Agreement.unit_id.in_(ids), Agreement.status == AgreementStatus.SIGNED,
+        Agreement.valid_from <= period.end, Agreement.valid_to >= period.start,
+        Agreement.deleted_on.is_(None))).scalars().all()
+    share_of_year = (period.quarter or 4) / 4
+    best: dict[int, float] = {}
+    for agreement in agreements:
+        ones = three_ones(session, [agreement], period.year, until=period.end)[agreement.id]
+        target = ones.target * share_of_year
+        parts = [1.0 if ones.in_force else 0.0,
+                 1.0 if not target else min(1.0, ones.needs_closed / target)]
+        if ones.quarters_held:
+            parts.append(ones.quarters_attended / ones.quarters_held)
+        best[agreement.unit_id] = max(best.get(agreement.unit_id, 0.0), sum(parts) / len(parts))
+    return {i: best.get(i, 0.0) for i in ids}
+
+
 RATING_INPUTS: list[RatingInput] = [
-    RatingInput("points", "单位积分", 40, "unit", _points("unit")),
-    RatingInput("registration", "在职党员报到率", 30, "unit", unit_registration_rates),
-    RatingInput("completion", "派单办结率", 30, "unit", unit_completion_rates),
-    RatingInput("points", "个人积分", 40, "member", _points("member")),
-    RatingInput("monthly_service", "按月服务", 40, "member", member_monthly_service),
-    RatingInput("registration", "到社区报到", 20, "member", member_registered),
+    RatingInput("points", "单位积分", "unit", _points("unit")),
+    RatingInput("registration", "在职党员报到率", "unit", unit_registration_rates),
+    RatingInput("completion", "派单办结率", "unit", unit_completion_rates),
+    RatingInput("attendance", "联席会议出席率", "unit", attendance_measure),
+    RatingInput("lists", "三单提供", "unit", unit_list_provision),
+    RatingInput("three_ones", "协议三个一", "unit", unit_three_ones),
+    RatingInput("points", "个人积分", "member", _points("member")),
+    RatingInput("monthly_service", "按月服务", "member", member_monthly_service),
+    RatingInput("registration", "到社区报到", "member", member_registered),
 ]
+SUBJECT_LABELS = {"unit": "驻区单位", "member": "党员"}
+
+
+def rating_weights() -> dict[str, dict[str, float]]:
+    """The inputs' weights in force (STAR_WEIGHTS: a mapping, or its JSON from the environment),
+    per subject: every input named, none negative, each subject's summing to 100 — otherwise a
+    Chinese message and no rating is computed, previewed or written."""
+    raw = current_app.config["STAR_WEIGHTS"]
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise DomainError("星级评定权重设置（STAR_WEIGHTS）不是有效的 JSON，请联系管理员修正",
+                              "period") from None
+    if not isinstance(raw, Mapping):
+        raise DomainError("星级评定权重设置（STAR_WEIGHTS）应按“驻区单位”“党员”分别给出各项权重",
+                          "period")
+    weights = {}
+    for subject, label in SUBJECT_LABELS.items():
+        given = raw.get(subject)
+        names = {spec.name: spec.label for spec in RATING_INPUTS if spec.subject == subject}
+        if not isinstance(given, Mapping):
+            raise DomainError(f"星级评定权重设置缺少{label}的各项权重", "period")
+        unknown = [str(name) for name in given if name not in names]
+        missing = [names[name] for name in names if name not in given]
+        if unknown or missing:
+            raise DomainError(f"星级评定权重设置有误：{label}" + (
+                f"缺少{'、'.join(missing)}的权重" if missing else
+                f"没有名为{'、'.join(unknown)}的评分项"), "period")
+        try:
+            values = {name: float(given[name]) for name in names}
+        except (TypeError, ValueError):
+            raise DomainError(f"星级评定权重设置有误：{label}的权重应为数字", "period") from None
+        if any(value < 0 for value in values.values()):
+            raise DomainError(f"星级评定权重设置有误：{label}的权重不能为负数", "period")
+        total = sum(values.values())
+        if abs(total - 100) > 1e-6:
+            raise DomainError(f"星级评定权重设置有误：{label}各项权重合计为{total:g}，应为100",
+                              "period")
+        weights[subject] = values
+    return weights
 # A unit below the floor on either of these is not rated (DOMAIN.md: the 95% rule).
 FLOOR_INPUTS = {"registration": "在职党员报到率", "completion": "派单办结率"}
 
@@ -488,12 +584,18 @@ def _score(value) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
-def _weighted(values: list[tuple[RatingInput, float | None]]) -> Decimal:
-    weights = sum(spec.weight for spec, value in values if value is not None)
-    if not weights:
+def _weighted(values: list[tuple[RatingInput, float | None]], weights: Mapping[str, float]
+              ) -> Decimal:
+    total = sum(weights[spec.name] for spec, value in values if value is not None)
+    if not total:
         return _score(0)
-    return _score(100 * sum(spec.weight * value for spec, value in values if value is not None)
-                  / weights)
+    return _score(100 * sum(weights[spec.name] * value for spec, value in values
+                            if value is not None) / total)
+
+
+# A subject with nothing to its name in the period (every input 0 or not applying) is not
+# rated: the lowest star is for taking part, not for being on the register.
+NO_DATA = "本期没有可评分的数据（各项均为零或不适用），不予评星"
 
 
 def _floor_note(values: dict[str, float | None], floor: float) -> str | None:
@@ -506,7 +608,7 @@ def _floor_note(values: dict[str, float | None], floor: float) -> str | None:
     return None
 
 
-def _quarter_ratings(session, period, subjects):
+def _quarter_ratings(session, period, subjects, weights):
     results = {}
     floor = float(current_app.config["STAR_RATING_FLOOR"])
     for subject, ids in subjects.items():
@@ -516,15 +618,16 @@ def _quarter_ratings(session, period, subjects):
             values = [(spec, measured[spec.name].get(i)) for spec in specs]
             note = _floor_note({spec.name: v for spec, v in values}, floor) \
                 if subject == "unit" else None
-            results[(subject, i)] = (_weighted(values), note, [
-                {"name": spec.name, "label": spec.label, "weight": spec.weight,
+            if not any(v for spec, v in values if weights[subject][spec.name]):
+                note = NO_DATA
+            results[(subject, i)] = (_weighted(values, weights[subject]), note, [
+                {"name": spec.name, "label": spec.label, "weight": weights[subject][spec.name],
                  "value": None if v is None else round(v, 4)} for spec, v in values])
     return results
 
 
-def _year_ratings(session, period, subjects):
-    """The year's award from its four quarters: the mean of the quarterly scores (a quarter
-    without a rating counts 0); a unit's floor is checked on the whole year."""
+def _year_ratings(session, period, subjects, weights):
+    """The year's award from its four quarters as rated (a run of the year needs all four)."""
     rows = session.execute(select(StarRating.subject_type, StarRating.unit_id,
                                   StarRating.member_id, StarRating.period, StarRating.score)
                            .where(StarRating.period.in_(period.quarters),
@@ -533,8 +636,14 @@ def _year_ratings(session, period, subjects):
     if missing:
         raise DomainError(f"请先完成{period.year}年各季度的星级评定（尚未计算："
                           f"{'、'.join(missing)}）", "period")
-    scores = {(row.subject_type, row.unit_id or row.member_id, row.period): Decimal(row.score)
-              for row in rows}
+    return _award(session, period, subjects, {
+        (row.subject_type, row.unit_id or row.member_id, row.period): Decimal(row.score)
+        for row in rows})
+
+
+def _award(session, period, subjects, scores):
+    """The year's award from its four quarters' scores: their mean (a quarter without a score
+    counts 0); a unit's floor is checked on the whole year."""
     floor = float(current_app.config["STAR_RATING_FLOOR"])
     floors = {spec.name: spec.measure(session, period, subjects.get("unit", []))
               for spec in RATING_INPUTS if spec.subject == "unit" and spec.name in FLOOR_INPUTS}
@@ -544,10 +653,64 @@ def _year_ratings(session, period, subjects):
             quarters = [scores.get((subject, i, q), Decimal(0)) for q in period.quarters]
             note = _floor_note({name: values.get(i) for name, values in floors.items()}, floor) \
                 if subject == "unit" else None
+            if not any(quarters):
+                note = NO_DATA
             results[(subject, i)] = (_score(sum(quarters) / 4), note, [
                 {"name": q, "label": f"第{n}季度得分", "weight": 1, "value": float(s / 100)}
                 for n, (q, s) in enumerate(zip(period.quarters, quarters), start=1)])
     return results
+
+
+def _subjects(session) -> dict[str, list[int]]:
+    """The subjects a run is for: those the acting user answers for (the unit directory is
+    readable by all: its own units only; members by the session's scope)."""
+    return {
+        "unit": session.execute(select(Unit.id).where(
+            Unit.status == UnitStatus.REGISTERED, owner_clause(Unit, current_principal()))
+            .order_by(Unit.id)).scalars().all(),
+        "member": session.execute(select(Member.id).where(Member.status == MemberStatus.ACTIVE)
+                                  .order_by(Member.id)).scalars().all(),
+    }
+
+
+def preview_ratings(session, period_text: str) -> dict:
+    """A preview (预览) of a period's ratings of the subjects in the user's scope: computed
+    from the figures as they stand, shown, never stored — so allowed for a period that has not
+    ended (one that has begun). A year's is the mean of its quarters computed now (those not
+    begun count 0), whatever the quarters' stored ratings say. Nothing is written."""
+    period = parse_period(period_text, ended=False)
+    weights = rating_weights()
+    table = _star_table()
+    subjects = _subjects(session)
+    with unscoped():
+        if period.kind == "quarter":
+            computed = _quarter_ratings(session, period, subjects, weights)
+        else:
+            scores = {}
+            for code in period.quarters:
+                quarter = Period(code, period.year, int(code[-1]))
+                if quarter.start > clock.today():
+                    continue
+                for (subject, i), (score, _note, _inputs) in _quarter_ratings(
+                        session, quarter, subjects, weights).items():
+                    scores[(subject, i, code)] = score
+            computed = _award(session, period, subjects, scores)
+        names = {"unit": dict(session.execute(select(Unit.id, Unit.name).where(
+            Unit.id.in_(subjects["unit"]))).all()) if subjects["unit"] else {}}
+    # members' names as the user may read them (its scope)
+    names["member"] = dict(session.execute(select(Member.id, Member.name).where(
+        Member.id.in_(subjects["member"]))).all()) if subjects["member"] else {}
+    rows = {"unit": [], "member": []}
+    for (subject, i), (score, note, inputs) in computed.items():
+        stars = None if note else stars_for(float(score), table)
+        rows[subject].append({"subject_type": subject, "id": i, "name": names[subject].get(i),
+                              "score": float(score), "stars": stars,
+                              "note": note or (None if stars else "得分未达到一星标准"),
+                              "inputs": inputs})
+    for subject_rows in rows.values():
+        subject_rows.sort(key=lambda row: (-row["score"], row["id"]))
+    return {"period": period, "ended": period.end < clock.today(), "weights": weights,
+            "units": rows["unit"], "members": rows["member"]}
 
 
 def compute_ratings(session, period_text: str, progress=None, commit: bool = True) -> dict:
@@ -557,24 +720,18 @@ def compute_ratings(session, period_text: str, progress=None, commit: bool = Tru
     is left as its raters have it (per subject: one street's publication binds no other).
     `progress(done, total)` is told the ratings written. Returns counts for the message."""
     period = parse_period(period_text)
+    weights = rating_weights()  # weights not summing to 100: refused before anything is read
     table = _star_table()
     floor = float(current_app.config["STAR_RATING_FLOOR"])
     thresholds = json.dumps({"stars": {str(s): v for s, v in sorted(table.items(), reverse=True)},
-                             "floor": floor,
+                             "floor": floor, "weights": weights,
                              "point_targets": dict(current_app.config["STAR_POINT_TARGETS"])},
                             ensure_ascii=False)
-    # The subjects are those the user answers for (the unit directory is readable by all: its
-    # own units only); the figures about them count every row.
-    subjects = {
-        "unit": session.execute(select(Unit.id).where(
-            Unit.status == UnitStatus.REGISTERED, owner_clause(Unit, current_principal()))
-            .order_by(Unit.id)).scalars().all(),
-        "member": session.execute(select(Member.id).where(Member.status == MemberStatus.ACTIVE)
-                                  .order_by(Member.id)).scalars().all(),
-    }
+    # The subjects are those the user answers for; the figures about them count every row.
+    subjects = _subjects(session)
     with unscoped():
         computed = (_year_ratings if period.kind == "year" else _quarter_ratings)(
-            session, period, subjects)
+            session, period, subjects, weights)
         existing = {(r.subject_type, r.unit_id or r.member_id): r for r in session.execute(
             select(StarRating).where(StarRating.period == period.code,
                                      StarRating.deleted_on.is_(None))).scalars()}
@@ -641,6 +798,26 @@ def previous_quarter() -> str:
     today = clock.today()
     quarter = (today.month - 1) // 3 + 1
     return f"{today.year}Q{quarter - 1}" if quarter > 1 else f"{today.year - 1}Q4"
+
+
+def unrated_reason(session, subject: str, subject_id: int) -> str | None:
+    """Why a unit or a member has no stars for the last quarter that has ended (its page says
+    it): the quarter not computed yet, the subject left out of the run, or its rating's note
+    (no data, below the floor, below one star). None when it has stars."""
+    code = previous_quarter()
+    period = Period(code, int(code[:4]), int(code[-1]))
+    column = StarRating.unit_id if subject == "unit" else StarRating.member_id
+    rating = session.execute(select(StarRating).where(
+        StarRating.subject_type == subject, column == subject_id, StarRating.period == code,
+        StarRating.deleted_on.is_(None))).scalars().first()
+    if rating is None:
+        if not rating_count(session, code):
+            return f"{period.label}尚未评定：季度结束后由街道党工委或区委组织部计算"
+        who = "已登记的驻区单位" if subject == "unit" else "在册党员"
+        return f"{period.label}的星级评定未包含：计算时不是{who}，或不在计算者的范围内"
+    if rating.stars is None:
+        return f"{period.label}不予评星：{rating.note or '得分未达到一星标准'}"
+    return None
 
 
 def _reviewed(rating, data, principal):
@@ -719,6 +896,7 @@ def unit_summary(session, unit) -> dict:
                             PointEntry.period.in_(year_periods)),
         "rating": _latest_rating(session, StarRating.subject_type == "unit",
                                  StarRating.unit_id == unit.id),
+        "unrated": unrated_reason(session, "unit", unit.id),
     }
 
 
@@ -747,5 +925,6 @@ def member_summary(session, member) -> dict:
                             PointEntry.period.like(f"{clock.today().year}Q%")),
         "rating": _latest_rating(session, StarRating.subject_type == "member",
                                  StarRating.member_id == member.id),
+        "unrated": unrated_reason(session, "member", member.id),
     }
 

@@ -32,11 +32,14 @@ from app.services.cobuild import (
     AGREEMENT_FLOW,
     MEMBER_REGISTRATION_FLOW,
     POST_CLAIM_FLOW,
+    RATING_INPUTS,
     SERVICE_RECORD_FLOW,
     STAR_RATING_FLOW,
     UNIT_REGISTRATION_FLOW,
     agreement_file,
     member_summary,
+    preview_ratings,
+    rating_weights,
     recent_periods,
     size_text,
     store_agreement_file,
@@ -233,6 +236,11 @@ class PointEntryView(EntityView):
     base_order = ("created_on", "desc")
 
 
+# A preview's page lists at most this many units and as many members (the best first); the
+# API's answer has them all.
+PREVIEW_ROWS = 200
+
+
 class StarRatingView(EntityView):
     """Ratings are made by the star-rating run, then reviewed and published."""
 
@@ -256,8 +264,14 @@ class StarRatingView(EntityView):
     def compute(self):
         """The star-rating run of a period (a quarter, or a year from its quarters): a job
         (app/jobs.py) — on a worker, its page (我的任务); run in the request (no broker), its
-        outcome here."""
-        if request.method == "POST":
+        outcome here. 预览 (`preview` in the form) computes and shows, storing nothing."""
+        preview = None
+        if request.method == "POST" and request.form.get("preview"):
+            try:
+                preview = preview_ratings(db.session, request.form.get("period", ""))
+            except DomainError as exc:
+                flash(str(exc), "danger")
+        elif request.method == "POST":
             try:
                 job = jobs.rate_stars(request.form.get("period", ""), _request_user(),
                                       self.class_permission_name, request.form.get("_token"))
@@ -272,8 +286,14 @@ class StarRatingView(EntityView):
                     flash(job.message, "success")
                     period = json.loads(job.params)["period"]
                     return redirect(url_for(f"{self.endpoint}.list") + f"?_flt_0_period={period}")
+        try:
+            weights = rating_weights()
+        except DomainError as exc:  # shown on the form; a run or a preview says it again
+            weights = None
+            flash(str(exc), "danger")
         return self.render_template("cobuild/star_rating_compute.html", title="计算星级评定",
-                                    periods=recent_periods())
+                                    periods=recent_periods(), preview=preview, weights=weights,
+                                    inputs=RATING_INPUTS, preview_rows=PREVIEW_ROWS)
 
 
 def cobuild_summary(kind: str, pk: int):

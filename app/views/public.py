@@ -168,20 +168,7 @@ def community_board(session, community: Organization) -> dict:
         .where(MicroWish.community_id == cid, MicroWish.status.in_(WISH_PUBLISHED),
                _live(MicroWish))
         .order_by(MicroWish.created_on.desc(), MicroWish.id.desc()).limit(SECTION_LIMIT)).all()
-    unit_ratings = session.execute(
-        select(Unit.name, StarRating.period, StarRating.stars, StarRating.score)
-        .join(Unit, Unit.id == StarRating.unit_id)
-        .where(StarRating.subject_type == "unit", Unit.community_id == cid,
-               StarRating.status == RATING_PUBLIC, _live(StarRating, Unit))
-        .order_by(StarRating.period.desc(), StarRating.stars.desc(), Unit.name)
-        .limit(SECTION_LIMIT)).all()
-    member_ratings = session.execute(
-        select(Member.name, StarRating.period, StarRating.stars)
-        .join(Member, Member.id == StarRating.member_id)
-        .where(StarRating.subject_type == "member", Member.community_id == cid,
-               StarRating.status == RATING_PUBLIC, _live(StarRating, Member))
-        .order_by(StarRating.period.desc(), StarRating.stars.desc(), Member.id)
-        .limit(SECTION_LIMIT)).all()
+    stars = _published_stars(session, cid)
     today = clock.today()
     meetings = session.execute(
         select(JointBody.name.label("body"), Meeting.type, Meeting.planned_date, Meeting.held_on,
@@ -201,12 +188,52 @@ def community_board(session, community: Organization) -> dict:
                     "status": r.status, "created_on": r.created_on,
                     "fulfilled_on": r.fulfilled_on,
                     "claimant": r.unit or masked(r.member)} for r in wishes],
-        "unit_ratings": [r._asdict() for r in unit_ratings],
-        "member_ratings": [{"name": masked(r.name), "period": r.period, "stars": r.stars}
-                           for r in member_ratings],
+        "stars": stars,
         "upcoming": [_scrub(r, "place") for r in meetings if r.status == MeetingStatus.PLANNED],
         "held": [_scrub(r, "place") for r in meetings if r.status == MeetingStatus.HELD],
     }
+
+
+def _period_label(code: str | None) -> str | None:
+    if code is None:
+        return None
+    return f"{code[:4]}年第{code[-1]}季度" if "Q" in code else f"{code}年度"
+
+
+def _published_stars(session, cid: int) -> dict:
+    """The star section: the latest quarter and the latest year published for the community's
+    units and members — one row per subject with both, units first, then members (masked),
+    the most stars first. Older periods stay on the panel: a board shows where things stand."""
+    subjects = (("unit", Unit, StarRating.unit_id), ("member", Member, StarRating.member_id))
+    latest = {}
+    for subject, model, column in subjects:
+        for kind, code in session.execute(
+                select(StarRating.period_kind, func.max(StarRating.period))
+                .join(model, model.id == column)
+                .where(StarRating.subject_type == subject, model.community_id == cid,
+                       StarRating.status == RATING_PUBLIC, _live(StarRating, model))
+                .group_by(StarRating.period_kind)):
+            latest[kind] = max(latest.get(kind, code), code)
+    quarter, year = latest.get("quarter"), latest.get("year")
+    rows = {"unit": {}, "member": {}}
+    if quarter or year:
+        for subject, model, column in subjects:
+            for pk, name, period, stars in session.execute(
+                    select(model.id, model.name, StarRating.period, StarRating.stars)
+                    .join(model, model.id == column)
+                    .where(StarRating.subject_type == subject, model.community_id == cid,
+                           StarRating.status == RATING_PUBLIC, _live(StarRating, model),
+                           StarRating.period.in_([p for p in (quarter, year) if p]))):
+                row = rows[subject].setdefault(pk, {
+                    "name": name if subject == "unit" else masked(name),
+                    "quarter": "", "year": ""})  # "": no published rating of that period
+                row["quarter" if period == quarter else "year"] = stars
+
+    def ranked(found):
+        return sorted(found.values(), key=lambda r: (-(r["year"] or 0), -(r["quarter"] or 0),
+                                                     r["name"]))[:SECTION_LIMIT]
+    return {"quarter": _period_label(quarter), "year": _period_label(year),
+            "units": ranked(rows["unit"]), "members": ranked(rows["member"])}
 
 
 class PublicView(BaseView):
