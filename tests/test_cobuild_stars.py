@@ -480,9 +480,9 @@ def test_meetings_lists_and_three_ones_weigh_in(app, ctx, api, fixture_period, m
     ("{not json", "不是有效的 JSON"),
 ])
 def test_weights_not_summing_to_100_refuse_the_run_and_the_preview(
-        app, ctx, api, as_user, fixture_period, monkeypatch, weights, says):
+        app, ctx, api, as_user, monkeypatch, weights, says):
     monkeypatch.setitem(app.config, "STAR_WEIGHTS", weights)
-    period = fixture_period["period"]
+    period = "2010Q2"  # a year no fixture takes (YEARS starts at 2011) and the demo is far from
     jobs_before = ctx.execute(text("SELECT count(*) FROM job")).scalar()
     refused = compute(api, period)
     assert refused.status_code == 422 and says in refused.json["message"]
@@ -528,6 +528,10 @@ def test_a_period_not_ended_is_previewed_not_stored(ctx, api, as_user):
                                         data={"period": "2026Q4", "preview": "1"},
                                         form_url="/star_rating/compute").get_data(as_text=True)
         assert 'id="preview"' in page and "未保存" in page and "2026年第4季度" in page
+        # a community admin, who does not compute ratings, does not preview them either
+        shequ, shequ_headers = api("shequ01")
+        assert shequ.post("/api/v1/star_rating/preview", json={"period": "2026Q4"},
+                          headers=shequ_headers).status_code == 403
         # a period not begun has nothing to preview
         later = client.post("/api/v1/star_rating/preview", json={"period": "2027Q2"},
                             headers=headers)
