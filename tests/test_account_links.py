@@ -154,3 +154,50 @@ def test_an_account_lacking_its_link_is_flagged_and_reported(app, ctx, as_user, 
     assert result.exit_code == 1
     assert f"{name}：社区管理员须指定所属组织" in result.output
     assert "shequ01" not in result.output  # linked accounts are not reported
+
+
+def test_the_user_admin_keeps_a_phone_masked_as_every_phone(ctx, as_user, made):
+    """手机号 on the user admin form: read as the imports read phones (full-width digits,
+    spaces), refused when it is no phone; masked in the list, in full on the record's page to
+    a role that sees personal data — that showing audited as every reveal."""
+    unit = link_of(ctx, "danwei01", "unit_id")
+    name = f"lnk{uid()}"
+    made.append(name)
+    browser = as_user("admin")
+    page = browser.post("/users/add", {**add_form(ctx, name, "UnitLiaison", unit=unit),
+                                       "phone": "电话见备注"},
+                        form_url="/users/add", follow_redirects=True).get_data(as_text=True)
+    assert "手机号只能包含数字" in page and user_row(ctx, name) is None
+    browser.post("/users/add", {**add_form(ctx, name, "UnitLiaison", unit=unit),
+                                "phone": "１３８ 1234 5678"}, form_url="/users/add",
+                 follow_redirects=True)
+    assert link_of(ctx, name, "phone") == "13812345678"
+    listed = browser.get(f"/users/list/?_flt_0_username={name}").get_data(as_text=True)
+    assert "138****5678" in listed and "13812345678" not in listed
+    pk = user_row(ctx, name).id
+    shown = browser.get(f"/users/show/{pk}").get_data(as_text=True)
+    assert "13812345678" in shown
+    assert ctx.execute(text("SELECT count(*) FROM audit_log WHERE action = 'reveal' AND "
+                            "resource = 'ab_user' AND record_id = :pk"), {"pk": str(pk)}).scalar() == 1
+
+
+def test_an_account_has_no_data_scope_so_only_who_sees_all_sees_its_phone(app, ctx):
+    """The one rule of personal data (principal.sees_personal_data) on an account: it belongs
+    to no node or unit, so a community admin, who sees its own members' phones, sees an
+    account's masked."""
+    from app.extensions import db
+    from app.security.models import UserAccount
+    from app.security.principal import acting_as, principal_for
+
+    with app.test_request_context():
+        account = db.session.execute(text("SELECT id FROM ab_user WHERE username = 'danwei01'"))\
+            .scalar()
+        user = db.session.get(UserAccount, account)
+        user.phone = "13912345678"
+        for username, expected in (("shequ01", "139****5678"), ("admin", "13912345678")):
+            acting = db.session.execute(text("SELECT id FROM ab_user WHERE username = :u"),
+                                        {"u": username}).scalar()
+            with acting_as(principal_for(db.session.get(UserAccount, acting))):
+                assert user.phone_shown == expected, username
+        db.session.rollback()
+        db.session.remove()

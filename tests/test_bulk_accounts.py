@@ -34,7 +34,7 @@ def many_members(app):
             community = session.get(Organization, session.execute(text(
                 "SELECT org_id FROM ab_user WHERE username = 'shequ01'")).scalar())
             members = [Member(name=f"批量{n:03d}", id_number=id_number(n), community=community)
-                       for n in range(MANY + 2)]  # two more for the account import below
+                       for n in range(MANY + 3)]  # three more for the account imports below
             session.add_all(members)
             session.commit()
             ids = [m.id for m in members]
@@ -270,3 +270,37 @@ def test_accounts_from_a_file_on_the_command_line(app, ctx, tmp_path, many_membe
     # shown once: the batch keeps no password, and the showing is recorded
     assert ctx.execute(text("SELECT count(*) FROM audit_log WHERE resource = 'account' AND "
                             "action = 'export' AND changes LIKE '%passwords_shown%true%'")).scalar()
+
+
+def test_an_account_file_carries_phones(app, ctx, as_user, many_members):
+    """手机号 in an account file: read as every phone column — one a spreadsheet turned into
+    1.38E+10 is a row error saying so, nothing opened — and kept on the account (ab_user.phone),
+    masked in the user list."""
+    import csv
+    import io
+
+    from app.extensions import db
+    from app.models.org import Member
+
+    with app.app_context():
+        fresh = db.session.get(Member, many_members[MANY + 2]).id_number
+        db.session.remove()
+
+    def phone_file(phone):
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([["姓名", "角色", "对应党员", "手机"],
+                                      ["党员戊", "党员", fresh, phone]])
+        return buffer.getvalue().encode("utf-8-sig")
+
+    browser = as_user("shequ01")
+    bad = upload_accounts(browser, phone_file("1.38123E+10")).get_data(as_text=True)
+    assert "未开通任何账号" in bad and "被表格软件按数字保存" in bad
+    assert not ctx.execute(text("SELECT count(*) FROM ab_user WHERE member_id = :m"),
+                           {"m": many_members[MANY + 2]}).scalar()
+    response = upload_accounts(browser, phone_file("１３８ 1234 5679"))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    username, phone = ctx.execute(text("SELECT username, phone FROM ab_user WHERE member_id = :m"),
+                                  {"m": many_members[MANY + 2]}).one()
+    assert phone == "13812345679"
+    listed = as_user("admin").get(f"/users/list/?_flt_0_username={username}").get_data(as_text=True)
+    assert "138****5679" in listed and "13812345679" not in listed

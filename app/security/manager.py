@@ -2,6 +2,8 @@
 organisation tree, a unit and a member), the user admin view, and login auditing."""
 from __future__ import annotations
 
+import re
+
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
@@ -16,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from wtforms import BooleanField
 
+from app.errors import DomainError
 from app.i18n import N_, lazy_gettext
 from app.security import api_csrf, busy, login_guard, personal_data, sessions
 from app.security.models import AccountLinkMissing, UserAccount, link_problem
@@ -23,6 +26,7 @@ from app.security.scope import related_choices
 from app.services import audit
 from app.views.base import AjaxSelectField, choices_response
 
+PHONE = re.compile(r"\+?[0-9][0-9-]{4,28}")
 _LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
 
 
@@ -36,26 +40,40 @@ class UserView(UserDBModelView):
     }
     add_form_extra_fields = {**UserDBModelView.add_form_extra_fields, **_links}
     edit_form_extra_fields = dict(_links)
-    add_columns = UserDBModelView.add_columns + ["org", "unit", "member"]
-    edit_columns = ["first_name", "last_name", "username", "active", "email", "roles",
+    add_columns = UserDBModelView.add_columns + ["phone", "org", "unit", "member"]
+    edit_columns = ["first_name", "last_name", "username", "active", "email", "phone", "roles",
                     "org", "unit", "member"]
-    show_columns = ["first_name", "last_name", "username", "active", "email", "roles",
-                    "org", "unit", "member", "login_count", "last_login"]
+    # The phone as every other (personal data): masked in the list, in full on the record's
+    # page only to a role that sees personal data (and the showing audited).
+    show_columns = ["first_name", "last_name", "username", "active", "email", "phone_shown",
+                    "roles", "org", "unit", "member", "login_count", "last_login"]
+    # FAB's user page shows its fieldsets, not show_columns: the links and the phone join them.
+    show_fieldsets = [
+        (lazy_gettext("User info"), {"fields": ["username", "active", "roles", "org", "unit",
+                                                "member", "login_count"]}),
+        (lazy_gettext("Personal Info"), {"fields": ["first_name", "last_name", "email",
+                                                    "phone_shown"], "expanded": True}),
+        *UserDBModelView.show_fieldsets[2:],
+    ]
     # An account lacking the link its role needs (it sees nothing) is flagged in the list.
-    list_columns = ["username", "first_name", "last_name", "roles", "org", "unit", "active",
-                    "link_note"]
+    list_columns = ["username", "first_name", "last_name", "phone_masked", "roles", "org", "unit",
+                    "active", "link_note"]
     label_columns = {**UserDBModelView.label_columns,
                      **{key: lazy_gettext(text) for key, text in _LINK_LABELS.items()},
+                     **{key: lazy_gettext("手机号") for key in ("phone", "phone_shown",
+                                                               "phone_masked")},
                      "link_note": lazy_gettext("账号提示")}
     method_permission_name = {**(UserDBModelView.method_permission_name or {}), "choices": "list"}
 
     # Refused before saving, with the reason shown (the flush would refuse it too).
     def pre_add(self, item):
         _check_link(item)
+        _check_phone(item)
         super().pre_add(item)
 
     def pre_update(self, item):
         _check_link(item)
+        _check_phone(item)
         super().pre_update(item)
 
     @expose("/choices/<field>")
@@ -64,6 +82,16 @@ class UserView(UserDBModelView):
         if field not in self._links:
             abort(404)
         return choices_response(related_choices(UserAccount, field))
+
+
+def _check_phone(user) -> None:
+    """A phone as the account import reads one (full-width digits, spaces), or a refusal."""
+    from app import import_values
+
+    text = "".join(import_values.plain(user.phone or "").split())
+    if text and not PHONE.fullmatch(text):
+        raise DomainError("手机号只能包含数字和“-”，如 13800000000 或 010-12345678")
+    user.phone = text or None
 
 
 def _check_link(user) -> None:

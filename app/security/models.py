@@ -48,6 +48,10 @@ class UserAccount(FabUser):
                           info=caption("邮件通知"))
     notify_webhook = Column(Boolean, nullable=False, default=False, server_default=false(),
                             info=caption("短信/企业微信通知"))
+    # The account's 手机号 (the account import's column, the user admin's field): personal
+    # data, shown as every other phone is (models/org.py shown_phone).
+    phone = Column(String(30), nullable=True, info=caption("手机号"))
+    __revealing__ = ("phone_shown",)
 
     org = relationship("Organization", foreign_keys=[org_id])
     unit = relationship("Unit", foreign_keys=[unit_id])
@@ -71,6 +75,21 @@ class UserAccount(FabUser):
         if key is None or session is None:
             return getattr(self, link) if key is not None else None
         return session.get(self.__mapper__.relationships[link].mapper.class_, key)
+
+    @property
+    def phone_shown(self) -> str:
+        """In full only to a role that sees personal data and owns the row — for an account
+        (no data scope of its own) a role that sees all; masked for the others."""
+        from app.models.org import shown_phone
+
+        return shown_phone(self, self.phone)
+
+    @property
+    def phone_masked(self) -> str:
+        """Lists mask it for everyone, as the member list does."""
+        from app import validators
+
+        return validators.mask_phone(self.phone)
 
     @property
     def link_note(self) -> str:

@@ -63,8 +63,11 @@ def _owns(row, principal: Principal) -> bool:
     of a model asks for every row of it the session holds (one query per page or export
     chunk, not one per row), and remembers the answers for the request."""
     model = type(row)
-    if principal.sees_all or model.__scope__.is_global:
+    scope = getattr(model, "__scope__", None)
+    if principal.sees_all or (scope is not None and scope.is_global):
         return True
+    if scope is None:  # an account (ab_user): no data scope, owned only by who sees all
+        return False
     if not has_app_context():
         return False
     known = g.setdefault(_OWNED, {}).setdefault((model, principal), {})

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from app import clock, crypto
+from app import import_values as values_of
 from app.errors import DomainError
 from app.imports import Column, Importer, Outcome, Problem, fold, header_words
 from app.models.org import Member
@@ -69,11 +70,12 @@ def member_username(member: Member) -> str:
 
 
 def new_account(session, principal: Principal, username: str, name: str, role, links: dict,
-                place: str) -> dict:
+                place: str, phone: str | None = None) -> dict:
     """Add one account with a generated password; its slip (name, username, password, where)."""
     password = initial_password()
     now = _now()
     user = UserAccount(username=username, first_name=name[1:] or name, last_name=name[:1],
+                       phone=phone or None,
                        email=f"{username}@gongjian.invalid", active=True, roles=[role],
                        password=generate_password_hash(password, method=INITIAL_HASH),
                        created_on=now, changed_on=now, created_by_fk=principal.user_id,
@@ -188,7 +190,8 @@ def open_for_members(session, principal: Principal, members: list[Member]) -> Ac
 class AccountImporter(Importer):
     """Accounts for liaisons, community and grid admins and members from a file: 用户名
     (optional: generated), 姓名, 角色, and the link its role needs — 所属单位 (name or 统一社会信用代码),
-    所属组织 (name or 编码), 对应党员 (身份证号 or name) — each among the rows the importer owns.
+    所属组织 (name or 编码), 对应党员 (身份证号 or name) — each among the rows the importer owns;
+    手机号 optional, read as every phone column (a number that lost digits is a row error).
     Every row checked first (a role not below one's own, a link missing or out of scope, a
     username taken, a member who has an account: row errors); then all opened at once, or
     none. The slips are the batch's, as for the member list's 开通账号."""
@@ -205,11 +208,14 @@ class AccountImporter(Importer):
                         Column("name", "姓名", "text", True),
                         Column("role", "角色", "choice", True, roles, str(ROLE_LABELS["Member"])),
                         *(Column(link, header, "relation", False)
-                          for link, header in self.LINK_COLUMNS.items())]
-        # The file's headers, as the importer reads them: each column by its own label.
+                          for link, header in self.LINK_COLUMNS.items()),
+                        Column("phone", "手机号", "text", False)]
+        # The file's headers, as the importer reads them: each column by its own label, the
+        # phone by the words offices write for it too (手机, 联系电话, …).
         for col in self.columns:
             col.words = tuple(dict.fromkeys(fold(w) for w in header_words(col.header)))
-        self.headers = {col.words[0]: col for col in self.columns}
+        self.headers = {word: col for col in self.columns
+                        for word in (col.words if col.name == "phone" else col.words[:1])}
 
     def open(self, session, principal: Principal, filename: str, data: bytes,
              dry_run: bool = False) -> tuple[Outcome, AccountBatch | None]:
@@ -223,9 +229,15 @@ class AccountImporter(Importer):
         owned = _Owned(session, principal)
         planned, usernames = [], set()
         for number, raw in rows:
-            cells = {c.name: (str(raw[position[c.name]] or "").strip() if c.name in position and
-                              position[c.name] < len(raw) else "") for c in self.columns}
-            problem = self._check_row(session, principal, owned, cells, usernames)
+            found = {c.name: raw[position[c.name]] for c in self.columns
+                     if c.name in position and position[c.name] < len(raw)}
+            cells = {c.name: str(found.get(c.name) or "").strip() for c in self.columns}
+            try:  # a phone as every phone column reads it (a cell stored as a number, …)
+                cells["phone"] = values_of.code_text("手机号", "phone", found["phone"]) \
+                    if cells["phone"] else ""
+                problem = self._check_row(session, principal, owned, cells, usernames)
+            except ValueError as exc:
+                problem = Problem(0, "手机号", str(exc))
             if isinstance(problem, Problem):
                 problem.row = number
                 outcome.problems.append(problem)
@@ -243,7 +255,8 @@ class AccountImporter(Importer):
         session.info[audit.SKIP_ROWS] = True
         try:
             slips = [new_account(session, principal, p["username"], p["name"], roles[p["role"]],
-                                 {f"{p['link']}_id": p["linked"].id}, str(p["linked"]))
+                                 {f"{p['link']}_id": p["linked"].id}, str(p["linked"]),
+                                 phone=p["phone"])
                      for p in planned]
             batch.role = ",".join(sorted(roles))
             batch.slips = crypto.encrypt(json.dumps(slips, ensure_ascii=False))
@@ -297,7 +310,7 @@ class AccountImporter(Importer):
             return wrong("用户名", f"用户名“{username}”已被使用")
         usernames.add(username.lower())
         return {"username": username, "name": cells["name"], "role": role, "link": link,
-                "linked": linked}
+                "linked": linked, "phone": cells["phone"]}
 
 
 class _Owned:
