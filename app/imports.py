@@ -2,8 +2,9 @@
 written all at once — or not at all.
 
 A view declares `import_columns` (model attributes, in template order) and, where DOMAIN.md
-implies one, `import_key` (the natural key a row updates by: 统一社会信用代码, 身份证号, or a
-tuple such as unit + year + name). From that, each column knows its Chinese header and the
+implies one, `import_key` (the natural key a row updates by: 统一社会信用代码, 身份证号, a
+tuple such as unit + year + name, or a list of such keys, the first a row fills whole being its
+own: a need's 编号, else community + phone + title + 提出日期). From that, each column knows its Chinese header and the
 other headers offices write for it (app/import_words.py), how to read a cell (app/import_values.py:
 numbers, dates, flags, codes stored as numbers, coded values by their words, related records by
 name, code or alias within the user's choices) and whether it is required. The file is read as
@@ -161,10 +162,22 @@ class Importer:
     def synonyms_of(col: Column) -> tuple[str, ...]:
         return header_words(col.header)[1:]
 
-    def _key_names(self) -> tuple[str, ...]:
+    def _key_sets(self) -> list[tuple[str, ...]]:
+        """The natural keys a row may update by: `import_key` is one key (a column or a tuple
+        of columns) or a list of them in order of preference (a need: its 编号 if the file
+        has one, else community + phone + title + 提出日期)."""
         if not self.key:
-            return ()
-        return (self.key,) if isinstance(self.key, str) else tuple(self.key)
+            return []
+        return [(k,) if isinstance(k, str) else tuple(k)
+                for k in (self.key if isinstance(self.key, list) else [self.key])]
+
+    def _key_names(self, values: dict | None = None) -> tuple[str, ...]:
+        """The key a row's values fill whole (the first such), else the first key."""
+        sets = self._key_sets()
+        for names in sets if values is not None else ():
+            if all(values.get(name) not in (None, "") for name in names):
+                return names
+        return sets[0] if sets else ()
 
     # --- the template -------------------------------------------------------------------
 
@@ -449,7 +462,7 @@ class Importer:
         if item is None:
             return None
         if not is_new:
-            keys = self._key_names()
+            keys = self._key_names(values)
             values = {name: value for name, value in values.items()
                       if name not in keys and not _same(getattr(item, name, None), value)}
             workflow = self.view.workflow
@@ -476,23 +489,23 @@ class Importer:
 
     def _key_of(self, values):
         """A row's natural key as stored (`view.import_key_of`), or None when it lacks one."""
-        names = self._key_names()
+        names = self._key_names(values)
         if not names or any(values.get(name) in (None, "") for name in names):
             return None
         return self.view.import_key_of(values[names[0]] if len(names) == 1 else
                                        tuple(values[name] for name in names))
 
     @staticmethod
-    def _marker(key) -> tuple:
-        """A key as a dict key: related records by their id."""
-        return tuple(k.id if isinstance(k, db.Model) else k
-                     for k in (key if isinstance(key, tuple) else (key,)))
+    def _marker(key, names=()) -> tuple:
+        """A key as a dict key: which key it is (its names), related records by their id."""
+        return (names, *(k.id if isinstance(k, db.Model) else k
+                         for k in (key if isinstance(key, tuple) else (key,))))
 
-    def _key_columns(self):
-        """The database columns of the natural key, or None when it is not made of columns
+    def _key_columns(self, names):
+        """The database columns of a natural key, or None when it is not made of columns
         (身份证号 is found by its keyed hash: the view's own `import_lookup`)."""
         columns = []
-        for name in self._key_names():
+        for name in names:
             relation = self.model.__mapper__.relationships.get(name)
             if relation is not None:
                 columns.extend(relation.local_columns)
@@ -506,19 +519,24 @@ class Importer:
         """The live records a batch's keys name, in one query (marker -> record), among all
         rows (the write check then decides). Without autoflush: a flush inside `unscoped()`
         skips the write check (issue 17). None when the view looks rows up itself."""
-        columns = self._key_columns()
-        if columns is None:
+        sets = self._key_sets()
+        if any(self._key_columns(names) is None for names in sets):
             return None
-        markers = {self._marker(key) for key in map(self._key_of, rows) if key is not None}
-        if not markers:
-            return {}
+        markers: dict[tuple, set] = {}
+        for values in rows:
+            key = self._key_of(values)
+            if key is not None:
+                names = self._key_names(values)
+                markers.setdefault(names, set()).add(self._marker(key)[1:])
         found: dict = {}
-        attrs = [self.model.__mapper__.get_property_by_column(c).key for c in columns]
-        where = columns[0].in_([m[0] for m in markers]) if len(columns) == 1 else \
-            tuple_(*columns).in_(list(markers))
-        with unscoped(), session.no_autoflush:
-            for row in session.execute(select(self.model).where(where).order_by(self.model.id)).scalars():
-                found.setdefault(tuple(getattr(row, a) for a in attrs), row)
+        for names, keys in markers.items():  # one query per key the batch's rows use
+            columns = self._key_columns(names)
+            attrs = [self.model.__mapper__.get_property_by_column(c).key for c in columns]
+            where = columns[0].in_([m[0] for m in keys]) if len(columns) == 1 else \
+                tuple_(*columns).in_(list(keys))
+            with unscoped(), session.no_autoflush:
+                for row in session.execute(select(self.model).where(where).order_by(self.model.id)).scalars():
+                    found.setdefault((names, *(getattr(row, a) for a in attrs)), row)
         return found
 
     def _find_or_new(self, session, values, number, lookups, outcome, existing):
@@ -527,9 +545,9 @@ class Importer:
         key = self._key_of(values)
         if key is None:
             return self.model(), True
-        marker = self._marker(key)
+        names = self._key_names(values)
+        marker = self._marker(key, names)
         if marker in lookups.keys:
-            names = self._key_names()
             keys = "、".join(self._header_of(name) for name in names)
             outcome.problems.append(Problem(number, self._header_of(names[0]),
                                             f"与文件中第 {lookups.keys[marker]} 行重复（{keys}相同）"))

@@ -437,3 +437,41 @@ def test_the_error_report_corrected_imports_as_it_is(ctx, as_user):
     report[1][6] = "13900007772"
     page = upload(browser, "resource", "更正.csv", csv_data(report))
     assert "导入成功：新增 1 条" in page and "未导入的列：序号、错误" in page
+
+
+# --- a need's re-import key: its 编号, else community + phone + title + 提出日期 ----------------
+
+def test_needs_with_the_offices_numbers_update_by_them(ctx, as_user):
+    """A ledger with 编号: a second upload updates the need its number names (a changed title
+    included), never adds one; the same number twice in a file names the earlier row."""
+    area = names(ctx)["area"]
+    browser = as_user("shequ01")
+    headers = ["编号", "社区", "类别", "标题", "电话", "提出时间"]
+    rows = [headers, ["XQ-2025-017", area, "助老", "编号需求甲", "13900006691", "2025-05-06"],
+            ["XQ-2025-018", area, "助老", "编号需求乙", "13900006691", "2025-05-06"]]
+    assert "导入成功：新增 2 条" in upload(browser, "need", "台账.csv", csv_data(rows))
+    rows[1][3], rows[2][4] = "编号需求甲（改）", "13900006692"
+    assert PREVIEWED.search(upload(browser, "need", "台账.csv", csv_data(rows), dry_run=True)
+                            ).groups() == ("0", "2", "0")
+    page = upload(browser, "need", "台账.csv", csv_data(rows))
+    assert "更新 2 条" in page, errors(page)
+    assert ctx.execute(text("SELECT code, title, requester_phone FROM need WHERE code LIKE 'XQ-2025-01%' "
+                            "ORDER BY code")).all() == [
+        ("XQ-2025-017", "编号需求甲（改）", "13900006691"), ("XQ-2025-018", "编号需求乙", "13900006692")]
+    twice = upload(browser, "need", "台账.csv", csv_data([headers, rows[1], rows[1]]))
+    assert errors(twice) == [("3", "编号", "与文件中第 2 行重复（编号、所在社区相同）")]
+
+
+def test_needs_without_numbers_update_by_who_asked_what_and_when(ctx, as_user):
+    """Without 编号: the same community, phone and title on the same 提出日期 is the same need
+    (unchanged on a second upload); on another day, another need."""
+    area = names(ctx)["area"]
+    browser = as_user("shequ01")
+    headers = ["社区", "类别", "标题", "电话", "提出时间"]
+    first = [headers, [area, "助老", "每月一次的助浴", "13900006693", "2025-06-02"]]
+    assert "导入成功：新增 1 条" in upload(browser, "need", "台账.csv", csv_data(first))
+    assert PREVIEWED.search(upload(browser, "need", "台账.csv", csv_data(first), dry_run=True)
+                            ).groups() == ("0", "0", "1")
+    again = [headers, [area, "助老", "每月一次的助浴", "13900006693", "2025/7/1"]]
+    assert "导入成功：新增 1 条" in upload(browser, "need", "台账.csv", csv_data(again))
+    assert count(ctx, "SELECT count(*) FROM need WHERE title = '每月一次的助浴'") == 2

@@ -314,6 +314,9 @@ class Need(Entity):
                     info=caption("来源渠道", choices=NEED_SOURCES))
     requester_name = Column(String(50), info=caption("提出人"))
     requester_phone = Column(String(30), info=caption("联系电话"))
+    # The office's own number of the need (its ledger's 编号), if it keeps one: what a
+    # re-import of its file updates by, within the community (views/lists.py import_key).
+    code = Column(String(50), nullable=True, index=True, info=caption("编号"))
     community_id = Column(Integer, ForeignKey("organization.id"), nullable=False, index=True,
                           info=caption("所在社区"))
     grid_id = Column(Integer, ForeignKey("organization.id"), nullable=True, index=True,

@@ -74,7 +74,7 @@ class NeedView(EntityView):
                     "accepted_on", "dispatched_on", "taken_on", "completed_on",
                     "resident_satisfaction", "resident_comment", "resident_rated_on",
                     "visitor", "visited_on",
-                    "satisfaction", "visit_comment", "service_items", "created_on"]
+                    "satisfaction", "visit_comment", "service_items", "created_on", "code"]
     add_columns = ["source", "requester_name", "requester_phone", "community", "grid",
                    "category", "title", "content", "urgency"]
     edit_columns = ["requester_name", "requester_phone", "grid", "category", "title", "content",
@@ -88,8 +88,12 @@ class NeedView(EntityView):
     permission_of = {"link": "edit", "propose": "edit", "photo": "read"}
     import_columns = ["community", "grid", "category", "title", "content", "urgency", "source",
                       "requester_name", "requester_phone", "created_on", "status", "accepted_on",
-                      "dispatched_on", "completed_on", "result", "satisfaction"]
-    import_key = ("community", "requester_phone", "title")
+                      "dispatched_on", "completed_on", "result", "satisfaction", "code"]
+    # A re-import updates by the office's 编号 if the file has one; else by who asked what and
+    # when (a liaison's file has no 提出日期: by who asked what).
+    import_key = [("code", "community"),
+                  ("community", "requester_phone", "title", "created_on"),
+                  ("community", "requester_phone", "title")]
     # Work done before the panel (an office's ledger): its status and the dates of its steps,
     # filled only by a role that may make the loop's first moves (Need.validate checks them).
     import_past_work = ("created_on", "status", "accepted_on", "dispatched_on", "completed_on",

@@ -42,7 +42,7 @@ class Transfers:
     # spreadsheet fills, in template order, and the natural key a row updates by.
     export_columns: list[str] | None = None
     import_columns: list[str] = []
-    import_key: str | tuple[str, ...] | None = None
+    import_key: str | tuple[str, ...] | list[tuple[str, ...]] | None = None
     import_past_work: tuple[str, ...] = ()  # columns only a role that starts the workflow fills
     import_examples: dict[str, str] = {}
 
