@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -47,6 +48,11 @@ REGISTRY: dict[str, Importer] = {}
 BATCH = 200
 XLSX_MAX_COLUMNS = 200
 FORMULA_UNSAVED = "该单元格的公式没有保存计算结果，请在 Excel、WPS 或 LibreOffice 中打开并保存后再导入"
+
+
+class UnknownValue(ValueError):
+    """A dictionary or choice column's value the panel does not know (or cannot tell apart):
+    a row error, and a value the import page lets its user map (`Unknown`)."""
 
 
 class ImportRefused(DomainError):
@@ -84,10 +90,23 @@ class Outcome:
     headers: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     sheet: str = ""
+    unknown: list[Unknown] = field(default_factory=list)  # values the user may map, per column
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass
+class Unknown:
+    """The values of one dictionary or choice column the panel did not know, for the preview's
+    form that maps each once for the whole file: the file's text -> its first rows, the
+    entries (value, label) it may be mapped to, and the dictionary's kind (None: a choice)."""
+    name: str
+    header: str
+    words: dict[str, list[int]]
+    options: list[tuple[str, str]]
+    kind: str | None = None
 
 
 @dataclass
@@ -303,14 +322,16 @@ class Importer:
     # --- validating and writing --------------------------------------------------------------
 
     def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None,
-            commit: bool = True) -> Outcome:
+            commit: bool = True, mappings: dict | None = None) -> Outcome:
         """Validate every row and, if all are right and not `dry_run`, write them in one
         transaction — committed here, or (`commit=False`, a job) left for the caller to commit
-        with its own end."""
+        with its own end. Unknown values of dictionary and choice columns resolve by the
+        user's remembered mappings and `mappings` ((column, folded word) -> value)."""
         reading = self.reading(filename, data)
         rows = reading.rows
         outcome = self.outcome_of(reading)
         lookups = _Lookups(self.model)
+        lookups.mapped = {**remembered(self.resource), **(mappings or {})}
 
         def validate(session):
             for start in range(0, len(rows), BATCH):
@@ -319,7 +340,24 @@ class Importer:
                 if progress:
                     progress(min(start + BATCH, len(rows)))
 
-        return self.in_one_transaction(filename, outcome, validate, dry_run, commit)
+        done = self.in_one_transaction(filename, outcome, validate, dry_run, commit)
+        done.unknown = self._unknown(lookups)
+        return done
+
+    def _unknown(self, lookups) -> list[Unknown]:
+        found = []
+        for col in self.columns:
+            words = lookups.unknown.get(col.name)
+            if not words:
+                continue
+            if col.kind == "choice":
+                options, kind = [(code, label) for label, code in col.choices.items()], None
+            else:
+                shown = lookups.shown.get(col.name, [])
+                options = [(str(row.id), name) for name, row in shown]
+                kind = next((row.kind for _, row in shown), None)
+            found.append(Unknown(col.name, col.header, words, options, kind))
+        return found
 
     @staticmethod
     def outcome_of(reading) -> Outcome:
@@ -433,6 +471,12 @@ class Importer:
                 continue
             try:
                 values[col.name] = self._convert(col, cell, lookups)
+            except UnknownValue as exc:
+                rows = lookups.unknown.setdefault(col.name, {}).setdefault(values_of.plain(
+                    text_of(cell)), [])
+                if len(rows) < 5:
+                    rows.append(number)
+                problems.append(Problem(number, col.header, str(exc)))
             except ValueError as exc:
                 problems.append(Problem(number, col.header, str(exc)))
         problems.extend(self._past_work_refused(values, number, lookups))
@@ -573,13 +617,85 @@ class Importer:
         if col.kind == "choice":
             code = col.index.get(fold(text))
             if code is None:
-                raise ValueError(f"“{col.header}”的值“{text}”无法识别，可填：" + "、".join(col.choices))
+                code = lookups.mapped.get((col.name, fold(values_of.plain(text))))
+                if code not in col.choices.values():
+                    raise UnknownValue(f"“{col.header}”的值“{text}”无法识别，可填：" + "、".join(col.choices))
             return code
         if col.kind == "relation":
             return lookups.find(col, values_of.plain(text))
         if values_of.is_code(col.name) or values_of.is_phone(col.name):
             return values_of.code_text(col.header, col.name, cell)
         return text
+
+
+def remembered(resource: str) -> dict[tuple[str, str], str]:
+    """The acting user's mappings of its files' values for `resource` ((column, folded word)
+    -> value); none for the system (a command without --as)."""
+    from app.models.import_maps import ImportValueMap
+
+    user_id = current_principal().user_id
+    if user_id is None:
+        return {}
+    rows = db.session.execute(select(ImportValueMap.field, ImportValueMap.word, ImportValueMap.value)
+                              .where(ImportValueMap.user_id == user_id,
+                                     ImportValueMap.resource == resource)).all()
+    return {(f, w): v for f, w, v in rows}
+
+
+NEW_ENTRY = "__new__"
+
+
+def remember(importer: Importer, chosen: dict[tuple[str, str], str], may_add: bool) -> dict:
+    """Keep the values the user mapped on the import page for its next files, each checked
+    against what the column accepts (a code of the choice, an entry of the dictionary the user
+    may choose); `NEW_ENTRY` adds the value to the dictionary, for a user who may edit it
+    (`may_add`). Committed at once, the entries added audited as any. Returns what applies
+    to this file ((column, folded word) -> value); a wrong choice is a DomainError."""
+    from app.models.import_maps import ImportValueMap
+    from app.models.org import Dictionary
+
+    user_id = current_principal().user_id
+    columns = {col.name: col for col in importer.columns}
+    lookups = _Lookups(importer.model)
+    applied: dict[tuple[str, str], str] = {}
+    for (name, text), value in chosen.items():
+        col, word = columns.get(name), fold(values_of.plain(text))
+        if col is None or not word or not value:
+            continue
+        if col.kind == "choice":
+            if value not in col.choices.values():
+                raise DomainError(f"“{col.header}”没有“{value}”这一项")
+        elif col.kind == "relation" and col.dictionary:
+            if col.name not in lookups.shown:
+                lookups._load(col)
+            shown = lookups.shown[col.name]
+            if value == NEW_ENTRY:
+                kind = next((row.kind for _, row in shown), None)
+                if not may_add or kind is None:
+                    raise DomainError("您不能在数据字典中新增条目（由组织部维护），请选择已有的一项")
+                entry = Dictionary(kind=kind, code=f"import-{secrets.token_hex(4)}",
+                                   label=values_of.plain(text)[:64],
+                                   order=max((row.order or 0 for _, row in shown), default=0) + 1)
+                db.session.add(entry)
+                db.session.flush()
+                value = str(entry.id)
+            elif value not in {str(row.id) for _, row in shown}:
+                raise DomainError(f"“{col.header}”没有所选的一项，请重新选择")
+        else:
+            continue
+        applied[(name, word)] = value
+        if user_id is None:
+            continue
+        kept = db.session.execute(select(ImportValueMap).where(
+            ImportValueMap.user_id == user_id, ImportValueMap.resource == importer.resource,
+            ImportValueMap.field == name, ImportValueMap.word == word)).scalar()
+        if kept is None:
+            db.session.add(ImportValueMap(user_id=user_id, resource=importer.resource,
+                                          field=name, word=word, value=value))
+        else:
+            kept.value, kept.changed_on = value, clock.utcnow()
+    db.session.commit()
+    return applied
 
 
 def _same(current, value) -> bool:
@@ -605,6 +721,8 @@ class _Lookups:
         self.shown: dict[str, list[tuple[str, object]]] = {}
         self.keys: dict = {}
         self.found: dict[tuple[str, str], object] = {}  # (column, text) -> record, as resolved
+        self.mapped: dict[tuple[str, str], str] = {}  # (column, folded word) -> code or id
+        self.unknown: dict[str, dict[str, list[int]]] = {}  # column -> unknown text -> rows
         self.may_record_past_work: bool | None = None  # asked once per file
 
     def _load(self, col: Column) -> None:
@@ -645,6 +763,11 @@ class _Lookups:
         if found is not None:
             return found
         shown = self.shown[col.name]
+        mapped = self.mapped.get((col.name, key))  # the user's own word for an entry
+        if col.dictionary and mapped is not None:
+            for _, row in shown:
+                if str(row.id) == mapped:
+                    return row
         # A unique prefix (工农社区 for 工农社区党总支) names its record.
         prefixed = {id(row): (name, row) for name, row in shown if fold(name).startswith(key)}
         if len(prefixed) == 1 and key:
@@ -653,8 +776,8 @@ class _Lookups:
             inside = [name for name, _ in shown if key and key in fold(name)]
             accepted = "、".join(name for name, _ in shown)
             if len(inside) > 1:
-                raise ValueError(f"“{col.header}”的值“{text}”不明确，可能是：{'、'.join(inside)}；可填：{accepted}")
-            raise ValueError(f"“{col.header}”的值“{text}”无法识别，可填：{accepted}")
+                raise UnknownValue(f"“{col.header}”的值“{text}”不明确，可能是：{'、'.join(inside)}；可填：{accepted}")
+            raise UnknownValue(f"“{col.header}”的值“{text}”无法识别，可填：{accepted}")
         if len(prefixed) > 1:
             names = "、".join(name for name, _ in list(prefixed.values())[:5])
             raise ValueError(f"“{text}”对应多条记录（{names}），请填写完整名称或编码")
@@ -721,6 +844,29 @@ def keep_report(outcome: Outcome, importer: Importer | None = None) -> int:
                           expires_on=jobs.utcnow() + timedelta(days=days))
     db.session.commit()
     return stored.id
+
+
+def keep_upload(resource: str, filename: str, data: bytes) -> dict:
+    """Keep a previewed file whose values the user is to map (the import page's second form),
+    until the jobs' results expire; the session holds what names it."""
+    from app import storage
+
+    stored = storage.save([data], filename, "application/octet-stream",
+                          expires_on=jobs.result_expiry())
+    db.session.commit()
+    return {"resource": resource, "id": stored.id, "name": filename}
+
+
+def read_upload(kept, resource: str) -> tuple[str, bytes] | None:
+    """The kept file (`keep_upload`) of this resource, or None when gone or another's."""
+    from app import storage
+
+    if not isinstance(kept, dict) or kept.get("resource") != resource:
+        return None
+    stored = storage.get(kept.get("id")) if isinstance(kept.get("id"), int) else None
+    if stored is None or (stored.expires_on is not None and stored.expires_on < jobs.utcnow()):
+        return None
+    return kept["name"], b"".join(storage.read(stored))
 
 
 def read_report(token) -> bytes | None:

@@ -475,3 +475,59 @@ def test_needs_without_numbers_update_by_who_asked_what_and_when(ctx, as_user):
     again = [headers, [area, "助老", "每月一次的助浴", "13900006693", "2025/7/1"]]
     assert "导入成功：新增 1 条" in upload(browser, "need", "台账.csv", csv_data(again))
     assert count(ctx, "SELECT count(*) FROM need WHERE title = '每月一次的助浴'") == 2
+
+
+# --- the preview maps each unknown value once, remembered per user and column ----------------
+
+def post_mapping(browser, resource, choices, dry_run=False) -> str:
+    form = {"kept": "1", **{f"map:{column}:{word}": value for (column, word), value in choices.items()}}
+    if dry_run:
+        form["dry_run"] = "1"
+    return browser.post(f"/{resource}/import/", form, form_url=f"/{resource}/import/").get_data(as_text=True)
+
+
+def test_unknown_values_are_mapped_once_for_the_file_and_remembered(ctx, as_user):
+    """护老 (no entry, alias or prefix of one) and 特急 on two rows each: the preview lists each
+    value once with the entries it may be mapped to; mapped there, the kept file imports whole,
+    and the user's next file with those words needs no mapping — another user's still does.
+    A community admin, who may not edit the dictionary, is offered no new entry."""
+    area = names(ctx)["area"]
+    rows = [["社区", "类别", "标题", "电话", "紧急程度"],
+            [area, "护老", "映射需求甲", "13900006701", "特急"],
+            [area, "护老", "映射需求乙", "13900006702", "特急"]]
+    browser = as_user("shequ01")
+    before = count(ctx, "SELECT count(*) FROM need")
+    page = upload(browser, "need", "台账.csv", csv_data(rows))
+    assert "未导入任何数据" in page
+    assert page.count('name="map:category:护老"') == 1 and page.count('name="map:urgency:特急"') == 1
+    assert "新增字典条目" not in page
+    elderly = count(ctx, "SELECT id FROM dictionary WHERE kind = 'need_category' AND code = 'elderly'")
+    refused = post_mapping(browser, "need", {("category", "护老"): "__new__"})
+    assert "您不能在数据字典中新增条目" in refused
+    assert count(ctx, "SELECT count(*) FROM dictionary WHERE label = '护老'") == 0
+    done = post_mapping(browser, "need", {("category", "护老"): str(elderly), ("urgency", "特急"): "重大"})
+    assert "导入成功：新增 2 条" in done, errors(done)
+    assert count(ctx, "SELECT count(*) FROM need") == before + 2
+    assert ctx.execute(text("SELECT DISTINCT category_id, urgency FROM need WHERE title LIKE '映射需求%'")
+                       ).all() == [(elderly, "重大")]
+    later = [rows[0], [area, "护老", "映射需求丙", "13900006703", "特急"]]
+    assert "导入成功：新增 1 条" in upload(browser, "need", "台账.csv", csv_data(later))
+    other = upload(as_user("jiedao01"), "need", "台账.csv", csv_data(
+        [rows[0], [area, "护老", "映射需求丁", "13900006704", "一般"]]))
+    assert 'name="map:category:护老"' in other and "新增字典条目" not in other
+
+
+def test_a_dictionary_editor_adds_an_entry_from_the_preview(ctx, as_user):
+    """组织部 may edit the dictionary: the preview offers the unknown value as a new entry, which
+    is added (audited) and used for the file."""
+    area = names(ctx)["area"]
+    rows = [["社区", "类别", "标题", "电话"], [area, "垃圾分类", "新类别的需求", "13900006711"]]
+    browser = as_user("zuzhibu")
+    page = upload(browser, "need", "台账.csv", csv_data(rows))
+    assert "新增字典条目“垃圾分类”" in page
+    done = post_mapping(browser, "need", {("category", "垃圾分类"): "__new__"})
+    assert "导入成功：新增 1 条" in done, errors(done)
+    entry = count(ctx, "SELECT id FROM dictionary WHERE kind = 'need_category' AND label = '垃圾分类'")
+    assert entry and count(ctx, "SELECT category_id FROM need WHERE title = '新类别的需求'") == entry
+    assert count(ctx, "SELECT count(*) FROM audit_log WHERE action = 'create' AND resource = 'dictionary' "
+                      "AND record_id = :pk", pk=str(entry)) == 1

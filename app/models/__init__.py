@@ -11,6 +11,7 @@ from app.models.cobuild import (  # noqa: F401
     StarRating,
     UnitRegistration,
 )
+from app.models.import_maps import ImportValueMap  # noqa: F401
 from app.models.jobs import FileChunk, Job, StoredFile  # noqa: F401
 from app.models.lists import MicroWish, Need, Resource, ServiceItem  # noqa: F401
 from app.models.meetings import (  # noqa: F401

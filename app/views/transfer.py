@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app import jobs
 from app.api.base import EntityApi
+from app.errors import DomainError
 from app.exports import (
     Export,
     TooManyRows,
@@ -23,13 +24,17 @@ from app.exports import (
     xlsx_response,
 )
 from app.imports import (
+    NEW_ENTRY,
     REGISTRY,
     Importer,
     ImportRefused,
     import_job,
     import_work,
     keep_report,
+    keep_upload,
     read_report,
+    read_upload,
+    remember,
 )
 from app.security.scope import unscoped
 from app.views.entity import list_args, view_of
@@ -89,20 +94,33 @@ class Transfers:
     def import_page(self):
         importer = self._importer()
         outcome = None
+        may_add_entry = self.appbuilder.sm.has_access("can_add", "dictionary")
         if request.method == "POST":
             upload = request.files.get("file")
-            if upload is None or not upload.filename:
-                flash("请选择要导入的文件", "danger")
+            # The mapping form of a preview sends no file: the one it previewed was kept.
+            found = (upload.filename, upload.read()) if upload is not None and upload.filename \
+                else read_upload(session.get("import_upload"), self.class_permission_name) \
+                if request.form.get("kept") else None
+            if found is None:
+                flash("请选择要导入的文件" if not request.form.get("kept") else
+                      "上传的文件已过期，请重新上传", "danger")
             else:
-                data, dry_run = upload.read(), bool(request.form.get("dry_run"))
+                (filename, data), dry_run = found, bool(request.form.get("dry_run"))
+                chosen = {tuple(key.split(":", 2)[1:]): value for key, value in request.form.items()
+                          if key.startswith("map:") and key.count(":") >= 2 and value}
                 try:
+                    # The user's words for entries, kept for its next files too.
+                    mappings = remember(importer, chosen, may_add_entry) if chosen else {}
                     # Past IMPORT_INLINE_MAX_ROWS: a job, and its page (app/jobs.py).
-                    job = None if dry_run else import_job(self, importer, upload.filename, data,
+                    job = None if dry_run else import_job(self, importer, filename, data,
                                                           request.form.get("_token"))
                     if job is not None:
                         return redirect(url_for("JobView.show", pk=job.id))
-                    outcome = importer.run(upload.filename, data, dry_run=dry_run)
-                except (ImportRefused, jobs.JobRefused) as exc:
+                    outcome = importer.run(filename, data, dry_run=dry_run, mappings=mappings)
+                    if outcome.unknown and not outcome.written:
+                        session["import_upload"] = keep_upload(self.class_permission_name,
+                                                               filename, data)
+                except (ImportRefused, jobs.JobRefused, DomainError) as exc:
                     flash(str(exc), "danger")
                 else:
                     counts = f"新增 {outcome.created} 条，更新 {outcome.updated} 条，无变化 {outcome.unchanged} 条"
@@ -115,7 +133,8 @@ class Transfers:
                         session["import_report"] = keep_report(outcome, importer)
         return self.render_template("gongjian/import.html", title=f"导入{self.model.__label__}",
                                     importer=importer, outcome=outcome,
-                                    resource=self.class_permission_name)
+                                    resource=self.class_permission_name,
+                                    may_add_entry=may_add_entry, new_entry=NEW_ENTRY)
 
     @expose("/import/template")
     @has_access
