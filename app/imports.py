@@ -75,6 +75,7 @@ class Reading:
     position: dict[str, int]  # column name -> index of the file's column
     ignored: list[str]  # the file's headers the panel does not import (未导入的列)
     rows: list[tuple[int, list]]
+    sheets: list[str] = field(default_factory=list)  # a workbook's sheets, to choose from
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Outcome:
     ignored: list[str] = field(default_factory=list)
     sheet: str = ""
     unknown: list[Unknown] = field(default_factory=list)  # values the user may map, per column
+    sheets: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -284,14 +286,14 @@ class Importer:
     def _header_score(self, cells: list[str]) -> int:
         return len({self.headers[fold(c)].name for c in cells if c and fold(c) in self.headers})
 
-    def reading(self, filename: str, data: bytes) -> Reading:
+    def reading(self, filename: str, data: bytes, sheet: str | None = None) -> Reading:
         config = current_app.config
         if len(data) > config["IMPORT_MAX_BYTES"]:
             raise ImportRefused(f"文件超过 {config['IMPORT_MAX_BYTES'] // 1024 // 1024} MB，请拆分后导入")
         if not data.strip() or not data.strip(b"\xef\xbb\xbf\r\n\t ,"):
             raise ImportRefused("文件是空的")
         try:
-            table = read_table(filename, data, self._header_score)
+            table = read_table(filename, data, self._header_score, sheet)
         except Unreadable as exc:
             raise ImportRefused(str(exc)) from None
         where = f"（工作表“{table.sheet}”）" if table.sheet else ""
@@ -317,17 +319,18 @@ class Importer:
             raise ImportRefused(f"文件中没有数据{where}")
         if len(rows) > config["IMPORT_MAX_ROWS"]:
             raise ImportRefused(f"一次最多导入 {config['IMPORT_MAX_ROWS']} 行（本文件 {len(rows)} 行），请拆分后导入")
-        return Reading(table.sheet, table.headers, position, ignored, rows)
+        return Reading(table.sheet, table.headers, position, ignored, rows, table.sheets)
 
     # --- validating and writing --------------------------------------------------------------
 
     def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None,
-            commit: bool = True, mappings: dict | None = None) -> Outcome:
+            commit: bool = True, mappings: dict | None = None, sheet: str | None = None) -> Outcome:
         """Validate every row and, if all are right and not `dry_run`, write them in one
         transaction — committed here, or (`commit=False`, a job) left for the caller to commit
         with its own end. Unknown values of dictionary and choice columns resolve by the
-        user's remembered mappings and `mappings` ((column, folded word) -> value)."""
-        reading = self.reading(filename, data)
+        user's remembered mappings and `mappings` ((column, folded word) -> value). `sheet`:
+        the workbook's sheet the user chose (else the best-matching one)."""
+        reading = self.reading(filename, data, sheet)
         rows = reading.rows
         outcome = self.outcome_of(reading)
         lookups = _Lookups(self.model)
@@ -364,7 +367,7 @@ class Importer:
         """The preview's table: the file's rows as read, each padded to the header's width."""
         width = len(reading.headers)
         return Outcome(rows=len(reading.rows), headers=reading.headers, ignored=reading.ignored,
-                       sheet=reading.sheet,
+                       sheet=reading.sheet, sheets=reading.sheets,
                        table=[(n, [text_of(c) for c in [*r, *[None] * (width - len(r))][:width]])
                               for n, r in reading.rows])
 
@@ -617,7 +620,7 @@ class Importer:
         if col.kind == "choice":
             code = col.index.get(fold(text))
             if code is None:
-                code = lookups.mapped.get((col.name, fold(values_of.plain(text))))
+                code = lookups.mapped.get((col.name, fold(values_of.plain(text)))) if lookups else None
                 if code not in col.choices.values():
                     raise UnknownValue(f"“{col.header}”的值“{text}”无法识别，可填：" + "、".join(col.choices))
             return code
@@ -884,19 +887,20 @@ def read_report(token) -> bytes | None:
 
 # --- past IMPORT_INLINE_MAX_ROWS: a job (app/jobs.py) ------------------------------------------
 
-def import_job(view, importer: Importer, filename: str, data: bytes, form_token: str | None):
+def import_job(view, importer: Importer, filename: str, data: bytes, form_token: str | None,
+               sheet: str | None = None):
     """Keep the uploaded file in the storage and start a job that imports it, when it has more
     rows than IMPORT_INLINE_MAX_ROWS; None otherwise (imported in the request, as before)."""
     from app import storage
     from app.security.principal import _request_user
 
-    _headers, rows = importer.read(filename, data)  # a file refused is refused here, at once
+    rows = importer.reading(filename, data, sheet).rows  # a file refused is refused here, at once
     if len(rows) <= current_app.config["IMPORT_INLINE_MAX_ROWS"]:
         return None
     source = storage.save([data], filename, "application/octet-stream",
                           expires_on=jobs.result_expiry())
     job = jobs.start("import", f"导入{view.model.__label__}（{filename}，{len(rows)} 行）",
-                     _request_user(), {"file": source.id, "filename": filename,
+                     _request_user(), {"file": source.id, "filename": filename, "sheet": sheet,
                                        "right": ["can_import", view.class_permission_name]},
                      resource=view.class_permission_name, form_token=form_token,
                      total=len(rows))
@@ -916,7 +920,7 @@ def import_work(view, importer: Importer, job, params, progress):
     data = b"".join(storage.read(source))
     total = job.total
     outcome = importer.run(params["filename"], data, progress=lambda done: progress(done, total),
-                           commit=False)
+                           commit=False, sheet=params.get("sheet"))
     progress(outcome.rows, outcome.rows)
     if outcome.written:
         progress.message = f"导入成功：新增 {outcome.created} 条，更新 {outcome.updated} 条"

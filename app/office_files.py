@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from app.errors import DomainError
@@ -48,12 +48,14 @@ class Table:
     header_row: int  # the header's row number in the file (1-based)
     headers: list[str]
     rows: list[tuple[int, list]]  # (row number in the file, cells)
+    sheets: list[str] = field(default_factory=list)  # the workbook's sheets, to choose from
 
 
-def read_table(filename: str, data: bytes, score) -> Table:
-    """The best-matching sheet's header and data rows. `score(cells)` rates a row as a header
-    (how many known columns it names); the sheet whose best header row scores highest wins,
-    and its first row with that score (within HEADER_ROWS) is the header."""
+def read_table(filename: str, data: bytes, score, sheet: str | None = None) -> Table:
+    """The best-matching sheet's header and data rows — or those of `sheet`, the one the user
+    chose on the page. `score(cells)` rates a row as a header (how many known columns it
+    names); the sheet whose best header row scores highest wins, and its first row with that
+    score (within HEADER_ROWS) is the header."""
     name = (filename or "").lower()
     if data[:2] == b"PK" or name.endswith((".xlsx", ".xlsm")):
         sheets = _xlsx_sheets(data)
@@ -65,22 +67,28 @@ def read_table(filename: str, data: bytes, score) -> Table:
             if any(_filled(c) for c in r)])]
     else:
         raise Unreadable("只能导入 .xlsx、.xls、.csv 或 .txt 文件")
+    names = [name for name, _ in sheets if name]
+    if sheet and sheet not in names:
+        raise Unreadable(f"文件中没有名为“{sheet}”的工作表")
     best = None
-    for sheet, rows in sheets:  # rows: (row number, cells), blank rows left out
+    for title, rows in sheets:  # rows: (row number, cells), blank rows left out
+        if sheet and title != sheet:
+            continue
         scored = [(score(_texts(cells)), -i) for i, (_, cells) in enumerate(rows[:HEADER_ROWS])]
         if not scored:
             continue
         top, at = max(scored)
         if best is None or top > best[0]:
-            best = (top, sheet, -at, rows)
+            best = (top, title, -at, rows)
     if best is None:
-        raise Unreadable("文件中没有数据")
+        raise Unreadable(f"工作表“{sheet}”中没有数据" if sheet else "文件中没有数据")
     _, sheet, at, rows = best
     number, cells = rows[at]
     headers = _texts(cells)
     while headers and not headers[-1]:  # a sheet widened by a stray cell: no padded columns
         headers.pop()
-    return Table(sheet, number, headers, [(n, r[:len(headers)]) for n, r in rows[at + 1:]])
+    return Table(sheet, number, headers, [(n, r[:len(headers)]) for n, r in rows[at + 1:]],
+                 names)
 
 
 def _filled(cell) -> bool:

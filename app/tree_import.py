@@ -11,10 +11,12 @@ unique), and the data-scope write check keeps every node inside the importer's s
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from sqlalchemy import select
 
 from app.errors import DomainError
-from app.imports import Column, Importer, Outcome, Problem
+from app.imports import Column, Importer, Outcome, Problem, remembered
 from app.models.org import Organization
 from app.security.scope import related_choices, unscoped
 
@@ -31,8 +33,10 @@ class OrgTreeImporter(Importer):
                 col.required = False  # generated when missing
 
     def run(self, filename: str, data: bytes, dry_run: bool = False, progress=None,
-            commit: bool = True) -> Outcome:
-        reading = self.reading(filename, data)
+            commit: bool = True, mappings: dict | None = None, sheet: str | None = None) -> Outcome:
+        reading = self.reading(filename, data, sheet)
+        # a 类型 the user mapped on the page (or before) reads as it (Importer.run)
+        self._mapped = {**remembered(self.resource), **(mappings or {})}
         outcome = self.outcome_of(reading)
         # column name -> the file's column (the reader matched the offices' own headers)
         position = {col.header: reading.position[col.name] for col in self.columns
@@ -63,7 +67,7 @@ class OrgTreeImporter(Importer):
                     values[col.name] = text  # resolved below: a row of the file or a node
                     continue
                 try:
-                    values[col.name] = self._convert(col, text, None)
+                    values[col.name] = self._convert(col, text, SimpleNamespace(mapped=self._mapped))
                 except ValueError as exc:
                     problems.append(Problem(number, col.header, str(exc)))
             outcome.problems.extend(problems)

@@ -531,3 +531,27 @@ def test_a_dictionary_editor_adds_an_entry_from_the_preview(ctx, as_user):
     assert entry and count(ctx, "SELECT category_id FROM need WHERE title = '新类别的需求'") == entry
     assert count(ctx, "SELECT count(*) FROM audit_log WHERE action = 'create' AND resource = 'dictionary' "
                       "AND record_id = :pk", pk=str(entry)) == 1
+
+
+def test_the_sheet_is_chosen_on_the_page(ctx, as_user):
+    """Two sheets of resources: the best-matching one is read, the preview offers the others,
+    and the kept file is read again from the sheet the user chose."""
+    n = names(ctx)
+    book = Workbook()
+    first = book.active
+    first.title = "今年"
+    first.append(["提供单位", "年度", "资源类别", "资源名称", "数量", "单位"])
+    first.append([n["unit"], 2026, "设备", "选表的投影仪", 1, "台"])
+    second = book.create_sheet("去年")
+    second.append(["提供单位", "年度", "资源类别", "资源名称"])
+    second.append([n["unit"], 2025, "设备", "选表的旧音响"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    browser = as_user("danwei01")
+    page = upload(browser, "resource", "资源.xlsx", buffer.getvalue(), dry_run=True)
+    assert "工作表“今年”" in page and '<option value="去年">去年</option>' in page
+    done = browser.post("/resource/import/", {"kept": "1", "sheet": "去年"},
+                        form_url="/resource/import/").get_data(as_text=True)
+    assert "导入成功：新增 1 条" in done and "工作表“去年”" in done, errors(done)
+    assert count(ctx, "SELECT count(*) FROM resource WHERE title = '选表的旧音响'") == 1
+    assert count(ctx, "SELECT count(*) FROM resource WHERE title = '选表的投影仪'") == 0

@@ -106,6 +106,7 @@ class Transfers:
                       "上传的文件已过期，请重新上传", "danger")
             else:
                 (filename, data), dry_run = found, bool(request.form.get("dry_run"))
+                sheet = request.form.get("sheet") or None  # chosen on the page, else the best
                 chosen = {tuple(key.split(":", 2)[1:]): value for key, value in request.form.items()
                           if key.startswith("map:") and key.count(":") >= 2 and value}
                 try:
@@ -113,11 +114,12 @@ class Transfers:
                     mappings = remember(importer, chosen, may_add_entry) if chosen else {}
                     # Past IMPORT_INLINE_MAX_ROWS: a job, and its page (app/jobs.py).
                     job = None if dry_run else import_job(self, importer, filename, data,
-                                                          request.form.get("_token"))
+                                                          request.form.get("_token"), sheet)
                     if job is not None:
                         return redirect(url_for("JobView.show", pk=job.id))
-                    outcome = importer.run(filename, data, dry_run=dry_run, mappings=mappings)
-                    if outcome.unknown and not outcome.written:
+                    outcome = importer.run(filename, data, dry_run=dry_run, mappings=mappings,
+                                           sheet=sheet)
+                    if (outcome.unknown or len(outcome.sheets) > 1) and not outcome.written:
                         session["import_upload"] = keep_upload(self.class_permission_name,
                                                                filename, data)
                 except (ImportRefused, jobs.JobRefused, DomainError) as exc:
