@@ -34,5 +34,6 @@ def upgrade():
 
 
 def downgrade():
-    op.drop_index('uq_import_value_map', table_name='import_value_map')
+    # The table with its index: MariaDB refuses to drop the index alone (the user_id foreign
+    # key needs an index, and this is the one it uses).
     op.drop_table('import_value_map')
