@@ -4,7 +4,8 @@ The rows come from the same scoped query as the list page (its filter and order 
 streamed in chunks so memory stays flat however many rows; CSV starts at once (on PostgreSQL
 once COPY has written it to a spooled file). Cells are written as the user sees them: Chinese
 labels for codes, ISO dates, personal data as the viewer's role may see it, every cell quoted.
-Text that a spreadsheet would take for a formula is neutralised. Where every column has a SQL
+A CSV's text cells are written so that Excel, WPS and LibreOffice, opening the file with their
+default options, show the text the panel holds (`neutralise`). Where every column has a SQL
 form, the database writes the CSV lines (see "CSV rendered by the database" below).
 Each export leaves one audit record (who, what, filters, how many rows). The REST API's export
 takes the API list's own `q` instead of the page's arguments, and writes the same file.
@@ -38,6 +39,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     type_coerce,
 )
 
@@ -47,19 +49,9 @@ from app.extensions import db
 from app.security import busy
 from app.security.scope import read_criteria
 from app.services import audit
+from app.spreadsheet import FORMULA_STARTS, FORMULA_TEXT_MAX, neutralise
 
 CHUNK = 500
-# A text cell starting with one of these is a formula to Excel or WPS (DDE and friends).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value):
-    """Prefix formula-like text with an apostrophe; numbers stay numbers."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def cell_value(value):
     """A Python value as a spreadsheet cell: text, a number, an ISO date, 是/否."""
     if type(value) is str:  # most cells: first
@@ -83,6 +75,16 @@ def cell_value(value):
     return str(value)
 
 
+def excel_value(value):
+    """`cell_value` for an .xlsx cell: dates and date-times stay date cells (on the zone's wall
+    clock: Excel has no zones), so that the spreadsheet sorts and filters them as dates."""
+    if isinstance(value, datetime):
+        return clock.to_local(value).replace(microsecond=0)
+    if isinstance(value, date):
+        return value
+    return cell_value(value)
+
+
 class Export:
     """What one export writes: the view's columns, labels and formatters, and its query."""
 
@@ -92,9 +94,9 @@ class Export:
                                                      for c in columns]
         self.count = 0
 
-    def rows(self):
+    def rows(self, cell=cell_value):
         """The cells of each row, made in Python from the row and the related rows its columns
-        show (loaded in bulk, a chunk at a time)."""
+        show (loaded in bulk, a chunk at a time), each by `cell`."""
         datamodel = self.view.datamodel
         query = self.query.options(*datamodel.eager_loads(datamodel.relations_shown_by(self.columns)))
         formatters = self.view.formatters_columns
@@ -105,7 +107,7 @@ class Export:
                 row = []
                 for column, formatter in cells:
                     value = getattr(item, column, None)
-                    row.append(cell_value(value if formatter is None else formatter(value)))
+                    row.append(cell(value if formatter is None else formatter(value)))
                 self.count += 1
                 yield row
         finally:
@@ -260,11 +262,24 @@ class Related:
         return query
 
 
-def _neutralised(text):
+def _neutralised(text, dialect: str):
     """`neutralise` in SQL."""
     text = type_coerce(text, String)
-    mark = case((func.substr(text, 1, 1).in_(FORMULA_STARTS), "'"), else_="")
-    return type_coerce(mark, String) + text
+    if dialect == "sqlite":
+        digits = and_(text.op("GLOB")("[0-9]*"), ~text.op("GLOB")("*[^0-9]*"))
+    else:
+        digits = text.regexp_match("^[0-9]+$")
+    length = (func.char_length if dialect in ("mysql", "mariadb") else func.length)(text)
+    quote = literal('"', String)
+    as_formula = literal('="', String) + func.replace(text, quote, literal('""', String)) + quote
+    formula_like = func.substr(text, 1, 1).in_(FORMULA_STARTS)
+    return case(
+        (and_(digits, or_(length > 10, and_(length > 1, func.substr(text, 1, 1) == "0"))),
+         as_formula),
+        (and_(formula_like, length <= FORMULA_TEXT_MAX, ~text.contains("\n"),
+              ~text.contains("\r")), as_formula),
+        (formula_like, literal("'", String) + text),
+        else_=text)
 
 
 # cell_value's dates as each database writes them.
@@ -293,16 +308,16 @@ def _cell_sql(view, column: str, dialect: str, related: Related):
         return None
     computed = getattr(model, "__sql_columns__", {}).get(column)
     if computed is not None:
-        return _neutralised(computed(related.caption))
+        return _neutralised(computed(related.caption), dialect)
     if column in model.__mapper__.relationships:
         caption = related.caption(column)
-        return None if caption is None else _neutralised(caption)
+        return None if caption is None else _neutralised(caption, dialect)
     if column not in model.__table__.c:  # a property: Python
         return None
     value, kind = getattr(model, column), model.__table__.c[column].type
     if choices is not None:
         return _neutralised(case({code: str(gettext(label)) for code, label in choices.items()},
-                                 value=value, else_=value))
+                                 value=value, else_=value), dialect)
     if isinstance(kind, Boolean):
         return case((value.is_(None), None), (value, "是"), else_="否")
     if isinstance(kind, DateTime):
@@ -326,7 +341,7 @@ def _cell_sql(view, column: str, dialect: str, related: Related):
     if isinstance(kind, Integer):
         return cast(value, String)
     if isinstance(kind, String):  # Text too
-        return _neutralised(value)
+        return _neutralised(value, dialect)
     return None
 
 
@@ -394,7 +409,7 @@ def csv_response(view, export: Export, filters: dict, encoding: str = "utf-8-sig
             export)
     charset = "utf-8" if encoding == "utf-8-sig" else encoding
     return Response(stream_with_context(csv_chunks(export, encoding)),
-                    mimetype=f"text/csv; charset={charset}",
+                    content_type=f"text/csv; charset={charset}",
                     headers={"Content-Disposition": f"attachment; filename={file_name(view, 'csv')}"})
 
 
@@ -416,7 +431,7 @@ def xlsx_spool(view, export: Export, count: int | None = None, progress=None):
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(str(view.list_title)[:31] or "数据")
     sheet.append(export.headers)
-    for row in export.rows():
+    for row in export.rows(excel_value):
         if export.count > cap:  # rows added since the count
             raise too_many
         cells = []

@@ -821,7 +821,7 @@ def error_report(outcome: Outcome, importer: Importer | None = None) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*outcome.headers, "错误"])
-    from app.exports import neutralise
+    from app.spreadsheet import neutralise
 
     masks = _masks(importer, outcome.headers)
     for number, row in outcome.table:

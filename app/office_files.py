@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from app.errors import DomainError
+from app.spreadsheet import unmarked
 
 HEADER_ROWS = 10  # the header is found among a sheet's first rows
 MAX_COLUMNS = 200  # past this a column carries no header of any importer
@@ -262,6 +263,8 @@ def _text_rows(data: bytes, tabbed: bool) -> list[list[str]]:
     # Excel's "Unicode 文本" and .txt files are tab-separated; a CSV may be too.
     delimiter = "\t" if first.count("\t") > first.count(",") or (tabbed and "\t" in first) else ","
     try:
-        return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+        # The marks the panel's own CSV exports put on codes and formula-like text come off.
+        return [[unmarked(cell) for cell in row]
+                for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
     except csv.Error:
         raise Unreadable("CSV 文件格式有误，无法读取（请在 Excel/WPS 中另存为 CSV 后导入）") from None

@@ -198,7 +198,7 @@ def response(stored: StoredFile, download_name: str | None = None):
     from flask import Response
 
     name = download_name or stored.name
-    return Response(read(stored), mimetype=stored.content_type, headers={
+    return Response(read(stored), content_type=stored.content_type, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
         "Content-Length": str(stored.size)})
 

@@ -556,7 +556,8 @@ class DashboardView(BaseView):
             abort(404)
         period, org_id, _ = _chosen()
         rows = figure.function(db.session, period, org_id)
-        from app.exports import cell_value, neutralise
+        from app.exports import cell_value
+        from app.spreadsheet import neutralise
 
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -569,7 +570,7 @@ class DashboardView(BaseView):
             "rows": len(rows)})
         db.session.commit()
         filename = f"{name}-{period.code}.csv"
-        return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv; charset=utf-8",
+        return Response("\ufeff" + buffer.getvalue(), content_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f"attachment; filename={filename}"})
 
     @expose("/nodes")

@@ -90,5 +90,5 @@ class AccountView(BaseView):
         body = read_report(session.get("import_report"))
         if body is None:
             abort(404)
-        return Response(body, mimetype="text/csv; charset=utf-8", headers={
+        return Response(body, content_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": "attachment; filename=account-errors.csv"})

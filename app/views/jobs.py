@@ -45,9 +45,9 @@ def download(job: Job) -> Response:
     if job.expires_on is not None and job.expires_on < jobs.utcnow():
         hours = current_app.config["JOB_RESULT_HOURS"]
         return Response(EXPIRED.format(hours=hours), status=410,
-                        mimetype="text/plain; charset=utf-8")
+                        content_type="text/plain; charset=utf-8")
     stored = job.file
-    return Response(storage.read(stored), mimetype=stored.content_type, headers={
+    return Response(storage.read(stored), content_type=stored.content_type, headers={
         "Content-Disposition": f"attachment; filename={stored.name}",
         "Content-Length": str(stored.size)})
 

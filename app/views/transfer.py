@@ -152,7 +152,7 @@ class Transfers:
         body = read_report(session.get("import_report"))
         if body is None:
             abort(404)
-        return Response(body, mimetype="text/csv; charset=utf-8", headers={
+        return Response(body, content_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f"attachment; filename={self.class_permission_name}-errors.csv"})
 
     def _importer(self) -> Importer:
