@@ -437,3 +437,29 @@ def _scheduled_notices(job, params, progress):
 
     counts = scan(db.session)
     progress.message = f"写入提醒 {sum(counts.values())} 条"
+
+
+@kind("work_report_document", "生成月汇报文件")
+def _work_report_document(job, params, progress):
+    """A monthly report's .docx (or its PDF), composed as its user reads it and kept in the
+    storage: the report is read through the user's scope (a report it may not read is none)."""
+    from app import storage
+    from app.models.reports import WorkReport
+    from app.services import audit
+    from app.services.work_report import document_name, docx_bytes, pdf_bytes
+
+    report = db.session.get(WorkReport, params["report"])
+    if report is None:
+        raise JobRefused("月汇报不存在或超出您的数据范围")
+    content = docx_bytes(db.session, report)
+    fmt = params.get("format", "docx")
+    if fmt == "pdf":
+        content = pdf_bytes(content)
+    kinds = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+             "pdf": "application/pdf"}
+    stored = storage.save([content], document_name(report, fmt), kinds[fmt],
+                          expires_on=result_expiry())
+    audit.record(db.session, "export", "work_report", record_id=report.id,
+                 changes={"format": fmt, "month": report.month, "org": report.org_id})
+    progress.message = f"已生成 {report}（{fmt}）"
+    return stored

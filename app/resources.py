@@ -38,6 +38,7 @@ from app.api.meetings import (
     SupervisionNoteApi,
 )
 from app.api.org import DictionaryApi, MemberApi, OrganizationApi, UnitApi
+from app.api.reports import WorkReportApi
 from app.dashboards.views import DashboardView
 from app.i18n import N_
 from app.jobs import new_form_token
@@ -78,6 +79,7 @@ from app.views.org import DictionaryView, MemberView, OrganizationView, UnitView
 from app.views.public import IntakeView, PublicView
 from app.views.records import AuditLogApi, AuditLogView, record_history_url
 from app.views.recycle import RecycleView
+from app.views.reports import WorkReportView
 
 # The menu's groups, in the order the menu shows them: (label, icon).
 GROUPS = {
@@ -117,6 +119,7 @@ class Resource:
 RESOURCES = [
     Resource(DashboardView, "dashboard", N_("数据看板"), "fa-bar-chart", name="dashboard"),
     Resource(PublicView, "dashboard", N_("公示栏"), "fa-bullhorn", name="public"),
+    Resource(WorkReportView, "dashboard", N_("月汇报"), "fa-file-word-o", WorkReportApi),
     Resource(OrganizationView, "org", N_("党组织"), "fa-sitemap", OrganizationApi),
     Resource(UnitView, "org", N_("驻区单位"), "fa-building", UnitApi),
     Resource(MemberView, "org", N_("党员"), "fa-user", MemberApi),

@@ -11,14 +11,17 @@ here, not re-implemented.
 from __future__ import annotations
 
 from calendar import monthrange
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, extract, func, literal_column, or_, select, true
 
 from app import clock
 from app.errors import DomainError
+from app.i18n import N_
 from app.models.cobuild import (
+    EXPIRY_WARNING_DAYS,
     Agreement,
     AgreementStatus,
     MemberRegistration,
@@ -554,3 +557,127 @@ def leader_compliance(session, period: Period, org_id=None):
 
 def resolutions_on_time(session, period: Period, org_id=None):
     return meeting_figures.resolution_figures(session, period.start, period.end, org_id)
+
+
+def points_paid(session, period: Period, org_id=None):
+    """积分发放: the ledger's entries written in the period, by subject (党员/驻区单位) — paid,
+    reversed and net. By the entry's time, not its quarter: a month's report counts that month."""
+    paid = func.coalesce(func.sum(case((PointEntry.kind == "pay", PointEntry.delta), else_=0)), 0)
+    reversed_ = func.coalesce(func.sum(case((PointEntry.kind == "reverse", PointEntry.delta),
+                                            else_=0)), 0)
+    stmt = (select(PointEntry.subject_type, func.count(PointEntry.id), paid, reversed_)
+            .where(_in_period(PointEntry.created_on, period), _under(session, PointEntry, org_id))
+            .group_by(PointEntry.subject_type))
+    found = {kind: (int(n), float(p or 0), float(r or 0)) for kind, n, p, r in session.execute(stmt)}
+    return [{"subject": label, "entries": found.get(kind, (0, 0.0, 0.0))[0],
+             "paid": found.get(kind, (0, 0.0, 0.0))[1],
+             "reversed": found.get(kind, (0, 0.0, 0.0))[2],
+             "net": round(sum(found.get(kind, (0, 0.0, 0.0))[1:]), 2)}
+            for kind, label in (("member", "党员"), ("unit", "驻区单位"))]
+
+
+def agreement_states(session, period: Period, org_id=None):
+    """Per community: agreements signed in the period; in force at its end and ending within
+    the warning days after it (即将到期); ended within it (到期失效). As of the period's end, so
+    a past month's figures do not move with today."""
+    warn = period.end + timedelta(days=EXPIRY_WARNING_DAYS)
+    signed = and_(Agreement.status != AgreementStatus.DRAFT,
+                  Agreement.signed_on.between(period.start, period.end))
+    in_force = and_(Agreement.status == AgreementStatus.SIGNED, Agreement.valid_from <= period.end)
+    expiring = and_(in_force, Agreement.valid_to > period.end, Agreement.valid_to <= warn)
+    lapsed = and_(in_force, Agreement.valid_to.between(period.start, period.end))
+    stmt = (select(Agreement.community_id, _count_if(signed), _count_if(expiring), _count_if(lapsed))
+            .where(or_(signed, expiring, lapsed), _under(session, Agreement, org_id))
+            .group_by(Agreement.community_id))
+    rows = session.execute(stmt).all()
+    names = _community_names(session, [r[0] for r in rows])
+    result = [{"community_id": c, "community": names.get(c, f"#{c}"), "signed": int(s),
+               "expiring": int(e), "lapsed": int(ended)} for c, s, e, ended in rows]
+    return sorted(result, key=lambda r: (r["community"], r["community_id"]))
+
+
+# --- the figures the page shows, with the columns of their CSV ----------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure once: its function, title and the columns of its CSV — the dashboard's page
+    and CSV and the monthly report (app/services/work_report.py) all read it from here."""
+
+    name: str
+    title: str
+    function: Callable
+    columns: dict[str, str]
+
+
+RATE = "rate"
+FIGURES = {f.name: f for f in [
+    Figure("need_funnel", N_("需求办理漏斗"), need_funnel,
+           {"stage": "环节", "count": "需求数", "statuses": "包含状态"}),
+    Figure("need_completion_rate", N_("需求办结率"), need_completion_rate,
+           {"needs": "受理需求数", "closed": "已办结", RATE: "办结率"}),
+    Figure("need_on_time_rate", N_("按期办结率"), need_on_time_rate,
+           {"closed": "已办结", "on_time": "按期办结", RATE: "按期办结率"}),
+    Figure("need_mean_time_to_close", N_("平均办结时长"), need_mean_time_to_close,
+           {"closed": "已办结", "hours": "平均办结时长（小时）"}),
+    Figure("need_mean_satisfaction", N_("平均满意度"), need_mean_satisfaction,
+           {"rated": "已回访", "mean": "平均满意度"}),
+    Figure("needs_by_community", N_("各社区需求办理"), needs_by_community,
+           {"community": "社区", "needs": "需求数", "closed": "已办结", "overdue": "逾期"}),
+    Figure("overdue_by_step", N_("逾期需求（按环节）"), overdue_by_step,
+           {"step": "环节", "status": "当前状态", "overdue": "逾期"}),
+    Figure("overdue_needs", N_("逾期需求"), overdue_needs,
+           {"id": "编号", "title": "需求标题", "community": "社区", "status": "状态",
+            "step": "逾期环节", "urgency": "紧急程度", "deadline": "办理时限",
+            "unit": "派单单位"}),
+    Figure("need_match_rate", N_("需求匹配率"), need_match_rate,
+           {"needs": "受理需求数", "matched": "已匹配服务项目或资源", RATE: "匹配率"}),
+    Figure("needs_by_category_and_status", N_("需求清单（类别×状态）"), needs_by_category_and_status,
+           {"category": "类别", "status": "状态", "count": "数量"}),
+    Figure("resources_by_category_and_status", N_("资源清单（类别×状态）"),
+           resources_by_category_and_status, {"category": "类别", "status": "状态", "count": "数量"}),
+    Figure("service_items_by_category_and_status", N_("服务清单（类别×状态）"),
+           service_items_by_category_and_status,
+           {"category": "类别", "status": "状态", "count": "数量"}),
+    Figure("wish_claim_rate", N_("微心愿认领率"), wish_claim_rate,
+           {"published": "已发布", "claimed": "已认领", RATE: "认领率"}),
+    Figure("wishes_per_month", N_("微心愿月度情况"), wishes_per_month,
+           {"month": "月份", "posted": "发布", "claimed": "认领", "fulfilled": "实现"}),
+    Figure("registration_rates", N_("双报到报到率"), registration_rates,
+           {"community": "社区", "units": "在册单位", "registered_units": "已报到单位",
+            "unit_rate": "单位报到率", "members": "在职党员", "registered_members": "已报到党员",
+            "member_rate": "党员报到率"}),
+    Figure("agreement_three_ones", N_("协议“三个一”"), agreement_three_ones,
+           {"community": "社区", "agreements": "有效协议", "meetings_met": "每季参会",
+            "needs_met": "办结需求达标", "all_met": "三个一均达标", RATE: "达标率"}),
+    Figure("monthly_service", N_("已报到党员本月服务"), monthly_service,
+           {"month": "月份", "community": "社区", "unit": "工作单位", "registered": "已报到党员",
+            "served": "本月已服务", "unserved": "本月未服务"}),
+    Figure("members_by_grid", N_("各网格党员"), members_by_grid,
+           {"grid": "网格", "members": "党员", "red": "红色网格员", "household": "党员中心户"}),
+    Figure("member_points_leaderboard", N_("党员积分排行"), member_points_leaderboard,
+           {"name": "党员", "points": "积分", "entries": "积分流水条数"}),
+    Figure("unit_points_leaderboard", N_("单位积分排行"), unit_points_leaderboard,
+           {"name": "驻区单位", "points": "积分", "entries": "积分流水条数"}),
+    Figure("star_distribution", N_("星级分布"), star_distribution,
+           {"community": "社区", "subject_type": "对象类型", "stars": "星级", "count": "数量"}),
+    Figure("service_hours_per_month", N_("服务时长"), service_hours_per_month,
+           {"month": "月份", "hours": "服务时长（小时）", "records": "服务记录数"}),
+    Figure("meetings_held_vs_planned", N_("会议召开情况"), meetings_held_vs_planned,
+           {"quarter": "季度", "type": "会议类型", "planned": "计划", "held": "已召开",
+            "cancelled": "已取消", RATE: "召开率"}),
+    Figure("meeting_attendance_rate", N_("参会率"), meeting_attendance_rate,
+           {"type": "会议类型", "expected": "应到单位", "present": "实到单位", RATE: "参会率"}),
+    Figure("leader_compliance", N_("参会职级"), leader_compliance,
+           {"type": "会议类型", "present": "出席单位", "compliant": "职级达标",
+            "non_compliant": "职级不达标", RATE: "职级达标率"}),
+    Figure("points_paid", N_("积分发放"), points_paid,
+           {"subject": "对象", "entries": "积分流水条数", "paid": "记分", "reversed": "冲正",
+            "net": "净发放"}),
+    Figure("agreement_states", N_("协议签订与到期"), agreement_states,
+           {"community": "社区", "signed": "本期签订", "expiring": "即将到期", "lapsed": "本期到期"}),
+    Figure("resolutions_on_time", N_("议定事项办理"), resolutions_on_time,
+           {"quarter": "季度", "total": "议定事项", "closed": "已办结", "closed_on_time": "按期办结",
+            "closed_late": "超期办结", "open": "未办结", "overdue": "逾期未办结",
+            "on_time_rate": "按期办结率"}),
+]}

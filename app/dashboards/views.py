@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -21,6 +20,7 @@ from sqlalchemy import false, or_, select
 
 from app import clock
 from app.dashboards import figures as F
+from app.dashboards.figures import FIGURES, RATE
 from app.dashboards.links import (
     EQ,
     FLAG,
@@ -49,85 +49,6 @@ from app.models.meetings import MeetingStatus
 from app.models.org import Organization
 from app.security.scope import current_principal
 from app.services import audit
-
-# --- the figures the page shows, with the columns of their CSV ----------------------------------
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    title: str
-    function: Callable
-    columns: dict[str, str]
-
-
-RATE = "rate"
-FIGURES = {f.name: f for f in [
-    Figure("need_funnel", N_("需求办理漏斗"), F.need_funnel,
-           {"stage": "环节", "count": "需求数", "statuses": "包含状态"}),
-    Figure("need_completion_rate", N_("需求办结率"), F.need_completion_rate,
-           {"needs": "受理需求数", "closed": "已办结", RATE: "办结率"}),
-    Figure("need_on_time_rate", N_("按期办结率"), F.need_on_time_rate,
-           {"closed": "已办结", "on_time": "按期办结", RATE: "按期办结率"}),
-    Figure("need_mean_time_to_close", N_("平均办结时长"), F.need_mean_time_to_close,
-           {"closed": "已办结", "hours": "平均办结时长（小时）"}),
-    Figure("need_mean_satisfaction", N_("平均满意度"), F.need_mean_satisfaction,
-           {"rated": "已回访", "mean": "平均满意度"}),
-    Figure("needs_by_community", N_("各社区需求办理"), F.needs_by_community,
-           {"community": "社区", "needs": "需求数", "closed": "已办结", "overdue": "逾期"}),
-    Figure("overdue_by_step", N_("逾期需求（按环节）"), F.overdue_by_step,
-           {"step": "环节", "status": "当前状态", "overdue": "逾期"}),
-    Figure("overdue_needs", N_("逾期需求"), F.overdue_needs,
-           {"id": "编号", "title": "需求标题", "community": "社区", "status": "状态",
-            "step": "逾期环节", "urgency": "紧急程度", "deadline": "办理时限",
-            "unit": "派单单位"}),
-    Figure("need_match_rate", N_("需求匹配率"), F.need_match_rate,
-           {"needs": "受理需求数", "matched": "已匹配服务项目或资源", RATE: "匹配率"}),
-    Figure("needs_by_category_and_status", N_("需求清单（类别×状态）"), F.needs_by_category_and_status,
-           {"category": "类别", "status": "状态", "count": "数量"}),
-    Figure("resources_by_category_and_status", N_("资源清单（类别×状态）"),
-           F.resources_by_category_and_status, {"category": "类别", "status": "状态", "count": "数量"}),
-    Figure("service_items_by_category_and_status", N_("服务清单（类别×状态）"),
-           F.service_items_by_category_and_status,
-           {"category": "类别", "status": "状态", "count": "数量"}),
-    Figure("wish_claim_rate", N_("微心愿认领率"), F.wish_claim_rate,
-           {"published": "已发布", "claimed": "已认领", RATE: "认领率"}),
-    Figure("wishes_per_month", N_("微心愿月度情况"), F.wishes_per_month,
-           {"month": "月份", "posted": "发布", "claimed": "认领", "fulfilled": "实现"}),
-    Figure("registration_rates", N_("双报到报到率"), F.registration_rates,
-           {"community": "社区", "units": "在册单位", "registered_units": "已报到单位",
-            "unit_rate": "单位报到率", "members": "在职党员", "registered_members": "已报到党员",
-            "member_rate": "党员报到率"}),
-    Figure("agreement_three_ones", N_("协议“三个一”"), F.agreement_three_ones,
-           {"community": "社区", "agreements": "有效协议", "meetings_met": "每季参会",
-            "needs_met": "办结需求达标", "all_met": "三个一均达标", RATE: "达标率"}),
-    Figure("monthly_service", N_("已报到党员本月服务"), F.monthly_service,
-           {"month": "月份", "community": "社区", "unit": "工作单位", "registered": "已报到党员",
-            "served": "本月已服务", "unserved": "本月未服务"}),
-    Figure("members_by_grid", N_("各网格党员"), F.members_by_grid,
-           {"grid": "网格", "members": "党员", "red": "红色网格员", "household": "党员中心户"}),
-    Figure("member_points_leaderboard", N_("党员积分排行"), F.member_points_leaderboard,
-           {"name": "党员", "points": "积分", "entries": "积分流水条数"}),
-    Figure("unit_points_leaderboard", N_("单位积分排行"), F.unit_points_leaderboard,
-           {"name": "驻区单位", "points": "积分", "entries": "积分流水条数"}),
-    Figure("star_distribution", N_("星级分布"), F.star_distribution,
-           {"community": "社区", "subject_type": "对象类型", "stars": "星级", "count": "数量"}),
-    Figure("service_hours_per_month", N_("服务时长"), F.service_hours_per_month,
-           {"month": "月份", "hours": "服务时长（小时）", "records": "服务记录数"}),
-    Figure("meetings_held_vs_planned", N_("会议召开情况"), F.meetings_held_vs_planned,
-           {"quarter": "季度", "type": "会议类型", "planned": "计划", "held": "已召开",
-            "cancelled": "已取消", RATE: "召开率"}),
-    Figure("meeting_attendance_rate", N_("参会率"), F.meeting_attendance_rate,
-           {"type": "会议类型", "expected": "应到单位", "present": "实到单位", RATE: "参会率"}),
-    Figure("leader_compliance", N_("参会职级"), F.leader_compliance,
-           {"type": "会议类型", "present": "出席单位", "compliant": "职级达标",
-            "non_compliant": "职级不达标", RATE: "职级达标率"}),
-    Figure("resolutions_on_time", N_("议定事项办理"), F.resolutions_on_time,
-           {"quarter": "季度", "total": "议定事项", "closed": "已办结", "closed_on_time": "按期办结",
-            "closed_late": "超期办结", "open": "未办结", "overdue": "逾期未办结",
-            "on_time_rate": "按期办结率"}),
-]}
-
 
 # --- cards and charts -------------------------------------------------------------------------
 

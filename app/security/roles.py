@@ -137,6 +137,9 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "point_entry": _grant(EVERYONE, READ, **{r: {"export"} for r in ADMINS}, Auditor=AUDIT),
     "star_rating": _grant(EVERYONE, READ, OrgAdmin={"compute", "export"},
                           StreetAdmin={"compute", "export"}, Auditor=AUDIT),
+    # 月汇报: each admin writes its own node's report and reviews those of the nodes below it
+    # (the transition table's rules); the auditor reads and exports. Units and members: none.
+    "work_report": _grant(ADMINS, CRUD | {"export"}, Auditor=AUDIT),
     # dashboards: the figures, each within the viewer's scope (a member has none)
     "dashboard": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ),
     # the public notice board needs no login; "read" here only shows it in the menu

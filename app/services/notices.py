@@ -97,6 +97,25 @@ def admins_above(session, org_id) -> list[UserAccount]:
     return _users(session, UserAccount.org_id == parent, _with_role("StreetAdmin"))
 
 
+def node_admins(session, org_id) -> list[UserAccount]:
+    """The admins attached to a node (a community's, a street's; 组织部 for the district)."""
+    with unscoped():
+        node = session.get(Organization, org_id) if org_id else None
+    if node is None:
+        return []
+    if node.type == "district":
+        return _users(session, _with_role("OrgAdmin"))
+    return _users(session, UserAccount.org_id == node.id,
+                  or_(_with_role("CommunityAdmin"), _with_role("StreetAdmin")))
+
+
+def report_reviewers(session, report) -> list[UserAccount]:
+    """Who reviews a monthly report: the admins of the node above its node."""
+    with unscoped():
+        node = session.get(Organization, report.org_id)
+    return node_admins(session, node.parent_id) if node is not None and node.parent_id else []
+
+
 def _users_by_id(session, *user_ids) -> list[UserAccount]:
     ids = [i for i in user_ids if i]
     return _users(session, UserAccount.id.in_(ids)) if ids else []
@@ -160,6 +179,10 @@ def _titled(attr: str) -> Callable:
     return lambda row: {"title": str(getattr(row, attr) or "")[:100]}
 
 
+def _titled_str(row) -> dict:
+    return {"title": str(row)[:100]}
+
+
 def _resolution_payload(resolution: Resolution) -> dict:
     return {"title": (resolution.content or "")[:60], "deadline": clock.local_text(resolution.deadline)}
 
@@ -198,6 +221,13 @@ EVENTS: dict[str, Event] = {e.code: e for e in (
     Event("agreement_expiring", "agreement", N_("共驻共建协议“{title}”将于 {deadline} 到期"),
           lambda s, a: liaisons(s, a.unit_id) + community_admins(s, a.community_id),
           lambda a: {"title": a.title, "deadline": clock.local_text(a.valid_to)}),
+    Event("work_report_submitted", "work_report", N_("{title}已提交，请审核"),
+          report_reviewers, _titled_str),
+    Event("work_report_returned", "work_report", N_("{title}被退回：{reason}"),
+          lambda s, r: node_admins(s, r.org_id),
+          lambda r: {"title": str(r), "reason": r.return_reason or ""}),
+    Event("work_report_approved", "work_report", N_("{title}已审核通过"),
+          lambda s, r: node_admins(s, r.org_id), _titled_str),
     Event("member_unserved", "member", N_("党员{title}本月尚无服务记录，请于月底前参加服务"),
           lambda s, m: members_users(s, m.id) + liaisons(s, m.work_unit_id), _titled("name")),
 )}
@@ -214,6 +244,9 @@ MOVES = {
     ("micro_wish", "fulfil"): "wish_fulfilled",
     ("unit_registration", "confirm"): "unit_registration_confirmed",
     ("member_registration", "confirm"): "member_registration_confirmed",
+    ("work_report", "submit"): "work_report_submitted",
+    ("work_report", "return"): "work_report_returned",
+    ("work_report", "approve"): "work_report_approved",
 }
 
 

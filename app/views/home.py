@@ -40,6 +40,7 @@ from app.models.lists import (
 )
 from app.models.meetings import Meeting, MeetingStatus, Resolution, ResolutionStatus
 from app.models.records import AuditLog
+from app.models.reports import WorkReport
 from app.security.roles import ADMIN_GROUP, ROLE_LABELS
 from app.security.scope import current_principal
 
@@ -118,7 +119,27 @@ def _admin_groups() -> list[Group]:
     meetings = Group(N_("联席会议督办"))
     meetings.add(N_("逾期未办结的议定事项"), Resolution, ("overdue", FLAG, 1), urgent=True)
     meetings.add(N_("办理中的议定事项"), Resolution, ("status", NOT_EQ, ResolutionStatus.DONE))
-    return [needs, review, meetings]
+    return [needs, review, meetings, *_report_groups()]
+
+
+def _report_groups() -> list[Group]:
+    """月汇报: those of the nodes below awaiting one's review, and the nodes below that have
+    not submitted last month's (a street's communities, 组织部's streets)."""
+    from app.services.work_report import last_month, missing_reports
+
+    principal = current_principal()
+    if not principal.role_names & {"StreetAdmin", "OrgAdmin", "Admin"}:
+        return []
+    reports = Group(N_("月汇报"))
+    reports.add(N_("待审核的月汇报"), WorkReport, ("awaits_review", FLAG, 1))
+    month = last_month()
+    for node in missing_reports(db.session, principal, month):
+        reports.rows.append((f"{node.name}：{month} 月汇报未提交", None, ""))
+    for report in db.session.execute(select(WorkReport).where(WorkReport.awaits_review)
+                                     .order_by(WorkReport.submitted_on).limit(RECENT)).scalars():
+        reports.rows.append((f"{report}（待审核）", f"/work_report/show/{report.id}",
+                             report.submitted_on))
+    return [reports]
 
 
 def _upcoming_meetings(group: Group, today: date) -> None:
