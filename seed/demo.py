@@ -103,6 +103,7 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     seed_meetings(session, names, scale, tree, units, members, echo)
     seed_cobuild(session, names, scale, tree, units, members, echo)
     seed_stars(session, echo)
+    _draft_report(session, tree["communities"][0])
     session.info[audit.SKIP_ROWS] = True  # the run ends its own recording
     audit.record(session, "import", "seed", changes={
         "scale": scale, "organizations": len(tree["all"]), "units": len(units),
@@ -112,6 +113,20 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     echo(f"演示数据加载完成：{len(tree['all'])} 个党组织、{len(units)} 个驻区单位、"
          f"{len(members)} 名党员，用时 {time.perf_counter() - started:.1f} 秒。")
     return True
+
+
+def _draft_report(session, community) -> None:
+    """A 月汇报 being written by the demo community (shequ01's), four months back: the page
+    and its moves have a row to show."""
+    from app.models.reports import WorkReport
+
+    today = clock.today()
+    year, month = today.year, today.month - 4
+    if month < 1:
+        year, month = year - 1, month + 12
+    session.add(WorkReport(org_id=community.id, month=f"{year}-{month:02d}",
+                           summary="本月社区共驻共建工作有序推进。", problems="", plans=""))
+    session.flush()
 
 
 def _generated_password() -> str:

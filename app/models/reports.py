@@ -47,6 +47,8 @@ class ReportStatus(StrEnum):
 
 
 REPORT_STATUSES = state_choices(ReportStatus)
+# The states as msgids: the document and the print page show them translated.
+STATUS_LABELS = (N_("草稿"), N_("已提交"), N_("已通过"), N_("已退回"))
 # A report is written while it is a draft or after it was returned; submitted or approved, its
 # narrative and figures stand as they were sent.
 EDITABLE = (ReportStatus.DRAFT, ReportStatus.RETURNED)

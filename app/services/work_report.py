@@ -31,7 +31,7 @@ from sqlalchemy import select
 from app import clock
 from app.dashboards.figures import FIGURES, Period
 from app.errors import DomainError
-from app.i18n import gettext
+from app.i18n import N_, gettext
 from app.models.org import Organization
 from app.models.reports import (
     EDITABLE,
@@ -59,14 +59,14 @@ class Section:
 
 # What the report tells, in the order it tells it (DOMAIN.md §5's figures for one month).
 SECTIONS = (
-    Section("需求办理（五单办理）", ("need_funnel", "need_completion_rate", "need_on_time_rate",
+    Section(N_("需求办理（五单办理）"), ("need_funnel", "need_completion_rate", "need_on_time_rate",
                              "overdue_by_step", "needs_by_category_and_status")),
-    Section("三单与微心愿", ("need_match_rate", "resources_by_category_and_status",
+    Section(N_("三单与微心愿"), ("need_match_rate", "resources_by_category_and_status",
                        "service_items_by_category_and_status", "wish_claim_rate",
                        "wishes_per_month")),
-    Section("双报到与党员服务", ("registration_rates", "monthly_service", "points_paid")),
-    Section("联席会议", ("meetings_held_vs_planned", "leader_compliance", "resolutions_on_time")),
-    Section("共驻共建协议", ("agreement_states",)),
+    Section(N_("双报到与党员服务"), ("registration_rates", "monthly_service", "points_paid")),
+    Section(N_("联席会议"), ("meetings_held_vs_planned", "leader_compliance", "resolutions_on_time")),
+    Section(N_("共驻共建协议"), ("agreement_states",)),
 )
 REPORT_FIGURES = tuple(name for section in SECTIONS for name in section.figures)
 

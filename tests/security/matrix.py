@@ -86,6 +86,9 @@ TABLE = {
     "point_rule": {EVERYONE: "read", "OrgAdmin": "write export"},
     "point_entry": {EVERYONE: "read", ADMINS: "export"},
     "star_rating": {EVERYONE: "read", "OrgAdmin StreetAdmin": "export"},
+    # 月汇报: each admin writes its node's report; the node above reviews it (the moves'
+    # rules); the auditor reads and exports; units and members see none.
+    "work_report": {ADMINS: "read write export"},
     "audit_log": {},
 }
 
@@ -114,6 +117,7 @@ MOVES = {
     "service_record": {ADMINS: "certify reject revoke resubmit",
                        "UnitLiaison Member": "resubmit"},
     "star_rating": {"OrgAdmin StreetAdmin": "review publish"},
+    "work_report": {ADMINS: "submit", "OrgAdmin": "file", "OrgAdmin StreetAdmin": "approve return"},
 }
 
 
