@@ -100,7 +100,7 @@ def assert_equal_to_dashboard(browser, figures, month, org_id):
 
 
 def test_three_months_composed_submitted_returned_resubmitted_and_approved(app, ctx, as_user, api):
-    community, street = node_of(ctx, "shequ01"), node_of(ctx, "jiedao01")
+    community = node_of(ctx, "shequ01")
     shequ, jiedao = as_user("shequ01"), as_user("jiedao01")
     client, headers = api("shequ01")
     months = months_back(3)

@@ -294,6 +294,18 @@ class Board:
                      ("valid_from", SMALLER, year[1] + timedelta(days=1)),
                      ("valid_to", GREATER, year[0] - timedelta(days=1)), *under(self.org_id)),
             total, "agreement_three_ones"))
+        states = rows["agreement_states"]
+        signed, expiring, lapsed = (sum(r[k] for r in states) for k in ("signed", "expiring", "lapsed"))
+        # The monthly report's figures (its CSV below): the lists filter neither by signing
+        # date nor by entry time, so these cards link nowhere.
+        section.cards.append(card(N_("本期签订协议"), signed,
+                                  f"期末即将到期 {expiring}，本期到期 {lapsed}",
+                                  figure="agreement_states"))
+        paid = rows["points_paid"]
+        section.cards.append(card(
+            N_("本期积分发放"), f"{sum(r['net'] for r in paid):g} 分",
+            "；".join(f"{r['subject']}记分 {r['paid']:g}、冲正 {r['reversed']:g}" for r in paid),
+            figure="points_paid"))
 
         grids = rows["members_by_grid"]
         chart = Chart("members_by_grid", N_("各网格党员、红色网格员、党员中心户"), "members_by_grid",
