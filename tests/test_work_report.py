@@ -166,7 +166,7 @@ def test_three_months_composed_submitted_returned_resubmitted_and_approved(app, 
     assert report_id(ctx, community, months[1]) == ids[1]
     history = [r[0] for r in ctx.execute(text(
         "SELECT changes FROM audit_log WHERE resource = 'work_report' AND record_id = :i "
-        "AND action = 'transition' ORDER BY id"), {"i": ids[1]})]
+        "AND action = 'transition' ORDER BY id"), {"i": str(ids[1])})]
     assert len(history) == 4  # submit, return, submit, approve
     assert "按期办结率偏低" in " ".join(history)
     page = jiedao.get("/").get_data(as_text=True)
