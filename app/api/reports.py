@@ -24,7 +24,35 @@ class WorkReportApi(EntityApi):
     @protect()
     @safe
     def figures(self, pk):
-        """The report's figures (frozen once submitted, live before), by figure name."""
+        """The report's figures (frozen once submitted, live before), by figure name.
+        ---
+        get:
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          responses:
+            200:
+              description: The figures, and whether they are frozen
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      frozen:
+                        type: boolean
+                      figures:
+                        type: object
+            401:
+              $ref: '#/components/responses/401'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/422'
+            500:
+              $ref: '#/components/responses/500'
+        """
         report = self.datamodel.get(pk)
         if report is None:
             return self.response_404()
@@ -35,7 +63,43 @@ class WorkReportApi(EntityApi):
     @protect()
     @safe
     def document(self, pk, fmt):
-        """Start the job making the report's .docx or PDF; its file is at /api/v1/job/<id>."""
+        """Start the job making the report's .docx or PDF; its file is at /api/v1/job/<id>.
+        ---
+        post:
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          - in: path
+            schema:
+              type: string
+              enum: [docx, pdf]
+            name: fmt
+          responses:
+            202:
+              description: The job (run at once without a broker)
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      job:
+                        type: integer
+                      status:
+                        type: string
+                      message:
+                        type: string
+                        nullable: true
+            401:
+              $ref: '#/components/responses/401'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/422'
+            500:
+              $ref: '#/components/responses/500'
+        """
         report = self.datamodel.get(pk)
         if report is None or fmt not in FORMATS:
             return self.response_404()

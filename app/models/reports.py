@@ -161,11 +161,20 @@ class WorkReport(Entity):
 
     @property
     def frozen(self) -> dict | None:
-        return json.loads(self.figures) if self.figures else None
+        if not self.figures:
+            return None
+        try:
+            found = json.loads(self.figures)
+        except ValueError:  # not what submit wrote: shown as no figures, never as live ones
+            return {}
+        return found if isinstance(found, dict) else {}
 
     @property
     def month_label(self) -> str:
-        first, _ = parse_month(self.month)
+        try:
+            first, _ = parse_month(self.month)
+        except DomainError:
+            return self.month or ""
         return f"{first.year}年{first.month}月"
 
     def validate(self, session) -> None:

@@ -86,7 +86,13 @@ def compose(session, org_id: int, month: str) -> dict[str, list[dict]]:
 def figures_of(session, report: WorkReport) -> dict[str, list[dict]]:
     """The figures a report shows: frozen once submitted, live before."""
     frozen = report.frozen
-    return frozen if frozen is not None else _plain(compose(session, report.org_id, report.month))
+    if frozen is not None:
+        return frozen
+    try:
+        month_period(report.month)
+    except DomainError:  # a month stored by hand or import that is no month: nothing to show
+        return {}
+    return _plain(compose(session, report.org_id, report.month))
 
 
 def _plain(figures: dict) -> dict:
@@ -157,7 +163,11 @@ def _may_submit(report: WorkReport, principal: Principal, final: bool) -> bool |
         return "月汇报由本级党组织的管理员提交"
     if (node.type == "district") != final:
         return "区级月汇报提交即为定稿" if node.type == "district" else "月汇报须报上一级审核"
-    if not month_ended(report.month):
+    try:
+        ended = month_ended(report.month)
+    except DomainError as exc:
+        return str(exc)
+    if not ended:
         return f"{report.month_label}尚未结束，只能预览，不能提交"
     return True
 
