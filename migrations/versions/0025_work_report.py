@@ -1,8 +1,8 @@
 """reports: 月汇报, the monthly work report of a node — its narrative, its review and its
 figures frozen at submission (issue 25)
 
-Revision ID: 0022_work_report
-Revises: 0021_need_resources
+Revision ID: 0025_work_report
+Revises: 0024_import_value_maps
 Create Date: 2026-12-06 22:16:01.345227
 
 """
@@ -11,8 +11,8 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 # revision identifiers, used by Alembic.
-revision = '0022_work_report'
-down_revision = '0021_need_resources'
+revision = '0025_work_report'
+down_revision = '0024_import_value_maps'
 branch_labels = None
 depends_on = None
 
