@@ -2,7 +2,7 @@
 generation of a body's meeting plan, and a meeting's files."""
 from datetime import date
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
@@ -147,13 +147,23 @@ class MeetingView(EntityView):
     edit_form_extra_fields = {
         "minutes": TextAreaField("会议纪要", render_kw={"rows": 18, "class": "form-control"}),
     }
-    permission_of = {"attach": "edit", "detach": "edit", "download": "read"}
+    permission_of = {"attach": "edit", "detach": "edit", "download": "read", "minutes": "read"}
 
     def _show(self, pk):
         widgets = super()._show(pk)
         meeting = self.datamodel.get(pk)
         widgets["record"] = meeting_record(self.datamodel.session, meeting, self.appbuilder.sm)
         return widgets
+
+    @expose("/minutes/<int:pk>")
+    @has_access
+    def minutes(self, pk):
+        """The 纪要 to print (A4): the meeting's record as its page shows it to this viewer."""
+        meeting = self.datamodel.get(pk)
+        if meeting is None:
+            abort(404)
+        return render_template("meetings/minutes_print.html", item=meeting,
+                               r=meeting_record(self.datamodel.session, meeting, self.appbuilder.sm))
 
     @expose("/attach/<int:pk>", methods=["POST"])
     @has_access
