@@ -272,7 +272,10 @@ def test_every_list_order_reads_an_index_of_live_rows(view):
     live = {tuple(c.name for c in index.columns) for index in table.indexes
             if str(index.dialect_options["postgresql"]["where"]) == LIVE
             and str(index.dialect_options["sqlite"]["where"]) == LIVE}
-    orders = [view.base_order[0]] if view.base_order else []
+    # A model's named order (`__orders__`: meetings to come first, open resolutions first) sorts
+    # the rows in scope instead — tens of thousands at a city's size, not millions.
+    named = getattr(view.model, "__orders__", {})
+    orders = [view.base_order[0]] if view.base_order and view.base_order[0] not in named else []
     orders += [c for c in view.order_columns if c in table.c]
     missing = [c for c in orders if c != "id" and (c, "id") not in live]
     assert not missing, f"{table.name}: no live-order index for {missing}"

@@ -309,6 +309,12 @@ class Meeting(Entity):
     __scope__ = Scope(org=(lambda: _host_of_body(Meeting.body_id),),
                       shared=(_in_member_bodies(lambda: Meeting.body_id),))
     __extra_labels__ = {"heading": N_("会议"), "minutes_html": N_("会议纪要")}
+    # The list opens on the next meeting: those to come, soonest first, then those past, latest
+    # first (a list ordered by date alone opens months ahead or years back).
+    __orders__ = {"coming_first": lambda: (
+        case((Meeting.planned_date >= clock.today(), 0), else_=1),
+        case((Meeting.planned_date >= clock.today(), Meeting.planned_date)),
+        Meeting.planned_date.desc(), Meeting.id.desc())}
 
     body_id = Column(Integer, ForeignKey("joint_body.id"), nullable=False, index=True,
                      info=caption("联席会"))
@@ -525,6 +531,12 @@ class Resolution(Entity):
                    "lead_unit": lambda: Unit.status == UnitStatus.REGISTERED,
                    "co_units": lambda: Unit.status == UnitStatus.REGISTERED}
     __extra_labels__ = {"overdue": N_("是否逾期"), "closed_on_time": N_("按期办结")}
+    # The list opens on what is still to do: open resolutions by deadline, then the closed ones,
+    # latest closed first.
+    __orders__ = {"open_first": lambda: (
+        case((Resolution.status == ResolutionStatus.DONE, 1), else_=0),
+        case((Resolution.status != ResolutionStatus.DONE, Resolution.deadline)),
+        Resolution.closed_on.desc(), Resolution.id.desc())}
 
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
                         info=caption("会议"))

@@ -107,6 +107,16 @@ class ScopedInterface(SQLAInterface):
         count = inner.limit(cap + 1).count()
         return BoundedCount(cap) if count > cap else count
 
+    def apply_order_by(self, query, order_column, order_direction, aliases_mapping=None,
+                       bypass_many_to_many=False, add_pk=False):
+        # A model's named orders (`__orders__`, a view's base_order): what a list opens on where
+        # one column cannot say it. The user's own choice of column is FAB's, as before.
+        named = getattr(self.obj, "__orders__", {}).get(order_column)
+        if named is not None:
+            return query.order_by(*named())
+        return super().apply_order_by(query, order_column, order_direction, aliases_mapping,
+                                      bypass_many_to_many, add_pk)
+
     def _apply_normal_col_select_option(self, query, column):
         # FAB loads only an API's listed columns; a listed property (a masked 身份证号) then
         # loads the column it reads row by row. Rows are loaded whole instead.

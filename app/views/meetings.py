@@ -139,7 +139,7 @@ class MeetingView(EntityView):
     edit_columns = ["type", "planned_date", "held_on", "place", "chair", "recorder", "minutes"]
     search_columns = ["body", "type", "status", "planned_date", "held_on"]
     order_columns = ["planned_date", "type", "status", "held_on"]
-    base_order = ("planned_date", "desc")
+    base_order = ("coming_first", "asc")  # Meeting.__orders__
     validators_columns = {"planned_date": required("计划日期")}
     description_columns = {
         "minutes": "可直接粘贴会议纪要：空行分段；以“1.”“（一）”“一、”开头的行为编号条目，以“-”开头的行为列表条目",
@@ -295,7 +295,7 @@ class ResolutionView(EntityView):
     edit_columns = ["content", "lead_unit", "co_units", "deadline"]
     search_columns = ["content", "meeting", "lead_unit", "status", "overdue", "deadline"]
     order_columns = ["deadline", "status", "closed_on"]
-    base_order = ("deadline", "asc")
+    base_order = ("open_first", "asc")  # Resolution.__orders__
     validators_columns = {"content": required("议定事项内容"), "deadline": required("办结时限")}
     formatters_columns = {"overdue": _flag("逾期"), "co_units": _names}
 
