@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.i18n import N_
+
 
 class DomainError(Exception):
     """A business rule refused the operation; the message is for the user."""
@@ -149,6 +151,42 @@ def committed(session, conflict_message: str = DUPLICATE, *, commit: bool = True
         raise told from None
 
 
+# The panel's own error pages (issue 27): Werkzeug's are bare English ("Forbidden", "Not Found").
+ERROR_PAGES = {
+    403: ("fa-lock", N_("无权访问"), N_("您的角色无权访问该页面或执行该操作。如需办理，请联系上级管理员。")),
+    404: ("fa-search", N_("页面不存在"), N_("要找的页面或记录不存在，或不在您的管理范围内。")),
+    405: ("fa-ban", N_("请求方式不受支持"), N_("该页面不接受这种请求方式，请从菜单或页面上的按钮进入。")),
+    500: ("fa-exclamation-triangle", N_("系统出错了"), N_("处理请求时发生了意外错误，已记录在系统日志中。请稍后重试，或联系系统管理员。")),
+}
+
+
+def panel_error(exc):
+    """A 403/404/405/500 as a page in the panel's layout and language (the API answers JSON:
+    its own handlers, and `api_routing` for addresses no endpoint takes). A 500 whose layout
+    cannot render either (it reads the user and the menu) is told in a page of its own."""
+    from flask import current_app, jsonify, render_template, request
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    from app.i18n import gettext
+
+    if not isinstance(exc, HTTPException):  # an unhandled exception reaches the 500 handler
+        exc = InternalServerError(original_exception=exc)
+    code = exc.code if exc.code in ERROR_PAGES else 500
+    icon, title, message = ERROR_PAGES[code]
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        return jsonify(message=gettext(title)), code
+    headers = {k: v for k, v in exc.get_headers() if k == "Allow"}
+    try:
+        page = render_template("gongjian/error.html", appbuilder=current_app.appbuilder,
+                               code=code, icon=icon, title=gettext(title),
+                               message=gettext(message))
+    except Exception:  # the layout itself failed: say so without it, never a traceback
+        current_app.logger.exception("错误页无法按页面布局显示")
+        page = current_app.jinja_env.get_template("gongjian/database_error.html").render(
+            message=gettext(message))
+    return page, code, headers
+
+
 def register_error_handlers(app) -> None:
     from flask import jsonify, request
 
@@ -191,10 +229,12 @@ def register_error_handlers(app) -> None:
             # A 405 says which methods the address takes (RFC 9110 §15.5.6), as Werkzeug's does.
             headers = {k: v for k, v in exc.get_headers() if k == "Allow"}
             return jsonify(message=message), exc.code, headers
-        return exc
+        return panel_error(exc)
 
     app.register_error_handler(404, api_routing)
     app.register_error_handler(405, api_routing)
+    app.register_error_handler(403, panel_error)
+    app.register_error_handler(500, panel_error)
 
     def out_of_range(exc):
         # Wherever a URL argument reaches a query as a number past 64 bits (a filter value, a

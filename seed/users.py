@@ -10,18 +10,20 @@ from app.extensions import appbuilder, db
 
 DISTRICT_CODE = "YX"
 
-# (username, role, first name, last name, what it is linked to)
+# (username, role, given name, family name, what it is linked to): FAB's first_name is the
+# given name and last_name the family name, as accounts opened in bulk store them
+# (app/services/accounts.py); a name reads family name first (UserAccount.get_full_name).
 DEMO_USERS = [
-    ("admin", "Admin", "系统", "管理员", None),
-    ("zuzhibu", "OrgAdmin", "组织部", "管理员", None),
-    ("jiedao01", "StreetAdmin", "街道", "管理员", "street"),
-    ("shequ01", "CommunityAdmin", "社区", "管理员", "community"),
-    ("danwei01", "UnitLiaison", "单位一", "联络员", "unit1"),
-    ("danwei02", "UnitLiaison", "单位二", "联络员", "unit2"),
-    ("danwei03", "UnitLiaison", "单位三", "联络员", "unit3"),
-    ("shenji", "Auditor", "审计", "员", None),
-    ("dangyuan01", "Member", "党员", "一", "member"),
-    ("wangge01", "GridAdmin", "网格", "管理员", "grid"),
+    ("admin", "Admin", "管理员", "系统", None),
+    ("zuzhibu", "OrgAdmin", "管理员", "组织部", None),
+    ("jiedao01", "StreetAdmin", "管理员", "街道", "street"),
+    ("shequ01", "CommunityAdmin", "管理员", "社区", "community"),
+    ("danwei01", "UnitLiaison", "联络员", "单位一", "unit1"),
+    ("danwei02", "UnitLiaison", "联络员", "单位二", "unit2"),
+    ("danwei03", "UnitLiaison", "联络员", "单位三", "unit3"),
+    ("shenji", "Auditor", "员", "审计", None),
+    ("dangyuan01", "Member", "一", "党员", "member"),
+    ("wangge01", "GridAdmin", "管理员", "网格", "grid"),
 ]
 
 

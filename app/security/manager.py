@@ -6,12 +6,23 @@ import re
 
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
+from flask_appbuilder.fields import QuerySelectMultipleField
+from flask_appbuilder.fieldwidgets import Select2ManyWidget
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.security.forms import UserInfoEdit
 from flask_appbuilder.security.sqla.apis.user.api import UserApi as FabUserApi
 from flask_appbuilder.security.sqla.manager import SecurityManager as FabSecurityManager
 from flask_appbuilder.security.sqla.models import assoc_permissionview_role
-from flask_appbuilder.security.views import UserDBModelView, UserInfoEditView
+from flask_appbuilder.security.views import (
+    PermissionModelView,
+    PermissionViewModelView,
+    RoleModelView,
+    UserDBModelView,
+    UserGroupModelView,
+    UserInfoEditView,
+    ViewMenuModelView,
+)
+from flask_appbuilder.widgets import ListWidget, ShowWidget
 from flask_login import user_logged_out
 from marshmallow import ValidationError
 from sqlalchemy import func, select, update
@@ -21,13 +32,79 @@ from wtforms import BooleanField
 from app.errors import DomainError
 from app.i18n import N_, lazy_gettext
 from app.security import api_csrf, busy, login_guard, personal_data, sessions
+from app.security.display import (
+    operation_label,
+    permission_text,
+    permissions_text,
+    resource_label,
+    role_label,
+    roles_text,
+)
 from app.security.models import AccountLinkMissing, UserAccount, link_problem
 from app.security.scope import related_choices
 from app.services import audit
 from app.views.base import AjaxSelectField, choices_response
+from app.views.formatters import PageFormatters
 
 PHONE = re.compile(r"\+?[0-9][0-9-]{4,28}")
 _LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
+
+
+def _roles():
+    from app.extensions import db
+
+    return db.session.query(current_app.appbuilder.sm.role_model).order_by("id")
+
+
+def _roles_field():
+    """The user form's roles, each by its Chinese label (FAB's lists the stored names)."""
+    return QuerySelectMultipleField(lazy_gettext("Role"), query_func=_roles, get_pk_func=lambda role: role.id,
+                                    get_label=lambda role: role_label(role.name),
+                                    widget=Select2ManyWidget())
+
+
+def _permissions():
+    from app.extensions import db
+
+    return db.session.query(current_app.appbuilder.sm.permissionview_model)
+
+
+class RoleView(RoleModelView):
+    """FAB's role pages, reading as the panel does: roles by their Chinese labels, rights as
+    操作：资源 (the stored names are unchanged)."""
+    class_permission_name = "RoleModelView"  # FAB's rights, unchanged
+
+    # FAB's role widgets print the raw values (for its config-defined built-in roles, which the
+    # panel has none of): the standard ones apply the formatters.
+    list_widget = ListWidget
+    show_widget = ShowWidget
+    formatters_columns = PageFormatters({"name": role_label, "permissions": permissions_text})
+    add_form_extra_fields = edit_form_extra_fields = {
+        "permissions": QuerySelectMultipleField(
+            lazy_gettext("Permissions"), query_func=_permissions, get_label=permission_text,
+            get_pk_func=lambda pv: pv.id,
+            widget=Select2ManyWidget())}
+
+
+class GroupView(UserGroupModelView):
+    class_permission_name = "UserGroupModelView"  # FAB's rights, unchanged
+    formatters_columns = PageFormatters({"roles": roles_text})
+
+
+class PermissionView(PermissionModelView):
+    class_permission_name = "PermissionModelView"  # FAB's rights, unchanged
+    formatters_columns = PageFormatters({"name": operation_label})
+
+
+class ViewMenuView(ViewMenuModelView):
+    class_permission_name = "ViewMenuModelView"  # FAB's rights, unchanged
+    formatters_columns = PageFormatters({"name": resource_label})
+
+
+class PermissionOnViewView(PermissionViewModelView):
+    class_permission_name = "PermissionViewModelView"  # FAB's rights, unchanged
+    formatters_columns = PageFormatters({"permission": operation_label,
+                                         "view_menu": resource_label})
 
 
 class UserView(UserDBModelView):
@@ -38,8 +115,11 @@ class UserView(UserDBModelView):
                               url=f"/users/choices/{name}")
         for name, label in _LINK_LABELS.items()
     }
-    add_form_extra_fields = {**UserDBModelView.add_form_extra_fields, **_links}
-    edit_form_extra_fields = dict(_links)
+    add_form_extra_fields = {**UserDBModelView.add_form_extra_fields, **_links,
+                             "roles": _roles_field()}
+    edit_form_extra_fields = {**_links, "roles": _roles_field()}
+    # Values as the business pages show them (是/否, names, roles by their Chinese labels).
+    formatters_columns = PageFormatters({"roles": roles_text})
     add_columns = UserDBModelView.add_columns + ["phone", "org", "unit", "member"]
     edit_columns = ["first_name", "last_name", "username", "active", "email", "phone", "roles",
                     "org", "unit", "member"]
@@ -158,6 +238,11 @@ class NoticeChannelsView(UserInfoEditView):
 class SecurityManager(FabSecurityManager):
     user_model = UserAccount
     userdbmodelview = UserView
+    rolemodelview = RoleView
+    groupmodelview = GroupView
+    permissionmodelview = PermissionView
+    viewmenumodelview = ViewMenuView
+    permissionviewmodelview = PermissionOnViewView
     userinfoeditview = NoticeChannelsView
     user_api = UserApi
     # Login form and API login telling why a login was refused (app/security/login_guard.py).

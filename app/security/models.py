@@ -57,6 +57,12 @@ class UserAccount(FabUser):
     unit = relationship("Unit", foreign_keys=[unit_id])
     member = relationship("Member", foreign_keys=[member_id])
 
+    def get_full_name(self) -> str:
+        """A person's name as Chinese writes it: family name (FAB's last_name) first, no space
+        ("系统管理员", "张三"); FAB joins first and last name with a space. A display rule
+        over FAB's two columns, no schema change."""
+        return f"{self.last_name or ''}{self.first_name or ''}".strip()
+
     def missing_link(self) -> str | None:
         """Why this account would see nothing (a role without the node, unit or member it is
         attached by), in Chinese; None when its links are there."""

@@ -2,31 +2,47 @@
 related rows by their names."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from app import clock
 from app.i18n import gettext
 from app.models.base import choices_of
 
 
-def _shown(value):
-    """An empty value reads as empty and related rows as their names — FAB would print the raw
-    Python value ("None", "[]")."""
+def shown(value):
+    """How a value reads wherever a user reads it — list cells, show pages, the audit log (one
+    rule, issue 27): empty as empty, never "None" or "[]"; yes/no as 是/否 (as exports write
+    them); an instant in the configured zone to the minute, a date without a time; related
+    rows by their names. FAB would print the raw Python value."""
     if value is None:
         return ""
-    if isinstance(value, (list, tuple, set)):
-        return "、".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return gettext("是") if value else gettext("否")
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "、".join(str(shown(v)) for v in value)
     if isinstance(value, datetime):
-        return clock.local_text(value)
+        return clock.local_text(value, seconds=False)
+    if isinstance(value, date):
+        return value.isoformat()
     return value
 
 
 class PageFormatters(dict):
     """The list and show pages ask `formatters_columns.get(column)`: every column without a
-    formatter of its own gets `_shown`. Exports test `column in formatters` and are unaffected."""
+    formatter of its own gets `shown`. Exports test `column in formatters` and are unaffected."""
+
+    def __bool__(self):
+        # FAB keeps `formatters_columns or {}`: an empty one (a model without coded columns)
+        # was replaced by a plain dict, and its pages printed "None" and "True".
+        return True
 
     def get(self, key, default=None):
-        return super().get(key, default or _shown)
+        own = super().get(key, default)
+        if own is None:
+            return shown
+        # A column's own formatter decides the text; empty values and yes/no still read as
+        # everywhere else (a formatter passing None or a flag through printed "None", "True").
+        return lambda value: shown(own(value))
 
 
 def display_choice(choices):

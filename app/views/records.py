@@ -19,6 +19,7 @@ from app.dashboards.links import EQ, list_url
 from app.i18n import N_, gettext, lazy_gettext
 from app.models.records import AUDIT_ACTIONS, AuditLog
 from app.views.base import EntityApi, EntityView, labels_of
+from app.views.formatters import shown
 
 # Resources that are not business tables but appear in the trail.
 OTHER_RESOURCES = {"ab_user": N_("用户"), "seed": N_("演示数据"), "dashboard": N_("数据看板"),
@@ -74,13 +75,11 @@ def record_url(entry: AuditLog) -> str | None:
 
 
 def _plain(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return gettext("是") if value else gettext("否")
-    if isinstance(value, (dict, list)):
+    # The pages' one formatter (app/views/formatters.py); a nested record stays JSON.
+    if isinstance(value, dict) or (isinstance(value, list) and any(
+            isinstance(v, (dict, list)) for v in value)):
         return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    return str(shown(value))
 
 
 def detail_rows(entry: AuditLog) -> list[tuple[str, str, str | None]]:
