@@ -31,7 +31,7 @@ LINK = re.compile(r'href="(/[^"#?]*)"')
 CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
 SCRIPT = re.compile(r"<script.*?</script>|<style.*?</style>", re.DOTALL)
-ACTION = re.compile(r"""data-action-name=["']([^"']+)["']|name="action" value="([^"]+)\"""")
+ACTION = re.compile(r'class="(\w+)_menu_item"')  # FAB's list actions menu
 LAYOUT = 'class="navbar'
 
 
@@ -92,9 +92,8 @@ def walk_as(browser, zh: bool, usable_action) -> Walk:
         if not page or not url.endswith("/list/"):
             continue
         base = url[: -len("list/")]
-        for found in ACTION.findall(page):
-            name = found[0] or found[1]
-            if name and not usable_action(url, name):
+        for name in ACTION.findall(page):
+            if not usable_action(url, name):
                 walk.note(url, f"offers the action {name} the role cannot make")
         for kind in ("show", "edit"):
             first = re.search(rf'href="({re.escape(base)}{kind}/\d+)[^"]*"', page)

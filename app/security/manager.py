@@ -6,8 +6,8 @@ import re
 
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
-from flask_appbuilder.fields import QuerySelectMultipleField
-from flask_appbuilder.fieldwidgets import Select2ManyWidget
+from flask_appbuilder.fields import QuerySelectField, QuerySelectMultipleField
+from flask_appbuilder.fieldwidgets import Select2ManyWidget, Select2Widget
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.security.forms import UserInfoEdit
 from flask_appbuilder.security.sqla.apis.user.api import UserApi as FabUserApi
@@ -79,6 +79,9 @@ class RoleView(RoleModelView):
     list_widget = ListWidget
     show_widget = ShowWidget
     formatters_columns = PageFormatters({"name": role_label, "permissions": permissions_text})
+    search_form_extra_fields = {"permissions": QuerySelectField(
+        lazy_gettext("Permissions"), query_func=_permissions, get_label=permission_text,
+        get_pk_func=lambda pv: pv.id, widget=Select2Widget(), allow_blank=True)}
     add_form_extra_fields = edit_form_extra_fields = {
         "permissions": QuerySelectMultipleField(
             lazy_gettext("Permissions"), query_func=_permissions, get_label=permission_text,
@@ -120,6 +123,9 @@ class UserView(UserDBModelView):
     edit_form_extra_fields = {**_links, "roles": _roles_field()}
     # Values as the business pages show them (是/否, names, roles by their Chinese labels).
     formatters_columns = PageFormatters({"roles": roles_text})
+    search_form_extra_fields = {"roles": QuerySelectField(
+        lazy_gettext("Role"), query_func=_roles, get_label=lambda role: role_label(role.name),
+        get_pk_func=lambda role: role.id, widget=Select2Widget(), allow_blank=True)}
     add_columns = UserDBModelView.add_columns + ["phone", "org", "unit", "member"]
     edit_columns = ["first_name", "last_name", "username", "active", "email", "phone", "roles",
                     "org", "unit", "member"]

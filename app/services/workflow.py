@@ -142,6 +142,12 @@ class Workflow:
 REGISTRY: dict[str, Workflow] = {}
 
 
+def may_make(transition: Transition, principal: Principal | None = None) -> bool:
+    """Whether the user's roles may make this move at all (its row rule aside): the pages
+    offer a move as a bulk action only to those who may (issue 27)."""
+    return _granted(transition, principal or current_principal())
+
+
 def _granted(transition: Transition, principal: Principal) -> bool:
     """The roles named in the table (and the administrator, who may do everything)."""
     return principal.system or bool(
