@@ -42,12 +42,12 @@ def _menu(browser):
     """The menu bar as (group or link label, [entry labels])."""
     page = browser.get("/").get_data(as_text=True)
     bar = re.search(r'<ul class="nav navbar-nav">(.*?)</ul>\s*<ul class="nav navbar-nav navbar-right">',
-                    page, re.S).group(1)
+                    page, re.DOTALL).group(1)
     menu = []
     for item in re.findall(r"<li class=\"dropdown\">.*?</ul>\s*</li>|<li><a [^>]*>.*?</a></li>",
-                           bar, re.S):
+                           bar, re.DOTALL):
         texts = [re.sub(r"<[^>]+>", "", t).strip()
-                 for t in re.findall(r"<a [^>]*>(.*?)</a>", item, re.S)]
+                 for t in re.findall(r"<a [^>]*>(.*?)</a>", item, re.DOTALL)]
         menu.append((texts[0].strip(), texts[1:]))
     return menu
 

@@ -9,6 +9,12 @@
     errorLoading: function () { return "无法加载结果"; }
   };
 
+  // FAB's own selects (choices, a user's roles) speak select2's English: in the Chinese panel
+  // every select says the texts above.
+  if ($.fn.select2 && $("meta[name='gj-locale']").attr("content") !== "en") {
+    $.fn.select2.defaults.set("language", texts);
+  }
+
   function init(el) {
     if (el.data("select2") || !el.closest("body").length) { return; }
     // A filter's current value comes back in the URL: show its label, not an empty box.
