@@ -142,6 +142,12 @@ def test_values_read_as_words(app):
         assert shown(date(2026, 12, 6)) == "2026-12-06"
         assert shown(datetime(2026, 12, 6, 2, 3, 4, 5678)) == "2026-12-06 10:03"  # UTC → +8
         assert PageFormatters({"flag": lambda v: None}).get("flag")(1) == ""
+        # The audit log's values, as stored (JSON): the same words.
+        from app.views.records import _plain
+
+        assert _plain(True) == "是" and _plain(None) == "" and _plain([]) == ""
+        assert _plain("2026-12-06T02:03:04.123456") == "2026-12-06 10:03"
+        assert _plain("2026-12-06") == "2026-12-06"
 
 
 def test_names_read_family_name_first_and_roles_by_their_labels(as_user):

@@ -9,6 +9,8 @@ view and the API expose reads only, and the model refuses any update or delete
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 
 from flask import current_app
 from flask_appbuilder.fieldwidgets import Select2Widget
@@ -74,11 +76,17 @@ def record_url(entry: AuditLog) -> str | None:
     return f"/{entry.resource}/show/{entry.record_id}"
 
 
+# An instant as the audit trail stores it (services/audit.py: UTC, `isoformat()`).
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
 def _plain(value) -> str:
     # The pages' one formatter (app/views/formatters.py); a nested record stays JSON.
     if isinstance(value, dict) or (isinstance(value, list) and any(
             isinstance(v, (dict, list)) for v in value)):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and _INSTANT.fullmatch(value):
+        value = datetime.fromisoformat(value)  # read in the zone, to the minute, as on pages
     return str(shown(value))
 
 
