@@ -40,8 +40,9 @@ def test_pages_at_desktop_and_phone_widths(server, browser, username):
         page, outside = offline_page(browser, server,
                                      viewport={"width": width, "height": 900})
         errors = []
-        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda message, errors=errors: message.type == "error"
+                and errors.append(message.text))
+        page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
         log_in(page, server, username)
         for path in PAGES[username]:
             url = _first_show(page, server, path) if path.endswith("/first") else path
