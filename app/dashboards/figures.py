@@ -323,6 +323,17 @@ def overdue_by_step(session, period: Period, org_id=None):
             for status, step in NEED_STEPS]
 
 
+def overdue_by_category(session, period: Period, org_id=None):
+    """逾期按类别: needs raised in the period and late now, by category (most first)."""
+    stmt = (select(Need.category_id, Dictionary.label, func.count(Need.id))
+            .select_from(Need).outerjoin(Dictionary, Dictionary.id == Need.category_id)
+            .where(_needs_in(session, period, org_id), Need.overdue)
+            .group_by(Need.category_id, Dictionary.label))
+    rows = [{"category_id": c, "category": label or "—", "overdue": int(n)}
+            for c, label, n in session.execute(stmt)]
+    return sorted(rows, key=lambda r: (-r["overdue"], r["category"]))
+
+
 OVERDUE_LIST_LIMIT = 20
 
 
@@ -627,6 +638,8 @@ FIGURES = {f.name: f for f in [
            {"community": N_("社区"), "needs": N_("需求数"), "closed": N_("已办结"), "overdue": N_("逾期")}),
     Figure("overdue_by_step", N_("逾期需求（按环节）"), overdue_by_step,
            {"step": N_("环节"), "status": N_("当前状态"), "overdue": N_("逾期")}),
+    Figure("overdue_by_category", N_("逾期需求（按类别）"), overdue_by_category,
+           {"category": N_("类别"), "overdue": N_("逾期")}),
     Figure("overdue_needs", N_("逾期需求"), overdue_needs,
            {"id": N_("编号"), "title": N_("需求标题"), "community": N_("社区"), "status": N_("状态"),
             "step": N_("逾期环节"), "urgency": N_("紧急程度"), "deadline": N_("办理时限"),

@@ -176,6 +176,14 @@ class Board:
                    for r in steps], [r["overdue"] for r in steps])
         section.charts.append(chart)
 
+        late = rows["overdue_by_category"]
+        chart = Chart("overdue_by_category", N_("逾期需求（按类别）"), "overdue_by_category", "bar",
+                      [r["category"] for r in late])
+        chart.add("逾期", [r["overdue"] for r in late],
+                  [list_url("need", ("overdue", FLAG, 1), ("category", RELATION, r["category_id"]),
+                            *created) for r in late], [r["overdue"] for r in late])
+        section.charts.append(chart)
+
         section.charts.append(self._category_status(
             "needs_by_category_and_status", "需求清单：类别与状态", "need", created))
         section.tables.append({
