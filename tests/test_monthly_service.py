@@ -4,7 +4,7 @@ per community and unit — each equal to a count made here with plain SQL, in ea
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from app import clock
 from tests.test_dashboard_figures import figure
@@ -54,6 +54,12 @@ def test_unserved_members_are_listed_and_counted_in_each_scope(app, ctx, api, as
     in_community = expected_unserved(ctx, "r.community_id = :c AND m.work_unit_id = :u",
                                      {"c": community, "u": unit})
     assert by_unit.get(unit_name, 0) == len(in_community)
+    # Who they are (the 月汇报's list), by name: the same members.
+    names = figure(as_user, "shequ01", "members_not_served")
+    assert sorted(r["name"] for r in names) == sorted(ctx.execute(text(
+        "SELECT m.name FROM member_registration r JOIN member m ON m.id = r.member_id "
+        "WHERE r.id IN :ids").bindparams(bindparam("ids", expanding=True)),
+        {"ids": list(mine["shequ01"])}).scalars())
 
 
 def test_a_service_record_this_month_takes_a_member_off_the_list(app, ctx, api):

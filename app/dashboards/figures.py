@@ -488,6 +488,30 @@ def monthly_service(session, period: Period, org_id=None):
     return sorted(rows, key=lambda r: (r["community"], -r["unserved"], r["unit"]))
 
 
+UNSERVED_LIST_LIMIT = 200
+
+
+def members_not_served(session, period: Period, org_id=None, limit: int = UNSERVED_LIST_LIMIT):
+    """Who did not serve: registered (已报到) members without a service record in the month of
+    `monthly_service`, by community, work unit and name (its counts are that figure's)."""
+    first, last = service_month(period)
+    stmt = (select(Member.name, MemberRegistration.community_id, Member.work_unit_id)
+            .join(Member, Member.id == MemberRegistration.member_id)
+            .where(MemberRegistration.status == MemberRegistrationStatus.REGISTERED,
+                   ~served_between(MemberRegistration.member_id, first, last),
+                   _under(session, MemberRegistration, org_id))
+            .order_by(MemberRegistration.community_id, Member.work_unit_id, Member.name,
+                      Member.id)
+            .limit(limit))
+    rows = session.execute(stmt).all()
+    names = _community_names(session, {c for _, c, _ in rows})
+    units = dict(session.execute(select(Unit.id, Unit.name).where(
+        Unit.id.in_({u for _, _, u in rows if u}))).all()) if rows else {}
+    return [{"month": f"{first:%Y-%m}", "name": name, "community": names.get(c, f"#{c}"),
+             "unit": units.get(u, "（无工作单位）") if u else "（无工作单位）"}
+            for name, c, u in rows]
+
+
 LEADERBOARD_SIZE = 10
 
 
@@ -667,6 +691,8 @@ FIGURES = {f.name: f for f in [
     Figure("monthly_service", N_("已报到党员本月服务"), monthly_service,
            {"month": N_("月份"), "community": N_("社区"), "unit": N_("工作单位"), "registered": N_("已报到党员"),
             "served": N_("本月已服务"), "unserved": N_("本月未服务")}),
+    Figure("members_not_served", N_("本月未服务的已报到党员"), members_not_served,
+           {"month": N_("月份"), "name": N_("党员"), "community": N_("社区"), "unit": N_("工作单位")}),
     Figure("members_by_grid", N_("各网格党员"), members_by_grid,
            {"grid": N_("网格"), "members": N_("党员"), "red": N_("红色网格员"), "household": N_("党员中心户")}),
     Figure("member_points_leaderboard", N_("党员积分排行"), member_points_leaderboard,

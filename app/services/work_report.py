@@ -65,7 +65,8 @@ SECTIONS = (
     Section(N_("三单与微心愿"), ("need_match_rate", "resources_by_category_and_status",
                        "service_items_by_category_and_status", "wish_claim_rate",
                        "wishes_per_month")),
-    Section(N_("双报到与党员服务"), ("registration_rates", "monthly_service", "points_paid")),
+    Section(N_("双报到与党员服务"), ("registration_rates", "monthly_service", "members_not_served",
+                             "points_paid")),
     Section(N_("联席会议"), ("meetings_held_vs_planned", "leader_compliance", "resolutions_on_time")),
     Section(N_("共驻共建协议"), ("agreement_states",)),
 )
