@@ -525,8 +525,10 @@ class Importer:
         try:
             for name, value in values.items():
                 setattr(item, name, value)
-            if is_new and self.view.import_past_work:
-                item.check_past_work()
+            # Past work is checked on a new row, and on a row whose past work the file changes
+            # (a 办结时间 written onto a 待受理 need is a status its dates could not reach).
+            if is_new and self.view.import_past_work or set(values) & set(self.view.import_past_work):
+                self.model.__past_work__.check(item)
         except DomainError as exc:
             outcome.problems.append(Problem(number, self._header_of(exc.field), str(exc)))
             if not is_new:

@@ -2,6 +2,7 @@
 items that put one against the other, and residents' small wishes (DOMAIN.md §1–§3)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from itertools import pairwise
@@ -101,12 +102,63 @@ SERVICE_STATUSES = state_choices(ServiceStatus)
 NEED_STATUSES = state_choices(NeedStatus)
 NEED_CLOSED = (NeedStatus.DONE, NeedStatus.VISITED, NeedStatus.REJECTED)
 NEED_DONE = (NeedStatus.DONE, NeedStatus.VISITED)
-# The loop in order, and the step whose move records each date: a need recorded after the fact
-# (an office's ledger, imported) carries the dates of the steps it went through, and no others.
+
+
+@dataclass(frozen=True)
+class PastWork:
+    """What a row recorded after the fact (an office's ledger, imported) must carry: `loop`, its
+    statuses in order, and `steps`, the fields the move into each status fills — a tuple of
+    names is "one of them" (a wish's claimant: a member or a unit). A row carries the fields
+    of the steps it went through, in the order of their dates, and none of the steps it did not;
+    a status the loop could not have reached from them is refused. A status outside the loop
+    (已驳回) carries none. (Rows the services create move through the workflow, which fills
+    these itself.)"""
+
+    noun: str  # 需求, 心愿: "状态为“已办结”的需求须填写办结时间"
+    loop: tuple[str, ...]
+    steps: tuple[tuple[str | tuple[str, ...], str], ...]
+
+    def check(self, row) -> None:
+        columns = type(row).__table__.columns
+        relations = type(row).__mapper__.relationships
+
+        def label(name):
+            return str((columns[name] if name in columns else relations[name]).info["label"])
+
+        status = row.status
+        step = self.loop.index(status) if status in self.loop else -1
+        for names, reached in self.steps:
+            names = (names,) if isinstance(names, str) else names
+            filled = [name for name in names if getattr(row, name) not in (None, "")]
+            labels = "或".join(label(name) for name in names)
+            if step >= self.loop.index(reached) and not filled:
+                raise DomainError(f"状态为“{status}”的{self.noun}须填写{labels}", names[0])
+            if step < self.loop.index(reached) and filled:
+                raise DomainError(f"状态为“{status}”的{self.noun}尚未到“{reached}”，不应填写{label(filled[0])}",
+                                  filled[0])
+            if len(filled) > 1:
+                raise DomainError(f"{labels}只能填写其中一项", filled[1])
+        dated = ["created_on", *(step for step, _ in self.steps if isinstance(step, str)
+                                 and isinstance(columns[step].type, DateTime))]
+        dates = [(name, getattr(row, name)) for name in dated if getattr(row, name) is not None]
+        for (before, earlier), (name, later) in pairwise(dates):
+            if later < earlier:
+                raise DomainError(f"{label(name)}不能早于{label(before)}", name)
+
+
+# The loop in order, and what each of its moves records (accept: 受理时间, …, visit: 满意度).
 NEED_LOOP = (NeedStatus.NEW, NeedStatus.ACCEPTED, NeedStatus.DISPATCHED, NeedStatus.IN_HAND,
              NeedStatus.DONE, NeedStatus.VISITED)
 NEED_STEP_DATES = (("accepted_on", NeedStatus.ACCEPTED), ("dispatched_on", NeedStatus.DISPATCHED),
                    ("completed_on", NeedStatus.DONE))
+NEED_PAST_WORK = PastWork("需求", NEED_LOOP, (*NEED_STEP_DATES, ("satisfaction", NeedStatus.VISITED)))
+# A wish's loop (DOMAIN.md §3): published, claimed by a member or a unit, fulfilled (with its
+# 实现凭证, as the move asks), confirmed with the resident's feedback.
+WISH_PAST_WORK = PastWork("心愿", (WishStatus.PENDING, WishStatus.OPEN, WishStatus.CLAIMED,
+                                  WishStatus.FULFILLED, WishStatus.CONFIRMED), (
+    (("claimant_member", "claimant_unit"), WishStatus.CLAIMED), ("claimed_on", WishStatus.CLAIMED),
+    ("fulfilled_on", WishStatus.FULFILLED), ("proof", WishStatus.FULFILLED),
+    ("feedback", WishStatus.CONFIRMED)))
 # The steps of the loop a need can be late at, by the status that waits for it (DOMAIN.md §3):
 # 受理 (accept), 派单 (dispatch), 接单 (take), 办理 (complete).
 NEED_STEPS = ((NeedStatus.NEW, N_("受理")), (NeedStatus.ACCEPTED, N_("派单")),
@@ -301,6 +353,7 @@ class Need(Entity):
         "assigned_unit": lambda: Unit.status == UnitStatus.REGISTERED,
     }
     __audit_masked__ = frozenset({"requester_phone"})
+    __past_work__ = NEED_PAST_WORK  # what an imported need past 待受理 carries
     __sql_columns__ = {"overdue_step": lambda caption: Need.overdue_step_sql(
         lambda step: str(gettext(step)))}
     __revealing__ = ("requester_phone_shown",)
@@ -493,30 +546,6 @@ class Need(Entity):
             raise DomainError("“扫码点单”只用于居民在扫码页面提交的需求，请选择其他来源渠道",
                               "source")
 
-    def check_past_work(self) -> None:
-        """A need recorded after the fact (an office's ledger, imported) carries the dates of
-        the steps it went through, in order, and none of the steps it did not: a status the
-        loop could not have reached from its dates is refused. (Rows the services create move
-        through the workflow, which writes the dates itself.)"""
-        labels = type(self).__table__.columns
-        step = NEED_LOOP.index(self.status) if self.status in NEED_LOOP else -1
-        for name, reached in NEED_STEP_DATES:
-            label = labels[name].info["label"]
-            value = getattr(self, name)
-            if step >= NEED_LOOP.index(reached) and value is None:
-                raise DomainError(f"状态为“{self.status}”的需求须填写{label}", name)
-            if step < NEED_LOOP.index(reached) and value is not None:
-                raise DomainError(f"状态为“{self.status}”的需求尚未到“{reached}”，不应填写{label}", name)
-        if self.status == NeedStatus.VISITED and self.satisfaction is None:
-            raise DomainError("状态为“已回访”的需求须填写满意度", "satisfaction")
-        if self.status != NeedStatus.VISITED and self.satisfaction is not None:
-            raise DomainError(f"状态为“{self.status}”的需求尚未回访，不应填写满意度", "satisfaction")
-        dates = [("created_on", self.created_on)] + [(n, getattr(self, n)) for n, _ in NEED_STEP_DATES]
-        dates = [(n, d) for n, d in dates if d is not None]
-        for (before, earlier), (name, later) in pairwise(dates):
-            if later < earlier:
-                raise DomainError(f"{labels[name].info['label']}不能早于{labels[before].info['label']}", name)
-
     __caption__ = "title"
 
 
@@ -608,6 +637,7 @@ class MicroWish(Entity):
         "grid": lambda: Organization.type.in_(("grid", "building")),
     }
     __audit_masked__ = frozenset({"resident_phone"})
+    __past_work__ = WISH_PAST_WORK  # what an imported wish past 待审核 carries
     __revealing__ = ("resident_phone_shown",)
     __extra_labels__ = {"resident_name_masked": N_("居民"), "resident_phone_masked": N_("联系电话"),
                         "resident_phone_shown": N_("联系电话")}

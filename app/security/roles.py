@@ -105,8 +105,8 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     # providing unit's liaison takes it on or declines (its transition table).
     "need_resource": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
                             **{r: {"add", "delete", "export"} for r in ADMINS}, Auditor=AUDIT),
-    "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | {"export"} for r in ADMINS},
-                         GridAdmin={"add"}, Auditor=AUDIT),
+    "micro_wish": _grant(EVERYONE, READ, **{r: CRUD | DATA for r in ADMINS},
+                         GridAdmin={"add", "import"}, Auditor=AUDIT),
     # joint meetings: the host's admins run them; a liaison reads its bodies' meetings and
     # its unit's resolutions, and reports the progress of those its unit leads.
     **{resource: _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,

@@ -180,4 +180,17 @@ class MicroWishView(EntityView):
                       "claimed_on", "fulfilled_on", "claimant_member"]
     order_columns = ["status", "claimed_on", "fulfilled_on", "created_on"]
     base_order = ("created_on", "desc")
+    import_columns = ["community", "grid", "resident_name", "resident_phone", "content",
+                      "created_on", "status", "claimant_member", "claimant_unit", "claimed_on",
+                      "fulfilled_on", "proof", "feedback"]
+    # A re-import updates by who wished what and when (a file without 提出日期: by who wished
+    # what); the resident's phone if the file has it, else the name.
+    import_key = [("community", "resident_phone", "content", "created_on"),
+                  ("community", "resident_name", "content", "created_on"),
+                  ("community", "resident_name", "content")]
+    # Wishes granted before the panel (an office's ledger): status, claimant and the dates of
+    # the steps, filled only by a role that may review wishes (MicroWish.__past_work__ checks them).
+    import_past_work = ("created_on", "status", "claimant_member", "claimant_unit", "claimed_on",
+                        "fulfilled_on", "proof", "feedback")
+    import_examples = {"resident_name": "张桂兰", "content": "希望有人帮忙修理家中漏水的水龙头"}
 
