@@ -64,7 +64,7 @@ TABLE = {
     # accepting, dispatching and reviewing stay with the community (no moves below).
     "need": {EVERYONE: "read", ADMINS: "write export import",
              "UnitLiaison": "add* export import", "Member": "add*", "GridAdmin": "add*"},
-    "micro_wish": {EVERYONE: "read", ADMINS: "write export", "GridAdmin": "add*"},
+    "micro_wish": {EVERYONE: "read", ADMINS: "write export import", "GridAdmin": "add* import"},
     # 资源对接: the joint body (the community's admins) proposes, the unit's liaison answers.
     "need_resource": {ADMINS + " UnitLiaison": "read", ADMINS: "add* delete* export"},
     # Joint meetings: the host's admins run them; a liaison reads its bodies' meetings and
@@ -92,7 +92,7 @@ TABLE = {
     "audit_log": {},
 }
 
-IMPORTABLE = {"organization", "unit", "member", "resource", "service_item", "need"}
+IMPORTABLE = {"organization", "unit", "member", "resource", "service_item", "need", "micro_wish"}
 SERVICE_WRITTEN = "add edit delete bulk api_post api_put api_delete"
 NOT_OFFERED = {r: "import" for r in TABLE if r not in IMPORTABLE}
 for _resource in ("point_entry", "star_rating", "audit_log"):
