@@ -176,10 +176,13 @@ def panel_error(exc):
     if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
         return jsonify(message=gettext(title)), code
     headers = {k: v for k, v in exc.get_headers() if k == "Allow"}
+    # The way back is the page the user came from, when it is the panel's own (a plain link:
+    # no script URL, which the pages' content policy and the markup checks refuse).
+    back = request.referrer if (request.referrer or "").startswith(request.host_url) else None
     try:
         page = render_template("gongjian/error.html", appbuilder=current_app.appbuilder,
                                code=code, icon=icon, title=gettext(title),
-                               message=gettext(message))
+                               message=gettext(message), back=back)
     except Exception:  # the layout itself failed: say so without it, never a traceback
         current_app.logger.exception("错误页无法按页面布局显示")
         page = current_app.jinja_env.get_template("gongjian/database_error.html").render(

@@ -126,6 +126,13 @@ def test_error_pages_are_the_panels_in_both_languages_and_the_api_stays_json(as_
     assert missing.status_code == 404
     page = missing.get_data(as_text=True)
     assert 'class="navbar' in page and "页面不存在" in page and "Traceback" not in page
+    assert "javascript:" not in page and "返回上一页" not in page  # no page of the panel's to go back to
+    came_from = browser.client.get("/member/show/987654321",
+                                   headers={"Referer": "http://localhost/member/list/"})
+    assert 'href="http://localhost/member/list/"' in came_from.get_data(as_text=True)
+    elsewhere = browser.client.get("/member/show/987654321",
+                                   headers={"Referer": "http://evil.example/"})
+    assert "evil.example" not in elsewhere.get_data(as_text=True)
     browser.get("/lang/en")
     page = browser.get("/member/show/987654321").get_data(as_text=True)
     assert "Page not found" in page and 'class="navbar' in page
