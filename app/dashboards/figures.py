@@ -466,16 +466,22 @@ def service_month(period: Period) -> tuple[date, date]:
     return last.replace(day=1), last
 
 
+def _registered(session, org_id, *columns):
+    """`columns` of the registered (已报到) members under the node, with their member rows:
+    what both monthly-service figures read."""
+    return (select(*columns).select_from(MemberRegistration)
+            .join(Member, Member.id == MemberRegistration.member_id)
+            .where(MemberRegistration.status == MemberRegistrationStatus.REGISTERED,
+                   _under(session, MemberRegistration, org_id)))
+
+
 def monthly_service(session, period: Period, org_id=None):
     """Registered (已报到) members per community and work unit, and how many have served in the
     month (service_month) — a registered member serves once a month (双报到's 三个一)."""
     first, last = service_month(period)
     served = served_between(MemberRegistration.member_id, first, last)
-    stmt = (select(MemberRegistration.community_id, Member.work_unit_id,
-                   func.count(MemberRegistration.id), _count_if(served))
-            .join(Member, Member.id == MemberRegistration.member_id)
-            .where(MemberRegistration.status == MemberRegistrationStatus.REGISTERED,
-                   _under(session, MemberRegistration, org_id))
+    stmt = (_registered(session, org_id, MemberRegistration.community_id, Member.work_unit_id,
+                        func.count(MemberRegistration.id), _count_if(served))
             .group_by(MemberRegistration.community_id, Member.work_unit_id))
     counted = session.execute(stmt).all()
     names = _community_names(session, {c for c, _, _, _ in counted})
@@ -495,11 +501,9 @@ def members_not_served(session, period: Period, org_id=None, limit: int = UNSERV
     """Who did not serve: registered (已报到) members without a service record in the month of
     `monthly_service`, by community, work unit and name (its counts are that figure's)."""
     first, last = service_month(period)
-    stmt = (select(Member.name, MemberRegistration.community_id, Member.work_unit_id)
-            .join(Member, Member.id == MemberRegistration.member_id)
-            .where(MemberRegistration.status == MemberRegistrationStatus.REGISTERED,
-                   ~served_between(MemberRegistration.member_id, first, last),
-                   _under(session, MemberRegistration, org_id))
+    stmt = (_registered(session, org_id, Member.name, MemberRegistration.community_id,
+                        Member.work_unit_id)
+            .where(~served_between(MemberRegistration.member_id, first, last))
             .order_by(MemberRegistration.community_id, Member.work_unit_id, Member.name,
                       Member.id)
             .limit(limit))
