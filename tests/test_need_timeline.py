@@ -42,3 +42,27 @@ def test_the_timeline_shows_each_step_and_a_reopening_as_a_new_round(ctx, api, a
     # the liaison sees the same timeline on its phone page
     phone = as_user("danwei01").get(f"/m/need/{pk}").get_data(as_text=True)
     assert phone.count("第2轮") == 2 and "第1轮" in phone
+
+
+def test_a_need_given_a_purged_needs_id_starts_its_own_timeline(ctx, api, as_user):
+    """SQLite gives an erased row's id to the next row; the old need's trail is not the new one's."""
+    community = ctx.execute(text("SELECT org_id FROM ab_user WHERE username='shequ01'")).scalar()
+    category = ctx.execute(text("SELECT id FROM dictionary WHERE kind='need_category' ORDER BY id")).scalar()
+    admin, headers = api("shequ01")
+
+    def submit(title):
+        return admin.post("/api/v1/need/", headers=headers, json={
+            "community": community, "category": category, "title": title, "source": "社区"}).json["id"]
+
+    old = submit("将被清除的需求")
+    assert admin.post(f"/api/v1/need/{old}/transition/accept", headers=headers, json={}).status_code == 200
+    # As `flask gongjian purge` erases a binned row: the row goes, its audit trail stays.
+    with ctx.session() as session:
+        session.execute(text("DELETE FROM need WHERE id = :i"), {"i": old})
+        session.commit()
+    new = submit("新需求")
+
+    page = as_user("shequ01").get(f"/need/show/{new}").get_data(as_text=True)
+    timeline = page[page.index("办理时间线"):]
+    steps = re.findall(r"<tr><td>(第\d+轮)</td><td>([^<]+)</td>", timeline)
+    assert steps == [("第1轮", "提交（群众接单）")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app import clock, storage
 from app.errors import DomainError, committed
@@ -283,10 +283,15 @@ NEED_FLOW = Workflow(Need, (
 def need_timeline(session, need) -> list[dict]:
     """A need's steps as the audit trail recorded them: its submission and each move, with its
     time, who made it and the status it reached. A 重办 opens a new round; nothing is
-    overwritten (the trail is append-only), so earlier rounds stay as they were."""
+    overwritten (the trail is append-only), so earlier rounds stay as they were.
+
+    The trail starts at the need's latest creation record: SQLite gives a purged row's id to the
+    next row inserted, and the purged need's trail must not become the new one's."""
+    mine = (AuditLog.resource == "need", AuditLog.record_id == str(need.id))
+    created = select(func.max(AuditLog.id)).where(*mine, AuditLog.action == "create").scalar_subquery()
     logs = session.execute(
-        select(AuditLog).where(AuditLog.resource == "need", AuditLog.record_id == str(need.id),
-                               AuditLog.action.in_(("create", "transition")))
+        select(AuditLog).where(*mine, AuditLog.action.in_(("create", "transition")),
+                               AuditLog.id >= func.coalesce(created, 0))
         .order_by(AuditLog.time, AuditLog.id)).scalars().all()
     steps, round_no = [], 1
     for log in logs:
