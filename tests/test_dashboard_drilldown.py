@@ -36,13 +36,18 @@ def links_on(page: str) -> list[tuple[str, int, str]]:
     return found
 
 
-def listed(browser, app, url) -> int:
-    """How many rows the list at `url` shows (all on one page)."""
+def listed_ids(browser, app, url) -> set[int]:
+    """The ids of the rows the list at `url` shows, over all its pages."""
     resource = urlsplit(url).path.strip("/").split("/")[0]
     view = next(v for v in app.appbuilder.baseviews if getattr(v, "route_base", "") == f"/{resource}")
     from tests.security.support import listed_on_pages
 
-    return len(listed_on_pages(browser, url, resource, type(view).__name__))
+    return listed_on_pages(browser, url, resource, type(view).__name__)
+
+
+def listed(browser, app, url) -> int:
+    """How many rows the list at `url` shows (over all its pages)."""
+    return len(listed_ids(browser, app, url))
 
 
 def check_every_link(app, browser, query="") -> list:

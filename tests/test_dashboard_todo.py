@@ -3,19 +3,22 @@ for the user, each linking to the list where it is handled — and that list sho
 counted rows."""
 import html
 import re
+from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app import clock
 from tests import need_limits
 from tests.conftest import DEMO_USERS
-from tests.test_dashboard_drilldown import listed
+from tests.test_dashboard_drilldown import listed, listed_ids
 
 pytestmark = pytest.mark.db
 
-ENTRY = re.compile(r'<li class="list-group-item gj-todo-entry[^"]*">\s*<a href="([^"]+)" '
-                   r'data-count="(\d+)">([^<]+)</a>\s*<span class="badge[^"]*">(\d+)</span>')
+ENTRY = re.compile(r'<li class="list-group-item gj-todo-entry[^"]*">(.*?)</li>', re.DOTALL)
+LINKED = re.compile(r'\s*<a href="([^"]+)" data-count="(\d+)">([^<]+)</a>\s*'
+                    r'<span class="badge[^"]*">(\d+)</span>\s*')
+RECORD_COUNT = re.compile(r"<strong>记录数目:</strong>\s*(\d+)")
 
 
 def entries(browser) -> dict[str, tuple[str, int]]:
@@ -24,10 +27,27 @@ def entries(browser) -> dict[str, tuple[str, int]]:
     body = page.get_data(as_text=True)
     assert "我的待办" in body and "您的角色" in body
     found = {}
-    for url, count, label, badge in ENTRY.findall(body):
+    for item in ENTRY.findall(body):
+        linked = LINKED.fullmatch(item)
+        assert linked, f"a to-do item without its list: {item.strip()}"
+        url, count, label, badge = linked.groups()
         assert count == badge
         found[label.strip()] = (html.unescape(url), int(count))
     return found
+
+
+def record_count(browser, url) -> int:
+    """The record count the list page prints above its rows."""
+    page = browser.get(url)
+    assert page.status_code == 200, url
+    found = RECORD_COUNT.search(page.get_data(as_text=True))
+    return int(found.group(1)) if found else 0  # an empty list prints none
+
+
+def view_of_url(app, url):
+    resource = urlsplit(url).path.strip("/").split("/")[0]
+    return next(v for v in app.appbuilder.baseviews
+                if getattr(v, "route_base", "") == f"/{resource}")
 
 
 def link(ctx, username, column):
@@ -36,13 +56,36 @@ def link(ctx, username, column):
 
 
 @pytest.mark.parametrize("username", DEMO_USERS)
-def test_every_to_do_link_lists_what_it_counts(app, as_user, username):
+def test_every_to_do_count_is_the_record_count_of_its_list(app, as_user, username):
+    """Each item's number is what its link opens: the list's record count and the rows it
+    shows over all its pages."""
     browser = as_user(username)
     todo = entries(browser)
     if username != "shenji":
         assert todo, f"{username} should have a to-do list"
-    wrong = [(label, count, listed(browser, app, url), url) for label, (url, count) in todo.items()
-             if listed(browser, app, url) != count]
+    wrong = [(label, count, record_count(browser, url), listed(browser, app, url), url)
+             for label, (url, count) in todo.items()
+             if not count == record_count(browser, url) == listed(browser, app, url)]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("username", DEMO_USERS)
+def test_a_to_do_label_naming_states_lists_only_rows_in_them(app, as_user, ctx, username):
+    """"办理中的议定事项" listed 待办 ones too: a label that names states of its rows' workflow
+    (待受理, 办理中, 已报到, …) opens a list of rows in those states only."""
+    from app.models.base import choices_of
+
+    browser = as_user(username)
+    wrong = []
+    for label, (url, _count) in entries(browser).items():
+        model = view_of_url(app, url).datamodel.obj
+        named = [state for state in choices_of(model).get("status", {}) if state in label]
+        ids = listed_ids(browser, app, url)
+        if not named or not ids:
+            continue
+        states = {row[0] for row in ctx.execute(select(model.status).where(model.id.in_(ids)))}
+        if not states <= set(named):
+            wrong.append((label, named, sorted(states)))
     assert not wrong, wrong
 
 
@@ -76,10 +119,10 @@ def test_a_liaison_is_asked_to_take_its_units_needs(as_user, ctx):
     assert todo["待接单（单位接单）"][1] == ctx.execute(text(
         "SELECT count(*) FROM need WHERE assigned_unit_id = :u AND status = '已派单' "
         "AND deleted_on IS NULL"), {"u": unit}).scalar()
-    assert todo["资源清单（草稿或被驳回）"][1] == ctx.execute(text(
+    assert todo["资源清单（草稿或已驳回）"][1] == ctx.execute(text(
         "SELECT count(*) FROM resource WHERE unit_id = :u AND status IN ('草稿', '已驳回') "
         "AND deleted_on IS NULL"), {"u": unit}).scalar()
-    for label in ("办理中，待办结", "服务项目（草稿或被驳回）", "即将到期的共驻共建协议", "近期计划召开的会议"):
+    for label in ("办理中，待办结", "服务项目（草稿或已驳回）", "即将到期的共驻共建协议", "30 天内计划召开的会议"):
         assert label in todo, label
     page = as_user("danwei01").get("/").get_data(as_text=True)
     assert re.search(r'href="/meeting/show/\d+"', page), "the next meetings are listed"

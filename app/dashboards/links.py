@@ -46,7 +46,44 @@ def _listable(resource: str):
     return found[resource]
 
 
-def list_url(resource: str, *filters: tuple[str, str, object]) -> str | None:
+class ListLink:
+    """A list page filtered by (column, filter arg name, value) triples: its URL, and the
+    rows it lists as a query — the URL's own arguments handed to the view's filters as FAB
+    reads them from the request (`get_filter_args`), so a number shown beside the link is the
+    record count of the page it opens, by construction."""
+
+    def __init__(self, view, args: list[tuple[str, str]]):
+        self.view, self.args = view, args
+
+    @property
+    def url(self) -> str:
+        return f"{self.view.route_base}/list/" + (f"?{urlencode(self.args)}" if self.args else "")
+
+    def filters(self):
+        """The view's filters set as FAB sets them from this URL: `_flt_<index>_<column>` with
+        the values its query string carries, on the view's base filters."""
+        filters = self.view.datamodel.get_filters(self.view.search_columns)
+        values: dict[str, list[str]] = {}
+        for name, value in self.args:
+            values.setdefault(name, []).append(value)
+        for name, given in values.items():
+            index, column = name.removeprefix("_flt_").split("_", 1)
+            filters.add_filter_index(column, int(index), given)
+        return self.view._base_filters.get_joined_filters(filters)
+
+    def query(self, *entities):
+        """The listed rows (or `entities` over them: a sum, the ids), unordered."""
+        datamodel = self.view.datamodel
+        return datamodel.apply_filters(
+            datamodel.session.query(*(entities or (datamodel.obj,))),
+            datamodel.get_inner_filters(self.filters()))
+
+    def count(self) -> int:
+        """The record count the list page shows (bounded as there: "10,000+")."""
+        return self.view.datamodel.query_count(None, self.filters())
+
+
+def list_link(resource: str, *filters: tuple[str, str, object]) -> ListLink | None:
     """`/<resource>/list/` filtered by (column, filter arg name, value) triples — a list value
     gives an IN filter several values — or None when the user may not open that list or its
     view does not offer one of the filters."""
@@ -62,7 +99,13 @@ def list_url(resource: str, *filters: tuple[str, str, object]) -> str | None:
             return None
         for item in value if isinstance(value, (list, tuple)) else [value]:
             args.append((f"_flt_{index}_{column}", _text(item)))
-    return f"/{resource}/list/" + (f"?{urlencode(args)}" if args else "")
+    return ListLink(view, args)
+
+
+def list_url(resource: str, *filters: tuple[str, str, object]) -> str | None:
+    """The URL of `list_link`, or None."""
+    link = list_link(resource, *filters)
+    return link and link.url
 
 
 # --- the pieces figures share -------------------------------------------------------------------

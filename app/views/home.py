@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from flask_appbuilder import IndexView, expose
 from sqlalchemy import func, select
 
 from app import clock
-from app.dashboards.links import EQ, FLAG, GREATER, IN, MANY, NOT_EQ, RELATION, list_url
+from app.dashboards.links import (
+    EQ,
+    FLAG,
+    GREATER,
+    IN,
+    MANY,
+    NOT_EQ,
+    RELATION,
+    SMALLER,
+    ListLink,
+    list_link,
+    list_url,
+)
 from app.extensions import db
 from app.i18n import N_
 from app.models.cobuild import (
@@ -47,6 +59,7 @@ from app.security.scope import current_principal
 ADMIN_ROLES = {"Admin"} | ADMIN_GROUP
 AUDIT_ROLES = {"Admin", "Auditor"}
 RECENT = 8
+UPCOMING_DAYS = 30  # the meetings a liaison prepares for
 
 
 @dataclass
@@ -58,40 +71,21 @@ class Entry:
     urgent: bool = False
 
 
-def _clause(model, column: str, arg: str, value):
-    """One to-do filter (column, list filter argument, value) as the count's WHERE clause: the
-    same triple is the list link's filter (`list_url`), so a count and its link cannot disagree."""
-    attr = getattr(model, column)
-    if arg == EQ:
-        return attr == value
-    if arg == NOT_EQ:
-        return attr != value
-    if arg == IN:
-        return attr.in_(value)
-    if arg == GREATER:
-        return attr > value
-    if arg == FLAG:
-        return attr if value else ~attr
-    if arg == RELATION:  # many-to-one: its foreign key column
-        (key,) = model.__mapper__.relationships[column].local_columns
-        return key == value
-    if arg == MANY:
-        return attr.any(id=value)
-    raise ValueError(f"no clause for the list filter {arg!r}")
-
-
 @dataclass
 class Group:
     title: str
     entries: list = field(default_factory=list)
     rows: list = field(default_factory=list)  # (text, url, when) of recent items
 
-    def add(self, label, model, *filters, note="", urgent=False):
-        """An item: its label, and its filters — counted here, and linked to its list."""
-        where = [_clause(model, *f) for f in filters]
-        count = db.session.execute(select(func.count(model.id)).where(*where)).scalar()
-        self.entries.append(Entry(label, int(count or 0), list_url(model.__tablename__, *filters),
-                                  note, urgent))
+    def add(self, label, model, *filters, note="", urgent=False) -> ListLink | None:
+        """An item: its label, and its filters (column, list filter argument, value) — one
+        declaration, made the link to the list, whose own filters count it (`ListLink`): the
+        number shown is the record count of the page the link opens. An item whose list the
+        user may not open is not one's to do."""
+        link = list_link(model.__tablename__, *filters)
+        if link is not None:
+            self.entries.append(Entry(label, link.count(), link.url, note, urgent))
+        return link
 
 
 # Registered members one answers for (the community's, or the unit's working members) who
@@ -118,7 +112,8 @@ def _admin_groups() -> list[Group]:
     review.add(*UNSERVED)
     meetings = Group(N_("联席会议督办"))
     meetings.add(N_("逾期未办结的议定事项"), Resolution, ("overdue", FLAG, 1), urgent=True)
-    meetings.add(N_("办理中的议定事项"), Resolution, ("status", NOT_EQ, ResolutionStatus.DONE))
+    meetings.add(N_("未办结的议定事项（待办、办理中）"), Resolution,
+                 ("status", NOT_EQ, ResolutionStatus.DONE))
     return [needs, review, meetings, *_report_groups()]
 
 
@@ -143,13 +138,13 @@ def _report_groups() -> list[Group]:
 
 
 def _upcoming_meetings(group: Group, today: date) -> None:
-    # From today on: the list's date filter is "after", so the day before.
-    upcoming = (("status", EQ, MeetingStatus.PLANNED),
-                ("planned_date", GREATER, date.fromordinal(today.toordinal() - 1)))
-    group.add(N_("近期计划召开的会议"), Meeting, *upcoming)
-    for meeting in db.session.execute(select(Meeting).where(
-            *(_clause(Meeting, *f) for f in upcoming)).order_by(
-            Meeting.planned_date, Meeting.id).limit(5)).scalars():
+    # Today and the 29 days after: the list's date filters are "after" and "before", so the
+    # day before and the day after.
+    link = group.add(N_("30 天内计划召开的会议"), Meeting, ("status", EQ, MeetingStatus.PLANNED),
+                     ("planned_date", GREATER, today - timedelta(days=1)),
+                     ("planned_date", SMALLER, today + timedelta(days=UPCOMING_DAYS)))
+    for meeting in link.query().order_by(Meeting.planned_date, Meeting.id).limit(5) \
+            if link else ():
         group.rows.append((meeting.heading, f"/meeting/show/{meeting.id}", meeting.planned_date))
 
 
@@ -162,9 +157,9 @@ def _liaison_groups(unit_id: int) -> list[Group]:
     needs.add(N_("其中已逾期"), Need, mine, ("overdue", FLAG, 1), urgent=True)
     needs.add(N_("联合会提议本单位资源，待认领"), NeedResource, ("status", EQ, MatchStatus.PROPOSED))
     drafts = Group(N_("待提交的清单"))
-    drafts.add(N_("资源清单（草稿或被驳回）"), Resource, ("unit", RELATION, unit_id),
+    drafts.add(N_("资源清单（草稿或已驳回）"), Resource, ("unit", RELATION, unit_id),
                ("status", IN, [ResourceStatus.DRAFT, ResourceStatus.REJECTED]))
-    drafts.add(N_("服务项目（草稿或被驳回）"), ServiceItem, ("provider_unit", RELATION, unit_id),
+    drafts.add(N_("服务项目（草稿或已驳回）"), ServiceItem, ("provider_unit", RELATION, unit_id),
                ("status", IN, [ServiceStatus.DRAFT, ServiceStatus.REJECTED]))
     cobuild = Group(N_("协议与会议"))
     cobuild.add(N_("即将到期的共驻共建协议"), Agreement, ("unit", RELATION, unit_id),
@@ -188,10 +183,11 @@ def _member_groups(member_id: int) -> list[Group]:
     mine.add(N_("待认证的服务记录"), ServiceRecord, ("member", RELATION, member_id),
              ("status", EQ, RecordStatus.PENDING))
     points = Group(N_("我的积分"))
-    own = (("member", RELATION, member_id), ("subject_type", EQ, "member"))
-    total = db.session.execute(select(func.coalesce(func.sum(PointEntry.delta), 0)).where(
-        *(_clause(PointEntry, *f) for f in own))).scalar()
-    points.add(f"累计积分 {float(total or 0):g} 分，积分流水", PointEntry, *own)
+    own = list_link("point_entry", ("member", RELATION, member_id), ("subject_type", EQ, "member"))
+    if own is not None:  # the sum of the ledger's rows its link lists
+        total = own.query(func.coalesce(func.sum(PointEntry.delta), 0)).scalar()
+        points.entries.append(Entry(f"累计积分 {float(total or 0):g} 分，积分流水", own.count(),
+                                    own.url))
     return [mine, points]
 
 
