@@ -397,4 +397,8 @@ def test_a_period_narrows_every_figure(as_user, scopes):
     assert int(rows[0]["count"]) == len(this_month)
     months = figure(as_user, "zuzhibu", "wishes_per_month", period=f"{YEAR}Q{(TODAY.month - 1) // 3 + 1}")
     assert len(months) == 3
-    assert figure(as_user, "zuzhibu", "need_funnel", period=str(YEAR - 5))[0]["count"] == "0"
+    # A year long past: the seed has none there, but another module may have backfilled some.
+    past = scopes["zuzhibu"].rows(
+        "SELECT count(*) FROM need t WHERE {scope} AND t.created_on >= :b AND t.created_on < :e",
+        b=clock.day_begins(date(YEAR - 5, 1, 1)), e=clock.day_begins(date(YEAR - 4, 1, 1)))[0][0]
+    assert figure(as_user, "zuzhibu", "need_funnel", period=str(YEAR - 5))[0]["count"] == str(past)
