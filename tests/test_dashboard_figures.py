@@ -317,10 +317,15 @@ def test_points_hours_and_stars_equal_independent_counts(as_user, scopes, userna
         pytest.approx(dict(hours))
     assert {r["month"]: int(r["records"]) for r in rows if int(r["records"])} == dict(number_of)
 
-    ratings = scope.rows("SELECT t.subject_type, t.stars FROM star_rating t WHERE {scope} "
-                         "AND t.period = :q", q=str(YEAR))
+    # The stars awarded: the latest year's published ratings up to this year (the seed's are
+    # last year's — a year is rated once it is over).
+    published = scope.rows("SELECT t.period FROM star_rating t WHERE {scope} "
+                           "AND t.status = '已公示' AND t.period_kind = 'year' "
+                           "AND t.period <= :q", q=str(YEAR))
+    latest = max((r.period for r in published), default=None)
     rows = figure(as_user, username, "star_distribution")
-    assert sum(int(r["count"]) for r in rows) == len(ratings)
+    assert sum(int(r["count"]) for r in rows) == len([r for r in published if r.period == latest])
+    assert {r["period"] for r in rows} == ({latest} if rows else set())
 
 
 # --- joint meetings (the meetings service's figures, seen through the dashboard) -----------

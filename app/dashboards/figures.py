@@ -27,6 +27,7 @@ from app.models.cobuild import (
     MemberRegistration,
     MemberRegistrationStatus,
     PointEntry,
+    RatingStatus,
     RecordStatus,
     ServiceRecord,
     StarRating,
@@ -546,8 +547,22 @@ def unit_points_leaderboard(session, period: Period, org_id=None, limit=LEADERBO
 
 
 def star_distribution(session, period: Period, org_id=None):
-    """星级分布 per community: ratings of the period (the year's award for a year, else the
-    quarter's rating) by subject type and stars (None: not rated)."""
+    """星级分布 per community: the published ratings (已公示, the stars awarded) by subject type
+    and stars (None: not rated) — of the latest rating period not after the period's own, of
+    its kind: a year shows the latest year's award (一年一授星), a quarter or a month the latest
+    quarter's rating. A year is rated once it is over, so this year's dashboard shows last
+    year's awards rather than nothing. Each row names the rating period it shows."""
+    published = and_(StarRating.status == RatingStatus.PUBLISHED,
+                     _under(session, StarRating, org_id))
+    if period.kind == "year":
+        kind, latest = "year", str(period.year)
+    else:
+        kind, latest = "quarter", period.quarters[-1]
+    # "2025Q4" < "2026" < "2026Q1" as text, and each kind alone compares as its periods do.
+    shown = session.execute(select(func.max(StarRating.period)).where(
+        published, StarRating.period_kind == kind, StarRating.period <= latest)).scalar()
+    if shown is None:
+        return []
     # The subject's community, per rating first (a subquery), then counted.
     community = func.coalesce(
         select(Unit.community_id).where(Unit.id == StarRating.unit_id)
@@ -555,14 +570,14 @@ def star_distribution(session, period: Period, org_id=None):
         select(Member.community_id).where(Member.id == StarRating.member_id)
         .correlate_except(Member).scalar_subquery())
     rated = (select(community.label("community_id"), StarRating.subject_type, StarRating.stars)
-             .where(StarRating.period == period.rating_period,
-                    _under(session, StarRating, org_id)).subquery())
+             .where(StarRating.period == shown, published).subquery())
     stmt = (select(rated.c.community_id, rated.c.subject_type, rated.c.stars, func.count())
             .group_by(rated.c.community_id, rated.c.subject_type, rated.c.stars))
     rows = session.execute(stmt).all()
     names = _community_names(session, [r[0] for r in rows])
-    result = [{"community_id": c, "community": names.get(c, "—"), "subject_type": kind,
-               "stars": stars, "count": int(n)} for c, kind, stars, n in rows]
+    result = [{"period": shown, "community_id": c, "community": names.get(c, "—"),
+               "subject_type": subject, "stars": stars, "count": int(n)}
+              for c, subject, stars, n in rows]
     return sorted(result, key=lambda r: (r["community"], r["subject_type"], r["stars"] or 0))
 
 
@@ -704,7 +719,7 @@ FIGURES = {f.name: f for f in [
     Figure("unit_points_leaderboard", N_("单位积分排行"), unit_points_leaderboard,
            {"name": N_("驻区单位"), "points": N_("积分"), "entries": N_("积分流水条数")}),
     Figure("star_distribution", N_("星级分布"), star_distribution,
-           {"community": N_("社区"), "subject_type": N_("对象类型"), "stars": N_("星级"), "count": N_("数量")}),
+           {"period": N_("评定期间"), "community": N_("社区"), "subject_type": N_("对象类型"), "stars": N_("星级"), "count": N_("数量")}),
     Figure("service_hours_per_month", N_("服务时长"), service_hours_per_month,
            {"month": N_("月份"), "hours": N_("服务时长（小时）"), "records": N_("服务记录数")}),
     Figure("meetings_held_vs_planned", N_("会议召开情况"), meetings_held_vs_planned,

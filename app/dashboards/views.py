@@ -13,13 +13,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from flask import Response, abort, request
+from flask import Response, abort, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import false, or_, select
 
 from app import clock
 from app.dashboards import figures as F
+from app.dashboards import levels
 from app.dashboards.figures import FIGURES, RATE
 from app.dashboards.links import (
     EQ,
@@ -37,10 +38,11 @@ from app.dashboards.links import (
 )
 from app.errors import DomainError
 from app.extensions import db
-from app.i18n import N_
+from app.i18n import N_, gettext
 from app.models.cobuild import (
     AgreementStatus,
     MemberRegistrationStatus,
+    RatingStatus,
     RecordStatus,
     UnitRegistrationStatus,
 )
@@ -66,6 +68,10 @@ def card(title, value, note="", url=None, count=None, figure=""):
             "figure": figure}
 
 
+# A chart's unit when its values are counts of things.
+COUNT_UNITS = ("", "人")
+
+
 @dataclass
 class Chart:
     name: str
@@ -75,6 +81,11 @@ class Chart:
     categories: list = field(default_factory=list)
     series: list = field(default_factory=list)
     unit: str = ""
+    # Per category, the dashboard at the bar's node (a street of a district's chart): a click
+    # there drills down instead of opening a list.
+    drill: list = field(default_factory=list)
+    # What a bar of a per-node chart stands for ("街道" at district scope), said by its title.
+    level: str = ""
 
     def add(self, name, data, links=None, counts=None, stacked=True):
         self.series.append({"name": name, "data": data, "stacked": stacked,
@@ -85,7 +96,15 @@ class Chart:
     @property
     def spec(self) -> str:
         return json.dumps({"kind": self.kind, "categories": self.categories,
-                           "series": self.series, "unit": self.unit}, ensure_ascii=False)
+                           "series": self.series, "unit": self.unit, "drill": self.drill,
+                           "drill_hint": gettext("点击查看下级"),
+                           "counts": self.counts}, ensure_ascii=False)
+
+    @property
+    def counts(self) -> bool:
+        """Whether the values are counts (an integer axis: no 1.5 needs); rates, hours and
+        points are not."""
+        return self.unit in COUNT_UNITS
 
     @property
     def empty(self) -> bool:
@@ -104,7 +123,7 @@ class Board:
     """The figures of one period and node, as the viewer may see them."""
 
     def __init__(self, session, period: F.Period, org_id: int | None):
-        self.period, self.org_id = period, org_id
+        self.session, self.period, self.org_id = session, period, org_id
         self.rows = {name: figure.function(session, period, org_id)
                      for name, figure in FIGURES.items()}
         self.sections = [self._needs(), self._lists(), self._cobuild(), self._meetings()]
@@ -156,16 +175,16 @@ class Board:
                    for i, r in enumerate(funnel)], [r["count"] for r in funnel])
         section.charts.append(chart)
 
-        chart = Chart("needs_by_community", N_("各社区需求办理"), "needs_by_community", "bar",
-                      [r["community"] for r in by_community])
+        bars = self._bars(by_community, "community_id", lambda b: b.total("needs"))
+        chart = self._node_chart("needs_by_community", N_("各社区需求办理"), bars)
         period_only = during("created_on", self.period)
         for key, label, extra in (("needs", "需求数", []),
                                   ("closed", "已办结", [("status", IN, list(NEED_DONE))]),
                                   ("overdue", "逾期", [("overdue", FLAG, 1)])):
-            chart.add(label, [r[key] for r in by_community],
-                      [list_url("need", ("community", RELATION, r["community_id"]), *extra,
-                                *period_only) for r in by_community],
-                      [r[key] for r in by_community])
+            chart.add(label, [b.total(key) for b in bars],
+                      [list_url("need", ("community", RELATION, b.node_id), *extra, *period_only)
+                       if b.own and b.node_id else None for b in bars],
+                      [b.total(key) for b in bars])
         section.charts.append(chart)
 
         steps = rows["overdue_by_step"]
@@ -195,7 +214,12 @@ class Board:
 
     def _category_status(self, figure, title, resource, filters) -> Chart:
         rows = self.rows[figure]
-        categories = sorted({(r["category"], r["category_id"]) for r in rows})
+        # The categories by their total, most first (then by name).
+        totals: dict = {}
+        for r in rows:
+            totals[(r["category"], r["category_id"])] = \
+                totals.get((r["category"], r["category_id"]), 0) + r["count"]
+        categories = sorted(totals, key=lambda c: (-totals[c], c[0], c[1] or 0))
         statuses = [s for s in self._status_order(resource) if any(r["status"] == s for r in rows)]
         counts = {(r["category_id"], r["status"]): r["count"] for r in rows}
         chart = Chart(figure, title, figure, "stack", [c for c, _ in categories])
@@ -269,15 +293,19 @@ class Board:
             f"已报到 {totals['registered_members']} / 在职党员 {totals['members']}",
             list_url("member_registration", ("status", EQ, MemberRegistrationStatus.REGISTERED), *registered,
                      *under(self.org_id)), totals["registered_members"], "registration_rates"))
-        chart = Chart("registration_rates", N_("各社区双报到报到率"), "registration_rates", "bar",
-                      [r["community"] for r in regs], unit="%")
-        for resource, key, rate, label in (
-                ("unit_registration", "registered_units", "unit_rate", "单位报到率"),
-                ("member_registration", "registered_members", "member_rate", "党员报到率")):
-            chart.add(label, [_pct_value(r[rate]) for r in regs],
-                      [list_url(resource, ("community", RELATION, r["community_id"]),
-                                ("status", EQ, "已报到"), *registered) for r in regs],
-                      [r[key] for r in regs])
+        def rate(bar, part, whole):
+            return F.ratio(bar.total(part), bar.total(whole))
+
+        bars = self._bars(regs, "community_id", lambda b: rate(b, "registered_units", "units"))
+        chart = self._node_chart("registration_rates", N_("各社区双报到报到率"), bars, unit="%")
+        for resource, key, whole, label in (
+                ("unit_registration", "registered_units", "units", "单位报到率"),
+                ("member_registration", "registered_members", "members", "党员报到率")):
+            chart.add(label, [_pct_value(rate(b, key, whole)) for b in bars],
+                      [list_url(resource, ("community", RELATION, b.node_id),
+                                ("status", EQ, "已报到"), *registered)
+                       if b.own and b.node_id else None for b in bars],
+                      [b.total(key) for b in bars])
         section.charts.append(chart)
 
         service = rows["monthly_service"]
@@ -315,15 +343,16 @@ class Board:
             "；".join(f"{r['subject']}记分 {r['paid']:g}、冲正 {r['reversed']:g}" for r in paid),
             figure="points_paid"))
 
-        grids = rows["members_by_grid"]
-        chart = Chart("members_by_grid", N_("各网格党员、红色网格员、党员中心户"), "members_by_grid",
-                      "bar", [r["grid"] for r in grids], unit="人")
+        bars = self._bars(rows["members_by_grid"], "grid_id", lambda b: b.total("members"))
+        chart = self._node_chart("members_by_grid", N_("各网格党员、红色网格员、党员中心户"), bars,
+                                 unit="人")
         for key, label, flag in (("members", "党员", None), ("red", "红色网格员", "is_red_grid_worker"),
                                  ("household", "党员中心户", "is_household_center")):
-            chart.add(label, [r[key] for r in grids],
-                      [list_url("member", *under(r["grid_id"]), *under(self.org_id),
-                                *([(flag, EQ, True)] if flag else [])) if r[key] else None
-                       for r in grids], [r[key] for r in grids])
+            chart.add(label, [b.total(key) for b in bars],
+                      [list_url("member", *under(b.node_id), *under(self.org_id),
+                                *([(flag, EQ, True)] if flag else []))
+                       if b.own and b.node_id and b.total(key) else None for b in bars],
+                      [b.total(key) for b in bars])
         section.charts.append(chart)
 
         hours = rows["service_hours_per_month"]
@@ -355,26 +384,47 @@ class Board:
             section.charts.append(chart)
 
         stars = rows["star_distribution"]
+        # The latest published ratings up to the period (the figure says which: the seed's
+        # are last year's, which a this-year dashboard showed as nothing).
+        rated = stars[0]["period"] if stars else self.period.rating_period
         for subject, label in (("unit", "驻区单位"), ("member", "党员")):
-            mine = [r for r in stars if r["subject_type"] == subject]
-            communities = sorted({(r["community"], r["community_id"]) for r in mine},
-                                 key=lambda c: (c[0], c[1] or 0))
-            chart = Chart(f"star_distribution_{subject}",
-                          f"{label}星级分布（{self.period.rating_period}）", "star_distribution",
-                          "stack", [c for c, _ in communities])
-            counts = {(r["community_id"], r["stars"]): r["count"] for r in mine}
+            bars = self._bars([r for r in stars if r["subject_type"] == subject],
+                              "community_id", lambda b: b.total("count"))
+            chart = self._node_chart(f"star_distribution_{subject}",
+                                     f"{label}星级分布（{rated}，已公示）", bars, "stack",
+                                     figure="star_distribution")
             for level in (5, 4, 3, 2, 1, None):
-                values = [counts.get((cid, level), 0) for _, cid in communities]
+                values = [sum(r["count"] for r in b.rows if r["stars"] == level) for b in bars]
                 if not any(values):
                     continue
                 chart.add(f"{level}星" if level else "未评星", values,
                           [list_url("star_rating", ("subject_type", EQ, subject),
-                                    ("stars", EQ, level), ("period", EQ, self.period.rating_period),
-                                    ("within", "within", cid))
-                           if level and cid and counts.get((cid, level)) else None
-                           for _, cid in communities], values)
+                                    ("stars", EQ, level), ("period", EQ, rated),
+                                    ("status", EQ, RatingStatus.PUBLISHED),
+                                    ("within", "within", b.node_id))
+                           if level and b.own and b.node_id and n else None
+                           for b, n in zip(bars, values)], values)
             section.charts.append(chart)
         return section
+
+    # --- charts of per-node figures, at the size of the viewer's scope (app/dashboards/levels.py)
+
+    def _bars(self, rows, key, value) -> list[levels.Bar]:
+        return levels.bars_of(self.session, rows, key, value)
+
+    def _node_chart(self, name, title, bars, kind="bar", unit="", figure=None) -> Chart:
+        """A chart whose categories are `bars`; a bar above the rows' own node drills down to
+        the dashboard at its node, when the viewer may choose that node."""
+        above = {b.node_id for b in bars if not b.own and b.node_id}
+        drillable = set(self.session.execute(node_choices().with_only_columns(Organization.id)
+                                             .where(Organization.id.in_(above))).scalars()) \
+            if above else set()
+        chart = Chart(name, title, figure or name, kind, [b.name for b in bars], unit=unit)
+        kinds = {b.kind for b in bars if b.node_id}
+        chart.level = levels.KIND_WORDS.get(kinds.pop(), "") if len(kinds) == 1 else ""
+        chart.drill = [url_for("DashboardView.index", period=self.period.code, org=b.node_id)
+                       if b.node_id in drillable else None for b in bars]
+        return chart
 
     def _meetings(self) -> Section:
         rows, section = self.rows, Section(N_("联席会议"))
@@ -445,9 +495,13 @@ class Board:
 
 # --- the organisation box: streets and communities within the viewer's scope -------------------
 
+# The nodes a dashboard may be narrowed to (a district of a city, a street, a community).
+DASHBOARD_NODES = ("district", "street", "community")
+
+
 def node_choices(principal=None):
     principal = principal or current_principal()
-    stmt = select(Organization).where(Organization.type.in_(("street", "community")))
+    stmt = select(Organization).where(Organization.type.in_(DASHBOARD_NODES))
     if principal.sees_all:
         return stmt
     if principal.org_paths:
@@ -470,6 +524,18 @@ def _chosen() -> tuple[F.Period, int | None, Organization | None]:
     return period, (node.id if node else None), node
 
 
+def _up(node, period) -> str | None:
+    """The way back from a drilled-down node: the dashboard at its parent when the viewer may
+    choose it, else at the viewer's whole scope."""
+    if node is None:
+        return None
+    parent = db.session.execute(node_choices().with_only_columns(Organization.id)
+                                .where(Organization.id == node.parent_id)).scalar() \
+        if node.parent_id else None
+    return url_for("DashboardView.index", period=period.code,
+                   **({"org": parent} if parent else {}))
+
+
 class DashboardView(BaseView):
     route_base = "/dashboard"
     default_view = "index"
@@ -486,7 +552,7 @@ class DashboardView(BaseView):
             choices.insert(0, period)
         query = {"period": period.code, **({"org": org_id} if org_id else {})}
         return self.render_template("dashboards/index.html", board=board, period=period,
-                                    periods=choices, node=node, query=query,
+                                    periods=choices, node=node, query=query, up=_up(node, period),
                                     figures=FIGURES, title="数据看板")
 
     @expose("/figure/<name>.csv")

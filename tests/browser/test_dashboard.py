@@ -100,3 +100,70 @@ def test_the_notice_board_fits_a_phone(chromium, server):
     page.screenshot(path=str(ARTIFACTS / "public-board-phone.png"), full_page=True)
     assert outside == []
     page.close()
+
+
+# Per chart, read off the ECharts option the page drew: how many categories (bars, or a
+# funnel's steps), their names, and the value axis's least step.
+DRAWN = """() => Array.from(document.querySelectorAll('[data-chart]')).map(el => {
+  const option = echarts.getInstanceByDom(el).getOption();
+  const axes = [...(option.xAxis || []), ...(option.yAxis || [])];
+  const category = axes.find(a => a.type === 'category');
+  const value = axes.find(a => a.type === 'value');
+  const names = category ? category.data : option.series[0].data.map(d => d.name);
+  return [el.id, names, value ? value.minInterval || null : null];
+})"""
+
+
+@pytest.fixture
+def crowded(app):
+    """jiedao01's street with more communities than a chart shows bars (tests/crowd.py)."""
+    from tests.conftest import tables_kept_by
+    from tests.crowd import crowd_street
+
+    with tables_kept_by(app):
+        yield crowd_street(app)
+
+
+def test_at_district_scope_no_chart_has_more_than_20_bars(chromium, server, crowded):
+    page, outside = open_page(chromium, server, "zuzhibu")
+    page.goto(f"{server}/dashboard/")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-chart]:not([data-drawn])').length === 0",
+        timeout=20_000)
+    drawn = {name: (names, step) for name, names, step in page.evaluate(DRAWN)}
+    assert len(drawn) >= 8
+    crowded_bars = {name: len(names) for name, (names, _) in drawn.items() if len(names) > 20}
+    assert not crowded_bars, f"charts with more than 20 bars: {crowded_bars}"
+    # Counts step by whole numbers; the district's per-community chart shows its streets.
+    assert drawn["chart-needs_by_community"][1] == 1
+    assert drawn["chart-registration_rates"][1] is None
+    page.screenshot(path=str(ARTIFACTS / "dashboard-district.png"), full_page=True)
+
+    # A click on the crowded street's bar opens the street's dashboard: its communities, the
+    # largest 19 and the rest summed in a 20th bar.
+    names = drawn["chart-needs_by_community"][0]
+    index = page.evaluate("""() => { const spec = JSON.parse(document.getElementById(
+        'chart-needs_by_community').getAttribute('data-chart'));
+        return spec.drill.findIndex(url => url && url.includes('org=%d')); }""" % crowded["street"])
+    assert index >= 0, names
+    page.locator("#chart-needs_by_community").scroll_into_view_if_needed()
+    box = page.evaluate("""([id, i]) => {
+      const el = document.getElementById(id);
+      const layout = echarts.getInstanceByDom(el).getModel().getSeriesByIndex(0).getData()
+        .getItemLayout(i);
+      const rect = el.getBoundingClientRect();
+      return {x: rect.left + layout.x + layout.width / 2,
+              y: rect.top + layout.y + layout.height / 2};
+    }""", ["chart-needs_by_community", index])
+    page.mouse.click(box["x"], box["y"])
+    page.wait_for_url(lambda url: "/dashboard/" in url and f"org={crowded['street']}" in url)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-chart]:not([data-drawn])').length === 0",
+        timeout=20_000)
+    drilled = {name: names for name, names, _ in page.evaluate(DRAWN)}
+    communities = drilled["chart-needs_by_community"]
+    assert len(communities) == 20 and communities[-1].startswith("其余")
+    assert all(len(names) <= 20 for names in drilled.values())
+    page.screenshot(path=str(ARTIFACTS / "dashboard-street.png"), full_page=True)
+    assert outside == []
+    page.close()

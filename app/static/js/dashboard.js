@@ -1,8 +1,10 @@
 // 数据看板: draws each [data-chart] element with the ECharts served from /static/vendor.
 // The chart's data comes in its data-chart attribute (JSON, made by app/dashboards/views.py):
 //   {kind: "bar" | "stack" | "hbar" | "funnel", categories: [...], unit: "%",
-//    series: [{name, data: [...], links: [url | null], counts: [...], stacked: bool}]}
-// Clicking a bar (or a funnel step) opens the list of the rows behind it.
+//    series: [{name, data: [...], links: [url | null], counts: [...], stacked: bool}],
+//    drill: [url | null] (per category), counts: bool (the values are counts)}
+// Clicking a bar (or a funnel step) opens the list of the rows behind it; a bar that stands for
+// a node above the rows (a street on a district's chart) opens the dashboard at that node.
 (function () {
   "use strict";
 
@@ -24,6 +26,7 @@
         var value = p.value === null || p.value === undefined ? "—" : p.value + (spec.unit || "");
         lines.push(p.marker + escapeHtml(p.seriesName) + "：" + escapeHtml(value));
       });
+      if (spec.drill && spec.drill[rows[0].dataIndex]) { lines.push(escapeHtml(spec.drill_hint)); }
       return lines.join("<br>");
     };
   }
@@ -50,6 +53,8 @@
       axisLabel: { interval: 0, rotate: !horizontal && spec.categories.length > 4 ? 30 : 0 }
     };
     var valueAxis = { type: "value", axisLabel: { formatter: "{value}" + (spec.unit === "%" ? "%" : "") } };
+    // Counts on whole numbers only (no 1.5 needs).
+    if (spec.counts) { valueAxis.minInterval = 1; }
     return {
       color: PALETTE,
       legend: { show: spec.series.length > 1, top: 0, type: "scroll" },
@@ -75,7 +80,8 @@
     chart.setOption(spec.kind === "funnel" ? funnelOption(spec) : barOption(spec));
     chart.on("click", function (params) {
       var series = spec.series[spec.kind === "funnel" ? 0 : params.seriesIndex];
-      var link = series && series.links[params.dataIndex];
+      var link = (spec.drill && spec.drill[params.dataIndex]) ||
+        (series && series.links[params.dataIndex]);
       if (link) { window.location.href = link; }
     });
     window.addEventListener("resize", function () { chart.resize(); });
