@@ -45,6 +45,7 @@ from app.views.fields import (
     computed_field,
     flag_field,
     related_fields,
+    settle_single_choices,
     within_field,
 )
 from app.views.filters import WITHIN, EntityFilterConverter, FilterFlag, FilterWithin, flags_of
@@ -202,6 +203,12 @@ class EntityView(EntityBase, Transfers, ModelView):
             formatters_columns=self.formatters_columns, actions=actions or self.actions,
             fieldsets=None, modelview_name=self.__class__.__name__)
         return widgets
+
+    def _get_add_widget(self, form, exclude_cols=None, widgets=None):
+        # A required choice with one possible value holds it (a field carried hidden from a
+        # related record's page is that record's already).
+        settle_single_choices(form, skipped=exclude_cols or ())
+        return super()._get_add_widget(form, exclude_cols, widgets)
 
     def _get_edit_widget(self, form, exclude_cols=None, widgets=None):
         widgets = widgets or {}

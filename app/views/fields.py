@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import Boolean, false, or_
 from wtforms import BooleanField, DateTimeField, Field, SelectField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import ValidationError
+from wtforms.validators import InputRequired, ValidationError
 
 from app.errors import storable_id
 from app.extensions import db
@@ -34,9 +34,15 @@ CHOICES_PAGE_SIZE = 20
 
 
 class AjaxSelectWidget:
-    """A <select> that select2 fills from the view's `choices` endpoint as the user types."""
+    """A <select> that select2 fills from the view's `choices` endpoint as the user types; a
+    field settled to its one possible value (`settle_single_choices`) shows that value, with
+    no box to open."""
 
     def __call__(self, field, **kwargs):
+        if getattr(field, "settled", False):
+            return Markup(f'<p class="form-control-static gj-settled" id="{escape(field.id)}-text">'
+                          f'{escape(str(field.data))}</p><input type="hidden" id="{escape(field.id)}"'
+                          f' name="{escape(field.name)}" value="{field.data.id}">')
         chosen = field.data if field.multiple else [field.data]
         current = "".join(f'<option value="{row.id}" selected>{escape(str(row))}</option>'
                           for row in chosen or () if row is not None)
@@ -62,6 +68,9 @@ class AjaxSelectField(Field):
         super().__init__(label, validators, **kwargs)
         self.owner, self.relation, self.url, self.required = owner, relation, url, required
         self.multiple = multiple
+        # The form's label marks it (FAB's render_field: a red *), as other required fields.
+        self.flags.required = required
+        self.settled = False
 
     def process_formdata(self, valuelist):
         self.data = [] if self.multiple else None
@@ -82,6 +91,25 @@ class AjaxSelectField(Field):
     def pre_validate(self, form):
         if self.required and not self.data:
             raise ValidationError(gettext("请选择%(field)s", field=self.label.text))
+
+
+def settle_single_choices(form, skipped=()) -> None:
+    """An add form's required related-record fields that can take one value only — in the
+    user's scope, by the model's rules (`related_choices`) — hold it, shown as a value, not a
+    box: a community admin's need is in its community, a member's service record its own. The
+    submitted id is still loaded and checked like any other (`process_formdata`, the write
+    scope): nothing is trusted because it was fixed on the page."""
+    for field in form:
+        if not isinstance(field, AjaxSelectField) or field.multiple or not field.required \
+                or field.name in skipped:
+            continue
+        rows = db.session.execute(related_choices(field.owner, field.relation).limit(2)
+                                  ).scalars().all()
+        if len(rows) != 1:
+            continue
+        if field.data is None:
+            field.data = rows[0]
+        field.settled = field.data.id == rows[0].id and not field.errors
 
 
 def choices_response(stmt):
@@ -126,8 +154,10 @@ def choice_fields(model, labels) -> dict:
             pairs.insert(0, SelectChoice("", lazy_gettext("（无）")))
         # Coerce "" to None (not a filter, which runs after the choice check): the
         # "（无）" choice of a nullable column must match the None it stands for.
+        # A column that may not be empty is required, and its label marked so.
         fields[key] = SelectField(labels.get(key, key), choices=pairs, widget=Select2Widget(),
-                                  coerce=lambda v: v or None)
+                                  coerce=lambda v: v or None,
+                                  validators=[] if column.nullable else [InputRequired()])
     return fields
 
 

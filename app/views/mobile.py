@@ -30,7 +30,7 @@ from app.models.cobuild import (
     ServiceRecord,
 )
 from app.models.lists import URGENCIES, MicroWish, Need, NeedStatus, WishStatus
-from app.models.org import Dictionary, Organization
+from app.models.org import Dictionary, Member, Organization
 from app.security.scope import current_principal
 from app.services.lists import MICRO_WISH_FLOW, NEED_FLOW, need_timeline
 from app.views.cobuild import ServicePostView
@@ -311,7 +311,10 @@ class MobileView(BaseView):
             else:
                 flash("已登记服务记录，等待社区认证", "success")
                 return redirect(url_for(".me"))
-        return self._render("service_record.html", title="登记服务", posts=posts,
+        # The member is the user itself, shown as a value, not offered as a choice (as the
+        # desktop form settles a choice with one possible value); the flush checks it anyway.
+        member = db.session.get(Member, member_id)
+        return self._render("service_record.html", title="登记服务", posts=posts, member=member,
                             values=request.form, today=clock.today().isoformat())
 
     # --- me: my points and my 报到证 ---

@@ -91,19 +91,30 @@ def _live(*models):
     return and_(*[model.deleted_on.is_(None) for model in models])
 
 
-def _communities(session):
-    """Streets and their communities (live, active), in tree order."""
+# A search term longer than any name is no name.
+SEARCH_MAX = 50
+
+
+def _communities(session, term: str = ""):
+    """Streets and their communities (live, active), in tree order; with a search term, the
+    communities whose name (or short name) holds it, and every community of a street whose
+    name holds it — a street without any is left out."""
     rows = session.execute(
-        select(Organization.id, Organization.name, Organization.type, Organization.parent_id)
+        select(Organization.id, Organization.name, Organization.short_name, Organization.type,
+               Organization.parent_id)
         .where(Organization.type.in_(("street", "community")), Organization.active.is_(True),
                _live(Organization))
         .order_by(Organization.path)).all()
-    streets = {r.id: {"id": r.id, "name": r.name, "communities": []}
+    streets = {r.id: {"id": r.id, "name": r.name, "communities": [],
+                      "found": bool(term) and term in r.name}
                for r in rows if r.type == "street"}
     for r in rows:
-        if r.type == "community" and r.parent_id in streets:
-            streets[r.parent_id]["communities"].append({"id": r.id, "name": r.name})
-    return list(streets.values())
+        street = streets.get(r.parent_id)
+        if r.type != "community" or street is None:
+            continue
+        if not term or street["found"] or term in r.name or term in (r.short_name or ""):
+            street["communities"].append({"id": r.id, "name": r.name})
+    return [street for street in streets.values() if street["communities"] or not term]
 
 
 def _counts(session) -> dict[int, dict[str, int]]:
@@ -245,10 +256,12 @@ class PublicView(BaseView):
     @expose("/")
     def index(self):
         session = db.session
+        term = (request.args.get("q") or "").strip()[:SEARCH_MAX]
         with unscoped():
-            streets = _communities(session)
+            streets = _communities(session, term)
             counts = _counts(session)
-        return self.render_template("public/index.html", streets=streets, counts=counts)
+        return self.render_template("public/index.html", streets=streets, counts=counts,
+                                    term=term)
 
     @expose("/community/<int:pk>")
     def community(self, pk):

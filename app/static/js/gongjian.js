@@ -15,6 +15,29 @@
     $.fn.select2.defaults.set("language", texts);
   }
 
+  // Date boxes: FAB's own picker (bootstrap-datepicker, served by FAB from this server), in
+  // Chinese. Its Chinese texts are not among the files FAB ships, so they are stated here (as
+  // the picker's own zh-CN locale states them). Chosen over a native <input type="date">, whose
+  // calendar speaks the browser's language rather than the page's and which FAB's search
+  // filters do not use: one picker, in the panel's language, in forms and filters alike. Set as
+  // defaults before the page is ready, when ab.js starts every picker.
+  if ($.fn.datepicker && $("meta[name='gj-locale']").attr("content") !== "en") {
+    $.fn.datepicker.dates["zh-CN"] = {
+      days: ["星期日", "星期一", "星期二", "星期三", "星期四", "星期五", "星期六"],
+      daysShort: ["周日", "周一", "周二", "周三", "周四", "周五", "周六"],
+      daysMin: ["日", "一", "二", "三", "四", "五", "六"],
+      months: ["一月", "二月", "三月", "四月", "五月", "六月", "七月", "八月", "九月", "十月",
+               "十一月", "十二月"],
+      monthsShort: ["1月", "2月", "3月", "4月", "5月", "6月", "7月", "8月", "9月", "10月",
+                    "11月", "12月"],
+      today: "今天", clear: "清除", monthsTitle: "选择月份",
+      format: "yyyy-mm-dd", titleFormat: "yyyy年mm月", weekStart: 1
+    };
+    $.extend($.fn.datepicker.defaults, {
+      language: "zh-CN", autoclose: true, todayHighlight: true, todayBtn: "linked"
+    });
+  }
+
   function init(el) {
     if (el.data("select2") || !el.closest("body").length) { return; }
     // A filter's current value comes back in the URL: show its label, not an empty box.
