@@ -63,6 +63,16 @@ class UserAccount(FabUser):
         over FAB's two columns, no schema change."""
         return f"{self.last_name or ''}{self.first_name or ''}".strip()
 
+    @property
+    def place(self) -> str:
+        """Where the user stands, as the home page greets it ("张三（工农社区）"): its node
+        (a street, a community, a grid), else its unit, else its member's home community —
+        by the short name a place goes by where it has one. Empty for a role above them all."""
+        node = self.org or (self.member.community if self.member is not None else None)
+        if node is not None:
+            return node.short_name or node.name
+        return self.unit.name if self.unit is not None else ""
+
     def missing_link(self) -> str | None:
         """Why this account would see nothing (a role without the node, unit or member it is
         attached by), in Chinese; None when its links are there."""
