@@ -50,7 +50,9 @@
     var horizontal = spec.kind === "hbar";
     var categoryAxis = {
       type: "category", data: spec.categories, inverse: horizontal,
-      axisLabel: { interval: 0, rotate: !horizontal && spec.categories.length > 4 ? 30 : 0 }
+      // Up to 20 bars (app/dashboards/levels.py): their names slant more as they crowd.
+      axisLabel: { interval: 0, rotate: horizontal ? 0 : spec.categories.length > 10 ? 45
+        : spec.categories.length > 4 ? 30 : 0 }
     };
     var valueAxis = { type: "value", axisLabel: { formatter: "{value}" + (spec.unit === "%" ? "%" : "") } };
     // Counts on whole numbers only (no 1.5 needs).
