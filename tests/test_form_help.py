@@ -31,7 +31,7 @@ def link(ctx, username):
 def field_cell(page: str, name: str) -> tuple[str, str]:
     """(label cell, field cell) of a form field on FAB's form table."""
     match = re.search(rf'<label for="{name}"[^>]*>(.*?)</label>\s*</td>\s*<td>(.*?)</td>',
-                      page, re.S)
+                      page, re.DOTALL)
     assert match, f"no field {name}"
     return match.group(1), match.group(2)
 
@@ -116,21 +116,21 @@ def test_date_boxes_pick_in_chinese_offline(as_user, app):
 
 # --- small things -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("username, place", [
-    ("shequ01", "SELECT COALESCE(o.short_name, o.name) FROM ab_user u JOIN organization o "
-                "ON o.id = u.org_id WHERE u.username = 'shequ01'"),
-    ("jiedao01", "SELECT COALESCE(o.short_name, o.name) FROM ab_user u JOIN organization o "
-                 "ON o.id = u.org_id WHERE u.username = 'jiedao01'"),
-    ("danwei01", "SELECT n.name FROM ab_user u JOIN unit n ON n.id = u.unit_id "
-                 "WHERE u.username = 'danwei01'"),
-    ("dangyuan01", "SELECT COALESCE(o.short_name, o.name) FROM ab_user u JOIN member m "
-                   "ON m.id = u.member_id JOIN organization o ON o.id = m.community_id "
-                   "WHERE u.username = 'dangyuan01'"),
-])
+# Where each demo user stands, read here by hand: its node, its unit, its home community.
+NODE_OF = ("SELECT COALESCE(o.short_name, o.name) FROM ab_user u JOIN organization o "
+           "ON o.id = u.org_id WHERE u.username = :u")
+UNIT_OF = "SELECT n.name FROM ab_user u JOIN unit n ON n.id = u.unit_id WHERE u.username = :u"
+HOME_OF = ("SELECT COALESCE(o.short_name, o.name) FROM ab_user u JOIN member m "
+           "ON m.id = u.member_id JOIN organization o ON o.id = m.community_id "
+           "WHERE u.username = :u")
+
+
+@pytest.mark.parametrize("username, place", [("shequ01", NODE_OF), ("jiedao01", NODE_OF),
+                                             ("danwei01", UNIT_OF), ("dangyuan01", HOME_OF)])
 def test_the_greeting_names_the_users_place(as_user, ctx, username, place):
     user = ctx.execute(text("SELECT last_name, first_name FROM ab_user WHERE username = :u"),
                        {"u": username}).one()
-    where = ctx.execute(text(place)).scalar()
+    where = ctx.execute(text(place), {"u": username}).scalar()
     page = as_user(username).get("/").get_data(as_text=True)
     assert f"您好，{user.last_name or ''}{user.first_name or ''}（{where}）！" in page
 
@@ -159,7 +159,7 @@ def test_the_board_searches_its_communities_by_name(app, ctx):
     client = app.test_client()
     everything = board_communities(client.get("/public/").get_data(as_text=True))
     assert len(everything) > 1
-    one = sorted(everything)[0]
+    one = min(everything)
     term = one  # a community's own name: no street's
     found = board_communities(client.get("/public/", query_string={"q": term}).get_data(
         as_text=True))

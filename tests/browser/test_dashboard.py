@@ -142,9 +142,10 @@ def test_at_district_scope_no_chart_has_more_than_20_bars(chromium, server, crow
     # A click on the crowded street's bar opens the street's dashboard: its communities, the
     # largest 19 and the rest summed in a 20th bar.
     names = drawn["chart-needs_by_community"][0]
-    index = page.evaluate("""() => { const spec = JSON.parse(document.getElementById(
+    index = page.evaluate("""(street) => { const spec = JSON.parse(document.getElementById(
         'chart-needs_by_community').getAttribute('data-chart'));
-        return spec.drill.findIndex(url => url && url.includes('org=%d')); }""" % crowded["street"])
+        return spec.drill.findIndex(url => url && url.includes('org=' + street)); }""",
+                          crowded["street"])
     assert index >= 0, names
     page.locator("#chart-needs_by_community").scroll_into_view_if_needed()
     box = page.evaluate("""([id, i]) => {
