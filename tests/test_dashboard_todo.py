@@ -149,7 +149,7 @@ def test_an_auditor_sees_recent_exports_and_changes(as_user):
     page = browser.get("/").get_data(as_text=True)
     assert "最近的导出" in page and "最近的数据变更" in page
     exports = page.split("最近的导出", 1)[1].split("最近的数据变更", 1)[0]
-    assert "shenji 导出 dashboard" in exports
+    assert "审计员 导出 数据看板" in exports
 
 
 def test_before_login_the_home_page_points_to_login_and_the_notice_board(app):

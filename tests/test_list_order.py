@@ -38,3 +38,47 @@ def test_the_resolution_list_opens_on_what_is_still_to_do(ctx, as_user):
     opened = [r for r in rows if status[r] != "已办结"]
     assert rows[:len(opened)] == opened, "open resolutions before closed ones"
     assert [str(deadline[r]) for r in opened] == sorted(str(deadline[r]) for r in opened)
+
+
+def test_the_need_list_opens_on_the_step_falling_due_soonest(app, ctx, as_user):
+    """Open needs by when their current step falls due (the late ones first), closed ones last."""
+    from app.models.lists import NEED_CLOSED, Need
+    from tests.security.support import listed_on_pages
+
+    browser = as_user("shequ01")
+    rows = listed(browser, "need")
+    with ctx.session() as session:
+        due = {n.id: (n.status in NEED_CLOSED, n.step_due) for n in session.query(Need).filter(
+            Need.id.in_(listed_on_pages(browser, "/need/list/", "need", "NeedView")))}
+    assert len(rows) == min(25, len(due))
+    closed = [r for r in rows if due[r][0]]
+    assert closed and len(closed) < len(rows), "the demo has open and closed needs"
+    assert rows[len(rows) - len(closed):] == closed, "closed needs after the open ones"
+    timed = sorted((d for d, (shut, d) in ((r, due[r]) for r in due) if not shut and d is not None))
+    shown = [due[r][1] for r in rows if not due[r][0] and due[r][1] is not None]
+    assert shown == timed[:len(shown)], "the open needs by when their step falls due"
+    now = clock.utcnow()
+    assert any(d < now for d in timed), "the demo has late needs, which come first"
+
+
+def test_a_needs_step_due_is_the_same_in_sql_and_says_when_it_is_late(app, ctx):
+    """The order's SQL and the page's column agree, and a need is late exactly past it."""
+    from sqlalchemy import select
+
+    from app.models.base import epoch_seconds
+    from app.models.lists import NEED_CLOSED, Need
+    from app.security.scope import unscoped
+
+    now = clock.utcnow()
+    with ctx.session() as session, unscoped():
+        rows = session.execute(select(Need, Need.step_due_sql(), epoch_seconds(Need.created_on),
+                                      Need.overdue)).all()
+        assert rows
+        for need, seconds, created, late in rows:
+            if need.status in NEED_CLOSED or need.step_due is None:
+                assert seconds is None or need.status not in NEED_CLOSED
+                continue
+            # The database's seconds of the Python instant (created_on as the same origin).
+            expected = float(created) + (need.step_due - need.created_on).total_seconds()
+            assert abs(float(seconds) - expected) < 1.5, (need.id, seconds, expected)
+            assert late == (need.step_due < now), (need.id, need.status, need.step_due)

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,7 +24,9 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, declared_attr, object_session
+from sqlalchemy.sql.functions import FunctionElement
 
 from app import clock
 from app.security.principal import current_principal, unscoped
@@ -91,6 +94,30 @@ def live_order(table: str, *columns: str) -> tuple[Index, ...]:
     an index's first column for the order, and SQLite's statistics count each NULL as distinct."""
     live = {"postgresql_where": text(LIVE), "sqlite_where": text(LIVE)}
     return tuple(Index(f"ix_{table}_live_{column}", column, "id", **live) for column in columns)
+
+
+class epoch_seconds(FunctionElement):
+    """A stored instant (naive UTC) as seconds since 1970, in each database's own arithmetic: so
+    that instants plus durations (a step due some hours after intake) compare and order in SQL."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds)
+def _epoch_sqlite(element, compiler, **kw):
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element, compiler, **kw):
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(epoch_seconds, "mysql")
+@compiles(epoch_seconds, "mariadb")
+def _epoch_mysql(element, compiler, **kw):
+    return f"TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {compiler.process(element.clauses, **kw)})"
 
 
 def status_is_version(status_column) -> dict:

@@ -35,6 +35,7 @@ from app.models.base import (
     Model,
     Scope,
     caption,
+    epoch_seconds,
     live_order,
     state_choices,
     status_is_version,
@@ -357,7 +358,13 @@ class Need(Entity):
     __sql_columns__ = {"overdue_step": lambda caption: Need.overdue_step_sql(
         lambda step: str(gettext(step)))}
     __revealing__ = ("requester_phone_shown",)
+    # The list opens on the open needs whose current step falls due soonest (the late ones
+    # first), then those without a time limit, the closed ones last, latest closed first.
+    __orders__ = {"step_due_first": lambda: (
+        case((Need.status.in_(NEED_CLOSED), 2), (Need.step_due_sql().is_(None), 1), else_=0),
+        Need.step_due_sql(), Need.completed_on.desc(), Need.id.desc())}
     __extra_labels__ = {"overdue": N_("是否逾期"), "overdue_step": N_("逾期环节"),
+                        "step_due": N_("本环节时限"),
                         "requester_phone_masked": N_("联系电话"),
                         "requester_phone_shown": N_("联系电话"),
                         "assigned_members": N_("派单党员"), "closed_on_time": N_("按期办结"),
@@ -467,6 +474,29 @@ class Need(Entity):
                        for waiting, due in need_step_limits(urgency).items() if waiting == status]
             late[status] = and_(cls.status == status, or_(by_deadline, *by_step))
         return late
+
+    @property
+    def step_due(self):
+        """When its current step falls due: 受理, 派单 and 接单 a share of the urgency's limit
+        after intake, 办理 its deadline — or the deadline, if that comes first (as `overdue`
+        counts it late); none once closed."""
+        if self.status in NEED_CLOSED:
+            return None
+        due = need_step_limits(self.urgency).get(self.status)
+        step = self.created_on + due if due is not None and self.created_on else None
+        return min((t for t in (step, self.deadline) if t is not None), default=None)
+
+    @classmethod
+    def step_due_sql(cls):
+        """`step_due` in SQL, as seconds (epoch_seconds): what the list orders by."""
+        step = case(*[(and_(cls.urgency == urgency, cls.status == status),
+                       epoch_seconds(cls.created_on) + due.total_seconds())
+                      for urgency in URGENCIES
+                      for status, due in need_step_limits(urgency).items()])
+        deadline = epoch_seconds(cls.deadline)
+        return case((cls.status.in_(NEED_CLOSED), None),
+                    (and_(cls.deadline.is_not(None), or_(step.is_(None), deadline < step)),
+                     deadline), else_=step)
 
     @property
     def overdue_step(self) -> str:

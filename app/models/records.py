@@ -51,7 +51,7 @@ class AuditLog(Model):
     changes = Column(Text, info=caption("变更内容"))
     ip = Column(String(64), index=True, info=caption("IP地址"))
 
-    __extra_labels__ = {"summary": N_("变更摘要")}
+    __extra_labels__ = {"summary": N_("变更摘要"), "content": N_("变更内容")}
 
     @property
     def details(self) -> dict:
@@ -61,24 +61,16 @@ class AuditLog(Model):
             return {"": self.changes}
         return value if isinstance(value, dict) else {"": value}
 
+    # The record's changes in words need the whole record (its resource names the fields and
+    # their values): these columns hand the views the record itself, which they word — the
+    # list briefly, the record's export in full (app/views/records.py).
     @property
-    def summary(self) -> str:
-        """One line for the list: "field: before → after; …", cut short."""
-        parts = []
-        for key, value in self.details.items():
-            if isinstance(value, list) and len(value) == 2:
-                parts.append(f"{key}: {_brief(value[0])} → {_brief(value[1])}")
-            else:
-                parts.append(f"{key}: {_brief(value)}")
-        text = "；".join(parts)
-        return text if len(text) <= 80 else text[:79] + "…"
+    def summary(self) -> "AuditLog":
+        return self
 
-
-def _brief(value) -> str:
-    if value is None:
-        return "（空）"
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 30 else text[:29] + "…"
+    @property
+    def content(self) -> "AuditLog":
+        return self
 
 
 @event.listens_for(AuditLog, "before_update")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from markupsafe import Markup
+
 from app import clock
 from app.i18n import gettext
 from app.models.base import choices_of
@@ -39,10 +41,19 @@ class PageFormatters(dict):
     def get(self, key, default=None):
         own = super().get(key, default)
         if own is None:
-            return shown
+            return lambda value: one_line(value, shown(value))
         # A column's own formatter decides the text; empty values and yes/no still read as
         # everywhere else (a formatter passing None or a flag through printed "None", "True").
-        return lambda value: shown(own(value))
+        coded = hasattr(own, "choices")
+        return lambda value: one_line(value, shown(own(value)), coded)
+
+
+def one_line(value, text, coded: bool = False):
+    """A date, an instant or a coded value (a status, an urgency) kept on one line: squeezed
+    into a narrow column they broke as "2025-12-/08" and "已办/结" (panel.css `.gj-nowrap`)."""
+    if text != "" and (coded or isinstance(value, (date, datetime))):
+        return Markup('<span class="gj-nowrap">{}</span>').format(text)
+    return text
 
 
 def display_choice(choices):

@@ -3,7 +3,6 @@ user's to-do list (我的待办), by role. Every count comes from the scoped ses
 may see) and links to the list where the items are handled, filtered to exactly those items."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -22,7 +21,6 @@ from app.dashboards.links import (
     SMALLER,
     ListLink,
     list_link,
-    list_url,
 )
 from app.extensions import db
 from app.i18n import N_
@@ -204,37 +202,19 @@ def _grid_groups() -> list[Group]:
 
 
 def _audit_groups() -> list[Group]:
-    exports = Group(N_("最近的导出"))
+    from app.views.records import activity_text, record_url, who_did
+
+    exports, imports = Group(N_("最近的导出")), Group(N_("最近的导入"))
     changes = Group(N_("最近的数据变更"))
-    for group, actions in ((exports, ("export", "import")),
+    for group, actions in ((exports, ("export",)), (imports, ("import",)),
                            (changes, ("create", "update", "delete", "restore", "transition"))):
-        for log in db.session.execute(select(AuditLog).where(AuditLog.action.in_(actions))
-                                      .order_by(AuditLog.id.desc()).limit(RECENT)).scalars():
-            group.rows.append((_describe(log), _record_url(log), log.time))
-    return [exports, changes]
-
-
-def _describe(log: AuditLog) -> str:
-    from app.models.records import AUDIT_ACTIONS
-
-    action = AUDIT_ACTIONS.get(log.action, log.action)
-    what = log.resource or ""
-    if log.action == "export" and log.changes:
-        try:
-            details = json.loads(log.changes)
-        except ValueError:
-            details = {}
-        rows = details.get("rows")
-        what += f"（{rows} 条）" if rows is not None else ""
-    record = f" #{log.record_id}" if log.record_id else ""
-    return f"{log.username or '系统'} {action} {what}{record}"
-
-
-def _record_url(log: AuditLog) -> str | None:
-    if not log.record_id or not log.resource or log.action == "delete":
-        return None
-    url = list_url(log.resource)
-    return url and f"/{log.resource}/show/{log.record_id}"
+        logs = db.session.execute(select(AuditLog).where(AuditLog.action.in_(actions))
+                                  .order_by(AuditLog.id.desc()).limit(RECENT)).scalars().all()
+        names = who_did(logs)
+        for log in logs:
+            url = record_url(log) if log.action != "delete" else None
+            group.rows.append((activity_text(log, names[log.id]), url, log.time))
+    return [exports, imports, changes]
 
 
 def todo_groups() -> list[Group]:

@@ -65,7 +65,7 @@ class NeedView(EntityView):
     workflow = NEED_FLOW
     show_template = "lists/need_show.html"
     list_columns = ["title", "community", "category", "urgency", "status", "assigned_unit",
-                    "deadline", "overdue_step"]
+                    "step_due", "overdue_step"]
     show_columns = ["title", "source", "requester_name", "requester_phone_shown", "community",
                     "grid", "category", "content", "repeat_reports", "urgency", "status",
                     "submitted_by_unit",
@@ -83,7 +83,7 @@ class NeedView(EntityView):
                       "source", "overdue", "created_on", "closed_on_time", "matched",
                       "assigned_members"]
     order_columns = ["title", "urgency", "status", "deadline", "created_on"]
-    base_order = ("created_on", "desc")
+    base_order = ("step_due_first", "asc")  # Need.__orders__
     formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
     permission_of = {"link": "edit", "propose": "edit", "photo": "read"}
     import_columns = ["community", "grid", "category", "title", "content", "urgency", "source",

@@ -85,7 +85,8 @@ class Transfers:
         order = list_args(self)[:2]
         export = Export(self, query_for(self, filters, *order), self.export_columns,
                         english_keys=request.args.get("headers") == "keys")
-        described = {k: v for k, v in request.args.items()
+        # A filter given several values (an IN filter) keeps them all.
+        described = {k: v if len(v) > 1 else v[0] for k, v in request.args.lists()
                      if k.startswith(("_flt_", "_oc_", "_od_"))}
         return export, described
 
