@@ -187,6 +187,9 @@ class Config:
                  "lists": 10, "three_ones": 15},
         "member": {"points": 40, "monthly_service": 40, "registration": 20},
     }
+    # 年度考核: the most points (±) 组织部 may add to or take from a result computed from the
+    # data, each adjustment with its reason (app/services/assessment.py).
+    ASSESSMENT_ADJUSTMENT_BOUND = float(os.environ.get("ASSESSMENT_ADJUSTMENT_BOUND", "5"))
 
     # Account security (app/security/login_guard.py). Consecutive failed logins lock an
     # account for a while; attempts are rate-limited per account *and* client address (FAB's

@@ -113,15 +113,16 @@ def sync_roles() -> None:
 
 @gongjian.command("init")
 def init_command():
-    """初始化（可重复执行）：创建权限、按 roles.py 同步角色，补齐数据字典默认项，将本机上传文件移入共享存储。"""
+    """初始化（可重复执行）：创建权限、按 roles.py 同步角色，补齐数据字典默认项和年度考核默认指标，将本机上传文件移入共享存储。"""
     from app.locks import deploy_lock
-    from app.services.defaults import ensure_dictionary
+    from app.services.defaults import ensure_dictionary, ensure_indicators
     from app.services.uploads import move_local_uploads
 
     with deploy_lock(db.engine):  # two hosts at once: one after the other
         sync_roles()
         added = ensure_dictionary(db.session)
-    click.echo(f"角色与权限已同步；数据字典新增 {added} 项默认值。")
+        indicators = ensure_indicators(db.session)
+    click.echo(f"角色与权限已同步；数据字典新增 {added} 项默认值；年度考核指标新增 {indicators} 项。")
     # Files uploads left on this host's disk before the shared storage (issue 21).
     moved = move_local_uploads(db.session)
     if moved:

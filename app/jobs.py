@@ -463,3 +463,28 @@ def _work_report_document(job, params, progress):
                  changes={"format": fmt, "month": report.month, "org": report.org_id})
     progress.message = f"已生成 {report}（{fmt}）"
     return stored
+
+
+@kind("assess", "计算年度考核")
+def _assess(job, params, progress):
+    """A year's assessment of a level, as its user may compute it (`assess` below): committed
+    with the job's end."""
+    from app.services.assessment import compute, computed_message
+
+    done = compute(db.session, params["year"], params["level"], progress=progress, commit=False)
+    progress.message = computed_message(done)
+
+
+def assess(year_text, level_text, user, resource: str, form_token: str | None = None) -> Job:
+    """Start the computation of a year's assessment (the page's and the API's): a year written
+    wrong or not ended, a level unknown, or weights not summing to 100 are refused at once,
+    before any job."""
+    from app.models.assessment import LEVEL_NAMES
+    from app.services.assessment import indicators, parse_level, parse_year
+
+    year, level = parse_year(year_text), parse_level(level_text)
+    indicators(db.session, level)
+    job = start("assess", f"计算{year}年度{LEVEL_NAMES[level]}考核", user,
+                {"year": year, "level": level, "right": ["can_compute", resource]},
+                resource=resource, form_token=form_token)
+    return submit(job)

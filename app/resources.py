@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from app.api.assessment import AssessmentApi, AssessmentIndicatorApi
 from app.api.cobuild import (
     AgreementApi,
     MemberRegistrationApi,
@@ -44,6 +45,7 @@ from app.i18n import N_
 from app.jobs import new_form_token
 from app.menu import menu_for_user
 from app.views.accounts import AccountView
+from app.views.assessment import AssessmentIndicatorView, AssessmentView
 from app.views.cobuild import (
     AgreementView,
     MemberRegistrationView,
@@ -149,6 +151,9 @@ RESOURCES = [
     Resource(PointRuleView, "cobuild", N_("积分规则"), "fa-sliders", PointRuleApi),
     Resource(PointEntryView, "cobuild", N_("积分流水"), "fa-list-alt", PointEntryApi),
     Resource(StarRatingView, "cobuild", N_("星级评定"), "fa-star", StarRatingApi),
+    Resource(AssessmentIndicatorView, "cobuild", N_("考核指标"), "fa-sliders",
+             AssessmentIndicatorApi),
+    Resource(AssessmentView, "cobuild", N_("年度考核"), "fa-trophy", AssessmentApi),
     Resource(AuditLogView, "records", N_("操作日志"), "fa-history", AuditLogApi),
     Resource(RecycleView, "records", N_("回收站"), "fa-trash", name="recycle"),
 ]

@@ -63,7 +63,7 @@ from app.models.meetings import (
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.services import audit
 from app.services.cobuild import quarter_of
-from app.services.defaults import ensure_dictionary
+from app.services.defaults import ensure_dictionary, ensure_indicators
 from app.services.meetings import cadence_dates
 from app.validators import id_number_check_char
 from seed.cobuild import DONE, POSTS, at_morning
@@ -279,6 +279,7 @@ def seed_city(session, password: str, echo=print, fraction: float = 1.0) -> dict
     names = Names(seed=2026)
     rng = names.rng
     ensure_dictionary(session)
+    ensure_indicators(session)
     session.info[audit.SKIP_ROWS] = True
     conn = session.connection()
     dialect = conn.dialect.name

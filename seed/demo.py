@@ -23,7 +23,7 @@ from app.extensions import appbuilder, db
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.roles import ROLE_LABELS
 from app.services import audit
-from app.services.defaults import ensure_dictionary
+from app.services.defaults import ensure_dictionary, ensure_indicators
 from config import INSTANCE_DIR
 from seed.cobuild import seed_cobuild, seed_stars
 from seed.lists import seed_lists
@@ -90,6 +90,7 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     size = SCALES[scale]
     names = Names(seed=2026)
     ensure_dictionary(session)
+    ensure_indicators(session)
     echo(f"正在生成演示数据（规模：{scale}）…")
     # Generated rows are recorded once, below, not one audit record each.
     session.info[audit.SKIP_ROWS] = True

@@ -1,4 +1,5 @@
 """All models, imported here so that Alembic's metadata and the mappers see every table."""
+from app.models.assessment import Assessment, AssessmentIndicator  # noqa: F401
 from app.models.base import Entity, Scope  # noqa: F401
 from app.models.cobuild import (  # noqa: F401
     Agreement,

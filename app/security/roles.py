@@ -140,6 +140,14 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     # 月汇报: each admin writes its own node's report and reviews those of the nodes below it
     # (the transition table's rules); the auditor reads and exports. Units and members: none.
     "work_report": _grant(ADMINS, CRUD | {"export"}, Auditor=AUDIT),
+    # 年度考核: 组织部 sets the indicators and computes the year's results; the rows are then
+    # moved (adjust, review, publish: their transition table says who). A community reads its
+    # own results, a unit its own, a street its communities' and units'.
+    "assessment_indicator": _grant(EVERYONE, READ, OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
+    "assessment": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                         OrgAdmin={"compute", "export"},
+                         **{r: {"export"} for r in ("StreetAdmin", "CommunityAdmin")},
+                         Auditor=AUDIT),
     # dashboards: the figures, each within the viewer's scope (a member has none)
     "dashboard": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ),
     # the public notice board needs no login; "read" here only shows it in the menu

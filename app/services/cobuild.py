@@ -502,8 +502,9 @@ def unit_three_ones(session, period, ids) -> dict[int, float]:
         Agreement.deleted_on.is_(None))).scalars().all()
     share_of_year = (period.quarter or 4) / 4
     best: dict[int, float] = {}
+    judged = three_ones(session, agreements, period.year, until=period.end)  # 3 queries for all
     for agreement in agreements:
-        ones = three_ones(session, [agreement], period.year, until=period.end)[agreement.id]
+        ones = judged[agreement.id]
         target = ones.target * share_of_year
         parts = [1.0 if ones.in_force else 0.0,
                  1.0 if not target else min(1.0, ones.needs_closed / target)]

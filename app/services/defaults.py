@@ -1,7 +1,9 @@
 """What every deployment starts with: the dictionary's default entries (categories are data,
-configurable per district). Added idempotently by `flask gongjian init`."""
+configurable per district) and the annual assessment's default indicators. Added idempotently
+by `flask gongjian init`."""
 from sqlalchemy import select
 
+from app.models.assessment import AssessmentIndicator
 from app.models.org import Dictionary
 
 # kind -> (code, label, aliases): the aliases are the words offices write for the entry
@@ -63,5 +65,43 @@ def ensure_dictionary(session) -> int:
                 row.alias = alias
             if row.need_categories is None and matches:
                 row.need_categories = matches
+    session.commit()
+    return added
+
+
+# The default indicator set of the annual assessment (年度考核), per level: (code, name, weight,
+# target %) — the practices of DOMAIN.md §1 the issue names. Weights of a level sum to 100;
+# 组织部 edits names, weights and targets.
+DEFAULT_INDICATORS = {
+    "community": [
+        ("need_on_time", "需求按期办结率", 15, 90), ("need_match", "三单需求匹配率", 10, 80),
+        ("list_provision", "驻区单位三单提供率", 10, 90), ("unit_registration", "单位报到率", 10, 100),
+        ("member_registration", "在职党员报到率", 10, 95), ("monthly_service", "报到党员按月服务率", 10, 80),
+        ("attendance", "联席会议出席率", 5, 90), ("leader_compliance", "一把手出席达标率", 5, 100),
+        ("resolution_on_time", "议定事项按期办结率", 10, 90), ("three_ones", "协议“三个一”达标率", 5, 80),
+        ("satisfaction", "群众满意度", 10, 90)],
+    "unit": [
+        ("unit_need_on_time", "派单需求按期办结率", 15, 90), ("unit_list_provision", "三单提供", 10, 100),
+        ("unit_registered", "单位报到", 10, 100), ("unit_member_registration", "在职党员报到率", 10, 95),
+        ("unit_monthly_service", "报到党员按月服务率", 10, 80), ("unit_attendance", "联席会议出席率", 10, 90),
+        ("unit_leader_compliance", "一把手出席达标率", 5, 100),
+        ("unit_resolution_on_time", "牵头议定事项按期办结率", 10, 90),
+        ("unit_three_ones", "协议“三个一”", 10, 100), ("unit_satisfaction", "群众满意度", 10, 90)],
+}
+
+
+def ensure_indicators(session) -> int:
+    """Add the default assessment indicators of a level that has none (a level 组织部 has set
+    up, even partly, is left as it is: adding to it would break its weights' sum)."""
+    levels = set(session.execute(select(AssessmentIndicator.level).where(
+        AssessmentIndicator.deleted_on.is_(None))).scalars())
+    added = 0
+    for level, rows in DEFAULT_INDICATORS.items():
+        if level in levels:
+            continue
+        for order, (code, name, weight, target) in enumerate(rows, start=1):
+            session.add(AssessmentIndicator(level=level, code=code, name=name, weight=weight,
+                                            target=target, order=order))
+            added += 1
     session.commit()
     return added

@@ -1,5 +1,6 @@
 """The public notice board (公示栏) at /public/: no login. Published 三单 per community, units'
-public commitments and their fulfilment, published star ratings and meeting schedules.
+public commitments and their fulfilment, published star ratings, meeting schedules and the
+published annual assessments (年度考核: the ranking and the scores by indicator).
 
 Nobody is logged in here, and an anonymous principal may read no business rows through the
 scope filter; so the board reads inside `unscoped()` and says itself, in every query, which
@@ -13,12 +14,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from flask import abort, current_app, redirect, request, url_for
+from flask import Response, abort, current_app, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from sqlalchemy import and_, func, select
 
 from app import clock, validators
 from app.errors import DomainError
+from app.exports import XLSX_TYPE
 from app.extensions import db
 from app.models.cobuild import RatingStatus, StarRating
 from app.models.lists import (
@@ -37,8 +39,9 @@ from app.models.meetings import JointBody, Meeting, MeetingStatus
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.login_guard import client_address
 from app.security.scope import unscoped
-from app.services import intake
+from app.services import assessment, intake
 
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 RESOURCE_PUBLIC = (ResourceStatus.PUBLISHED,)
 SERVICE_PUBLIC = (ServiceStatus.PUBLISHED, ServiceStatus.RUNNING, ServiceStatus.COMPLETED)
 # A need is on the public 需求清单 once the platform has accepted it (平台接单).
@@ -261,7 +264,29 @@ class PublicView(BaseView):
             streets = _communities(session, term)
             counts = _counts(session)
         return self.render_template("public/index.html", streets=streets, counts=counts,
-                                    term=term)
+                                    term=term, assessments=assessment.published_years(session))
+
+    @expose("/assessment/<int:year>/<level>")
+    def assessment(self, year, level):
+        """A year's published assessment of a level: the ranking and the scores by indicator
+        (names of communities and units, no person), nothing not published."""
+        ranking = assessment.published_ranking(db.session, year, level)
+        if ranking is None:
+            abort(404)
+        return self.render_template("public/assessment.html", ranking=ranking,
+                                    title=assessment.title_of(ranking))
+
+    @expose("/assessment/<int:year>/<level>.<fmt>")
+    def assessment_document(self, year, level, fmt):
+        """The published ranking as .xlsx or .docx (made from what is published, here: a
+        ranking is a table of a few thousand rows at most)."""
+        ranking = assessment.published_ranking(db.session, year, level)
+        makers = {"xlsx": (assessment.xlsx_bytes, XLSX_TYPE), "docx": (assessment.docx_bytes, DOCX_TYPE)}
+        if ranking is None or fmt not in makers:
+            abort(404)
+        make, kind = makers[fmt]
+        return Response(make(ranking), mimetype=kind, headers={
+            "Content-Disposition": f"attachment; filename={assessment.document_name(ranking, fmt)}"})
 
     @expose("/community/<int:pk>")
     def community(self, pk):

@@ -89,13 +89,18 @@ TABLE = {
     # 月汇报: each admin writes its node's report; the node above reviews it (the moves'
     # rules); the auditor reads and exports; units and members see none.
     "work_report": {ADMINS: "read write export"},
+    # 年度考核: 组织部 sets the indicator set; the results are computed by its run and moved
+    # (adjusted, reviewed, published), never written by hand. A community reads its own, a
+    # unit its own; the admins export what they read.
+    "assessment_indicator": {EVERYONE: "read", "OrgAdmin": "write export"},
+    "assessment": {ADMINS + " UnitLiaison": "read", ADMINS: "export"},
     "audit_log": {},
 }
 
 IMPORTABLE = {"organization", "unit", "member", "resource", "service_item", "need", "micro_wish"}
 SERVICE_WRITTEN = "add edit delete bulk api_post api_put api_delete"
 NOT_OFFERED = {r: "import" for r in TABLE if r not in IMPORTABLE}
-for _resource in ("point_entry", "star_rating", "audit_log"):
+for _resource in ("point_entry", "star_rating", "assessment", "audit_log"):
     NOT_OFFERED[_resource] += " " + SERVICE_WRITTEN
 
 # Workflow moves (DOMAIN.md §2–§3): resource → {roles: moves}. Admin makes every move.
@@ -118,6 +123,7 @@ MOVES = {
                        "UnitLiaison Member": "resubmit"},
     "star_rating": {"OrgAdmin StreetAdmin": "review publish"},
     "work_report": {ADMINS: "submit", "OrgAdmin": "file", "OrgAdmin StreetAdmin": "approve return"},
+    "assessment": {"OrgAdmin": "adjust publish", "OrgAdmin StreetAdmin": "review"},
 }
 
 
