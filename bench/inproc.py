@@ -4,6 +4,8 @@ one child process per database; prints one JSON object on its last line.
 - the dashboard's own SQL: the statements `GET /dashboard/` runs, captured once with a cursor
   hook, then replayed raw on a DBAPI connection (the baseline: the sum of its queries);
 - the queries per page of each list, API and dashboard page (what makes a slow page slow);
+- the annual assessment (年度考核) of every community and unit, composed as 组织部's preview,
+  against its SELECTs replayed raw;
 - the import of 10,000 rows of .xlsx (资源清单, as danwei01 for its own unit) through the
   import page's own code path (`Importer.run`, dry-run: every row validated and flushed in
   savepoints, then rolled back, so the cached database stays as built) against
@@ -91,6 +93,31 @@ def dashboard(app, client, engine, repeat: int) -> dict:
             "raw_samples": samples}
 
 
+def assessment(app, password: str, engine, repeat: int) -> dict:
+    """年度考核 of the whole data set, both levels (every community, every unit): the preview
+    request as 组织部 makes it (the composition the computing job runs, without the writes),
+    against its SELECTs replayed raw (the sum of its aggregate queries)."""
+    from app import clock
+
+    token = app.test_client().post("/api/v1/security/login", json={
+        "username": "zuzhibu", "password": password, "provider": "db"}).json["access_token"]
+    client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+
+    def compose():
+        for level in ("community", "unit"):
+            response = client.post("/api/v1/assessment/preview", headers=headers,
+                                   json={"year": clock.today().year, "level": level})
+            assert response.status_code == 200, response.get_data(as_text=True)[:500]
+
+    with captured(engine) as statements:
+        compose()
+    selects = _selects(statements)
+    median, samples = timed(compose, repeat)
+    raw, raw_samples = timed(lambda: replay(engine, selects), repeat)
+    return {"queries": len(statements), "selects": len(selects), "s": median, "samples": samples,
+            "raw_s": raw, "raw_samples": raw_samples}
+
+
 def query_counts(client, engine, urls: dict, headers=None) -> dict:
     counts = {}
     for name, url in urls.items():
@@ -175,6 +202,7 @@ def main(url: str, repeat: int, password: str, pages: dict) -> dict:
     result["api"] = query_counts(app.test_client(), engine, {"need": "/api/v1/need/"},
                                  {"Authorization": f"Bearer {token}"})
     result["import"] = importing(app, password, engine, repeat)
+    result["assessment"] = assessment(app, password, engine, repeat)
     return result
 
 

@@ -71,7 +71,7 @@ API_SQL = [
 ]
 
 TARGETS = {"scale": 1.5, "stock": 2.0, "export": {"sqlite": 0.3, "postgresql": 0.5},
-           "export_mb": 256, "dashboard": 2.0, "import": 2.0}
+           "export_mb": 256, "dashboard": 2.0, "import": 2.0, "assessment": 2.0, "assessment_s": 60}
 
 
 def page_urls(resource: str) -> dict[str, str]:
@@ -440,6 +440,13 @@ def report(run: Run) -> str:
         f"| API GET /api/v1/need/ ({run.inproc['api']['need']['queries']} queries) | {ms(run.api[big])} | "
         f"raw SQL (page + count): {ms(run.api_raw)} | {api:.1f} | — |",
     ]
+    a = run.inproc.get("assessment")
+    if a:
+        ratio = a["s"] / a["raw_s"]
+        lines.append(
+            f"| 年度考核 of all communities and units ({a['queries']} queries) | {ms(a['s'])} | "
+            f"its {a['selects']} SELECTs raw: {ms(a['raw_s'])} | {ratio:.2f} | ≤ {TARGETS['assessment']} "
+            f"and < {TARGETS['assessment_s']} s {verdict(ratio <= TARGETS['assessment'] and a['s'] < TARGETS['assessment_s'])} |")
     if demo:
         lines += ["", f"Demo scale for comparison: dashboard {ms(run.dashboard[demo])}, "
                   f"API {ms(run.api[demo])}."]

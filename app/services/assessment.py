@@ -327,23 +327,30 @@ def set_weights(session, level: str, weights: dict) -> int:
     unknown = [str(key) for key in weights if not str(key).isdigit() or int(key) not in rows]
     if unknown:
         raise DomainError(f"没有这些{LEVEL_NAMES[level]}考核指标：{'、'.join(unknown)}", "weight")
-    changed = 0
-    with committed(session, "考核指标正由他人修改，请刷新后重试"):
-        for key, raw in weights.items():
-            row = rows[int(key)]
-            try:
-                value = Decimal(str(raw).strip())
-            except (InvalidOperation, ValueError):
-                raise DomainError(f"“{row.name}”的权重应为数字", "weight") from None
-            if Decimal(str(row.weight)) != value:
-                row.weight = value
-                changed += 1
-        total = sum((Decimal(str(row.weight)) for row in rows.values()), Decimal(0))
-        if total != WEIGHT_TOTAL:
-            raise DomainError(f"{LEVEL_NAMES[level]}考核各项指标的权重之和应为100分，"
-                              f"现为{points_text(total)}分", "weight")
-        session.flush()
-    return changed
+    changes = {}
+    session.info[audit.SKIP_ROWS] = True  # one record for the whole set, below
+    try:
+        with committed(session, "考核指标正由他人修改，请刷新后重试"):
+            for key, raw in weights.items():
+                row = rows[int(key)]
+                try:
+                    value = Decimal(str(raw).strip())
+                except (InvalidOperation, ValueError):
+                    raise DomainError(f"“{row.name}”的权重应为数字", "weight") from None
+                if Decimal(str(row.weight)) != value:
+                    changes[row.name] = [points_text(row.weight), points_text(value)]
+                    row.weight = value
+            total = sum((Decimal(str(row.weight)) for row in rows.values()), Decimal(0))
+            if total != WEIGHT_TOTAL:
+                raise DomainError(f"{LEVEL_NAMES[level]}考核各项指标的权重之和应为100分，"
+                                  f"现为{points_text(total)}分", "weight")
+            session.flush()
+            if changes:
+                audit.record(session, "update", "assessment_indicator", changes={
+                    "_operation": "weights", "level": level, "weight": changes})
+    finally:
+        session.info.pop(audit.SKIP_ROWS, None)
+    return len(changes)
 
 
 # --- computing -----------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from app.models.org import Member, MemberStatus, Unit, UnitStatus
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
 from app.security.scope import Principal, current_principal, may_write, owner_clause, unscoped
 from app.services import audit
-from app.services.meetings import attendance_measure
+from app.services.meetings import _quarter_of, attendance_measure
 from app.services.workflow import Field, Transition, Workflow
 
 REASON = Field("reason", "原因", "textarea", required=True)
@@ -120,21 +120,21 @@ def three_ones(session, agreements: Sequence[Agreement], year: int,
         return {}
     start, end = date(year, 1, 1), min(date(year, 12, 31), clock.today(), until or date.max)
 
-    def quarter(day) -> int:
-        return (day.month - 1) // 3 + 1
-
+    # The quarters in SQL: a unit's (unit, quarter) pairs are at most four rows, where its
+    # (unit, meeting day) pairs were dozens (a district's assessment reads every unit).
+    quarter = _quarter_of(Meeting.held_on)
     held_in_year = (Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end))
     held, attended = defaultdict(set), defaultdict(set)
-    for unit_id, day in session.execute(
-            select(BodyMember.unit_id, Meeting.held_on).distinct()
+    for unit_id, q in session.execute(
+            select(BodyMember.unit_id, quarter).distinct()
             .join(Meeting, Meeting.body_id == BodyMember.body_id)
             .where(BodyMember.unit_id.in_(units), *held_in_year)):
-        held[unit_id].add(quarter(day))
-    for unit_id, day in session.execute(
-            select(Attendance.unit_id, Meeting.held_on).distinct()
+        held[unit_id].add(int(q))
+    for unit_id, q in session.execute(
+            select(Attendance.unit_id, quarter).distinct()
             .join(Meeting, Meeting.id == Attendance.meeting_id)
             .where(Attendance.unit_id.in_(units), Attendance.status.in_(PRESENT), *held_in_year)):
-        attended[unit_id].add(quarter(day))
+        attended[unit_id].add(int(q))
     closed = dict(session.execute(
         select(Need.assigned_unit_id, func.count(Need.id))
         .where(Need.assigned_unit_id.in_(units), Need.status.in_(NEED_DONE),

@@ -15,13 +15,14 @@ import re
 import pytest
 from sqlalchemy import MetaData, String, Text, func, select, text
 
+from app import clock
 from tests.security import matrix
 from tests.security.support import Clients, model_of, record, rolled_back, user_principal
 
 pytestmark = pytest.mark.db
 
 PROBER, SAME_COMMUNITY, OTHER_STREET = "danwei01", "danwei02", "danwei03"
-GLOBAL = {"dictionary", "point_rule", "audit_log"}  # the same for every user: nothing to probe
+GLOBAL = {"dictionary", "point_rule", "assessment_indicator", "audit_log"}  # the same for every user: nothing to probe
 DIRECTORY = {"organization", "unit"}  # readable by every role; only writes are probed
 LOGIN_FIELDS = {"last_login", "login_count", "fail_login_count", "changed_on", "locked_until",
                 "failed_logins", "last_failed_login"}
@@ -241,7 +242,7 @@ PROBED = [r for r in matrix.TABLE if r not in GLOBAL | NO_UNIT_ROWS]
 def plant(app, resource) -> None:
     """Rows the test data set lacks, made (as the system, inside the rolled-back block) for
     danwei02's and danwei03's units: a need dispatched to each, a point entry paid to each,
-    and a star-rating run, a resource of each proposed for a need of its community."""
+    a star-rating run and an assessment of the units, a resource of each proposed for a need of its community."""
     from app.extensions import db
     from app.models.cobuild import PointEntry
     from app.models.lists import Need, NeedResource, Resource
@@ -251,6 +252,10 @@ def plant(app, resource) -> None:
         session = db.session
         if resource == "star_rating":
             compute_ratings(session, "2026Q1")
+        if resource == "assessment":  # the units' results of a year that has ended
+            from app.services.assessment import compute
+
+            compute(session, str(clock.today().year - 1), "unit")
         for owner in (SAME_COMMUNITY, OTHER_STREET):
             unit_id, _, community_id = unit_of(app, owner)
             if resource == "need":
