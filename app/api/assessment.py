@@ -11,7 +11,6 @@ from flask_appbuilder.security.decorators import protect
 from app import jobs
 from app.errors import DomainError
 from app.models.assessment import Assessment, AssessmentIndicator
-from app.models.jobs import FINISHED, JobStatus
 from app.security.principal import _request_user
 from app.services import assessment as service
 from app.views.base import EntityApi
@@ -141,17 +140,11 @@ class AssessmentApi(EntityApi):
               $ref: '#/components/responses/500'
         """
         body = request.get_json(silent=True) or {}
-        try:
-            job = jobs.assess(body.get("year"), body.get("level"), _request_user(),
-                              self.class_permission_name, body.get("token"))
-        except jobs.JobRefused as exc:
-            return self.response(503, message=str(exc))
-        except DomainError as exc:
-            return self.response_422(message=str(exc))
-        if job.status not in FINISHED:
-            return self.response(202, job=job.id, status=job.status, url=f"/api/v1/job/{job.id}")
-        if job.status != JobStatus.DONE:
-            return self.response_422(message=job.message)
-        params = json.loads(job.params)
-        return self.response(200, result={"year": params["year"], "level": params["level"],
-                                          "message": job.message, "job": job.id})
+
+        def result(job):
+            params = json.loads(job.params)
+            return {"year": params["year"], "level": params["level"], "message": job.message,
+                    "job": job.id}
+        return self.job_answer(
+            lambda: jobs.assess(body.get("year"), body.get("level"), _request_user(),
+                                self.class_permission_name, body.get("token")), result)

@@ -74,6 +74,25 @@ class EntityApi(EntityBase, ModelRestApi):
         super().declare(model)
         cls.resource_name = model.__tablename__
 
+    def job_answer(self, start, result):
+        """The answer to a run started as a job (`start()` returns it): on a worker, 202 and the
+        job's URL; run in the request (no broker), 200 with `result(job)`, or 422 with why it
+        failed; a job the queue refused 503, an input refused before any job 422."""
+        from app.jobs import JobRefused
+        from app.models.jobs import FINISHED, JobStatus
+
+        try:
+            job = start()
+        except JobRefused as exc:
+            return self.response(503, message=str(exc))
+        except DomainError as exc:
+            return self.response_422(message=str(exc))
+        if job.status not in FINISHED:
+            return self.response(202, job=job.id, status=job.status, url=f"/api/v1/job/{job.id}")
+        if job.status != JobStatus.DONE:
+            return self.response_422(message=job.message)
+        return self.response(200, result=result(job))
+
     # What an API takes from its page (app/resources.py pairs them) unless it declares its own:
     # the writable fields, and the filters — the page's search form, its subtree filter
     # (`within`) and flags included — so that an API client can narrow a list as the page does.

@@ -20,7 +20,6 @@ from app.models.cobuild import (
     StarRating,
     UnitRegistration,
 )
-from app.models.jobs import FINISHED, JobStatus
 from app.security.principal import _request_user
 from app.services.cobuild import (
     AGREEMENT_FLOW,
@@ -228,17 +227,8 @@ class StarRatingApi(EntityApi):
         (app/jobs.py). On a worker: 202 and the job's URL; run in the request (no broker):
         200 with its message, or 422 with why it failed."""
         body = request.get_json(silent=True) or {}
-        try:
-            job = jobs.rate_stars(str(body.get("period", "")), _request_user(),
-                                  self.class_permission_name, body.get("token"))
-        except jobs.JobRefused as exc:
-            return self.response(503, message=str(exc))
-        except DomainError as exc:
-            return self.response_422(message=str(exc))
-        if job.status not in FINISHED:
-            return self.response(202, job=job.id, status=job.status, url=f"/api/v1/job/{job.id}")
-        if job.status != JobStatus.DONE:
-            return self.response_422(message=job.message)
-        return self.response(200, result={"period": json.loads(job.params)["period"],
-                                          "message": job.message, "ratings": job.done,
-                                          "job": job.id})
+        return self.job_answer(
+            lambda: jobs.rate_stars(str(body.get("period", "")), _request_user(),
+                                    self.class_permission_name, body.get("token")),
+            lambda job: {"period": json.loads(job.params)["period"], "message": job.message,
+                         "ratings": job.done, "job": job.id})
