@@ -38,7 +38,7 @@ MENUS: dict[str, tuple] = {
             "micro_wish")),
         (N_("共建"), "fa-handshake-o", (
             ("agreement", N_("协议")), "service_post", "service_record",
-            ("point_entry", N_("积分")))),
+            ("point_entry", N_("积分")), "assessment")),
         (N_("联席会议"), "fa-users", ("meeting", "resolution")),
     ),
     "Member": (
@@ -56,10 +56,10 @@ LEFT_OUT: dict[str, frozenset[str]] = {
     "UnitLiaison": frozenset({
         "dashboard", "public", "organization", "account", "dictionary", "need_resource",
         "joint_body", "body_member", "attendance", "agenda_item", "supervision_note",
-        "post_claim", "point_rule", "star_rating"}),
+        "post_claim", "point_rule", "star_rating", "assessment_indicator"}),
     "Member": frozenset({
         "dashboard", "public", "organization", "unit", "member", "dictionary", "need",
-        "service_item", "post_claim", "point_rule", "star_rating"}),
+        "service_item", "post_claim", "point_rule", "star_rating", "assessment_indicator"}),
 }
 
 # When a user has several roles, the first of these it has decides; a user with any role
