@@ -12,7 +12,6 @@ host's supervision notes carry none and stay the host's.
 from __future__ import annotations
 
 from calendar import monthrange
-from datetime import date
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -22,15 +21,13 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
-    Table,
     Text,
     and_,
     case,
-    or_,
     select,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import object_session, relationship
+from sqlalchemy.orm import relationship
 from sqlalchemy.orm.attributes import get_history
 
 from app import clock
@@ -39,7 +36,6 @@ from app.i18n import N_
 from app.minutes import render_minutes
 from app.models.base import (
     Entity,
-    Model,
     Scope,
     caption,
     live_order,
@@ -47,6 +43,14 @@ from app.models.base import (
     status_is_version,
 )
 from app.models.org import Organization, Unit, UnitStatus
+from app.models.supervision import (
+    ProgressNote,
+    Supervised,
+    TaskStatus,
+    co_unit_rule,
+    co_unit_table,
+    tasks_of_units,
+)
 
 # Host organisation type -> the body's level (DOMAIN.md: 区/街道/社区).
 LEVEL_OF_HOST = {"district": "区", "street": "街道", "community": "社区"}
@@ -61,12 +65,8 @@ class MeetingStatus(StrEnum):
     CANCELLED = "已取消"
 
 
-class ResolutionStatus(StrEnum):
-    """The states of a resolution under supervision (督办); the values are what the database stores."""
-
-    TODO = "待办"
-    IN_HAND = "办理中"
-    DONE = "已办结"
+# A resolution is a supervised task (app/models/supervision.py): its states are the task's.
+ResolutionStatus = TaskStatus
 
 
 MEETING_STATUSES = state_choices(MeetingStatus)
@@ -81,11 +81,7 @@ PRESENT = ("出席", "迟到")
 RESOLUTION_STATUSES = state_choices(ResolutionStatus)
 DONE = ResolutionStatus.DONE
 
-resolution_co_unit = Table(
-    "resolution_co_unit", Model.metadata,
-    Column("resolution_id", Integer, ForeignKey("resolution.id"), primary_key=True),
-    Column("unit_id", Integer, ForeignKey("unit.id"), primary_key=True, index=True),
-)
+resolution_co_unit = co_unit_table("resolution")
 
 
 # --- where rows sit: correlated subqueries on Core tables (scope criteria stay out of them) --
@@ -123,10 +119,7 @@ def _meetings_of_units(unit_ids):
 
 def _resolutions_of_units(unit_ids):
     """Resolutions the units lead or co-lead."""
-    res, co = Resolution.__table__, resolution_co_unit
-    return select(res.c.id).where(or_(
-        res.c.lead_unit_id.in_(unit_ids),
-        res.c.id.in_(select(co.c.resolution_id).where(co.c.unit_id.in_(unit_ids)))))
+    return tasks_of_units(Resolution, resolution_co_unit, unit_ids)
 
 
 def _in_member_bodies(column):
@@ -515,17 +508,16 @@ class AgendaItem(Entity):
     __caption__ = "title"
 
 
-class Resolution(Entity):
+class Resolution(Supervised, Entity):
     __tablename__ = "resolution"
     __table_args__ = live_order("resolution", "deadline", "status", "closed_on")
     __label__ = N_("议定事项")
+    __note_model__ = "SupervisionNote"
     __scope__ = Scope(
         org=(lambda: _host_of_meeting(Resolution.meeting_id),),
         unit=(lambda: Resolution.lead_unit_id,),
         # Co-units see it too (read only): the lead unit answers for it.
-        shared=(lambda p: Resolution.id.in_(
-            select(resolution_co_unit.c.resolution_id)
-            .where(resolution_co_unit.c.unit_id.in_(p.unit_ids))) if p.unit_ids else None,),
+        shared=(lambda p: co_unit_rule(Resolution, resolution_co_unit)(p),),
     )
     __choices__ = {"meeting": lambda: Meeting.status == MeetingStatus.HELD,
                    "lead_unit": lambda: Unit.status == UnitStatus.REGISTERED,
@@ -541,14 +533,6 @@ class Resolution(Entity):
     meeting_id = Column(Integer, ForeignKey("meeting.id"), nullable=False, index=True,
                         info=caption("会议"))
     content = Column(Text, nullable=False, info=caption("议定事项"))
-    lead_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=False, index=True,
-                          info=caption("牵头单位"))
-    deadline = Column(Date, nullable=False, index=True, info=caption("办结时限"))
-    status = Column(String(8), nullable=False, default=ResolutionStatus.TODO, index=True,
-                    info=caption("状态", choices=RESOLUTION_STATUSES))
-    __mapper_args__ = status_is_version(status)
-    closed_on = Column(Date, nullable=True, index=True, info=caption("办结日期"))
-    result = Column(Text, info=caption("办理结果"))
 
     meeting = relationship("Meeting", back_populates="resolutions", info=caption("会议"))
     lead_unit = relationship("Unit", info=caption("牵头单位"))
@@ -557,26 +541,8 @@ class Resolution(Entity):
                          order_by="[SupervisionNote.note_date, SupervisionNote.id]",
                          info=caption("督办记录"))
 
-    @hybrid_property
-    def overdue(self) -> bool:
-        """Past its deadline and not done: computed in the query, never a stored flag."""
-        return bool(self.deadline and self.deadline < clock.today() and self.status != DONE)
-
-    @overdue.inplace.expression
-    @classmethod
-    def _overdue_expression(cls):
-        # The application's clock, as for the deadlines people write (the database's may be UTC).
-        return and_(cls.deadline < clock.today(), cls.status != DONE)
-
-    @property
-    def closed_on_time(self) -> bool | None:
-        if self.status != DONE or self.closed_on is None:
-            return None
-        return self.closed_on <= self.deadline
-
-    @property
-    def latest_note(self):
-        return self.notes[-1] if self.notes else None
+    def supervisor_org_id(self) -> int | None:
+        return self.meeting.body.host_id if self.meeting is not None else None
 
     def validate(self, session) -> None:
         meeting = self.meeting
@@ -600,27 +566,20 @@ class Resolution(Entity):
             if not is_member(session, meeting.body_id, unit.id):
                 raise DomainError(f"{role}“{unit.name}”不是“{meeting.body.name}”的成员单位",
                                   "lead_unit" if role == "牵头单位" else "co_units")
-        if any(u.id == self.lead_unit.id for u in self.co_units):
-            raise DomainError("配合单位不能包含牵头单位", "co_units")
-        if self.status == DONE:
-            if self.closed_on is None:
-                raise DomainError("请填写办结日期", "closed_on")
-            if self.closed_on > clock.today():
-                raise DomainError("办结日期不能晚于今天", "closed_on")
-            if meeting.held_on and self.closed_on < meeting.held_on:
-                raise DomainError("办结日期不能早于会议召开日期", "closed_on")
-        elif self.closed_on is not None:
-            raise DomainError("尚未办结的事项不能填写办结日期", "closed_on")
+        self.check_assignment()
+        self.check_closing(meeting.held_on, "会议召开日期")
 
     def __str__(self) -> str:
         text = self.content or ""
         return text[:30] + ("…" if len(text) > 30 else "")
 
 
-class SupervisionNote(Entity):
+class SupervisionNote(ProgressNote, Entity):
     __tablename__ = "supervision_note"
     __table_args__ = live_order("supervision_note", "note_date", "progress")
     __label__ = N_("督办记录")
+    __task__ = "resolution"
+    __task_label__ = "议定事项"
     __scope__ = Scope(
         org=(lambda: _host_of_resolution(SupervisionNote.resolution_id),),
         # A progress report belongs to the unit that made it (the lead unit): its liaison
@@ -634,53 +593,9 @@ class SupervisionNote(Entity):
 
     resolution_id = Column(Integer, ForeignKey("resolution.id"), nullable=False, index=True,
                            info=caption("议定事项"))
-    note_date = Column(Date, nullable=False, default=date.today, index=True, info=caption("日期"))
-    author = Column(String(50), index=True, info=caption("填报人"))
-    content = Column(Text, nullable=False, info=caption("督办情况/办理进展"))
-    progress = Column(Integer, index=True, info=caption("完成进度（%）"))
-    unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
-                     info=caption("报送单位"))
 
     resolution = relationship("Resolution", back_populates="notes", info=caption("议定事项"))
     unit = relationship("Unit", info=caption("报送单位"))
-
-    @property
-    def kind(self) -> str:
-        return "进展报告" if self.unit_id else "督办意见"
-
-    def on_create(self, principal) -> None:
-        """A liaison's note is its unit's progress report; the author defaults to who wrote it."""
-        if not self.author:
-            self.author = _current_user_name()
-        if principal.sees_all or principal.org_paths or not principal.unit_ids:
-            return
-        if self.unit_id is None and self.unit is None:
-            lead = self.resolution.lead_unit_id if self.resolution is not None else None
-            # Set the relationship, not only the column: a form may have set it to None.
-            self.unit = object_session(self).get(
-                Unit, lead if lead in principal.unit_ids else principal.unit_ids[0])
-
-    def validate(self, session) -> None:
-        if self.resolution is None:
-            raise DomainError("请选择议定事项", "resolution")
-        if not (self.content or "").strip():
-            raise DomainError("请填写督办情况或办理进展", "content")
-        if self.id is None and self.resolution.status == DONE:
-            raise DomainError("该议定事项已办结，不能再添加督办记录；如需继续督办，请先“重新办理”",
-                              "resolution")
-        unit_id = self.unit.id if self.unit is not None else self.unit_id
-        if unit_id is not None and unit_id != self.resolution.lead_unit_id:
-            raise DomainError("只有牵头单位可以报送办理进展", "unit")
-        if self.progress is not None and not 0 <= self.progress <= 100:
-            raise DomainError("完成进度应为0到100之间的整数", "progress")
-        if self.note_date is None:
-            self.note_date = clock.today()
-        if self.note_date > clock.today():
-            raise DomainError("日期不能晚于今天", "note_date")
-
-    def __str__(self) -> str:
-        text = self.content or ""
-        return f"{self.note_date} {text[:20]}"
 
 
 class MeetingAttachment(Entity):
@@ -732,13 +647,3 @@ def _exists(session, stmt) -> bool:
     from app.models.org import _exists as exists
 
     return exists(session, stmt)
-
-
-def _current_user_name() -> str | None:
-    from flask import has_request_context
-    from flask_login import current_user
-
-    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
-        return None
-    name = f"{current_user.first_name or ''}{current_user.last_name or ''}".strip()
-    return name or current_user.username

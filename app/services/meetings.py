@@ -28,20 +28,15 @@ from app.models.meetings import (
     MeetingAttachment,
     MeetingStatus,
     Resolution,
-    ResolutionStatus,
-    SupervisionNote,
 )
 from app.models.org import Organization
-from app.security.roles import ADMIN_GROUP, LIAISON_GROUP
-from app.security.scope import Principal, unscoped
+from app.security.roles import ADMIN_GROUP
+from app.security.scope import unscoped
+from app.services.supervision import supervision_flow
 from app.services.workflow import Field, Transition, Workflow
 
 _TYPE_ORDER = {t: i for i, t in enumerate(MEETING_TYPES)}
 MAX_PERIOD_DAYS = 731
-
-
-def _is_admin(principal: Principal) -> bool:
-    return principal.system or bool(principal.role_names & (ADMIN_GROUP | {"Admin"}))
 
 
 # --- the cadence -------------------------------------------------------------------------------
@@ -162,34 +157,7 @@ MEETING_FLOW = Workflow(Meeting, (
 ))
 
 
-def _leads(resolution, principal):
-    if _is_admin(principal) or resolution.lead_unit_id in principal.unit_ids:
-        return True
-    return "只有牵头单位或主办方可以执行此操作"
-
-
-def _close(resolution, data, principal):
-    resolution.closed_on = data.get("closed_on") or clock.today()
-    resolution.result = data["result"]
-
-
-def _reopen(resolution, data, principal):
-    # The note first: loading the notes may flush, and a done resolution needs its date.
-    resolution.notes.append(SupervisionNote(content=f"重新办理：{data['reason']}",
-                                            note_date=clock.today()))
-    resolution.closed_on = None
-
-
-RESOLUTION_FLOW = Workflow(Resolution, (
-    Transition("start", "开始办理", (ResolutionStatus.TODO,), ResolutionStatus.IN_HAND, ADMIN_GROUP | LIAISON_GROUP, rule=_leads),
-    Transition("close", "办结", (ResolutionStatus.TODO, ResolutionStatus.IN_HAND), ResolutionStatus.DONE, ADMIN_GROUP, fields=(
-        Field("closed_on", "办结日期（默认今天）", "date"),
-        Field("result", "办理结果", "textarea", required=True),
-    ), apply=_close, style="success"),
-    Transition("reopen", "重新办理", (ResolutionStatus.DONE,), ResolutionStatus.IN_HAND, ADMIN_GROUP,
-               fields=(Field("reason", "重新办理原因", "textarea", required=True),),
-               apply=_reopen, style="warning"),
-))
+RESOLUTION_FLOW = supervision_flow(Resolution)
 
 
 # --- the meeting page: what is still open, what comes next ---------------------------------

@@ -21,11 +21,11 @@ from app.models.meetings import (
     MeetingAttachment,
     MeetingStatus,
     Resolution,
-    ResolutionStatus,
     SupervisionNote,
 )
 from app.services import meetings as service
 from app.views.base import EntityView
+from app.views.supervision import SupervisedView
 
 
 def required(label: str):
@@ -283,10 +283,9 @@ class AgendaItemView(EntityView):
     validators_columns = {"title": required("议题")}
 
 
-class ResolutionView(EntityView):
+class ResolutionView(SupervisedView):
     model = Resolution
     workflow = service.RESOLUTION_FLOW
-    show_template = "meetings/resolution_show.html"
     list_columns = ["content", "meeting", "lead_unit", "deadline", "status", "overdue",
                     "closed_on"]
     show_columns = ["meeting", "content", "lead_unit", "co_units", "deadline", "status",
@@ -295,19 +294,7 @@ class ResolutionView(EntityView):
     edit_columns = ["content", "lead_unit", "co_units", "deadline"]
     search_columns = ["content", "meeting", "lead_unit", "status", "overdue", "deadline"]
     order_columns = ["deadline", "status", "closed_on"]
-    base_order = ("open_first", "asc")  # Resolution.__orders__
     validators_columns = {"content": required("议定事项内容"), "deadline": required("办结时限")}
-    formatters_columns = {"overdue": _flag("逾期"), "co_units": _names}
-
-    def _show(self, pk):
-        widgets = super()._show(pk)
-        session = self.datamodel.session
-        widgets["notes"] = session.execute(
-            select(SupervisionNote).where(SupervisionNote.resolution_id == pk)
-            .order_by(SupervisionNote.note_date, SupervisionNote.id)).scalars().all()
-        widgets["can_note"] = (self.appbuilder.sm.has_access("can_add", "supervision_note")
-                               and self.datamodel.get(pk).status != ResolutionStatus.DONE)
-        return widgets
 
 
 class SupervisionNoteView(EntityView):
