@@ -40,6 +40,7 @@ MENUS: dict[str, tuple] = {
             ("agreement", N_("协议")), "service_post", "service_record",
             ("point_entry", N_("积分")), "assessment")),
         (N_("联席会议"), "fa-users", ("meeting", "resolution")),
+        (N_("督查考核"), "fa-check-circle", ("work_plan_item", "rectification", "inspection")),
     ),
     "Member": (
         (N_("我的待办"), "fa-check-square-o", (HOME,)),
@@ -56,7 +57,8 @@ LEFT_OUT: dict[str, frozenset[str]] = {
     "UnitLiaison": frozenset({
         "dashboard", "public", "organization", "account", "dictionary", "need_resource",
         "joint_body", "body_member", "attendance", "agenda_item", "supervision_note",
-        "post_claim", "point_rule", "star_rating", "assessment_indicator"}),
+        "post_claim", "point_rule", "star_rating", "assessment_indicator", "work_plan_note",
+        "inspection_finding", "rectification_note", "inspection_item"}),
     "Member": frozenset({
         "dashboard", "public", "organization", "unit", "member", "dictionary", "need",
         "service_item", "post_claim", "point_rule", "star_rating", "assessment_indicator"}),

@@ -28,6 +28,15 @@ from app.api.cobuild import (
     StarRatingApi,
     UnitRegistrationApi,
 )
+from app.api.inspections import (
+    InspectionApi,
+    InspectionFindingApi,
+    InspectionItemApi,
+    RectificationApi,
+    RectificationNoteApi,
+    WorkPlanItemApi,
+    WorkPlanNoteApi,
+)
 from app.api.lists import MicroWishApi, NeedApi, NeedResourceApi, ResourceApi, ServiceItemApi
 from app.api.meetings import (
     AgendaItemApi,
@@ -59,6 +68,15 @@ from app.views.cobuild import (
     cobuild_summary,
 )
 from app.views.entity import VIEWS_KEY
+from app.views.inspections import (
+    InspectionFindingView,
+    InspectionItemView,
+    InspectionView,
+    RectificationNoteView,
+    RectificationView,
+    WorkPlanItemView,
+    WorkPlanNoteView,
+)
 from app.views.jobs import JobApi, JobView
 from app.views.lists import (
     MicroWishView,
@@ -92,6 +110,7 @@ GROUPS = {
     "lists": (N_("三单管理"), "fa-list"),
     "meetings": (N_("联席会议"), "fa-users"),
     "cobuild": (N_("共驻共建"), "fa-handshake-o"),
+    "inspections": (N_("督查考核"), "fa-check-circle"),
     "records": (N_("审计与回收站"), "fa-shield"),
 }
 
@@ -154,6 +173,15 @@ RESOURCES = [
     Resource(AssessmentIndicatorView, "cobuild", N_("考核指标"), "fa-sliders",
              AssessmentIndicatorApi),
     Resource(AssessmentView, "cobuild", N_("年度考核"), "fa-trophy", AssessmentApi),
+    Resource(WorkPlanItemView, "inspections", N_("工作要点"), "fa-tasks", WorkPlanItemApi),
+    Resource(WorkPlanNoteView, "inspections", N_("工作要点督办记录"), "fa-eye", WorkPlanNoteApi),
+    Resource(InspectionView, "inspections", N_("季度督查"), "fa-search", InspectionApi),
+    Resource(InspectionFindingView, "inspections", N_("督查发现"), "fa-flag-o",
+             InspectionFindingApi),
+    Resource(RectificationView, "inspections", N_("整改任务"), "fa-wrench", RectificationApi),
+    Resource(RectificationNoteView, "inspections", N_("整改进展"), "fa-comment-o",
+             RectificationNoteApi),
+    Resource(InspectionItemView, "inspections", N_("督查项目"), "fa-list-ul", InspectionItemApi),
     Resource(AuditLogView, "records", N_("操作日志"), "fa-history", AuditLogApi),
     Resource(RecycleView, "records", N_("回收站"), "fa-trash", name="recycle"),
 ]

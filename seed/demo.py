@@ -105,6 +105,7 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     seed_cobuild(session, names, scale, tree, units, members, echo)
     seed_stars(session, echo)
     _draft_report(session, tree["communities"][0])
+    _inspection_and_plan(session, tree["streets"][0], tree["communities"][0], units[:2])
     session.info[audit.SKIP_ROWS] = True  # the run ends its own recording
     audit.record(session, "import", "seed", changes={
         "scale": scale, "organizations": len(tree["all"]), "units": len(units),
@@ -127,6 +128,50 @@ def _draft_report(session, community) -> None:
         year, month = year - 1, month + 12
     session.add(WorkReport(org_id=community.id, month=f"{year}-{month:02d}",
                            summary="本月社区共驻共建工作有序推进。", problems="", plans=""))
+    session.flush()
+
+
+def _inspection_and_plan(session, street, community, units) -> None:
+    """季度督查 and 工作要点 of the demo community (shequ01's), so their pages and moves have rows:
+    the street's round two months back over the community and danwei01's unit, two failing
+    findings with their rectification tasks (one overdue), and the community's two plan items
+    (one overdue) led by danwei01's and danwei02's units."""
+    from datetime import timedelta
+
+    from app.models.inspections import (
+        Inspection,
+        InspectionFinding,
+        InspectionItem,
+        Rectification,
+    )
+    from app.models.workplan import WorkPlanItem
+
+    today = clock.today()
+    inspected = today - timedelta(days=60)
+    checklist = session.execute(select(InspectionItem).order_by(InspectionItem.seq)).scalars().all()
+    if len(checklist) < 5:  # 组织部 changed the checklist: nothing to show it with
+        return
+    round_ = Inspection(organizer=street, title="社区党建共驻共建季度督查", year=inspected.year,
+                        quarter=(inspected.month + 2) // 3, inspected_on=inspected,
+                        communities=[community], units=[units[0]],
+                        summary="三单公开、联席会议召开情况总体较好，部分事项需整改。")
+    found = [InspectionFinding(inspection=round_, item=checklist[0], org=community, result="符合"),
+             InspectionFinding(inspection=round_, item=checklist[1], org=community,
+                               result="不符合", note="本季度季研讨会未召开"),
+             InspectionFinding(inspection=round_, item=checklist[4], unit=units[0],
+                               result="部分符合", note="协议“三个一”中解决问题的承诺未落实")]
+    session.add_all(found)
+    session.flush()
+    session.add_all([
+        Rectification(finding=found[1], org=community, deadline=inspected + timedelta(days=30)),
+        Rectification(finding=found[2], lead_unit=units[0], deadline=today + timedelta(days=20)),
+        WorkPlanItem(org=community, year=today.year, number="1", lead_unit=units[0],
+                     co_units=[units[1]], content="健全“双报到”党员服务台账，每月通报服务情况",
+                     deadline=today + timedelta(days=25)),
+        WorkPlanItem(org=community, year=(today - timedelta(days=15)).year, number="2",
+                     lead_unit=units[1], content="完成共建服务项目签约",
+                     deadline=today - timedelta(days=15)),
+    ])
     session.flush()
 
 

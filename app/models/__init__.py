@@ -13,6 +13,14 @@ from app.models.cobuild import (  # noqa: F401
     UnitRegistration,
 )
 from app.models.import_maps import ImportValueMap  # noqa: F401
+from app.models.inspections import (  # noqa: F401
+    FindingPhoto,
+    Inspection,
+    InspectionFinding,
+    InspectionItem,
+    Rectification,
+    RectificationNote,
+)
 from app.models.jobs import FileChunk, Job, StoredFile  # noqa: F401
 from app.models.lists import MicroWish, Need, Resource, ServiceItem  # noqa: F401
 from app.models.meetings import (  # noqa: F401
@@ -29,4 +37,5 @@ from app.models.notices import Notice  # noqa: F401
 from app.models.org import Dictionary, Member, Organization, Unit  # noqa: F401
 from app.models.records import AuditLog  # noqa: F401
 from app.models.reports import WorkReport  # noqa: F401
+from app.models.workplan import WorkPlanItem, WorkPlanNote  # noqa: F401
 from app.security.models import UserAccount  # noqa: F401

@@ -116,6 +116,21 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     "supervision_note": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
                                **{r: CRUD | {"export"} for r in ADMINS},
                                UnitLiaison={"read", "add", "edit"}, Auditor=AUDIT),
+    # 工作要点 and 季度督查 (issue 26): a node's admins keep its plan; a street or 组织部 runs
+    # its rounds, the communities inspected read theirs; units read the tasks they answer for
+    # and report progress in the notes; 组织部 keeps the checklist.
+    "work_plan_item": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                             **{r: CRUD | {"export"} for r in ADMINS}, Auditor=AUDIT),
+    **{resource: _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                        OrgAdmin=CRUD | {"export"}, StreetAdmin=CRUD | {"export"},
+                        CommunityAdmin=READ | {"export"}, Auditor=AUDIT)
+       for resource in ("inspection", "inspection_finding", "rectification")},
+    **{resource: _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                        **{r: CRUD | {"export"} for r in ADMINS},
+                        UnitLiaison={"read", "add", "edit"}, Auditor=AUDIT)
+       for resource in ("work_plan_note", "rectification_note")},
+    "inspection_item": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                              OrgAdmin=CRUD | {"export"}, Auditor=AUDIT),
     # co-building: agreements, dual registration, posts, service records, points and stars.
     # The ledger and the ratings are written by their services only (certification, the
     # star-rating run), never edited by hand.

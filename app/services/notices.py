@@ -49,9 +49,10 @@ from app.models.cobuild import (
     served_between,
 )
 from app.models.lists import NEED_CLOSED, NEED_STEPS, Need, NeedStatus, need_step_limits
-from app.models.meetings import Resolution, ResolutionStatus
+from app.models.meetings import Resolution
 from app.models.notices import CHANNEL_COLUMNS, Channel, Notice, NoticeStatus
 from app.models.org import Member, Organization
+from app.models.supervision import SUPERVISED, Supervised, TaskStatus
 from app.security.models import UserAccount
 from app.security.principal import acting_as, current_principal, principal_for, unscoped
 from app.security.scope import may_read, scoped_models
@@ -152,8 +153,18 @@ def need_late_recipients(session, need: Need) -> list[UserAccount]:
     return need_actors(session, need) + above
 
 
-def resolution_units(session, resolution: Resolution) -> list[UserAccount]:
-    return liaisons(session, resolution.lead_unit_id, *[u.id for u in resolution.co_units])
+def task_units(session, task) -> list[UserAccount]:
+    """Who answers for a supervised task: the liaisons of its lead and co-units, and the
+    admins of the node answering for it instead of a unit (a rectification's)."""
+    return (liaisons(session, task.lead_unit_id, *[u.id for u in task.co_units])
+            + node_admins(session, task.responsible_org_id()))
+
+
+def task_late(session, task) -> list[UserAccount]:
+    """A task past its deadline: who answers for it, and the supervising node's admins."""
+    if isinstance(task, Resolution):  # its host's community admins, as since issue 23
+        return task_units(session, task) + community_admins(session, task.supervisor_org_id())
+    return task_units(session, task) + node_admins(session, task.supervisor_org_id())
 
 
 # --- the events --------------------------------------------------------------------------------
@@ -183,8 +194,16 @@ def _titled_str(row) -> dict:
     return {"title": str(row)[:100]}
 
 
-def _resolution_payload(resolution: Resolution) -> dict:
-    return {"title": (resolution.content or "")[:60], "deadline": clock.local_text(resolution.deadline)}
+def _task_payload(task) -> dict:
+    return {"title": (task.content or "")[:60], "deadline": clock.local_text(task.deadline)}
+
+
+def _supervised(resource: str, assigned: str, near: str, overdue: str) -> tuple[Event, ...]:
+    """The three events of a supervised task (app/models/supervision.py): assigned when
+    created, its deadline near, its deadline passed."""
+    return (Event(f"{resource}_assigned", resource, assigned, task_units, _task_payload),
+            Event(f"{resource}_near", resource, near, task_units, _task_payload),
+            Event(f"{resource}_overdue", resource, overdue, task_late, _task_payload))
 
 
 EVENTS: dict[str, Event] = {e.code: e for e in (
@@ -211,13 +230,15 @@ EVENTS: dict[str, Event] = {e.code: e for e in (
           lambda s, r: liaisons(s, r.unit_id), _titled("receipt_no")),
     Event("member_registration_confirmed", "member_registration", N_("党员报到已确认（报到证编号 {title}）"),
           lambda s, r: members_users(s, r.member_id), _titled("certificate_no")),
-    Event("resolution_assigned", "resolution", N_("议定事项“{title}”由您的单位承办，办结时限 {deadline}"),
-          resolution_units, _resolution_payload),
-    Event("resolution_near", "resolution", N_("议定事项“{title}”的办结时限 {deadline} 将至"),
-          resolution_units, _resolution_payload),
-    Event("resolution_overdue", "resolution", N_("议定事项“{title}”已超过办结时限 {deadline}"),
-          lambda s, r: resolution_units(s, r) + community_admins(s, r.meeting.body.host_id),
-          _resolution_payload),
+    *_supervised("resolution", N_("议定事项“{title}”由您的单位承办，办结时限 {deadline}"),
+                 N_("议定事项“{title}”的办结时限 {deadline} 将至"),
+                 N_("议定事项“{title}”已超过办结时限 {deadline}")),
+    *_supervised("work_plan_item", N_("工作要点“{title}”由您负责，办结时限 {deadline}"),
+                 N_("工作要点“{title}”的办结时限 {deadline} 将至"),
+                 N_("工作要点“{title}”已超过办结时限 {deadline}")),
+    *_supervised("rectification", N_("督查整改任务“{title}”由您负责，整改时限 {deadline}"),
+                 N_("整改任务“{title}”的整改时限 {deadline} 将至"),
+                 N_("整改任务“{title}”已超过整改时限 {deadline}")),
     Event("agreement_expiring", "agreement", N_("共驻共建协议“{title}”将于 {deadline} 到期"),
           lambda s, a: liaisons(s, a.unit_id) + community_admins(s, a.community_id),
           lambda a: {"title": a.title, "deadline": clock.local_text(a.valid_to)}),
@@ -584,11 +605,12 @@ def scan(session, now: datetime | None = None) -> Counter:
             counts["need_deadline_near"] += notify(session, "need_deadline_near", need,
                                                    occurrence, deadline=deadline)
     near = today + timedelta(days=current_app.config["NOTIFY_RESOLUTION_NEAR_DAYS"])
-    for resolution in session.scalars(select(Resolution).where(
-            Resolution.status != ResolutionStatus.DONE, Resolution.deadline <= near)
-            .order_by(Resolution.id)).all():
-        code = "resolution_overdue" if resolution.deadline < today else "resolution_near"
-        counts[code] += notify(session, code, resolution, resolution.deadline.isoformat())
+    for model in SUPERVISED:  # resolutions, work-plan items, rectifications alike
+        for task in session.scalars(select(model).where(
+                model.status != TaskStatus.DONE, model.deadline <= near)
+                .order_by(model.id)).all():
+            code = model.__tablename__ + ("_overdue" if task.deadline < today else "_near")
+            counts[code] += notify(session, code, task, task.deadline.isoformat())
     for agreement in session.scalars(select(Agreement).where(Agreement.expiring)
                                      .order_by(Agreement.id)).all():
         counts["agreement_expiring"] += notify(session, "agreement_expiring", agreement,
@@ -616,14 +638,16 @@ def _remind_unserved(session, today: date) -> int:
 
 # table → event, for rows a person creates (a form, the API, an import); rows the system makes
 # (the seed, a migration) tell nobody.
-CREATES = {"resolution": "resolution_assigned"}
+# Every supervised task (app/models/supervision.py) is assigned to its units when created.
+def _created_event(obj) -> str | None:
+    return f"{obj.__tablename__}_assigned" if isinstance(obj, Supervised) else None
 _CREATED = "notices_created"
 
 
 @event.listens_for(Session, "after_flush")
 def _note_created(session, flush_context) -> None:
     for obj in session.new:
-        if getattr(obj, "__tablename__", None) in CREATES:
+        if _created_event(obj):
             session.info.setdefault(_CREATED, []).append(obj)
 
 
@@ -637,7 +661,7 @@ def _notify_created(session) -> None:
         return
     for obj in created:
         if obj.id is not None and not obj.is_deleted:
-            notify(session, CREATES[obj.__tablename__], obj, "created", actor_id=principal.user_id)
+            notify(session, _created_event(obj), obj, "created", actor_id=principal.user_id)
 
 
 @event.listens_for(Session, "after_rollback")

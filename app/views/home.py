@@ -36,6 +36,7 @@ from app.models.cobuild import (
     UnitRegistration,
     UnitRegistrationStatus,
 )
+from app.models.inspections import Rectification
 from app.models.lists import (
     MatchStatus,
     MicroWish,
@@ -51,6 +52,8 @@ from app.models.lists import (
 from app.models.meetings import Meeting, MeetingStatus, Resolution, ResolutionStatus
 from app.models.records import AuditLog
 from app.models.reports import WorkReport
+from app.models.supervision import TaskStatus
+from app.models.workplan import WorkPlanItem
 from app.security.roles import ADMIN_GROUP, ROLE_LABELS
 from app.security.scope import current_principal
 
@@ -112,7 +115,11 @@ def _admin_groups() -> list[Group]:
     meetings.add(N_("逾期未办结的议定事项"), Resolution, ("overdue", FLAG, 1), urgent=True)
     meetings.add(N_("未办结的议定事项（待办、办理中）"), Resolution,
                  ("status", NOT_EQ, ResolutionStatus.DONE))
-    return [needs, review, meetings, *_report_groups()]
+    tasks = Group(N_("整改任务与工作要点"))
+    tasks.add(N_("逾期未办结的整改任务"), Rectification, ("overdue", FLAG, 1), urgent=True)
+    tasks.add(N_("未办结的整改任务"), Rectification, ("status", NOT_EQ, TaskStatus.DONE))
+    tasks.add(N_("逾期未办结的工作要点"), WorkPlanItem, ("overdue", FLAG, 1), urgent=True)
+    return [needs, review, meetings, tasks, *_report_groups()]
 
 
 def _report_groups() -> list[Group]:
@@ -164,6 +171,10 @@ def _liaison_groups(unit_id: int) -> list[Group]:
                 ("expiring", FLAG, 1), urgent=True)
     cobuild.add(N_("本单位牵头、未办结的议定事项"), Resolution, ("lead_unit", RELATION, unit_id),
                 ("status", NOT_EQ, ResolutionStatus.DONE))
+    cobuild.add(N_("本单位负责、未办结的整改任务"), Rectification, ("lead_unit", RELATION, unit_id),
+                ("status", NOT_EQ, TaskStatus.DONE))
+    cobuild.add(N_("本单位牵头、未办结的工作要点"), WorkPlanItem, ("lead_unit", RELATION, unit_id),
+                ("status", NOT_EQ, TaskStatus.DONE))
     cobuild.add(*UNSERVED)
     _upcoming_meetings(cobuild, today)
     return [needs, drafts, cobuild]

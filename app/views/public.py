@@ -39,7 +39,7 @@ from app.models.meetings import JointBody, Meeting, MeetingStatus
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.login_guard import client_address
 from app.security.scope import unscoped
-from app.services import assessment, intake
+from app.services import assessment, inspections, intake
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 RESOURCE_PUBLIC = (ResourceStatus.PUBLISHED,)
@@ -205,7 +205,16 @@ def community_board(session, community: Organization) -> dict:
         "stars": stars,
         "upcoming": [_scrub(r, "place") for r in meetings if r.status == MeetingStatus.PLANNED],
         "held": [_scrub(r, "place") for r in meetings if r.status == MeetingStatus.HELD],
+        # 季度督查: the published rounds that inspected it, each with its summary (names and
+        # counts only) and its text scrubbed of numbers that look personal.
+        "inspections": [(_scrubbed_round(r), inspections.summary(session, r))
+                        for r in inspections.published_rounds(session, community)],
     }
+
+
+def _scrubbed_round(inspection):
+    inspection.public_summary = scrubbed(inspection.summary)
+    return inspection
 
 
 def _period_label(code: str | None) -> str | None:

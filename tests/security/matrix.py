@@ -74,6 +74,16 @@ TABLE = {
                         "resolution")},
     "supervision_note": {ADMINS + " UnitLiaison": "read", ADMINS: "write export",
                          "UnitLiaison": "add* edit*"},
+    # 工作要点 and 季度督查: a node's admins keep its plan; the street and 组织部 inspect, the
+    # community inspected reads; units read what they answer for and report its progress.
+    "work_plan_item": {ADMINS + " UnitLiaison": "read", ADMINS: "write export"},
+    **{resource: {ADMINS + " UnitLiaison": "read", "OrgAdmin StreetAdmin": "write",
+                  ADMINS: "export"}
+       for resource in ("inspection", "inspection_finding", "rectification")},
+    **{resource: {ADMINS + " UnitLiaison": "read", ADMINS: "write export",
+                  "UnitLiaison": "add* edit*"}
+       for resource in ("work_plan_note", "rectification_note")},
+    "inspection_item": {ADMINS + " UnitLiaison": "read", "OrgAdmin": "write export"},
     # Co-building.
     "agreement": {ADMINS + " UnitLiaison": "read", ADMINS: "write export"},
     "unit_registration": {ADMINS + " UnitLiaison": "read write", ADMINS: "export"},
@@ -115,6 +125,10 @@ MOVES = {
                    "UnitLiaison Member": "claim cancel fulfil"},
     "meeting": {ADMINS: "hold cancel replan"},
     "resolution": {ADMINS: "start close reopen", "UnitLiaison": "start"},
+    "work_plan_item": {ADMINS: "start close reopen", "UnitLiaison": "start"},
+    # Only the inspecting side closes a rectification (the moves' rule, on rows in scope).
+    "rectification": {ADMINS: "start close reopen", "UnitLiaison": "start"},
+    "inspection": {ADMINS: "publish withdraw"},
     "agreement": {ADMINS: "sign terminate"},
     "unit_registration": {ADMINS: "confirm cancel"},
     "member_registration": {ADMINS: "confirm transfer_out cancel"},

@@ -22,7 +22,8 @@ from tests.security.support import Clients, model_of, record, rolled_back, user_
 pytestmark = pytest.mark.db
 
 PROBER, SAME_COMMUNITY, OTHER_STREET = "danwei01", "danwei02", "danwei03"
-GLOBAL = {"dictionary", "point_rule", "assessment_indicator", "audit_log"}  # the same for every user: nothing to probe
+GLOBAL = {"dictionary", "point_rule", "assessment_indicator", "audit_log",
+          "inspection_item"}  # the same for every user: nothing to probe
 DIRECTORY = {"organization", "unit"}  # readable by every role; only writes are probed
 LOGIN_FIELDS = {"last_login", "login_count", "fail_login_count", "changed_on", "locked_until",
                 "failed_logins", "last_failed_login"}
@@ -271,12 +272,46 @@ def plant(app, resource) -> None:
                                        .order_by(Need.id)).first()
                 session.add(NeedResource(need=need, resource=offered, status="待认领",
                                          note=f"提议给{owner}的资源"))
+            if resource in ROUND_ROWS:
+                _plant_round(session, owner, unit_id, community_id)
             if resource == "point_entry":
                 source = session.scalars(select(PointEntry).order_by(PointEntry.id)).first()
                 session.add(_copy(source, subject_type="unit", unit_id=unit_id, member_id=None,
                                   community_id=community_id, reason=f"付给{owner}的积分"))
         session.commit()
         session.remove()
+
+
+# 季度督查's rows and the plan's notes: a round of the unit's street over the unit, its failing
+# finding, the unit's rectification task and its progress report; a plan item the unit leads.
+ROUND_ROWS = {"inspection", "inspection_finding", "rectification", "rectification_note",
+              "work_plan_note"}
+
+
+def _plant_round(session, owner, unit_id, community_id) -> None:
+    from app.models.inspections import (
+        Inspection,
+        InspectionFinding,
+        InspectionItem,
+        Rectification,
+        RectificationNote,
+    )
+    from app.models.org import Organization, Unit
+    from app.models.workplan import WorkPlanItem, WorkPlanNote
+
+    unit, community = session.get(Unit, unit_id), session.get(Organization, community_id)
+    street = session.get(Organization, community.parent_id)
+    today = clock.today()
+    item = session.scalars(select(InspectionItem).order_by(InspectionItem.id)).first()
+    finding = InspectionFinding(
+        inspection=Inspection(organizer=street, title=f"督查{owner}", year=today.year,
+                              quarter=(today.month + 2) // 3, units=[unit]),
+        item=item, unit=unit, result="不符合", note=f"{owner}的问题")
+    task = Rectification(finding=finding, lead_unit=unit, deadline=today, content=f"{owner}整改")
+    plan = WorkPlanItem(org=community, year=today.year, number=f"P-{owner}", lead_unit=unit,
+                        content=f"{owner}的工作要点", deadline=today)
+    session.add_all([RectificationNote(rectification=task, unit=unit, content=f"{owner}的进展"),
+                     WorkPlanNote(item=plan, unit=unit, content=f"{owner}的要点进展")])
 
 
 def _copy(row, **changes):
