@@ -246,7 +246,8 @@ class ProgressNote:
             raise DomainError(f"该{noun}已办结，不能再添加督办记录；如需继续督办，请先“重新办理”",
                               self.__task__)
         unit_id = self.unit.id if self.unit is not None else self.unit_id
-        if unit_id is not None and unit_id != task.lead_unit_id:
+        lead_id = task.lead_unit.id if task.lead_unit is not None else task.lead_unit_id
+        if unit_id is not None and unit_id != lead_id:
             raise DomainError("只有牵头单位可以报送办理进展", "unit")
         if self.progress is not None and not 0 <= self.progress <= 100:
             raise DomainError("完成进度应为0到100之间的整数", "progress")
