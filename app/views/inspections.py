@@ -20,10 +20,8 @@ from app.models.workplan import WorkPlanItem, WorkPlanNote
 from app.services import inspections as service
 from app.services.meetings import max_bytes
 from app.views.base import EntityView
-from app.views.meetings import required
-from app.views.supervision import SupervisedView
-
-NOTE_COLUMNS = ["note_date", "kind", "unit", "content", "progress", "author"]
+from app.views.fields import required
+from app.views.supervision import ProgressNoteView, SupervisedView
 
 
 def _yes_no(value):
@@ -147,16 +145,8 @@ class RectificationView(SupervisedView):
         "content": "留空则按督查发现生成"}
 
 
-class RectificationNoteView(EntityView):
+class RectificationNoteView(ProgressNoteView):
     model = RectificationNote
-    list_columns = ["rectification", *NOTE_COLUMNS]
-    show_columns = ["rectification", *NOTE_COLUMNS, "created_on", "changed_on"]
-    add_columns = ["rectification", "note_date", "content", "progress", "unit", "author"]
-    edit_columns = ["note_date", "content", "progress", "author"]
-    search_columns = ["rectification", "unit", "note_date", "author"]
-    order_columns = ["note_date", "progress"]
-    base_order = ("note_date", "desc")
-    validators_columns = {"content": required("督办情况/办理进展"), "note_date": required("日期")}
 
 
 class WorkPlanItemView(SupervisedView):
@@ -174,13 +164,5 @@ class WorkPlanItemView(SupervisedView):
                           "year": required("年度"), "number": required("序号")}
 
 
-class WorkPlanNoteView(EntityView):
+class WorkPlanNoteView(ProgressNoteView):
     model = WorkPlanNote
-    list_columns = ["item", *NOTE_COLUMNS]
-    show_columns = ["item", *NOTE_COLUMNS, "created_on", "changed_on"]
-    add_columns = ["item", "note_date", "content", "progress", "unit", "author"]
-    edit_columns = ["note_date", "content", "progress", "author"]
-    search_columns = ["item", "unit", "note_date", "author"]
-    order_columns = ["note_date", "progress"]
-    base_order = ("note_date", "desc")
-    validators_columns = {"content": required("督办情况/办理进展"), "note_date": required("日期")}

@@ -7,7 +7,6 @@ from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 from wtforms import TextAreaField
-from wtforms.validators import InputRequired
 
 from app import clock, storage
 from app.errors import DomainError, committed
@@ -25,12 +24,8 @@ from app.models.meetings import (
 )
 from app.services import meetings as service
 from app.views.base import EntityView
+from app.views.fields import required
 from app.views.supervision import SupervisedView
-
-
-def required(label: str):
-    """FAB's own "required" check speaks English: say it in Chinese, by the field's label."""
-    return [InputRequired(f"请填写{label}")]
 
 
 def _flag(text):

@@ -4,6 +4,9 @@ from sqlalchemy import select
 
 from app.models.supervision import TaskStatus
 from app.views.base import EntityView
+from app.views.fields import required
+
+NOTE_COLUMNS = ["note_date", "kind", "unit", "content", "progress", "author"]
 
 
 def _flag(text):
@@ -31,3 +34,21 @@ class SupervisedView(EntityView):
                                and self.datamodel.get(pk).status != TaskStatus.DONE)
         widgets["note_url"] = f"/{note.__tablename__}/add?_flt_0_{note.__task__}={pk}"
         return widgets
+
+
+class ProgressNoteView(EntityView):
+    """Base of a supervised task's notes page: its columns name the note's task (`__task__`)."""
+
+    edit_columns = ["note_date", "content", "progress", "author"]
+    order_columns = ["note_date", "progress"]
+    base_order = ("note_date", "desc")
+    validators_columns = {"content": required("督办情况/办理进展"), "note_date": required("日期")}
+
+    @classmethod
+    def declare(cls, model) -> None:
+        task = model.__task__
+        cls.list_columns = [task, *NOTE_COLUMNS]
+        cls.show_columns = [task, *NOTE_COLUMNS, "created_on", "changed_on"]
+        cls.add_columns = [task, "note_date", "content", "progress", "unit", "author"]
+        cls.search_columns = [task, "unit", "note_date", "author"]
+        super().declare(model)
