@@ -139,6 +139,15 @@ def sql_counts(ctx, cid) -> dict:
         "JOIN joint_body b ON b.id = m.body_id WHERE b.host_id = :c AND r.deadline BETWEEN :d0 AND :d1 "
         "AND r.deleted_on IS NULL")
     found["resolution_on_time"] = _share(in_time, due)
+    on_time = "coalesce(sum(CASE WHEN t.status = '已办结' AND t.closed_on <= t.deadline THEN 1 ELSE 0 END), 0)"
+    due, in_time = one(
+        f"SELECT count(*), {on_time} FROM rectification t LEFT JOIN unit u ON u.id = t.lead_unit_id "
+        "WHERE coalesce(t.org_id, u.community_id) = :c AND t.deadline BETWEEN :d0 AND :d1 "
+        "AND t.deleted_on IS NULL")
+    found["rectification_on_time"] = _share(in_time, due)
+    due, in_time = one(f"SELECT count(*), {on_time} FROM work_plan_item t WHERE t.org_id = :c "
+                       "AND t.deadline BETWEEN :d0 AND :d1 AND t.deleted_on IS NULL")
+    found["work_plan_on_time"] = _share(in_time, due)
     return found
 
 
@@ -205,6 +214,19 @@ def test_weights_of_a_level_sum_to_100(ctx, api):
 
 def test_the_year_computed_adjusted_reviewed_published_and_on_the_board(ctx, api, year_ended, app):
     cid = node_of(ctx, "shequ01")
+    # The demo's rectifications and plan items of the year are still open: one of each closed
+    # on its deadline, so that their rates are counted from both kinds of rows.
+    with ctx.session() as session:
+        by_unit = "(SELECT community_id FROM unit u WHERE u.id = t.lead_unit_id)"
+        for table, placed in (("rectification", f"coalesce(t.org_id, {by_unit})"),
+                              ("work_plan_item", "t.org_id")):
+            first = session.execute(text(
+                f"SELECT min(t.id) FROM {table} t WHERE {placed} = :c AND t.deadline BETWEEN :b AND :e "
+                "AND t.deleted_on IS NULL"), {"c": cid, "b": date(YEAR, 1, 1), "e": date(YEAR, 12, 31)}).scalar()
+            assert first, f"the demo community should have a {table} due in {YEAR}"
+            session.execute(text(f"UPDATE {table} SET status = '已办结', closed_on = deadline WHERE id = :i"),
+                            {"i": first})
+        session.commit()
     done = compute(api, "community")
     assert done.status_code == 200, done.get_data(as_text=True)
     assert "已计算" in done.json["result"]["message"]

@@ -60,6 +60,8 @@ INDICATOR_CODES = {
     "attendance": ("community", N_("联席会议出席率")),
     "leader_compliance": ("community", N_("季度、年度会议一把手出席达标率")),
     "resolution_on_time": ("community", N_("议定事项按期办结率")),
+    "rectification_on_time": ("community", N_("整改任务按期办结率")),
+    "work_plan_on_time": ("community", N_("工作要点按期办结率")),
     "three_ones": ("community", N_("协议“三个一”达标率")),
     "satisfaction": ("community", N_("群众满意度")),
     "unit_need_on_time": ("unit", N_("派单需求按期办结率")),
@@ -70,6 +72,8 @@ INDICATOR_CODES = {
     "unit_attendance": ("unit", N_("联席会议出席率")),
     "unit_leader_compliance": ("unit", N_("季度、年度会议一把手出席达标率")),
     "unit_resolution_on_time": ("unit", N_("牵头议定事项按期办结率")),
+    "unit_rectification_on_time": ("unit", N_("整改任务按期办结率")),
+    "unit_work_plan_on_time": ("unit", N_("牵头工作要点按期办结率")),
     "unit_three_ones": ("unit", N_("协议“三个一”")),
     "unit_satisfaction": ("unit", N_("群众满意度")),
 }

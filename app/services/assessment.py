@@ -51,6 +51,7 @@ from app.models.cobuild import (
     UnitRegistrationStatus,
     served_between,
 )
+from app.models.inspections import Rectification
 from app.models.lists import NEED_DONE, Need, NeedStatus
 from app.models.meetings import (
     DONE,
@@ -63,6 +64,7 @@ from app.models.meetings import (
     Resolution,
 )
 from app.models.org import Member, Organization, Unit, UnitStatus
+from app.models.workplan import WorkPlanItem
 from app.security.principal import Principal, current_principal, unscoped
 from app.services import audit
 from app.services.cobuild import Period as StarPeriod
@@ -229,13 +231,14 @@ def closed_on_time(model, group, *joins, done=DONE):
     """A supervised task (columns deadline, closed_on, status, lead_unit_id) closed on time:
     of those due in the year, the ones closed (status `done`) on or before their deadline — a
     task still open or closed late counts against. One query per level over all subjects;
-    `group` places a task (its lead unit, or through `joins` its host community)."""
+    `group` places a task (its lead unit, or through `joins` its host community; outer joins:
+    a rectification answered by a node has no lead unit)."""
     def measure(session, period, ids):
         on_time = and_(model.status == done, model.closed_on.is_not(None),
                        model.closed_on <= model.deadline)
         stmt = select(group, func.count(model.id), _count_if(on_time)).select_from(model)
         for target, on in joins:
-            stmt = stmt.join(target, on)
+            stmt = stmt.outerjoin(target, on)
         return _rates(session.execute(stmt.where(
             model.deadline.between(period.start, period.end), model.deleted_on.is_(None))
             .group_by(group)).all(), ids)
@@ -281,6 +284,11 @@ MEASURES = {
     "attendance": _attendance(JointBody.host_id, *_host),
     "leader_compliance": _attendance(JointBody.host_id, *_host, leaders=True),
     "resolution_on_time": closed_on_time(Resolution, JointBody.host_id, *_resolution_host),
+    # A rectification sits with the node answering for it, else with its unit's community.
+    "rectification_on_time": closed_on_time(
+        Rectification, func.coalesce(Rectification.org_id, Unit.community_id),
+        (Unit, Unit.id == Rectification.lead_unit_id)),
+    "work_plan_on_time": closed_on_time(WorkPlanItem, WorkPlanItem.org_id),
     "three_ones": three_ones,
     "satisfaction": _satisfaction(Need.community_id),
     "unit_need_on_time": _need_on_time(Need.assigned_unit_id),
@@ -292,6 +300,8 @@ MEASURES = {
         session, period.start, period.end, ids),
     "unit_leader_compliance": _attendance(Attendance.unit_id, leaders=True),
     "unit_resolution_on_time": closed_on_time(Resolution, Resolution.lead_unit_id),
+    "unit_rectification_on_time": closed_on_time(Rectification, Rectification.lead_unit_id),
+    "unit_work_plan_on_time": closed_on_time(WorkPlanItem, WorkPlanItem.lead_unit_id),
     "unit_three_ones": _all_units(unit_three_ones),
     "unit_satisfaction": _satisfaction(Need.assigned_unit_id),
 }

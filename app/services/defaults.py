@@ -78,14 +78,18 @@ DEFAULT_INDICATORS = {
         ("list_provision", "驻区单位三单提供率", 10, 90), ("unit_registration", "单位报到率", 10, 100),
         ("member_registration", "在职党员报到率", 10, 95), ("monthly_service", "报到党员按月服务率", 10, 80),
         ("attendance", "联席会议出席率", 5, 90), ("leader_compliance", "一把手出席达标率", 5, 100),
-        ("resolution_on_time", "议定事项按期办结率", 10, 90), ("three_ones", "协议“三个一”达标率", 5, 80),
+        ("resolution_on_time", "议定事项按期办结率", 4, 90),
+        ("rectification_on_time", "整改任务按期办结率", 3, 90), ("work_plan_on_time", "工作要点按期办结率", 3, 90),
+        ("three_ones", "协议“三个一”达标率", 5, 80),
         ("satisfaction", "群众满意度", 10, 90)],
     "unit": [
         ("unit_need_on_time", "派单需求按期办结率", 15, 90), ("unit_list_provision", "三单提供", 10, 100),
         ("unit_registered", "单位报到", 10, 100), ("unit_member_registration", "在职党员报到率", 10, 95),
         ("unit_monthly_service", "报到党员按月服务率", 10, 80), ("unit_attendance", "联席会议出席率", 10, 90),
         ("unit_leader_compliance", "一把手出席达标率", 5, 100),
-        ("unit_resolution_on_time", "牵头议定事项按期办结率", 10, 90),
+        ("unit_resolution_on_time", "牵头议定事项按期办结率", 4, 90),
+        ("unit_rectification_on_time", "整改任务按期办结率", 3, 90),
+        ("unit_work_plan_on_time", "牵头工作要点按期办结率", 3, 90),
         ("unit_three_ones", "协议“三个一”", 10, 100), ("unit_satisfaction", "群众满意度", 10, 90)],
 }
 
