@@ -273,6 +273,22 @@ class EntityView(EntityBase, Transfers, ModelView):
                                     resource=self.class_permission_name, pk=pk,
                                     title=f"{move.label}：{item}", values=request.form)
 
+    def receive_file(self, pk, store, done: str):
+        """A file posted to a row's page (a meeting's attachment, a finding's photo): kept by
+        `store(session, row, filename, stream)`, or refused with its reason; back to the page."""
+        item = self.datamodel.get(pk)
+        if item is None:
+            abort(404)
+        upload = request.files.get("file")
+        name, stream = (upload.filename, upload.stream) if upload else ("", None)
+        try:
+            store(self.datamodel.session, item, name, stream)
+        except DomainError as exc:
+            flash(str(exc), "danger")
+        else:
+            flash(done, "success")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+
     # --- related-record choices ---
 
     @expose("/choices/<field>")

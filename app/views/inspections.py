@@ -1,12 +1,11 @@
 """Views of 季度督查 and 工作要点: declarations, plus a round's summary, a finding's photos and
 the rectifications it opened."""
-from flask import abort, flash, redirect, request, url_for
+from flask import abort
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 
 from app import storage
-from app.errors import DomainError
 from app.models.inspections import (
     FindingPhoto,
     Inspection,
@@ -104,18 +103,7 @@ class InspectionFindingView(EntityView):
     @expose("/attach/<int:pk>", methods=["POST"])
     @has_access
     def attach(self, pk):
-        finding = self.datamodel.get(pk)
-        if finding is None:
-            abort(404)
-        upload = request.files.get("file")
-        name, stream = (upload.filename, upload.stream) if upload else ("", None)
-        try:
-            service.add_photo(self.datamodel.session, finding, name, stream)
-        except DomainError as exc:
-            flash(str(exc), "danger")
-        else:
-            flash("照片已上传", "success")
-        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        return self.receive_file(pk, service.add_photo, "照片已上传")
 
     @expose("/photo/<int:photo_id>")
     @has_access

@@ -163,18 +163,7 @@ class MeetingView(EntityView):
     @expose("/attach/<int:pk>", methods=["POST"])
     @has_access
     def attach(self, pk):
-        meeting = self.datamodel.get(pk)
-        if meeting is None:
-            abort(404)
-        upload = request.files.get("file")
-        name, stream = (upload.filename, upload.stream) if upload else ("", None)
-        try:
-            service.add_attachment(self.datamodel.session, meeting, name, stream)
-        except DomainError as exc:
-            flash(str(exc), "danger")
-        else:
-            flash("附件已上传", "success")
-        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        return self.receive_file(pk, service.add_attachment, "附件已上传")
 
     @expose("/detach/<int:pk>/<int:attachment_id>", methods=["POST"])
     @has_access
