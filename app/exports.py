@@ -25,6 +25,7 @@ from flask_babel import gettext
 from markupsafe import Markup
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import (
     Boolean,
     Date,
@@ -82,7 +83,10 @@ def excel_value(value):
         return clock.to_local(value).replace(microsecond=0)
     if isinstance(value, date):
         return value
-    return cell_value(value)
+    text = cell_value(value)
+    # A worksheet cannot hold control characters other than tab and line breaks (openpyxl
+    # refuses the cell): they are left out of the cell rather than failing the whole file.
+    return ILLEGAL_CHARACTERS_RE.sub("", text) if type(text) is str else text
 
 
 class Export:

@@ -7,13 +7,14 @@ own subjects, and a rating reviewed or published left alone by a later run."""
 import itertools
 import json
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from tests.test_cobuild_rules import home_community, new_members, new_unit, registration
 
 pytestmark = pytest.mark.db
@@ -205,7 +206,7 @@ def test_the_floor_comes_from_the_configuration(app, ctx, api, fixture_period, m
 
 
 def test_review_publish_and_a_reviewed_or_published_rating_is_kept(ctx, api, as_user,
-                                                                    fixture_period):
+                                                                    fixture_period, monkeypatch):
     period, year = fixture_period["period"], fixture_period["year"]
     units = fixture_period["units"]
     assert compute(api, period).status_code == 200
@@ -226,7 +227,10 @@ def test_review_publish_and_a_reviewed_or_published_rating_is_kept(ctx, api, as_
             {"p": period}).all()}
 
     before = ratings()
-    # Computed again: the published rating is left as it is, the others computed anew.
+    # Computed again a minute later (the time is kept to the second): the published rating is
+    # left as it is, the others computed anew.
+    later = clock.utcnow() + timedelta(minutes=1)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
     again = compute(api, period)
     assert again.status_code == 200, again.json
     after = ratings()

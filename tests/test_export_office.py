@@ -140,3 +140,12 @@ def test_excel_exports_write_dates_as_date_cells(ctx, as_user):
     first = ctx.execute(text("SELECT min(served_on) FROM service_record WHERE deleted_on IS NULL")
                         ).scalar()
     assert min(r[served - 1].value for r in rows).date().isoformat() == str(first)[:10]
+
+
+def test_a_control_character_is_left_out_of_an_excel_cell():
+    """A worksheet cannot hold control characters (openpyxl refuses the cell and the whole file
+    failed): the cell keeps the rest, tabs and line breaks included."""
+    from app.exports import excel_value
+
+    assert excel_value("编码\x01A\x1fB") == "编码AB"
+    assert excel_value("第一行\n第二行\t完") == "第一行\n第二行\t完"

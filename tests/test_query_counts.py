@@ -52,7 +52,10 @@ def counting(app):
         statements.append(statement)
 
     def classify(state):
-        if state.is_relationship_load and state.lazy_loaded_from is None:
+        # A relationship loaded for all listed rows, or rows named for a whole page (the
+        # audit log's related rows: app/views/records.py), one query per table.
+        if state.is_relationship_load and state.lazy_loaded_from is None \
+                or state.execution_options.get("gongjian_bulk_load"):
             statements.bulk_loads += 1
         elif state.is_relationship_load and isinstance(state.lazy_loaded_from.obj(), Entity):
             statements.lazy_loads += 1  # of a business row (not the user's own roles)

@@ -19,7 +19,7 @@ from flask import current_app, g
 from flask_appbuilder.fieldwidgets import Select2Widget
 from prison.decoder import ParserException
 from sqlalchemy import select
-from sqlalchemy.orm import MANYTOONE
+from sqlalchemy.orm import MANYTOONE, joinedload
 from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
@@ -137,14 +137,50 @@ def _fields(model) -> dict[str, Field]:
     return fields
 
 
+def _captions() -> dict:
+    return g.setdefault("_gongjian_audit_captions", {})
+
+
+def _name_rows(model, pks) -> None:
+    """Related rows by their names, as their pages show them, remembered for the request: one
+    query per table. A name may read a parent's (a rectification's finding): the parents come
+    in the same query, not one by one as each name is made."""
+    seen = _captions()
+    wanted = {pk for pk in pks if (model, pk) not in seen}
+    ids = {storable_id(pk) for pk in wanted} - {None}
+    parents = [joinedload(getattr(model, r.key)) for r in model.__mapper__.relationships
+               if r.direction is MANYTOONE]
+    # Marked as a load in bulk (one per table, whatever the page size), as a selectinload is.
+    query = select(model).where(model.id.in_(ids)).options(*parents) \
+        .execution_options(gongjian_bulk_load=True)
+    rows = {row.id: str(row) for row in db.session.execute(query).unique().scalars()} if ids else {}
+    for pk in wanted:
+        seen[(model, pk)] = rows.get(storable_id(pk), f"#{pk}")
+
+
+def name_related(entries) -> None:
+    """The rows a page of records names (its foreign keys' values), named together: a list
+    page costs one query per table it names, not one per row."""
+    wanted = {}
+    for entry in entries:
+        model = _models().get(entry.resource or "")
+        fields = _fields(model) if model is not None else {}
+        for key, value in entry.details.items():
+            field = fields.get(key)
+            if field is None or field.target is None:
+                continue
+            for one in value if isinstance(value, list) else [value]:
+                if one not in (None, "") and not isinstance(one, (dict, list)):
+                    wanted.setdefault(field.target, set()).add(one)
+    for model, pks in wanted.items():
+        _name_rows(model, pks)
+
+
 def _caption(model, pk) -> str:
     """A related row by its name, as its pages show it (once per request)."""
-    seen = g.setdefault("_gongjian_audit_captions", {})
-    if (model, pk) not in seen:
-        row = db.session.execute(select(model).where(model.id == pk)).scalar_one_or_none() \
-            if storable_id(pk) is not None else None
-        seen[(model, pk)] = str(row) if row is not None else f"#{pk}"
-    return seen[(model, pk)]
+    if (model, pk) not in _captions():
+        _name_rows(model, [pk])
+    return _captions()[(model, pk)]
 
 
 def _value(field: Field | None, value) -> str:
@@ -335,6 +371,14 @@ class AuditLogView(EntityView):
     label_columns = {"user_id": lazy_gettext("用户编号")}
     formatters_columns = {"resource": resource_label, "content": change_text,
                           "summary": lambda entry: change_text(entry, limit=80)}
+
+    def _get_list_widget(self, *args, **kwargs):
+        widgets = super()._get_list_widget(*args, **kwargs)
+        # FAB hands the template a generator of the page's rows: read once here, kept for it.
+        args = widgets["list"].template_args
+        args["value_columns"] = rows = list(args["value_columns"])
+        name_related(row["summary"] for row in rows)
+        return widgets
 
     def _show(self, pk):
         widgets = super()._show(pk)
