@@ -104,7 +104,9 @@ def id_number(n):
 
 
 def member_file(ctx, rows, bad_row=None):
-    community = ctx.execute(text("SELECT name FROM organization WHERE type='community' ORDER BY id")).scalar()
+    # By its code: another module may leave a community of the same name (a name then asks
+    # for the code, "对应多条记录").
+    community = ctx.execute(text("SELECT code FROM organization WHERE type='community' ORDER BY id")).scalar()
     table = [["姓名", "身份证号", "居住社区", "党员类别", "状态"]]
     for n in range(rows):
         number = id_number(n + 1) if n != bad_row else id_number(n + 1)[:-1] + ("0" if id_number(n + 1)[-1] != "0" else "1")
@@ -144,7 +146,9 @@ def test_one_bad_row_among_a_thousand_writes_nothing_and_the_fixed_file_imports(
     assert lines[0][:-1] == ["姓名", "身份证号", "居住社区", "党员类别", "状态"], "the file's own columns"
     assert lines[1][-1].startswith("第 501 行：") and "校验位" in lines[1][-1]
     page = upload(browser, "member", "党员.xlsx", xlsx(member_file(ctx, 1000)))
-    assert "导入成功：新增 1000 条" in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert "导入成功：新增 1000 条" in html, re.findall(r'class="alert[^"]*"[^>]*>(.*?)</div>', html, re.DOTALL)[:3] \
+        or re.findall(r"<td>\d+</td><td>[^<]*</td><td>[^<]*</td>", html)[:5]
     assert ctx.execute(text("SELECT count(*) FROM member")).scalar() == before + 1000
     audit = ctx.execute(text("SELECT changes FROM audit_log WHERE action='import' AND resource='member' "
                              "ORDER BY id DESC")).scalar()
