@@ -206,6 +206,22 @@ def main(url: str, repeat: int, password: str, pages: dict) -> dict:
     return result
 
 
+def assessment_alone(url: str, repeat: int, password: str) -> dict:
+    from app import create_app, tune_collector
+    from app.extensions import db
+
+    app = create_app("development", SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False,
+                     RATELIMIT_ENABLED=False)
+    tune_collector()
+    with app.app_context():
+        engine = db.engine
+    return assessment(app, password, engine, repeat)
+
+
 if __name__ == "__main__":
-    url, repeat, password, pages = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
-    print(json.dumps(main(url, repeat, password, pages), ensure_ascii=False))
+    if sys.argv[1] == "assessment":  # assessment URL REPEAT PASSWORD: that figure alone
+        result = assessment_alone(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    else:
+        url, repeat, password, pages = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+        result = main(url, repeat, password, pages)
+    print(json.dumps(result, ensure_ascii=False))
