@@ -77,11 +77,11 @@ def _check_every_link(app, browser, query) -> list:
 def test_every_link_lists_as_many_rows_as_its_figure(app, as_user, username):
     links = check_every_link(app, as_user(username))
     cards = {what for _, _, what in links if what.startswith("card")}
-    for title in ("需求总数", "办结率", "按期办结率", "平均满意度", "逾期需求", "需求匹配率",
+    for title in ("需求总数", "本期办结", "办结率", "按期办结率", "平均满意度", "逾期需求", "需求匹配率",
                   "微心愿认领率", "服务时长", "会议召开率", "逾期议定事项"):
         assert f"card {title}" in cards, title
     charts = {what.split(" / ")[0] for _, _, what in links if what.startswith("chart")}
-    expected = {"chart need_funnel", "chart wishes_per_month", "chart service_hours_per_month",
+    expected = {"chart need_funnel", "chart needs_per_month", "chart wishes_per_month", "chart service_hours_per_month",
                 "chart meetings_held_vs_planned"}
     # At district scope the per-community charts show streets, whose bars open the street's
     # dashboard rather than a list (tests/test_dashboard_levels.py); a street's lists its rows.

@@ -214,6 +214,16 @@ def test_need_figures_equal_independent_counts(as_user, scopes, username):
     rows = figure(as_user, username, "needs_by_category_and_status")
     assert sorted(int(r["count"]) for r in rows) == sorted(categories.values())
 
+    # Per month: raised by the day raised, closed by the day of 办结 (whenever raised).
+    every = scopes[username].rows("SELECT t.status, t.created_on, t.completed_on FROM need t WHERE {scope}")
+    months = {r["month"]: r for r in figure(as_user, username, "needs_per_month")}
+    assert len(months) == 12
+    raised = Counter(local_month(n.created_on) for n in every if in_year(n.created_on))
+    closed = Counter(local_month(n.completed_on) for n in every
+                     if n.status in DONE and in_year(n.completed_on))
+    assert {m: int(r["raised"]) for m, r in months.items() if int(r["raised"])} == dict(raised)
+    assert {m: int(r["closed"]) for m, r in months.items() if int(r["closed"])} == dict(closed)
+
 
 @pytest.mark.parametrize("username", USERS)
 def test_match_and_claim_rates_equal_independent_counts(as_user, scopes, username):

@@ -336,41 +336,58 @@ PAST_HEADERS = ["社区", "类别", "标题", "电话", "提出时间", "状态"
 
 
 def past_needs(area):
+    # The first raised in February and closed in March: it counts in March's 办结.
     return [PAST_HEADERS,
-            [area, "助老", "补录的助餐需求", "13900006661", "2025-03-02", "已办结", "2025-03-03",
-             "2025-03-04", "2025-03-10", "已安排志愿者送餐", ""],
+            [area, "助老", "补录的助餐需求", "13900006661", "2025-02-20", "已办结", "2025-02-21",
+             "2025-02-24", "2025-03-10", "已安排志愿者送餐", ""],
             [area, "环境", "补录的清理需求", "13900006662", "2025/3/5", "已回访", "2025/3/5",
              "2025/3/6", "2025年3月8日", "楼道已清理", "5"]]
 
 
-def closed_in(as_user, period):
+def month_of(as_user, month) -> dict:
     from tests.test_dashboard_figures import figure
 
-    [rate] = figure(as_user, "shequ01", "need_completion_rate", period=period)
-    [mean] = figure(as_user, "shequ01", "need_mean_time_to_close", period=period)
-    return int(rate["closed"]), mean
+    [row] = figure(as_user, "shequ01", "needs_per_month", period=month)
+    return {key: int(row[key]) for key in ("raised", "closed")}
 
 
-def test_closed_needs_recorded_after_the_fact_count_in_their_month(app, ctx, as_user):
+def closed_card(app, as_user, month) -> tuple[int, set[int]]:
+    """The dashboard's 本期办结 card for the month: its number and the rows its link lists."""
+    from tests.test_dashboard_drilldown import links_on, listed_ids
+
+    browser = as_user("shequ01")
+    page = browser.get(f"/dashboard/?period={month}").get_data(as_text=True)
+    [(url, count)] = [(url, n) for url, n, what in links_on(page) if what == "card 本期办结"]
+    return count, listed_ids(browser, app, url)
+
+
+def test_closed_needs_recorded_after_the_fact_count_in_their_month_of_closing(app, ctx, as_user):
     from datetime import datetime
 
     from app import clock
 
     browser = as_user("shequ01")
-    before, _ = closed_in(as_user, "2025-03")
+    february, march = month_of(as_user, "2025-02"), month_of(as_user, "2025-03")
     data = csv_data(past_needs(names(ctx)["area"]))
     page = upload(browser, "need", "台账.csv", data)
     assert "导入成功：新增 2 条" in page, errors(page)
-    rows = ctx.execute(text("SELECT title, status, satisfaction, completed_on FROM need "
+    rows = ctx.execute(text("SELECT id, title, status, satisfaction, completed_on FROM need "
                             "WHERE title LIKE '补录的%' ORDER BY title")).all()
     with app.app_context():  # stored in UTC, the day as the office wrote it where it is
         days = [str(clock.to_local(r.completed_on if not isinstance(r.completed_on, str) else
                                    datetime.fromisoformat(r.completed_on)).date()) for r in rows]
     assert [(r.title, r.status, r.satisfaction, day) for r, day in zip(rows, days)] == [
         ("补录的助餐需求", "已办结", None, "2025-03-10"), ("补录的清理需求", "已回访", 5, "2025-03-08")]
-    closed, mean = closed_in(as_user, "2025-03")
-    assert closed == before + 2, "the dashboard counts them in March 2025"
-    assert float(mean["hours"]) > 0
+    # Raised in February and in March, both closed in March: the dashboard's March counts both.
+    assert month_of(as_user, "2025-02") == {"raised": february["raised"] + 1, "closed": february["closed"]}
+    assert month_of(as_user, "2025-03") == {"raised": march["raised"] + 1, "closed": march["closed"] + 2}
+    count, listed = closed_card(app, as_user, "2025-03")
+    assert count == march["closed"] + 2 and {r.id for r in rows} <= listed and len(listed) == count
+    assert not {r.id for r in rows} & closed_card(app, as_user, "2025-02")[1]
+    from tests.test_dashboard_figures import figure
+
+    [mean] = figure(as_user, "shequ01", "need_mean_time_to_close", period="2025-03")
+    assert float(mean["hours"]) > 0, "raised to closed, from the dates the office wrote"
     audit = ctx.execute(text("SELECT changes FROM audit_log WHERE action = 'import' AND resource = 'need' "
                              "ORDER BY id DESC")).scalar()
     assert '"created": 2' in audit

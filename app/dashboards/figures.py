@@ -285,6 +285,33 @@ def need_mean_satisfaction(session, period: Period, org_id=None):
     return [{"rated": int(rated), "mean": None if mean is None else round(float(mean), 2)}]
 
 
+def _per_month(session, model, period: Period, org_id, steps):
+    """Rows of `model` reaching each step in each month of the period, each by the date of
+    that step: ``steps`` is ((key, date-time column, condition or None), …). A month is cut in
+    the zone's calendar, so each is counted between its own bounds (UTC instants) rather than
+    grouped by the stored UTC month: one query, one sum per month and step."""
+    months = [(y, m, date(y, m, 1), date(y, m, monthrange(y, m)[1])) for y, m in period.months]
+    sums = [_count_if(and_(column >= clock.day_begins(first), column < clock.day_ends(last),
+                           true() if condition is None else condition))
+            for _, _, first, last in months for _, column, condition in steps]
+    # select_from: the entity the scope's criteria attach to (aggregates alone do not name it).
+    stmt = (select(*sums).select_from(model)
+            .where(or_(*(_in_period(column, period) for _, column, _ in steps)),
+                   _under(session, model, org_id)))
+    counts = iter(int(n) for n in session.execute(stmt).one())
+    return [{"month": f"{y}-{m:02d}", **{key: next(counts) for key, _, _ in steps}}
+            for y, m, _, _ in months]
+
+
+def needs_per_month(session, period: Period, org_id=None):
+    """Needs raised (群众接单) and closed (办结, still 已办结 or 已回访) in each month of the
+    period, each by the date of its own step: a need raised in one month and closed in a later
+    one — an office's ledger brought in with its past work — counts in both."""
+    return _per_month(session, Need, period, org_id,
+                      (("raised", Need.created_on, None),
+                       ("closed", Need.completed_on, Need.status.in_(NEED_DONE))))
+
+
 def needs_by_community(session, period: Period, org_id=None):
     """Per community: needs raised in the period, closed, and overdue now."""
     stmt = (select(Need.community_id, func.count(Need.id),
@@ -382,19 +409,9 @@ def wish_claim_rate(session, period: Period, org_id=None):
 def wishes_per_month(session, period: Period, org_id=None):
     """Micro-wishes posted, claimed and fulfilled in each month of the period (by the date of
     each step)."""
-    # A month is cut in the zone's calendar, so each is counted between its own bounds (UTC
-    # instants) rather than grouped by the stored UTC month: one query, one sum per month and step.
-    steps = (("posted", MicroWish.created_on), ("claimed", MicroWish.claimed_on),
-             ("fulfilled", MicroWish.fulfilled_on))
-    months = [(y, m, date(y, m, 1), date(y, m, monthrange(y, m)[1])) for y, m in period.months]
-    sums = [_count_if(and_(column >= clock.day_begins(first), column < clock.day_ends(last)))
-            for _, _, first, last in months for _, column in steps]
-    # select_from: the entity the scope's criteria attach to (aggregates alone do not name it).
-    stmt = (select(*sums).select_from(MicroWish).where(or_(*(_in_period(column, period) for _, column in steps)),
-                                _under(session, MicroWish, org_id)))
-    counts = iter(int(n) for n in session.execute(stmt).one())
-    return [{"month": f"{y}-{m:02d}", **{key: next(counts) for key, _ in steps}}
-            for y, m, _, _ in months]
+    return _per_month(session, MicroWish, period, org_id,
+                      (("posted", MicroWish.created_on, None), ("claimed", MicroWish.claimed_on, None),
+                       ("fulfilled", MicroWish.fulfilled_on, None)))
 
 
 # --- co-building: registration, points, stars, service hours --------------------------------------
@@ -677,6 +694,8 @@ FIGURES = {f.name: f for f in [
            {"closed": N_("已办结"), "hours": N_("平均办结时长（小时）")}),
     Figure("need_mean_satisfaction", N_("平均满意度"), need_mean_satisfaction,
            {"rated": N_("已回访"), "mean": N_("平均满意度")}),
+    Figure("needs_per_month", N_("需求月度情况"), needs_per_month,
+           {"month": N_("月份"), "raised": N_("登记"), "closed": N_("办结")}),
     Figure("needs_by_community", N_("各社区需求办理"), needs_by_community,
            {"community": N_("社区"), "needs": N_("需求数"), "closed": N_("已办结"), "overdue": N_("逾期")}),
     Figure("overdue_by_step", N_("逾期需求（按环节）"), overdue_by_step,

@@ -149,6 +149,14 @@ class Board:
                                   f"按期 {on_time['on_time']} / 办结 {on_time['closed']}",
                                   list_url("need", ("closed_on_time", FLAG, 1), *created),
                                   on_time["on_time"], "need_on_time_rate"))
+        # Closed in the period by the day of 办结, whenever raised: a need handled over two
+        # months, or an office's past work brought in later, counts in its month of 办结.
+        months = rows["needs_per_month"]
+        closed = sum(r["closed"] for r in months)
+        section.cards.append(card(N_("本期办结"), closed, "按办结时间统计，不论何时受理",
+                                  list_url("need", ("status", IN, list(NEED_DONE)),
+                                           *self._in("completed_on")),
+                                  closed, "needs_per_month"))
         mean = rows["need_mean_time_to_close"][0]
         section.cards.append(card(N_("平均办结时长"),
                                   "—" if mean["hours"] is None else f"{mean['hours']} 小时",
@@ -173,6 +181,16 @@ class Board:
                   [list_url("need", *created) if i == 0 else
                    list_url("need", ("status", IN, r["statuses"]), *created)
                    for i, r in enumerate(funnel)], [r["count"] for r in funnel])
+        section.charts.append(chart)
+
+        chart = Chart("needs_per_month", N_("需求：登记与办结（按月）"), "needs_per_month", "bar",
+                      [r["month"] for r in months])
+        for key, label, column, extra in (
+                ("raised", "登记", "created_on", []),
+                ("closed", "办结", "completed_on", [("status", IN, list(NEED_DONE))])):
+            chart.add(label, [r[key] for r in months],
+                      [list_url("need", *extra, *self._in(column, period=month_period(r["month"])))
+                       if r[key] else None for r in months], [r[key] for r in months])
         section.charts.append(chart)
 
         bars = self._bars(by_community, "community_id", lambda b: b.total("needs"))

@@ -80,8 +80,8 @@ class NeedView(EntityView):
     edit_columns = ["requester_name", "requester_phone", "grid", "category", "title", "content",
                     "urgency"]
     search_columns = ["title", "community", "category", "urgency", "status", "assigned_unit",
-                      "source", "overdue", "created_on", "closed_on_time", "matched",
-                      "assigned_members"]
+                      "source", "overdue", "created_on", "completed_on", "closed_on_time",
+                      "matched", "assigned_members"]
     order_columns = ["title", "urgency", "status", "deadline", "created_on"]
     base_order = ("step_due_first", "asc")  # Need.__orders__
     formatters_columns = {"overdue": lambda v: "逾期" if v else ""}
