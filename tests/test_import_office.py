@@ -244,6 +244,52 @@ def test_a_utf16_tab_file_as_excel_saves_unicode_text(ctx, as_user):
     assert PREVIEWED.search(page).groups() == ("0", "0", "2")
 
 
+def community_files(area) -> dict[str, tuple[str, bytes]]:
+    """One community's four files as its office keeps them: units (GB18030, title row, 序号),
+    members (Excel's "Unicode 文本"), resources of those units and needs (UTF-8 with BOM), in
+    the office's words."""
+    units = [[f"{area}驻区单位台账"], ["序号", "单位名称", "统一社会信用代码", "单位类型", "社区",
+                                   "主要负责人", "联系人", "联系电话"],
+             ["1", "四表测试医院", credit_code(21), "事业", area, "周院长", "吴联络", "13900007001"],
+             ["2", "四表测试银行", credit_code(22), "国企", area, "郑行长", "王联络", "13900007002"]]
+    members = [["序号", "姓名", "公民身份号码", "性别", "手机号", "社区", "党员类别"],
+               ["1", "四表甲", id_number(21), "男", "13900007011", area, "在职"],
+               ["2", "四表乙", id_number(22), "女", "13900007012", area, "退休党员"]]
+    resources = [["序号", "单位", "年度", "资源类型", "资源名称", "数量"],
+                 ["1", "四表测试医院", "2026年", "场地", "四表义诊室", "1"],
+                 ["2", "四表测试银行", "2026", "人力", "四表金融志愿者", "8"]]
+    needs = [["序号", "社区", "类别", "标题", "电话", "提出日期", "紧急程度"],
+             ["1", area, "医疗", "四表义诊需求", "13900007021", "2026/3/2", "普通"],
+             ["2", area, "就业", "四表就业咨询", "13900007022", "2026年3月3日", "一般"]]
+    return {"unit": ("单位.csv", csv_data(units, "gb18030")),
+            "member": ("党员.txt", csv_data(members, "utf-16", "\t")),
+            "resource": ("资源.csv", csv_data(resources, "utf-8-sig")),
+            "need": ("需求.csv", csv_data(needs, "utf-8-sig"))}
+
+
+def test_a_communitys_four_files_imported_twice_change_no_counts(ctx, as_user):
+    """Units, members, resources and needs imported by the community's office, then the same
+    files again: nothing added, every row found unchanged, the tables' counts as before; a
+    corrected cell in a file imported again updates its row only."""
+    browser = as_user("shequ01")
+    files = community_files(names(ctx)["area"])
+    for resource, (name, data) in files.items():  # in order: the units before their resources
+        page = upload(browser, resource, name, data)
+        assert "导入成功：新增 2 条，更新 0 条，无变化 0 条" in page, (resource, errors(page))
+    counts = {r: count(ctx, f"SELECT count(*) FROM {r}") for r in files}
+    for resource, (name, data) in files.items():
+        page = upload(browser, resource, name, data)
+        assert "导入成功：新增 0 条，更新 0 条，无变化 2 条" in page, (resource, errors(page))
+    assert {r: count(ctx, f"SELECT count(*) FROM {r}") for r in files} == counts
+    # The office corrects a phone in its unit file and brings it in again: an update.
+    name, data = files["unit"]
+    corrected = data.decode("gb18030").replace("13900007002", "13900007003").encode("gb18030")
+    page = upload(browser, "unit", name, corrected)
+    assert "导入成功：新增 0 条，更新 1 条，无变化 1 条" in page, errors(page)
+    assert count(ctx, "SELECT contact_phone FROM unit WHERE name = '四表测试银行'") == "13900007003"
+    assert {r: count(ctx, f"SELECT count(*) FROM {r}") for r in files} == counts
+
+
 def test_an_ambiguous_or_unknown_dictionary_value_lists_the_accepted_ones(ctx, as_user):
     area = names(ctx)["area"]
     rows = unit_rows(area, category="企业")
