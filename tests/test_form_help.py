@@ -63,6 +63,41 @@ def test_required_fields_are_marked_and_optional_ones_are_not(as_user):
         assert MARK not in field_cell(page, optional)[0], optional
 
 
+def selected_value(cell: str) -> str | None:
+    match = re.search(r'<option value="(\d+)" selected>', cell)
+    return match.group(1) if match else None
+
+
+def test_a_grid_secretarys_need_and_wish_start_in_its_grid(as_user, ctx):
+    """wangge01's rows are its own through their grid only (the community lies above it): the
+    grid is required for it and starts at its own grid, a box still (its building groups may
+    be chosen); the community is settled. A community admin's grid stays optional and empty."""
+    grid = link(ctx, "wangge01").org_id
+    community = link(ctx, "shequ01").org_id
+    browser = as_user("wangge01")
+    category = ctx.execute(text("SELECT id FROM dictionary WHERE kind = 'need_category' "
+                                "ORDER BY id")).scalar()
+    for resource, fields in (
+            ("need", {"source": "居民", "category": str(category), "title": "网格默认：井盖松动",
+                      "urgency": "一般"}),
+            ("micro_wish", {"resident_name": "网格默认", "content": "网格默认：想要一把轮椅"})):
+        page = browser.get(f"/{resource}/add").get_data(as_text=True)
+        label, cell = field_cell(page, "grid")
+        assert MARK in label and "gj-ajax-select" in cell and selected_value(cell) == str(grid), resource
+        assert settled_value(field_cell(page, "community")[1]) == str(community), resource
+        # Sent as the page holds it: the row is filed in the grid.
+        response = browser.post(f"/{resource}/add", {**fields, "community": str(community),
+                                                     "grid": selected_value(cell)},
+                                form_url=f"/{resource}/add")
+        assert response.status_code == 302, re.findall(r'alert-danger">\s*([^<]+)',
+                                                        response.get_data(as_text=True))
+        column = "title" if resource == "need" else "content"
+        assert ctx.execute(text(f"SELECT grid_id FROM {resource} WHERE {column} = :t"),
+                           {"t": fields[column]}).scalar() == grid
+    label, cell = field_cell(as_user("shequ01").get("/need/add").get_data(as_text=True), "grid")
+    assert MARK not in label and selected_value(cell) is None
+
+
 def test_a_members_own_service_record_has_no_member_box(as_user, ctx):
     member = link(ctx, "dangyuan01").member_id
     name = ctx.execute(text("SELECT name FROM member WHERE id = :i"), {"i": member}).scalar()

@@ -295,6 +295,37 @@ def related_choices(model, relation: str):
     return stmt
 
 
+def placed_only_by(session, model, relation: str, principal: Principal) -> bool:
+    """Whether a row of `model` the principal makes lies in its scope only through `relation`:
+    its grants reach the model by the model's org anchors alone, `relation` is one of them, and
+    the others can name no node of its subtree. A grid secretary's need is its own through its
+    grid only (the need's community lies above the grid); a community admin's is placed by its
+    community, its grid left free. The add form holds such a field as a required one, set to
+    the principal's own node (`app.views.fields.settle_single_choices`)."""
+    scope = getattr(model, "__scope__", None)
+    if scope is None or scope.is_global or principal.sees_all or not principal.org_paths:
+        return False
+    if (principal.unit_ids and scope.unit) or (principal.member_ids and scope.member):
+        return False  # the row may be placed by the principal's unit or member instead
+    relationships = model.__mapper__.relationships
+    column = next(iter(relationships[relation].local_columns))
+    others = [anchor() for anchor in scope.org if not anchor().compare(column)]
+    if len(others) == len(scope.org):
+        return False  # not an anchor of the model's place
+    subtree = _subtree_ids(principal.org_paths)
+    for expr in others:
+        other = next((r for r in relationships
+                      if len(r.local_columns) == 1 and expr.compare(next(iter(r.local_columns)))),
+                     None)
+        if other is None:
+            return False  # an anchor read through related rows: it may place the row
+        target = other.mapper.class_
+        offered = related_choices(model, other.key).where(target.id.in_(subtree)).limit(1)
+        if session.execute(offered).first() is not None:
+            return False
+    return True
+
+
 def read_clause(model: type[Entity], principal: Principal):
     """Rows the principal may read: its own, the directory, and rows visible by rule."""
     scope = model.__scope__

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.i18n import gettext, lazy_gettext
 from app.models.base import Entity, choices_of
 from app.models.org import Organization
-from app.security.scope import related_choices
+from app.security.scope import current_principal, placed_only_by, related_choices
 from app.views.times import LocalDateTimeField
 
 # FAB turns a DateTime column into WTForms' DateTimeField (with its own date-time picker
@@ -96,20 +96,31 @@ class AjaxSelectField(Field):
 def settle_single_choices(form, skipped=()) -> None:
     """An add form's required related-record fields that can take one value only — in the
     user's scope, by the model's rules (`related_choices`) — hold it, shown as a value, not a
-    box: a community admin's need is in its community, a member's service record its own. The
-    submitted id is still loaded and checked like any other (`process_formdata`, the write
-    scope): nothing is trusted because it was fixed on the page."""
+    box: a community admin's need is in its community, a member's service record its own. An
+    optional field that alone places the row in the user's scope (`placed_only_by`: a grid
+    secretary's need, by its grid) is required for that user, and starts at the user's own
+    node when it may take others (the grid's building groups). The submitted id is still loaded
+    and checked like any other (`process_formdata`, the write scope): nothing is trusted
+    because it was fixed on the page."""
+    principal = current_principal()
     for field in form:
-        if not isinstance(field, AjaxSelectField) or field.multiple or not field.required \
-                or field.name in skipped:
+        if not isinstance(field, AjaxSelectField) or field.multiple or field.name in skipped:
             continue
-        rows = db.session.execute(related_choices(field.owner, field.relation).limit(2)
-                                  ).scalars().all()
-        if len(rows) != 1:
+        placing = not field.required and placed_only_by(db.session, field.owner,
+                                                         field.relation, principal)
+        if not (field.required or placing):
             continue
-        if field.data is None:
-            field.data = rows[0]
-        field.settled = field.data.id == rows[0].id and not field.errors
+        field.required = field.flags.required = True
+        stmt = related_choices(field.owner, field.relation)
+        rows = db.session.execute(stmt.limit(2)).scalars().all()
+        if len(rows) == 1:
+            if field.data is None:
+                field.data = rows[0]
+            field.settled = field.data.id == rows[0].id and not field.errors
+        elif placing and field.data is None:
+            target = stmt.column_descriptions[0]["entity"]
+            field.data = db.session.execute(
+                stmt.where(target.path.in_(principal.org_paths)).limit(1)).scalar()
 
 
 def choices_response(stmt):
