@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from app import clock
 from tests.test_dashboard_figures import figure
+from tests.test_data_io import csv_rows
 
 pytestmark = pytest.mark.db
 
@@ -103,9 +104,14 @@ def test_the_lists_validity_filter_equals_the_dates(ctx, as_user, agreement):
                                       "&psize_AgreementView=100").get_data(as_text=True)
         listed = {int(i) for i in re.findall(r'href="/agreement/show/(\d+)"', page)}
         assert listed == expected[word], word
+        # exported like the list: the same rows, each saying its 有效状态
+        rows = csv_rows(as_user("zuzhibu").get(f"/agreement/export/csv?_flt_0_validity={word}"))
+        column = rows[0].index("有效状态")
+        assert len(rows) - 1 == len(expected[word]), word
+        assert {row[column] for row in rows[1:]} <= {word}
 
 
-def test_three_ones_equal_plain_sql_counts(app, ctx, as_user):
+def test_three_ones_equal_plain_sql_counts(app, ctx, api, as_user):
     from app.extensions import db
     from app.models.cobuild import Agreement
     from app.services.cobuild import three_ones
@@ -151,6 +157,37 @@ def test_three_ones_equal_plain_sql_counts(app, ctx, as_user):
               for held, attended, closed, target in expected.values())
     [row] = figure(as_user, "shequ01", "agreement_three_ones", period=str(year))
     assert (int(row["agreements"]), int(row["all_met"])) == (len(expected), met)
-    page = as_user("shequ01").get(f"/agreement/show/{agreements[0].id}").get_data(as_text=True)
-    held, attended, closed, target = expected[agreements[0].id]
-    assert f"{attended} / {held} 个季度参会" in page and f"办结需求 {closed} / 目标 {target}" in page
+    first = agreements[0]
+    held, attended, closed, target = expected[first.id]
+    said = (f"{attended} / {held} 个季度参会", f"办结需求 {closed} / 目标 {target}")
+    # the agreement's page and its unit's page say the same counts
+    for url in (f"/agreement/show/{first.id}", f"/unit/show/{first.unit_id}"):
+        page = as_user("shequ01").get(url).get_data(as_text=True)
+        assert all(words in page for words in said), url
+    # ... and so does the REST API, for each agreement
+    client, headers = api("shequ01")
+    for pk, (held, attended, closed, target) in expected.items():
+        response = client.get(f"/api/v1/agreement/{pk}/three_ones?year={year}", headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        got = response.json["result"]
+        assert (got["year"], got["quarters_held"], got["quarters_attended"], got["needs_closed"],
+                got["target"]) == (year, held, attended, closed, target)
+        assert got["all_met"] is (held > 0 and attended >= held and closed >= target)
+
+
+def test_three_ones_on_the_api_are_scoped_and_refuse_a_bad_year(ctx, api):
+    far = ctx.execute(text("SELECT a.id FROM agreement a JOIN ab_user u ON u.unit_id = a.unit_id "
+                           "WHERE u.username = 'danwei03' AND a.deleted_on IS NULL")).scalars().first()
+    near = ctx.execute(text("SELECT a.id FROM agreement a JOIN ab_user u ON u.unit_id = a.unit_id "
+                            "WHERE u.username = 'danwei01' AND a.deleted_on IS NULL")).scalars().first()
+    assert far and near
+    client, headers = api("shequ01")
+    # another street's agreement does not exist for shequ01
+    assert client.get(f"/api/v1/agreement/{far}/three_ones", headers=headers).status_code == 404
+    # this year by default
+    done = client.get(f"/api/v1/agreement/{near}/three_ones", headers=headers)
+    assert done.status_code == 200 and done.json["result"]["year"] == clock.today().year
+    for year, says in (("26", "年度应为四位年份"), ("二〇二六", "年度应为四位年份"),
+                       (str(clock.today().year + 1), "尚未开始")):
+        refused = client.get(f"/api/v1/agreement/{near}/three_ones?year={year}", headers=headers)
+        assert refused.status_code == 422 and says in refused.json["message"], year

@@ -217,3 +217,32 @@ def test_the_attendance_input_for_many_units_at_once(app, ctx):
     assert got.pop(never) is None
     assert got == pytest.approx({u: sum(r.status in PRESENT for r in rows if r.unit_id == u)
                                  / sum(1 for r in rows if r.unit_id == u) for u in units})
+
+
+def test_the_dashboards_held_rate_counts_only_meetings_whose_date_has_come(app, ctx, as_user):
+    """召开率: a meeting planned for tomorrow is not yet missed; one planned for yesterday and
+    not held is — in the figure and on the dashboard's card alike."""
+    from tests.test_dashboard_figures import figure
+
+    def counted(day):
+        period = str(day.year)
+        rows = figure(as_user, "shequ01", "meetings_held_vs_planned", period=period)
+        planned, held = (sum(int(r[k]) for r in rows) for k in ("planned", "held"))
+        page = as_user("shequ01").get(f"/dashboard/?period={period}").get_data(as_text=True)
+        assert f"已召开 {held} / 计划 {planned}" in page
+        return planned, held
+
+    body = body_id(ctx)
+    tomorrow, yesterday = TODAY + timedelta(days=1), TODAY - timedelta(days=1)
+    before = {day: counted(day) for day in (tomorrow, yesterday)}
+    made = [make_meeting(ctx, body, "临时会议", held=False, planned=tomorrow)]
+    try:
+        assert counted(tomorrow) == before[tomorrow]
+        made.append(make_meeting(ctx, body, "临时会议", held=False, planned=yesterday))
+        planned, held = before[yesterday]
+        assert counted(yesterday) == (planned + 1, held)
+    finally:
+        with ctx.session() as session:
+            session.execute(text("DELETE FROM meeting WHERE id IN (:a, :b)"),
+                            {"a": made[0], "b": made[-1]})
+            session.commit()

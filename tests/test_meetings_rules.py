@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select, text
 
 from app import clock
+from tests.test_data_io import csv_rows
 from tests.test_meetings_support import (
     api_says,
     body_id,
@@ -135,6 +136,11 @@ def test_the_list_filters_the_non_compliant_ones(as_user, attendance_by_type):
                             "attendance", "AttendanceView")
     ours = set(attendance_by_type)
     assert shown & ours == flagged_by_default(attendance_by_type)
+    # exported like the list: the same rows, each flagged
+    rows = csv_rows(as_user("shequ01").get("/attendance/export/csv?_flt_0_non_compliant=1"))
+    assert len(rows) - 1 == len(shown)
+    column = rows[0].index("参会职级不达标")
+    assert {row[column] for row in rows[1:]} == {"不达标（低于联席会对该类会议的参会职级要求）"}
 
 
 def test_the_meeting_page_flags_a_deputy_at_a_quarterly_meeting(ctx, as_user, attendance_by_type):

@@ -1,6 +1,8 @@
 """A registered member serves once a month (双报到's 三个一, issue 24): the registered members
 without a service record this month are listed, counted on the to-do pages and the dashboard
 per community and unit — each equal to a count made here with plain SQL, in each viewer's scope."""
+import html
+import re
 from collections import Counter
 from urllib.parse import quote
 
@@ -9,6 +11,7 @@ from sqlalchemy import bindparam, text
 
 from app import clock
 from tests.test_dashboard_figures import figure
+from tests.test_data_io import csv_rows
 
 pytestmark = pytest.mark.db
 
@@ -23,12 +26,15 @@ def expected_unserved(ctx, where, params):
         {**params, "first": today.replace(day=1), "today": today}).scalars())
 
 
+UNSERVED_Q = ("(filters:!((col:status,opr:eq,value:'已报到'),(col:served_this_month,opr:flag,"
+              "value:0)))")
+
+
 def listed_by_api(api, username):
     client, headers = api(username)
     ids, page = set(), 0
     while True:
-        query = ("(filters:!((col:status,opr:eq,value:'已报到'),(col:served_this_month,opr:flag,"
-                 f"value:0)),page:{page},page_size:100)")
+        query = UNSERVED_Q[:-1] + f",page:{page},page_size:100)"
         response = client.get(f"/api/v1/member_registration/?q={quote(query)}", headers=headers)
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
         ids |= set(response.json["ids"])
@@ -47,6 +53,21 @@ def test_unserved_members_are_listed_and_counted_in_each_scope(app, ctx, api, as
         assert listed_by_api(api, username) == expected, username
         home = as_user(username).get("/").get_data(as_text=True)
         assert "本月尚未服务的已报到党员" in home
+    # the community's to-do list exports exactly its members, on the page and on the REST API
+    # (a liaison reads the list but exports none: no list is exported by liaisons)
+    certificates = sorted(ctx.execute(text(
+        "SELECT certificate_no FROM member_registration WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True)), {"ids": list(mine["shequ01"])}).scalars())
+    home = as_user("shequ01").get("/").get_data(as_text=True)
+    link = html.unescape(re.search(
+        r'href="(/member_registration/list/\?[^"]*served_this_month[^"]*)"', home).group(1))
+    exported = csv_rows(as_user("shequ01").get(link.replace("/list/", "/export/csv")))
+    column = exported[0].index("报到证编号")
+    assert sorted(row[column] for row in exported[1:]) == certificates
+    client, headers = api("shequ01")
+    exported = csv_rows(client.get(f"/api/v1/member_registration/export/csv?q={quote(UNSERVED_Q)}",
+                                   headers=headers))
+    assert sorted(row[column] for row in exported[1:]) == certificates
     rows = figure(as_user, "shequ01", "monthly_service")
     assert sum(int(r["unserved"]) for r in rows) == len(mine["shequ01"])
     assert {r["month"] for r in rows} == {f"{clock.today():%Y-%m}"}

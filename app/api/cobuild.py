@@ -31,7 +31,9 @@ from app.services.cobuild import (
     agreement_file,
     preview_ratings,
     store_agreement_file,
+    three_ones_year,
 )
+from app.services.cobuild import three_ones as count_three_ones
 from app.views.base import EntityApi
 
 STAMPS = ["created_on", "changed_on"]
@@ -44,7 +46,7 @@ class AgreementApi(EntityApi):
         "id", "community_id", "unit_id", "title", "signed_on", "valid_from", "valid_to",
         "yearly_target", "commitments", "file_name", "file_type", "file_size",
         "file_uploaded_on", "status", "validity", "expiring", "terminate_reason", "terminated_on", *STAMPS]
-    permission_of = {"upload_file": "edit", "download_file": "read"}
+    permission_of = {"upload_file": "edit", "download_file": "read", "three_ones": "read"}
 
     @expose("/<int:pk>/file", methods=["POST"])
     @protect()
@@ -129,6 +131,56 @@ class AgreementApi(EntityApi):
         if found is None:
             return self.response_404()
         return storage.response(found, agreement.file_name)
+
+
+    @expose("/<int:pk>/three_ones", methods=["GET"])
+    @protect()
+    @safe
+    def three_ones(self, pk):
+        """The agreement's 三个一 in a year (`?year=2026`, this year when not given), counted
+        as on its page: in force, quarters attended of the quarters its unit's bodies met, needs
+        closed against the yearly target.
+        ---
+        get:
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          - in: query
+            schema:
+              type: string
+            name: year
+          responses:
+            200:
+              description: The 三个一 of the year
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      id:
+                        type: integer
+                      result:
+                        type: object
+            401:
+              $ref: '#/components/responses/401'
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/422'
+            500:
+              $ref: '#/components/responses/500'
+        """
+        agreement = self.datamodel.get(pk)
+        if agreement is None:
+            return self.response_404()
+        try:
+            year = three_ones_year(request.args.get("year"))
+        except DomainError as exc:
+            return self.response_422(message=str(exc))
+        counted = count_three_ones(self.datamodel.session, [agreement], year)[agreement.id]
+        return self.response(200, id=agreement.id, result=counted.as_dict())
 
 
 class UnitRegistrationApi(EntityApi):

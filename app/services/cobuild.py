@@ -110,6 +110,26 @@ class ThreeOnes:
     def all_met(self) -> bool:
         return self.in_force and self.meetings_met and self.needs_met
 
+    def as_dict(self) -> dict:
+        """As the REST API answers it: the counts and each criterion met."""
+        return {"year": self.year, "in_force": self.in_force,
+                "quarters_held": self.quarters_held, "quarters_attended": self.quarters_attended,
+                "meetings_met": self.meetings_met, "needs_closed": self.needs_closed,
+                "target": self.target, "needs_met": self.needs_met, "all_met": self.all_met}
+
+
+def three_ones_year(text) -> int:
+    """The year an agreement's 三个一 is asked for: this year when not given; one not begun
+    has nothing to count."""
+    raw = str(text or "").strip()
+    if not raw:
+        return clock.today().year
+    if not (raw.isdigit() and len(raw) == 4 and int(raw) >= 2000):
+        raise DomainError("年度应为四位年份，如 2026", "year")
+    if int(raw) > clock.today().year:
+        raise DomainError(f"{raw}年尚未开始，没有可统计的“三个一”", "year")
+    return int(raw)
+
 
 def three_ones(session, agreements: Sequence[Agreement], year: int,
                until: date | None = None) -> dict[int, ThreeOnes]:
