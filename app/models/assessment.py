@@ -18,7 +18,7 @@ import json
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, Numeric, String, Text, inspect, select
+from sqlalchemy import Column, ForeignKey, Integer, Numeric, String, Text, inspect, select
 from sqlalchemy.orm import relationship
 
 from app.errors import DomainError
@@ -26,6 +26,7 @@ from app.i18n import N_
 from app.models.base import (
     GLOBAL,
     Entity,
+    ReviewedResult,
     Scope,
     caption,
     live_order,
@@ -160,7 +161,7 @@ class AssessmentIndicator(Entity):
         self.active_key = f"{self.level}:{self.code}"
 
 
-class Assessment(Entity):
+class Assessment(ReviewedResult, Entity):
     __tablename__ = "assessment"
     __table_args__ = live_order("assessment", "year", "total", "rank", "status")
     __label__ = N_("年度考核")
@@ -186,10 +187,6 @@ class Assessment(Entity):
     status = Column(String(8), nullable=False, default=AssessmentStatus.COMPUTED, index=True,
                     info=caption("状态", choices=ASSESSMENT_STATUSES))
     __mapper_args__ = status_is_version(status)
-    computed_on = Column(DateTime, info=caption("计算时间"))
-    reviewed_by_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("审核人"))
-    reviewed_on = Column(DateTime, info=caption("审核时间"))
-    published_on = Column(DateTime, info=caption("公示时间"))
     # One row per year, level and subject.
     assessment_key = Column(String(40), nullable=False, unique=True)
 

@@ -127,6 +127,20 @@ def status_is_version(status_column) -> dict:
     return {"version_id_col": status_column, "version_id_generator": False}
 
 
+class ReviewedResult:
+    """A result a run computes and its raters then review and publish (已计算 → 已审核 → 已公示:
+    a star rating, an annual assessment): when each step happened and who reviewed it, stated
+    once. Each keeps its own status column (its states and default), unique key and subject."""
+
+    computed_on = Column(DateTime, info=caption("计算时间"))
+    reviewed_on = Column(DateTime, info=caption("审核时间"))
+    published_on = Column(DateTime, info=caption("公示时间"))
+
+    @declared_attr
+    def reviewed_by_id(cls):
+        return Column(Integer, ForeignKey("ab_user.id"), nullable=True, info=caption("审核人"))
+
+
 class Entity(Model):
     """Base of every business table: audited, soft-deletable, scoped.
 

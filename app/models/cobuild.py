@@ -37,6 +37,7 @@ from app.i18n import N_
 from app.models.base import (
     GLOBAL,
     Entity,
+    ReviewedResult,
     Scope,
     caption,
     live_order,
@@ -835,7 +836,7 @@ def _append_only(mapper, connection, entry) -> None:
 
 # --- star ratings ---------------------------------------------------------------------------
 
-class StarRating(Entity):
+class StarRating(ReviewedResult, Entity):
     __tablename__ = "star_rating"
     __table_args__ = live_order("star_rating", "score", "period", "stars", "status")
     __label__ = N_("星级评定")
@@ -867,11 +868,6 @@ class StarRating(Entity):
     status = Column(String(8), nullable=False, default=RatingStatus.COMPUTED, index=True,
                     info=caption("状态", choices=RATING_STATUSES))
     __mapper_args__ = status_is_version(status)
-    computed_on = Column(DateTime, info=caption("计算时间"))
-    reviewed_by_id = Column(Integer, ForeignKey("ab_user.id"), nullable=True,
-                            info=caption("审核人"))
-    reviewed_on = Column(DateTime, info=caption("审核时间"))
-    published_on = Column(DateTime, info=caption("公示时间"))
     # One rating per subject and period.
     rating_key = Column(String(64), nullable=False, unique=True)
 
