@@ -188,6 +188,7 @@ def test_three_ones_on_the_api_are_scoped_and_refuse_a_bad_year(ctx, api):
     done = client.get(f"/api/v1/agreement/{near}/three_ones", headers=headers)
     assert done.status_code == 200 and done.json["result"]["year"] == clock.today().year
     for year, says in (("26", "年度应为四位年份"), ("二〇二六", "年度应为四位年份"),
+                       ("²⁰²⁶", "年度应为四位年份"),
                        (str(clock.today().year + 1), "尚未开始")):
         refused = client.get(f"/api/v1/agreement/{near}/three_ones?year={year}", headers=headers)
         assert refused.status_code == 422 and says in refused.json["message"], year

@@ -124,7 +124,8 @@ def three_ones_year(text) -> int:
     raw = str(text or "").strip()
     if not raw:
         return clock.today().year
-    if not (raw.isdigit() and len(raw) == 4 and int(raw) >= 2000):
+    # ASCII digits only: "²⁰²⁶" passes isdigit() and fails int()
+    if not (re.fullmatch(r"[0-9]{4}", raw) and int(raw) >= 2000):
         raise DomainError("年度应为四位年份，如 2026", "year")
     if int(raw) > clock.today().year:
         raise DomainError(f"{raw}年尚未开始，没有可统计的“三个一”", "year")
