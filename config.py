@@ -177,6 +177,11 @@ class Config:
     # closed below which a unit is not rated: no practice names one, so off unless set.
     STAR_RATING_FLOOR = float(os.environ.get("STAR_RATING_FLOOR", "0"))
     STAR_POINT_TARGETS = {"unit": 60, "member": 12}
+    # 月汇报's documents (app/services/work_report.py): a font file with Chinese glyphs for the
+    # charts (unset: fontconfig's Noto Sans CJK SC or another CJK family) and LibreOffice's
+    # soffice (unset: the one on the PATH).
+    REPORT_CJK_FONT = os.environ.get("REPORT_CJK_FONT") or None
+    SOFFICE_BINARY = os.environ.get("SOFFICE_BINARY") or None
     # The weight of each input of a rating (app.services.cobuild.RATING_INPUTS), per subject,
     # each subject's summing to 100; a district sets its own as JSON in STAR_WEIGHTS. Weights
     # that do not sum to 100 refuse every run and preview with a Chinese message (nothing

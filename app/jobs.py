@@ -443,6 +443,8 @@ def _scheduled_notices(job, params, progress):
 def _work_report_document(job, params, progress):
     """A monthly report's .docx (or its PDF), composed as its user reads it and kept in the
     storage: the report is read through the user's scope (a report it may not read is none)."""
+    from flask_babel import force_locale
+
     from app import storage
     from app.models.reports import WorkReport
     from app.services import audit
@@ -451,7 +453,8 @@ def _work_report_document(job, params, progress):
     report = db.session.get(WorkReport, params["report"])
     if report is None:
         raise JobRefused("月汇报不存在或超出您的数据范围")
-    content = docx_bytes(db.session, report)
+    with force_locale(params.get("locale") or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        content = docx_bytes(db.session, report)
     fmt = params.get("format", "docx")
     if fmt == "pdf":
         content = pdf_bytes(content)

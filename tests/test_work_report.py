@@ -5,6 +5,7 @@ the Bad input list; the .docx as python-docx reads it back."""
 import csv
 import io
 import re
+import warnings
 from contextlib import contextmanager
 
 import pytest
@@ -300,7 +301,10 @@ def test_markup_in_the_narrative_is_inert_on_the_page_and_in_the_docx(ctx, as_us
         assert "<script>alert" not in page and "<b>粗体</b>" not in page
         assert "&lt;script&gt;" in page and "{{ 7*7 }}" in page
 
-    document = docx_of(shequ, pk)
+    # The charts' Chinese is drawn, not boxes: matplotlib warns of every glyph its font lacks.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r".*[Gg]lyph .* missing from")
+        document = docx_of(shequ, pk)
     body = [p.text for p in document.paragraphs]
     assert MARKUP in body and "第一行" in body and "第二行" in body
     name = ctx.execute(text("SELECT name FROM organization WHERE id = :i"), {"i": community}).scalar()
@@ -314,6 +318,102 @@ def test_markup_in_the_narrative_is_inert_on_the_page_and_in_the_docx(ctx, as_us
     job = ctx.execute(text("SELECT status, file_id FROM job WHERE kind = 'work_report_document' "
                            "ORDER BY id DESC")).first()
     assert job.status == "已完成" and job.file_id
+
+
+def test_the_reviewers_to_do_names_the_nodes_that_have_not_reported(ctx, as_user):
+    """组织部's to-do names the streets without last month's report (a draft is not one), the
+    street's its communities (test above); a community's and a unit's to-do have no such list."""
+    street = node_of(ctx, "jiedao01")
+    month = last_month()
+    streets = dict(ctx.execute(text("SELECT id, name FROM organization WHERE type = 'street' "
+                                    "AND active = :t"), {"t": True}).all())
+    assert len(streets) > 1
+    missing = f"{streets[street]}：{month} 月汇报未提交"
+    zuzhibu, jiedao = as_user("zuzhibu"), as_user("jiedao01")
+    page = zuzhibu.get("/").get_data(as_text=True)
+    assert all(f"{name}：{month} 月汇报未提交" in page for name in streets.values()), page
+
+    open_report(jiedao, street, month, summary="街道月度工作")
+    pk = report_id(ctx, street, month)
+    assert missing in zuzhibu.get("/").get_data(as_text=True)  # a draft is not submitted
+    move(jiedao, pk, "submit")
+    page = zuzhibu.get("/").get_data(as_text=True)
+    assert missing not in page
+    assert f'href="/work_report/show/{pk}"' in page  # awaiting 组织部's review
+    assert sum(f"{name}：{month} 月汇报未提交" in page for name in streets.values()) \
+        == len(streets) - 1
+
+    zuzhibu.get("/lang/en")
+    page = zuzhibu.get("/").get_data(as_text=True)
+    other = next(name for pk_, name in streets.items() if pk_ != street)
+    assert f"{other}: monthly report for {month} not submitted" in page
+    assert "月汇报未提交" not in page
+
+    for username in ("shequ01", "danwei01", "dangyuan01"):
+        page = as_user(username).get("/").get_data(as_text=True)
+        assert "月汇报未提交" not in page and "待审核的月汇报" not in page, username
+
+
+def test_the_list_exports_what_the_reader_may_read(app, ctx, as_user):
+    """The street's CSV of 月汇报 holds its communities' reports and not another street's;
+    组织部's holds both; the export is audited."""
+    from app.extensions import db
+    from app.models.reports import WorkReport
+    from app.security.principal import SYSTEM, acting_as
+
+    community = node_of(ctx, "shequ01")
+    month = months_back(10)[0]
+    open_report(as_user("shequ01"), community, month, summary="导出")
+    other = ctx.execute(text(
+        "SELECT o.id FROM organization o JOIN unit u ON u.community_id = o.id "
+        "JOIN ab_user a ON a.unit_id = u.id WHERE a.username = 'danwei03'")).scalar()
+    with app.app_context(), acting_as(SYSTEM):
+        db.session.add(WorkReport(org_id=other, month=month, summary="外街道"))
+        db.session.commit()
+    names = dict(ctx.execute(text("SELECT id, name FROM organization WHERE id IN (:a, :b)"),
+                             {"a": community, "b": other}).all())
+
+    def exported(username):
+        response = as_user(username).get("/work_report/export/csv",
+                                          query_string={"_flt_0_month": month})
+        assert response.status_code == 200
+        rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+        assert rows[0][:3] == ["党组织", "月份", "状态"], rows[0]
+        return {row[0] for row in rows[1:] if row[1] == month}
+
+    assert exported("jiedao01") == {names[community]}
+    assert exported("zuzhibu") >= {names[community], names[other]}
+    assert ctx.execute(text("SELECT count(*) FROM audit_log WHERE action = 'export' "
+                            "AND resource = 'work_report'")).scalar() >= 2
+
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_the_document_speaks_the_readers_language(ctx, as_user):
+    """In English, the .docx's labels — title, headings, table titles and columns, chart
+    captions, page numbers, signature line — are the English catalog's: no Chinese is left but
+    the node's name (the figures' values are data and stay as recorded)."""
+    community = node_of(ctx, "shequ01")
+    name = ctx.execute(text("SELECT name FROM organization WHERE id = :i"),
+                       {"i": community}).scalar()
+    shequ = as_user("shequ01")
+    month = months_back(9)[0]
+    open_report(shequ, community, month, summary="A fair with the units", problems="Few hands",
+                plans="More visits")
+    pk = report_id(ctx, community, month)
+    shequ.get("/lang/en")
+    document = docx_of(shequ, pk)
+    said = [p.text for p in document.paragraphs]
+    said += [cell.text for table in document.tables for cell in table.rows[0].cells]
+    footer = document.sections[0].footer.paragraphs[0].text
+    assert f"{name}: monthly co-building work report, {month}" in said
+    assert "1. Summary of work" in said and "5. Charts" in said
+    assert footer.startswith("Page ") and " of " in footer
+    left = [text_ for text_ in [*said, footer] if HAN.search(text_.replace(name, ""))]
+    assert not left, left
+    page = shequ.get(f"/work_report/print/{pk}").get_data(as_text=True)
+    assert f"<h1>{name}: monthly co-building work report, {month}</h1>" in page
 
 
 def docx_of(browser, pk) -> Document:

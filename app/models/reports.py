@@ -31,7 +31,7 @@ from sqlalchemy.orm import object_session, relationship
 
 from app import clock
 from app.errors import DomainError
-from app.i18n import N_
+from app.i18n import N_, gettext
 from app.models.base import Entity, Scope, caption, live_order, state_choices, status_is_version
 from app.models.org import Organization
 from app.security.principal import Principal, current_principal, unscoped
@@ -175,7 +175,7 @@ class WorkReport(Entity):
             first, _ = parse_month(self.month)
         except DomainError:
             return self.month or ""
-        return f"{first.year}年{first.month}月"
+        return gettext("%(year)d年%(month)d月", year=first.year, month=first.month)
 
     def validate(self, session) -> None:
         first, _ = parse_month(self.month)

@@ -298,11 +298,12 @@ def _charts(figures: dict) -> list[tuple[str, bytes]]:
     result = []
     funnel = figures.get("need_funnel") or []
     meetings = figures.get("meetings_held_vs_planned") or []
-    charts = [("需求办理漏斗", [r["stage"] for r in funnel], [("需求数", [r["count"] for r in funnel])])]
+    charts = [(gettext("需求办理漏斗"), [r["stage"] for r in funnel],
+               [(gettext("需求数"), [r["count"] for r in funnel])])]
     if meetings:
-        charts.append(("会议召开情况", [f"{r['type']}" for r in meetings],
-                       [("计划", [r["planned"] for r in meetings]),
-                        ("已召开", [r["held"] for r in meetings])]))
+        charts.append((gettext("会议召开情况"), [f"{r['type']}" for r in meetings],
+                       [(gettext("计划"), [r["planned"] for r in meetings]),
+                        (gettext("已召开"), [r["held"] for r in meetings])]))
     for title, categories, series in charts:
         plot = Plot(figsize=(6.4, 3.2), dpi=150)
         axes = plot.subplots()
@@ -342,11 +343,13 @@ def _page_number(paragraph) -> None:
                 element.text = text
             run._r.append(element)
 
-    paragraph.add_run("第 ")
-    field("PAGE")
-    paragraph.add_run(" 页 共 ")
-    field("NUMPAGES")
-    paragraph.add_run(" 页")
+    # One msgid with the fields as markers, so that a language may order them its own way.
+    said = gettext("第 %(page)s 页 共 %(pages)s 页", page="\0PAGE\0", pages="\0NUMPAGES\0")
+    for number, part in enumerate(said.split("\0")):
+        if number % 2:
+            field(part)
+        elif part:
+            paragraph.add_run(part)
 
 
 def _cjk_style(document) -> None:
@@ -359,6 +362,11 @@ def _cjk_style(document) -> None:
         fonts = style.element.get_or_add_rPr().get_or_add_rFonts()
         fonts.set(qn("w:eastAsia"), "Noto Sans CJK SC")
     document.styles["Normal"].font.size = Pt(10.5)
+
+
+def title_of(report: WorkReport, node: Organization) -> str:
+    """The document's title (the print page's too): one msgid, so English orders it its way."""
+    return gettext("%(org)s%(month)s共驻共建工作月汇报", org=node.name, month=report.month_label)
 
 
 def docx_bytes(session, report: WorkReport) -> bytes:
@@ -378,7 +386,7 @@ def docx_bytes(session, report: WorkReport) -> bytes:
     footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
     _page_number(footer)
 
-    title = document.add_heading(f"{node.name}{report.month_label}{gettext('共驻共建工作月汇报')}", 0)
+    title = document.add_heading(title_of(report, node), 0)
     title.alignment = WD_ALIGN_PARAGRAPH.CENTER
     state = document.add_paragraph(
         f"{gettext('状态')}：{gettext(report.status)}"
@@ -386,13 +394,14 @@ def docx_bytes(session, report: WorkReport) -> bytes:
            if report.submitted_on else f"　（{gettext('数据为实时数据，提交时固定')}）"))
     state.alignment = WD_ALIGN_PARAGRAPH.CENTER
 
-    for number, (label, key) in enumerate((("工作总结", "summary"), ("存在问题", "problems"),
-                                           ("下步打算", "plans")), start=1):
-        document.add_heading(f"{'一二三'[number - 1]}、{gettext(label)}", 1)
+    # The headings are the print page's msgids, numbers and all (一、 reads 1. in English).
+    for label, key in ((N_("一、工作总结"), "summary"), (N_("二、存在问题"), "problems"),
+                       (N_("三、下步打算"), "plans")):
+        document.add_heading(gettext(label), 1)
         for line in (getattr(report, key) or "").splitlines() or [""]:
             document.add_paragraph(line)  # text, never markup: python-docx escapes it
 
-    document.add_heading(f"四、{gettext('工作数据')}", 1)
+    document.add_heading(gettext("四、工作数据"), 1)
     for part in tables(figures):
         document.add_heading(part["title"], 2)
         for table in part["tables"]:
@@ -410,7 +419,7 @@ def docx_bytes(session, report: WorkReport) -> bytes:
                     cells[i].text = value
     charts = _charts(figures)
     if charts:
-        document.add_heading(f"五、{gettext('图表')}", 1)
+        document.add_heading(gettext("五、图表"), 1)
         for chart_title, png in charts:
             document.add_picture(io.BytesIO(png), width=Cm(15))
             document.add_paragraph(chart_title).alignment = WD_ALIGN_PARAGRAPH.CENTER

@@ -23,7 +23,7 @@ from app.dashboards.links import (
     list_link,
 )
 from app.extensions import db
-from app.i18n import N_
+from app.i18n import N_, gettext
 from app.models.cobuild import (
     Agreement,
     ClaimStatus,
@@ -134,11 +134,12 @@ def _report_groups() -> list[Group]:
     reports.add(N_("待审核的月汇报"), WorkReport, ("awaits_review", FLAG, 1))
     month = last_month()
     for node in missing_reports(db.session, principal, month):
-        reports.rows.append((f"{node.name}：{month} 月汇报未提交", None, ""))
+        reports.rows.append((gettext("%(node)s：%(month)s 月汇报未提交", node=node.name, month=month),
+                             None, ""))
     for report in db.session.execute(select(WorkReport).where(WorkReport.awaits_review)
                                      .order_by(WorkReport.submitted_on).limit(RECENT)).scalars():
-        reports.rows.append((f"{report}（待审核）", f"/work_report/show/{report.id}",
-                             report.submitted_on))
+        reports.rows.append((gettext("%(report)s（待审核）", report=report),
+                             f"/work_report/show/{report.id}", report.submitted_on))
     return [reports]
 
 

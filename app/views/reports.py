@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
+from flask_babel import get_locale
 
 from app import jobs
 from app.errors import DomainError
@@ -21,8 +22,10 @@ def start_document(report: WorkReport, fmt: str, user, form_token: str | None = 
     """The job making a report's document (run here and now without a broker)."""
     if fmt == "pdf" and service.soffice() is None:
         raise DomainError("服务器未安装 LibreOffice，无法生成 PDF：请使用“打印”页面另存为 PDF")
+    # The document speaks its reader's language, also when a worker makes it (no request there).
     job = jobs.start("work_report_document", f"{report}（{fmt.upper()}）", user,
-                     {"report": report.id, "format": fmt, "right": ["can_read", "work_report"]},
+                     {"report": report.id, "format": fmt, "right": ["can_read", "work_report"],
+                      "locale": str(get_locale() or "zh")},
                      resource="work_report", form_token=form_token)
     return jobs.submit(job)
 
@@ -80,8 +83,10 @@ class WorkReportView(EntityView):
         report = self.datamodel.get(pk)
         if report is None:
             abort(404)
+        session = self.datamodel.session
         return render_template("reports/work_report_print.html", report=report,
-                               tables=service.tables(service.figures_of(self.datamodel.session, report)))
+                               title=service.title_of(report, service.node_of(session, report)),
+                               tables=service.tables(service.figures_of(session, report)))
 
     @expose("/document/<int:pk>/<fmt>", methods=["POST"])
     @has_access
