@@ -32,6 +32,7 @@ CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
 SCRIPT = re.compile(r"<script.*?</script>|<style.*?</style>", re.DOTALL)
 ACTION = re.compile(r'class="(\w+)_menu_item"')  # FAB's list actions menu
+MOVE = re.compile(r'"/(\w+)/transition/\d+/(\w+)"')  # a show page's workflow moves
 LAYOUT = 'class="navbar'
 
 
@@ -80,7 +81,8 @@ def check_page(walk: Walk, where: str, response, zh: bool) -> str | None:
 
 def walk_as(browser, zh: bool, usable_action) -> Walk:
     """Every menu entry, and on each list its first row's show and edit and its add form.
-    `usable_action(path, name)` says whether the role may make a list's bulk action."""
+    `usable_action(path, name)` says whether the role may make a list's bulk action; a show
+    page's move is judged as the bulk action of the same move (`bulk_<move>`)."""
     walk = Walk()
     browser.get("/lang/zh" if zh else "/lang/en")
     home = check_page(walk, "/", browser.get("/"), zh)
@@ -98,7 +100,10 @@ def walk_as(browser, zh: bool, usable_action) -> Walk:
         for kind in ("show", "edit"):
             first = re.search(rf'href="({re.escape(base)}{kind}/\d+)[^"]*"', page)
             if first:
-                check_page(walk, first.group(1), browser.get(first.group(1)), zh)
+                shown = check_page(walk, first.group(1), browser.get(first.group(1)), zh)
+                for resource, move in set(MOVE.findall(shown or "")) if kind == "show" else ():
+                    if not usable_action(f"/{resource}/list/", f"bulk_{move}"):
+                        walk.note(first.group(1), f"offers the move {move} the role cannot make")
         if f'href="{base}add' in page:
             check_page(walk, base + "add", browser.get(base + "add"), zh)
     return walk

@@ -166,3 +166,70 @@ def test_names_read_family_name_first_and_roles_by_their_labels(as_user):
     assert "驻区单位联络员" in users and "<td>UnitLiaison</td>" not in users
     roles = browser.get("/roles/list/").get_data(as_text=True)
     assert "组织部管理员" in roles and "can read on" not in roles and "查看：" in roles
+
+
+def _moves(page: str) -> set[str]:
+    return {m for _, m in re.findall(r'"/(\w+)/transition/\d+/(\w+)"', page)}
+
+
+def test_a_liaison_is_offered_no_move_of_the_community_nor_of_the_raters(app, ctx, as_user):
+    """平台接单, 驳回, 会商派单, 回访评单, 重办 are the community's; 审核 and 公示 on 星级评定 the
+    raters'. A liaison meets none of them — not as a bulk action, not as a button on any of
+    its needs' pages, not on its unit's star rating awaiting review — where the raters do."""
+    from sqlalchemy import text
+
+    liaison, street = as_user("danwei01"), as_user("jiedao01")
+    needs = liaison.get("/need/list/?psize_NeedView=100").get_data(as_text=True)
+    for move in ("accept", "reject", "dispatch", "review", "reopen", "adopt_rating"):
+        assert f"bulk_{move}_menu_item" not in needs, move
+    shown = sorted(set(re.findall(r'href="/need/show/(\d+)', needs)))
+    assert shown
+    offered = set()
+    for pk in shown:
+        offered |= _moves(liaison.get(f"/need/show/{pk}").get_data(as_text=True))
+    assert not offered & {"accept", "reject", "dispatch", "review", "reopen", "adopt_rating"}, offered
+
+    unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei01'")).scalar()
+    rating = ctx.execute(text("SELECT id, status FROM star_rating WHERE unit_id = :u "
+                              "AND subject_type = 'unit' ORDER BY id DESC"), {"u": unit}).first()
+    assert rating is not None, "the demo rates danwei01's unit"
+    with ctx.session() as session:
+        session.execute(text("UPDATE star_rating SET status = '已计算' WHERE id = :i"),
+                        {"i": rating.id})
+        session.commit()
+    try:
+        page = f"/star_rating/show/{rating.id}"
+        assert "review" in _moves(street.get(page).get_data(as_text=True))
+        assert _moves(liaison.get(page).get_data(as_text=True)) == set()
+        ratings = liaison.get("/star_rating/list/").get_data(as_text=True)
+        assert "bulk_review_menu_item" not in ratings and "bulk_publish_menu_item" not in ratings
+        assert "bulk_review_menu_item" in street.get("/star_rating/list/").get_data(as_text=True)
+    finally:
+        with ctx.session() as session:
+            session.execute(text("UPDATE star_rating SET status = :s WHERE id = :i"),
+                            {"s": rating.status, "i": rating.id})
+            session.commit()
+
+
+def test_an_unexpected_error_is_the_panels_500_page_and_json_on_the_api(app, as_user, monkeypatch):
+    """An exception no handler expected: the panel's 500 page in its layout and language, no
+    traceback and nothing of the exception's text; the API answers JSON."""
+    browser = as_user("shequ01")
+    adapter = app.url_map.bind("localhost")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret detail of the failure")
+
+    for url in ("/member/list/", "/api/v1/member/"):
+        monkeypatch.setitem(app.view_functions, adapter.match(url)[0], broken)
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    for lang, title in (("zh", "系统出错了"), ("en", "Something went wrong")):
+        browser.get(f"/lang/{lang}")
+        failed = browser.get("/member/list/")
+        page = failed.get_data(as_text=True)
+        assert failed.status_code == 500
+        assert 'class="navbar' in page and title in page, page[:500]
+        assert "Traceback" not in page and "secret detail" not in page
+    api = browser.get("/api/v1/member/")
+    assert api.status_code == 500 and api.is_json
+    assert "secret detail" not in api.get_data(as_text=True)

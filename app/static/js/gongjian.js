@@ -10,8 +10,9 @@
   };
 
   // FAB's own selects (choices, a user's roles) speak select2's English: in the Chinese panel
-  // every select says the texts above.
-  if ($.fn.select2 && $("meta[name='gj-locale']").attr("content") !== "en") {
+  // every select says the texts above; in the English one, select2's own.
+  var chinese = $("meta[name='gj-locale']").attr("content") !== "en";
+  if ($.fn.select2 && chinese) {
     $.fn.select2.defaults.set("language", texts);
   }
 
@@ -55,7 +56,7 @@
       allowClear: true,
       placeholder: el.data("placeholder") || "",
       width: "100%",
-      language: texts,
+      language: chinese ? texts : undefined,  // undefined: select2's own (English)
       ajax: {
         url: el.data("url"),
         dataType: "json",
