@@ -21,7 +21,10 @@ ENGLISH = ["Are you sure you want to delete", "Cancel", "Add", "Show", "Edit", "
            "Internal Server Error", "Record Count", "Actions", "Search", "Back", "Save",
            "Profile", "Logout", "Access is Denied", "No records found", "Select all",
            "can read on", "menu access on", "can export on", "Yes", "No", "Refresh",
-           "Searching", "Loading more results", "No results found"]
+           "Searching", "Loading more results", "No results found",
+           # the user form's help texts; FAB's own pages by their class names (roles page)
+           "just make it inactive", "password for authentication", "associate with a list",
+           "UserView", "RoleModelView", "MenuApi", "ViewMenu", "PermissionViewMenu"]
 ENGLISH_RE = re.compile(r"(?<![\w-])(" + "|".join(re.escape(w) for w in ENGLISH) + r")(?![\w-])")
 RAW_VALUES = {"None", "True", "False", "[]"}
 

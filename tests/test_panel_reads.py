@@ -8,7 +8,7 @@ import pytest
 
 from app.security.roles import RIGHTS
 from tests.conftest import login
-from tests.crawl import ROLE_USERS, menu_links, walk_as
+from tests.crawl import ROLE_USERS, menu_links, visible_text, walk_as
 
 
 def _usable(app, role):
@@ -166,6 +166,13 @@ def test_names_read_family_name_first_and_roles_by_their_labels(as_user):
     assert "驻区单位联络员" in users and "<td>UnitLiaison</td>" not in users
     roles = browser.get("/roles/list/").get_data(as_text=True)
     assert "组织部管理员" in roles and "can read on" not in roles and "查看：" in roles
+    # FAB's own pages and rights too, not their class names ("列表：UserView", "copyrole")
+    assert "列表：用户管理" in roles and "复制角色：角色管理" in roles
+    assert not re.search(r"：(UserView|RoleModelView|MenuApi|User|ViewMenu)\b", roles)
+    said = visible_text(roles)
+    assert "copyrole" not in said and "update_role_users" not in said
+    form = browser.get("/users/add").get_data(as_text=True)
+    assert "不建议删除用户，停用即可" in form and "just make it inactive" not in form
 
 
 def _moves(page: str) -> set[str]:

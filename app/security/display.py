@@ -20,6 +20,26 @@ PERMISSION_LABELS = {
     "can_userinfoedit": N_("编辑本人资料"), "can_this_form_get": N_("打开表单"),
     "can_this_form_post": N_("提交表单"), "can_download": N_("下载"), "can_delete_all": N_("批量删除"),
     "can_copyrole": N_("复制角色"),
+    # FAB 5.3's role API's own rights.
+    "can_add_role_permissions": N_("添加角色权限"), "can_list_role_permissions": N_("查看角色权限"),
+    "can_update_role_groups": N_("设置角色的用户组"), "can_update_role_users": N_("设置角色的用户"),
+}
+
+
+def _permission_label(name: str) -> str | None:
+    # Some of FAB's rights are stored without "can_" (copyrole, userinfoedit…).
+    return PERMISSION_LABELS.get(name) or PERMISSION_LABELS.get(f"can_{name}")
+
+# FAB's own pages and APIs by their view-menu names (they are in no menu, or under one whose
+# label is not theirs): the roles page would show class names ("列表：UserView").
+FAB_RESOURCE_LABELS = {
+    "UserView": N_("用户管理"), "RoleModelView": N_("角色管理"), "UserGroupModelView": N_("用户组"),
+    "PermissionModelView": N_("权限"), "ViewMenuModelView": N_("视图/菜单"),
+    "PermissionViewModelView": N_("视图/菜单权限"), "ResetMyPasswordView": N_("修改本人密码"),
+    "ResetPasswordView": N_("重置密码"), "UserInfoEditView": N_("编辑本人资料"),
+    "MenuApi": N_("菜单接口"), "User": N_("用户接口"), "Role": N_("角色接口"),
+    "Group": N_("用户组接口"), "Permission": N_("权限接口"), "ViewMenu": N_("视图/菜单接口"),
+    "PermissionViewMenu": N_("视图/菜单权限接口"),
 }
 
 
@@ -36,6 +56,8 @@ def resource_label(name) -> str:
     """A view-menu's label: the menu's item (a resource, a group, FAB's own pages), else the
     name as stored."""
     name = getattr(name, "name", name)
+    if name in FAB_RESOURCE_LABELS:
+        return gettext(FAB_RESOURCE_LABELS[name])
     menu = current_app.appbuilder.menu
     item = menu.find(name) if menu is not None else None
     return str(gettext(item.label)) if item is not None and item.label else gettext(name)
@@ -54,7 +76,7 @@ def _move_label(resource: str, permission: str) -> str | None:
 def permission_text(permission_view) -> str:
     permission = permission_view.permission.name
     resource = permission_view.view_menu.name
-    label = PERMISSION_LABELS.get(permission) or _move_label(resource, permission)
+    label = _permission_label(permission) or _move_label(resource, permission)
     operation = gettext(label) if label else permission.removeprefix("can_")
     return f"{operation}：{resource_label(resource)}"
 
@@ -65,5 +87,5 @@ def permissions_text(permission_views) -> str:
 
 def operation_label(permission) -> str:
     name = getattr(permission, "name", permission)
-    label = PERMISSION_LABELS.get(name)
+    label = _permission_label(name)
     return gettext(label) if label else name
