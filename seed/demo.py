@@ -16,7 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from app import clock, crypto
 from app.extensions import appbuilder, db
@@ -106,6 +106,7 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
     seed_stars(session, echo)
     _draft_report(session, tree["communities"][0])
     _inspection_and_plan(session, tree["streets"][0], tree["communities"][0], units[:2])
+    _published_assessment(session, echo)
     session.info[audit.SKIP_ROWS] = True  # the run ends its own recording
     audit.record(session, "import", "seed", changes={
         "scale": scale, "organizations": len(tree["all"]), "units": len(units),
@@ -138,12 +139,7 @@ def _inspection_and_plan(session, street, community, units) -> None:
     (one overdue) led by danwei01's and danwei02's units."""
     from datetime import timedelta
 
-    from app.models.inspections import (
-        Inspection,
-        InspectionFinding,
-        InspectionItem,
-        Rectification,
-    )
+    from app.models.inspections import Inspection, InspectionFinding, InspectionItem
     from app.models.workplan import WorkPlanItem
 
     today = clock.today()
@@ -155,16 +151,17 @@ def _inspection_and_plan(session, street, community, units) -> None:
                         quarter=(inspected.month + 2) // 3, inspected_on=inspected,
                         communities=[community], units=[units[0]],
                         summary="三单公开、联席会议召开情况总体较好，部分事项需整改。")
-    found = [InspectionFinding(inspection=round_, item=checklist[0], org=community, result="符合"),
-             InspectionFinding(inspection=round_, item=checklist[1], org=community,
-                               result="不符合", note="本季度季研讨会未召开"),
-             InspectionFinding(inspection=round_, item=checklist[4], unit=units[0],
-                               result="部分符合", note="协议“三个一”中解决问题的承诺未落实")]
-    session.add_all(found)
+    # Saving a failing finding opens its rectification task (InspectionFinding._rectify).
+    session.add_all([
+        InspectionFinding(inspection=round_, item=checklist[0], org=community, result="符合"),
+        InspectionFinding(inspection=round_, item=checklist[1], org=community,
+                          result="不符合", note="本季度季研讨会未召开", responsible_org=community,
+                          deadline=inspected + timedelta(days=30)),
+        InspectionFinding(inspection=round_, item=checklist[4], unit=units[0],
+                          result="部分符合", note="协议“三个一”中解决问题的承诺未落实",
+                          responsible_unit=units[0], deadline=today + timedelta(days=20))])
     session.flush()
     session.add_all([
-        Rectification(finding=found[1], org=community, deadline=inspected + timedelta(days=30)),
-        Rectification(finding=found[2], lead_unit=units[0], deadline=today + timedelta(days=20)),
         WorkPlanItem(org=community, year=today.year, number="1", lead_unit=units[0],
                      co_units=[units[1]], content="健全“双报到”党员服务台账，每月通报服务情况",
                      deadline=today + timedelta(days=25)),
@@ -173,6 +170,23 @@ def _inspection_and_plan(session, street, community, units) -> None:
                      deadline=today - timedelta(days=15)),
     ])
     session.flush()
+
+
+def _published_assessment(session, echo) -> None:
+    """年度考核 of the last full year, both levels, computed from the seeded data and published
+    (as the star ratings of that year are): the public board has a ranking to show."""
+    from app.models.assessment import Assessment, AssessmentStatus
+    from app.services.assessment import compute
+
+    year = clock.today().year - 1
+    started = time.perf_counter()
+    for level in ("community", "unit"):
+        compute(session, str(year), level, commit=False)
+    now = clock.utcnow()
+    session.execute(update(Assessment).where(Assessment.year == year).values(
+        status=AssessmentStatus.PUBLISHED, reviewed_on=now, published_on=now))
+    echo(f"年度考核：{year}年度社区和驻区单位考核已计算并公示"
+         f"（用时 {time.perf_counter() - started:.1f} 秒）。")
 
 
 def _generated_password() -> str:

@@ -1,8 +1,10 @@
-"""年度考核 (issue 26): the year's assessment of the demo communities computed from the year's
-data — each indicator of 社区 checked against a count made here in plain SQL — adjusted with a
+"""年度考核 (issue 26). One test walks a year of the demo community (社区 YX0101, shequ01's) as
+the acceptance says: a quarterly inspection whose two failing findings open rectification tasks
+closed on time and late, work-plan items closed and overdue, then the year's assessment computed
+— every indicator of 社区 checked against a count made here in plain SQL — adjusted with a
 reason within the bound, reviewed by the street (the level above), published by 组织部 and shown
-on the public board (ranking, scores by indicator; nothing unpublished), with its .xlsx and .docx;
-the refusals of the Bad input list; the indicator set's weights; and scope."""
+on the public board (ranking, scores by indicator; nothing unpublished), with its .xlsx and .docx.
+Besides: the refusals of the Bad input list, the indicator set's weights, units' results, scope."""
 from __future__ import annotations
 
 import io
@@ -14,10 +16,14 @@ from itertools import pairwise
 import pytest
 from docx import Document
 from openpyxl import load_workbook
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app import clock
+from app.models.inspections import Rectification
+from app.security.principal import unscoped
 from tests.conftest import tables_kept_by
+from tests.test_meetings_support import api_says
+from tests.test_supervision_support import item_ids, move_task, post, show, task_of
 
 pytestmark = pytest.mark.db
 
@@ -148,7 +154,43 @@ def sql_counts(ctx, cid) -> dict:
     due, in_time = one(f"SELECT count(*), {on_time} FROM work_plan_item t WHERE t.org_id = :c "
                        "AND t.deadline BETWEEN :d0 AND :d1 AND t.deleted_on IS NULL")
     found["work_plan_on_time"] = _share(in_time, due)
+    found["three_ones"] = _three_ones(ctx, p)
     return found
+
+
+def _three_ones(ctx, p):
+    """The share of the community's agreements in force in the year whose unit met all of the
+    三个一: a joint meeting attended in every quarter its bodies met (at least one), and as many
+    needs closed in the year as the agreement's yearly target — counted agreement by agreement."""
+    quarters = [(date(YEAR, m, 1), date(YEAR + (m == 10), (m + 2) % 12 + 1, 1).toordinal() - 1)
+                for m in (1, 4, 7, 10)]
+    quarters = [(first, date.fromordinal(last)) for first, last in quarters]
+    held_in = ("FROM meeting m WHERE m.status = '已召开' AND m.held_on BETWEEN :f AND :l "
+               "AND m.deleted_on IS NULL")
+    agreements = ctx.execute(text(
+        "SELECT id, unit_id, coalesce(yearly_target, 0) AS target FROM agreement "
+        "WHERE community_id = :c AND status = '已签订' AND valid_from <= :d1 AND valid_to >= :d0 "
+        "AND deleted_on IS NULL"), p).all()
+    met = 0
+    for agreement in agreements:
+        held = attended = 0
+        for first, last in quarters:
+            q = {"u": agreement.unit_id, "f": first, "l": last}
+            was_held = ctx.execute(text(
+                f"SELECT count(*) {held_in} AND m.body_id IN (SELECT bm.body_id FROM body_member bm "
+                "WHERE bm.unit_id = :u AND bm.deleted_on IS NULL)"), q).scalar() > 0
+            was_there = ctx.execute(text(
+                f"SELECT count(*) {held_in} AND m.id IN (SELECT a.meeting_id FROM attendance a "
+                "WHERE a.unit_id = :u AND a.status IN ('出席', '迟到') AND a.deleted_on IS NULL)"),
+                q).scalar() > 0
+            held += was_held
+            attended += was_held and was_there
+        closed = ctx.execute(text(
+            "SELECT count(*) FROM need WHERE assigned_unit_id = :u AND status IN ('已办结', '已回访') "
+            "AND completed_on >= :b0 AND completed_on < :b1 AND deleted_on IS NULL"),
+            {**p, "u": agreement.unit_id}).scalar()
+        met += held > 0 and attended == held and closed >= agreement.target
+    return _share(met, len(agreements))
 
 
 def test_a_year_not_ended_is_previewed_only(ctx, api):
@@ -212,21 +254,90 @@ def test_weights_of_a_level_sum_to_100(ctx, api):
     assert all(second.name in changes and "weights" in changes for changes in audited)
 
 
-def test_the_year_computed_adjusted_reviewed_published_and_on_the_board(ctx, api, year_ended, app):
-    cid = node_of(ctx, "shequ01")
-    # The demo's rectifications and plan items of the year are still open: one of each closed
-    # on its deadline, so that their rates are counted from both kinds of rows.
-    with ctx.session() as session:
-        by_unit = "(SELECT community_id FROM unit u WHERE u.id = t.lead_unit_id)"
-        for table, placed in (("rectification", f"coalesce(t.org_id, {by_unit})"),
-                              ("work_plan_item", "t.org_id")):
-            first = session.execute(text(
-                f"SELECT min(t.id) FROM {table} t WHERE {placed} = :c AND t.deadline BETWEEN :b AND :e "
-                "AND t.deleted_on IS NULL"), {"c": cid, "b": date(YEAR, 1, 1), "e": date(YEAR, 12, 31)}).scalar()
-            assert first, f"the demo community should have a {table} due in {YEAR}"
-            session.execute(text(f"UPDATE {table} SET status = '已办结', closed_on = deadline WHERE id = :i"),
-                            {"i": first})
-        session.commit()
+def test_a_year_of_the_demo_community(ctx, api, as_user, app, monkeypatch):
+    """The acceptance's walk: 社区 YX0101's year 2026, the clock moved through it."""
+    def at(moment: datetime) -> None:  # the clock in UTC (08:00 Beijing unless said)
+        monkeypatch.setattr(clock, "utcnow", lambda: moment)
+
+    cid, street = node_of(ctx, "shequ01"), node_of(ctx, "jiedao01")
+    unit1, unit2 = unit_of(ctx, "danwei01"), unit_of(ctx, "danwei02")
+    items = item_ids(ctx)
+
+    # 季度督查, Q3: the street inspects the community and danwei01's unit; two findings fail,
+    # each opening its rectification task as it is saved.
+    at(datetime(2026, 8, 10, 0, 0))
+    round_id = post(api, "jiedao01", "inspection", {
+        "organizer": street, "title": "2026年第三季度共驻共建督查", "year": YEAR, "quarter": 3,
+        "inspected_on": "2026-08-10", "communities": [cid], "units": [unit1]})
+    post(api, "jiedao01", "inspection_finding", {
+        "inspection": round_id, "item": items[0], "org": cid, "result": "符合"})
+    failing_community = post(api, "jiedao01", "inspection_finding", {
+        "inspection": round_id, "item": items[1], "org": cid, "result": "不符合",
+        "note": "本季度未召开季研讨会", "responsible_org": cid, "deadline": "2026-09-10"})
+    failing_unit = post(api, "jiedao01", "inspection_finding", {
+        "inspection": round_id, "item": items[4], "unit": unit1, "result": "部分符合",
+        "note": "协议“三个一”承诺落实不到位", "responsible_unit": unit1, "deadline": "2026-09-10"})
+    on_time, late = task_of(ctx, failing_community), task_of(ctx, failing_unit)
+    # The responsible sides start and report progress (the liaison's note is its unit's).
+    assert move_task(api, "danwei01", "rectification", late, "start").status_code == 200
+    note = post(api, "danwei01", "rectification_note", {
+        "rectification": late, "content": "已与社区重新约定服务项目", "progress": 50})
+    assert ctx.execute(text("SELECT unit_id FROM rectification_note WHERE id = :i"),
+                       {"i": note}).scalar() == unit1
+    post(api, "shequ01", "rectification_note", {
+        "rectification": on_time, "content": "已定于下周召开季研讨会", "progress": 30})
+    # Only the inspecting side closes them: one within its time limit, one after it.
+    at(datetime(2026, 8, 30, 0, 0))
+    closed = move_task(api, "jiedao01", "rectification", on_time, "close", {"result": "已补开季研讨会"})
+    assert closed.status_code == 200, closed.get_data(as_text=True)
+    at(datetime(2026, 9, 25, 0, 0))
+    closed = move_task(api, "jiedao01", "rectification", late, "close", {"result": "已整改到位"})
+    assert closed.status_code == 200, closed.get_data(as_text=True)
+    assert show(api, "jiedao01", "rectification", on_time).json["result"]["closed_on_time"] is True
+    assert show(api, "jiedao01", "rectification", late).json["result"]["closed_on_time"] is False
+    with ctx.session() as session, unscoped():  # the hybrid counts in SQL what plain SQL counts
+        in_sql = set(session.execute(select(Rectification.id).where(
+            Rectification.id.in_([on_time, late]), Rectification.closed_on_time)).scalars())
+    plain = set(ctx.execute(text(
+        "SELECT id FROM rectification WHERE status = '已办结' AND closed_on <= deadline "
+        "AND id IN (:a, :b)"), {"a": on_time, "b": late}).scalars())
+    assert in_sql == plain == {on_time}
+
+    # 工作要点: the community's plan items led by danwei01's unit — one closed on time, one
+    # left open past its deadline.
+    at(datetime(2026, 10, 9, 0, 0))
+    overdue = post(api, "shequ01", "work_plan_item", {
+        "org": cid, "year": YEAR, "number": "W1", "content": "建立双报到党员服务台账",
+        "lead_unit": unit1, "deadline": "2026-11-30"})
+    signed = post(api, "shequ01", "work_plan_item", {
+        "org": cid, "year": YEAR, "number": "W2", "content": "共建项目签约", "lead_unit": unit1,
+        "co_units": [unit2], "deadline": "2026-12-15"})
+    client, headers = api("shequ01")
+    api_says(client.post("/api/v1/work_plan_item/", headers=headers, json={
+        "org": cid, "year": YEAR, "number": "W1", "content": "重复", "lead_unit": unit1,
+        "deadline": "2026-12-31"}), "已有序号")
+    at(datetime(2026, 12, 10, 0, 0))
+    closed = move_task(api, "shequ01", "work_plan_item", signed, "close", {"result": "已签约"})
+    assert closed.status_code == 200, closed.get_data(as_text=True)
+    assert show(api, "shequ01", "work_plan_item", overdue).json["result"]["overdue"] is True
+    assert show(api, "shequ01", "work_plan_item", signed).json["result"]["closed_on_time"] is True
+    # The co-unit reads the item; a unit of another street does not; the lead unit finds its
+    # open items on its to-do page.
+    assert show(api, "danwei02", "work_plan_item", signed).status_code == 200
+    assert show(api, "danwei03", "work_plan_item", signed).status_code == 404
+    assert "本单位牵头、未办结的工作要点" in as_user("danwei01").get("/").get_data(as_text=True)
+
+    # The community revises danwei02's agreement: its yearly target of problems solved is now
+    # one (what the unit did solve), so that agreement meets its 三个一 if its unit attended.
+    agreement = ctx.execute(text(
+        "SELECT id FROM agreement WHERE community_id = :c AND unit_id = :u AND status = '已签订' "
+        "AND deleted_on IS NULL ORDER BY id"), {"c": cid, "u": unit2}).scalars().first()
+    revised = client.put(f"/api/v1/agreement/{agreement}", headers=headers,
+                         json={"yearly_target": 1})
+    assert revised.status_code == 200, revised.get_data(as_text=True)
+
+    # 年度考核: the year has ended; 组织部 computes the communities' results.
+    at(AFTER_YEAR)
     done = compute(api, "community")
     assert done.status_code == 200, done.get_data(as_text=True)
     assert "已计算" in done.json["result"]["message"]
@@ -235,8 +346,12 @@ def test_the_year_computed_adjusted_reviewed_published_and_on_the_board(ctx, api
     counted = sql_counts(ctx, cid)
     for code, value in counted.items():
         assert parts[code]["value"] == value, (code, parts[code]["value"], value)
+    assert set(counted) == set(parts), "every indicator of the level is counted here"
     with_data = [code for code, value in counted.items() if value is not None]
-    assert len(with_data) >= 5, f"the demo community should have data for most indicators: {counted}"
+    assert len(with_data) >= 10, f"the demo community should have data for most indicators: {counted}"
+    # The walk's own rows are among those counted: 1 of its 2 tasks and 1 of its 2 items on time.
+    assert 0 < counted["rectification_on_time"] < 1 and 0 < counted["work_plan_on_time"] < 1
+    assert counted["three_ones"] > 0, "the revised agreement meets its 三个一"
     # The score is the points over the weights that apply, scaled to 100.
     applicable = [p for p in parts.values() if p["value"] is not None]
     expected = sum(Decimal(str(p["points"])) for p in applicable) * 100 / sum(

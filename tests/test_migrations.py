@@ -141,6 +141,9 @@ def copy_rows(source, target_engine) -> dict[str, list[str]]:
                 continue
             columns = [c.name for c in table.columns if c.name in new.tables[table.name].c]
             rows = rows_of(reading, new.tables[table.name], columns)
+            # What the older revision wrote itself (0028's checklist defaults) is in the copy
+            # too, with the same ids: the copy replaces it, as a restore would.
+            writing.execute(table.delete())
             if rows:
                 writing.execute(table.insert(), [dict(zip(columns, row)) for row in rows])
             copied[table.name] = columns

@@ -31,12 +31,16 @@ class InspectionApi(EntityApi):
 class InspectionFindingApi(EntityApi):
     model = InspectionFinding
     list_columns = show_columns = ["id", "inspection_id", "item_id", "org_id", "unit_id",
-                                   "result", "note"]
+                                   "result", "note", "responsible_unit_id",
+                                   "responsible_org_id", "deadline"]
 
 
 class RectificationApi(EntityApi):
+    """Opened by saving a failing finding, never posted here."""
+
     model = Rectification
     workflow = service.RECTIFICATION_FLOW
+    exclude_route_methods = {"post"}
     list_columns = ["id", "finding_id", "content", "org_id", "lead_unit_id", "deadline",
                     "status", "overdue", "closed_on"]
     show_columns = ["id", "finding_id", "content", "org_id", *TASK]

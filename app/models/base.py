@@ -295,3 +295,13 @@ def _validate(session, flush_context, instances) -> None:
         if isinstance(obj, Entity) and (obj in new or session.is_modified(obj)) \
                 and not obj.is_deleted:
             obj.validate(session)
+    # A row a validation opened (a failing finding's rectification task) goes through the same
+    # steps, in this flush: it is written with the row that opened it, or neither is.
+    seen = {id(obj) for obj in new}
+    opened = [obj for obj in session.new if id(obj) not in seen and isinstance(obj, Entity)]
+    while opened:
+        seen.update(id(obj) for obj in opened)
+        for obj in opened:
+            obj.on_create(current_principal())
+            obj.validate(session)
+        opened = [obj for obj in session.new if id(obj) not in seen and isinstance(obj, Entity)]

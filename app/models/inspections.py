@@ -246,7 +246,9 @@ class InspectionFinding(Entity):
                       shared=(lambda p: _subject_rule(InspectionFinding)(p),))
     __choices__ = {"inspection": lambda: Inspection.status == InspectionStatus.OPEN,
                    "item": lambda: InspectionItem.active.is_(True),
-                   "org": lambda: Organization.type == "community"}
+                   "org": lambda: Organization.type == "community",
+                   "responsible_unit": lambda: Unit.status == UnitStatus.REGISTERED,
+                   "responsible_org": lambda: Organization.type.in_(("community", "street"))}
     __extra_labels__ = {"subject": N_("督查对象"), "failing": N_("需整改")}
 
     inspection_id = Column(Integer, ForeignKey("inspection.id"), nullable=False, index=True,
@@ -259,13 +261,25 @@ class InspectionFinding(Entity):
                      info=caption("被督查单位"))
     result = Column(String(8), nullable=False, index=True, info=caption("督查结果", choices=RESULTS))
     note = Column(Text, info=caption("情况说明"))
+    # What a failing finding requires (asked when it is recorded): the unit or node answering
+    # for its rectification and the deadline. Saving it opens the task with them (validate);
+    # from then on the task carries them — the finding keeps what the inspection required.
+    responsible_unit_id = Column(Integer, ForeignKey("unit.id"), nullable=True, index=True,
+                                 info=caption("整改责任单位"))
+    responsible_org_id = Column(Integer, ForeignKey("organization.id"), nullable=True,
+                                index=True, info=caption("整改责任党组织"))
+    deadline = Column(Date, nullable=True, info=caption("整改时限"))
     # One live finding per round, item and subject.
     finding_key = Column(String(40), nullable=True, unique=True)
 
     inspection = relationship("Inspection", back_populates="findings", info=caption("季度督查"))
     item = relationship("InspectionItem", info=caption("督查项目"))
-    org = relationship("Organization", info=caption("被督查社区"))
-    unit = relationship("Unit", info=caption("被督查单位"))
+    org = relationship("Organization", foreign_keys=[org_id], info=caption("被督查社区"))
+    unit = relationship("Unit", foreign_keys=[unit_id], info=caption("被督查单位"))
+    responsible_unit = relationship("Unit", foreign_keys=[responsible_unit_id],
+                                    info=caption("整改责任单位"))
+    responsible_org = relationship("Organization", foreign_keys=[responsible_org_id],
+                                   info=caption("整改责任党组织"))
     photos = relationship("FindingPhoto", back_populates="finding", order_by="FindingPhoto.id",
                           info=caption("现场照片"))
 
@@ -300,11 +314,40 @@ class InspectionFinding(Entity):
                               "org" if self.org else "unit")
         if self.result in FAILING and not (self.note or "").strip():
             raise DomainError("督查结果为“部分符合”或“不符合”时，请填写情况说明", "note")
+        self._rectify(session)
         self.finding_key = self._key() if self.inspection.id else None
         if self.finding_key and _exists(session, select(InspectionFinding.id).where(
                 InspectionFinding.finding_key == self.finding_key,
                 InspectionFinding.id != (self.id or 0))):
             raise DomainError(f"“{self.subject}”在本轮督查的“{self.item.name}”已有督查发现", "item")
+
+    def _rectify(self, session) -> None:
+        """A failing finding opens its rectification task when it is saved — the one way a
+        task is opened: the responsible unit or node and the deadline are asked here, and the
+        task is written in the same flush (base.py validates it there too)."""
+        fields = ("responsible_unit", "responsible_org", "deadline")
+        opened = self.id is not None and _exists(session, select(Rectification.id).where(
+            Rectification.finding_id == self.id, Rectification.deleted_on.is_(None)))
+        if opened:
+            if self.result not in FAILING:
+                raise DomainError("该督查发现已下达整改任务，不能改为“符合”；如确属误判，"
+                                  "请先删除其整改任务", "result")
+            if any(get_history(self, name).has_changes() for name in fields):
+                raise DomainError("整改任务已下达：整改责任方和整改时限请在整改任务中修改",
+                                  "deadline")
+            return
+        if self.result not in FAILING:  # a passing finding requires nothing
+            self.responsible_unit = self.responsible_org = self.deadline = None
+            return
+        if self.responsible_unit is None and self.responsible_org is None:
+            raise DomainError("督查结果为“部分符合”或“不符合”时，请选择整改责任单位或责任党组织"
+                              "（保存即下达整改任务）", "responsible_unit")
+        if self.deadline is None:
+            raise DomainError("督查结果为“部分符合”或“不符合”时，请填写整改时限", "deadline")
+        if self.deadline < _inspected_on(self):
+            raise DomainError("整改时限不能早于督查日期", "deadline")
+        session.add(Rectification(finding=self, lead_unit=self.responsible_unit,
+                                  org=self.responsible_org, deadline=self.deadline))
 
     def check_delete(self, session) -> None:
         if self.inspection is not None and self.inspection.status == InspectionStatus.PUBLISHED:
@@ -345,6 +388,10 @@ class FindingPhoto(Entity):
     finding = relationship("InspectionFinding", back_populates="photos", info=caption("督查发现"))
 
     __caption__ = "filename"
+
+    def check_delete(self, session) -> None:
+        if self.finding is not None and self.finding.inspection.status == InspectionStatus.PUBLISHED:
+            raise DomainError("该轮督查已公示，不能删除照片；如需删除，请先撤回公示")
 
 
 class Rectification(Supervised, Entity):

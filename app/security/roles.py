@@ -124,7 +124,12 @@ RIGHTS: dict[str, dict[str, set[str]]] = {
     **{resource: _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
                         OrgAdmin=CRUD | {"export"}, StreetAdmin=CRUD | {"export"},
                         CommunityAdmin=READ | {"export"}, Auditor=AUDIT)
-       for resource in ("inspection", "inspection_finding", "rectification")},
+       for resource in ("inspection", "inspection_finding")},
+    # A rectification is opened by saving its failing finding, never added on its own.
+    "rectification": _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
+                            OrgAdmin=CRUD - {"add"} | {"export"},
+                            StreetAdmin=CRUD - {"add"} | {"export"},
+                            CommunityAdmin=READ | {"export"}, Auditor=AUDIT),
     **{resource: _grant(ADMINS + ("UnitLiaison", "Auditor"), READ,
                         **{r: CRUD | {"export"} for r in ADMINS},
                         UnitLiaison={"read", "add", "edit"}, Auditor=AUDIT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import selectinload
 
 from app import clock, storage
 from app.errors import DomainError, committed
@@ -87,6 +88,16 @@ def add_photo(session, finding: InspectionFinding, filename: str, stream) -> Fin
     return photo
 
 
+def delete_photo(session, photo: FindingPhoto, user_id: int | None) -> None:
+    """Remove a finding's photo (to the recycle bin, its file kept for a restore): refused
+    while the round is published; the flush's scope check leaves it to the inspecting side
+    (the subject reads the photo, never writes it). One audit record (a delete)."""
+    photo.check_delete(session)
+    with committed(session, "该照片已被他人删除或修改，请刷新后查看"):
+        session.add(photo)
+        photo.soft_delete(user_id)
+
+
 # --- a round's summary -----------------------------------------------------------------------
 
 @dataclass
@@ -159,8 +170,11 @@ def _item_names(session, ids) -> dict:
 def published_rounds(session, community: Organization | None = None, limit: int = 20):
     """Published rounds (the public board's), latest first; with a community, those that
     inspected it. Read unscoped: the public board has no user."""
-    stmt = select(Inspection).where(Inspection.status == InspectionStatus.PUBLISHED,
-                                    Inspection.deleted_on.is_(None))
+    # Loaded here, unscoped: the page reads the names later, outside this block.
+    stmt = select(Inspection).options(selectinload(Inspection.organizer),
+                                      selectinload(Inspection.communities),
+                                      selectinload(Inspection.units)).where(
+        Inspection.status == InspectionStatus.PUBLISHED, Inspection.deleted_on.is_(None))
     if community is not None:
         stmt = stmt.where(Inspection.communities.any(Organization.id == community.id))
     with unscoped():

@@ -1,11 +1,12 @@
 """Views of 季度督查 and 工作要点: declarations, plus a round's summary, a finding's photos and
 the rectifications it opened."""
-from flask import abort
+from flask import abort, flash, redirect, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import select
 
 from app import storage
+from app.errors import DomainError
 from app.models.inspections import (
     FindingPhoto,
     Inspection,
@@ -74,16 +75,22 @@ class InspectionFindingView(EntityView):
     model = InspectionFinding
     show_template = "supervision/finding_show.html"
     list_columns = ["inspection", "subject", "item", "result", "note"]
-    show_columns = ["inspection", "item", "org", "unit", "result", "note", "created_on",
-                    "changed_on"]
-    add_columns = ["inspection", "item", "org", "unit", "result", "note"]
-    edit_columns = ["item", "org", "unit", "result", "note"]
+    show_columns = ["inspection", "item", "org", "unit", "result", "note", "responsible_unit",
+                    "responsible_org", "deadline", "created_on", "changed_on"]
+    add_columns = ["inspection", "item", "org", "unit", "result", "note", "responsible_unit",
+                   "responsible_org", "deadline"]
+    edit_columns = ["item", "org", "unit", "result", "note", "responsible_unit",
+                    "responsible_org", "deadline"]
     search_columns = ["inspection", "item", "org", "unit", "result"]
     order_columns = ["result"]
     base_order = ("id", "desc")
-    description_columns = {"org": "被督查社区与被督查单位二选一，须是本轮督查的对象",
-                           "note": "“部分符合”“不符合”须说明情况，作为整改依据"}
-    permission_of = {"attach": "edit", "photo": "read"}
+    description_columns = {
+        "org": "被督查社区与被督查单位二选一，须是本轮督查的对象",
+        "note": "“部分符合”“不符合”须说明情况，作为整改依据",
+        "responsible_unit": "“部分符合”“不符合”时必填：整改责任单位或责任党组织（二者至少其一），"
+                            "保存即下达整改任务",
+        "deadline": "“部分符合”“不符合”时必填；不早于督查日期"}
+    permission_of = {"attach": "edit", "photo": "read", "unphoto": "edit"}
 
     def _show(self, pk):
         widgets = super()._show(pk)
@@ -96,7 +103,6 @@ class InspectionFindingView(EntityView):
         sm = self.appbuilder.sm
         widgets["can_photo"] = (sm.has_access("can_edit", "inspection_finding")
                                 and finding.inspection.status == InspectionStatus.OPEN)
-        widgets["can_rectify"] = sm.has_access("can_add", "rectification") and finding.failing
         widgets["max_mb"] = f"{max_bytes() / (1024 * 1024):g}"
         return widgets
 
@@ -104,6 +110,23 @@ class InspectionFindingView(EntityView):
     @has_access
     def attach(self, pk):
         return self.receive_file(pk, service.add_photo, "照片已上传")
+
+    @expose("/unphoto/<int:pk>/<int:photo_id>", methods=["POST"])
+    @has_access
+    def unphoto(self, pk, photo_id):
+        """Delete a photo of the finding (the inspecting side, while the round is open)."""
+        found = self.datamodel.session.execute(
+            select(FindingPhoto).where(FindingPhoto.id == photo_id)).scalar_one_or_none()
+        if found is None or found.finding_id != pk:
+            abort(404)
+        try:
+            service.delete_photo(self.datamodel.session, found,
+                                 self.appbuilder.sm.current_user.id)
+        except DomainError as exc:
+            flash(str(exc), "danger")
+        else:
+            flash(f"已删除照片“{found.filename}”（可由管理员从回收站恢复）", "success")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
     @expose("/photo/<int:photo_id>")
     @has_access
@@ -117,20 +140,22 @@ class InspectionFindingView(EntityView):
 
 
 class RectificationView(SupervisedView):
+    """Opened by saving a failing finding (InspectionFinding._rectify), never added here."""
+
     model = Rectification
     workflow = service.RECTIFICATION_FLOW
+    exclude_route_methods = {"add"}
     list_columns = ["content", "responsible", "deadline", "status", "overdue", "closed_on"]
     show_columns = ["finding", "content", "lead_unit", "org", "co_units", "deadline", "status",
                     "overdue", "closed_on", "result", "created_on", "changed_on"]
-    add_columns = ["finding", "content", "lead_unit", "org", "co_units", "deadline"]
-    edit_columns = ["content", "lead_unit", "org", "co_units", "deadline"]
+    add_columns = edit_columns = ["content", "lead_unit", "org", "co_units", "deadline"]  # no add route
     search_columns = ["content", "finding", "lead_unit", "org", "status", "overdue", "deadline"]
     order_columns = ["deadline", "status", "closed_on"]
     label_columns = {"deadline": "整改时限", "result": "整改结果"}
     validators_columns = {"deadline": required("整改时限")}
     description_columns = {
         "lead_unit": "被督查单位整改时选择责任单位；社区整改时选择责任党组织",
-        "content": "留空则按督查发现生成"}
+        "content": "按督查发现生成，可修改"}
 
 
 class RectificationNoteView(ProgressNoteView):

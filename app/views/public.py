@@ -259,6 +259,10 @@ def _published_stars(session, cid: int) -> dict:
             "units": ranked(rows["unit"]), "members": ranked(rows["member"])}
 
 
+# The public index lists this many of the latest published inspection rounds.
+INDEX_ROUNDS = 10
+
+
 class PublicView(BaseView):
     """No login and no permission: every method here shows only what is public."""
 
@@ -272,8 +276,12 @@ class PublicView(BaseView):
         with unscoped():
             streets = _communities(session, term)
             counts = _counts(session)
+            # The latest published rounds: names and counts, each community's page for more.
+            rounds = [(r, inspections.summary(session, r))
+                      for r in inspections.published_rounds(session, limit=INDEX_ROUNDS)]
         return self.render_template("public/index.html", streets=streets, counts=counts,
-                                    term=term, assessments=assessment.published_years(session))
+                                    term=term, assessments=assessment.published_years(session),
+                                    rounds=rounds)
 
     @expose("/assessment/<int:year>/<level>")
     def assessment(self, year, level):

@@ -79,7 +79,10 @@ TABLE = {
     "work_plan_item": {ADMINS + " UnitLiaison": "read", ADMINS: "write export"},
     **{resource: {ADMINS + " UnitLiaison": "read", "OrgAdmin StreetAdmin": "write",
                   ADMINS: "export"}
-       for resource in ("inspection", "inspection_finding", "rectification")},
+       for resource in ("inspection", "inspection_finding")},
+    # Opened by saving its failing finding: no add (NOT_OFFERED below).
+    "rectification": {ADMINS + " UnitLiaison": "read", "OrgAdmin StreetAdmin": "edit* delete*",
+                      ADMINS: "export"},
     **{resource: {ADMINS + " UnitLiaison": "read", ADMINS: "write export",
                   "UnitLiaison": "add* edit*"}
        for resource in ("work_plan_note", "rectification_note")},
@@ -112,6 +115,7 @@ SERVICE_WRITTEN = "add edit delete bulk api_post api_put api_delete"
 NOT_OFFERED = {r: "import" for r in TABLE if r not in IMPORTABLE}
 for _resource in ("point_entry", "star_rating", "assessment", "audit_log"):
     NOT_OFFERED[_resource] += " " + SERVICE_WRITTEN
+NOT_OFFERED["rectification"] += " add api_post"
 
 # Workflow moves (DOMAIN.md §2–§3): resource → {roles: moves}. Admin makes every move.
 MOVES = {

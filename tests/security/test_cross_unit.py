@@ -243,7 +243,7 @@ PROBED = [r for r in matrix.TABLE if r not in GLOBAL | NO_UNIT_ROWS]
 def plant(app, resource) -> None:
     """Rows the test data set lacks, made (as the system, inside the rolled-back block) for
     danwei02's and danwei03's units: a need dispatched to each, a point entry paid to each,
-    a star-rating run and an assessment of the units, a resource of each proposed for a need of its community."""
+    a star-rating run (the units' assessment of the last full year is seeded), a resource of each proposed for a need of its community."""
     from app.extensions import db
     from app.models.cobuild import PointEntry
     from app.models.lists import Need, NeedResource, Resource
@@ -253,10 +253,6 @@ def plant(app, resource) -> None:
         session = db.session
         if resource == "star_rating":
             compute_ratings(session, "2026Q1")
-        if resource == "assessment":  # the units' results of a year that has ended
-            from app.services.assessment import compute
-
-            compute(session, str(clock.today().year - 1), "unit")
         for owner in (SAME_COMMUNITY, OTHER_STREET):
             unit_id, _, community_id = unit_of(app, owner)
             if resource == "need":
@@ -306,8 +302,11 @@ def _plant_round(session, owner, unit_id, community_id) -> None:
     finding = InspectionFinding(
         inspection=Inspection(organizer=street, title=f"督查{owner}", year=today.year,
                               quarter=(today.month + 2) // 3, units=[unit]),
-        item=item, unit=unit, result="不符合", note=f"{owner}的问题")
-    task = Rectification(finding=finding, lead_unit=unit, deadline=today, content=f"{owner}整改")
+        item=item, unit=unit, result="不符合", note=f"{owner}的问题", responsible_unit=unit,
+        deadline=today)
+    session.add(finding)
+    session.flush()  # saving the failing finding opens its rectification task
+    task = session.scalars(select(Rectification).where(Rectification.finding_id == finding.id)).one()
     plan = WorkPlanItem(org=community, year=today.year, number=f"P-{owner}", lead_unit=unit,
                         content=f"{owner}的工作要点", deadline=today)
     session.add_all([RectificationNote(rectification=task, unit=unit, content=f"{owner}的进展"),
