@@ -47,8 +47,10 @@ def _clean(value):
     return "".join(text.split()).upper()
 
 
-def _is_ascii_digits(text):
-    # str.isdigit() alone would also accept e.g. '²' or Arabic-Indic digits.
+def ascii_digits(text) -> bool:
+    """Whether text is made of 0–9 only. str.isdigit() alone also accepts '²⁰²⁶' (which int()
+    then refuses: a 500 where a Chinese message was meant) and other scripts' digits."""
+    text = str(text)
     return text.isascii() and text.isdigit()
 
 
@@ -80,7 +82,7 @@ def normalize_credit_code(value: str) -> str:
         raise ValueError(f"统一社会信用代码第1位（登记管理部门代码）无效：{code[0]}")
     # Position 2 (机构类别代码) only has to be a charset character: the list of
     # categories is extended by the registration authorities over time.
-    if not _is_ascii_digits(code[2:8]):
+    if not ascii_digits(code[2:8]):
         raise ValueError("统一社会信用代码第3-8位（登记管理机关行政区划码）应为数字")
     # Positions 9-17 are the GB 11714 organisation code, which carries its own
     # check digit.  It is deliberately not verified: codes issued to
@@ -114,7 +116,7 @@ _ID_PROVINCES = frozenset(
 def id_number_check_char(first17: str) -> str:
     """Check character (position 18) for the first 17 digits of an ID number."""
     body = _clean(first17)
-    if len(body) != 17 or not _is_ascii_digits(body):
+    if len(body) != 17 or not ascii_digits(body):
         raise ValueError("计算校验位需要身份证号的前17位数字")
     total = sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS))
     return _ID_CHECK_CHARS[total % 11]
@@ -129,7 +131,7 @@ def normalize_id_number(value: str) -> str:
         raise ValueError("不支持15位旧身份证号，请填写18位身份证号")
     if len(number) != 18:
         raise ValueError(f"身份证号应为18位，当前为{len(number)}位")
-    if not _is_ascii_digits(number[:17]):
+    if not ascii_digits(number[:17]):
         raise ValueError("身份证号前17位应为数字")
     if number[17] not in "0123456789X":
         raise ValueError("身份证号最后一位应为数字或X")

@@ -209,6 +209,10 @@ def test_a_year_not_ended_is_previewed_only(ctx, api):
     later = client.post("/api/v1/assessment/preview", headers=headers,
                         json={"year": clock.today().year + 1, "level": "community"})
     assert later.status_code == 422 and "尚未开始" in later.json["message"]
+    # A year in digits str.isdigit() takes and int() refuses: told, not a 500.
+    superscript = client.post("/api/v1/assessment/preview", headers=headers,
+                              json={"year": "²⁰²⁶", "level": "community"})
+    assert superscript.status_code == 422 and "四位年份" in superscript.json["message"]
     # The page says the same.
     from tests.conftest import login
     page = login(ctx.app, "zuzhibu")

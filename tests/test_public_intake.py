@@ -181,6 +181,10 @@ def test_a_wrong_stale_or_replayed_answer_is_refused(app, ctx, shequ, category):
                                           environ_base={"REMOTE_ADDR": resident.address})
     wrong = post(data)
     assert wrong.status_code == 400 and "验证题答案不正确" in wrong.get_data(as_text=True)
+    # Digits that str.isdigit() takes and int() refuses: the same answer, not a 500.
+    superscript = post({**resident.form(shequ.code), **{k: data[k] for k in (
+        "kind", "category", "content", "name", "phone")}, "answer": "²"})
+    assert superscript.status_code == 400 and "验证题答案不正确" in superscript.get_data(as_text=True)
     # The same question again, now with the right answer: already used.
     replay = post({**data, "answer": form["answer"]})
     assert replay.status_code == 400 and "已使用" in replay.get_data(as_text=True)

@@ -60,6 +60,7 @@ from app import clock, ops
 from app.i18n import gettext
 from app.security import busy, sessions
 from app.security.throttle import throttle
+from app.validators import ascii_digits
 
 
 def now() -> datetime:
@@ -392,7 +393,7 @@ def _username_in_question() -> str | None:
     if isinstance(body, dict) and body.get("username"):
         return str(body["username"])
     pk = request.args.get("pk") or (request.view_args or {}).get("pk")
-    if pk is not None and str(pk).isdigit():
+    if pk is not None and ascii_digits(pk):
         user = current_app.appbuilder.sm.get_user_by_id(int(pk))
         return user.username if user is not None else None
     return current_user.username if current_user.is_authenticated else None

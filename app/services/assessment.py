@@ -72,6 +72,7 @@ from app.services.cobuild import Period as StarPeriod
 from app.services.cobuild import unit_list_provision, unit_registration_rates, unit_three_ones
 from app.services.meetings import unit_attendance_rates
 from app.services.workflow import Field, Transition, Workflow
+from app.validators import ascii_digits
 
 # --- the year ---------------------------------------------------------------------------------
 
@@ -84,7 +85,7 @@ def parse_year(text, ended: bool = True) -> int:
     """A year written as 2026; one not ended is refused (`ended=False`: a preview, allowed once
     the year has begun)."""
     raw = str(text or "").strip()
-    if not (raw.isdigit() and len(raw) == 4 and int(raw) >= 2000):
+    if not (ascii_digits(raw) and len(raw) == 4 and int(raw) >= 2000):
         raise DomainError("考核年度应为四位年份，如 2026", "year")
     year = int(raw)
     today = clock.today()
@@ -366,7 +367,7 @@ def set_weights(session, level: str, weights: dict) -> int:
         rows = {row.id: row for row in session.execute(select(AssessmentIndicator).where(
             AssessmentIndicator.level == level,
             AssessmentIndicator.deleted_on.is_(None))).scalars()}
-    unknown = [str(key) for key in weights if not str(key).isdigit() or int(key) not in rows]
+    unknown = [str(key) for key in weights if not ascii_digits(key) or int(key) not in rows]
     if unknown:
         raise DomainError(f"没有这些{LEVEL_NAMES[level]}考核指标：{'、'.join(unknown)}", "weight")
     changes = {}

@@ -50,6 +50,7 @@ from app.security.scope import Principal, current_principal, may_write, owner_cl
 from app.services import audit
 from app.services.meetings import _quarter_of, attendance_measure
 from app.services.workflow import Field, Transition, Workflow
+from app.validators import ascii_digits
 
 REASON = Field("reason", "原因", "textarea", required=True)
 
@@ -124,8 +125,7 @@ def three_ones_year(text) -> int:
     raw = str(text or "").strip()
     if not raw:
         return clock.today().year
-    # ASCII digits only: "²⁰²⁶" passes isdigit() and fails int()
-    if not (re.fullmatch(r"[0-9]{4}", raw) and int(raw) >= 2000):
+    if not (ascii_digits(raw) and len(raw) == 4 and int(raw) >= 2000):
         raise DomainError("年度应为四位年份，如 2026", "year")
     if int(raw) > clock.today().year:
         raise DomainError(f"{raw}年尚未开始，没有可统计的“三个一”", "year")

@@ -40,6 +40,7 @@ from app.security.principal import SYSTEM, acting_as
 from app.security.scope import unscoped
 from app.security.throttle import throttle
 from app.services import audit, photos
+from app.validators import ascii_digits
 
 PLACE_TYPES = ("grid", "building")
 POSTER_TYPES = ("community", *PLACE_TYPES)  # the nodes whose QR poster residents scan
@@ -129,7 +130,7 @@ def check_answer(token: str, answer: str) -> None:
     if throttle().incr(throttle().key("intake-check", nonce), CHECK_SECONDS) > 1:
         raise DomainError("该验证题已使用过，请回答新的验证题", "answer")
     answer = (answer or "").strip()
-    if not answer.isdigit() or not hmac.compare_digest(digest, _digest(nonce, int(answer))):
+    if not ascii_digits(answer) or not hmac.compare_digest(digest, _digest(nonce, int(answer))):
         raise DomainError("验证题答案不正确，请回答新的验证题", "answer")
 
 

@@ -33,6 +33,7 @@ from app.models.lists import URGENCIES, MicroWish, Need, NeedStatus, WishStatus
 from app.models.org import Dictionary, Member, Organization
 from app.security.scope import current_principal
 from app.services.lists import MICRO_WISH_FLOW, NEED_FLOW, need_timeline
+from app.validators import ascii_digits
 from app.views.cobuild import ServicePostView
 from app.views.lists import MicroWishView, NeedView
 
@@ -185,7 +186,7 @@ class MobileView(BaseView):
             if not (form.get("title") or "").strip():
                 raise DomainError("请填写事件标题", "title")
             category = form.get("category", "")
-            if not category.isdigit():
+            if not ascii_digits(category):
                 raise DomainError("请选择需求类别", "category")
             if form.get("urgency") not in URGENCIES:
                 raise DomainError("请选择紧急程度", "urgency")
