@@ -59,7 +59,8 @@ class Section:
 
 # What the report tells, in the order it tells it (DOMAIN.md §5's figures for one month).
 SECTIONS = (
-    Section(N_("需求办理（五单办理）"), ("need_funnel", "need_completion_rate", "need_on_time_rate",
+    Section(N_("需求办理（五单办理）"), ("need_funnel", "needs_per_month", "need_completion_rate",
+                             "need_on_time_rate",
                              "overdue_by_step", "overdue_by_category",
                              "needs_by_category_and_status")),
     Section(N_("三单与微心愿"), ("need_match_rate", "resources_by_category_and_status",
