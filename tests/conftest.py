@@ -79,7 +79,8 @@ def create_database(url: str) -> None:
 
 def _database_url(worker: str = "master") -> str:
     url = os.environ.get("TEST_DATABASE_URL")
-    if url and worker == "master":
+    if url and worker == "master":  # one process (`-n 0`, a file run alone): the given name
+        create_database(url)
         return url
     if url:  # one database per xdist worker, named after the given one
         from sqlalchemy.engine import make_url
