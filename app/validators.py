@@ -47,6 +47,12 @@ def _clean(value):
     return "".join(text.split()).upper()
 
 
+def four_digit_year(text) -> int | None:
+    """A year written as 2026 (2000 on), or None: the one reading of a year typed or posted."""
+    raw = str(text or "").strip()
+    return int(raw) if ascii_digits(raw) and len(raw) == 4 and int(raw) >= 2000 else None
+
+
 def ascii_digits(text) -> bool:
     """Whether text is made of 0–9 only. str.isdigit() alone also accepts '²⁰²⁶' (which int()
     then refuses: a 500 where a Chinese message was meant) and other scripts' digits."""

@@ -72,7 +72,7 @@ from app.services.cobuild import Period as StarPeriod
 from app.services.cobuild import unit_list_provision, unit_registration_rates, unit_three_ones
 from app.services.meetings import unit_attendance_rates
 from app.services.workflow import Field, Transition, Workflow
-from app.validators import ascii_digits
+from app.validators import ascii_digits, four_digit_year
 
 # --- the year ---------------------------------------------------------------------------------
 
@@ -84,10 +84,9 @@ def year_period(year: int) -> Period:
 def parse_year(text, ended: bool = True) -> int:
     """A year written as 2026; one not ended is refused (`ended=False`: a preview, allowed once
     the year has begun)."""
-    raw = str(text or "").strip()
-    if not (ascii_digits(raw) and len(raw) == 4 and int(raw) >= 2000):
+    year = four_digit_year(text)
+    if year is None:
         raise DomainError("考核年度应为四位年份，如 2026", "year")
-    year = int(raw)
     today = clock.today()
     if year > today.year:
         raise DomainError(f"{year}年尚未开始，没有可考核的数据", "year")

@@ -50,7 +50,7 @@ from app.security.scope import Principal, current_principal, may_write, owner_cl
 from app.services import audit
 from app.services.meetings import _quarter_of, attendance_measure
 from app.services.workflow import Field, Transition, Workflow
-from app.validators import ascii_digits
+from app.validators import four_digit_year
 
 REASON = Field("reason", "原因", "textarea", required=True)
 
@@ -125,11 +125,12 @@ def three_ones_year(text) -> int:
     raw = str(text or "").strip()
     if not raw:
         return clock.today().year
-    if not (ascii_digits(raw) and len(raw) == 4 and int(raw) >= 2000):
+    year = four_digit_year(raw)
+    if year is None:
         raise DomainError("年度应为四位年份，如 2026", "year")
-    if int(raw) > clock.today().year:
-        raise DomainError(f"{raw}年尚未开始，没有可统计的“三个一”", "year")
-    return int(raw)
+    if year > clock.today().year:
+        raise DomainError(f"{year}年尚未开始，没有可统计的“三个一”", "year")
+    return year
 
 
 def three_ones(session, agreements: Sequence[Agreement], year: int,
