@@ -17,6 +17,7 @@ from sqlalchemy import event, func, select, text, true
 from app import clock
 from app.models.base import LIVE, Entity
 from app.resources import RESOURCES
+from app.services.work_report import REPORT_FIGURES
 from app.views.base import EntityApi, EntityView
 
 SMALL, LARGE = 2, 6
@@ -24,6 +25,9 @@ USER = "admin"
 # A show page runs a fixed set of queries (the row, its related records, its panels, the
 # rights of the menu); far more than this means something is loaded per related row.
 SHOW_BUDGET = 60
+# ...except where the page composes figures: a report not yet submitted shows its month's
+# figures live, a statement or so per figure (whatever the data), so the budget grows by those.
+SHOW_BUDGETS = {"WorkReportView": SHOW_BUDGET + len(REPORT_FIGURES)}
 # Relationships loaded for all listed rows at once (one query each, whatever the page size).
 BULK_LOADS_BUDGET = 12
 
@@ -177,7 +181,8 @@ def test_list_and_show_pages_run_a_constant_number_of_queries(app, ctx, browser,
         pk = session.execute(select(table.c.id).where(_live(table))
                              .order_by(table.c.id.desc())).scalar()
     shown, _ = _measure(app, browser.get, f"{base}/show/{pk}")
-    assert shown <= SHOW_BUDGET, f"{view.__name__}: the show page runs {shown} queries"
+    budget = SHOW_BUDGETS.get(view.__name__, SHOW_BUDGET)
+    assert shown <= budget, f"{view.__name__}: the show page runs {shown} queries"
 
 
 @pytest.mark.parametrize("api", RESOURCE_APIS, ids=lambda a: a.__name__)
