@@ -97,15 +97,18 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn on loopback, a random port, several workers; stopped by its own pid."""
+    """gunicorn on loopback, a random port, several workers; stopped by its own pid. The panel
+    runs with its own gunicorn.conf.py (found in the project's root, as deployed); another app
+    (the stock one) with gunicorn's defaults — that file's hooks reach for the panel's database."""
 
-    def __init__(self, spec: str, env: dict, workers: int, log: Path):
+    def __init__(self, spec: str, env: dict, workers: int, log: Path, panel: bool = True):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "ab")
         self.process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-             "--timeout", str(TIMEOUT), "--log-level", "warning", spec],
+             "--timeout", str(TIMEOUT), "--log-level", "warning",
+             *([] if panel else ["-c", os.devnull]), spec],
             cwd=cache.ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 180
         while time.time() < deadline:
@@ -323,7 +326,8 @@ def measure(engine: str, scales: list[str], repeat: int, workers: int, echo=prin
     for key, tuned in STOCK.items():
         echo(f"[{engine}/{run.big}] stock Flask-AppBuilder over the same data ({key})")
         server = Server("bench.stock_app:app", {**big.env(), "BENCH_STOCK_DATA_URL": big.url,
-                                                "BENCH_STOCK_TUNED": tuned}, workers, log)
+                                                "BENCH_STOCK_TUNED": tuned}, workers, log,
+                        panel=False)
         try:
             run.lists[key] = list_pages(server.base, "admin", cache.PASSWORD, repeat)
         finally:
