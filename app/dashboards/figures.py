@@ -327,17 +327,29 @@ def needs_by_community(session, period: Period, org_id=None):
 def members_by_grid(session, period: Period, org_id=None):
     """Per grid (网格党支部): the members whose 所在网格 lies in it, its 红色网格员 and 党员中心户
     (as they stand now: the period does not apply)."""
-    # The tree twice, as Core aliases (the tree is every role's directory: only live nodes).
-    grid, group = Organization.__table__.alias("grid"), Organization.__table__.alias("grp")
-    stmt = (select(grid.c.id, grid.c.name, func.count(Member.id),
-                   _count_if(Member.is_red_grid_worker), _count_if(Member.is_household_center))
-            .select_from(Member).join(group, group.c.id == Member.group_id)
-            .join(grid, group.c.path.like(grid.c.path + "%"))
-            .where(grid.c.type == "grid", grid.c.deleted_on.is_(None),
-                   _under(session, Member, org_id))
-            .group_by(grid.c.id, grid.c.name))
-    rows = [{"grid_id": g, "grid": name, "members": int(n), "red": int(red),
-             "household": int(household)} for g, name, n, red, household in session.execute(stmt)]
+    # Counted per 所在网格 node in SQL, then credited to the grids among that node's ancestors
+    # by its path. Joining members to grids on `path LIKE grid.path || '%'` compared every
+    # member with every grid: 9 of the city dashboard's 10 minutes on SQLite.
+    group = Organization.__table__.alias("grp")
+    per_group = session.execute(
+        select(group.c.path, func.count(Member.id), _count_if(Member.is_red_grid_worker),
+               _count_if(Member.is_household_center))
+        .select_from(Member).join(group, group.c.id == Member.group_id)
+        .where(_under(session, Member, org_id)).group_by(group.c.path)).all()
+    if not per_group:
+        return []
+    # The tree is every role's directory: only live grids.
+    grids = dict(session.execute(select(Organization.id, Organization.name).where(
+        Organization.type == "grid", Organization.deleted_on.is_(None))).all())
+    counts: dict[int, list[int]] = {}
+    for path, n, red, household in per_group:
+        n, red, household = int(n), int(red or 0), int(household or 0)
+        for node in {int(part) for part in path.strip("/").split("/") if part}:
+            if node in grids:
+                total = counts.setdefault(node, [0, 0, 0])
+                total[0], total[1], total[2] = total[0] + n, total[1] + red, total[2] + household
+    rows = [{"grid_id": g, "grid": grids[g], "members": n, "red": red, "household": household}
+            for g, (n, red, household) in counts.items()]
     return sorted(rows, key=lambda r: (r["grid"], r["grid_id"]))
 
 
