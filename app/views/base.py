@@ -51,6 +51,7 @@ from app.views.fields import (
 from app.views.filters import WITHIN, EntityFilterConverter, FilterFlag, FilterWithin, flags_of
 from app.views.formatters import PageFormatters, page_formatters
 from app.views.interface import BoundedCount, ScopedInterface
+from app.views.listing import EntityListWidget, EntitySearchWidget
 from app.views.transfer import Transfers
 
 # What this module defined before it was cut (issue 18), importable from here as before.
@@ -72,6 +73,8 @@ class EntityView(EntityBase, Transfers, ModelView):
     workflow: Workflow | None = None
     show_template = "gongjian/show.html"
     list_template = "gongjian/list.html"
+    list_widget = EntityListWidget
+    search_widget = EntitySearchWidget
 
     @classmethod
     def declare(cls, model) -> None:

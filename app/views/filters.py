@@ -67,6 +67,16 @@ class EntityFilterConverter(SQLAFilterConverter):
                         ("is_within", [FilterWithin]),
                         ("is_datetime", DATETIME_FILTERS)) + SQLAFilterConverter.conversion_table
 
+    def convert(self, col_name):
+        # FAB converts every column of the model again for each list request (the filters it
+        # joins make a new Filters): once per column and data interface is enough. Filters
+        # hold no request state; a new list each time, as FAB's callers may extend it.
+        converted = self.datamodel.__dict__.setdefault("_converted_filters", {})
+        if col_name not in converted:
+            converted[col_name] = super().convert(col_name)
+        found = converted[col_name]
+        return None if found is None else list(found)
+
 
 @functools.cache
 def flags_of(model) -> tuple[str, ...]:

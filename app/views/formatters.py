@@ -42,10 +42,15 @@ class PageFormatters(dict):
         own = super().get(key, default)
         if own is None:
             return lambda value: one_line(value, shown(value))
+        # A coded column's labels are translated once here, not once per cell: a list page
+        # asks for each column's formatter once and applies it to every row (issue 30).
+        choices = getattr(own, "choices", None)
+        if choices is not None:
+            labels = {code: gettext(label) for code, label in choices.items()}
+            return lambda value: one_line(value, shown(labels.get(value, value or "")), True)
         # A column's own formatter decides the text; empty values and yes/no still read as
         # everywhere else (a formatter passing None or a flag through printed "None", "True").
-        coded = hasattr(own, "choices")
-        return lambda value: one_line(value, shown(own(value)), coded)
+        return lambda value: one_line(value, shown(own(value)))
 
 
 def one_line(value, text, coded: bool = False):

@@ -4,6 +4,8 @@ filter, bounded counts, and the shown related records loaded in bulk. Reads are 
 by the session (app/security/scope.py)."""
 from __future__ import annotations
 
+import enum
+
 from flask import current_app
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
@@ -121,6 +123,17 @@ class ScopedInterface(SQLAInterface):
         # FAB loads only an API's listed columns; a listed property (a masked 身份证号) then
         # loads the column it reads row by row. Rows are loaded whole instead.
         return query
+
+    @staticmethod
+    def _get_attr_value(item, col):
+        # FAB's reads a column's value twice (once to ask whether it is callable): a computed
+        # column (a need's 逾期环节) was computed twice for every cell of a list page.
+        if "." in col and not hasattr(item, col):
+            return SQLAInterface._get_attr_value(item, col)
+        value = getattr(item, col)
+        if callable(value):
+            return value()
+        return value.value if isinstance(value, enum.Enum) else value
 
     def is_flag(self, col_name: str) -> bool:
         return col_name in flags_of(self.obj)
