@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import current_app, g
+from flask import current_app, g, request
+from flask_babel import get_locale
 
 from app.i18n import N_, gettext
 from app.security.roles import RIGHTS
@@ -166,7 +167,35 @@ def menu_for_user() -> list[Node]:
     user = getattr(g, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return []
-    items = registered_items()
     role = menu_role(role.name for role in user.roles)
-    g._gongjian_menu = _own_menu(role, items) if role else _full_menu(items)
+    key = _menu_key(user, role)
+    made = current_app.extensions.setdefault(MENUS_KEY, {}) if key is not None else {}
+    if key not in made:
+        items = registered_items()
+        if len(made) >= MENUS_KEPT:  # a bound on distinct role sets and rights, not a leak
+            made.clear()
+        made[key] = _own_menu(role, items) if role else _full_menu(items)
+    g._gongjian_menu = made[key]
     return g._gongjian_menu
+
+
+# In the app's extensions: the menus made so far, by everything a menu is made from.
+MENUS_KEY = "gongjian.menus"
+MENUS_KEPT = 256
+
+
+def _menu_key(user, role: str | None) -> tuple | None:
+    """What a menu is a function of, and nothing less (issue 30): the rights of all the
+    user's roles (its groups' too) as read from the database this request — so a right granted
+    or withdrawn shows at once, and two users share a menu only when they hold the same
+    rights —, the table's row for its role (a test may change it), the language and the
+    address the links are made under. None (made anew each request) when FAB would answer a
+    right otherwise than from those rights: an inactive user, or roles defined in the
+    configuration (FAB_ROLES)."""
+    sm = current_app.appbuilder.sm
+    roles = sm.get_user_roles(user)
+    if not user.is_active or sm.builtin_roles or any(r.name in sm.builtin_roles for r in roles):
+        return None
+    rights = sm.rights_of_roles([r.id for r in roles])
+    row = (MENUS.get(role), LEFT_OUT.get(role)) if role else None
+    return role, row, rights, str(get_locale()), request.script_root

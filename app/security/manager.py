@@ -262,18 +262,22 @@ class SecurityManager(FabSecurityManager):
         # roles' rights read once per request rather than with one query each.
         if not has_request_context():
             return super().exist_permission_on_roles(view_name, permission_name, role_ids)
+        return (view_name, permission_name) in self.rights_of_roles(role_ids)
+
+    def rights_of_roles(self, role_ids) -> frozenset[tuple[str, str]]:
+        """The (resource, permission) pairs the roles hold, read once per request."""
         cache = g.setdefault("_gongjian_rights", {})
         key = tuple(sorted(role_ids))
         if key not in cache:
             pv, role_link = self.permissionview_model, assoc_permissionview_role
-            cache[key] = set(self.session.execute(
+            cache[key] = frozenset(tuple(row) for row in self.session.execute(
                 select(self.viewmenu_model.name, self.permission_model.name)
                 .select_from(pv)
                 .join(role_link, role_link.c.permission_view_id == pv.id)
                 .join(self.permission_model, self.permission_model.id == pv.permission_id)
                 .join(self.viewmenu_model, self.viewmenu_model.id == pv.view_menu_id)
                 .where(role_link.c.role_id.in_(key))).all())
-        return (view_name, permission_name) in cache[key]
+        return cache[key]
 
     def register_views(self):
         super().register_views()
