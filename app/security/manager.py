@@ -279,6 +279,18 @@ class SecurityManager(FabSecurityManager):
                 .where(role_link.c.role_id.in_(key))).all())
         return cache[key]
 
+    def is_item_public(self, permission_name, view_name) -> bool:
+        # FAB reads the public role and then its rights, row by row, each time it asks (twice
+        # per API request: once before the token is read, once in has_access): the public
+        # role's rights are read once per request, as the other roles' are.
+        if not has_request_context():
+            return super().is_item_public(permission_name, view_name)
+        if "_gongjian_public_rights" not in g:
+            role = self.session.execute(select(self.role_model.id).where(
+                self.role_model.name == self.auth_role_public)).scalar()
+            g._gongjian_public_rights = self.rights_of_roles([role]) if role else frozenset()
+        return (view_name, permission_name) in g._gongjian_public_rights
+
     def register_views(self):
         super().register_views()
         # After FAB's own request set-up (g.user), which the guard's checks rely on.
