@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from app import clock
 from app.i18n import gettext
@@ -57,7 +57,7 @@ def one_line(value, text, coded: bool = False):
     """A date, an instant or a coded value (a status, an urgency) kept on one line: squeezed
     into a narrow column they broke as "2025-12-/08" and "已办/结" (panel.css `.gj-nowrap`)."""
     if text != "" and (coded or isinstance(value, (date, datetime))):
-        return Markup('<span class="gj-nowrap">{}</span>').format(text)
+        return Markup(f'<span class="gj-nowrap">{escape(text)}</span>')
     return text
 
 
