@@ -132,6 +132,8 @@ class Config:
         # reminder of members without service) every ten minutes — keyed, so a run again
         # writes nothing twice.
         "deliver-notices": {"task": "gongjian.deliver_notices", "schedule": 60.0},
+        # The dashboard's rollups (app/rollups.py): the cells marked by the last minute's writes.
+        "apply-rollups": {"task": "gongjian.apply_rollups", "schedule": 60.0},
         "scheduled-notices": {"task": "gongjian.scheduled", "args": ("notices",),
                               "schedule": crontab(minute="*/10")},
     }

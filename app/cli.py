@@ -219,6 +219,44 @@ def notices_command(no_scan):
                if sent else "投递：没有待发送的通知")
 
 
+rollups_group = AppGroup("rollups", help="看板汇总表（按社区、单位、月份的合计）的维护")
+gongjian.add_command(rollups_group)
+
+
+@rollups_group.command("rebuild")
+def rollups_rebuild_command():
+    """由原始数据重算全部汇总（迁移、批量导入后或修复时）。"""
+    import time
+
+    from app import rollups
+
+    started = time.perf_counter()
+    rollups.rebuild(db.session.connection())
+    db.session.commit()
+    click.echo(f"汇总已重算，用时 {time.perf_counter() - started:.1f} 秒。")
+
+
+@rollups_group.command("check")
+@click.option("--show", default=20, help="最多列出多少处不一致")
+def rollups_check_command(show):
+    """将汇总与原始数据逐格比对（先在本事务中应用待处理的变更，比对后撤回）；有不一致时列出并以
+    状态 1 退出。"""
+    from app import rollups
+
+    connection = db.session.connection()
+    pending = rollups.apply(connection)
+    found = 0
+    for name, key, stored, computed in rollups.differences(connection):
+        found += 1
+        if found <= show:
+            click.echo(f"{name} {key}：汇总 {stored}，原始数据 {computed}")
+    db.session.rollback()
+    if found:
+        click.echo(f"汇总与原始数据不一致：{found} 处（已计入待应用的变更 {pending} 条）。", err=True)
+        sys.exit(1)
+    click.echo(f"汇总与原始数据一致（已计入待应用的变更 {pending} 条）。")
+
+
 @gongjian.command("check-accounts")
 def check_accounts_command():
     """列出缺少所属组织/所属单位/对应党员的账号（其角色需要它才能看到数据）；有则退出码为 1。"""

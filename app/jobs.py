@@ -141,6 +141,17 @@ def deliver_notices() -> None:
         deliver(db.session)
 
 
+@celery.task(name="gongjian.apply_rollups")
+def apply_rollups() -> None:
+    """Beat's entry, every minute: recompute the dashboard's rollup cells that writes marked
+    since the last run (app/rollups.py)."""
+    from app import rollups
+
+    with celery.flask_app.app_context():
+        rollups.apply(db.session.connection(), rollups.JOB_APPLY_LIMIT)
+        db.session.commit()
+
+
 # --- the kinds of job ------------------------------------------------------------------------
 
 @dataclass

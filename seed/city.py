@@ -34,7 +34,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import Date, DateTime, func, select, text
 
-from app import clock, crypto
+from app import clock, crypto, rollups
 from app.extensions import db
 from app.models.cobuild import (
     DEFAULT_COMMITMENTS,
@@ -323,6 +323,7 @@ def seed_city(session, password: str, echo=print, fraction: float = 1.0) -> dict
     audit.record(session, "import", "seed", changes={"scale": "city", "fraction": fraction,
                                                      **counts})
     session.info.pop(audit.SKIP_ROWS, None)
+    rollups.rebuild(session.connection())  # the rows above went in by COPY and executemany, unmarked
     session.commit()
     elapsed = time.perf_counter() - started
     _after(dialect, cache)

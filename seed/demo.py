@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, update
 
-from app import clock, crypto
+from app import clock, crypto, rollups
 from app.extensions import appbuilder, db
 from app.models.org import Dictionary, Member, Organization, Unit
 from app.security.roles import ROLE_LABELS
@@ -112,6 +112,7 @@ def seed_demo(scale: str = "demo", password: str | None = None, force: bool = Fa
         "scale": scale, "organizations": len(tree["all"]), "units": len(units),
         "members": len(members)})
     session.info.pop(audit.SKIP_ROWS, None)
+    rollups.rebuild(session.connection())  # the rows above went in by bulk INSERTs, unmarked
     session.commit()
     echo(f"演示数据加载完成：{len(tree['all'])} 个党组织、{len(units)} 个驻区单位、"
          f"{len(members)} 名党员，用时 {time.perf_counter() - started:.1f} 秒。")

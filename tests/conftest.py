@@ -37,7 +37,7 @@ DEMO_USERS = ["admin", "zuzhibu", "jiedao01", "shequ01", "danwei01", "danwei02",
 SERIAL = {
     "tests/test_concurrency.py", "tests/test_meetings_races.py", "tests/test_cobuild_claims.py",
     "tests/test_cobuild_ledger.py", "tests/hostile/test_import_files.py",
-    "tests/hostile/test_openapi.py",
+    "tests/hostile/test_openapi.py", "tests/test_rollups.py",
 }
 
 

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, extract, func, literal_column, or_, select, true
 
-from app import clock
+from app import clock, rollups
 from app.errors import DomainError
 from app.i18n import N_
 from app.models.cobuild import (
@@ -48,6 +48,7 @@ from app.models.lists import (
     WishStatus,
 )
 from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit, UnitStatus
+from app.models.rollups import PointBalance, ServiceHoursCell
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
 from app.services.cobuild import three_ones
@@ -550,14 +551,23 @@ LEADERBOARD_SIZE = 10
 
 
 def _leaderboard(session, period, org_id, subject: str, limit: int):
-    column = PointEntry.member_id if subject == "member" else PointEntry.unit_id
-    model = Member if subject == "member" else Unit
-    total = func.sum(PointEntry.delta)
-    stmt = (select(column, total, func.count(PointEntry.id))
-            .where(PointEntry.subject_type == subject, PointEntry.period.in_(period.quarters),
-                   _under(session, PointEntry, org_id))
-            .group_by(column).order_by(total.desc(), column).limit(limit))
+    if rollups.whole_ledger(org_path(session, org_id)) \
+            and rollups.readable(session, f"points_{subject}"):
+        # The whole ledger's ranking: the first balances of the period's index (app/rollups.py).
+        balance = PointBalance.__table__
+        code = str(period.year) if period.kind == "year" else period.quarters[0]
+        stmt = (select(balance.c.subject_id, balance.c.points, balance.c.entries)
+                .where(balance.c.subject_type == subject, balance.c.period == code)
+                .order_by(balance.c.points.desc(), balance.c.subject_id).limit(limit))
+    else:
+        column = PointEntry.member_id if subject == "member" else PointEntry.unit_id
+        total = func.sum(PointEntry.delta)
+        stmt = (select(column, total, func.count(PointEntry.id))
+                .where(PointEntry.subject_type == subject, PointEntry.period.in_(period.quarters),
+                       _under(session, PointEntry, org_id))
+                .group_by(column).order_by(total.desc(), column).limit(limit))
     rows = session.execute(stmt).all()
+    model = Member if subject == "member" else Unit
     # Names apart: the ledger's scope anchors are correlated subqueries on the subject's table.
     names = dict(session.execute(select(model.id, model.name).where(
         model.id.in_([r[0] for r in rows]))).all()) if rows else {}
@@ -611,13 +621,23 @@ def star_distribution(session, period: Period, org_id=None):
 
 
 def service_hours_per_month(session, period: Period, org_id=None):
-    """Certified service hours (and records) per month of service."""
-    year, month = _month_keys(ServiceRecord.served_on)
-    stmt = (select(year, month, func.sum(ServiceRecord.hours), func.count(ServiceRecord.id))
-            .where(ServiceRecord.status == RecordStatus.CERTIFIED,
-                   ServiceRecord.served_on.between(period.start, period.end),
-                   _under(session, ServiceRecord, org_id))
-            .group_by(year, month))
+    """Certified service hours (and records) per month of service: summed from the rollup's
+    cells where the viewer's scope and the node are put on their keys (app/rollups.py), else
+    from the records."""
+    cells = rollups.service_cells_where(session, org_path(session, org_id))
+    if cells is not None and rollups.readable(session, rollups.ServiceHours.name):
+        cell = ServiceHoursCell.__table__
+        stmt = (select(cell.c.year, cell.c.month, func.sum(cell.c.hours), func.sum(cell.c.records))
+                .where(cells, cell.c.year == period.year,
+                       cell.c.month.between(period.start.month, period.end.month))
+                .group_by(cell.c.year, cell.c.month))
+    else:
+        year, month = _month_keys(ServiceRecord.served_on)
+        stmt = (select(year, month, func.sum(ServiceRecord.hours), func.count(ServiceRecord.id))
+                .where(ServiceRecord.status == RecordStatus.CERTIFIED,
+                       ServiceRecord.served_on.between(period.start, period.end),
+                       _under(session, ServiceRecord, org_id))
+                .group_by(year, month))
     found = {(int(y), int(m)): (float(h or 0), int(n)) for y, m, h, n in session.execute(stmt)}
     return [{"month": f"{y}-{m:02d}", "hours": found.get((y, m), (0.0, 0))[0],
              "records": found.get((y, m), (0.0, 0))[1]} for y, m in period.months]

@@ -18,7 +18,7 @@ from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from sqlalchemy import false, or_, select
 
-from app import clock
+from app import clock, rollups
 from app.dashboards import figures as F
 from app.dashboards import levels
 from app.dashboards.figures import FIGURES, RATE
@@ -126,6 +126,9 @@ class Board:
         self.session, self.period, self.org_id = session, period, org_id
         self.rows = {name: figure.function(session, period, org_id)
                      for name, figure in FIGURES.items()}
+        # How current the rolled-up figures are (app/rollups.py), on the zone's wall clock.
+        as_of = clock.to_local(rollups.as_of(session))
+        self.as_of = f"{as_of:%H:%M}" if as_of.date() == clock.today() else f"{as_of:%Y-%m-%d %H:%M}"
         self.sections = [self._needs(), self._lists(), self._cobuild(), self._meetings()]
 
     # the filters every drill-down of the page carries
@@ -565,6 +568,7 @@ class DashboardView(BaseView):
     def index(self):
         period, org_id, node = _chosen()
         board = Board(db.session, period, org_id)
+        db.session.commit()  # the rollup cells the page brought up to date (no job queue)
         choices = F.period_choices()
         if period.code not in {p.code for p in choices}:
             choices.insert(0, period)

@@ -181,7 +181,7 @@ def _check_fields(session, objs) -> None:
 
 # --- predicates ---------------------------------------------------------------------------
 
-def _subtree_ids(paths: tuple[str, ...]):
+def subtree_ids(paths: tuple[str, ...]):
     from app.models.org import Organization
 
     table = Organization.__table__  # Core table: scope criteria do not apply inside it
@@ -220,7 +220,7 @@ def placed_under(model: type[Entity], path: str):
     anchors = model.__scope__.org
     if not anchors:
         return false()
-    subtree = _subtree_ids((path,))
+    subtree = subtree_ids((path,))
     return or_(*[_anchor(model, anchor).in_(subtree) for anchor in anchors])
 
 
@@ -231,7 +231,7 @@ def owner_clause(model: type[Entity], principal: Principal):
         return true()
     parts = []
     if principal.org_paths:
-        subtree = _subtree_ids(principal.org_paths)
+        subtree = subtree_ids(principal.org_paths)
         parts += [_anchor(model, anchor).in_(subtree) for anchor in scope.org]
     if principal.unit_ids:
         parts += [_anchor(model, anchor).in_(principal.unit_ids) for anchor in scope.unit]
@@ -267,7 +267,7 @@ def choice_clause(model: type[Entity], column, target: type[Entity], principal: 
         return None if scope.created_by_rule else false()
     parts = []
     if principal.org_paths in through_column:
-        parts.append(target.id.in_(_subtree_ids(principal.org_paths)))
+        parts.append(target.id.in_(subtree_ids(principal.org_paths)))
         if len(scope.org) > 1:
             # Placed in one's subtree by another anchor (its grid), the row may name a node
             # above one's own: a grid secretary's need names the grid's community.
@@ -312,7 +312,7 @@ def placed_only_by(session, model, relation: str, principal: Principal) -> bool:
     others = [anchor() for anchor in scope.org if not anchor().compare(column)]
     if len(others) == len(scope.org):
         return False  # not an anchor of the model's place
-    subtree = _subtree_ids(principal.org_paths)
+    subtree = subtree_ids(principal.org_paths)
     for expr in others:
         other = next((r for r in relationships
                       if len(r.local_columns) == 1 and expr.compare(next(iter(r.local_columns)))),

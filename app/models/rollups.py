@@ -1,0 +1,65 @@
+"""Rollups (issue 29): sums and counts the dashboard reads instead of scanning the raw rows, and
+the change log that keeps them current (app/rollups.py). Not business data: no scope of their
+own — who may see which cell is decided by app/rollups.py from the cell's keys, as the raw
+rows' scope declarations would."""
+from __future__ import annotations
+
+from flask_appbuilder import Model
+from sqlalchemy import Column, DateTime, Index, Integer, Numeric, String
+
+
+class RollupMark(Model):
+    """One change log row: the cell (`subject`, `period`) of rollup `rollup` needs recomputing.
+    Written in the transaction of the write that changed its raw rows; deleted by the apply
+    that recomputed it. An empty `period` stands for every period of the subject."""
+
+    __tablename__ = "rollup_mark"
+
+    id = Column(Integer, primary_key=True)
+    rollup = Column(String(16), nullable=False)
+    subject = Column(Integer, nullable=False)
+    period = Column(String(8), nullable=False, default="")
+    created_on = Column(DateTime, nullable=False)
+
+
+class RollupLock(Model):
+    """One row per rollup set that an apply holds (SELECT … FOR UPDATE SKIP LOCKED) while it
+    recomputes: two appliers at once (the beat and a page, two pages) do not both rewrite the
+    same cells; the second finds it held and leaves the marks to the first or to the next."""
+
+    __tablename__ = "rollup_lock"
+
+    id = Column(Integer, primary_key=True, autoincrement=False)
+    applied_on = Column(DateTime, nullable=True)
+
+
+class ServiceHoursCell(Model):
+    """Certified service hours and records per (community, work unit, month of service): the
+    member's home community and work unit while the member is live, 0 once deleted (the raw
+    figure counts a deleted member's records in the whole city, under no node)."""
+
+    __tablename__ = "rollup_service_hours"
+    __table_args__ = (Index("ix_rollup_service_hours_month", "year", "month", "community_id"),)
+
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    unit_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    hours = Column(Numeric(14, 1), nullable=False)
+    records = Column(Integer, nullable=False)
+
+
+class PointBalance(Model):
+    """A subject's (member's or unit's) net points and entries in a ledger period: one row per
+    quarter it has entries in (2026Q3) and one for the year (2026: its four quarters). The
+    leaderboard is the first rows of the (subject type, period, points) index."""
+
+    __tablename__ = "rollup_point_balance"
+    __table_args__ = (Index("ix_rollup_point_balance_rank", "subject_type", "period",
+                            "points", "subject_id"),)
+
+    subject_type = Column(String(8), primary_key=True)
+    subject_id = Column(Integer, primary_key=True, autoincrement=False)
+    period = Column(String(8), primary_key=True)
+    points = Column(Numeric(14, 2), nullable=False)
+    entries = Column(Integer, nullable=False)

@@ -1,0 +1,458 @@
+"""Rollups (issue 29): the dashboard's costliest figures read small tables of sums and counts
+kept current from a change log, instead of scanning the raw rows on every page.
+
+- **Marks.** Every flush that inserts, changes, soft-deletes, restores or deletes a row a rollup
+  counts appends `RollupMark` rows — (rollup, subject, period): the cells to recompute, with the
+  old and the new keys when a key moved — in the same transaction (one `after_flush` listener:
+  forms, the API, workflow moves, imports and the recycle bin all flush through it). The purge
+  deletes only rows that were soft-deleted already, which no rollup counts; the Core UPDATEs of
+  the app (a need's repeat count and resident rating, a post's claimed count, receipt numbers,
+  the tree's paths) change no column a rollup reads — cells are keyed by community id, and a
+  node's communities are read from the tree when a figure is read.
+- **Apply.** `apply()` recomputes exactly the marked cells from the raw rows (recompute, not
+  increment: idempotent, in any order) and deletes the marks it applied. A job applies them
+  every minute where the queue exists (Celery beat, `gongjian.apply_rollups`); without one,
+  `refresh()` applies pending marks, bounded, before a rolled-up figure is read.
+- **Rebuild and check.** `flask gongjian rollups rebuild` recomputes every cell (migrations, the
+  seeds' bulk inserts, repair); `flask gongjian rollups check` compares them with the raw rows.
+- **Reading.** `service_cells_where()` says whether the viewer's scope and the chosen node can be
+  put on a cell's keys (all data; the communities under a node; one's units) — anything else
+  (a grid secretary, a member, a node below a community) reads the raw query, which stays the
+  reference (tests/test_rollups.py holds the two equal).
+"""
+from __future__ import annotations
+
+import logging
+from calendar import monthrange
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+
+from flask import current_app, has_app_context
+from sqlalchemy import (
+    Integer,
+    and_,
+    case,
+    cast,
+    delete,
+    event,
+    extract,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import get_history
+
+from app import clock
+from app.models.cobuild import PointEntry, RecordStatus, ServiceRecord
+from app.models.org import Member, Organization
+from app.models.rollups import PointBalance, RollupLock, RollupMark, ServiceHoursCell
+from app.security.principal import current_principal, unscoped
+
+log = logging.getLogger(__name__)
+
+MARKS = RollupMark.__table__
+# Marks one page applies at most before it reads (no queue): a burst of writes is caught up a
+# page at a time rather than by one slow page; the board says how current it is meanwhile.
+PAGE_APPLY_LIMIT = 200
+# Marks one run of the job applies at most.
+JOB_APPLY_LIMIT = 20000
+
+
+# --- the rollups ------------------------------------------------------------------------------
+
+class Rollup:
+    """A table of cells recomputed from the raw rows: `computed(subject, period)` is the SELECT
+    giving the cells of a subject's period (all of them when None) in the table's column order."""
+
+    name: str
+    table = None
+
+    def computed(self, subject=None, period=None):
+        raise NotImplementedError
+
+    def cells(self, subject=None, period=None):
+        """The stored cells that `computed(subject, period)` gives."""
+        raise NotImplementedError
+
+    def recompute(self, connection, subject=None, period=None) -> None:
+        where = self.cells(subject, period)
+        connection.execute(delete(self.table).where(where))
+        connection.execute(insert(self.table).from_select(
+            [c.name for c in self.table.columns], self.computed(subject, period)))
+
+
+def _month_bounds(period: str) -> tuple[date, date]:
+    year, month = int(period[:4]), int(period[5:7])
+    return date(year, month, 1), date(year, month, monthrange(year, month)[1])
+
+
+class ServiceHours(Rollup):
+    """Certified service hours and records per (member's community, member's work unit, month
+    served); subject: the community (0: members deleted), period: "2026-07" or every month."""
+
+    name = "service_hours"
+    table = ServiceHoursCell.__table__
+
+    @staticmethod
+    def keys():
+        member = Member.__table__
+        live = member.c.deleted_on.is_(None)
+        return (case((live, member.c.community_id), else_=0),
+                case((live, func.coalesce(member.c.work_unit_id, 0)), else_=0))
+
+    def computed(self, subject=None, period=None):
+        record, member = ServiceRecord.__table__, Member.__table__
+        community, unit = self.keys()
+        year = cast(extract("year", record.c.served_on), Integer)
+        month = cast(extract("month", record.c.served_on), Integer)
+        stmt = (select(community.label("community_id"), unit.label("unit_id"), year.label("year"),
+                       month.label("month"), func.sum(record.c.hours).label("hours"),
+                       func.count().label("records"))
+                .select_from(record.join(member, member.c.id == record.c.member_id))
+                .where(record.c.status == RecordStatus.CERTIFIED, record.c.deleted_on.is_(None)))
+        if subject is not None:
+            stmt = stmt.where(member.c.deleted_on.is_not(None) if subject == 0 else
+                              and_(member.c.community_id == subject, member.c.deleted_on.is_(None)))
+        if period:
+            stmt = stmt.where(record.c.served_on.between(*_month_bounds(period)))
+        return stmt.group_by(community, unit, year, month)
+
+    def cells(self, subject=None, period=None):
+        t, where = self.table, []
+        if subject is not None:
+            where.append(t.c.community_id == subject)
+        if period:
+            where += [t.c.year == int(period[:4]), t.c.month == int(period[5:7])]
+        return and_(true(), *where)
+
+
+class PointBalances(Rollup):
+    """Net points and entries per subject (member or unit) and ledger quarter, plus its year's
+    four quarters; subject: the member or unit, period: the year ("2026")."""
+
+    table = PointBalance.__table__
+
+    def __init__(self, subject_type: str):
+        self.subject_type, self.name = subject_type, f"points_{subject_type}"
+
+    def _subject(self):
+        entry = PointEntry.__table__
+        return entry.c.member_id if self.subject_type == "member" else entry.c.unit_id
+
+    def computed(self, subject=None, period=None):
+        entry, column = PointEntry.__table__, self._subject()
+        where = [entry.c.subject_type == self.subject_type, entry.c.deleted_on.is_(None)]
+        if subject is not None:
+            where.append(column == subject)
+        quarter = entry.c.period.like("____Q_")
+        if period:
+            where.append(entry.c.period.like(f"{period}Q_"))
+        year = func.substr(entry.c.period, 1, 4)
+        kind = literal(self.subject_type)
+        per_quarter = (select(kind.label("subject_type"), column.label("subject_id"),
+                              entry.c.period.label("period"),
+                              func.sum(entry.c.delta).label("points"),
+                              func.count().label("entries"))
+                       .where(*where).group_by(column, entry.c.period))
+        per_year = (select(kind, column, year, func.sum(entry.c.delta), func.count())
+                    .where(*where, quarter).group_by(column, year))
+        return union_all(per_quarter, per_year)
+
+    def cells(self, subject=None, period=None):
+        t = self.table
+        where = [t.c.subject_type == self.subject_type]
+        if subject is not None:
+            where.append(t.c.subject_id == subject)
+        if period:
+            where.append(or_(t.c.period == period, t.c.period.like(f"{period}Q_")))
+        return and_(*where)
+
+
+ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"))}
+
+
+# --- marks: written with every write of a row a rollup counts -----------------------------------
+
+def _old_and_new(obj, column: str, relation: str | None = None) -> set:
+    """The attribute's value now and before this flush (a relationship's or its column's)."""
+    values = {getattr(obj, column)}
+    history = get_history(obj, column)
+    values.update(history.deleted)
+    if relation is not None:
+        values.update(getattr(o, "id", None) for o in get_history(obj, relation).deleted)
+    return values
+
+
+def _changed(obj, keys) -> bool:
+    return any(get_history(obj, key).has_changes() for key in keys)
+
+
+def _month(day) -> str | None:
+    return f"{day:%Y-%m}" if day is not None else None
+
+
+def _service_record_marks(session, obj, wanted: set) -> None:
+    # Every record of the flush, changed or not: its status is its version column, whose
+    # history the flush has already reset here — a certification would look like no change.
+    months = {_month(d) for d in _old_and_new(obj, "served_on")} - {None}
+    for member_id in _old_and_new(obj, "member_id", "member") - {None}:
+        wanted.update((member_id, month) for month in months)
+
+
+def _member_marks(session, obj, marks: set) -> None:
+    """A member moved, deleted or restored moves its service records' cells: every month of
+    the communities it leaves and joins (0: deleted)."""
+    if obj in session.new or not _changed(
+            obj, ("community_id", "community", "work_unit_id", "work_unit", "deleted_on")):
+        return
+    deleted = {d is not None for d in _old_and_new(obj, "deleted_on")}
+    communities = _old_and_new(obj, "community_id", "community") - {None}
+    if False in deleted:
+        marks.update((ServiceHours.name, c, "") for c in communities)
+    if True in deleted:
+        marks.add((ServiceHours.name, 0, ""))
+
+
+def _point_entry_marks(session, obj, marks: set) -> None:
+    # The ledger is append-only (models.cobuild): an entry is only ever inserted.
+    subject = obj.member_id if obj.subject_type == "member" else obj.unit_id
+    if subject is not None and obj.period:
+        marks.add((f"points_{obj.subject_type}", subject, obj.period[:4]))
+
+
+@event.listens_for(Session, "after_flush")
+def _mark(session, flush_context) -> None:
+    """Append the marks of this flush's writes, in its transaction (the history is still the
+    flush's own here)."""
+    marks: set = set()
+    served: set = set()  # (member id, month) of service records written
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, ServiceRecord):
+            _service_record_marks(session, obj, served)
+        elif isinstance(obj, Member):
+            _member_marks(session, obj, marks)
+        elif isinstance(obj, PointEntry) and obj in session.new:
+            _point_entry_marks(session, obj, marks)
+    connection = session.connection() if (marks or served) else None
+    if served:
+        member = Member.__table__
+        community, _ = ServiceHours.keys()
+        ids = sorted({m for m, _ in served})
+        found = dict(connection.execute(select(member.c.id, community)
+                                        .where(member.c.id.in_(ids))).all())
+        marks.update((ServiceHours.name, found[m], month) for m, month in served if m in found)
+    if marks:
+        _known(session).pop("refreshed", None)  # this transaction's reader applies them next
+        now = clock.utcnow()
+        connection.execute(insert(MARKS), [
+            {"rollup": r, "subject": int(s), "period": p, "created_on": now}
+            for r, s, p in sorted(marks)])
+
+
+# --- apply ------------------------------------------------------------------------------------
+
+def _held(connection) -> bool:
+    """Hold the apply's lock for this transaction; False when another apply holds it."""
+    lock = RollupLock.__table__
+    stmt = select(lock.c.id).where(lock.c.id == 1).with_for_update(skip_locked=True)
+    if connection.execute(stmt).first() is not None:
+        return True
+    if connection.execute(select(lock.c.id).where(lock.c.id == 1)).first() is None:
+        connection.execute(insert(lock).values(id=1))  # first apply ever (rebuilt database)
+        return True
+    return False
+
+
+# A mark for every cell of a rollup (the migration that adds it): the job and `rollups rebuild`
+# apply it; a page does not (a city's rebuild is no page's work), and reads the raw rows until.
+EVERY_CELL = -1
+
+
+def apply(connection, limit: int | None = None, whole: bool = True) -> int:
+    """Recompute the cells of the oldest `limit` marks (not those for every cell unless `whole`)
+    and delete those marks; the number of marks applied (0 when there were none, or another
+    apply holds them)."""
+    stmt = select(MARKS.c.id, MARKS.c.rollup, MARKS.c.subject, MARKS.c.period)
+    if not whole:
+        stmt = stmt.where(MARKS.c.subject != EVERY_CELL)
+    rows = connection.execute(stmt.order_by(MARKS.c.id).limit(limit)).all()
+    if not rows or not _held(connection):
+        return 0
+    everything = {r for _, r, s, _ in rows if s == EVERY_CELL}
+    for rollup in sorted(everything):
+        ROLLUPS[rollup].recompute(connection)
+    whole_subjects = {(r, s) for _, r, s, p in rows if not p}  # every period of the subject
+    cells = {(r, s, "" if (r, s) in whole_subjects else p) for _, r, s, p in rows
+             if r not in everything}
+    for rollup, subject, period in sorted(cells):
+        ROLLUPS[rollup].recompute(connection, subject, period or None)
+    ids = [row[0] for row in rows]
+    for start in range(0, len(ids), 1000):
+        connection.execute(delete(MARKS).where(MARKS.c.id.in_(ids[start:start + 1000])))
+    connection.execute(RollupLock.__table__.update().where(RollupLock.id == 1)
+                       .values(applied_on=clock.utcnow()))
+    return len(ids)
+
+
+def ready(session, name: str) -> bool:
+    """Whether rollup `name` has been computed (no mark for its every cell is pending)."""
+    with unscoped():
+        return session.connection().execute(select(MARKS.c.id).where(
+            MARKS.c.rollup == name, MARKS.c.subject == EVERY_CELL).limit(1)).first() is None
+
+
+def queued() -> bool:
+    return bool(has_app_context() and current_app.config.get("CELERY_BROKER_URL"))
+
+
+def refresh(session, limit: int = PAGE_APPLY_LIMIT) -> None:
+    """Before a rolled-up figure is read, without a job queue: apply pending marks (bounded) in
+    the reader's transaction, so that a write shows on the next page. A failure (another
+    process applying the same cells at once) leaves the marks for the next reader."""
+    if queued():
+        return
+    with unscoped():
+        try:
+            with session.begin_nested():
+                apply(session.connection(), limit, whole=False)
+        except DBAPIError as exc:
+            log.warning("rollups: apply skipped (%s)", exc.__class__.__name__)
+
+
+def as_of(session) -> datetime:
+    """How current the rollups are: the oldest write not yet applied, or now (a rollup not yet
+    computed at all is not read: its figures are the raw rows')."""
+    with unscoped():
+        oldest = session.connection().execute(select(func.min(MARKS.c.created_on)).where(
+            MARKS.c.subject != EVERY_CELL)).scalar()
+    return oldest or clock.utcnow()
+
+
+# What this transaction has learnt (pending marks applied, rollups ready, nodes' types): asked
+# once per page rather than once per figure; forgotten at its end and when it writes marks.
+_KNOWN = "rollups_known"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget(session) -> None:
+    session.info.pop(_KNOWN, None)
+
+
+def _known(session) -> dict:
+    return session.info.setdefault(_KNOWN, {})
+
+
+def readable(session, name: str) -> bool:
+    """Apply what a page may (no queue), then whether rollup `name` can be read."""
+    known = _known(session)
+    if "refreshed" not in known:
+        refresh(session)
+        known["refreshed"] = True
+    if name not in known:
+        known[name] = ready(session, name)
+    return known[name]
+
+
+def pending(connection) -> int:
+    return connection.execute(select(func.count()).select_from(MARKS)).scalar()
+
+
+def rebuild(connection) -> None:
+    """Recompute every cell from the raw rows, and forget the marks (they are all applied)."""
+    connection.execute(delete(MARKS))
+    for rollup in ROLLUPS.values():
+        rollup.recompute(connection)
+
+
+def differences(connection) -> Iterator[tuple[str, tuple, tuple | None, tuple | None]]:
+    """(rollup, key, stored, computed) for each cell whose stored sums are not the raw rows'.
+    Both sides are read in key order and merged: the city's balances do not fit in memory."""
+    # Streamed where the driver can hold two open results on one connection (not pymysql's).
+    streamed = connection.dialect.name not in ("mysql", "mariadb")
+    options = {"stream_results": True, "yield_per": 5000} if streamed else {}
+    for rollup in ROLLUPS.values():
+        keys = list(rollup.table.primary_key.columns)
+        width = len(keys)
+        stored = iter(connection.execute(select(rollup.table).where(rollup.cells())
+                                         .order_by(*keys).execution_options(**options)))
+        raw = rollup.computed().subquery()
+        computed = iter(connection.execute(select(raw).order_by(*list(raw.c)[:width])
+                                           .execution_options(**options)))
+        kept, made = next(stored, None), next(computed, None)
+        while kept is not None or made is not None:
+            k1 = tuple(kept[:width]) if kept is not None else None
+            k2 = tuple(made[:width]) if made is not None else None
+            if k2 is None or (k1 is not None and k1 < k2):
+                yield rollup.name, k1, tuple(kept[width:]), None
+                kept = next(stored, None)
+            elif k1 is None or k2 < k1:
+                yield rollup.name, k2, None, tuple(made[width:])
+                made = next(computed, None)
+            else:
+                if not _same(tuple(kept[width:]), tuple(made[width:])):
+                    yield rollup.name, k1, tuple(kept[width:]), tuple(made[width:])
+                kept, made = next(stored, None), next(computed, None)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all(round(Decimal(str(x or 0)), 2) == round(Decimal(str(y or 0)), 2)
+               for x, y in zip(a, b, strict=True))
+
+
+# --- reading: which viewers' figures the cells can give -----------------------------------------
+
+# Cells are keyed by community: a node at or above a community is the communities under it.
+ROLLED_NODES = ("district", "street", "community")
+
+
+def _nodes_at_or_above_community(session, paths) -> bool:
+    known = _known(session).setdefault("rolled_nodes", {})
+    if paths not in known:
+        org = Organization.__table__
+        types = session.connection().execute(
+            select(org.c.type).where(org.c.path.in_(paths))).scalars().all()
+        known[paths] = len(types) == len(paths) and all(t in ROLLED_NODES for t in types)
+    return known[paths]
+
+
+def service_cells_where(session, node_path: str | None):
+    """The cells of `ServiceHoursCell` the viewer's figure sums — the rows the raw query would
+    read through the scope of ServiceRecord (its member's community or grid, its member's work
+    unit) under the node at `node_path` — or None when the scope cannot be put on the cells'
+    keys (a grid secretary, a member, several kinds of grant at once)."""
+    from app.security.scope import subtree_ids
+
+    cell, principal = ServiceHoursCell.__table__, current_principal()
+    where = []
+    if node_path is not None:
+        if not _nodes_at_or_above_community(session, (node_path,)):
+            return None
+        where.append(cell.c.community_id.in_(subtree_ids((node_path,))))
+    if principal.sees_all:
+        pass
+    elif principal.org_paths and not principal.unit_ids and not principal.member_ids:
+        # A member's grid lies in its home community (models.org.Member.validate): a subtree
+        # at or above communities holds the member by its community alone.
+        if not _nodes_at_or_above_community(session, tuple(principal.org_paths)):
+            return None
+        where.append(cell.c.community_id.in_(subtree_ids(principal.org_paths)))
+    elif principal.unit_ids and not principal.org_paths and not principal.member_ids:
+        where.append(cell.c.unit_id.in_(principal.unit_ids))
+    else:
+        return None
+    return and_(true(), *where)
+
+
+def whole_ledger(node_path: str | None) -> bool:
+    """Whether the viewer's leaderboard is the whole ledger's (who sees all, no node chosen):
+    a subject's balance is then its rank key. Under a node, an entry is placed by its subject's
+    community or by the community that booked it, which a subject's balance does not say."""
+    return node_path is None and current_principal().sees_all
