@@ -15,7 +15,7 @@ kept current from a change log, instead of scanning the raw rows on every page.
   `refresh()` applies pending marks, bounded, before a rolled-up figure is read.
 - **Rebuild and check.** `flask gongjian rollups rebuild` recomputes every cell (migrations, the
   seeds' bulk inserts, repair); `flask gongjian rollups check` compares them with the raw rows.
-- **Reading.** `service_cells_where()` says whether the viewer's scope and the chosen node can be
+- **Reading.** `cells_where()` says whether the viewer's scope and the chosen node can be
   put on a cell's keys (all data; the communities under a node; one's units) — anything else
   (a grid secretary, a member, a node below a community) reads the raw query, which stays the
   reference (tests/test_rollups.py holds the two equal).
@@ -50,9 +50,23 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 
 from app import clock
-from app.models.cobuild import PointEntry, RecordStatus, ServiceRecord
-from app.models.org import Member, Organization
-from app.models.rollups import PointBalance, RollupLock, RollupMark, ServiceHoursCell
+from app.models.cobuild import (
+    MemberRegistration,
+    MemberRegistrationStatus,
+    PointEntry,
+    RecordStatus,
+    ServiceRecord,
+    UnitRegistration,
+    UnitRegistrationStatus,
+)
+from app.models.org import Member, MemberStatus, Organization, Unit, UnitStatus
+from app.models.rollups import (
+    PointBalance,
+    RegistrationCount,
+    RollupLock,
+    RollupMark,
+    ServiceHoursCell,
+)
 from app.security.principal import current_principal, unscoped
 
 log = logging.getLogger(__name__)
@@ -175,7 +189,56 @@ class PointBalances(Rollup):
         return and_(*where)
 
 
-ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"))}
+class Registrations(Rollup):
+    """双报到's counts (`RegistrationCount`); subject: the community (of the unit, the member's
+    home, the registration), every period at once (a community's few thousand rows)."""
+
+    name = "registration"
+    table = RegistrationCount.__table__
+
+    def computed(self, subject=None, period=None):
+        unit, member = Unit.__table__, Member.__table__
+        unit_reg, member_reg = UnitRegistration.__table__, MemberRegistration.__table__
+        zero = literal(0)
+
+        def counted(kind, community, home, unit_id, day, from_, *where):
+            year = cast(extract("year", day), Integer) if day is not None else zero
+            month = cast(extract("month", day), Integer) if day is not None else zero
+            if subject is not None:
+                where += (community == subject,)
+            return (select(literal(kind).label("kind"), community.label("community_id"),
+                           home.label("home_id"), unit_id.label("unit_id"), year.label("year"),
+                           month.label("month"), func.count().label("count"))
+                    .select_from(from_).where(*where)
+                    .group_by(community, home, unit_id, year, month))
+
+        live_member = member.c.deleted_on.is_(None)
+        return union_all(
+            counted("unit", unit.c.community_id, zero, unit.c.id, None, unit,
+                    unit.c.status == UnitStatus.REGISTERED, unit.c.deleted_on.is_(None)),
+            counted("unit_reg", unit_reg.c.community_id, zero, unit_reg.c.unit_id,
+                    unit_reg.c.registered_on, unit_reg,
+                    unit_reg.c.status == UnitRegistrationStatus.REGISTERED,
+                    unit_reg.c.deleted_on.is_(None)),
+            counted("member", member.c.community_id, zero,
+                    func.coalesce(member.c.work_unit_id, 0), None, member,
+                    member.c.category == "在职", member.c.status == MemberStatus.ACTIVE,
+                    live_member),
+            counted("member_reg", member_reg.c.community_id,
+                    case((and_(live_member, member.c.group_id.is_not(None)),
+                          member.c.community_id), else_=0),
+                    case((live_member, func.coalesce(member.c.work_unit_id, 0)), else_=0),
+                    member_reg.c.registered_on,
+                    member_reg.join(member, member.c.id == member_reg.c.member_id),
+                    member_reg.c.status == MemberRegistrationStatus.REGISTERED,
+                    member_reg.c.deleted_on.is_(None)))
+
+    def cells(self, subject=None, period=None):
+        return true() if subject is None else self.table.c.community_id == subject
+
+
+ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
+                               Registrations())}
 
 
 # --- marks: written with every write of a row a rollup counts -----------------------------------
@@ -206,18 +269,41 @@ def _service_record_marks(session, obj, wanted: set) -> None:
         wanted.update((member_id, month) for month in months)
 
 
-def _member_marks(session, obj, marks: set) -> None:
-    """A member moved, deleted or restored moves its service records' cells: every month of
-    the communities it leaves and joins (0: deleted)."""
-    if obj in session.new or not _changed(
-            obj, ("community_id", "community", "work_unit_id", "work_unit", "deleted_on")):
+# What places a member's service records' cells, and what else counts it for 双报到.
+_MEMBER_SERVICE_KEYS = ("community_id", "community", "work_unit_id", "work_unit", "deleted_on")
+_MEMBER_KEYS = (*_MEMBER_SERVICE_KEYS, "group_id", "group", "category", "status")
+
+
+def _member_marks(session, obj, marks: set, moved: set) -> None:
+    """A member counts in its community's 双报到 figures, and its registrations elsewhere are
+    placed by its grid and work unit (`moved`: their communities are looked up after). One
+    moved, deleted or restored moves its service records' cells: every month of the
+    communities it leaves and joins (0: deleted)."""
+    new = obj in session.new
+    if not new and obj not in session.deleted and not _changed(obj, _MEMBER_KEYS):
+        return
+    communities = _old_and_new(obj, "community_id", "community") - {None}
+    marks.update((Registrations.name, c, "") for c in communities)
+    if new or not _changed(obj, _MEMBER_SERVICE_KEYS + ("group_id", "group")):
+        return
+    moved.add(obj.id)
+    if not _changed(obj, _MEMBER_SERVICE_KEYS):
         return
     deleted = {d is not None for d in _old_and_new(obj, "deleted_on")}
-    communities = _old_and_new(obj, "community_id", "community") - {None}
     if False in deleted:
         marks.update((ServiceHours.name, c, "") for c in communities)
     if True in deleted:
         marks.add((ServiceHours.name, 0, ""))
+
+
+def _registration_marks(session, obj, marks: set) -> None:
+    """A unit, or a registration of either kind, counts in its community (every write: a
+    registration's status is its version column, see _service_record_marks)."""
+    if isinstance(obj, Unit) and obj not in session.new and obj not in session.deleted \
+            and not _changed(obj, ("community_id", "community", "status", "deleted_on")):
+        return
+    marks.update((Registrations.name, c, "")
+                 for c in _old_and_new(obj, "community_id", "community") - {None})
 
 
 def _point_entry_marks(session, obj, marks: set) -> None:
@@ -233,14 +319,22 @@ def _mark(session, flush_context) -> None:
     flush's own here)."""
     marks: set = set()
     served: set = set()  # (member id, month) of service records written
+    moved: set = set()  # members whose registrations' places changed
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, ServiceRecord):
             _service_record_marks(session, obj, served)
         elif isinstance(obj, Member):
-            _member_marks(session, obj, marks)
+            _member_marks(session, obj, marks, moved)
+        elif isinstance(obj, (Unit, UnitRegistration, MemberRegistration)):
+            _registration_marks(session, obj, marks)
         elif isinstance(obj, PointEntry) and obj in session.new:
             _point_entry_marks(session, obj, marks)
     connection = session.connection() if (marks or served) else None
+    if moved:
+        registrations = MemberRegistration.__table__
+        marks.update((Registrations.name, c, "") for c in connection.execute(
+            select(registrations.c.community_id).distinct()
+            .where(registrations.c.member_id.in_(sorted(moved)))).scalars())
     if served:
         member = Member.__table__
         community, _ = ServiceHours.keys()
@@ -423,19 +517,27 @@ def _nodes_at_or_above_community(session, paths) -> bool:
     return known[paths]
 
 
-def service_cells_where(session, node_path: str | None):
-    """The cells of `ServiceHoursCell` the viewer's figure sums — the rows the raw query would
-    read through the scope of ServiceRecord (its member's community or grid, its member's work
-    unit) under the node at `node_path` — or None when the scope cannot be put on the cells'
-    keys (a grid secretary, a member, several kinds of grant at once)."""
+def cells_where(session, table, node_path: str | None):
+    """The cells of `table` (keyed by community_id and unit_id; home_id too: a second place)
+    that the viewer's figure sums — the rows the raw query would read through the raw rows'
+    scope declarations (their community or grid, their unit) under the node at `node_path` —
+    or None when the scope cannot be put on the cells' keys (a grid secretary, a member, a
+    node below a community, several kinds of grant at once)."""
     from app.security.scope import subtree_ids
 
-    cell, principal = ServiceHoursCell.__table__, current_principal()
+    principal = current_principal()
+
+    def placed_under(paths):
+        nodes = subtree_ids(paths)
+        if "home_id" in table.c:
+            return or_(table.c.community_id.in_(nodes), table.c.home_id.in_(nodes))
+        return table.c.community_id.in_(nodes)
+
     where = []
     if node_path is not None:
         if not _nodes_at_or_above_community(session, (node_path,)):
             return None
-        where.append(cell.c.community_id.in_(subtree_ids((node_path,))))
+        where.append(placed_under((node_path,)))
     if principal.sees_all:
         pass
     elif principal.org_paths and not principal.unit_ids and not principal.member_ids:
@@ -443,9 +545,9 @@ def service_cells_where(session, node_path: str | None):
         # at or above communities holds the member by its community alone.
         if not _nodes_at_or_above_community(session, tuple(principal.org_paths)):
             return None
-        where.append(cell.c.community_id.in_(subtree_ids(principal.org_paths)))
+        where.append(placed_under(principal.org_paths))
     elif principal.unit_ids and not principal.org_paths and not principal.member_ids:
-        where.append(cell.c.unit_id.in_(principal.unit_ids))
+        where.append(table.c.unit_id.in_(principal.unit_ids))
     else:
         return None
     return and_(true(), *where)

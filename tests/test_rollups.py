@@ -15,11 +15,13 @@ from sqlalchemy import text
 
 from app import clock, rollups
 from app.dashboards import figures as F
+from app.models.rollups import ServiceHoursCell
 from tests.conftest import api_token, tables_kept_by
 
 pytestmark = pytest.mark.db
 
-ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_leaderboard")
+ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_leaderboard",
+          "registration_rates")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's
 # subtree, a unit. A grid secretary and a member keep the raw queries.
 CELL_VIEWERS = ["zuzhibu", "jiedao01", "shequ01", "danwei01", "shenji"]
@@ -37,7 +39,7 @@ def kept(app):
 @contextmanager
 def raw_only():
     """The figures as their raw queries compute them (the reference)."""
-    with mock.patch.object(rollups, "service_cells_where", return_value=None), \
+    with mock.patch.object(rollups, "cells_where", return_value=None), \
             mock.patch.object(rollups, "whole_ledger", return_value=False):
         yield
 
@@ -102,21 +104,21 @@ def assert_cells_current(app):
 def test_each_rolled_figure_equals_its_raw_query(app, ctx, username):
     assert_rolled_equal_raw(app, ctx, users=[username])
     with viewing(app, username) as session:
-        assert rollups.service_cells_where(session, None) is not None
+        assert rollups.cells_where(session, ServiceHoursCell.__table__, None) is not None
         assert rollups.whole_ledger(None) == (username in ("zuzhibu", "shenji"))
 
 
 @pytest.mark.parametrize("username", RAW_VIEWERS)
 def test_a_grid_secretary_and_a_member_keep_the_raw_queries(app, username):
     with viewing(app, username) as session:
-        assert rollups.service_cells_where(session, None) is None
+        assert rollups.cells_where(session, ServiceHoursCell.__table__, None) is None
         assert not rollups.whole_ledger(None)
 
 
 def test_a_node_below_a_community_keeps_the_raw_query(app, ctx):
     grid = ctx.execute(text("SELECT path FROM organization WHERE type = 'grid' ORDER BY id")).scalar()
     with viewing(app, "zuzhibu") as session:
-        assert rollups.service_cells_where(session, grid) is None
+        assert rollups.cells_where(session, ServiceHoursCell.__table__, grid) is None
 
 
 def test_the_seeded_cells_hold_hours_and_points(ctx):
@@ -218,6 +220,37 @@ def test_a_member_moved_deleted_and_restored_carries_its_hours(app, ctx):
         session.get(Member, member, execution_options=DELETED).restore()
         session.commit()
     change(app, Member, member, community_id=community, group_id=group)
+    assert_cells_current(app)
+
+
+def test_registrations_cancelled_members_retired_and_units_struck_off_keep_the_counts(app, ctx):
+    from app.models.cobuild import MemberRegistration, UnitRegistration
+    from app.models.org import Member, Unit
+
+    community = org_of(ctx, "shequ01")
+    member_reg, member = ctx.execute(text(
+        "SELECT id, member_id FROM member_registration WHERE status = '已报到' AND "
+        "deleted_on IS NULL AND community_id = :c ORDER BY id"), {"c": community}).first()
+    unit_reg, unit = ctx.execute(text(
+        "SELECT id, unit_id FROM unit_registration WHERE status = '已报到' AND "
+        "deleted_on IS NULL AND community_id = :c ORDER BY id"), {"c": community}).first()
+    steps = [(MemberRegistration, member_reg, {"status": "已注销", "cancel_reason": "测试"}),
+             (UnitRegistration, unit_reg, {"registered_on": date(TODAY.year - 1, 3, 1)}),
+             (Member, member, {"category": "退休"}),
+             (Unit, unit, {"status": "已注销", "cancel_reason": "测试"}),
+             (Unit, unit, {"status": "在册"}),
+             (UnitRegistration, unit_reg, {"status": "已注销", "cancel_reason": "测试"})]
+    for model, pk, values in steps:
+        change(app, model, pk, **values)
+        assert_rolled_equal_raw(app, ctx, ["zuzhibu", "shequ01"])
+        assert_cells_current(app)
+    with viewing(app) as session:
+        session.get(Unit, unit).soft_delete(None)
+        session.commit()
+    assert_cells_current(app)
+    with viewing(app) as session:
+        session.get(Unit, unit, execution_options=DELETED).restore()
+        session.commit()
     assert_cells_current(app)
 
 

@@ -48,7 +48,7 @@ from app.models.lists import (
     WishStatus,
 )
 from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit, UnitStatus
-from app.models.rollups import PointBalance, ServiceHoursCell
+from app.models.rollups import PointBalance, RegistrationCount, ServiceHoursCell
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
 from app.services.cobuild import three_ones
@@ -432,7 +432,43 @@ def wishes_per_month(session, period: Period, org_id=None):
 def registration_rates(session, period: Period, org_id=None):
     """报到率 per community, at the end of the period: units in the register and those
     registered (单位报到 已报到), in-service members living there and registrations confirmed
-    there (党员报到 已报到)."""
+    there (党员报到 已报到) — summed from the rollup's counts where the viewer's scope and the
+    node are put on their keys (app/rollups.py), else counted from the rows."""
+    count = RegistrationCount.__table__
+    cells = rollups.cells_where(session, count, org_path(session, org_id))
+    if cells is not None and rollups.readable(session, rollups.Registrations.name):
+        # A unit's and a member's counts are as they stand (year 0); registrations up to the
+        # period's end.
+        until = or_(count.c.year < period.end.year,
+                    and_(count.c.year == period.end.year, count.c.month <= period.end.month))
+        kinds = {"unit": "units", "unit_reg": "registered_units", "member": "members",
+                 "member_reg": "registered_members"}
+        counted = [(key, [(c, n) for c, k, n in session.execute(
+            select(count.c.community_id, count.c.kind, func.sum(count.c.count))
+            .where(cells, until).group_by(count.c.community_id, count.c.kind)) if k == kind])
+            for kind, key in kinds.items()]
+    else:
+        counted = [(key, session.execute(stmt).all())
+                   for key, stmt in _registration_counts(session, period, org_id)]
+    merged: dict[int, dict[str, int]] = {}
+    for key, found in counted:
+        for community_id, n in found:
+            merged.setdefault(community_id, {})[key] = int(n)
+    names = _community_names(session, merged)
+    rows = []
+    for community_id, c in merged.items():
+        row = {"community_id": community_id,
+               "community": names.get(community_id, f"#{community_id}")}
+        row.update({k: c.get(k, 0) for k in ("units", "registered_units", "members",
+                                              "registered_members")})
+        row["unit_rate"] = ratio(row["registered_units"], row["units"])
+        row["member_rate"] = ratio(row["registered_members"], row["members"])
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["community"], r["community_id"]))
+
+
+def _registration_counts(session, period, org_id):
+    """The raw queries of `registration_rates`: (key, per-community count statement)."""
     # The unit directory is readable by everyone: count the units one answers for.
     units = (select(Unit.community_id, func.count(Unit.id))
              .where(Unit.status == UnitStatus.REGISTERED, owner_clause(Unit, current_principal()),
@@ -450,22 +486,8 @@ def registration_rates(session, period: Period, org_id=None):
                           MemberRegistration.registered_on <= period.end,
                           _under(session, MemberRegistration, org_id))
                    .group_by(MemberRegistration.community_id))
-    merged: dict[int, dict[str, int]] = {}
-    for key, stmt in (("units", units), ("registered_units", unit_regs),
-                      ("members", members), ("registered_members", member_regs)):
-        for community_id, n in session.execute(stmt):
-            merged.setdefault(community_id, {})[key] = int(n)
-    names = _community_names(session, merged)
-    rows = []
-    for community_id, c in merged.items():
-        row = {"community_id": community_id,
-               "community": names.get(community_id, f"#{community_id}")}
-        row.update({k: c.get(k, 0) for k in ("units", "registered_units", "members",
-                                              "registered_members")})
-        row["unit_rate"] = ratio(row["registered_units"], row["units"])
-        row["member_rate"] = ratio(row["registered_members"], row["members"])
-        rows.append(row)
-    return sorted(rows, key=lambda r: (r["community"], r["community_id"]))
+    return (("units", units), ("registered_units", unit_regs), ("members", members),
+            ("registered_members", member_regs))
 
 
 def agreement_three_ones(session, period: Period, org_id=None):
@@ -624,9 +646,9 @@ def service_hours_per_month(session, period: Period, org_id=None):
     """Certified service hours (and records) per month of service: summed from the rollup's
     cells where the viewer's scope and the node are put on their keys (app/rollups.py), else
     from the records."""
-    cells = rollups.service_cells_where(session, org_path(session, org_id))
+    cell = ServiceHoursCell.__table__
+    cells = rollups.cells_where(session, cell, org_path(session, org_id))
     if cells is not None and rollups.readable(session, rollups.ServiceHours.name):
-        cell = ServiceHoursCell.__table__
         stmt = (select(cell.c.year, cell.c.month, func.sum(cell.c.hours), func.sum(cell.c.records))
                 .where(cells, cell.c.year == period.year,
                        cell.c.month.between(period.start.month, period.end.month))

@@ -37,6 +37,12 @@ from app.models.notices import Notice  # noqa: F401
 from app.models.org import Dictionary, Member, Organization, Unit  # noqa: F401
 from app.models.records import AuditLog  # noqa: F401
 from app.models.reports import WorkReport  # noqa: F401
-from app.models.rollups import PointBalance, RollupLock, RollupMark, ServiceHoursCell  # noqa: F401
+from app.models.rollups import (  # noqa: F401
+    PointBalance,
+    RegistrationCount,
+    RollupLock,
+    RollupMark,
+    ServiceHoursCell,
+)
 from app.models.workplan import WorkPlanItem, WorkPlanNote  # noqa: F401
 from app.security.models import UserAccount  # noqa: F401

@@ -63,3 +63,21 @@ class PointBalance(Model):
     period = Column(String(8), primary_key=True)
     points = Column(Numeric(14, 2), nullable=False)
     entries = Column(Integer, nullable=False)
+
+
+class RegistrationCount(Model):
+    """双报到's counts per community: units in the register and members in service (`kind`
+    unit / member, as they stand: year and month 0), and registrations confirmed (unit_reg /
+    member_reg) by month of registration. A member's registration is also placed by the
+    member's grid (`home_id`: the member's home community while it has a grid and is live, else
+    0), and each row by its unit (a unit's own id, its work unit for members; 0: none)."""
+
+    __tablename__ = "rollup_registration"
+
+    kind = Column(String(12), primary_key=True)
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    home_id = Column(Integer, primary_key=True, autoincrement=False)
+    unit_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    count = Column(Integer, nullable=False)

@@ -19,7 +19,7 @@ depends_on = None
 
 # The rollups of this revision, each filled by a mark for all its cells (subject -1): the
 # job or `flask gongjian rollups rebuild` computes them; their figures read the raw rows until.
-ROLLUPS = ('service_hours', 'points_member', 'points_unit')
+ROLLUPS = ('service_hours', 'points_member', 'points_unit', 'registration')
 
 
 def upgrade():
@@ -59,12 +59,24 @@ def upgrade():
                                 name=op.f('pk_rollup_point_balance')))
     op.create_index('ix_rollup_point_balance_rank', 'rollup_point_balance',
                     ['subject_type', 'period', 'points', 'subject_id'], unique=False)
+    op.create_table(
+        'rollup_registration',
+        sa.Column('kind', sa.String(length=12), nullable=False),
+        sa.Column('community_id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('home_id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('unit_id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('month', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('count', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('kind', 'community_id', 'home_id', 'unit_id', 'year', 'month',
+                                name=op.f('pk_rollup_registration')))
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     op.bulk_insert(marks, [{'rollup': name, 'subject': -1, 'period': '', 'created_on': now}
                            for name in ROLLUPS])
 
 
 def downgrade():
+    op.drop_table('rollup_registration')
     op.drop_index('ix_rollup_point_balance_rank', table_name='rollup_point_balance')
     op.drop_table('rollup_point_balance')
     op.drop_index('ix_rollup_service_hours_month', table_name='rollup_service_hours')
