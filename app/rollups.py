@@ -59,8 +59,10 @@ from app.models.cobuild import (
     UnitRegistration,
     UnitRegistrationStatus,
 )
+from app.models.lists import NEED_DONE, Need, NeedStatus
 from app.models.org import Member, MemberStatus, Organization, Unit, UnitStatus
 from app.models.rollups import (
+    NeedCount,
     PointBalance,
     RegistrationCount,
     RollupLock,
@@ -83,23 +85,39 @@ JOB_APPLY_LIMIT = 20000
 
 class Rollup:
     """A table of cells recomputed from the raw rows: `computed(subject, period)` is the SELECT
-    giving the cells of a subject's period (all of them when None) in the table's column order."""
+    giving the cells of a subject's period (all of them when None) in the table's column order;
+    a rollup whose cells need Python (the zone's calendar) gives `rows()` instead."""
 
     name: str
     table = None
+    # Cells too many to hold in memory at once (a city's subjects): checked by a merge of both
+    # sides in key order, which needs keys that sort alike in Python and in the database.
+    large = False
 
     def computed(self, subject=None, period=None):
         raise NotImplementedError
+
+    def rows(self, connection, subject=None, period=None):
+        """The cells the raw rows make, in key order."""
+        width = len(self.table.primary_key.columns)
+        raw = self.computed(subject, period).subquery()
+        options = {"stream_results": True, "yield_per": 5000} if _streams(connection) else {}
+        return connection.execute(select(raw).order_by(*list(raw.c)[:width])
+                                  .execution_options(**options))
 
     def cells(self, subject=None, period=None):
         """The stored cells that `computed(subject, period)` gives."""
         raise NotImplementedError
 
     def recompute(self, connection, subject=None, period=None) -> None:
-        where = self.cells(subject, period)
-        connection.execute(delete(self.table).where(where))
+        connection.execute(delete(self.table).where(self.cells(subject, period)))
         connection.execute(insert(self.table).from_select(
             [c.name for c in self.table.columns], self.computed(subject, period)))
+
+
+def _streams(connection) -> bool:
+    """Whether the driver can hold two open results on one connection (not pymysql's)."""
+    return connection.dialect.name not in ("mysql", "mariadb")
 
 
 def _month_bounds(period: str) -> tuple[date, date]:
@@ -152,6 +170,7 @@ class PointBalances(Rollup):
     four quarters; subject: the member or unit, period: the year ("2026")."""
 
     table = PointBalance.__table__
+    large = True
 
     def __init__(self, subject_type: str):
         self.subject_type, self.name = subject_type, f"points_{subject_type}"
@@ -237,8 +256,77 @@ class Registrations(Rollup):
         return true() if subject is None else self.table.c.community_id == subject
 
 
+class Needs(Rollup):
+    """需求清单's counts (`NeedCount`) by month in the zone's calendar — a need raised at 23:30
+    on 31 July in Shanghai is July's, though stored as a UTC instant of the same day; cut in
+    Python (clock.to_local), as every database would cut it differently. Subject: the
+    community (a need's grid lies in it: models.lists._check_grid); period: a month ("2026-07"),
+    whose needs raised and needs closed in it are recomputed."""
+
+    name = "need"
+    table = NeedCount.__table__
+
+    def rows(self, connection, subject=None, period=None):
+        need = Need.__table__
+        where = [need.c.deleted_on.is_(None)]
+        if subject is not None:
+            where.append(need.c.community_id == subject)
+        wanted = None
+        if period:
+            first, last = _month_bounds(period)
+            begins, ends = clock.day_begins(first), clock.day_ends(last)
+            wanted = (first.year, first.month)
+            where.append(or_(and_(need.c.created_on >= begins, need.c.created_on < ends),
+                             and_(need.c.completed_on >= begins, need.c.completed_on < ends)))
+        stmt = select(need.c.community_id, need.c.created_on, need.c.completed_on,
+                      need.c.deadline, need.c.category_id, need.c.status,
+                      need.c.satisfaction).where(*where)
+        options = {"stream_results": True, "yield_per": 5000} if _streams(connection) else {}
+        cells: dict[tuple, list] = {}
+        for c, created, completed, deadline, category, status, satisfaction in \
+                connection.execute(stmt.execution_options(**options)):
+            done = status in NEED_DONE
+            raised = clock.to_local(created)
+            if wanted is None or (raised.year, raised.month) == wanted:
+                cell = cells.setdefault((c, "raised", raised.year, raised.month, category, status),
+                                        [0, 0, Decimal(0), 0, 0, 0, 0])
+                cell[0] += 1
+                if done and completed is not None:
+                    cell[1] += 1
+                    cell[2] += Decimal(str((completed - created).total_seconds()))
+                    if deadline is not None and completed <= deadline:
+                        cell[3] += 1
+                if status == NeedStatus.VISITED:
+                    cell[4] += 1
+                    if satisfaction is not None:
+                        cell[5] += 1
+                        cell[6] += satisfaction
+            closed = clock.to_local(completed) if done and completed is not None else None
+            if closed is not None and (wanted is None or (closed.year, closed.month) == wanted):
+                cell = cells.setdefault((c, "closed", closed.year, closed.month, category, status),
+                                        [0, 0, Decimal(0), 0, 0, 0, 0])
+                cell[0] += 1
+        return [key + tuple(values) for key, values in sorted(cells.items())]
+
+    def cells(self, subject=None, period=None):
+        t, where = self.table, []
+        if subject is not None:
+            where.append(t.c.community_id == subject)
+        if period:
+            where += [t.c.year == int(period[:4]), t.c.month == int(period[5:7])]
+        return and_(true(), *where)
+
+    def recompute(self, connection, subject=None, period=None) -> None:
+        connection.execute(delete(self.table).where(self.cells(subject, period)))
+        rows = self.rows(connection, subject, period)
+        names = [c.name for c in self.table.columns]
+        for start in range(0, len(rows), 5000):
+            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
+                                                    for row in rows[start:start + 5000]])
+
+
 ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
-                               Registrations())}
+                               Registrations(), Needs())}
 
 
 # --- marks: written with every write of a row a rollup counts -----------------------------------
@@ -306,6 +394,17 @@ def _registration_marks(session, obj, marks: set) -> None:
                  for c in _old_and_new(obj, "community_id", "community") - {None})
 
 
+def _need_marks(session, obj, marks: set) -> None:
+    """Every write of a need (its status is its version column): the months, in the zone's
+    calendar, it was raised and closed in, before and after, in its community before and after."""
+    moments = _old_and_new(obj, "created_on") | _old_and_new(obj, "completed_on")
+    months = {f"{clock.to_local(m or clock.utcnow()):%Y-%m}" for m in moments if m is not None}
+    months.add(f"{clock.to_local(obj.created_on or clock.utcnow()):%Y-%m}")
+    marks.update((Needs.name, c, month)
+                 for c in _old_and_new(obj, "community_id", "community") - {None}
+                 for month in months)
+
+
 def _point_entry_marks(session, obj, marks: set) -> None:
     # The ledger is append-only (models.cobuild): an entry is only ever inserted.
     subject = obj.member_id if obj.subject_type == "member" else obj.unit_id
@@ -327,6 +426,8 @@ def _mark(session, flush_context) -> None:
             _member_marks(session, obj, marks, moved)
         elif isinstance(obj, (Unit, UnitRegistration, MemberRegistration)):
             _registration_marks(session, obj, marks)
+        elif isinstance(obj, Need):
+            _need_marks(session, obj, marks)
         elif isinstance(obj, PointEntry) and obj in session.new:
             _point_entry_marks(session, obj, marks)
     connection = session.connection() if (marks or served) else None
@@ -467,33 +568,39 @@ def rebuild(connection) -> None:
 
 
 def differences(connection) -> Iterator[tuple[str, tuple, tuple | None, tuple | None]]:
-    """(rollup, key, stored, computed) for each cell whose stored sums are not the raw rows'.
-    Both sides are read in key order and merged: the city's balances do not fit in memory."""
-    # Streamed where the driver can hold two open results on one connection (not pymysql's).
-    streamed = connection.dialect.name not in ("mysql", "mariadb")
-    options = {"stream_results": True, "yield_per": 5000} if streamed else {}
+    """(rollup, key, stored, computed) for each cell whose stored sums are not the raw rows'."""
     for rollup in ROLLUPS.values():
         keys = list(rollup.table.primary_key.columns)
         width = len(keys)
-        stored = iter(connection.execute(select(rollup.table).where(rollup.cells())
-                                         .order_by(*keys).execution_options(**options)))
-        raw = rollup.computed().subquery()
-        computed = iter(connection.execute(select(raw).order_by(*list(raw.c)[:width])
-                                           .execution_options(**options)))
-        kept, made = next(stored, None), next(computed, None)
-        while kept is not None or made is not None:
-            k1 = tuple(kept[:width]) if kept is not None else None
-            k2 = tuple(made[:width]) if made is not None else None
+        stored = select(rollup.table).where(rollup.cells()).order_by(*keys)
+        if not rollup.large:
+            kept = {tuple(r[:width]): tuple(r[width:]) for r in connection.execute(stored)}
+            for row in rollup.rows(connection):
+                key, values = tuple(row[:width]), tuple(row[width:])
+                found = kept.pop(key, None)
+                if found is None or not _same(found, values):
+                    yield rollup.name, key, found, values
+            for key, found in kept.items():
+                yield rollup.name, key, found, None
+            continue
+        # Both sides in key order, merged: the city's balances do not fit in memory.
+        options = {"stream_results": True, "yield_per": 5000} if _streams(connection) else {}
+        kept = iter(connection.execute(stored.execution_options(**options)))
+        made = iter(rollup.rows(connection))
+        old, new = next(kept, None), next(made, None)
+        while old is not None or new is not None:
+            k1 = tuple(old[:width]) if old is not None else None
+            k2 = tuple(new[:width]) if new is not None else None
             if k2 is None or (k1 is not None and k1 < k2):
-                yield rollup.name, k1, tuple(kept[width:]), None
-                kept = next(stored, None)
+                yield rollup.name, k1, tuple(old[width:]), None
+                old = next(kept, None)
             elif k1 is None or k2 < k1:
-                yield rollup.name, k2, None, tuple(made[width:])
-                made = next(computed, None)
+                yield rollup.name, k2, None, tuple(new[width:])
+                new = next(made, None)
             else:
-                if not _same(tuple(kept[width:]), tuple(made[width:])):
-                    yield rollup.name, k1, tuple(kept[width:]), tuple(made[width:])
-                kept, made = next(stored, None), next(computed, None)
+                if not _same(tuple(old[width:]), tuple(new[width:])):
+                    yield rollup.name, k1, tuple(old[width:]), tuple(new[width:])
+                old, new = next(kept, None), next(made, None)
 
 
 def _same(a: tuple, b: tuple) -> bool:
@@ -546,7 +653,8 @@ def cells_where(session, table, node_path: str | None):
         if not _nodes_at_or_above_community(session, tuple(principal.org_paths)):
             return None
         where.append(placed_under(principal.org_paths))
-    elif principal.unit_ids and not principal.org_paths and not principal.member_ids:
+    elif principal.unit_ids and not principal.org_paths and not principal.member_ids \
+            and "unit_id" in table.c:
         where.append(table.c.unit_id.in_(principal.unit_ids))
     else:
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -21,7 +21,9 @@ from tests.conftest import api_token, tables_kept_by
 pytestmark = pytest.mark.db
 
 ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_leaderboard",
-          "registration_rates")
+          "registration_rates", "need_funnel", "needs_by_category_and_status",
+          "need_completion_rate", "need_on_time_rate", "need_mean_time_to_close",
+          "need_mean_satisfaction", "needs_per_month")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's
 # subtree, a unit. A grid secretary and a member keep the raw queries.
 CELL_VIEWERS = ["zuzhibu", "jiedao01", "shequ01", "danwei01", "shenji"]
@@ -252,6 +254,49 @@ def test_registrations_cancelled_members_retired_and_units_struck_off_keep_the_c
         session.get(Unit, unit, execution_options=DELETED).restore()
         session.commit()
     assert_cells_current(app)
+
+
+def test_needs_backfilled_moved_through_the_loop_deleted_and_restored_keep_the_counts(app, ctx):
+    """A need recorded after the fact (raised last year just after midnight on the 1st in the
+    zone's calendar, closed months later likewise, rated), then re-rated, reopened, closed a
+    month later, moved to another community, deleted and restored: the counts stay the
+    needs'."""
+    from app.models.lists import Need
+
+    community = org_of(ctx, "shequ01")
+    other = ctx.execute(text("SELECT id FROM organization WHERE type = 'community' AND id != :c "
+                             "ORDER BY id"), {"c": community}).scalar()
+    category = ctx.execute(text("SELECT id FROM dictionary WHERE kind = 'need_category' "
+                                "ORDER BY id")).scalar()
+    # Just after midnight on a month's first day in the zone: still the month before in UTC.
+    raised = clock.to_utc(datetime(TODAY.year - 1, 4, 1, 0, 30))
+    closed = clock.day_begins(date(TODAY.year - 1, 6, 1)) + timedelta(minutes=10)
+    with viewing(app) as session:
+        need = Need(community_id=community, category_id=category, title="补录需求",
+                    content="汇总测试：往期办结", status="已回访", urgency="一般",
+                    created_on=raised, accepted_on=raised, dispatched_on=raised, taken_on=raised,
+                    completed_on=closed, deadline=closed + timedelta(days=1), result="已解决",
+                    visitor="测试", visited_on=closed.date(), satisfaction=4)
+        session.add(need)
+        session.commit()
+        pk = need.id
+    assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01", "shequ01"])
+    assert_cells_current(app)
+    for values in ({"satisfaction": 2}, {"status": "办理中", "completed_on": None},
+                   {"status": "已办结", "completed_on": closed + timedelta(days=40)},
+                   {"community_id": other, "grid_id": None}):
+        change(app, Need, pk, **values)
+        assert_rolled_equal_raw(app, ctx, ["zuzhibu", "shequ01"])
+        assert_cells_current(app)
+    with viewing(app) as session:
+        session.get(Need, pk).soft_delete(None)
+        session.commit()
+    assert_cells_current(app)
+    with viewing(app) as session:
+        session.get(Need, pk, execution_options=DELETED).restore()
+        session.commit()
+    assert_cells_current(app)
+    assert_rolled_equal_raw(app, ctx, ["zuzhibu"])
 
 
 def test_the_ledgers_payments_and_reversals_move_the_balances(app, ctx, api):

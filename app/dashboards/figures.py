@@ -48,7 +48,7 @@ from app.models.lists import (
     WishStatus,
 )
 from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit, UnitStatus
-from app.models.rollups import PointBalance, RegistrationCount, ServiceHoursCell
+from app.models.rollups import NeedCount, PointBalance, RegistrationCount, ServiceHoursCell
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
 from app.services.cobuild import three_ones
@@ -221,8 +221,32 @@ def service_items_by_category_and_status(session, period: Period, org_id=None):
 
 def needs_by_category_and_status(session, period: Period, org_id=None):
     """需求清单 raised in the period, by category and status."""
-    return _by_category_and_status(session, Need, period, org_id,
-                                   _in_period(Need.created_on, period))
+    count = NeedCount.__table__
+    found = _need_sums(session, period, org_id, (count.c.category_id, Dictionary.label,
+                                                 count.c.status), func.sum(count.c.count))
+    if found is None:
+        return _by_category_and_status(session, Need, period, org_id,
+                                       _in_period(Need.created_on, period))
+    rows = [{"category_id": c, "category": label or "—", "status": s, "count": int(n)}
+            for c, label, s, n in found]
+    return sorted(rows, key=lambda r: (r["category"], r["status"]))
+
+
+def _need_sums(session, period: Period, org_id, keys, *sums, kind="raised"):
+    """The needs rollup's sums over the period's months under the node, grouped by `keys` (a
+    category's label joined by its id) — or None where the viewer's scope is not on the cells'
+    keys (a liaison: needs dispatched to or filed by its unit; a grid; a member): the raw
+    query then. `kind`: the needs raised in each month, or closed in it."""
+    count = NeedCount.__table__
+    cells = rollups.cells_where(session, count, org_path(session, org_id))
+    if cells is None or not rollups.readable(session, rollups.Needs.name):
+        return None
+    stmt = (select(*keys, *sums).select_from(count)
+            .where(cells, count.c.kind == kind, count.c.year == period.year,
+                   count.c.month.between(period.start.month, period.end.month)))
+    if any(key is Dictionary.label for key in keys):
+        stmt = stmt.outerjoin(Dictionary, Dictionary.id == count.c.category_id)
+    return session.execute(stmt.group_by(*keys) if keys else stmt).all()
 
 
 # The five-step loop as a funnel: how many needs reached each step (DOMAIN.md §3).
@@ -238,10 +262,14 @@ FUNNEL = [
 
 def need_funnel(session, period: Period, org_id=None):
     """Needs raised in the period that reached each step of the loop (one GROUP BY status)."""
-    stmt = (select(Need.status, func.count(Need.id))
+    count = NeedCount.__table__
+    found = _need_sums(session, period, org_id, (count.c.status,), func.sum(count.c.count))
+    if found is None:
+        found = session.execute(
+            select(Need.status, func.count(Need.id))
             .where(_in_period(Need.created_on, period), _under(session, Need, org_id))
-            .group_by(Need.status))
-    by_status = {status: int(n) for status, n in session.execute(stmt)}
+            .group_by(Need.status)).all()
+    by_status = {status: int(n) for status, n in found}
     return [{"stage": stage, "statuses": list(statuses),
              "count": sum(by_status.get(s, 0) for s in statuses)} for stage, statuses in FUNNEL]
 
@@ -253,36 +281,63 @@ def _needs_in(session, period, org_id):
 def need_completion_rate(session, period: Period, org_id=None):
     """办结率: needs raised in the period and not rejected, and how many of them are closed
     (已办结 or 已回访)."""
-    stmt = (select(func.count(Need.id), _count_if(Need.status.in_(NEED_DONE)))
-            .where(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED))
-    needs, closed = (int(v) for v in session.execute(stmt).one())
+    count = NeedCount.__table__
+    found = _need_sums(session, period, org_id, (),
+                       func.sum(case((count.c.status != NeedStatus.REJECTED, count.c.count),
+                                     else_=0)),
+                       func.sum(case((count.c.status.in_(NEED_DONE), count.c.count), else_=0)))
+    if found is None:
+        found = session.execute(
+            select(func.count(Need.id), _count_if(Need.status.in_(NEED_DONE)))
+            .where(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED)).all()
+    needs, closed = (int(v or 0) for v in found[0])
     return [{"needs": needs, "closed": closed, "rate": ratio(closed, needs)}]
 
 
 def need_on_time_rate(session, period: Period, org_id=None):
     """按期办结率: of the closed needs raised in the period, those closed by their deadline."""
-    stmt = (select(func.count(Need.id), _count_if(Need.closed_on_time))
-            .where(_needs_in(session, period, org_id), Need.status.in_(NEED_DONE)))
-    closed, on_time = (int(v) for v in session.execute(stmt).one())
+    count = NeedCount.__table__
+    found = _need_sums(session, period, org_id, (),
+                       func.sum(case((count.c.status.in_(NEED_DONE), count.c.count), else_=0)),
+                       func.sum(count.c.on_time))
+    if found is None:
+        found = session.execute(
+            select(func.count(Need.id), _count_if(Need.closed_on_time))
+            .where(_needs_in(session, period, org_id), Need.status.in_(NEED_DONE))).all()
+    closed, on_time = (int(v or 0) for v in found[0])
     return [{"closed": closed, "on_time": on_time, "rate": ratio(on_time, closed)}]
 
 
 def need_mean_time_to_close(session, period: Period, org_id=None):
     """Mean time from intake (群众接单) to 办结, in hours, over the closed needs."""
-    seconds = _seconds_between(session, Need.created_on, Need.completed_on)
-    stmt = (select(func.count(Need.id), func.avg(seconds))
+    count = NeedCount.__table__
+    found = _need_sums(session, period, org_id, (), func.sum(count.c.timed),
+                       func.sum(count.c.seconds))
+    if found is not None:
+        closed, total = found[0]
+        closed, mean = int(closed or 0), (float(total) / int(closed) if closed else None)
+    else:
+        seconds = _seconds_between(session, Need.created_on, Need.completed_on)
+        closed, mean = session.execute(
+            select(func.count(Need.id), func.avg(seconds))
             .where(_needs_in(session, period, org_id), Need.status.in_(NEED_DONE),
-                   Need.completed_on.is_not(None)))
-    closed, mean = session.execute(stmt).one()
+                   Need.completed_on.is_not(None))).one()
     return [{"closed": int(closed),
              "hours": None if mean is None else round(float(mean) / 3600, 1)}]
 
 
 def need_mean_satisfaction(session, period: Period, org_id=None):
     """Mean satisfaction (1–5) of the needs visited back (已回访)."""
-    stmt = (select(func.count(Need.id), func.avg(Need.satisfaction))
-            .where(_needs_in(session, period, org_id), Need.status == NeedStatus.VISITED))
-    rated, mean = session.execute(stmt).one()
+    count = NeedCount.__table__
+    found = _need_sums(session, period, org_id, (), func.sum(count.c.rated),
+                       func.sum(count.c.scored), func.sum(count.c.satisfaction))
+    if found is not None:
+        rated, scored, total = (int(v or 0) for v in found[0])
+        mean = total / scored if scored else None
+    else:
+        rated, mean = session.execute(
+            select(func.count(Need.id), func.avg(Need.satisfaction))
+            .where(_needs_in(session, period, org_id), Need.status == NeedStatus.VISITED)).one()
     return [{"rated": int(rated), "mean": None if mean is None else round(float(mean), 2)}]
 
 
@@ -308,9 +363,17 @@ def needs_per_month(session, period: Period, org_id=None):
     """Needs raised (群众接单) and closed (办结, still 已办结 or 已回访) in each month of the
     period, each by the date of its own step: a need raised in one month and closed in a later
     one — an office's ledger brought in with its past work — counts in both."""
-    return _per_month(session, Need, period, org_id,
-                      (("raised", Need.created_on, None),
-                       ("closed", Need.completed_on, Need.status.in_(NEED_DONE))))
+    count = NeedCount.__table__
+    month, total = count.c.month, func.sum(count.c.count)
+    raised = _need_sums(session, period, org_id, (month,), total)
+    if raised is None:
+        return _per_month(session, Need, period, org_id,
+                          (("raised", Need.created_on, None),
+                           ("closed", Need.completed_on, Need.status.in_(NEED_DONE))))
+    raised = dict(raised)
+    closed = dict(_need_sums(session, period, org_id, (month,), total, kind="closed"))
+    return [{"month": f"{y}-{m:02d}", "raised": int(raised.get(m) or 0),
+             "closed": int(closed.get(m) or 0)} for y, m in period.months]
 
 
 def needs_by_community(session, period: Period, org_id=None):

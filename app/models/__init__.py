@@ -38,6 +38,7 @@ from app.models.org import Dictionary, Member, Organization, Unit  # noqa: F401
 from app.models.records import AuditLog  # noqa: F401
 from app.models.reports import WorkReport  # noqa: F401
 from app.models.rollups import (  # noqa: F401
+    NeedCount,
     PointBalance,
     RegistrationCount,
     RollupLock,

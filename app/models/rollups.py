@@ -81,3 +81,26 @@ class RegistrationCount(Model):
     year = Column(Integer, primary_key=True, autoincrement=False)
     month = Column(Integer, primary_key=True, autoincrement=False)
     count = Column(Integer, nullable=False)
+
+
+class NeedCount(Model):
+    """需求清单's counts per community, month (in the zone's calendar), category and status:
+    `kind` raised — the needs raised (群众接单) in the month, with what their figures average
+    (办结 with its time from intake, 按期, 回访 with its satisfaction) — and closed — the
+    needs closed (已办结 or 已回访) in the month, by the day of 办结."""
+
+    __tablename__ = "rollup_need"
+
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    kind = Column(String(8), primary_key=True)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    category_id = Column(Integer, primary_key=True, autoincrement=False)
+    status = Column(String(8), primary_key=True)
+    count = Column(Integer, nullable=False)
+    timed = Column(Integer, nullable=False)
+    seconds = Column(Numeric(20, 3), nullable=False)
+    on_time = Column(Integer, nullable=False)
+    rated = Column(Integer, nullable=False)
+    scored = Column(Integer, nullable=False)
+    satisfaction = Column(Integer, nullable=False)

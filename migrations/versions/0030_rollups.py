@@ -19,7 +19,7 @@ depends_on = None
 
 # The rollups of this revision, each filled by a mark for all its cells (subject -1): the
 # job or `flask gongjian rollups rebuild` computes them; their figures read the raw rows until.
-ROLLUPS = ('service_hours', 'points_member', 'points_unit', 'registration')
+ROLLUPS = ('service_hours', 'points_member', 'points_unit', 'registration', 'need')
 
 
 def upgrade():
@@ -70,12 +70,30 @@ def upgrade():
         sa.Column('count', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('kind', 'community_id', 'home_id', 'unit_id', 'year', 'month',
                                 name=op.f('pk_rollup_registration')))
+    op.create_table(
+        'rollup_need',
+        sa.Column('community_id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('kind', sa.String(length=8), nullable=False),
+        sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('month', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('category_id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('status', sa.String(length=8), nullable=False),
+        sa.Column('count', sa.Integer(), nullable=False),
+        sa.Column('timed', sa.Integer(), nullable=False),
+        sa.Column('seconds', sa.Numeric(precision=20, scale=3), nullable=False),
+        sa.Column('on_time', sa.Integer(), nullable=False),
+        sa.Column('rated', sa.Integer(), nullable=False),
+        sa.Column('scored', sa.Integer(), nullable=False),
+        sa.Column('satisfaction', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('community_id', 'kind', 'year', 'month', 'category_id', 'status',
+                                name=op.f('pk_rollup_need')))
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     op.bulk_insert(marks, [{'rollup': name, 'subject': -1, 'period': '', 'created_on': now}
                            for name in ROLLUPS])
 
 
 def downgrade():
+    op.drop_table('rollup_need')
     op.drop_table('rollup_registration')
     op.drop_index('ix_rollup_point_balance_rank', table_name='rollup_point_balance')
     op.drop_table('rollup_point_balance')
