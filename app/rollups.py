@@ -229,7 +229,9 @@ class Registrations(Rollup):
                            home.label("home_id"), unit_id.label("unit_id"), year.label("year"),
                            month.label("month"), func.count().label("count"))
                     .select_from(from_).where(*where)
-                    .group_by(community, home, unit_id, year, month))
+                    # Not by a constant: PostgreSQL reads GROUP BY 0 as a column's position.
+                    .group_by(*[e for e in (community, home, unit_id, year, month)
+                                if e is not zero]))
 
         live_member = member.c.deleted_on.is_(None)
         return union_all(
