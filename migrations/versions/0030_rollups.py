@@ -31,7 +31,7 @@ def upgrade():
         sa.Column('period', sa.String(length=8), nullable=False),
         sa.Column('created_on', sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_rollup_mark')))
-    op.create_table(
+    lock = op.create_table(
         'rollup_lock',
         sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
         sa.Column('applied_on', sa.DateTime(), nullable=True),
@@ -88,6 +88,7 @@ def upgrade():
         sa.PrimaryKeyConstraint('community_id', 'kind', 'year', 'month', 'category_id', 'status',
                                 name=op.f('pk_rollup_need')))
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    op.bulk_insert(lock, [{'id': 1, 'applied_on': None}])  # what an apply holds (app/rollups.py)
     op.bulk_insert(marks, [{'rollup': name, 'subject': -1, 'period': '', 'created_on': now}
                            for name in ROLLUPS])
 
