@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from calendar import monthrange
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -547,8 +548,24 @@ def _known(session) -> dict:
     return session.info.setdefault(_KNOWN, {})
 
 
+_RAW = "rollups_raw"
+
+
+@contextmanager
+def raw_rows(session):
+    """Figures read in the block come from the raw rows: what is frozen for good (a submitted
+    monthly report) must not miss a write of the last minute still waiting to be applied."""
+    session.info[_RAW] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_RAW, None)
+
+
 def readable(session, name: str) -> bool:
     """Apply what a page may (no queue), then whether rollup `name` can be read."""
+    if session.info.get(_RAW):
+        return False
     known = _known(session)
     if "refreshed" not in known:
         refresh(session)

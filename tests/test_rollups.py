@@ -378,6 +378,32 @@ def test_a_write_on_one_process_shows_on_anothers_board(app, ctx, database_url):
     assert hours_on_another_process(database_url, month) == before + 6
 
 
+def test_a_report_frozen_at_submission_reads_the_raw_rows(app, ctx):
+    """A figure frozen for good is not a minute behind: with a queue (nothing applied by the
+    reader), the submitted monthly report still counts the write just made."""
+    from app.models.lists import Need
+    from app.services.work_report import compose
+
+    community, month = org_of(ctx, "shequ01"), f"{TODAY:%Y-%m}"
+    category = ctx.execute(text("SELECT id FROM dictionary WHERE kind = 'need_category' "
+                                "ORDER BY id")).scalar()
+    app.config["CELERY_BROKER_URL"] = "memory://"
+    try:
+        with viewing(app) as session:
+            session.add(Need(community_id=community, category_id=category, title="本月新需求",
+                             content="汇总测试：冻结", status="待受理", urgency="一般"))
+            session.commit()
+            live = compose(session, community, month)["needs_per_month"]
+            with rollups.raw_rows(session):
+                frozen = compose(session, community, month)["needs_per_month"]
+            with raw_only():
+                reference = compose(session, community, month)["needs_per_month"]
+    finally:
+        app.config["CELERY_BROKER_URL"] = None
+    assert frozen == reference and live != reference  # the cells wait for the queue's job
+    assert_cells_current(app)
+
+
 # --- rebuild, check, how current --------------------------------------------------------------
 
 def test_check_fails_on_a_tampered_cell_and_rebuild_repairs_it(app, ctx):
