@@ -538,10 +538,10 @@ def as_of(session) -> datetime:
 _KNOWN = "rollups_known"
 
 
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget(session) -> None:
-    session.info.pop(_KNOWN, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session, transaction) -> None:
+    if transaction.parent is None:  # the transaction's end, not a savepoint's (refresh's own)
+        session.info.pop(_KNOWN, None)
 
 
 def _known(session) -> dict:

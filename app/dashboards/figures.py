@@ -506,10 +506,11 @@ def registration_rates(session, period: Period, org_id=None):
                     and_(count.c.year == period.end.year, count.c.month <= period.end.month))
         kinds = {"unit": "units", "unit_reg": "registered_units", "member": "members",
                  "member_reg": "registered_members"}
-        counted = [(key, [(c, n) for c, k, n in session.execute(
+        found = session.execute(
             select(count.c.community_id, count.c.kind, func.sum(count.c.count))
-            .where(cells, until).group_by(count.c.community_id, count.c.kind)) if k == kind])
-            for kind, key in kinds.items()]
+            .where(cells, until).group_by(count.c.community_id, count.c.kind)).all()
+        counted = [(key, [(c, n) for c, k, n in found if k == kind])
+                   for kind, key in kinds.items()]
     else:
         counted = [(key, session.execute(stmt).all())
                    for key, stmt in _registration_counts(session, period, org_id)]
