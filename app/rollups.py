@@ -126,7 +126,19 @@ def _month_bounds(period: str) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, monthrange(year, month)[1])
 
 
-class ServiceHours(Rollup):
+class CommunityMonths(Rollup):
+    """Cells keyed by community (the subject) and month ("2026-07", the period)."""
+
+    def cells(self, subject=None, period=None):
+        t, where = self.table, []
+        if subject is not None:
+            where.append(t.c.community_id == subject)
+        if period:
+            where += [t.c.year == int(period[:4]), t.c.month == int(period[5:7])]
+        return and_(true(), *where)
+
+
+class ServiceHours(CommunityMonths):
     """Certified service hours and records per (member's community, member's work unit, month
     served); subject: the community (0: members deleted), period: "2026-07" or every month."""
 
@@ -156,14 +168,6 @@ class ServiceHours(Rollup):
         if period:
             stmt = stmt.where(record.c.served_on.between(*_month_bounds(period)))
         return stmt.group_by(community, unit, year, month)
-
-    def cells(self, subject=None, period=None):
-        t, where = self.table, []
-        if subject is not None:
-            where.append(t.c.community_id == subject)
-        if period:
-            where += [t.c.year == int(period[:4]), t.c.month == int(period[5:7])]
-        return and_(true(), *where)
 
 
 class PointBalances(Rollup):
@@ -259,7 +263,7 @@ class Registrations(Rollup):
         return true() if subject is None else self.table.c.community_id == subject
 
 
-class Needs(Rollup):
+class Needs(CommunityMonths):
     """需求清单's counts (`NeedCount`) by month in the zone's calendar — a need raised at 23:30
     on 31 July in Shanghai is July's, though stored as a UTC instant of the same day; cut in
     Python (clock.to_local), as every database would cut it differently. Subject: the
@@ -310,14 +314,6 @@ class Needs(Rollup):
                                         [0, 0, Decimal(0), 0, 0, 0, 0])
                 cell[0] += 1
         return [key + tuple(values) for key, values in sorted(cells.items())]
-
-    def cells(self, subject=None, period=None):
-        t, where = self.table, []
-        if subject is not None:
-            where.append(t.c.community_id == subject)
-        if period:
-            where += [t.c.year == int(period[:4]), t.c.month == int(period[5:7])]
-        return and_(true(), *where)
 
     def recompute(self, connection, subject=None, period=None) -> None:
         connection.execute(delete(self.table).where(self.cells(subject, period)))
