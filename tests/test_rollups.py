@@ -34,7 +34,12 @@ DELETED = {"include_deleted": True}  # the recycle bin's rows
 
 @pytest.fixture(scope="module", autouse=True)
 def kept(app):
+    """From cells rebuilt over whatever rows the modules before left (some write by SQL, past
+    the app: a bulk load, which a deployment follows by `rollups rebuild`)."""
     with tables_kept_by(app):
+        with viewing(app) as session:
+            rollups.rebuild(session.connection())
+            session.commit()
         yield
 
 

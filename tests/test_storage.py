@@ -234,6 +234,9 @@ def test_beat_schedules_the_purge_the_meetings_and_the_star_ratings(app):
     # The notices' delivery (app/services/notices.py) is a task of its own, every minute.
     assert schedule.pop("deliver-notices")["task"] == "gongjian.deliver_notices"
     assert "gongjian.deliver_notices" in celery.tasks
+    # The dashboard's rollups (app/rollups.py): the marked cells, every minute.
+    assert schedule.pop("apply-rollups")["task"] == "gongjian.apply_rollups"
+    assert "gongjian.apply_rollups" in celery.tasks
     assert {entry["task"] for entry in schedule.values()} == {"gongjian.scheduled"}
     assert {entry["args"][0] for entry in schedule.values()} == {"purge", "generate_meetings",
                                                                   "rate_stars", "notices"}
