@@ -233,6 +233,8 @@ def rollups_rebuild_command():
     started = time.perf_counter()
     rollups.rebuild(db.session.connection())
     db.session.commit()
+    with db.engine.begin() as connection:
+        rollups.analyze(connection)
     click.echo(f"汇总已重算，用时 {time.perf_counter() - started:.1f} 秒。")
 
 

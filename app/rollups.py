@@ -582,6 +582,15 @@ def rebuild(connection) -> None:
         rollup.recompute(connection)
 
 
+def analyze(connection) -> None:
+    """The planner's statistics of the rollup tables, once rebuilt (a city's cells are hundreds
+    of thousands of rows: PostgreSQL planned them as empty until autovacuum came by)."""
+    mysql = connection.dialect.name in ("mysql", "mariadb")
+    for rollup in {r.table.name for r in ROLLUPS.values()}:
+        statement = f"ANALYZE TABLE {rollup}" if mysql else f"ANALYZE {rollup}"
+        connection.exec_driver_sql(statement).close()
+
+
 def differences(connection) -> Iterator[tuple[str, tuple, tuple | None, tuple | None]]:
     """(rollup, key, stored, computed) for each cell whose stored sums are not the raw rows'."""
     for rollup in ROLLUPS.values():
