@@ -51,7 +51,7 @@ from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit,
 from app.models.rollups import NeedCount, PointBalance, RegistrationCount, ServiceHoursCell
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
-from app.services.cobuild import three_ones
+from app.services.cobuild import AgreementOnes
 
 # --- periods ----------------------------------------------------------------------------------
 
@@ -556,23 +556,22 @@ def _registration_counts(session, period, org_id):
 
 def agreement_three_ones(session, period: Period, org_id=None):
     """Per community, the agreements in force during the period's year and how many units met
-    each of the 三个一 that year and all three (services.cobuild.three_ones)."""
+    each of the 三个一 that year and all three (services.cobuild.AgreementOnes) — one GROUP BY."""
     start, end = date(period.year, 1, 1), date(period.year, 12, 31)
-    agreements = session.execute(select(Agreement).where(
-        Agreement.status == AgreementStatus.SIGNED, Agreement.valid_from <= end,
-        Agreement.valid_to >= start, _under(session, Agreement, org_id))).scalars().all()
-    judged = three_ones(session, agreements, period.year)
-    merged: dict[int, dict[str, int]] = {}
-    for agreement in agreements:
-        t, row = judged[agreement.id], merged.setdefault(agreement.community_id, dict.fromkeys(
-            ("agreements", "meetings_met", "needs_met", "all_met"), 0))
-        row["agreements"] += 1
-        row["meetings_met"] += t.meetings_met
-        row["needs_met"] += t.needs_met
-        row["all_met"] += t.all_met
-    names = _community_names(session, merged)
-    rows = [{"community_id": cid, "community": names.get(cid, f"#{cid}"), **row,
-             "rate": ratio(row["all_met"], row["agreements"])} for cid, row in merged.items()]
+    under = _under(session, Agreement, org_id)
+    # Under a node, only its agreements' units are counted (a community's page reads a few).
+    ones = AgreementOnes(period.year, units=None if org_id is None else
+                         select(Agreement.unit_id).where(under))
+    counted = session.execute(ones.select(
+        Agreement.community_id, func.count(Agreement.id), _count_if(ones.meetings_met),
+        _count_if(ones.needs_met), _count_if(ones.all_met))
+        .where(Agreement.status == AgreementStatus.SIGNED, Agreement.valid_from <= end,
+               Agreement.valid_to >= start, under)
+        .group_by(Agreement.community_id)).all()
+    names = _community_names(session, {row[0] for row in counted})
+    rows = [{"community_id": cid, "community": names.get(cid, f"#{cid}"), "agreements": int(n),
+             "meetings_met": int(meetings), "needs_met": int(needs), "all_met": int(met),
+             "rate": ratio(int(met), int(n))} for cid, n, meetings, needs, met in counted]
     return sorted(rows, key=lambda r: (r["community"], r["community_id"]))
 
 

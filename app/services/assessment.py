@@ -407,14 +407,36 @@ def _points(value: float | None, weight: Decimal, target: Decimal) -> Decimal | 
     return (weight * max(share, Decimal(0))).quantize(TWO_PLACES, ROUND_HALF_UP)
 
 
-def score_of(parts: list[dict]) -> Decimal:
-    """The computed score: the points earned over the weights that apply, scaled to 100."""
-    applicable = [p for p in parts if p["value"] is not None]
-    weights = sum((Decimal(str(p["weight"])) for p in applicable), Decimal(0))
+def score_of(earned: Decimal, weights: Decimal) -> Decimal:
+    """The computed score: the points earned over the weights that apply (indicators with a
+    value), scaled to 100."""
     if not weights:
         return Decimal(0).quantize(TWO_PLACES)
-    earned = sum((Decimal(str(p["points"])) for p in applicable), Decimal(0))
     return (earned * WEIGHT_TOTAL / weights).quantize(TWO_PLACES, ROUND_HALF_UP)
+
+
+class _Scored:
+    """One indicator's part of every subject's score. A city's subjects share few values (a
+    rate of small counts, 0, 1, none), so each value's part is made once (Decimal
+    arithmetic ran half a million times a level)."""
+
+    def __init__(self, row: AssessmentIndicator):
+        self.code, self.name = row.code, row.name
+        self.weight, self.target = Decimal(str(row.weight)), Decimal(str(row.target))
+        self._parts: dict = {}
+
+    def part(self, value) -> tuple[dict, Decimal | None]:
+        """The part shown (code, name, weight, target, value, points) and the points earned
+        (None: no value, the weight left out)."""
+        known = self._parts.get(value)
+        if known is None:
+            points = _points(value, self.weight, self.target)
+            known = self._parts[value] = (
+                {"code": self.code, "name": self.name, "weight": float(self.weight),
+                 "target": float(self.target),
+                 "value": None if value is None else round(float(value), 4),
+                 "points": 0.0 if points is None else float(points)}, points)
+        return known
 
 
 def subjects(session, level: str) -> dict[int, int]:
@@ -438,18 +460,17 @@ def compose(session, year: int, level: str) -> dict[int, dict]:
         values = {row.code: MEASURES[row.code](session, period, ids) for row in rows}
     finally:
         session.info.pop(_SHARED, None)
+    scored = [_Scored(row) for row in rows]
     result = {}
     for i in ids:
-        parts = []
-        for row in rows:
-            value = values[row.code].get(i)
-            weight, target = Decimal(str(row.weight)), Decimal(str(row.target))
-            points = _points(value, weight, target)
-            parts.append({"code": row.code, "name": row.name, "weight": float(weight),
-                          "target": float(target),
-                          "value": None if value is None else round(float(value), 4),
-                          "points": 0.0 if points is None else float(points)})
-        result[i] = {"community_id": places[i], "parts": parts, "score": score_of(parts)}
+        parts, earned, weights = [], Decimal(0), Decimal(0)
+        for indicator in scored:
+            part, points = indicator.part(values[indicator.code].get(i))
+            parts.append(dict(part))
+            if points is not None:
+                earned += points
+                weights += indicator.weight
+        result[i] = {"community_id": places[i], "parts": parts, "score": score_of(earned, weights)}
     return result
 
 

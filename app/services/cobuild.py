@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Select, and_, case, func, select, true
 from sqlalchemy.orm import object_session
 
 from app import clock, storage
@@ -133,40 +133,93 @@ def three_ones_year(text) -> int:
     return year
 
 
+def _among(column, ids):
+    """`column IN ids` where it narrows the rows down to a few subjects (a street's star
+    rating, a unit's page) or to a subquery's; nothing where the run is for thousands (the
+    city's assessment): grouping every row costs less than a list of 30,000 bound values, and
+    the caller keeps its own ids of the result."""
+    if isinstance(ids, Select):
+        return column.in_(ids)
+    ids = list(ids)
+    return column.in_(ids) if len(ids) <= AMONG_LIMIT else true()
+
+
+AMONG_LIMIT = 1000
+
+
+class AgreementOnes:
+    """The 三个一 of agreements in `year`, up to today (or up to `until`, if earlier: a star
+    rating counts up to its period's end), as SQL: the agreements joined to their units'
+    counts — the quarters in which a joint body the unit sits on met, of those the quarters it
+    attended one (出席, 迟到), the needs it closed — each grouped per unit in a subquery (a
+    unit has at most four quarters, where its meeting days were dozens). `select(*columns)`
+    reads them for any set of agreements and groups them as its caller needs: per agreement
+    (its page), per unit (the star rating), per community (the dashboard, the assessment) —
+    one statement however many agreements. `units` (ids or a subquery) restricts the counts
+    to those units."""
+
+    def __init__(self, year: int, until: date | None = None, units=None):
+        self.start = start = date(year, 1, 1)
+        self.end = end = min(date(year, 12, 31), clock.today(), until or date.max)
+        only = (lambda column: _among(column, units)) if units is not None else (lambda column: true())
+        quarter = _quarter_of(Meeting.held_on)
+        held_in = (Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end))
+        held = (select(BodyMember.unit_id.label("unit_id"), quarter.label("quarter")).distinct()
+                .join(Meeting, Meeting.body_id == BodyMember.body_id)
+                .where(only(BodyMember.unit_id), *held_in).subquery("held"))
+        attended = (select(Attendance.unit_id.label("unit_id"), quarter.label("quarter")).distinct()
+                    .join(Meeting, Meeting.id == Attendance.meeting_id)
+                    .where(only(Attendance.unit_id), Attendance.status.in_(PRESENT), *held_in)
+                    .subquery("attended"))
+        # Of the quarters held, those attended (a quarter attended at another body's meeting
+        # only, with none of the unit's own bodies meeting, does not count).
+        self._quarters = (select(held.c.unit_id, func.count().label("held"),
+                                 func.count(attended.c.unit_id).label("attended"))
+                          .select_from(held)
+                          .outerjoin(attended, and_(attended.c.unit_id == held.c.unit_id,
+                                                    attended.c.quarter == held.c.quarter))
+                          .group_by(held.c.unit_id).subquery("quarters"))
+        self._closed = (select(Need.assigned_unit_id.label("unit_id"),
+                               func.count(Need.id).label("closed"))
+                        .where(only(Need.assigned_unit_id), Need.status.in_(NEED_DONE),
+                               Need.completed_on >= clock.day_begins(start),
+                               Need.completed_on < clock.day_ends(end))
+                        .group_by(Need.assigned_unit_id).subquery("closed"))
+        self.quarters_held = func.coalesce(self._quarters.c.held, 0)
+        self.quarters_attended = func.coalesce(self._quarters.c.attended, 0)
+        self.needs_closed = func.coalesce(self._closed.c.closed, 0)
+        self.target = func.coalesce(Agreement.yearly_target, 0)
+        self.in_force = and_(Agreement.status == AgreementStatus.SIGNED,
+                             Agreement.valid_from <= end, Agreement.valid_to >= start)
+        self.meetings_met = and_(self.quarters_held > 0,
+                                 self.quarters_attended >= self.quarters_held)
+        self.needs_met = self.needs_closed >= self.target
+        self.all_met = and_(self.in_force, self.meetings_met, self.needs_met)
+
+    def select(self, *columns):
+        return (select(*columns).select_from(Agreement)
+                .outerjoin(self._quarters, self._quarters.c.unit_id == Agreement.unit_id)
+                .outerjoin(self._closed, self._closed.c.unit_id == Agreement.unit_id))
+
+    def counts(self):
+        """The columns `ThreeOnes` is made of, after the agreement's id."""
+        return (case((self.in_force, 1), else_=0), self.quarters_held, self.quarters_attended,
+                self.needs_closed, self.target)
+
+
 def three_ones(session, agreements: Sequence[Agreement], year: int,
                until: date | None = None) -> dict[int, ThreeOnes]:
-    """Each agreement's 三个一 in `year`, up to today (or up to `until`, if earlier: a star
-    rating counts up to its period's end) — three queries for all of them."""
-    units = {a.unit_id for a in agreements}
-    if not units:
+    """Each agreement's 三个一 in `year`, up to today (or up to `until`, if earlier), as
+    `AgreementOnes` counts them — one query for all of them."""
+    if not agreements:
         return {}
-    start, end = date(year, 1, 1), min(date(year, 12, 31), clock.today(), until or date.max)
-
-    # The quarters in SQL: a unit's (unit, quarter) pairs are at most four rows, where its
-    # (unit, meeting day) pairs were dozens (a district's assessment reads every unit).
-    quarter = _quarter_of(Meeting.held_on)
-    held_in_year = (Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end))
-    held, attended = defaultdict(set), defaultdict(set)
-    for unit_id, q in session.execute(
-            select(BodyMember.unit_id, quarter).distinct()
-            .join(Meeting, Meeting.body_id == BodyMember.body_id)
-            .where(BodyMember.unit_id.in_(units), *held_in_year)):
-        held[unit_id].add(int(q))
-    for unit_id, q in session.execute(
-            select(Attendance.unit_id, quarter).distinct()
-            .join(Meeting, Meeting.id == Attendance.meeting_id)
-            .where(Attendance.unit_id.in_(units), Attendance.status.in_(PRESENT), *held_in_year)):
-        attended[unit_id].add(int(q))
-    closed = dict(session.execute(
-        select(Need.assigned_unit_id, func.count(Need.id))
-        .where(Need.assigned_unit_id.in_(units), Need.status.in_(NEED_DONE),
-               Need.completed_on >= clock.day_begins(start), Need.completed_on < clock.day_ends(end))
-        .group_by(Need.assigned_unit_id)).all())
-    return {a.id: ThreeOnes(
-        year=year,
-        in_force=a.status == AgreementStatus.SIGNED and a.valid_from <= end and a.valid_to >= start,
-        quarters_held=len(held[a.unit_id]), quarters_attended=len(attended[a.unit_id] & held[a.unit_id]),
-        needs_closed=closed.get(a.unit_id, 0), target=a.yearly_target or 0) for a in agreements}
+    ones = AgreementOnes(year, until, units={a.unit_id for a in agreements})
+    rows = session.execute(ones.select(Agreement.id, *ones.counts()).where(
+        Agreement.id.in_([a.id for a in agreements])))
+    return {pk: ThreeOnes(year=year, in_force=bool(in_force), quarters_held=int(held),
+                          quarters_attended=int(attended), needs_closed=int(closed),
+                          target=int(target))
+            for pk, in_force, held, attended, closed, target in rows}
 
 
 # --- the agreements' scanned files ----------------------------------------------------------
@@ -451,19 +504,22 @@ def _points(subject: str):
 
 def unit_registration_rates(session, period, ids) -> dict[int, float | None]:
     """Each unit's in-service members registered in their home communities by the period's
-    end ÷ its in-service members (None: it has none)."""
-    registered = set(session.execute(select(MemberRegistration.member_id,
-                                            MemberRegistration.community_id).where(
-        MemberRegistration.status == MemberRegistrationStatus.REGISTERED, MemberRegistration.registered_on <= period.end,
-        MemberRegistration.deleted_on.is_(None))).all())
-    totals, done = defaultdict(int), defaultdict(int)
-    for unit_id, member_id, community_id in session.execute(
-            select(Member.work_unit_id, Member.id, Member.community_id).where(
-                Member.work_unit_id.is_not(None), Member.category == "在职",
-                Member.status == MemberStatus.ACTIVE, Member.deleted_on.is_(None))):
-        totals[unit_id] += 1
-        done[unit_id] += (member_id, community_id) in registered
-    return {i: (done[i] / totals[i] if totals[i] else None) for i in ids}
+    end ÷ its in-service members (None: it has none) — one GROUP BY per unit, the members
+    joined to their registrations there (distinct: a member registered twice counts once)."""
+    registered = (select(MemberRegistration.member_id, MemberRegistration.community_id).distinct()
+                  .where(MemberRegistration.status == MemberRegistrationStatus.REGISTERED,
+                         MemberRegistration.registered_on <= period.end,
+                         MemberRegistration.deleted_on.is_(None)).subquery("registered"))
+    rows = session.execute(
+        select(Member.work_unit_id, func.count(Member.id), func.count(registered.c.member_id))
+        .outerjoin(registered, and_(registered.c.member_id == Member.id,
+                                    registered.c.community_id == Member.community_id))
+        .where(_among(Member.work_unit_id, ids), Member.work_unit_id.is_not(None),
+               Member.category == "在职", Member.status == MemberStatus.ACTIVE,
+               Member.deleted_on.is_(None))
+        .group_by(Member.work_unit_id))
+    found = {unit_id: int(done) / int(total) for unit_id, total, done in rows if total}
+    return {i: found.get(i) for i in ids}
 
 
 def unit_completion_rates(session, period, ids) -> dict[int, float | None]:
@@ -513,26 +569,25 @@ def unit_list_provision(session, period, ids) -> dict[int, float]:
 
 
 def unit_three_ones(session, period, ids) -> dict[int, float]:
-    """The agreement's 三个一 up to the period's end (`three_ones`), as a share: signed and in
-    force; the quarters with a joint meeting attended of those its bodies met in (left out when
-    they met in none); needs closed against the yearly target, pro rata for the quarters of the
-    year gone by the period's end. A unit without an agreement in force has not signed the
-    first 一: 0. Its best agreement counts."""
-    agreements = session.execute(select(Agreement).where(
-        Agreement.unit_id.in_(ids), Agreement.status == AgreementStatus.SIGNED,
+    """The agreement's 三个一 up to the period's end (`AgreementOnes`), as a share: signed and
+    in force; the quarters with a joint meeting attended of those its bodies met in (left out
+    when they met in none); needs closed against the yearly target, pro rata for the quarters
+    of the year gone by the period's end. A unit without an agreement in force has not signed
+    the first 一: 0. Its best agreement counts. One query for all units: a row of counts per
+    agreement (a unit has one or two), the shares made here as the rating shows them."""
+    ones = AgreementOnes(period.year, until=period.end, units=ids)
+    rows = session.execute(ones.select(Agreement.unit_id, *ones.counts()).where(
+        _among(Agreement.unit_id, ids), Agreement.status == AgreementStatus.SIGNED,
         Agreement.valid_from <= period.end, Agreement.valid_to >= period.start,
-        Agreement.deleted_on.is_(None))).scalars().all()
+        Agreement.deleted_on.is_(None)))
     share_of_year = (period.quarter or 4) / 4
     best: dict[int, float] = {}
-    judged = three_ones(session, agreements, period.year, until=period.end)  # 3 queries for all
-    for agreement in agreements:
-        ones = judged[agreement.id]
-        target = ones.target * share_of_year
-        parts = [1.0 if ones.in_force else 0.0,
-                 1.0 if not target else min(1.0, ones.needs_closed / target)]
-        if ones.quarters_held:
-            parts.append(ones.quarters_attended / ones.quarters_held)
-        best[agreement.unit_id] = max(best.get(agreement.unit_id, 0.0), sum(parts) / len(parts))
+    for unit_id, in_force, held, attended, closed, target in rows:
+        target = target * share_of_year
+        parts = [1.0 if in_force else 0.0, 1.0 if not target else min(1.0, closed / target)]
+        if held:
+            parts.append(attended / held)
+        best[unit_id] = max(best.get(unit_id, 0.0), sum(parts) / len(parts))
     return {i: best.get(i, 0.0) for i in ids}
 
 
