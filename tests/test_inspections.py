@@ -2,9 +2,10 @@
 inspects the community and danwei01's unit; each failing finding opens its rectification task
 in the same save (responsible party and deadline asked on the finding; nothing written when
 either is missing); the round is published on the public board; the responsible side may not
-close its own task; scope; a finding's photos checked, and deleted only by the inspecting side
-while the round is open. The quarter's tasks closed on time and late, and the work plan, are
-walked with the year's assessment in tests/test_assessment.py."""
+close its own task; scope; a finding's photos checked, and deleted (and restored from the
+recycle bin) only by the inspecting side while the round is open. The quarter's tasks closed
+on time and late, and the work plan, are walked with the year's assessment in
+tests/test_assessment.py."""
 import io
 from datetime import timedelta
 
@@ -240,8 +241,30 @@ def test_a_finding_photo_must_be_an_image_within_the_limit(ctx, as_user, quarter
     assert count(ctx, "finding_photo", "finding_id = :f", f=pk) == 1
 
 
-def test_a_finding_photo_is_deleted_by_the_inspecting_side_while_the_round_is_open(
-        ctx, api, as_user, quarter):
+def restore_photo(app, pk, username="jiedao01"):
+    """Restore a photo from the recycle bin as the bin does (services.recycle.restore_rows),
+    as the user: None, or the refusal's message."""
+    from sqlalchemy import select
+
+    from app.errors import DomainError
+    from app.extensions import db
+    from app.models.inspections import FindingPhoto
+    from app.services.recycle import restore_rows
+    from tests.test_notices import as_user
+
+    with as_user(app, username) as session:
+        photo = session.execute(select(FindingPhoto).where(FindingPhoto.id == pk)
+                                .execution_options(include_deleted=True)).scalar_one()
+        try:
+            restore_rows(session, [photo])
+        except DomainError as exc:
+            return str(exc)
+        finally:
+            db.session.remove()
+
+
+def test_a_finding_photo_is_deleted_and_restored_by_the_inspecting_side_while_the_round_is_open(
+        app, ctx, api, as_user, quarter):
     q = quarter
     pk = q["failing"][1]
     page = f"/inspection_finding/show/{pk}"
@@ -275,5 +298,12 @@ def test_a_finding_photo_is_deleted_by_the_inspecting_side_while_the_round_is_op
                                   form_url=page, follow_redirects=True)
         assert "已公示" in response.get_data(as_text=True)
         assert count(ctx, "finding_photo", live, f=pk) == 1
+        # ... and the one deleted before stays in the recycle bin: its restore is refused, as a
+        # delete is (nothing written).
+        assert restore_photo(app, first) == "该轮督查已公示，不能恢复照片；如需恢复，请先撤回公示"
+        assert count(ctx, "finding_photo", live, f=pk) == 1
     finally:
         assert move(api, "jiedao01", "inspection", q["round"], "withdraw").status_code == 200
+    # Withdrawn, the round's photo comes back from the bin.
+    assert restore_photo(app, first) is None
+    assert count(ctx, "finding_photo", live, f=pk) == 2

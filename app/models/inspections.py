@@ -389,9 +389,18 @@ class FindingPhoto(Entity):
 
     __caption__ = "filename"
 
+    def _published(self) -> bool:
+        return self.finding is not None and self.finding.inspection.status == InspectionStatus.PUBLISHED
+
     def check_delete(self, session) -> None:
-        if self.finding is not None and self.finding.inspection.status == InspectionStatus.PUBLISHED:
+        if self._published():
             raise DomainError("该轮督查已公示，不能删除照片；如需删除，请先撤回公示")
+
+    def restore(self) -> None:
+        # A published round's photos stand as published, in the bin as out of it.
+        if self._published():
+            raise DomainError("该轮督查已公示，不能恢复照片；如需恢复，请先撤回公示")
+        super().restore()
 
 
 class Rectification(Supervised, Entity):
