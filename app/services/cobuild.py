@@ -558,10 +558,10 @@ def unit_list_provision(session, period, ids) -> dict[int, float]:
     half for a service item of that year it provides that was published (and may since run
     or be done) — the two lists a unit files (DOMAIN.md §1)."""
     resources = set(session.execute(select(Resource.unit_id).distinct().where(
-        Resource.unit_id.in_(ids), Resource.year == period.year,
+        _among(Resource.unit_id, ids), Resource.year == period.year,
         Resource.status == ResourceStatus.PUBLISHED, Resource.deleted_on.is_(None))).scalars())
     services = set(session.execute(select(ServiceItem.provider_unit_id).distinct().where(
-        ServiceItem.provider_unit_id.in_(ids), ServiceItem.year == period.year,
+        _among(ServiceItem.provider_unit_id, ids), ServiceItem.year == period.year,
         ServiceItem.status.in_((ServiceStatus.PUBLISHED, ServiceStatus.RUNNING,
                                 ServiceStatus.COMPLETED)),
         ServiceItem.deleted_on.is_(None))).scalars())
