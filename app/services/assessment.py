@@ -69,7 +69,12 @@ from app.models.workplan import WorkPlanItem
 from app.security.principal import Principal, current_principal, unscoped
 from app.services import audit
 from app.services.cobuild import Period as StarPeriod
-from app.services.cobuild import unit_list_provision, unit_registration_rates, unit_three_ones
+from app.services.cobuild import (
+    _among,
+    unit_list_provision,
+    unit_registration_rates,
+    unit_three_ones,
+)
 from app.services.meetings import unit_attendance_rates
 from app.services.workflow import Field, Transition, Workflow
 from app.validators import ascii_digits, four_digit_year
@@ -488,7 +493,7 @@ def _ranked(totals: dict) -> dict:
 def _names(session, level: str, ids) -> dict[int, str]:
     model = Unit if level == "unit" else Organization
     with unscoped():
-        return dict(session.execute(select(model.id, model.name).where(model.id.in_(list(ids)))).all()) \
+        return dict(session.execute(select(model.id, model.name).where(_among(model.id, ids))).all()) \
             if ids else {}
 
 
@@ -514,11 +519,8 @@ def _visible_subjects(session, level: str, ids) -> set[int]:
     from app.security.scope import owner_clause
 
     model = Unit if level == "unit" else Organization
-    found = set()
-    for start in range(0, len(ids), 5000):
-        found |= set(session.execute(select(model.id).where(
-            model.id.in_(ids[start:start + 5000]), owner_clause(model, current_principal()))).scalars())
-    return found
+    return set(ids) & set(session.execute(select(model.id).where(
+        _among(model.id, ids), owner_clause(model, current_principal()))).scalars())
 
 
 def _published_exists(session, year: int, level: str) -> bool:
