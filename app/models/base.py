@@ -96,6 +96,15 @@ def live_order(table: str, *columns: str) -> tuple[Index, ...]:
     return tuple(Index(f"ix_{table}_live_{column}", column, "id", **live) for column in columns)
 
 
+def live_index(table: str, name: str, *columns: str) -> Index:
+    """An index of the live rows (partial as `live_order`'s) on `columns`, named
+    ix_<table>_live_<name>: it holds every column a figure over all live rows reads, so that a
+    GROUP BY of the city (the annual assessment, the dashboard) reads the index, not the
+    table's rows one by one (SQLite fetched 600,000 member rows in index order)."""
+    return Index(f"ix_{table}_live_{name}", *columns,
+                 postgresql_where=text(LIVE), sqlite_where=text(LIVE))
+
+
 class epoch_seconds(FunctionElement):
     """A stored instant (naive UTC) as seconds since 1970, in each database's own arithmetic: so
     that instants plus durations (a step due some hours after intake) compare and order in SQL."""

@@ -40,6 +40,7 @@ from app.models.base import (
     ReviewedResult,
     Scope,
     caption,
+    live_index,
     live_order,
     state_choices,
     status_is_version,
@@ -375,7 +376,12 @@ def served_between(member_id, first: date, last: date):
 
 class MemberRegistration(Entity):
     __tablename__ = "member_registration"
-    __table_args__ = live_order("member_registration", "registered_on", "certificate_no", "status")
+    __table_args__ = live_order("member_registration", "registered_on", "certificate_no", "status") + (
+        # registrations per community (报到率, monthly service) and per member (the star rating)
+        live_index("member_registration", "community", "community_id", "status", "registered_on",
+                   "member_id"),
+        live_index("member_registration", "member", "member_id", "community_id", "status",
+                   "registered_on"))
     __label__ = N_("党员报到")
     __extra_labels__ = {"served_this_month": N_("本月已服务")}
     __scope__ = Scope(org=(lambda: MemberRegistration.community_id,
@@ -628,7 +634,9 @@ def _communities_of(session, member) -> set:
 
 class ServiceRecord(Entity):
     __tablename__ = "service_record"
-    __table_args__ = live_order("service_record", "served_on", "hours", "status")
+    __table_args__ = live_order("service_record", "served_on", "hours", "status") + (
+        # a member's records in a span of days (monthly service: one probe per registration)
+        live_index("service_record", "member_served", "member_id", "served_on", "status"),)
     __label__ = N_("服务记录")
     __list_loads__ = ("member", "post", "service_item", "need", "micro_wish")
     __scope__ = Scope(org=(lambda: _community_of_member(ServiceRecord.member_id),

@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from app import crypto, validators
 from app.errors import DomainError
 from app.i18n import N_
-from app.models.base import GLOBAL, Entity, Scope, caption, live_order, state_choices
+from app.models.base import GLOBAL, Entity, Scope, caption, live_index, live_order, state_choices
 from app.security.principal import current_principal, owner_clause, sees_personal_data, unscoped
 
 # Node types, top to bottom. Codes are the code's; labels the UI's (workflow states and
@@ -328,7 +328,10 @@ ID_NOT_REGISTRABLE = "该身份证号无法由您登记，请联系所在社区"
 
 class Member(Entity):
     __tablename__ = "member"
-    __table_args__ = live_order("member", "name", "category", "status")
+    __table_args__ = live_order("member", "name", "category", "status") + (
+        # 在职党员 per community and per unit (报到率, the star rating, 年度考核)
+        live_index("member", "community", "community_id", "category", "status"),
+        live_index("member", "work_unit", "work_unit_id", "category", "status", "community_id"))
     __label__ = N_("党员")
     # Placed by its home community and by its 所在网格 (the grid anchor): a grid secretary's
     # subtree holds the members of its grid.
