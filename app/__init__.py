@@ -31,6 +31,16 @@ def _sqlite_transactions(engine) -> None:
     def _begin(connection):
         connection.exec_driver_sql("BEGIN")
 
+    # A flush of many new rows of one table (an import's batch) is one INSERT … RETURNING id
+    # per batch, as on PostgreSQL and MariaDB, instead of one per row. SQLAlchemy matches the
+    # ids returned to the rows by sorting them, which needs ids that grow in the order of the
+    # VALUES rows: SQLite gives an INTEGER PRIMARY KEY one more than the largest id at each
+    # row it inserts (one writer at a time), as MariaDB's AUTO_INCREMENT does, for which
+    # SQLAlchemy relies on the same order.
+    from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
+
+    engine.dialect.insertmanyvalues_implicit_sentinel |= InsertmanyvaluesSentinelOpts.AUTOINCREMENT
+
 
 def _mariadb_without_subquery_cache(engine) -> None:
     """MariaDB 10.11's subquery cache returns wrong rows for a page of a list scoped by

@@ -45,7 +45,10 @@ from app.security.scope import may_write, related_choices, unscoped
 from app.services import audit
 
 REGISTRY: dict[str, Importer] = {}
-BATCH = 200
+# Rows built and flushed together, in one savepoint: one INSERT … RETURNING per table and batch
+# (SQLAlchemy's insertmanyvalues), one lookup of the batch's natural keys, one scope check. A
+# batch that fails is built again row by row to find the rows in error.
+BATCH = 500
 XLSX_MAX_COLUMNS = 200
 FORMULA_UNSAVED = "该单元格的公式没有保存计算结果，请在 Excel、WPS 或 LibreOffice 中打开并保存后再导入"
 
@@ -86,8 +89,9 @@ class Outcome:
     unchanged: int = 0
     problems: list[Problem] = field(default_factory=list)
     written: bool = False
-    # the file as read, for the report: its own headers and (row number, cells as text)
-    table: list[tuple[int, list[str]]] = field(default_factory=list)
+    # the file as read, for the report: its own headers and (row number, cells) — made text
+    # only for the rows the report repeats (`error_report`)
+    table: list[tuple[int, list]] = field(default_factory=list)
     headers: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     sheet: str = ""
@@ -364,12 +368,9 @@ class Importer:
 
     @staticmethod
     def outcome_of(reading) -> Outcome:
-        """The preview's table: the file's rows as read, each padded to the header's width."""
-        width = len(reading.headers)
+        """The outcome of reading a file: its headers and rows as read, for the error report."""
         return Outcome(rows=len(reading.rows), headers=reading.headers, ignored=reading.ignored,
-                       sheet=reading.sheet, sheets=reading.sheets,
-                       table=[(n, [text_of(c) for c in [*r, *[None] * (width - len(r))][:width]])
-                              for n, r in reading.rows])
+                       sheet=reading.sheet, sheets=reading.sheets, table=reading.rows)
 
     def in_one_transaction(self, filename, outcome, validate, dry_run, commit) -> Outcome:
         """Run `validate(session)` (it builds the rows and notes errors in `outcome`); if all
@@ -437,13 +438,15 @@ class Importer:
                 outcome.problems.append(Problem(number, self._header_of(exc.field), str(exc)))
 
     def _build_all(self, session, numbered, position, lookups, outcome):
-        converted = [(number, self._values(raw, number, position, lookups, outcome))
-                     for number, raw in numbered]
-        converted = [(number, values) for number, values in converted if values is not None]
-        existing = self._existing(session, [values for _, values in converted])
+        converted = []
+        for number, raw in numbered:
+            values = self._values(raw, number, position, lookups, outcome)
+            if values is not None:  # its key once: the batch's lookup and the row's own use it
+                converted.append((number, values, self._keyed(values)))
+        existing = self._existing(session, [keyed for _, _, keyed in converted])
         items = []
-        for number, values in converted:
-            built = self._build(session, values, number, lookups, outcome, existing)
+        for number, values, keyed in converted:
+            built = self._build(session, values, keyed, number, lookups, outcome, existing)
             if built is not None:
                 items.append((number, *built))
         return items
@@ -504,12 +507,13 @@ class Importer:
                         f"您的角色不能导入已办理过的{self.model.__label__}（状态和办理时间由社区管理员及以上角色补录），"
                         f"请删去“{self._header_of(past[0])}”列或留空")]
 
-    def _build(self, session, values, number, lookups, outcome, existing):
-        item, is_new = self._find_or_new(session, values, number, lookups, outcome, existing)
+    def _build(self, session, values, keyed, number, lookups, outcome, existing):
+        item, is_new = self._find_or_new(session, values, keyed, number, lookups, outcome,
+                                         existing)
         if item is None:
             return None
         if not is_new:
-            keys = self._key_names(values)
+            keys = keyed[0]
             values = {name: value for name, value in values.items()
                       if name not in keys and not _same(getattr(item, name, None), value)}
             workflow = self.view.workflow
@@ -536,13 +540,15 @@ class Importer:
             return None
         return item, "created" if is_new else "updated"
 
-    def _key_of(self, values):
-        """A row's natural key as stored (`view.import_key_of`), or None when it lacks one."""
+    def _keyed(self, values) -> tuple[tuple[str, ...], object, tuple] | None:
+        """A row's natural key: the names of the key it fills, the key as stored
+        (`view.import_key_of`) and its marker (`_marker`); None when it lacks one."""
         names = self._key_names(values)
         if not names or any(values.get(name) in (None, "") for name in names):
             return None
-        return self.view.import_key_of(values[names[0]] if len(names) == 1 else
-                                       tuple(values[name] for name in names))
+        key = self.view.import_key_of(values[names[0]] if len(names) == 1 else
+                                      tuple(values[name] for name in names))
+        return names, key, self._marker(key, names)
 
     @staticmethod
     def _marker(key, names=()) -> tuple:
@@ -564,19 +570,18 @@ class Importer:
                 return None
         return columns or None
 
-    def _existing(self, session, rows: list[dict]) -> dict | None:
-        """The live records a batch's keys name, in one query (marker -> record), among all
-        rows (the write check then decides). Without autoflush: a flush inside `unscoped()`
-        skips the write check (issue 17). None when the view looks rows up itself."""
+    def _existing(self, session, keyed_rows: list) -> dict | None:
+        """The live records a batch's keys (`_keyed`) name, in one query (marker -> record),
+        among all rows (the write check then decides). Without autoflush: a flush inside
+        `unscoped()` skips the write check (issue 17). None when the view looks rows up itself."""
         sets = self._key_sets()
         if any(self._key_columns(names) is None for names in sets):
             return None
         markers: dict[tuple, set] = {}
-        for values in rows:
-            key = self._key_of(values)
-            if key is not None:
-                names = self._key_names(values)
-                markers.setdefault(names, set()).add(self._marker(key)[1:])
+        for keyed in keyed_rows:
+            if keyed is not None:
+                names, _, marker = keyed
+                markers.setdefault(names, set()).add(marker[1:])
         found: dict = {}
         for names, keys in markers.items():  # one query per key the batch's rows use
             columns = self._key_columns(names)
@@ -588,14 +593,12 @@ class Importer:
                     found.setdefault((names, *(getattr(row, a) for a in attrs)), row)
         return found
 
-    def _find_or_new(self, session, values, number, lookups, outcome, existing):
+    def _find_or_new(self, session, values, keyed, number, lookups, outcome, existing):
         """Update by the natural key where DOMAIN.md implies one; a key twice in one file is
         an error of the later row (naming the earlier one)."""
-        key = self._key_of(values)
-        if key is None:
+        if keyed is None:
             return self.model(), True
-        names = self._key_names(values)
-        marker = self._marker(key, names)
+        names, key, marker = keyed
         if marker in lookups.keys:
             keys = "、".join(self._header_of(name) for name in names)
             outcome.problems.append(Problem(number, self._header_of(names[0]),
@@ -826,9 +829,11 @@ def error_report(outcome: Outcome, importer: Importer | None = None) -> bytes:
     from app.spreadsheet import neutralise
 
     masks = _masks(importer, outcome.headers)
+    width = len(outcome.headers)
     for number, row in outcome.table:
         if number not in by_row:
             continue
+        row = [text_of(c) for c in [*row, *[None] * (width - len(row))][:width]]
         cells = [neutralise(mask(v) if mask and v else v) for mask, v in zip(masks, row)]
         writer.writerow([*cells, f"第 {number} 行：" + "；".join(by_row[number])])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
