@@ -6,7 +6,7 @@ once COPY has written it to a spooled file). Cells are written as the user sees 
 labels for codes, ISO dates, personal data as the viewer's role may see it, every cell quoted.
 A CSV's text cells are written so that Excel, WPS and LibreOffice, opening the file with their
 default options, show the text the panel holds (`neutralise`). Where every column has a SQL
-form, the database writes the CSV lines (see "CSV rendered by the database" below).
+form, the database makes the cells (see "CSV rendered by the database" below).
 Each export leaves one audit record (who, what, filters, how many rows). The REST API's export
 takes the API list's own `q` instead of the page's arguments, and writes the same file.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import tempfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -140,27 +141,69 @@ class Export:
                         buffer.truncate()
                 yield buffer.getvalue()
             elif dialect == "postgresql":
-                copied = _copied(session, query.with_entities(*cells).statement.select_from(model))
+                texts = [_neutralised(cell) if text else cell for cell, text in cells]
+                copied = _copied(session, query.with_entities(*_coalesced(texts)).statement
+                                 .select_from(model))
                 self.count = next(copied)
                 yield from copied
             else:
-                # The entity's id among the columns keeps it in FROM, as select_from does above.
-                batch = []
-                for line, _ in _in_chunks(query.with_entities(_line_sql(cells), model.id)):
-                    batch.append(line)
-                    if len(batch) == CHUNK:
-                        self.count += CHUNK
-                        yield "\n".join(batch) + "\n"
-                        batch = []
-                self.count += len(batch)
-                yield "".join(line + "\n" for line in batch)
+                yield from self._written(session, query, cells, dialect)
         finally:
             session.close()
+
+    def _written(self, session, query, cells, dialect):
+        """The cells the database made, written by Python's csv module (C): the marks of
+        `neutralise` only on the chunks that hold a text cell needing one (`_MARKED`), found
+        in the chunk's text — the common chunk is written once and searched once."""
+        model = self.view.datamodel.obj
+        texts = [text for _, text in cells]
+        if dialect == "sqlite":  # Core rows off the DBAPI cursor: no ORM loading per row
+            rows = _scoped_rows(session, query.with_entities(*_coalesced(
+                [cell for cell, _ in cells])).statement.select_from(model))
+            chunks = iter(lambda: rows.fetchmany(CHUNK), [])
+        else:  # MariaDB pages (`_in_chunks`); the entity's id keeps it in FROM
+            chunks = _chunked(_in_chunks(query.with_entities(
+                *_coalesced([cell for cell, _ in cells]), model.id)), len(cells))
+        buffer = io.StringIO()
+        writer = csv_writer(buffer)
+        for chunk in chunks:
+            writer.writerows(chunk)
+            piece = buffer.getvalue()
+            if _MARKED.search(piece):
+                buffer.seek(0)
+                buffer.truncate()
+                writer.writerows([[neutralise(v) if text else v for v, text in zip(row, texts)]
+                                  for row in chunk])
+                piece = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            self.count += len(chunk)
+            yield piece
+
+
+# A CSV field that `neutralise` might mark: its opening quote (every field is quoted:
+# csv.QUOTE_ALL) before a formula's first character, or before all digits with a leading zero
+# or more than ten of them. Searched in a chunk's text for that quote alone (a quote is only
+# ever a field's opening or closing one, or one of a doubled pair inside it): a match that is
+# not a field's start only costs its chunk a second writing.
+_MARKED = re.compile(r'"(?:[=+\-@\t\r]|0[0-9]+"|[0-9]{11,}")')
+
+
+def _chunked(rows, width: int):
+    """Rows (their first `width` cells) in lists of CHUNK."""
+    chunk = []
+    for row in rows:
+        chunk.append(row[:width])
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def csv_writer(buffer):
     """The export's CSV dialect, for its header and its Python-made lines alike: every cell
-    quoted and "\n" after each line, as the database writes its lines (`_line_sql`, COPY)."""
+    quoted and "\n" after each line, as PostgreSQL's COPY writes its lines."""
     return csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
 
 
@@ -230,10 +273,14 @@ def _record(view, fmt: str, filters: dict, count: int, export: Export | None = N
 # --- CSV rendered by the database -------------------------------------------------------------
 # Python makes some 20,000 rows a second (an ORM row, the related rows it shows, a formatter per
 # cell); the database's own CSV writers make ten to forty times that. So a CSV export whose every
-# column has a SQL form has the database write each line, quoted, in the very text the Python
-# path writes (tests/test_exports_sql.py compares the two files byte for byte on every database),
-# and Python only joins the lines. Anything else — a masked column, a list of related rows, a
-# formatter of the view's own — takes the Python path, whole.
+# column has a SQL form has the database make each cell's text, in the very text the Python path
+# writes (tests/test_exports_sql.py compares the two files byte for byte on every database):
+# PostgreSQL writes the whole CSV (COPY, `neutralise` in SQL); on SQLite and MariaDB the cells
+# come as Core rows and Python's csv module writes them, marking only the chunks that need a
+# mark (`Export._written`) — `neutralise` in SQL repeats each cell's expression in every test of
+# its CASE, which SQLite evaluates each time: it cost as much as making the cells. Anything
+# else — a masked column, a list of related rows, a formatter of the view's own — takes the
+# Python path, whole.
 
 class Related:
     """The related rows an export's lines show, each read through one outer join on an alias
@@ -266,14 +313,11 @@ class Related:
         return query
 
 
-def _neutralised(text, dialect: str):
-    """`neutralise` in SQL."""
+def _neutralised(text):
+    """`neutralise` in SQL (PostgreSQL's COPY)."""
     text = type_coerce(text, String)
-    if dialect == "sqlite":
-        digits = and_(text.op("GLOB")("[0-9]*"), ~text.op("GLOB")("*[^0-9]*"))
-    else:
-        digits = text.regexp_match("^[0-9]+$")
-    length = (func.char_length if dialect in ("mysql", "mariadb") else func.length)(text)
+    digits = text.regexp_match("^[0-9]+$")
+    length = func.length(text)
     quote = literal('"', String)
     as_formula = literal('="', String) + func.replace(text, quote, literal('""', String)) + quote
     formula_like = func.substr(text, 1, 1).in_(FORMULA_STARTS)
@@ -302,8 +346,9 @@ def _shifted(value, seconds: int, dialect: str):
 
 
 def _cell_sql(view, column: str, dialect: str, related: Related):
-    """One cell's text in SQL, as `cell_value` and `neutralise` write it; None when only Python
-    can make it."""
+    """One cell's text in SQL, as `cell_value` writes it, and whether it is text that
+    `neutralise` may mark (names, labels, captions: not dates or numbers); None when only
+    Python can make it."""
     model = view.datamodel.obj
     # Not .get(): a page's formatters give every column a default one (views PageFormatters).
     formatter = view.formatters_columns[column] if column in view.formatters_columns else None  # noqa: SIM401
@@ -312,18 +357,18 @@ def _cell_sql(view, column: str, dialect: str, related: Related):
         return None
     computed = getattr(model, "__sql_columns__", {}).get(column)
     if computed is not None:
-        return _neutralised(computed(related.caption), dialect)
+        return computed(related.caption), True
     if column in model.__mapper__.relationships:
         caption = related.caption(column)
-        return None if caption is None else _neutralised(caption, dialect)
+        return None if caption is None else (caption, True)
     if column not in model.__table__.c:  # a property: Python
         return None
     value, kind = getattr(model, column), model.__table__.c[column].type
     if choices is not None:
-        return _neutralised(case({code: str(gettext(label)) for code, label in choices.items()},
-                                 value=value, else_=value), dialect)
+        return case({code: str(gettext(label)) for code, label in choices.items()},
+                    value=value, else_=value), True
     if isinstance(kind, Boolean):
-        return case((value.is_(None), None), (value, "是"), else_="否")
+        return case((value.is_(None), None), (value, "是"), else_="否"), False
     if isinstance(kind, DateTime):
         # An instant is written on the zone's wall clock: shifted by the zone's offset, where it
         # is one offset for every stored value (else Python converts each, cell_value).
@@ -334,57 +379,64 @@ def _cell_sql(view, column: str, dialect: str, related: Related):
     if isinstance(kind, (Date, DateTime)):
         length = 19 if isinstance(kind, DateTime) else 10
         if dialect == "sqlite":  # stored as ISO text
-            return func.substr(value, 1, length)
+            return func.substr(value, 1, length), False
         function, *formats = _DATE_FORMATS[dialect]
-        return function(value, formats[length == 19])
+        return function(value, formats[length == 19]), False
     if isinstance(kind, Numeric) and not isinstance(kind, Float):
         # cell_value writes float(Decimal): "3.0", "12.5" — the text of a one-decimal column.
         if kind.scale != 1:
             return None
-        return func.printf("%.1f", value) if dialect == "sqlite" else cast(value, String)
+        return (func.printf("%.1f", value) if dialect == "sqlite" else cast(value, String)), False
     if isinstance(kind, Integer):
-        return cast(value, String)
+        return cast(value, String), False
     if isinstance(kind, String):  # Text too
-        return _neutralised(value, dialect)
+        return value, True
     return None
 
 
 def _cells_sql(view, columns: list[str], dialect: str, related: Related):
-    """Each cell of a row as text in SQL (empty for none), or None."""
+    """Each cell of a row in SQL with whether `neutralise` may mark it (`_cell_sql`), or None
+    when one of them only Python can make."""
     cells = []
     for column in columns:
         cell = _cell_sql(view, column, dialect, related)
         if cell is None:
             return None
-        cells.append(func.coalesce(type_coerce(cell, String), ""))
+        cells.append(cell)
     return cells
 
 
-def _line_sql(cells):
-    """A row's CSV line from its cells: every cell quoted, as `csv.QUOTE_ALL`."""
-    quoted = [type_coerce(func.replace(cell, '"', '""'), String) for cell in cells]
-    line = literal('"', String) + quoted[0]
-    for cell in quoted[1:]:
-        line = line + literal('","', String) + cell
-    return line + literal('"', String)
+def _coalesced(cells):
+    """Cells as text, empty for none."""
+    return [func.coalesce(type_coerce(cell, String), "") for cell in cells]
+
+
+def _scoped(statement):
+    """A statement the session does not run itself, with the scope's criteria the session
+    would give it."""
+    return statement.options(*read_criteria(statement))
+
+
+def _scoped_rows(session, statement):
+    """The rows of `statement` (scoped) as the DBAPI cursor gives them, in the session's
+    transaction: Core rows, no ORM loading."""
+    return session.connection().execute(_scoped(statement))
 
 
 def _copied(session, statement):
     """PostgreSQL writes the CSV itself (COPY … TO STDOUT, every cell quoted): into a spooled
-    file — psycopg2's COPY writes to a file, it does not iterate — then read out in pieces.
-    The statement gets the scope's criteria here, as the session would give them."""
-    statement = statement.options(*read_criteria(statement))
-    compiled = statement.compile(dialect=session.get_bind().dialect,
-                                 compile_kwargs={"render_postcompile": True})
+    file — psycopg2's COPY writes to a file, it does not iterate — then read out in pieces of
+    UTF-8 bytes (the client encoding), passed on as they are."""
+    compiled = _scoped(statement).compile(dialect=session.get_bind().dialect,
+                                          compile_kwargs={"render_postcompile": True})
     with session.connection().connection.cursor() as cursor, \
             tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
         sql = cursor.mogrify(compiled.string, compiled.params).decode()  # the driver quotes
         cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)", spool)
         yield cursor.rowcount
         spool.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
         while piece := spool.read(1 << 18):
-            yield decoder.decode(piece)
+            yield piece
 
 
 def csv_chunks(export: Export, encoding: str = "utf-8-sig"):
@@ -396,8 +448,14 @@ def csv_chunks(export: Export, encoding: str = "utf-8-sig"):
         yield "\ufeff".encode("utf-8")
         encoding = "utf-8"
     yield header.getvalue().encode(encoding, errors="replace")
-    for text in export.csv_text():
-        yield text.encode(encoding, errors="replace")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for piece in export.csv_text():
+        if type(piece) is bytes:  # UTF-8 already (PostgreSQL's COPY)
+            if encoding == "utf-8":
+                yield piece
+                continue
+            piece = decoder.decode(piece)
+        yield piece.encode(encoding, errors="replace")
 
 
 def file_name(view, fmt: str) -> str:
