@@ -496,10 +496,16 @@ def apply(connection, limit: int | None = None, whole: bool = True) -> int:
 
 
 def ready(session, name: str) -> bool:
-    """Whether rollup `name` has been computed (no mark for its every cell is pending)."""
+    """Whether rollup `name` may be read: computed (no mark for its every cell is pending) and,
+    without a job queue, caught up. A page applies at most PAGE_APPLY_LIMIT marks; what a burst
+    of writes left beyond them is read from the raw rows, not shown stale — nothing else would
+    catch up before the next page. With a queue, the beat does within a minute, and the board
+    says how current it is."""
+    stmt = select(MARKS.c.id).where(MARKS.c.rollup == name)
+    if queued():
+        stmt = stmt.where(MARKS.c.subject == EVERY_CELL)
     with unscoped():
-        return session.connection().execute(select(MARKS.c.id).where(
-            MARKS.c.rollup == name, MARKS.c.subject == EVERY_CELL).limit(1)).first() is None
+        return session.connection().execute(stmt.limit(1)).first() is None
 
 
 def queued() -> bool:
@@ -522,7 +528,10 @@ def refresh(session, limit: int = PAGE_APPLY_LIMIT) -> None:
 
 def as_of(session) -> datetime:
     """How current the rollups are: the oldest write not yet applied, or now (a rollup not yet
-    computed at all is not read: its figures are the raw rows')."""
+    computed at all is not read: its figures are the raw rows'; nor, without a queue, one that
+    is behind)."""
+    if not queued():
+        return clock.utcnow()
     with unscoped():
         oldest = session.connection().execute(select(func.min(MARKS.c.created_on)).where(
             MARKS.c.subject != EVERY_CELL)).scalar()

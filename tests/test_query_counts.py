@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import prison
-import time_machine
 import pytest
+import time_machine
 from sqlalchemy import event, func, select, text, true
 
 from app import clock

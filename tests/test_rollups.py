@@ -466,3 +466,26 @@ def test_the_board_says_how_current_it_is(app, ctx, as_user):
     assert "Data as of" in browser.get("/dashboard/").get_data(as_text=True)
     browser.get("/lang/zh")
     assert_cells_current(app)
+
+
+def test_without_a_queue_a_rollup_behind_its_marks_is_read_raw(app, ctx, api, as_user):
+    """A page applies at most PAGE_APPLY_LIMIT marks (oldest first): a need written behind a
+    burst of more still counts on the next page — its rollup is read raw until caught up."""
+    from tests.test_recycle import funnel_total, new_need
+
+    assert_cells_current(app)
+    browser = as_user("zuzhibu")
+    before = funnel_total(browser)
+    with ctx.session() as session:  # a burst of writes elsewhere, older than the need's
+        session.execute(text("INSERT INTO rollup_mark (rollup, subject, period, created_on) "
+                             "VALUES ('need', 0, '', :t)"),
+                        [{"t": clock.utcnow()}] * (rollups.PAGE_APPLY_LIMIT + 50))
+        session.commit()
+    new_need(ctx, api, "排在积压之后的需求")
+    assert funnel_total(browser) == before + 1
+    with viewing(app, "zuzhibu") as session:
+        assert not rollups.ready(session, "need")  # 50 of the burst and the need still pending
+    assert_cells_current(app)
+    assert funnel_total(browser) == before + 1
+    with viewing(app, "zuzhibu") as session:
+        assert rollups.ready(session, "need")
