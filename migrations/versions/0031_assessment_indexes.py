@@ -8,8 +8,8 @@ the index, the rows are not fetched: member per community and per work unit, reg
 community and per member, a member's service records by day. Partial on the live rows as
 0007's (PostgreSQL, SQLite; MariaDB, which has no partial indexes, indexes all rows).
 
-Revision ID: 0030_assessment_indexes
-Revises: 0029_finding_rectification
+Revision ID: 0031_assessment_indexes
+Revises: 0030_rollups
 Create Date: 2026-12-07 08:30:00
 
 """
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0030_assessment_indexes'
-down_revision = '0029_finding_rectification'
+revision = '0031_assessment_indexes'
+down_revision = '0030_rollups'
 branch_labels = None
 depends_on = None
 
