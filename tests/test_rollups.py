@@ -105,6 +105,18 @@ def assert_cells_current(app):
         session.commit()
 
 
+def deleted_and_restored(app, model, pk):
+    """To the recycle bin and back: the cells follow each step."""
+    with viewing(app) as session:
+        session.get(model, pk).soft_delete(None)
+        session.commit()
+    assert_cells_current(app)
+    with viewing(app) as session:
+        session.get(model, pk, execution_options=DELETED).restore()
+        session.commit()
+    assert_cells_current(app)
+
+
 # --- the figures each viewer reads --------------------------------------------------------------
 
 @pytest.mark.parametrize("username", CELL_VIEWERS)
@@ -184,14 +196,7 @@ def test_a_record_certified_moved_deleted_restored_and_purged_keeps_the_cells(ap
                    {"status": "已认证", "served_on": first}):
         change(app, ServiceRecord, pk, **values)
         assert_cells_current(app)
-    with viewing(app) as session:
-        session.get(ServiceRecord, pk).soft_delete(None)
-        session.commit()
-    assert_cells_current(app)
-    with viewing(app) as session:
-        session.get(ServiceRecord, pk, execution_options=DELETED).restore()
-        session.commit()
-    assert_cells_current(app)
+    deleted_and_restored(app, ServiceRecord, pk)
     assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01"])
     with viewing(app) as session:
         session.get(ServiceRecord, pk).soft_delete(None)
@@ -251,14 +256,7 @@ def test_registrations_cancelled_members_retired_and_units_struck_off_keep_the_c
         change(app, model, pk, **values)
         assert_rolled_equal_raw(app, ctx, ["zuzhibu", "shequ01"])
         assert_cells_current(app)
-    with viewing(app) as session:
-        session.get(Unit, unit).soft_delete(None)
-        session.commit()
-    assert_cells_current(app)
-    with viewing(app) as session:
-        session.get(Unit, unit, execution_options=DELETED).restore()
-        session.commit()
-    assert_cells_current(app)
+    deleted_and_restored(app, Unit, unit)
 
 
 def test_needs_backfilled_moved_through_the_loop_deleted_and_restored_keep_the_counts(app, ctx):
@@ -293,14 +291,7 @@ def test_needs_backfilled_moved_through_the_loop_deleted_and_restored_keep_the_c
         change(app, Need, pk, **values)
         assert_rolled_equal_raw(app, ctx, ["zuzhibu", "shequ01"])
         assert_cells_current(app)
-    with viewing(app) as session:
-        session.get(Need, pk).soft_delete(None)
-        session.commit()
-    assert_cells_current(app)
-    with viewing(app) as session:
-        session.get(Need, pk, execution_options=DELETED).restore()
-        session.commit()
-    assert_cells_current(app)
+    deleted_and_restored(app, Need, pk)
     assert_rolled_equal_raw(app, ctx, ["zuzhibu"])
 
 
