@@ -190,8 +190,45 @@ def panel_error(exc):
     return page, code, headers
 
 
+# FAB reads an API's `q` with prison, whose parser recurses once per "(": a `q` of a few thousand
+# parentheses raised RecursionError, which FAB's @safe answered with a 500 on every endpoint that
+# reads `q` (_info, related, distinct, export, an item's columns). No filter the pages or a client
+# send nests more than a few levels: a deeper one is refused before any endpoint parses it.
+MAX_Q_NESTING = 32
+
+
+def q_nesting(text: str) -> int:
+    """How deep `text` nests brackets outside its quoted strings (rison's '…' with ! escaping;
+    JSON's "…" with \\ escaping), which is how deep a parser of it recurses."""
+    deepest = depth = 0
+    quote, escaped = None, False
+    for ch in text:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == ("!" if quote == "'" else "\\"):
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
+
+
 def register_error_handlers(app) -> None:
     from flask import jsonify, request
+
+    @app.before_request
+    def refuse_deep_q():
+        if request.path.startswith("/api/") and \
+                q_nesting(request.args.get("q", "")) > MAX_Q_NESTING:
+            return jsonify(message=f"查询参数 q 嵌套过深（超过 {MAX_Q_NESTING} 层）"), 400
+        return None
 
     def handle(exc):
         from app.extensions import db

@@ -90,8 +90,6 @@ def checked_rison(schema: dict):
                 kwargs["rison"] = prison.loads(value) if value else {}
             except prison.decoder.ParserException:
                 return fab(self, *args, **kwargs)
-            except RecursionError:  # "((((…": prison's parser recurses per parenthesis
-                return self.response_400(message="Not a valid rison argument")
             error = jsonschema.exceptions.best_match(validator.iter_errors(kwargs["rison"]))
             if error is not None:
                 return self.response_400(
