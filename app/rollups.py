@@ -15,10 +15,24 @@ kept current from a change log, instead of scanning the raw rows on every page.
   `refresh()` applies pending marks, bounded, before a rolled-up figure is read.
 - **Rebuild and check.** `flask gongjian rollups rebuild` recomputes every cell (migrations, the
   seeds' bulk inserts, repair); `flask gongjian rollups check` compares them with the raw rows.
-- **Reading.** `cells_where()` says whether the viewer's scope and the chosen node can be
-  put on a cell's keys (all data; the communities under a node; one's units) — anything else
-  (a grid secretary, a member, a node below a community) reads the raw query, which stays the
-  reference (tests/test_rollups.py holds the two equal).
+- **Node cells.** A rollup keyed by community also keeps its sums at every node above a
+  community (district, street; node 0: all data), without the unit: a node's cells are its
+  subtree's community cells summed, so a figure at a node reads O(its months) rows however
+  large the city (at a community, its community cells are as few). apply() recomputes, after the community cells it recomputed, the
+  cells of those communities' ancestors (and of node 0) for the same months; a node moved in the
+  tree (its path changes), retyped or purged marks its old and new ancestors (`NODES`).
+- **Reading.** `cells()` gives the table and the rows a viewer's figure sums: the node cells
+  of one node where the viewer's scope and the chosen node make one above a community (all
+  data: node 0; a street's admin: its street); else the community cells where `cells_where()` can put the
+  scope on their keys (a liaison: its unit's); anything else (a grid secretary, a member, a
+  node below a community) reads the raw query, which stays the reference
+  (tests/test_rollups.py holds them equal).
+
+To add a rollup: a table of cells and a `Rollup` subclass (`computed()` or `rows()`,
+`cells()`), in ROLLUPS; marks from `_mark` for each write that moves a cell; a migration that
+creates the table and inserts an EVERY_CELL mark. Keyed by community, it gets node cells by
+declaring `nodes` (a table: node_id, then `node_keys` — its keys but the community and unit —
+then the same sums) and `placed_by`; its figures read `cells(session, name, node_path)`.
 """
 from __future__ import annotations
 
@@ -64,11 +78,14 @@ from app.models.lists import NEED_DONE, Need, NeedStatus
 from app.models.org import Member, MemberStatus, Organization, Unit, UnitStatus
 from app.models.rollups import (
     NeedCount,
+    NeedNode,
     PointBalance,
     RegistrationCount,
+    RegistrationNode,
     RollupLock,
     RollupMark,
     ServiceHoursCell,
+    ServiceHoursNode,
 )
 from app.security.principal import current_principal, unscoped
 
@@ -94,6 +111,12 @@ class Rollup:
     # Cells too many to hold in memory at once (a city's subjects): checked by a merge of both
     # sides in key order, which needs keys that sort alike in Python and in the database.
     large = False
+    # Node cells (see the module's docstring): the table (node_id, `node_keys`, the sums), and
+    # the columns that place a cell under a node — its community, or either of two places,
+    # counted once at a node holding both.
+    nodes = None
+    node_keys: tuple[str, ...] = ()
+    placed_by: tuple[str, ...] = ("community_id",)
 
     def computed(self, subject=None, period=None):
         raise NotImplementedError
@@ -114,6 +137,125 @@ class Rollup:
         connection.execute(delete(self.table).where(self.cells(subject, period)))
         connection.execute(insert(self.table).from_select(
             [c.name for c in self.table.columns], self.computed(subject, period)))
+
+    # --- node cells ---
+
+    @property
+    def by_community(self) -> bool:
+        """Whether the node cells keep the community (a per-community figure's rows): a
+        community's changes are then recomputed at each node for that community alone."""
+        return "community_id" in self.node_keys
+
+    def _node_sums(self) -> list[str]:
+        return [c.name for c in self.nodes.columns if c.name not in ("node_id", *self.node_keys)]
+
+    def node_rows(self, node_id: int, path: str, period=None, community=None):
+        """The SELECT of a node's cells from the community cells under it (`path` ""
+        for node 0: every cell), of a month ("2026-07") or all, of one community or all."""
+        from app.security.scope import subtree_ids
+
+        src = self.table
+        where = [_period_where(src, period)]
+        if path:
+            under = subtree_ids((path,))
+            where.append(or_(*[src.c[column].in_(under) for column in self.placed_by]))
+        if community is not None:
+            where.append(src.c.community_id == community)
+        keys = [src.c[k] for k in self.node_keys]
+        return (select(literal(node_id, Integer).label("node_id"), *keys,
+                       *[func.sum(src.c[name]).label(name) for name in self._node_sums()])
+                .where(*where).group_by(*keys))
+
+    def recompute_node(self, connection, node_id: int, path: str | None, period=None,
+                       community=None) -> None:
+        """A node's cells afresh (`path` None: the node is gone or no longer holds cells)."""
+        t = self.nodes
+        where = [t.c.node_id == node_id, _period_where(t, period)]
+        if community is not None:
+            where.append(t.c.community_id == community)
+        connection.execute(delete(t).where(*where))
+        if path is not None:
+            connection.execute(insert(t).from_select(
+                ["node_id", *self.node_keys, *self._node_sums()],
+                self.node_rows(node_id, path, period, community)))
+
+    def rebuild_nodes(self, connection, tree: Tree) -> None:
+        connection.execute(delete(self.nodes))
+        for node_id, path in tree.nodes():
+            self.recompute_node(connection, node_id, path)
+
+    def node_periods(self, connection, subject: int, period: str) -> set[str]:
+        """The periods of node cells a recompute of the subject's cells may change: its
+        period, or every month it has cells in (read before and after the recompute)."""
+        if period or self.by_community:
+            return {period}
+        t = self.table
+        return {f"{y}-{m:02d}" for y, m in connection.execute(
+            select(t.c.year, t.c.month).distinct().where(self.cells(subject)))}
+
+    def follow(self, connection, tree: Tree, communities: set[int], period: str) -> None:
+        """The node cells over `communities`, whose cells of `period` were recomputed."""
+        if not self.by_community:
+            for node_id in sorted(tree.ancestors(communities)):
+                self.recompute_node(connection, node_id, tree.path(node_id), period or None)
+            return
+        src, t = self.table, self.nodes
+        for community in sorted(communities):
+            # Where the community's cells lie now (by any place) and where they lay before.
+            places = {community}
+            for column in self.placed_by[1:]:
+                places.update(connection.execute(select(src.c[column]).distinct().where(
+                    src.c.community_id == community)).scalars())
+            nodes = tree.ancestors(places) | set(connection.execute(
+                select(t.c.node_id).distinct().where(t.c.community_id == community)).scalars())
+            for node_id in sorted(nodes):
+                self.recompute_node(connection, node_id, tree.path(node_id), period or None,
+                                    community)
+
+
+def _period_where(table, period: str | None):
+    """A month's cells ("2026-07"), or every cell (None, "")."""
+    if not period:
+        return true()
+    return and_(table.c.year == int(period[:4]), table.c.month == int(period[5:7]))
+
+
+# Cells are keyed by community: a node at or above a community is the communities under it.
+ROLLED_NODES = ("district", "street", "community")
+# Node cells are kept for the nodes above a community (a community's ancestors are all of these
+# types): a community's own figures read its community cells, already a few rows.
+NODE_TYPES = ("district", "street")
+ALL_DATA = 0  # the node whose cells are the whole data set's
+
+
+def _segments(path: str) -> list[int]:
+    return [int(part) for part in path.strip("/").split("/") if part]
+
+
+class Tree:
+    """The nodes that hold node cells (read once per apply): their paths, and the ancestors of
+    a community among them. Soft-deleted nodes too: the raw queries place rows by path."""
+
+    def __init__(self, connection):
+        org = Organization.__table__
+        self.connection = connection
+        self.rolled = dict(connection.execute(
+            select(org.c.id, org.c.path).where(org.c.type.in_(NODE_TYPES))).all())
+
+    def nodes(self) -> list[tuple[int, str]]:
+        return [(ALL_DATA, ""), *sorted(self.rolled.items())]
+
+    def path(self, node_id: int) -> str | None:
+        return "" if node_id == ALL_DATA else self.rolled.get(node_id)
+
+    def ancestors(self, places) -> set[int]:
+        """Node 0 and the nodes holding cells whose subtree holds one of `places`."""
+        org = Organization.__table__
+        places, paths = sorted({p for p in places if p}), []
+        for start in range(0, len(places), 500):
+            paths += self.connection.execute(select(org.c.path).where(
+                org.c.id.in_(places[start:start + 500]))).scalars().all()
+        return {ALL_DATA} | {n for path in paths for n in _segments(path) if n in self.rolled}
 
 
 def _streams(connection) -> bool:
@@ -144,6 +286,8 @@ class ServiceHours(CommunityMonths):
 
     name = "service_hours"
     table = ServiceHoursCell.__table__
+    nodes = ServiceHoursNode.__table__
+    node_keys = ("year", "month")
 
     @staticmethod
     def keys():
@@ -219,6 +363,9 @@ class Registrations(Rollup):
 
     name = "registration"
     table = RegistrationCount.__table__
+    nodes = RegistrationNode.__table__
+    node_keys = ("kind", "community_id", "year", "month")
+    placed_by = ("community_id", "home_id")
 
     def computed(self, subject=None, period=None):
         unit, member = Unit.__table__, Member.__table__
@@ -272,6 +419,8 @@ class Needs(CommunityMonths):
 
     name = "need"
     table = NeedCount.__table__
+    nodes = NeedNode.__table__
+    node_keys = ("kind", "year", "month", "category_id", "status")
 
     def rows(self, connection, subject=None, period=None):
         need = Need.__table__
@@ -411,6 +560,24 @@ def _point_entry_marks(session, obj, marks: set) -> None:
         marks.add((f"points_{obj.subject_type}", subject, obj.period[:4]))
 
 
+# The mark of a node whose subtree changed: its cells of every rollup are recomputed (subject:
+# the node; EVERY_CELL: every node's, as a migration that adds node cells asks).
+NODES = "nodes"
+
+
+def _node_marks(session, obj, marks: set) -> None:
+    """A node moved (its path), retyped or purged changes the subtrees of the nodes above it,
+    before and after: mark them, and itself. Its descendants' paths follow by a Core UPDATE
+    (models.org._move_subtree), their subtrees unchanged. A node inserted has no cells yet."""
+    if obj in session.new:
+        return
+    if obj not in session.deleted and not _changed(obj, ("path", "type")):
+        return
+    paths = _old_and_new(obj, "path") - {None}
+    marks.update((NODES, n, "") for path in paths for n in _segments(path))
+    marks.add((NODES, obj.id, ""))
+
+
 @event.listens_for(Session, "after_flush")
 def _mark(session, flush_context) -> None:
     """Append the marks of this flush's writes, in its transaction (the history is still the
@@ -429,6 +596,8 @@ def _mark(session, flush_context) -> None:
             _need_marks(session, obj, marks)
         elif isinstance(obj, PointEntry) and obj in session.new:
             _point_entry_marks(session, obj, marks)
+        elif isinstance(obj, Organization):
+            _node_marks(session, obj, marks)
     connection = session.connection() if (marks or served) else None
     if moved:
         registrations = MemberRegistration.__table__
@@ -479,14 +648,34 @@ def apply(connection, limit: int | None = None, whole: bool = True) -> int:
     rows = connection.execute(stmt.order_by(MARKS.c.id).limit(limit)).all()
     if not rows or not _held(connection):
         return 0
-    everything = {r for _, r, s, _ in rows if s == EVERY_CELL}
+    tree = Tree(connection)
+    everything = {r for _, r, s, _ in rows if s == EVERY_CELL and r in ROLLUPS}
     for rollup in sorted(everything):
         ROLLUPS[rollup].recompute(connection)
+    # Node cells rebuilt whole: a rollup's recomputed whole, or every one's (NODES, EVERY_CELL).
+    with_nodes = {name for name, r in ROLLUPS.items() if r.nodes is not None}
+    rebuilt = with_nodes if (NODES, EVERY_CELL) in {(r, s) for _, r, s, _ in rows} \
+        else everything & with_nodes
     whole_subjects = {(r, s) for _, r, s, p in rows if not p}  # every period of the subject
     cells = {(r, s, "" if (r, s) in whole_subjects else p) for _, r, s, p in rows
-             if r not in everything}
+             if r in ROLLUPS and r not in everything}
+    touched: dict[tuple[str, str], set[int]] = {}  # (rollup, period): communities recomputed
     for rollup, subject, period in sorted(cells):
+        follows = rollup in with_nodes and rollup not in rebuilt
+        periods = ROLLUPS[rollup].node_periods(connection, subject, period) if follows else ()
         ROLLUPS[rollup].recompute(connection, subject, period or None)
+        if follows:
+            periods |= ROLLUPS[rollup].node_periods(connection, subject, period)
+        for p in periods:
+            touched.setdefault((rollup, p), set()).add(subject)
+    for rollup in sorted(rebuilt):
+        ROLLUPS[rollup].rebuild_nodes(connection, tree)
+    for (rollup, period), communities in sorted(touched.items()):
+        ROLLUPS[rollup].follow(connection, tree, communities, period)
+    moved = sorted({s for _, r, s, _ in rows if r == NODES and s != EVERY_CELL})
+    for rollup in sorted(with_nodes - rebuilt):
+        for node_id in moved:
+            ROLLUPS[rollup].recompute_node(connection, node_id, tree.path(node_id))
     ids = [row[0] for row in rows]
     for start in range(0, len(ids), 1000):
         connection.execute(delete(MARKS).where(MARKS.c.id.in_(ids[start:start + 1000])))
@@ -501,7 +690,9 @@ def ready(session, name: str) -> bool:
     of writes left beyond them is read from the raw rows, not shown stale — nothing else would
     catch up before the next page. With a queue, the beat does within a minute, and the board
     says how current it is."""
-    stmt = select(MARKS.c.id).where(MARKS.c.rollup == name)
+    # A node's cells are behind while a mark of its subtree's change waits.
+    names = [name, NODES] if ROLLUPS[name].nodes is not None else [name]
+    stmt = select(MARKS.c.id).where(MARKS.c.rollup.in_(names))
     if queued():
         stmt = stmt.where(MARKS.c.subject == EVERY_CELL)
     with unscoped():
@@ -587,21 +778,46 @@ def pending(connection) -> int:
 def rebuild(connection) -> None:
     """Recompute every cell from the raw rows, and forget the marks (they are all applied)."""
     connection.execute(delete(MARKS))
+    tree = Tree(connection)
     for rollup in ROLLUPS.values():
         rollup.recompute(connection)
+        if rollup.nodes is not None:
+            rollup.rebuild_nodes(connection, tree)
 
 
 def analyze(connection) -> None:
     """The planner's statistics of the rollup tables, once rebuilt (a city's cells are hundreds
     of thousands of rows: PostgreSQL planned them as empty until autovacuum came by)."""
     mysql = connection.dialect.name in ("mysql", "mariadb")
-    for rollup in {r.table.name for r in ROLLUPS.values()}:
+    tables = {r.table.name for r in ROLLUPS.values()}
+    tables |= {r.nodes.name for r in ROLLUPS.values() if r.nodes is not None}
+    for rollup in sorted(tables):
         statement = f"ANALYZE TABLE {rollup}" if mysql else f"ANALYZE {rollup}"
         connection.exec_driver_sql(statement).close()
 
 
 def differences(connection) -> Iterator[tuple[str, tuple, tuple | None, tuple | None]]:
-    """(rollup, key, stored, computed) for each cell whose stored sums are not the raw rows'."""
+    """(rollup, key, stored, computed) for each cell whose stored sums are not the raw rows',
+    then each node cell that is not its subtree's cells summed (`<rollup>@node`)."""
+    yield from _cell_differences(connection)
+    tree = Tree(connection)
+    for rollup in ROLLUPS.values():
+        if rollup.nodes is None:
+            continue
+        width = 1 + len(rollup.node_keys)
+        kept = {tuple(r[:width]): tuple(r[width:])
+                for r in connection.execute(select(rollup.nodes))}
+        for node_id, path in tree.nodes():
+            for row in connection.execute(rollup.node_rows(node_id, path)):
+                key, values = tuple(row[:width]), tuple(row[width:])
+                found = kept.pop(key, None)
+                if found is None or not _same(found, values):
+                    yield f"{rollup.name}@node", key, found, values
+        for key, found in kept.items():
+            yield f"{rollup.name}@node", key, found, None
+
+
+def _cell_differences(connection):
     for rollup in ROLLUPS.values():
         keys = list(rollup.table.primary_key.columns)
         width = len(keys)
@@ -643,18 +859,15 @@ def _same(a: tuple, b: tuple) -> bool:
 
 # --- reading: which viewers' figures the cells can give -----------------------------------------
 
-# Cells are keyed by community: a node at or above a community is the communities under it.
-ROLLED_NODES = ("district", "street", "community")
-
-
-def _nodes_at_or_above_community(session, paths) -> bool:
+def _nodes_at_or_above_community(session, paths, types=ROLLED_NODES) -> bool:
+    """Whether the nodes at `paths` are all of `types` (by default: at or above a community)."""
     known = _known(session).setdefault("rolled_nodes", {})
-    if paths not in known:
+    if (paths, types) not in known:
         org = Organization.__table__
-        types = session.connection().execute(
+        found = session.connection().execute(
             select(org.c.type).where(org.c.path.in_(paths))).scalars().all()
-        known[paths] = len(types) == len(paths) and all(t in ROLLED_NODES for t in types)
-    return known[paths]
+        known[(paths, types)] = len(found) == len(paths) and all(t in types for t in found)
+    return known[(paths, types)]
 
 
 def cells_where(session, table, node_path: str | None):
@@ -692,6 +905,48 @@ def cells_where(session, table, node_path: str | None):
     else:
         return None
     return and_(true(), *where)
+
+
+def _viewer_nodes(session, node_path: str | None, placed_twice: bool) -> list[int] | None:
+    """The nodes whose cells sum to the viewer's figure under the chosen node: node 0 for all
+    data; else the chosen node, or the viewer's own nodes within it — None where that is not
+    nodes above a community (a community: its community cells; a unit's liaison, a grid, a
+    member), or where several nodes would count a cell placed twice (`placed_twice`) twice."""
+    principal = current_principal()
+    if principal.sees_all:
+        paths = [node_path] if node_path is not None else []
+    elif principal.org_paths and not principal.unit_ids and not principal.member_ids:
+        own = [p for p in principal.org_paths
+               if not any(p != q and p.startswith(q) for q in principal.org_paths)]
+        if node_path is None:
+            paths = own
+        elif any(node_path.startswith(p) for p in own):
+            paths = [node_path]
+        else:
+            paths = [p for p in own if p.startswith(node_path)]
+        if not paths or (placed_twice and len(paths) > 1):
+            return None
+    else:
+        return None
+    if not paths:
+        return [ALL_DATA]
+    if not _nodes_at_or_above_community(session, tuple(sorted(set(paths))), NODE_TYPES):
+        return None
+    return sorted({_segments(p)[-1] for p in paths})
+
+
+def cells(session, name: str, node_path: str | None):
+    """(table, where): the cells of rollup `name` that the viewer's figure under the node at
+    `node_path` sums — one node's cells where a node holds it (all data: node 0's), else the
+    community cells that `cells_where` can select — or None: read the raw rows."""
+    rollup = ROLLUPS[name]
+    if rollup.nodes is not None:
+        nodes = _viewer_nodes(session, node_path, len(rollup.placed_by) > 1)
+        if nodes is not None:
+            t = rollup.nodes
+            return t, (t.c.node_id == nodes[0] if len(nodes) == 1 else t.c.node_id.in_(nodes))
+    where = cells_where(session, rollup.table, node_path)
+    return None if where is None else (rollup.table, where)
 
 
 def whole_ledger(node_path: str | None) -> bool:

@@ -2,7 +2,9 @@
 queries — which stay the reference — for every viewer whose scope the cells can express, and
 stay equal after the writes that move cells: certifying, revoking, changing a record's month
 or member, moving a member to another community, soft delete, restore, purge, the ledger's
-payments, twenty certifications at once. `rollups check` fails on a tampered cell."""
+payments, twenty certifications at once, a community moved to another street, an import.
+All data and a node at or above a community read the node cells (the subtree's sums at the
+node); a unit's liaison the community cells. `rollups check` fails on a tampered cell."""
 from __future__ import annotations
 
 import threading
@@ -15,7 +17,7 @@ from sqlalchemy import text
 
 from app import clock, rollups
 from app.dashboards import figures as F
-from app.models.rollups import ServiceHoursCell
+from app.models.rollups import NeedNode, ServiceHoursCell, ServiceHoursNode
 from tests.conftest import api_token, tables_kept_by
 
 pytestmark = pytest.mark.db
@@ -46,7 +48,7 @@ def kept(app):
 @contextmanager
 def raw_only():
     """The figures as their raw queries compute them (the reference)."""
-    with mock.patch.object(rollups, "cells_where", return_value=None), \
+    with mock.patch.object(rollups, "cells", return_value=None), \
             mock.patch.object(rollups, "whole_ledger", return_value=False):
         yield
 
@@ -125,6 +127,121 @@ def test_each_rolled_figure_equals_its_raw_query(app, ctx, username):
     with viewing(app, username) as session:
         assert rollups.cells_where(session, ServiceHoursCell.__table__, None) is not None
         assert rollups.whole_ledger(None) == (username in ("zuzhibu", "shenji"))
+
+
+@pytest.mark.parametrize("username", ["zuzhibu", "shenji", "jiedao01"])
+def test_all_data_and_a_nodes_subtree_read_that_nodes_cells(app, ctx, username):
+    """One node's rows, not its communities': all data reads node 0, a street's admin its street,
+    组织部 at a street that street."""
+    own = org_of(ctx, username) if username == "jiedao01" else rollups.ALL_DATA
+    street = ctx.execute(text("SELECT path FROM organization WHERE id = :i"),
+                         {"i": org_of(ctx, "jiedao01")}).scalar()
+    with viewing(app, username) as session:
+        table, where = rollups.cells(session, rollups.Needs.name, None)
+        assert table is NeedNode.__table__
+        assert ctx.execute(text("SELECT count(*) FROM rollup_node_need WHERE node_id = :n"),
+                           {"n": own}).scalar() > 0
+        assert session.execute(table.select().where(where)).all() == session.execute(
+            table.select().where(table.c.node_id == own)).all()
+        if username in ("zuzhibu", "jiedao01"):
+            table, where = rollups.cells(session, rollups.ServiceHours.name, street)
+            assert table is ServiceHoursNode.__table__
+            assert {r.node_id for r in session.execute(table.select().where(where))} == \
+                {org_of(ctx, "jiedao01")}
+
+
+@pytest.mark.parametrize("username", ["danwei01", "shequ01"])
+def test_a_liaison_and_a_community_read_community_cells(app, username):
+    with viewing(app, username) as session:
+        table, _ = rollups.cells(session, rollups.ServiceHours.name, None)
+        assert table is ServiceHoursCell.__table__
+
+
+def test_a_registration_placed_in_two_communities_of_one_street_counts_once_there(app, ctx):
+    """A member living in one community (its grid there) registers in another of the same
+    street: each community counts it, their street and all data once, as the raw rows do."""
+    from app.models.cobuild import MemberRegistration
+
+    street = org_of(ctx, "jiedao01")
+    home, there = ctx.execute(text(
+        "SELECT id FROM organization WHERE parent_id = :s AND type = 'community' ORDER BY id"),
+        {"s": street}).scalars().all()[:2]
+    member = ctx.execute(text(
+        "SELECT m.id FROM member m WHERE m.community_id = :c AND m.group_id IS NOT NULL AND "
+        "m.deleted_on IS NULL AND NOT EXISTS (SELECT 1 FROM member_registration r WHERE "
+        "r.member_id = m.id AND r.active_key IS NOT NULL) ORDER BY m.id"), {"c": home}).scalar()
+    with viewing(app) as session:
+        session.add(MemberRegistration(member_id=member, community_id=there, status="已报到",
+                                       registered_on=TODAY))
+        session.commit()
+    assert_cells_current(app)
+    counted = dict(ctx.execute(text(
+        "SELECT node_id, sum(count) FROM rollup_node_registration WHERE kind = 'member_reg' "
+        "AND community_id = :t AND year = :y AND month = :m GROUP BY node_id"),
+        {"t": there, "y": TODAY.year, "m": TODAY.month}).all())
+    assert counted[street] == counted[rollups.ALL_DATA] >= 1
+    assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01", "shequ01"])
+
+
+def test_a_community_moved_to_another_street_moves_its_sums_there(app, ctx):
+    """The tree changes: a community moved under another street leaves its old street's node
+    cells and joins the new one's — and back."""
+    from app.models.org import Organization
+
+    community = org_of(ctx, "shequ01")
+    street = ctx.execute(text("SELECT parent_id FROM organization WHERE id = :c"),
+                         {"c": community}).scalar()
+    other = ctx.execute(text("SELECT id FROM organization WHERE type = 'street' AND id != :s "
+                             "ORDER BY id"), {"s": street}).scalar()
+    assert other is not None, "the seed has two streets"
+
+    def hours_at(node):
+        return ctx.execute(text("SELECT coalesce(sum(records), 0) FROM rollup_node_service_hours "
+                                "WHERE node_id = :n"), {"n": node}).scalar()
+
+    moving = ctx.execute(text("SELECT sum(records) FROM rollup_service_hours WHERE "
+                              "community_id = :c"), {"c": community}).scalar()
+    before = hours_at(street), hours_at(other), moving
+    assert moving > 0
+    try:
+        change(app, Organization, community, parent_id=other)
+        assert ctx.execute(text("SELECT count(*) FROM rollup_mark WHERE rollup = 'nodes'")).scalar()
+        assert_cells_current(app)
+        assert (hours_at(street), hours_at(other)) == (before[0] - moving, before[1] + moving)
+        nodes = [None, street, other, community]
+        for period in periods()[:2]:
+            for org_id in nodes:
+                rolled, raw = both_ways(app, "zuzhibu", period, org_id)
+                assert rolled == raw, (period.code, org_id)
+    finally:
+        change(app, Organization, community, parent_id=street)
+    assert_cells_current(app)
+    assert (hours_at(street), hours_at(other)) == before[:2]
+
+
+def test_members_imported_count_at_every_node_above_them(app, ctx, as_user):
+    import io
+
+    from openpyxl import Workbook
+
+    from tests.test_data_io import id_number
+
+    community = ctx.execute(text("SELECT code FROM organization WHERE id = :c"),
+                            {"c": org_of(ctx, "shequ01")}).scalar()
+    book = Workbook()
+    book.active.append(["姓名", "身份证号", "居住社区", "党员类别", "状态"])
+    for n in range(5):
+        book.active.append([f"汇总导入党员{n}", id_number(900 + n), community, "在职", "正常"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    browser = as_user("zuzhibu")
+    page = browser.post("/member/import/", {"file": (io.BytesIO(buffer.getvalue()), "党员.xlsx")},
+                        form_url="/member/import/", content_type="multipart/form-data")
+    assert "汇总导入党员" in ctx.execute(text("SELECT coalesce(max(name), '') FROM member WHERE "
+                                        "name LIKE '汇总导入党员%'")).scalar(), \
+        page.get_data(as_text=True)[:3000]
+    assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01", "shequ01"])
+    assert_cells_current(app)
 
 
 @pytest.mark.parametrize("username", RAW_VIEWERS)
@@ -402,12 +519,18 @@ def test_a_report_frozen_at_submission_reads_the_raw_rows(app, ctx):
 
 # --- rebuild, check, how current --------------------------------------------------------------
 
-def test_check_fails_on_a_tampered_cell_and_rebuild_repairs_it(app, ctx):
+@pytest.mark.parametrize("tampered", [
+    ("UPDATE rollup_service_hours SET hours = hours + 1 WHERE "
+     "community_id = (SELECT max(community_id) FROM rollup_service_hours)"),
+    ("UPDATE rollup_node_need SET count = count + 1 WHERE node_id = 0 AND "
+     "month = (SELECT max(month) FROM rollup_node_need WHERE node_id = 0)"),
+    ("DELETE FROM rollup_node_registration WHERE node_id = (SELECT max(node_id) FROM "
+     "rollup_node_registration)")])
+def test_check_fails_on_a_tampered_cell_and_rebuild_repairs_it(app, ctx, tampered):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["gongjian", "rollups", "check"]).exit_code == 0
     with ctx.session() as session:
-        session.execute(text("UPDATE rollup_service_hours SET hours = hours + 1 WHERE "
-                             "community_id = (SELECT max(community_id) FROM rollup_service_hours)"))
+        session.execute(text(tampered))
         session.commit()
     result = runner.invoke(args=["gongjian", "rollups", "check"])
     assert result.exit_code == 1 and "不一致" in result.output, result.output

@@ -48,7 +48,7 @@ from app.models.lists import (
     WishStatus,
 )
 from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit, UnitStatus
-from app.models.rollups import NeedCount, PointBalance, RegistrationCount, ServiceHoursCell
+from app.models.rollups import PointBalance
 from app.security.scope import current_principal, owner_clause, placed_under
 from app.services import meetings as meeting_figures
 from app.services.cobuild import AgreementOnes
@@ -221,9 +221,8 @@ def service_items_by_category_and_status(session, period: Period, org_id=None):
 
 def needs_by_category_and_status(session, period: Period, org_id=None):
     """需求清单 raised in the period, by category and status."""
-    count = NeedCount.__table__
-    found = _need_sums(session, period, org_id, (count.c.category_id, Dictionary.label,
-                                                 count.c.status), func.sum(count.c.count))
+    found = _need_sums(session, period, org_id, lambda t: (
+        (t.c.category_id, Dictionary.label, t.c.status), (func.sum(t.c.count),)))
     if found is None:
         return _by_category_and_status(session, Need, period, org_id,
                                        _in_period(Need.created_on, period))
@@ -232,15 +231,17 @@ def needs_by_category_and_status(session, period: Period, org_id=None):
     return sorted(rows, key=lambda r: (r["category"], r["status"]))
 
 
-def _need_sums(session, period: Period, org_id, keys, *sums, kind="raised"):
-    """The needs rollup's sums over the period's months under the node, grouped by `keys` (a
-    category's label joined by its id) — or None where the viewer's scope is not on the cells'
-    keys (a liaison: needs dispatched to or filed by its unit; a grid; a member): the raw
-    query then. `kind`: the needs raised in each month, or closed in it."""
-    count = NeedCount.__table__
-    cells = rollups.cells_where(session, count, org_path(session, org_id))
-    if cells is None or not rollups.readable(session, rollups.Needs.name):
+def _need_sums(session, period: Period, org_id, keys_and_sums, kind="raised"):
+    """The needs rollup's sums over the period's months under the node, grouped by keys (a
+    category's label joined by its id): `keys_and_sums(table)` gives both, of the node cells
+    or the community cells the viewer reads (rollups.cells) — or None where the viewer's scope
+    is not on the cells' keys (a liaison: needs dispatched to or filed by its unit; a grid; a
+    member): the raw query then. `kind`: the needs raised in each month, or closed in it."""
+    found = rollups.cells(session, rollups.Needs.name, org_path(session, org_id))
+    if found is None or not rollups.readable(session, rollups.Needs.name):
         return None
+    count, cells = found
+    keys, sums = keys_and_sums(count)
     stmt = (select(*keys, *sums).select_from(count)
             .where(cells, count.c.kind == kind, count.c.year == period.year,
                    count.c.month.between(period.start.month, period.end.month)))
@@ -262,8 +263,8 @@ FUNNEL = [
 
 def need_funnel(session, period: Period, org_id=None):
     """Needs raised in the period that reached each step of the loop (one GROUP BY status)."""
-    count = NeedCount.__table__
-    found = _need_sums(session, period, org_id, (count.c.status,), func.sum(count.c.count))
+    found = _need_sums(session, period, org_id,
+                       lambda t: ((t.c.status,), (func.sum(t.c.count),)))
     if found is None:
         found = session.execute(
             select(Need.status, func.count(Need.id))
@@ -281,11 +282,9 @@ def _needs_in(session, period, org_id):
 def need_completion_rate(session, period: Period, org_id=None):
     """办结率: needs raised in the period and not rejected, and how many of them are closed
     (已办结 or 已回访)."""
-    count = NeedCount.__table__
-    found = _need_sums(session, period, org_id, (),
-                       func.sum(case((count.c.status != NeedStatus.REJECTED, count.c.count),
-                                     else_=0)),
-                       func.sum(case((count.c.status.in_(NEED_DONE), count.c.count), else_=0)))
+    found = _need_sums(session, period, org_id, lambda t: ((), (
+        func.sum(case((t.c.status != NeedStatus.REJECTED, t.c.count), else_=0)),
+        func.sum(case((t.c.status.in_(NEED_DONE), t.c.count), else_=0)))))
     if found is None:
         found = session.execute(
             select(func.count(Need.id), _count_if(Need.status.in_(NEED_DONE)))
@@ -296,10 +295,8 @@ def need_completion_rate(session, period: Period, org_id=None):
 
 def need_on_time_rate(session, period: Period, org_id=None):
     """按期办结率: of the closed needs raised in the period, those closed by their deadline."""
-    count = NeedCount.__table__
-    found = _need_sums(session, period, org_id, (),
-                       func.sum(case((count.c.status.in_(NEED_DONE), count.c.count), else_=0)),
-                       func.sum(count.c.on_time))
+    found = _need_sums(session, period, org_id, lambda t: ((), (
+        func.sum(case((t.c.status.in_(NEED_DONE), t.c.count), else_=0)), func.sum(t.c.on_time))))
     if found is None:
         found = session.execute(
             select(func.count(Need.id), _count_if(Need.closed_on_time))
@@ -310,9 +307,8 @@ def need_on_time_rate(session, period: Period, org_id=None):
 
 def need_mean_time_to_close(session, period: Period, org_id=None):
     """Mean time from intake (群众接单) to 办结, in hours, over the closed needs."""
-    count = NeedCount.__table__
-    found = _need_sums(session, period, org_id, (), func.sum(count.c.timed),
-                       func.sum(count.c.seconds))
+    found = _need_sums(session, period, org_id,
+                       lambda t: ((), (func.sum(t.c.timed), func.sum(t.c.seconds))))
     if found is not None:
         closed, total = found[0]
         closed, mean = int(closed or 0), (float(total) / int(closed) if closed else None)
@@ -328,9 +324,8 @@ def need_mean_time_to_close(session, period: Period, org_id=None):
 
 def need_mean_satisfaction(session, period: Period, org_id=None):
     """Mean satisfaction (1–5) of the needs visited back (已回访)."""
-    count = NeedCount.__table__
-    found = _need_sums(session, period, org_id, (), func.sum(count.c.rated),
-                       func.sum(count.c.scored), func.sum(count.c.satisfaction))
+    found = _need_sums(session, period, org_id, lambda t: ((), (
+        func.sum(t.c.rated), func.sum(t.c.scored), func.sum(t.c.satisfaction))))
     if found is not None:
         rated, scored, total = (int(v or 0) for v in found[0])
         mean = total / scored if scored else None
@@ -363,15 +358,16 @@ def needs_per_month(session, period: Period, org_id=None):
     """Needs raised (群众接单) and closed (办结, still 已办结 or 已回访) in each month of the
     period, each by the date of its own step: a need raised in one month and closed in a later
     one — an office's ledger brought in with its past work — counts in both."""
-    count = NeedCount.__table__
-    month, total = count.c.month, func.sum(count.c.count)
-    raised = _need_sums(session, period, org_id, (month,), total)
+    def by_month(t):
+        return (t.c.month,), (func.sum(t.c.count),)
+
+    raised = _need_sums(session, period, org_id, by_month)
     if raised is None:
         return _per_month(session, Need, period, org_id,
                           (("raised", Need.created_on, None),
                            ("closed", Need.completed_on, Need.status.in_(NEED_DONE))))
     raised = dict(raised)
-    closed = dict(_need_sums(session, period, org_id, (month,), total, kind="closed"))
+    closed = dict(_need_sums(session, period, org_id, by_month, kind="closed"))
     return [{"month": f"{y}-{m:02d}", "raised": int(raised.get(m) or 0),
              "closed": int(closed.get(m) or 0)} for y, m in period.months]
 
@@ -497,9 +493,9 @@ def registration_rates(session, period: Period, org_id=None):
     registered (单位报到 已报到), in-service members living there and registrations confirmed
     there (党员报到 已报到) — summed from the rollup's counts where the viewer's scope and the
     node are put on their keys (app/rollups.py), else counted from the rows."""
-    count = RegistrationCount.__table__
-    cells = rollups.cells_where(session, count, org_path(session, org_id))
-    if cells is not None and rollups.readable(session, rollups.Registrations.name):
+    found = rollups.cells(session, rollups.Registrations.name, org_path(session, org_id))
+    if found is not None and rollups.readable(session, rollups.Registrations.name):
+        count, cells = found
         # A unit's and a member's counts are as they stand (year 0); registrations up to the
         # period's end.
         until = or_(count.c.year < period.end.year,
@@ -709,9 +705,9 @@ def service_hours_per_month(session, period: Period, org_id=None):
     """Certified service hours (and records) per month of service: summed from the rollup's
     cells where the viewer's scope and the node are put on their keys (app/rollups.py), else
     from the records."""
-    cell = ServiceHoursCell.__table__
-    cells = rollups.cells_where(session, cell, org_path(session, org_id))
-    if cells is not None and rollups.readable(session, rollups.ServiceHours.name):
+    found = rollups.cells(session, rollups.ServiceHours.name, org_path(session, org_id))
+    if found is not None and rollups.readable(session, rollups.ServiceHours.name):
+        cell, cells = found
         stmt = (select(cell.c.year, cell.c.month, func.sum(cell.c.hours), func.sum(cell.c.records))
                 .where(cells, cell.c.year == period.year,
                        cell.c.month.between(period.start.month, period.end.month))

@@ -39,11 +39,14 @@ from app.models.records import AuditLog  # noqa: F401
 from app.models.reports import WorkReport  # noqa: F401
 from app.models.rollups import (  # noqa: F401
     NeedCount,
+    NeedNode,
     PointBalance,
     RegistrationCount,
+    RegistrationNode,
     RollupLock,
     RollupMark,
     ServiceHoursCell,
+    ServiceHoursNode,
 )
 from app.models.workplan import WorkPlanItem, WorkPlanNote  # noqa: F401
 from app.security.models import UserAccount  # noqa: F401

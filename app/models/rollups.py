@@ -73,6 +73,9 @@ class RegistrationCount(Model):
     0), and each row by its unit (a unit's own id, its work unit for members; 0: none)."""
 
     __tablename__ = "rollup_registration"
+    # A community's cells, by either place: its own figures, and its node cells' recompute.
+    __table_args__ = (Index("ix_rollup_registration_community", "community_id"),
+                      Index("ix_rollup_registration_home", "home_id"))
 
     kind = Column(String(12), primary_key=True)
     community_id = Column(Integer, primary_key=True, autoincrement=False)
@@ -92,6 +95,55 @@ class NeedCount(Model):
     __tablename__ = "rollup_need"
 
     community_id = Column(Integer, primary_key=True, autoincrement=False)
+    kind = Column(String(8), primary_key=True)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    category_id = Column(Integer, primary_key=True, autoincrement=False)
+    status = Column(String(8), primary_key=True)
+    count = Column(Integer, nullable=False)
+    timed = Column(Integer, nullable=False)
+    seconds = Column(Numeric(20, 3), nullable=False)
+    on_time = Column(Integer, nullable=False)
+    rated = Column(Integer, nullable=False)
+    scored = Column(Integer, nullable=False)
+    satisfaction = Column(Integer, nullable=False)
+
+
+# --- node cells: a rollup's sums at each node at or above a community (node 0: all data) ----------
+
+class ServiceHoursNode(Model):
+    """`ServiceHoursCell`'s hours and records of the communities under a node, per month."""
+
+    __tablename__ = "rollup_node_service_hours"
+
+    node_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    hours = Column(Numeric(14, 1), nullable=False)
+    records = Column(Integer, nullable=False)
+
+
+class RegistrationNode(Model):
+    """`RegistrationCount`'s counts placed under a node — by their community or their second
+    place (home_id), counted once — per community (the figure's rows), kind and month."""
+
+    __tablename__ = "rollup_node_registration"
+    __table_args__ = (Index("ix_rollup_node_registration_community", "community_id"),)
+
+    node_id = Column(Integer, primary_key=True, autoincrement=False)
+    kind = Column(String(12), primary_key=True)
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    count = Column(Integer, nullable=False)
+
+
+class NeedNode(Model):
+    """`NeedCount`'s counts of the communities under a node."""
+
+    __tablename__ = "rollup_node_need"
+
+    node_id = Column(Integer, primary_key=True, autoincrement=False)
     kind = Column(String(8), primary_key=True)
     year = Column(Integer, primary_key=True, autoincrement=False)
     month = Column(Integer, primary_key=True, autoincrement=False)
