@@ -954,3 +954,32 @@ def whole_ledger(node_path: str | None) -> bool:
     a subject's balance is then its rank key. Under a node, an entry is placed by its subject's
     community or by the community that booked it, which a subject's balance does not say."""
     return node_path is None and current_principal().sees_all
+
+
+# --- what a kept copy of the board stays valid for ------------------------------------------------
+
+def generation(session) -> tuple[bool, tuple]:
+    """(whether a board kept from before may be served, the generation to keep this page's board
+    under) — for the rendered board's cache (app/dashboards/board_cache.py). The rolled figures
+    change only when an apply recomputes cells, which sets the lock row's `applied_on`. With a
+    queue that is the generation: a write waits for the job, and the board says how current it
+    is. Without one, the page applies pending marks first (as `readable` would): a page that
+    finds some reads afresh — a copy kept before those writes must not be served, and the
+    apply's time (to the second on MariaDB) cannot tell a second apply in the same second — and
+    marks still pending after its bounded apply (figures read raw) are part of the generation,
+    so that the next write is a new one."""
+    cell_marks = select(func.max(MARKS.c.id)).where(MARKS.c.subject != EVERY_CELL)
+    lock = RollupLock.__table__
+    with unscoped():
+        connection = session.connection()
+        if queued():
+            return True, (connection.execute(
+                select(lock.c.applied_on).where(lock.c.id == 1)).scalar(),)
+        before = connection.execute(cell_marks).scalar()
+        known = _known(session)
+        if "refreshed" not in known:
+            refresh(session)
+            known["refreshed"] = True
+        connection = session.connection()
+        applied = connection.execute(select(lock.c.applied_on).where(lock.c.id == 1)).scalar()
+        return before is None, (applied, connection.execute(cell_marks).scalar())
