@@ -243,6 +243,15 @@ class Config:
     # Static files: a URL carries the file's content hash (?v=…), so it may be cached a year.
     STATIC_MAX_AGE = 365 * 24 * 3600
 
+    # The dashboard's rendered board (app/dashboards/board_cache.py): kept per viewer scope,
+    # node, period and language while the rollups it read are unchanged, and at most this many
+    # seconds (the bound of the figures read raw or live, said on the page; 0: not kept) — in
+    # Redis when REDIS_URL is set (shared by every worker and host), else in each process's
+    # memory, at most DASHBOARD_CACHE_ENTRIES boards.
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    DASHBOARD_CACHE_SECONDS = int(os.environ.get("DASHBOARD_CACHE_SECONDS", "60"))
+    DASHBOARD_CACHE_ENTRIES = int(os.environ.get("DASHBOARD_CACHE_ENTRIES", "64"))
+
     # Recycle bin (app/views/recycle.py): `flask gongjian purge` erases rows deleted longer ago.
     RECYCLE_RETENTION_DAYS = 90
     # `flask backup` writes here unless told otherwise.
@@ -262,6 +271,9 @@ class TestingConfig(Config):
     LOGIN_RATE_LIMIT = "1000 per minute"
     # Jobs run inline unless a test gives a broker (tests/test_jobs_worker.py).
     CELERY_BROKER_URL = None
+    # The figures' tests read each write on the next page: no board kept between requests,
+    # save in tests/test_dashboard_cache.py, which turns the cache on (and Redis) itself.
+    DASHBOARD_CACHE_SECONDS = 0
     # The suite logs users in a few thousand times and the hash's strength is not what it tests:
     # FAB's scrypt costs 0.1–0.3 s per check, a cheap salted hash a millisecond (issue 31).
     # Production keeps FAB's scrypt; the fake hash checked for unknown names is as cheap here.

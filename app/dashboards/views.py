@@ -13,14 +13,15 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from flask import Response, abort, request, url_for
+from flask import Response, abort, current_app, render_template, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
+from markupsafe import Markup
 from sqlalchemy import false, or_, select
 
 from app import clock, rollups
+from app.dashboards import board_cache, levels
 from app.dashboards import figures as F
-from app.dashboards import levels
 from app.dashboards.figures import FIGURES, RATE
 from app.dashboards.links import (
     EQ,
@@ -557,6 +558,23 @@ def _up(node, period) -> str | None:
                    **({"org": parent} if parent else {}))
 
 
+def _board(period: F.Period, org_id: int | None, query: dict) -> dict:
+    """The board's sections as HTML and how current they are: a copy kept for the same viewer
+    scope, node, period and language while the rollups it read are unchanged (and at most
+    DASHBOARD_CACHE_SECONDS old), else computed and kept (app/dashboards/board_cache.py)."""
+    reusable, generation = rollups.generation(db.session)
+    key = board_cache.board_key(period.code, org_id, generation)
+    kept = board_cache.get(key) if reusable else None
+    if kept is not None:
+        return kept
+    board = Board(db.session, period, org_id)
+    made = {"html": render_template("dashboards/board.html", board=board, query=query,
+                                    figures=FIGURES),
+            "as_of": board.as_of}
+    board_cache.put(key, made)
+    return made
+
+
 class DashboardView(BaseView):
     route_base = "/dashboard"
     default_view = "index"
@@ -567,15 +585,16 @@ class DashboardView(BaseView):
     @has_access
     def index(self):
         period, org_id, node = _chosen()
-        board = Board(db.session, period, org_id)
+        query = {"period": period.code, **({"org": org_id} if org_id else {})}
+        board = _board(period, org_id, query)
         db.session.commit()  # the rollup cells the page brought up to date (no job queue)
         choices = F.period_choices()
         if period.code not in {p.code for p in choices}:
             choices.insert(0, period)
-        query = {"period": period.code, **({"org": org_id} if org_id else {})}
-        return self.render_template("dashboards/index.html", board=board, period=period,
-                                    periods=choices, node=node, query=query, up=_up(node, period),
-                                    figures=FIGURES, title="数据看板")
+        return self.render_template(
+            "dashboards/index.html", board_html=Markup(board["html"]), as_of=board["as_of"],
+            cache_seconds=current_app.config["DASHBOARD_CACHE_SECONDS"], period=period,
+            periods=choices, node=node, query=query, up=_up(node, period), title="数据看板")
 
     @expose("/figure/<name>.csv")
     @has_access
