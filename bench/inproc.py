@@ -189,7 +189,7 @@ def main(url: str, repeat: int, password: str, pages: dict) -> dict:
     from app.extensions import db
 
     app = create_app("development", SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False,
-                     RATELIMIT_ENABLED=False)
+                     RATELIMIT_ENABLED=False, DASHBOARD_CACHE_SECONDS=0)
     tune_collector()  # as the server runs (run.py)
     with app.app_context():
         engine = db.engine
@@ -211,7 +211,7 @@ def assessment_alone(url: str, repeat: int, password: str) -> dict:
     from app.extensions import db
 
     app = create_app("development", SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False,
-                     RATELIMIT_ENABLED=False)
+                     RATELIMIT_ENABLED=False, DASHBOARD_CACHE_SECONDS=0)
     tune_collector()
     with app.app_context():
         engine = db.engine

@@ -309,7 +309,9 @@ def measure(engine: str, scales: list[str], repeat: int, workers: int, echo=prin
     for scale in scales:
         db = run.dbs[scale]
         echo(f"[{engine}/{scale}] the panel through gunicorn ({workers} workers)")
-        server = Server("run:app", db.env(), workers, log)
+        # The dashboard computed at each request (its cold figure): no board kept between them
+        # (the board cache under load is --dashboard-only's, bench/dashboard_load.py).
+        server = Server("run:app", {**db.env(), "DASHBOARD_CACHE_SECONDS": "0"}, workers, log)
         try:
             run.lists[scale] = list_pages(server.base, "zuzhibu", db.password, repeat)
             session = login(server.base, "zuzhibu", db.password)
@@ -516,6 +518,9 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "2")))
     parser.add_argument("--assessment-only", action="store_true",
                         help="only 年度考核's figure (issue 26), on the largest scale")
+    parser.add_argument("--dashboard-only", action="store_true",
+                        help="only 数据看板 under load (issue 29): one user cold, ten at once, "
+                             "need lists meanwhile, on the largest scale (bench/dashboard_load.py)")
     args = parser.parse_args(argv)
     if args.scale_only:
         scales = [args.scale_only]
@@ -533,6 +538,13 @@ def main(argv=None) -> None:
             continue
         if args.assessment_only:
             table, name = assessment_only(engine, scales[-1], args.repeat), "assessment-"
+        elif args.dashboard_only:
+            from bench import dashboard_load
+
+            db = cache.ensure(engine, scales[-1])
+            table = dashboard_load.report(db, dashboard_load.measure(db, args.workers,
+                                                                     args.repeat))
+            name = "dashboard-"
         else:
             table, name = report(measure(engine, scales, args.repeat, args.workers)), ""
         path = RESULTS / f"{engine}-{scales[-1]}-{name}{datetime.now():%Y-%m-%d-%H%M}.md"

@@ -562,16 +562,19 @@ def _board(period: F.Period, org_id: int | None, query: dict) -> dict:
     """The board's sections as HTML and how current they are: a copy kept for the same viewer
     scope, node, period and language while the rollups it read are unchanged (and at most
     DASHBOARD_CACHE_SECONDS old), else computed and kept (app/dashboards/board_cache.py)."""
-    reusable, generation = rollups.generation(db.session)
-    key = board_cache.board_key(period.code, org_id, generation)
-    kept = board_cache.get(key) if reusable else None
-    if kept is not None:
-        return kept
+    key = None
+    if board_cache.enabled():
+        reusable, generation = rollups.generation(db.session)
+        key = board_cache.board_key(period.code, org_id, generation)
+        kept = board_cache.get(key) if reusable else None
+        if kept is not None:
+            return kept
     board = Board(db.session, period, org_id)
     made = {"html": render_template("dashboards/board.html", board=board, query=query,
                                     figures=FIGURES),
             "as_of": board.as_of}
-    board_cache.put(key, made)
+    if key is not None:
+        board_cache.put(key, made)
     return made
 
 
