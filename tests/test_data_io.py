@@ -192,6 +192,42 @@ def test_a_liaisons_file_with_another_units_row_is_refused(ctx, as_user):
     assert ctx.execute(text("SELECT count(*) FROM resource")).scalar() == before
 
 
+def test_a_related_record_outside_scope_is_refused_at_the_write_check_with_its_row(ctx, as_user,
+                                                                                   monkeypatch):
+    """A new row names its related records by their columns (app/imports.py `foreign_keys`):
+    the scope's write check still judges each row — should a record outside the liaison's
+    scope ever be resolved (here the lookup is made to offer another unit), its row is refused
+    by number and the file writes nothing; the file's other rows hold the unit they named."""
+    from app import imports
+
+    own, other = unit_of(ctx, "danwei01"), unit_of(ctx, "danwei02")
+    own_name = ctx.execute(text("SELECT name FROM unit WHERE id=:u"), {"u": own}).scalar()
+    found = imports._Lookups.find
+
+    def offering_another_unit(self, col, text_):
+        if text_ == "别的单位":
+            from app.models.org import Unit
+            from app.security.scope import unscoped
+
+            with unscoped():
+                return imports.db.session.get(Unit, other)
+        return found(self, col, text_)
+    monkeypatch.setattr(imports._Lookups, "find", offering_another_unit)
+    before = ctx.execute(text("SELECT count(*) FROM resource")).scalar()
+    table = [["提供单位", "年度", "资源类别", "资源名称"],
+             [own_name, "2026", "场地", "范围检查本单位会议室"],
+             ["别的单位", "2026", "场地", "范围检查别的单位会议室"]]
+    page = upload(as_user("danwei01"), "resource", "资源.xlsx", xlsx(table)).get_data(as_text=True)
+    assert "未导入任何数据" in page
+    assert re.search(r"<td>3</td><td></td><td>该资源清单超出您的数据范围，不能保存</td>", page), \
+        "row 3, refused by the write check"
+    assert not re.search(r"<td>2</td>", page), "row 2 is right"
+    assert ctx.execute(text("SELECT count(*) FROM resource")).scalar() == before
+    page = upload(as_user("danwei01"), "resource", "资源.xlsx", xlsx(table[:2])).get_data(as_text=True)
+    assert "导入成功：新增 1 条" in page
+    assert ctx.execute(text("SELECT unit_id FROM resource WHERE title='范围检查本单位会议室'")).scalar() == own
+
+
 def test_template_has_chinese_headers_dropdowns_text_codes_and_a_skipped_example(as_user):
     browser = as_user("danwei01")
     body = body_of(browser.get("/need/import/template"))

@@ -365,6 +365,7 @@ def _forget_models_by_table(mapper, cls) -> None:
     # mappers on every statement instead (a frozenset of all of them built each time) was a
     # thirtieth of a list page (issue 30).
     _BY_TABLE.clear()
+    _REFERENCES.clear()
 
 
 def _models_by_table() -> dict:
@@ -483,15 +484,28 @@ def _check(session, objs, clause_for, message) -> None:
 
 def _related_targets(obj):
     """(target model, id) of each many-to-one reference the object carries now."""
-    mapper = obj.__mapper__
-    for rel in mapper.relationships:
-        if rel.direction.name != "MANYTOONE" or not issubclass(rel.mapper.class_, Entity):
-            continue
-        target = rel.mapper.class_
-        for local in rel.local_columns:
-            value = getattr(obj, mapper.get_property_by_column(local).key, None)
-            if value is not None:
-                yield target, value
+    for target, key in _references(type(obj)):
+        value = getattr(obj, key, None)
+        if value is not None:
+            yield target, value
+
+
+_REFERENCES: dict[type, list[tuple[type, str]]] = {}
+
+
+def _references(model) -> list[tuple[type, str]]:
+    """(target model, attribute of the local column) of each many-to-one reference to a scoped
+    model, worked out once per model: an import's flush asks for every row it writes."""
+    found = _REFERENCES.get(model)
+    if found is None:
+        mapper, found = model.__mapper__, []
+        for rel in mapper.relationships:
+            if rel.direction.name != "MANYTOONE" or not issubclass(rel.mapper.class_, Entity):
+                continue
+            found.extend((rel.mapper.class_, mapper.get_property_by_column(local).key)
+                         for local in rel.local_columns)
+        _REFERENCES[model] = found
+    return found
 
 
 @event.listens_for(Session, "before_flush")
