@@ -507,6 +507,41 @@ def assessment_only(engine: str, scale: str, repeat: int, echo=print) -> str:
     ]) + "\n"
 
 
+def import_only(engine: str, scale: str, repeat: int, echo=print) -> str:
+    """The import of 10,000 .xlsx rows against pandas.read_excel of the same file, alone
+    (issue 30): wall and CPU seconds, the ratios of one run."""
+    db = cache.ensure(engine, scale, echo)
+    load = [os.getloadavg()]
+    echo(f"[{engine}/{scale}] in process: import of 10,000 rows")
+    child = subprocess.run([sys.executable, "-m", "bench.inproc", "import", db.url, str(repeat),
+                            db.password], cwd=cache.ROOT, env=db.env(), check=True,
+                           stdout=subprocess.PIPE, text=True)
+    return import_table(engine, scale, repeat, json.loads(child.stdout.strip().splitlines()[-1]),
+                        load + [os.getloadavg()])
+
+
+def import_table(engine: str, scale: str, repeat: int, imp: dict, load: list) -> str:
+    wall, cpu = imp["import_s"] / imp["read_excel_s"], imp["import_cpu_s"] / imp["read_excel_cpu_s"]
+    return "\n".join([
+        f"# Benchmark: {engine}, {scale} scale, import only — {datetime.now():%Y-%m-%d %H:%M}",
+        "",
+        f"- Machine: {machine()}",
+        f"- Commit: {commit()}; in process (`bench.inproc import`), median of up to {repeat} runs",
+        f"- Load average (1/5/15 min) at the start → the end: {load_text(load)}",
+        "",
+        "| figure | measured | baseline | ratio | target |",
+        "|---|---:|---:|---:|---|",
+        f"| import of {imp['rows']:,} .xlsx rows (dry-run, as danwei01), wall | {ms(imp['import_s'])} | "
+        f"pandas.read_excel: {ms(imp['read_excel_s'])} | {wall:.2f} | ≤ {TARGETS['import']} "
+        f"{verdict(wall <= TARGETS['import'])} |",
+        f"| the same, CPU of the process | {ms(imp['import_cpu_s'])} | "
+        f"pandas.read_excel: {ms(imp['read_excel_cpu_s'])} | {cpu:.2f} | |",
+        "",
+        f"Samples (wall): import {', '.join(ms(x) for x in imp['import_samples'])}; "
+        f"read_excel {', '.join(ms(x) for x in imp['read_samples'])}.",
+    ]) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="共驻共建管理平台 benchmark (issue #9)")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "all"], default="sqlite",
@@ -521,6 +556,8 @@ def main(argv=None) -> None:
     parser.add_argument("--dashboard-only", action="store_true",
                         help="only 数据看板 under load (issue 29): one user cold, ten at once, "
                              "need lists meanwhile, on the largest scale (bench/dashboard_load.py)")
+    parser.add_argument("--import-only", action="store_true",
+                        help="only the import of 10,000 .xlsx rows (issue 30), on the largest scale")
     args = parser.parse_args(argv)
     if args.scale_only:
         scales = [args.scale_only]
@@ -545,6 +582,8 @@ def main(argv=None) -> None:
             table = dashboard_load.report(db, dashboard_load.measure(db, args.workers,
                                                                      args.repeat))
             name = "dashboard-"
+        elif args.import_only:
+            table, name = import_only(engine, scales[-1], args.repeat), "import-"
         else:
             table, name = report(measure(engine, scales, args.repeat, args.workers)), ""
         path = RESULTS / f"{engine}-{scales[-1]}-{name}{datetime.now():%Y-%m-%d-%H%M}.md"
