@@ -37,6 +37,7 @@ from app.models.base import (
     Scope,
     caption,
     epoch_seconds,
+    live_index,
     live_order,
     state_choices,
     status_is_version,
@@ -233,7 +234,9 @@ def in_own_communities(column, principal):
 
 class Resource(Entity):
     __tablename__ = "resource"
-    __table_args__ = live_order("resource", "changed_on", "title", "year", "status")
+    __table_args__ = live_order("resource", "changed_on", "title", "year", "status") + (
+        # The dashboard's count of a year's list by category and status (figures.py).
+        live_index("resource", "kind", "year", "category_id", "status", "unit_id", "deleted_on"),)
     __label__ = N_("资源清单")
     __scope__ = Scope(org=(lambda: _community_of_unit(Resource.unit_id),),
                       unit=(lambda: Resource.unit_id,))
@@ -284,7 +287,8 @@ class Resource(Entity):
 
 class ServiceItem(Entity):
     __tablename__ = "service_item"
-    __table_args__ = live_order("service_item", "changed_on", "title", "year", "status")
+    __table_args__ = live_order("service_item", "changed_on", "title", "year", "status") + (
+        live_index("service_item", "kind", "year", "category_id", "status", "provider_unit_id", "deleted_on"),)
     __label__ = N_("服务清单")
     __scope__ = Scope(org=(lambda: _community_of_unit(ServiceItem.provider_unit_id),),
                       unit=(lambda: ServiceItem.provider_unit_id,),
@@ -334,7 +338,14 @@ class ServiceItem(Entity):
 
 class Need(Entity):
     __tablename__ = "need"
-    __table_args__ = live_order("need", "created_on", "title", "urgency", "status", "deadline")
+    __table_args__ = live_order("need", "created_on", "title", "urgency", "status", "deadline") + (
+        # The dashboard's (figures.py): the needs raised per community; the open ones, each
+        # late or not by its step's columns (`overdue`); those closed per unit (三个一).
+        live_index("need", "community", "community_id", "created_on", "status", "deleted_on"),
+        live_index("need", "raised", "created_on", "status", "community_id", "deleted_on"),
+        live_index("need", "open", "status", "created_on", "urgency", "deadline", "community_id",
+                   "category_id", "deleted_on"),
+        live_index("need", "closed", "completed_on", "status", "assigned_unit_id", "deleted_on"))
     __label__ = N_("需求清单")
     __scope__ = Scope(
         # Its community, and its grid (a grid secretary's subtree).
@@ -669,7 +680,11 @@ class NeedResource(Entity):
 
 class MicroWish(Entity):
     __tablename__ = "micro_wish"
-    __table_args__ = live_order("micro_wish", "created_on", "status", "claimed_on", "fulfilled_on")
+    __table_args__ = live_order("micro_wish", "created_on", "status", "claimed_on", "fulfilled_on") + (
+        # The dashboard's counts of each step per month, the rows under a node by their columns.
+        live_index("micro_wish", "posted", "created_on", "status", "community_id", "deleted_on"),
+        live_index("micro_wish", "claimed", "claimed_on", "community_id", "deleted_on"),
+        live_index("micro_wish", "fulfilled", "fulfilled_on", "community_id", "deleted_on"))
     __label__ = N_("微心愿")
     __scope__ = Scope(
         org=(lambda: MicroWish.community_id, lambda: MicroWish.grid_id),

@@ -38,6 +38,7 @@ from app.models.base import (
     Entity,
     Scope,
     caption,
+    live_index,
     live_order,
     state_choices,
     status_is_version,
@@ -249,7 +250,8 @@ class JointBody(Entity):
 
 class BodyMember(Entity):
     __tablename__ = "body_member"
-    __table_args__ = live_order("body_member", "role")
+    __table_args__ = live_order("body_member", "role") + (
+        live_index("body_member", "body", "body_id", "unit_id", "deleted_on"),)
     __label__ = N_("成员单位")
     __scope__ = Scope(org=(lambda: _host_of_body(BodyMember.body_id),),
                       shared=(_in_member_bodies(lambda: BodyMember.body_id),))
@@ -296,7 +298,10 @@ class BodyMember(Entity):
 
 class Meeting(Entity):
     __tablename__ = "meeting"
-    __table_args__ = live_order("meeting", "planned_date", "type", "status", "held_on")
+    __table_args__ = live_order("meeting", "planned_date", "type", "status", "held_on") + (
+        # The dashboard's meetings planned and held per type, under a node by their body.
+        live_index("meeting", "planned", "planned_date", "type", "status", "body_id", "deleted_on"),
+        live_index("meeting", "held", "status", "type", "held_on", "body_id", "deleted_on"))
     __label__ = N_("会议")
     __list_loads__ = ("body",)  # its heading, and its attendances' required level, read it
     __scope__ = Scope(org=(lambda: _host_of_body(Meeting.body_id),),
@@ -391,7 +396,8 @@ def plan_key(body_id, type_, planned_date) -> str | None:
 
 class Attendance(Entity):
     __tablename__ = "attendance"
-    __table_args__ = live_order("attendance", "attendee_level", "status")
+    __table_args__ = live_order("attendance", "attendee_level", "status") + (
+        live_index("attendance", "meeting", "meeting_id", "status", "unit_id", "attendee_level", "deleted_on"),)
     __label__ = N_("参会记录")
     __list_loads__ = ("meeting",)
     __scope__ = Scope(org=(lambda: _host_of_meeting(Attendance.meeting_id),),
@@ -510,7 +516,8 @@ class AgendaItem(Entity):
 
 class Resolution(Supervised, Entity):
     __tablename__ = "resolution"
-    __table_args__ = live_order("resolution", "deadline", "status", "closed_on")
+    __table_args__ = live_order("resolution", "deadline", "status", "closed_on") + (
+        live_index("resolution", "due", "deadline", "status", "closed_on", "meeting_id", "deleted_on"),)
     __label__ = N_("议定事项")
     __note_model__ = "SupervisionNote"
     __scope__ = Scope(
