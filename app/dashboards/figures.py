@@ -197,13 +197,21 @@ def _seconds_between(session, start, end):
 
 # --- the three lists ----------------------------------------------------------------------------
 
+def _category_labels(session, ids) -> dict[int, str]:
+    """The categories' labels, read once for the counted rows (a join labelled every row)."""
+    ids = {i for i in ids if i is not None}
+    return dict(session.execute(select(Dictionary.id, Dictionary.label)
+                                .where(Dictionary.id.in_(ids))).all()) if ids else {}
+
+
 def _by_category_and_status(session, model, period, org_id, in_period):
-    stmt = (select(model.category_id, Dictionary.label, model.status, func.count(model.id))
-            .select_from(model).outerjoin(Dictionary, Dictionary.id == model.category_id)
-            .where(in_period, _under(session, model, org_id))
-            .group_by(model.category_id, Dictionary.label, model.status))
-    rows = [{"category_id": c, "category": label or "—", "status": s, "count": int(n)}
-            for c, label, s, n in session.execute(stmt)]
+    counted = session.execute(
+        select(model.category_id, model.status, func.count()).select_from(model)
+        .where(in_period, _under(session, model, org_id))
+        .group_by(model.category_id, model.status)).all()
+    labels = _category_labels(session, [c for c, _, _ in counted])
+    rows = [{"category_id": c, "category": labels.get(c) or "—", "status": s, "count": int(n)}
+            for c, s, n in counted]
     return sorted(rows, key=lambda r: (r["category"], r["status"]))
 
 
@@ -279,6 +287,17 @@ def _needs_in(session, period, org_id):
     return and_(_in_period(Need.created_on, period), _under(session, Need, org_id))
 
 
+# The statuses a need can be late at (受理, 派单, 接单, 办理): `Need.overdue` is false at every
+# other. Said again beside it so that the overdue figures read the open needs' index by status
+# and date (ix_need_live_open, which holds each step's columns) rather than every need raised.
+OPEN_STEPS = tuple(status for status, _step in NEED_STEPS)
+
+
+def _overdue_in(session, period, org_id):
+    """Needs raised in the period under the node and late now (`Need.overdue`)."""
+    return and_(Need.status.in_(OPEN_STEPS), _needs_in(session, period, org_id), Need.overdue)
+
+
 def need_completion_rate(session, period: Period, org_id=None):
     """办结率: needs raised in the period and not rejected, and how many of them are closed
     (已办结 or 已回访)."""
@@ -342,16 +361,23 @@ def _per_month(session, model, period: Period, org_id, steps):
     the zone's calendar, so each is counted between its own bounds (UTC instants) rather than
     grouped by the stored UTC month: one query, one sum per month and step."""
     months = [(y, m, date(y, m, 1), date(y, m, monthrange(y, m)[1])) for y, m in period.months]
-    sums = [_count_if(and_(column >= clock.day_begins(first), column < clock.day_ends(last),
-                           true() if condition is None else condition))
-            for _, _, first, last in months for _, column, condition in steps]
-    # select_from: the entity the scope's criteria attach to (aggregates alone do not name it).
-    stmt = (select(*sums).select_from(model)
-            .where(or_(*(_in_period(column, period) for _, column, _ in steps)),
-                   _under(session, model, org_id)))
-    counts = iter(int(n) for n in session.execute(stmt).one())
-    return [{"month": f"{y}-{m:02d}", **{key: next(counts) for key, _, _ in steps}}
-            for y, m, _, _ in months]
+    counts = {}
+    # A query per step, each within its own column's range: one index range per step (its
+    # date first), where one query over all steps had to read every row dated in any of them.
+    # Each row's month is the first whose end is after it (within the period: one CASE, not a
+    # sum per month).
+    for key, column, condition in steps:
+        month = case(*((column < clock.day_ends(last), literal_column(str(i)))
+                       for i, (_, _, _, last) in enumerate(months)), else_=None)
+        # Grouped outside: PostgreSQL would not take the CASE's bound instants in GROUP BY as
+        # the same expression as in SELECT.
+        dated = (select(month.label("month")).select_from(model)
+                 .where(_in_period(column, period), true() if condition is None else condition,
+                        _under(session, model, org_id)).subquery())
+        stmt = select(dated.c.month, func.count()).group_by(dated.c.month)
+        counts[key] = {int(i): int(n) for i, n in session.execute(stmt) if i is not None}
+    return [{"month": f"{y}-{m:02d}", **{key: counts[key].get(i, 0) for key, _, _ in steps}}
+            for i, (y, m, _, _) in enumerate(months)]
 
 
 def needs_per_month(session, period: Period, org_id=None):
@@ -374,13 +400,23 @@ def needs_per_month(session, period: Period, org_id=None):
 
 def needs_by_community(session, period: Period, org_id=None):
     """Per community: needs raised in the period, closed, and overdue now."""
-    stmt = (select(Need.community_id, func.count(Need.id),
-                   _count_if(Need.status.in_(NEED_DONE)), _count_if(Need.overdue))
-            .where(_needs_in(session, period, org_id)).group_by(Need.community_id))
-    rows = session.execute(stmt).all()
+    # Two GROUP BYs, each on its index: the needs raised (community, date, status), and the
+    # late among the open ones (`_overdue_in`) — not every need's overdue test.
+    rows = session.execute(
+        select(Need.community_id, func.count(), _count_if(Need.status.in_(NEED_DONE)))
+        .select_from(Need).where(_needs_in(session, period, org_id))
+        .group_by(Need.community_id)).all()
+    late: dict[int, int] = {}
+    # By status too: the open needs' index leads with it (grouped by community alone, the
+    # planner walked the community index and read every need's row for its step's columns).
+    for _status, community_id, n in session.execute(
+            select(Need.status, Need.community_id, func.count()).select_from(Need)
+            .where(_overdue_in(session, period, org_id))
+            .group_by(Need.status, Need.community_id)):
+        late[community_id] = late.get(community_id, 0) + int(n)
     names = _community_names(session, [r[0] for r in rows])
     result = [{"community_id": c, "community": names.get(c, f"#{c}"), "needs": int(n),
-               "closed": int(done), "overdue": int(late)} for c, n, done, late in rows]
+               "closed": int(done), "overdue": int(late.get(c, 0))} for c, n, done in rows]
     return sorted(result, key=lambda r: (r["community"], r["community_id"]))
 
 
@@ -418,19 +454,19 @@ def overdue_by_step(session, period: Period, org_id=None):
     (受理, 派单, 接单, 办理) — the status that waits for it tells the step."""
     counts = dict(session.execute(
         select(Need.status, func.count(Need.id))
-        .where(_needs_in(session, period, org_id), Need.overdue).group_by(Need.status)).all())
+        .where(_overdue_in(session, period, org_id)).group_by(Need.status)).all())
     return [{"step": step, "status": status, "overdue": int(counts.get(status, 0))}
             for status, step in NEED_STEPS]
 
 
 def overdue_by_category(session, period: Period, org_id=None):
     """逾期按类别: needs raised in the period and late now, by category (most first)."""
-    stmt = (select(Need.category_id, Dictionary.label, func.count(Need.id))
-            .select_from(Need).outerjoin(Dictionary, Dictionary.id == Need.category_id)
-            .where(_needs_in(session, period, org_id), Need.overdue)
-            .group_by(Need.category_id, Dictionary.label))
-    rows = [{"category_id": c, "category": label or "—", "overdue": int(n)}
-            for c, label, n in session.execute(stmt)]
+    counted = session.execute(select(Need.category_id, func.count()).select_from(Need)
+                              .where(_overdue_in(session, period, org_id))
+                              .group_by(Need.category_id)).all()
+    labels = _category_labels(session, [c for c, _ in counted])
+    rows = [{"category_id": c, "category": labels.get(c) or "—", "overdue": int(n)}
+            for c, n in counted]
     return sorted(rows, key=lambda r: (-r["overdue"], r["category"]))
 
 
@@ -441,13 +477,16 @@ def overdue_needs(session, period: Period, org_id=None, limit: int = OVERDUE_LIS
     """The overdue list: needs raised in the period, late at their current step, those with
     the earliest deadline first, then the earliest filed (its count is `needs_by_community`'s
     overdue column)."""
+    order = (Need.deadline.is_(None), Need.deadline, Need.created_on, Need.id)
+    # The first ids on the open needs' index alone, then their rows: ordering the late needs
+    # with their titles fetched every late need's row.
+    first = session.execute(select(Need.id).where(_overdue_in(session, period, org_id))
+                            .order_by(*order).limit(limit)).scalars().all()
     stmt = (select(Need.id, Need.title, Need.community_id, Need.status, Need.urgency,
                    Need.deadline, Need.assigned_unit_id,
                    Need.overdue_step_sql().label("step"))
-            .where(_needs_in(session, period, org_id), Need.overdue)
-            .order_by(Need.deadline.is_(None), Need.deadline, Need.created_on, Need.id)
-            .limit(limit))
-    rows = session.execute(stmt).all()
+            .where(Need.id.in_(first)).order_by(*order))
+    rows = session.execute(stmt).all() if first else []
     names = _community_names(session, [r.community_id for r in rows])
     units = dict(session.execute(select(Unit.id, Unit.name).where(
         Unit.id.in_([r.assigned_unit_id for r in rows if r.assigned_unit_id]))).all()) \
@@ -460,9 +499,11 @@ def overdue_needs(session, period: Period, org_id=None, limit: int = OVERDUE_LIS
 def need_match_rate(session, period: Period, org_id=None):
     """匹配率: needs raised in the period and not rejected, and those matched (a service item
     linked, or a resource its unit took on)."""
-    stmt = (select(func.count(Need.id), _count_if(Need.matched))
-            .where(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED))
-    needs, matched = (int(v) for v in session.execute(stmt).one())
+    taken = and_(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED)
+    # Two counts: the needs on the index of their date and status, the matched ones from the
+    # links (few) to their needs — where one pass tested every need raised against the links.
+    needs, matched = (int(session.execute(select(func.count()).select_from(Need).where(*where))
+                          .scalar()) for where in ((taken,), (taken, Need.matched)))
     return [{"needs": needs, "matched": matched, "rate": ratio(matched, needs)}]
 
 

@@ -164,9 +164,13 @@ class AgreementOnes:
         only = (lambda column: _among(column, units)) if units is not None else (lambda column: true())
         quarter = _quarter_of(Meeting.held_on)
         held_in = (Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end))
-        held = (select(BodyMember.unit_id.label("unit_id"), quarter.label("quarter")).distinct()
-                .join(Meeting, Meeting.body_id == BodyMember.body_id)
-                .where(only(BodyMember.unit_id), *held_in).subquery("held"))
+        # The quarters each body met in first (a few per body), then its member units': not
+        # every member unit against every meeting day of its bodies.
+        met = (select(Meeting.body_id.label("body_id"), quarter.label("quarter")).distinct()
+               .where(*held_in).subquery("met"))
+        held = (select(BodyMember.unit_id.label("unit_id"), met.c.quarter).distinct()
+                .select_from(BodyMember).join(met, met.c.body_id == BodyMember.body_id)
+                .where(only(BodyMember.unit_id)).subquery("held"))
         attended = (select(Attendance.unit_id.label("unit_id"), quarter.label("quarter")).distinct()
                     .join(Meeting, Meeting.id == Attendance.meeting_id)
                     .where(only(Attendance.unit_id), Attendance.status.in_(PRESENT), *held_in)

@@ -28,6 +28,7 @@ from app.models.meetings import (
     MeetingAttachment,
     MeetingStatus,
     Resolution,
+    _level_rank,
 )
 from app.models.org import Organization
 from app.security.roles import ADMIN_GROUP
@@ -326,7 +327,12 @@ def leader_compliance(session, start: date, end: date, org_id: int | None = None
     """At meetings held in the period, per type with a required attendee level (the body's:
     the 一把手 at 季研讨会 and 年总结会 by default): units present, how many came at that level
     or above (compliant), how many did not (non-compliant) and the compliance rate."""
-    stmt = (select(Meeting.type, func.count(Attendance.id), _count_if(Attendance.non_compliant))
+    # `Attendance.non_compliant`, its required level read off the meeting and body this query
+    # joins (the hybrid looks them up again per record: twice per attendance in the city).
+    required = case(*((Meeting.type == type_, getattr(JointBody, column))
+                      for type_, column in REQUIRED_LEVEL_COLUMN.items()), else_=None)
+    below = _level_rank(Attendance.attendee_level) > _level_rank(required)
+    stmt = (select(Meeting.type, func.count(Attendance.id), _count_if(below))
             .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
             .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end),
                    Meeting.type.in_(tuple(REQUIRED_LEVEL_COLUMN)), Attendance.status.in_(PRESENT)))
