@@ -204,10 +204,12 @@ def _plant(session, tables):
             session.execute(update(need).where(need.c.id == pk)
                             .values(deadline=now - timedelta(hours=1 + n)))
     attendance, meeting = tables["attendance"], tables["meeting"]
-    session.execute(update(attendance).where(attendance.c.id.in_(
+    deputies = session.execute(
         select(attendance.c.id).join(meeting, meeting.c.id == attendance.c.meeting_id)
         .where(meeting.c.type == "季研讨会", attendance.c.status == "出席")
-        .order_by(attendance.c.id).limit(7))).values(attendee_level="分管领导"))
+        .order_by(attendance.c.id).limit(7)).scalars().all()
+    session.execute(update(attendance).where(attendance.c.id.in_(deputies))
+                    .values(attendee_level="分管领导"))
 
 
 USERS = ["zuzhibu", "jiedao01", "shequ01", "wangge01", "danwei01", "shenji"]

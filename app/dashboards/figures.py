@@ -295,7 +295,15 @@ OPEN_STEPS = tuple(status for status, _step in NEED_STEPS)
 
 def _overdue_in(session, period, org_id):
     """Needs raised in the period under the node and late now (`Need.overdue`)."""
-    return and_(Need.status.in_(OPEN_STEPS), _needs_in(session, period, org_id), Need.overdue)
+    return and_(_open_in(session, period, org_id), Need.overdue)
+
+
+def _open_in(session, period, org_id):
+    """Needs raised in the period under the node and open at a step: the rows the overdue
+    counts test, each counted by `_count_if(Need.overdue)` — in WHERE, the overdue test's OR
+    of statuses made PostgreSQL read each need's row (a bitmap per status) where the index
+    holds every column it tests."""
+    return and_(Need.status.in_(OPEN_STEPS), _needs_in(session, period, org_id))
 
 
 def need_completion_rate(session, period: Period, org_id=None):
@@ -401,7 +409,7 @@ def needs_per_month(session, period: Period, org_id=None):
 def needs_by_community(session, period: Period, org_id=None):
     """Per community: needs raised in the period, closed, and overdue now."""
     # Two GROUP BYs, each on its index: the needs raised (community, date, status), and the
-    # late among the open ones (`_overdue_in`) — not every need's overdue test.
+    # late among the open ones (`_open_in`) — not every need raised tested for it.
     rows = session.execute(
         select(Need.community_id, func.count(), _count_if(Need.status.in_(NEED_DONE)))
         .select_from(Need).where(_needs_in(session, period, org_id))
@@ -410,8 +418,8 @@ def needs_by_community(session, period: Period, org_id=None):
     # By status too: the open needs' index leads with it (grouped by community alone, the
     # planner walked the community index and read every need's row for its step's columns).
     for _status, community_id, n in session.execute(
-            select(Need.status, Need.community_id, func.count()).select_from(Need)
-            .where(_overdue_in(session, period, org_id))
+            select(Need.status, Need.community_id, _count_if(Need.overdue)).select_from(Need)
+            .where(_open_in(session, period, org_id))
             .group_by(Need.status, Need.community_id)):
         late[community_id] = late.get(community_id, 0) + int(n)
     names = _community_names(session, [r[0] for r in rows])
@@ -453,17 +461,17 @@ def overdue_by_step(session, period: Period, org_id=None):
     """逾期按环节: needs raised in the period and late now, by the step they wait at
     (受理, 派单, 接单, 办理) — the status that waits for it tells the step."""
     counts = dict(session.execute(
-        select(Need.status, func.count(Need.id))
-        .where(_overdue_in(session, period, org_id)).group_by(Need.status)).all())
+        select(Need.status, _count_if(Need.overdue))
+        .where(_open_in(session, period, org_id)).group_by(Need.status)).all())
     return [{"step": step, "status": status, "overdue": int(counts.get(status, 0))}
             for status, step in NEED_STEPS]
 
 
 def overdue_by_category(session, period: Period, org_id=None):
     """逾期按类别: needs raised in the period and late now, by category (most first)."""
-    counted = session.execute(select(Need.category_id, func.count()).select_from(Need)
-                              .where(_overdue_in(session, period, org_id))
-                              .group_by(Need.category_id)).all()
+    counted = [(c, n) for c, n in session.execute(
+        select(Need.category_id, _count_if(Need.overdue)).select_from(Need)
+        .where(_open_in(session, period, org_id)).group_by(Need.category_id)) if n]
     labels = _category_labels(session, [c for c, _ in counted])
     rows = [{"category_id": c, "category": labels.get(c) or "—", "overdue": int(n)}
             for c, n in counted]

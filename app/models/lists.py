@@ -24,6 +24,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
@@ -562,12 +563,14 @@ class Need(Entity):
     @classmethod
     def _matched_expression(cls):
         items, matches = ServiceItem.__table__, NeedResource.__table__  # Core: whoever may see them
-        return or_(cls.id.in_(select(service_item_need.c.need_id)
-                              .join(items, items.c.id == service_item_need.c.service_item_id)
-                              .where(items.c.deleted_on.is_(None))),
-                   cls.id.in_(select(matches.c.need_id)
-                              .where(matches.c.status == MatchStatus.CONFIRMED,
-                                     matches.c.deleted_on.is_(None))))
+        # One IN over both kinds of link: PostgreSQL joins it to the needs (an OR of two INs
+        # it tested against every need, 0.36 s over a city's year).
+        return cls.id.in_(union(
+            select(service_item_need.c.need_id)
+            .join(items, items.c.id == service_item_need.c.service_item_id)
+            .where(items.c.deleted_on.is_(None)),
+            select(matches.c.need_id)
+            .where(matches.c.status == MatchStatus.CONFIRMED, matches.c.deleted_on.is_(None))))
 
     @property
     def requester_phone_masked(self) -> str:
