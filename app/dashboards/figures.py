@@ -369,6 +369,8 @@ def _per_month(session, model, period: Period, org_id, steps):
     the zone's calendar, so each is counted between its own bounds (UTC instants) rather than
     grouped by the stored UTC month: one query, one sum per month and step."""
     months = [(y, m, date(y, m, 1), date(y, m, monthrange(y, m)[1])) for y, m in period.months]
+    if org_id is not None:
+        return _per_month_under(session, model, period, org_id, steps, months)
     counts = {}
     # A query per step, each within its own column's range: one index range per step (its
     # date first), where one query over all steps had to read every row dated in any of them.
@@ -386,6 +388,22 @@ def _per_month(session, model, period: Period, org_id, steps):
         counts[key] = {int(i): int(n) for i, n in session.execute(stmt) if i is not None}
     return [{"month": f"{y}-{m:02d}", **{key: counts[key].get(i, 0) for key, _, _ in steps}}
             for i, (y, m, _, _) in enumerate(months)]
+
+
+def _per_month_under(session, model, period, org_id, steps, months):
+    """`_per_month` under a node: one query over the node's rows (the indexes of the columns
+    placing them), a sum per month and step — there each step's date index would walk the
+    whole city's rows of the period."""
+    sums = [_count_if(and_(column >= clock.day_begins(first), column < clock.day_ends(last),
+                           true() if condition is None else condition))
+            for _, _, first, last in months for _, column, condition in steps]
+    # select_from: the entity the scope's criteria attach to (aggregates alone do not name it).
+    stmt = (select(*sums).select_from(model)
+            .where(or_(*(_in_period(column, period) for _, column, _ in steps)),
+                   _under(session, model, org_id)))
+    counts = iter(int(n) for n in session.execute(stmt).one())
+    return [{"month": f"{y}-{m:02d}", **{key: next(counts) for key, _, _ in steps}}
+            for y, m, _, _ in months]
 
 
 def needs_per_month(session, period: Period, org_id=None):

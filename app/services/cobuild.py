@@ -166,8 +166,10 @@ class AgreementOnes:
         held_in = (Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end))
         # The quarters each body met in first (a few per body), then its member units': not
         # every member unit against every meeting day of its bodies.
+        bodies = true() if units is None else Meeting.body_id.in_(
+            select(BodyMember.body_id).where(only(BodyMember.unit_id)))
         met = (select(Meeting.body_id.label("body_id"), quarter.label("quarter")).distinct()
-               .where(*held_in).subquery("met"))
+               .where(bodies, *held_in).subquery("met"))
         held = (select(BodyMember.unit_id.label("unit_id"), met.c.quarter).distinct()
                 .select_from(BodyMember).join(met, met.c.body_id == BodyMember.body_id)
                 .where(only(BodyMember.unit_id)).subquery("held"))
