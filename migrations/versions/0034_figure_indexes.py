@@ -10,7 +10,7 @@ every column the query reads in the index, the rows are not fetched. Partial on 
 as 0031's (PostgreSQL, SQLite; MariaDB, which has no partial indexes, indexes all rows).
 
 Revision ID: 0034_figure_indexes
-Revises: 0031_assessment_indexes
+Revises: 0033_rollup_nodes
 Create Date: 2026-12-07 11:00:00
 
 """
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0034_figure_indexes'
-down_revision = '0031_assessment_indexes'
+down_revision = '0033_rollup_nodes'
 branch_labels = None
 depends_on = None
 
