@@ -367,7 +367,8 @@ def _per_month(session, model, period: Period, org_id, steps):
     """Rows of `model` reaching each step in each month of the period, each by the date of
     that step: ``steps`` is ((key, date-time column, condition or None), …). A month is cut in
     the zone's calendar, so each is counted between its own bounds (UTC instants) rather than
-    grouped by the stored UTC month: one query, one sum per month and step."""
+    grouped by the stored UTC month: over all data a query per step, on its date's index;
+    under a node one query over the node's rows (`_per_month_under`)."""
     months = [(y, m, date(y, m, 1), date(y, m, monthrange(y, m)[1])) for y, m in period.months]
     if org_id is not None:
         return _per_month_under(session, model, period, org_id, steps, months)
