@@ -270,5 +270,6 @@ def report(db, r: dict) -> str:
         line("need lists, while the dashboards run", r["lists_loaded"], r["lists_loaded_client"],
              f"p95 ≤ {TARGETS['lists']} × idle: {ratio:.2f} {verdict(ratio <= TARGETS['lists'])}"),
         "",
-        "Client times include the wait for a free worker (two sync workers, eleven clients).",
+        f"Client times include the wait for a free worker ({r['workers']} sync workers, "
+        f"{r['clients'] + 1} clients: the dashboards' and the need lists').",
     ]) + "\n"
