@@ -427,8 +427,18 @@ def needs_per_month(session, period: Period, org_id=None):
 
 def needs_by_community(session, period: Period, org_id=None):
     """Per community: needs raised in the period, closed, and overdue now."""
-    # Two GROUP BYs, each on its index: the needs raised (community, date, status), and the
-    # late among the open ones (`_open_in`) — not every need raised tested for it.
+    if org_id is not None:
+        # Under a node, one pass over the node's needs (the indexes placing them): two would
+        # read them twice.
+        counted = session.execute(
+            select(Need.community_id, func.count(), _count_if(Need.status.in_(NEED_DONE)),
+                   _count_if(Need.overdue))
+            .select_from(Need).where(_needs_in(session, period, org_id))
+            .group_by(Need.community_id)).all()
+        return _community_rows(session, [(c, n, done) for c, n, done, _ in counted],
+                               {c: late for c, _, _, late in counted})
+    # All data: two GROUP BYs, each on its index — the needs raised (community, date,
+    # status), and the late among the open ones (`_open_in`), not every need raised tested.
     rows = session.execute(
         select(Need.community_id, func.count(), _count_if(Need.status.in_(NEED_DONE)))
         .select_from(Need).where(_needs_in(session, period, org_id))
@@ -441,9 +451,13 @@ def needs_by_community(session, period: Period, org_id=None):
             .where(_open_in(session, period, org_id))
             .group_by(Need.status, Need.community_id)):
         late[community_id] = late.get(community_id, 0) + int(n)
-    names = _community_names(session, [r[0] for r in rows])
+    return _community_rows(session, rows, late)
+
+
+def _community_rows(session, counted, late):
+    names = _community_names(session, [c for c, _, _ in counted])
     result = [{"community_id": c, "community": names.get(c, f"#{c}"), "needs": int(n),
-               "closed": int(done), "overdue": int(late.get(c, 0))} for c, n, done in rows]
+               "closed": int(done), "overdue": int(late.get(c, 0))} for c, n, done in counted]
     return sorted(result, key=lambda r: (r["community"], r["community_id"]))
 
 
@@ -527,10 +541,16 @@ def need_match_rate(session, period: Period, org_id=None):
     """匹配率: needs raised in the period and not rejected, and those matched (a service item
     linked, or a resource its unit took on)."""
     taken = and_(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED)
-    # Two counts: the needs on the index of their date and status, the matched ones from the
-    # links (few) to their needs — where one pass tested every need raised against the links.
-    needs, matched = (int(session.execute(select(func.count()).select_from(Need).where(*where))
-                          .scalar()) for where in ((taken,), (taken, Need.matched)))
+    if org_id is not None:
+        # Under a node, one pass over the node's needs (two would read them twice).
+        needs, matched = (int(v) for v in session.execute(
+            select(func.count(), _count_if(Need.matched)).select_from(Need).where(taken)).one())
+    else:
+        # All data: the needs on the index of their date and status, the matched ones from
+        # the links (few) to their needs — one pass tested every need raised against them.
+        needs, matched = (int(session.execute(select(func.count()).select_from(Need)
+                                              .where(*where)).scalar())
+                          for where in ((taken,), (taken, Need.matched)))
     return [{"needs": needs, "matched": matched, "rate": ratio(matched, needs)}]
 
 
