@@ -123,6 +123,7 @@ def init_command():
         added = ensure_dictionary(db.session)
         indicators = ensure_indicators(db.session)
     click.echo(f"角色与权限已同步；数据字典新增 {added} 项默认值；年度考核指标新增 {indicators} 项。")
+    _recompute_due_if_limits_changed()
     # Files uploads left on this host's disk before the shared storage (issue 21).
     moved = move_local_uploads(db.session)
     if moved:
@@ -217,6 +218,27 @@ def notices_command(no_scan):
     sent = notices.deliver(db.session)
     click.echo("投递：" + "，".join(f"{status} {n} 条" for status, n in sorted(sent.items()))
                if sent else "投递：没有待发送的通知")
+
+
+needs_group = AppGroup("needs", help="需求清单的维护")
+gongjian.add_command(needs_group)
+
+
+def _recompute_due_if_limits_changed(always: bool = False) -> None:
+    """The list's stored due instants follow NEED_TIME_LIMIT_HOURS and NEED_STEP_SHARES."""
+    from app.models.lists import ensure_step_due
+
+    with db.engine.begin() as connection:
+        rows = ensure_step_due(connection, always)
+    if rows is not None:
+        click.echo(f"已按当前时限配置重算 {rows} 条未办结需求的本环节时限。")
+
+
+@needs_group.command("recompute-due")
+def recompute_due_command():
+    """按当前时限配置（NEED_TIME_LIMIT_HOURS、NEED_STEP_SHARES）重算全部未办结需求的本环节时限
+    （需求列表的默认排序）；修改时限配置后执行。"""
+    _recompute_due_if_limits_changed(always=True)
 
 
 rollups_group = AppGroup("rollups", help="看板汇总表（按社区、单位、月份的合计）的维护")

@@ -47,7 +47,15 @@ from app.models.cobuild import (
     ServiceRecord,
     UnitRegistration,
 )
-from app.models.lists import MicroWish, Need, Resource, ServiceItem, need_member, service_item_need
+from app.models.lists import (
+    MicroWish,
+    Need,
+    Resource,
+    ServiceItem,
+    ensure_step_due,
+    need_member,
+    service_item_need,
+)
 from app.models.meetings import (
     CADENCE_DEFAULTS,
     AgendaItem,
@@ -317,6 +325,7 @@ def seed_city(session, password: str, echo=print, fraction: float = 1.0) -> dict
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{w.table.name}', 'id'), "
                                   f"(SELECT max(id) FROM \"{w.table.name}\"))"))
     counts = {name: w.count for name, w in writers.items()}
+    ensure_step_due(conn, always=True)  # the needs went in by COPY and executemany
     # The demo users, linked as at the demo scale, last: FAB's add_user commits.
     build_demo_users(ctx.streets[0][0], ctx.communities[0].id, [u.id for u in ctx.units[:3]],
                      ctx.first_member.id, ctx.grids[0][0], password)

@@ -8,7 +8,15 @@ from datetime import date, timedelta
 from sqlalchemy import insert, select
 
 from app import clock
-from app.models.lists import MicroWish, Need, Resource, ServiceItem, need_member, service_item_need
+from app.models.lists import (
+    MicroWish,
+    Need,
+    Resource,
+    ServiceItem,
+    ensure_step_due,
+    need_member,
+    service_item_need,
+)
 from app.models.org import Dictionary
 
 RESOURCES = [("场地", "党群活动室", "可容纳50人，周末开放"), ("人员", "志愿服务队", "每月可派10名志愿者"),
@@ -121,6 +129,7 @@ def seed_lists(session, names, scale_name, tree, units, members, echo) -> None:
                       "status": "已派单", "accepted_on": now, "dispatched_on": now,
                       "deadline": now + timedelta(days=1), **stamp})
     session.execute(insert(Need), need_rows)
+    ensure_step_due(session.connection(), always=True)  # bulk-inserted: the list's order
     last = session.execute(select(Need.id).order_by(Need.id.desc()).limit(1)).scalar()
     dispatch_to_members.append({"need_id": last, "member_id": members[0]})
     session.execute(insert(need_member), dispatch_to_members)

@@ -129,6 +129,35 @@ def _epoch_mysql(element, compiler, **kw):
     return f"TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {compiler.process(element.clauses, **kw)})"
 
 
+class plus_seconds(FunctionElement):
+    """A stored instant (naive UTC) plus whole seconds, as a stored instant in the column's own
+    form: on SQLite the text SQLAlchemy writes, its fraction of a second kept, so that the sum
+    compares and orders with instants the ORM stored (a step due some hours after intake)."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(plus_seconds)
+def _plus_sqlite(element, compiler, **kw):
+    at, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(strftime('%Y-%m-%d %H:%M:%S', {at}, '+' || ({seconds}) || ' seconds')"
+            f" || substr({at}, 20))")
+
+
+@compiles(plus_seconds, "postgresql")
+def _plus_postgresql(element, compiler, **kw):
+    at, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({at} + ({seconds}) * INTERVAL '1 second')"
+
+
+@compiles(plus_seconds, "mysql")
+@compiles(plus_seconds, "mariadb")
+def _plus_mysql(element, compiler, **kw):
+    at, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"DATE_ADD({at}, INTERVAL ({seconds}) SECOND)"
+
+
 def status_is_version(status_column) -> dict:
     """`__mapper_args__` making the status the row's version: every UPDATE then says
     `WHERE status = <the status read>`, so of two people moving the same row at once exactly

@@ -13,18 +13,22 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
+    SmallInteger,
     String,
     Table,
     Text,
     and_,
     case,
+    event,
     func,
-    literal_column,
     or_,
     select,
+    text,
     union,
+    update,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import relationship
@@ -33,6 +37,7 @@ from app import clock, validators
 from app.errors import DomainError
 from app.i18n import N_, gettext
 from app.models.base import (
+    LIVE,
     Entity,
     Model,
     Scope,
@@ -40,6 +45,7 @@ from app.models.base import (
     epoch_seconds,
     live_index,
     live_order,
+    plus_seconds,
     state_choices,
     status_is_version,
 )
@@ -190,10 +196,6 @@ service_item_resource = Table(
 )
 
 
-# The need list's default order by time limits (Need.step_due_order).
-_STEP_DUE_ORDERS: dict[tuple, tuple] = {}
-
-
 def need_time_limit(urgency: str) -> timedelta:
     """The whole loop's limit from intake to 办结 for this urgency (configurable per district;
     for 复杂, the time within which it must have a plan)."""
@@ -203,14 +205,24 @@ def need_time_limit(urgency: str) -> timedelta:
 
 def need_step_limits(urgency: str) -> dict[str, timedelta]:
     """For each status that waits for a step before 办理, how long after intake that step is
-    due: the shares of the whole limit (NEED_STEP_SHARES, per urgency), added up in order."""
+    due: the shares of the whole limit (NEED_STEP_SHARES, per urgency), added up in order — to
+    the whole second, so that each database adds it to a stored instant exactly as Python does
+    (`plus_seconds`, `fill_step_due`)."""
     whole = need_time_limit(urgency)
     shares = current_app.config["NEED_STEP_SHARES"].get(urgency) or {}
     due, total = {}, 0.0
     for status, step in NEED_STEPS[:-1]:
         total += float(shares.get(step, 0))
-        due[status] = whole * total
+        due[status] = timedelta(seconds=round((whole * total).total_seconds()))
     return due
+
+
+def need_limits_basis() -> str:
+    """The time limits the stored due instants (`Need.step_due_on`) are computed with: when the
+    configuration says otherwise, they are recomputed (`fill_step_due`)."""
+    config = current_app.config
+    return repr((sorted(config["NEED_TIME_LIMIT_HOURS"].items()),
+                 sorted((u, sorted(s.items())) for u, s in config["NEED_STEP_SHARES"].items())))
 
 
 def _community_of_unit(unit_id_column):
@@ -442,6 +454,14 @@ class Need(Entity):
     # The latest photo taken on the spot with a move (接单, 退单, 办结) on the phone page.
     handling_photo_id = Column(Integer, ForeignKey("stored_file.id"), nullable=True,
                                info=caption("办理照片"))
+    # The list's default order, stored so that an index serves it (issue 30): when the current
+    # step falls due (`step_due`; none once closed or without a time limit), and the row's
+    # place — 0 open with a due time, 1 open without one, 2 closed. Rewritten on every ORM
+    # write of a need (`_keep_step_due`); rows written in bulk (seeds, migration 0032), and
+    # every open need when the time limits change, are filled by `fill_step_due`. Not a flag:
+    # `overdue` stays computed from the dates.
+    step_due_on = Column(DateTime, nullable=True, info=caption("本环节时限"))
+    due_rank = Column(SmallInteger, nullable=False, default=2, server_default="2")
     __mapper_args__ = status_is_version(status)
 
     community = relationship("Organization", foreign_keys=[community_id], info=caption("所在社区"))
@@ -501,33 +521,44 @@ class Need(Entity):
         step = self.created_on + due if due is not None and self.created_on else None
         return min((t for t in (step, self.deadline) if t is not None), default=None)
 
+    def keep_step_due(self) -> None:
+        """Store `step_due` and the row's place in the list (`step_due_on`, `due_rank`)."""
+        if self.created_on is None:  # a new row: the defaults its INSERT would take, now
+            self.created_on = clock.utcnow()
+        for name in ("status", "urgency"):
+            if getattr(self, name) is None:
+                setattr(self, name, type(self).__table__.c[name].default.arg)
+        due = self.step_due
+        self.step_due_on = due
+        self.due_rank = 2 if self.status in NEED_CLOSED else 0 if due is not None else 1
+
     @classmethod
-    def step_due_sql(cls):
-        """`step_due` in SQL, as seconds (epoch_seconds): what the list orders by."""
-        step = case(*[(and_(cls.urgency == urgency, cls.status == status),
-                       epoch_seconds(cls.created_on) + due.total_seconds())
+    def _step_due_case(cls, table, plus, instant):
+        """`step_due` as SQL over `table`'s columns: `plus(created_on, seconds)` a step's due
+        time, `instant(column)` a stored instant in the same terms."""
+        c = table.c
+        step = case(*[(and_(c.urgency == urgency, c.status == status),
+                       plus(c.created_on, int(due.total_seconds())))
                       for urgency in URGENCIES
                       for status, due in need_step_limits(urgency).items()])
-        deadline = epoch_seconds(cls.deadline)
-        return case((cls.status.in_(NEED_CLOSED), None),
-                    (and_(cls.deadline.is_not(None), or_(step.is_(None), deadline < step)),
+        deadline = instant(c.deadline)
+        return case((c.status.in_(NEED_CLOSED), None),
+                    (and_(c.deadline.is_not(None), or_(step.is_(None), deadline < step)),
                      deadline), else_=step)
 
     @classmethod
+    def step_due_sql(cls):
+        """`step_due` in SQL, as seconds (epoch_seconds)."""
+        return cls._step_due_case(cls.__table__, lambda at, seconds: epoch_seconds(at) + seconds,
+                                  epoch_seconds)
+
+    @classmethod
     def step_due_order(cls) -> tuple:
-        """The list's default order: closed last; open by `step_due`, those without one after
-        the timed ones (a due time past any real one stands for none); then the latest closed
-        first. Built once per set of time limits: the step's CASE is large, and building it
-        (twice, before) on every list request, then having SQLAlchemy and the data scope walk
-        it, was a tenth of the need list's time (issue 30)."""
-        config = current_app.config
-        key = (repr(config["NEED_TIME_LIMIT_HOURS"]), repr(config["NEED_STEP_SHARES"]))
-        if key not in _STEP_DUE_ORDERS:
-            _STEP_DUE_ORDERS[key] = (
-                case((cls.status.in_(NEED_CLOSED), 2), else_=0),
-                func.coalesce(cls.step_due_sql(), literal_column(str(10 ** 12))),
-                cls.completed_on.desc(), cls.id.desc())
-        return _STEP_DUE_ORDERS[key]
+        """The list's default order: open needs by when their step falls due (the late ones
+        first), those without a time limit after them, then the closed ones, latest closed
+        first — the stored columns, in the order of the index ix_need_live_step_due, so that a
+        page reads one range of it instead of sorting every need (issue 30)."""
+        return (cls.due_rank, cls.step_due_on, cls.completed_on.desc(), cls.id.desc())
 
     @property
     def overdue_step(self) -> str:
@@ -610,6 +641,62 @@ class Need(Entity):
                               "source")
 
     __caption__ = "title"
+
+
+# The default order's index (Need.step_due_order): open needs by due time, then the closed ones
+# latest first; of the live rows (partial as `live_order`'s; MariaDB indexes all rows).
+Index("ix_need_live_step_due", Need.due_rank, Need.step_due_on, Need.completed_on.desc(),
+      Need.id.desc(), postgresql_where=text(LIVE), sqlite_where=text(LIVE))
+
+
+@event.listens_for(Need, "before_insert")
+@event.listens_for(Need, "before_update")
+def _keep_step_due(mapper, connection, need) -> None:
+    """Every ORM write of a need — each transition and compare-and-set claim, a form, the API,
+    an import, the public intake, a restore from the recycle bin — goes through here."""
+    need.keep_step_due()
+
+
+def fill_step_due(connection) -> int:
+    """Write `step_due_on` and `due_rank` of every open need from its columns and today's time
+    limits, in SQL (one UPDATE): for rows written without the ORM (the seeds' bulk inserts,
+    migration 0032) and after a change of NEED_TIME_LIMIT_HOURS or NEED_STEP_SHARES (`flask
+    gongjian needs recompute-due`). A closed need's are constant (none, 2). Returns the rows."""
+    need = Need.__table__
+    due = Need._step_due_case(need, plus_seconds, lambda column: column)
+    return connection.execute(
+        update(need).where(need.c.status.not_in(NEED_CLOSED))
+        # not a change anybody made: the row's changed_on (an onupdate) stays
+        .values(step_due_on=due, due_rank=case((due.is_(None), 1), else_=0),
+                changed_on=need.c.changed_on)).rowcount
+
+
+class NeedDueBasis(Model):
+    """The time limits (`need_limits_basis`) the stored due instants were last filled with: one
+    row. Not business data, no scope."""
+
+    __tablename__ = "need_due_basis"
+
+    id = Column(Integer, primary_key=True, autoincrement=False)
+    basis = Column(Text, nullable=False)
+    filled_on = Column(DateTime, nullable=False)
+
+
+def ensure_step_due(connection, always: bool = False) -> int | None:
+    """Refill every open need's stored due instant if the time limits are not those it was
+    filled with (`flask gongjian init`, run by every deploy), or `always` (`needs
+    recompute-due`); returns the rows refilled, None when they were current."""
+    basis, table = need_limits_basis(), NeedDueBasis.__table__
+    stored = connection.execute(select(table.c.basis).where(table.c.id == 1)).scalar()
+    if stored == basis and not always:
+        return None
+    rows = fill_step_due(connection)
+    values = {"basis": basis, "filled_on": clock.utcnow()}
+    if stored is None:
+        connection.execute(table.insert().values(id=1, **values))
+    else:
+        connection.execute(table.update().where(table.c.id == 1).values(**values))
+    return rows
 
 
 def _proposed_to(unit_ids):
