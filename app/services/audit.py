@@ -29,7 +29,8 @@ MASK = "******"
 _IGNORED = {"created_on", "changed_on", "created_by_id", "changed_by_id", "deleted_by_id",
             "last_login", "login_count", "fail_login_count", "created_by_fk", "changed_by_fk",
             "locked_until",  # a lock is told by the login_failed record that set it
-            "credential_version"}  # follows the password and active changes recorded
+            "credential_version",  # follows the password and active changes recorded
+            "step_due_on", "due_rank"}  # a need's place in its list: follows its status and dates
 _VERSIONS = "audit_version_changes"
 
 
