@@ -244,11 +244,51 @@ def assessment_alone(url: str, repeat: int, password: str) -> dict:
     return assessment(app, password, engine, repeat)
 
 
+def lists_alone(url: str, repeat: int, password: str, pages: dict, profile: str = "") -> dict:
+    """Each list page's time in the application's process (the test client: the server's work
+    without the network), its queries, and the CPU time of `repeat` requests; with `profile`
+    (a page's name), that page's cProfile by function, cumulative, its top entries."""
+    import cProfile
+    import pstats
+
+    from app import create_app, tune_collector
+    from app.extensions import db
+
+    app = create_app("development", SQLALCHEMY_DATABASE_URI=url, WTF_CSRF_ENABLED=False,
+                     RATELIMIT_ENABLED=False)
+    tune_collector()
+    with app.app_context():
+        engine = db.engine
+    client = login(app, "zuzhibu", password)
+    result = {}
+    for name, page in pages.items():
+        with captured(engine) as statements:
+            response = client.get(page)  # warm-up
+        assert response.status_code == 200, (page, response.status_code)
+        cpu = time.process_time()
+        median, samples = timed(lambda page=page: client.get(page), repeat)
+        result[name] = {"s": median, "samples": samples, "queries": len(statements),
+                        "cpu_s": (time.process_time() - cpu) / len(samples)}
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(repeat):
+            client.get(pages[profile])
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+        result["profile"] = out.getvalue()
+    return result
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "assessment":  # assessment URL REPEAT PASSWORD: that figure alone
         result = assessment_alone(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif sys.argv[1] == "import":  # import URL REPEAT PASSWORD: the import's figure alone
         result = import_alone(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1] == "lists":  # lists URL REPEAT PASSWORD PAGES [PROFILE]: list pages alone
+        result = lists_alone(sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]),
+                             sys.argv[6] if len(sys.argv) > 6 else "")
     else:
         url, repeat, password, pages = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
         result = main(url, repeat, password, pages)

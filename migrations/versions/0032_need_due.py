@@ -43,10 +43,13 @@ def upgrade():
         sa.Column("filled_on", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    ensure_step_due(op.get_bind())
+    # The index before the fill: built after it, over the rows the fill has just rewritten,
+    # PostgreSQL would not let a transaction older than the migration's use it (indcheckxmin)
+    # — the list would sort every need until the last such transaction ended.
     op.create_index("ix_need_live_step_due", "need",
                     ["due_rank", "step_due_on", sa.text("completed_on DESC"), sa.text("id DESC")],
                     unique=False, postgresql_where=sa.text(LIVE), sqlite_where=sa.text(LIVE))
+    ensure_step_due(op.get_bind())
 
 
 def downgrade():
