@@ -88,3 +88,29 @@ def test_a_needs_step_due_is_the_same_in_sql_and_says_when_it_is_late(app, ctx):
             expected = float(created) + (need.step_due - need.created_on).total_seconds()
             assert abs(float(seconds) - expected) < 1.5, (need.id, seconds, expected)
             assert late == (need.step_due < now), (need.id, need.status, need.step_due)
+
+
+@pytest.mark.parametrize("resource, view, args", [
+    ("need", "NeedView", ""),  # the default order (Need.__orders__)
+    ("need", "NeedView", "&_oc_NeedView=title&_od_NeedView=desc"),
+    ("member", "MemberView", "&_oc_MemberView=status&_od_MemberView=desc&_flt_0_category=在职"),
+])
+def test_a_deep_page_shows_the_rows_its_order_puts_there(as_user, monkeypatch, resource, view,
+                                                         args):
+    """A page far into a list reads its ids first, then its rows (app/views/interface.py):
+    the same rows, in the same order, as a page read whole."""
+    from app.views import interface
+
+    browser = as_user("zuzhibu")
+
+    def page(n):
+        shown = browser.get(f"/{resource}/list/?psize_{view}=5&page_{view}={n}{args}")
+        assert shown.status_code == 200
+        return [int(pk) for pk in dict.fromkeys(re.findall(rf'href="/{resource}/show/(\d+)"',
+                                                           shown.get_data(as_text=True)))]
+
+    whole = [page(n) for n in (1, 2, 3)]
+    monkeypatch.setattr(interface, "DEEP_OFFSET", 5)
+    assert [page(n) for n in (1, 2, 3)] == whole
+    assert all(len(rows) == 5 for rows in whole), "the demo fills three pages of five"
+
