@@ -24,3 +24,13 @@ def is_overdue(row, now: datetime) -> bool:
         return True
     share = STEP_DUE.get(row["status"])
     return share is not None and created < now - timedelta(hours=LIMIT_HOURS[row["urgency"]] * share)
+
+
+def refill_step_due(ctx) -> None:
+    """After a test wrote a need in SQL (a row inserted, a status or date set), as after a bulk
+    load: the stored due time the need list orders by follows (app.models.lists.fill_step_due)."""
+    from app.models.lists import fill_step_due
+
+    with ctx.session() as session:
+        fill_step_due(session.connection())
+        session.commit()
