@@ -13,7 +13,7 @@ The fill is one UPDATE of the open needs (`fill_step_due`, the application's own
 configuration it runs with); a closed need's columns are their defaults.
 
 Revision ID: 0032_need_due
-Revises: 0033_rollup_nodes
+Revises: 0034_figure_indexes
 Create Date: 2026-12-07 11:00:00
 
 """
@@ -22,7 +22,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0032_need_due'
-down_revision = '0033_rollup_nodes'  # landed before this one, beside it on 0031
+down_revision = '0034_figure_indexes'  # 0033 and 0034 landed before this one
 branch_labels = None
 depends_on = None
 
