@@ -457,7 +457,7 @@ class Need(Entity):
     # The list's default order, stored so that an index serves it (issue 30): when the current
     # step falls due (`step_due`; none once closed or without a time limit), and the row's
     # place — 0 open with a due time, 1 open without one, 2 closed. Rewritten on every ORM
-    # write of a need (`_keep_step_due`); rows written in bulk (seeds, migration 0032), and
+    # write of a need (`_keep_step_due`); rows written in bulk (seeds, migration 0035), and
     # every open need when the time limits change, are filled by `fill_step_due`. Not a flag:
     # `overdue` stays computed from the dates.
     step_due_on = Column(DateTime, nullable=True, info=caption("本环节时限"))
@@ -660,7 +660,7 @@ def _keep_step_due(mapper, connection, need) -> None:
 def fill_step_due(connection) -> int:
     """Write `step_due_on` and `due_rank` of every open need from its columns and today's time
     limits, in SQL (one UPDATE): for rows written without the ORM (the seeds' bulk inserts,
-    migration 0032) and after a change of NEED_TIME_LIMIT_HOURS or NEED_STEP_SHARES (`flask
+    migration 0035) and after a change of NEED_TIME_LIMIT_HOURS or NEED_STEP_SHARES (`flask
     gongjian needs recompute-due`). A closed need's are constant (none, 2). Returns the rows."""
     need = Need.__table__
     due = Need._step_due_case(need, plus_seconds, lambda column: column)

@@ -12,7 +12,7 @@ the configuration changes).
 The fill is one UPDATE of the open needs (`fill_step_due`, the application's own, with the
 configuration it runs with); a closed need's columns are their defaults.
 
-Revision ID: 0032_need_due
+Revision ID: 0035_need_due
 Revises: 0034_figure_indexes
 Create Date: 2026-12-07 11:00:00
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0032_need_due'
-down_revision = '0034_figure_indexes'  # 0033 and 0034 landed before this one
+revision = '0035_need_due'
+down_revision = '0034_figure_indexes'
 branch_labels = None
 depends_on = None
 
