@@ -73,8 +73,12 @@ API_SQL = [
     "SELECT count(*) FROM need WHERE deleted_on IS NULL",
 ]
 
-TARGETS = {"scale": 1.5, "stock": 2.0, "export": {"sqlite": 0.3, "postgresql": 0.5},
-           "export_mb": 256, "dashboard": 2.0, "import": 2.0, "assessment": 2.0, "assessment_s": 60}
+# Issue 9's targets, raised where issues 29 and 30 raised them: the panel ≥ 3× the tuned stock
+# app, export ≥ 0.7× the database's client, import ≤ 1.3× read_excel, the API ≤ 1.5× its SQL,
+# the dashboard ≤ 500 ms (beside ≤ 2× its own SELECTs, which slow SQL can pass).
+TARGETS = {"scale": 1.5, "stock": 3.0, "export": {"sqlite": 0.7, "postgresql": 0.7},
+           "export_mb": 256, "dashboard": 2.0, "dashboard_s": 0.5, "import": 1.3, "api": 1.5,
+           "assessment": 2.0, "assessment_s": 60}
 
 
 def page_urls(resource: str) -> dict[str, str]:
@@ -454,12 +458,13 @@ def report(run: Run) -> str:
         f"| < {TARGETS['export_mb']} MB {verdict(e['peak_mb'] < TARGETS['export_mb'])} |",
         f"| dashboard /dashboard/ ({q['dashboard']['queries']} queries) | {ms(run.dashboard[big])} | "
         f"its {d['selects']} SELECTs raw: {ms(d['raw_s'])} | {dash:.2f} | ≤ {TARGETS['dashboard']} "
-        f"{verdict(dash <= TARGETS['dashboard'])} |",
+        f"and ≤ {ms(TARGETS['dashboard_s'])} "
+        f"{verdict(dash <= TARGETS['dashboard'] and run.dashboard[big] <= TARGETS['dashboard_s'])} |",
         f"| import of {imp['rows']:,} .xlsx rows (dry-run, as danwei01) | {ms(imp['import_s'])} | "
         f"pandas.read_excel: {ms(imp['read_excel_s'])} | {imp_ratio:.2f} | ≤ {TARGETS['import']} "
         f"{verdict(imp_ratio <= TARGETS['import'])} |",
         f"| API GET /api/v1/need/ ({run.inproc['api']['need']['queries']} queries) | {ms(run.api[big])} | "
-        f"raw SQL (page + count): {ms(run.api_raw)} | {api:.1f} | — |",
+        f"raw SQL (page + count): {ms(run.api_raw)} | {api:.1f} | ≤ {TARGETS['api']} {verdict(api <= TARGETS['api'])} |",
     ]
     a = run.inproc.get("assessment")
     if a:
