@@ -80,6 +80,7 @@ from app.models.rollups import (
     NeedCount,
     NeedNode,
     PointBalance,
+    PointsPaidCell,
     RegistrationCount,
     RegistrationNode,
     RollupLock,
@@ -357,6 +358,52 @@ class PointBalances(Rollup):
         return and_(*where)
 
 
+class PointsPaid(Rollup):
+    """积分发放 of the whole ledger (`PointsPaidCell`): its entries by the month, in the zone's
+    calendar, they were written in — subject 0 (the ledger), period a month ("2026-07"). Each
+    month is counted between its own bounds (UTC instants), one statement per month."""
+
+    name = "points_paid"
+    table = PointsPaidCell.__table__
+
+    def rows(self, connection, subject=None, period=None):
+        entry = PointEntry.__table__
+        live = entry.c.deleted_on.is_(None)
+        if period:
+            months = [_month_bounds(period)[0]]
+        else:
+            first, last = connection.execute(select(func.min(entry.c.created_on),
+                                                    func.max(entry.c.created_on)).where(live)).one()
+            months = []
+            if first is not None:
+                day, last = clock.to_local(first).date().replace(day=1), clock.to_local(last).date()
+                while day <= last:
+                    months.append(day)
+                    day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        found = []
+        for first in months:
+            ends = clock.day_ends(_month_bounds(f"{first:%Y-%m}")[1])
+            found += [(kind, entry_kind, first.year, first.month, int(n), points)
+                      for kind, entry_kind, n, points in connection.execute(
+                          select(entry.c.subject_type, entry.c.kind, func.count(),
+                                 func.sum(entry.c.delta))
+                          .where(live, entry.c.created_on >= clock.day_begins(first),
+                                 entry.c.created_on < ends)
+                          .group_by(entry.c.subject_type, entry.c.kind))]
+        return sorted(found)
+
+    def cells(self, subject=None, period=None):
+        return _period_where(self.table, period)
+
+    def recompute(self, connection, subject=None, period=None) -> None:
+        connection.execute(delete(self.table).where(self.cells(subject, period)))
+        names = [c.name for c in self.table.columns]
+        rows = self.rows(connection, subject, period)
+        if rows:
+            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
+                                                    for row in rows])
+
+
 class Registrations(Rollup):
     """双报到's counts (`RegistrationCount`); subject: the community (of the unit, the member's
     home, the registration), every period at once (a community's few thousand rows)."""
@@ -474,7 +521,7 @@ class Needs(CommunityMonths):
 
 
 ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
-                               Registrations(), Needs())}
+                               PointsPaid(), Registrations(), Needs())}
 
 
 # --- marks: written with every write of a row a rollup counts -----------------------------------
@@ -554,9 +601,13 @@ def _need_marks(session, obj, marks: set) -> None:
 
 
 def _point_entry_marks(session, obj, marks: set) -> None:
-    # The ledger is append-only (models.cobuild): an entry is only ever inserted.
+    # The ledger is append-only (models.cobuild): an entry is only ever inserted — the recycle
+    # bin aside, which 积分发放's month follows.
+    marks.update((PointsPaid.name, 0, f"{clock.to_local(m):%Y-%m}")
+                 for m in _old_and_new(obj, "created_on") | {obj.created_on or clock.utcnow()}
+                 if m is not None)
     subject = obj.member_id if obj.subject_type == "member" else obj.unit_id
-    if subject is not None and obj.period:
+    if obj in session.new and subject is not None and obj.period:
         marks.add((f"points_{obj.subject_type}", subject, obj.period[:4]))
 
 
@@ -594,7 +645,7 @@ def _mark(session, flush_context) -> None:
             _registration_marks(session, obj, marks)
         elif isinstance(obj, Need):
             _need_marks(session, obj, marks)
-        elif isinstance(obj, PointEntry) and obj in session.new:
+        elif isinstance(obj, PointEntry):
             _point_entry_marks(session, obj, marks)
         elif isinstance(obj, Organization):
             _node_marks(session, obj, marks)

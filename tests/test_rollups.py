@@ -23,7 +23,7 @@ from tests.conftest import api_token, tables_kept_by
 pytestmark = pytest.mark.db
 
 ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_leaderboard",
-          "registration_rates", "need_funnel", "needs_by_category_and_status",
+          "points_paid", "registration_rates", "need_funnel", "needs_by_category_and_status",
           "need_completion_rate", "need_on_time_rate", "need_mean_time_to_close",
           "need_mean_satisfaction", "needs_per_month")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's

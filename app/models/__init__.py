@@ -41,6 +41,7 @@ from app.models.rollups import (  # noqa: F401
     NeedCount,
     NeedNode,
     PointBalance,
+    PointsPaidCell,
     RegistrationCount,
     RegistrationNode,
     RollupLock,

@@ -331,7 +331,8 @@ class Member(Entity):
     __table_args__ = live_order("member", "name", "category", "status") + (
         # 在职党员 per community and per unit (报到率, the star rating, 年度考核)
         live_index("member", "community", "community_id", "category", "status"),
-        live_index("member", "work_unit", "work_unit_id", "category", "status", "community_id"))
+        live_index("member", "work_unit", "work_unit_id", "category", "status", "community_id"),
+        live_index("member", "grid", "group_id", "is_red_grid_worker", "is_household_center"))
     __label__ = N_("党员")
     # Placed by its home community and by its 所在网格 (the grid anchor): a grid secretary's
     # subtree holds the members of its grid.

@@ -65,6 +65,20 @@ class PointBalance(Model):
     entries = Column(Integer, nullable=False)
 
 
+class PointsPaidCell(Model):
+    """The whole ledger's entries written in a month (in the zone's calendar), by subject type
+    and kind: how many, and their net points — 积分发放 of all data by the entry's time."""
+
+    __tablename__ = "rollup_points_paid"
+
+    subject_type = Column(String(8), primary_key=True)
+    kind = Column(String(8), primary_key=True)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    entries = Column(Integer, nullable=False)
+    points = Column(Numeric(14, 2), nullable=False)
+
+
 class RegistrationCount(Model):
     """双报到's counts per community: units in the register and members in service (`kind`
     unit / member, as they stand: year and month 0), and registrations confirmed (unit_reg /
