@@ -2,8 +2,8 @@
 board summed two million entries for it; and the live members' grid counts indexed (各网格党员
 read 600,000 member rows one by one on SQLite to count them per grid)
 
-Revision ID: 0034_points_paid_grid
-Revises: 0033_rollup_nodes
+Revision ID: 0036_points_paid_grid
+Revises: 0035_need_due
 Create Date: 2026-12-07 11:20:00
 
 """
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0034_points_paid_grid'
-down_revision = '0033_rollup_nodes'
+revision = '0036_points_paid_grid'
+down_revision = '0035_need_due'
 branch_labels = None
 depends_on = None
 
