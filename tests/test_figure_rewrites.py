@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, update
 
 from app import clock
+from tests.planted import planted_session
 
 pytestmark = pytest.mark.db
 
@@ -219,29 +220,8 @@ USERS = ["zuzhibu", "jiedao01", "shequ01", "wangge01", "danwei01", "shenji"]
 def session(request, app):
     """A session acting as the user, the data planted and some rows soft-deleted in it;
     rolled back after."""
-    from app.extensions import db
-    from app.models.base import Entity
-    from app.security.models import UserAccount
-    from app.security.principal import acting_as, principal_for, unscoped
-
-    with app.test_request_context():
-        with unscoped():
-            user = db.session.scalar(select(UserAccount).where(
-                UserAccount.username == request.param))
-            principal = principal_for(user)
-            tables = {t.name: t for t in Entity.metadata.sorted_tables}
-            _plant(db.session, tables)
-            for name, sql in DELETED.items():
-                pk = db.session.execute(text(sql)).scalar()
-                assert pk, f"the demo data has no {name} to delete"
-                db.session.execute(update(tables[name]).where(tables[name].c.id == pk)
-                                   .values(deleted_on=clock.utcnow()))
-        with acting_as(principal):
-            try:
-                yield db.session
-            finally:
-                db.session.rollback()
-                db.session.remove()
+    with planted_session(app, request.param, _plant, DELETED) as session:
+        yield session
 
 
 def periods():
