@@ -40,7 +40,7 @@ import logging
 from calendar import monthrange
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app, has_app_context
@@ -730,9 +730,20 @@ def apply(connection, limit: int | None = None, whole: bool = True) -> int:
     ids = [row[0] for row in rows]
     for start in range(0, len(ids), 1000):
         connection.execute(delete(MARKS).where(MARKS.c.id.in_(ids[start:start + 1000])))
-    connection.execute(RollupLock.__table__.update().where(RollupLock.id == 1)
-                       .values(applied_on=clock.utcnow()))
+    _stamp(connection)
     return len(ids)
+
+
+def _stamp(connection) -> None:
+    """Set the lock row's `applied_on` — the generation kept boards are served under — to now,
+    or a second past the last apply's if that is not earlier: MariaDB keeps it to the second,
+    and a second apply in the same second must still read as a new generation."""
+    lock = RollupLock.__table__
+    now = clock.utcnow().replace(microsecond=0)
+    last = connection.execute(select(lock.c.applied_on).where(lock.c.id == 1)).scalar()
+    if last is not None and last >= now:
+        now = last.replace(microsecond=0) + timedelta(seconds=1)
+    connection.execute(lock.update().where(lock.c.id == 1).values(applied_on=now))
 
 
 def ready(session, name: str) -> bool:
@@ -1014,9 +1025,9 @@ def generation(session) -> tuple[bool, tuple]:
     under) — for the rendered board's cache (app/dashboards/board_cache.py). The rolled figures
     change only when an apply recomputes cells, which sets the lock row's `applied_on`. With a
     queue that is the generation: a write waits for the job, and the board says how current it
-    is. Without one, the page applies pending marks first (as `readable` would): a page that
-    finds some reads afresh — a copy kept before those writes must not be served, and the
-    apply's time (to the second on MariaDB) cannot tell a second apply in the same second — and
+    is (each apply's stamp is later than the last one's: `_stamp`). Without one, the page
+    applies pending marks first (as `readable` would): a page that finds some reads afresh — a
+    copy kept before those writes must not be served — and
     marks still pending after its bounded apply (figures read raw) are part of the generation,
     so that the next write is a new one."""
     cell_marks = select(func.max(MARKS.c.id)).where(MARKS.c.subject != EVERY_CELL)
