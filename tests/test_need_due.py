@@ -183,3 +183,19 @@ def test_changed_time_limits_reorder_the_list_after_the_recompute(app, ctx, new_
         assert runner.invoke(args=["gongjian", "needs", "recompute-due"]).exit_code == 0
     assert_listed_as_the_rule_orders(ctx)
 
+
+
+def test_an_intake_a_breath_before_the_second_is_due_to_the_microsecond(app, ctx, new_need):
+    """A need taken in at hh:mm:55.999630: the recompute's due instant is the ORM's, not a
+    second later (SQLite rounds instants to the millisecond, and 55.9996 s was 56 s)."""
+    from app.models.lists import Need, fill_step_due
+
+    pk = new_need("重大", "差一瞬到整秒的需求")
+    with ctx.session() as session:
+        session.execute(text("UPDATE need SET created_on = :at WHERE id = :pk"),
+                        {"at": datetime(2026, 12, 7, 14, 27, 55, 999630), "pk": pk})
+        fill_step_due(session.connection())
+        session.commit()
+        need = session.get(Need, pk)
+        assert need.step_due is not None
+        assert _moment(need.step_due_on) == need.step_due

@@ -132,7 +132,9 @@ def _epoch_mysql(element, compiler, **kw):
 class plus_seconds(FunctionElement):
     """A stored instant (naive UTC) plus whole seconds, as a stored instant in the column's own
     form: on SQLite the text SQLAlchemy writes, its fraction of a second kept, so that the sum
-    compares and orders with instants the ORM stored (a step due some hours after intake)."""
+    compares and orders with instants the ORM stored (a step due some hours after intake). SQLite
+    adds to the whole seconds only: it rounds an instant to the millisecond, and 55.9996 s
+    became 56 s plus the fraction kept — a second late (CI, one need in two thousand)."""
 
     type = DateTime()
     inherit_cache = True
@@ -141,7 +143,7 @@ class plus_seconds(FunctionElement):
 @compiles(plus_seconds)
 def _plus_sqlite(element, compiler, **kw):
     at, seconds = (compiler.process(c, **kw) for c in element.clauses)
-    return (f"(strftime('%Y-%m-%d %H:%M:%S', {at}, '+' || ({seconds}) || ' seconds')"
+    return (f"(strftime('%Y-%m-%d %H:%M:%S', substr({at}, 1, 19), '+' || ({seconds}) || ' seconds')"
             f" || substr({at}, 20))")
 
 
