@@ -199,6 +199,23 @@ def test_bad_input_is_refused_in_chinese(ctx, api, as_user, new_need):
     assert snapshot(ctx, pk) == before
 
 
+def test_a_code_no_list_offers_is_refused_in_chinese(ctx, api, community, category):
+    """The API's body is not a form's select: an urgency no time limit knows (紧急) or an
+    unknown channel is refused, nothing written, and an existing need keeps its code."""
+    client, headers = api("shequ01")
+    before = ctx.execute(text("SELECT count(*) FROM need")).scalar()
+    body = {"community": community, "category": category, "title": "代码之外", "source": "社区"}
+    for field, bad, label in (("urgency", "紧急", "紧急程度"), ("source", "微信群", "来源渠道")):
+        response = client.post("/api/v1/need/", headers=headers, json={**body, field: bad})
+        assert response.status_code == 422, response.json
+        assert f"「{label}」不能是「{bad}」" in response.json["message"]
+    assert ctx.execute(text("SELECT count(*) FROM need")).scalar() == before
+    pk = client.post("/api/v1/need/", headers=headers, json=body).json["id"]
+    response = client.put(f"/api/v1/need/{pk}", headers=headers, json={"urgency": "特急"})
+    assert response.status_code == 422 and "一般、重大、复杂" in response.json["message"]
+    assert need_row(ctx, pk)["urgency"] == "一般"
+
+
 def test_overdue_is_computed_and_filterable(ctx, as_user):
     now = clock.utcnow()
     expected = {row.id for row in ctx.execute(text(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     cast,
     event,
     func,
+    inspect,
     literal,
     select,
     text,
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, declared_attr, object_session
 from sqlalchemy.sql.functions import FunctionElement
 
 from app import clock
+from app.errors import DomainError
 from app.security.principal import current_principal, unscoped
 
 # Named constraints, so that later migrations can alter them on every database (SQLite's batch
@@ -235,6 +237,16 @@ class Entity(Model):
     def on_create(self, principal) -> None:
         """Fill what a new row takes from who creates it (e.g. the submitting unit)."""
 
+    def check_codes(self) -> None:
+        """A coded column (type, status, urgency…) holds one of its codes: the API's body is
+        not a form's select, and 紧急 was stored as an urgency no time limit knows."""
+        for prop in inspect(type(self)).column_attrs:
+            info = prop.columns[0].info
+            value = getattr(self, prop.key)
+            if "choices" in info and value is not None and value not in info["choices"]:
+                raise DomainError(f"「{info.get('label', prop.key)}」不能是「{value}」，可选："
+                                  + "、".join(map(str, info["choices"].values())), field=prop.key)
+
     def validate(self, session) -> None:
         """Business rules checked before every flush of a new or changed row (forms, API,
         import and services alike); raise `DomainError` with a Chinese message."""
@@ -334,7 +346,8 @@ def _validate(session, flush_context, instances) -> None:
     for obj in list(new) + list(session.dirty):
         if isinstance(obj, Entity) and (obj in new or session.is_modified(obj)) \
                 and not obj.is_deleted:
-            obj.validate(session)
+            obj.validate(session)  # a model's own word on a code comes first
+            obj.check_codes()
     # A row a validation opened (a failing finding's rectification task) goes through the same
     # steps, in this flush: it is written with the row that opened it, or neither is.
     seen = {id(obj) for obj in new}
