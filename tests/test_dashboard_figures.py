@@ -72,7 +72,10 @@ class Scope:
                               f"WHERE m.id = {a}.meeting_id) IN {sub}",
             },
             "unit": {
-                "need": f"({a}.assigned_unit_id = :u OR {a}.submitted_by_unit_id = :u)",
+                # assigned, filed, or proposed one of the unit's resources (资源对接)
+                "need": f"({a}.assigned_unit_id = :u OR {a}.submitted_by_unit_id = :u OR {a}.id IN "
+                        f"(SELECT m.need_id FROM need_resource m JOIN resource r ON r.id = "
+                        f"m.resource_id WHERE r.unit_id = :u AND m.deleted_on IS NULL))",
                 "micro_wish": f"({a}.claimant_unit_id = :u OR ({a}.status IN "
                               f"('待认领', '已认领', '已实现', '已确认') AND {a}.community_id = "
                               f"(SELECT community_id FROM unit WHERE id = :u)))",
