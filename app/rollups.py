@@ -30,7 +30,9 @@ kept current from a change log, instead of scanning the raw rows on every page.
 
 To add a rollup: a table of cells and a `Rollup` subclass (`computed()` or `rows()`,
 `cells()`), in ROLLUPS; marks from `_mark` for each write that moves a cell; a migration that
-creates the table and inserts an EVERY_CELL mark. Keyed by community, it gets node cells by
+creates the table and inserts an EVERY_CELL mark. Which cells a viewer's figure sums is
+`viewer_where` (by default `cells_where`; a figure whose raw query also joins the member, whose
+own scope applies, says so: MonthlyService). Keyed by community, it gets node cells by
 declaring `nodes` (a table: node_id, then `node_keys` — its keys but the community and unit —
 then the same sums) and `placed_by`; its figures read `cells(session, name, node_path)`.
 """
@@ -77,6 +79,7 @@ from app.models.cobuild import (
 from app.models.lists import NEED_DONE, Need, NeedStatus
 from app.models.org import Member, MemberStatus, Organization, Unit, UnitStatus
 from app.models.rollups import (
+    MonthlyServiceCell,
     NeedCount,
     NeedNode,
     PointBalance,
@@ -133,6 +136,11 @@ class Rollup:
     def cells(self, subject=None, period=None):
         """The stored cells that `computed(subject, period)` gives."""
         raise NotImplementedError
+
+    def viewer_where(self, session, node_path: str | None):
+        """Which community cells the viewer's figure under the node sums (None: the raw
+        query): by default what `cells_where` can put on the cells' keys."""
+        return cells_where(session, self.table, node_path)
 
     def recompute(self, connection, subject=None, period=None) -> None:
         connection.execute(delete(self.table).where(self.cells(subject, period)))
@@ -520,8 +528,87 @@ class Needs(CommunityMonths):
                                                     for row in rows[start:start + 5000]])
 
 
+class MonthlyService(CommunityMonths):
+    """双报到's monthly service (`MonthlyServiceCell`): the members registered (已报到) per
+    registration community, home community, grid or not, and work unit, as they stand (year
+    and month 0), and of them those who served in each month (a service record dated in it,
+    not refused: models.cobuild.served_between). Subject: the registration's community;
+    period: a month ("2026-07": its served cells only) or every month and the standing counts.
+    No node cells: the figure lists every (community, work unit) under the node, so a node's
+    cells would be as many as its communities' (a city's all data: 329,141 either way)."""
+
+    name = "monthly_service"
+    table = MonthlyServiceCell.__table__
+    # A city's registrations times the months they served in: checked by a merge.
+    large = True
+
+    def computed(self, subject=None, period=None):
+        reg, member, record = (MemberRegistration.__table__, Member.__table__,
+                               ServiceRecord.__table__)
+        # The raw figure's rows: a live 已报到 registration joined to its live member.
+        registered = [reg.c.status == MemberRegistrationStatus.REGISTERED,
+                      reg.c.deleted_on.is_(None), member.c.deleted_on.is_(None)]
+        if subject is not None:
+            registered.append(reg.c.community_id == subject)
+        keys = (reg.c.community_id.label("community_id"), member.c.community_id.label("home_id"),
+                case((member.c.group_id.is_not(None), 1), else_=0).label("grouped"),
+                func.coalesce(member.c.work_unit_id, 0).label("unit_id"))
+        joined = reg.join(member, member.c.id == reg.c.member_id)
+        served = [record.c.status != RecordStatus.REJECTED, record.c.deleted_on.is_(None)]
+        if period:
+            served.append(record.c.served_on.between(*_month_bounds(period)))
+        parts = [select(*keys, cast(extract("year", record.c.served_on), Integer).label("year"),
+                        cast(extract("month", record.c.served_on), Integer).label("month"),
+                        reg.c.id.label("registration_id"))
+                 .select_from(joined.join(record, record.c.member_id == reg.c.member_id))
+                 .where(*registered, *served)]
+        if not period:
+            parts.append(select(*keys, literal(0, Integer).label("year"),
+                                literal(0, Integer).label("month"), reg.c.id)
+                         .select_from(joined).where(*registered))
+        # Grouped outside the union: a registration counts once a month however many records
+        # it has, and PostgreSQL takes no bound constant (the CASE's) in GROUP BY as the same.
+        rows = union_all(*parts).subquery()
+        keys = [rows.c.community_id, rows.c.home_id, rows.c.grouped, rows.c.unit_id,
+                rows.c.year, rows.c.month]
+        return (select(*keys, func.count(rows.c.registration_id.distinct()).label("members"))
+                .group_by(*keys))
+
+    def viewer_where(self, session, node_path: str | None):
+        """The raw figure reads a registration placed under a node by its community or by its
+        member's grid, and joins the member, whose own scope applies too: a street's or a
+        community's admin counts only the members living in its subtree (home_id; their grid
+        lies in their home community), a liaison those working in its unit. All data reads
+        every cell; a grid, a member, several kinds of grant: the raw query."""
+        from app.security.scope import subtree_ids
+
+        principal, t = current_principal(), self.table
+
+        def placed_under(paths):
+            nodes = subtree_ids(paths)
+            return or_(t.c.community_id.in_(nodes), and_(t.c.grouped == 1, t.c.home_id.in_(nodes)))
+
+        where = []
+        if node_path is not None:
+            if not _nodes_at_or_above_community(session, (node_path,)):
+                return None
+            where.append(placed_under((node_path,)))
+        if principal.sees_all:
+            pass
+        elif principal.org_paths and not principal.unit_ids and not principal.member_ids:
+            paths = tuple(principal.org_paths)
+            if not _nodes_at_or_above_community(session, paths):
+                return None
+            where += [placed_under(paths), t.c.home_id.in_(subtree_ids(paths))]
+        elif principal.unit_ids and not principal.org_paths and not principal.member_ids:
+            where.append(t.c.unit_id.in_(principal.unit_ids))
+        else:
+            return None
+        return and_(true(), *where)
+
+
 ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
-                               PointsPaid(), Registrations(), Needs())}
+                               PointsPaid(), Registrations(), Needs(), MonthlyService())}
 
 
 # --- marks: written with every write of a row a rollup counts -----------------------------------
@@ -585,8 +672,10 @@ def _registration_marks(session, obj, marks: set) -> None:
     if isinstance(obj, Unit) and obj not in session.new and obj not in session.deleted \
             and not _changed(obj, ("community_id", "community", "status", "deleted_on")):
         return
-    marks.update((Registrations.name, c, "")
-                 for c in _old_and_new(obj, "community_id", "community") - {None})
+    communities = _old_and_new(obj, "community_id", "community") - {None}
+    marks.update((Registrations.name, c, "") for c in communities)
+    if isinstance(obj, MemberRegistration):  # who is registered there, every month
+        marks.update((MonthlyService.name, c, "") for c in communities)
 
 
 def _need_marks(session, obj, marks: set) -> None:
@@ -650,11 +739,13 @@ def _mark(session, flush_context) -> None:
         elif isinstance(obj, Organization):
             _node_marks(session, obj, marks)
     connection = session.connection() if (marks or served) else None
+    registrations = MemberRegistration.__table__
     if moved:
-        registrations = MemberRegistration.__table__
-        marks.update((Registrations.name, c, "") for c in connection.execute(
+        # Their registrations' places (home, grid, work unit, live or not): every month.
+        marks.update((name, c, "") for c in connection.execute(
             select(registrations.c.community_id).distinct()
-            .where(registrations.c.member_id.in_(sorted(moved)))).scalars())
+            .where(registrations.c.member_id.in_(sorted(moved)))).scalars()
+            for name in (Registrations.name, MonthlyService.name))
     if served:
         member = Member.__table__
         community, _ = ServiceHours.keys()
@@ -662,6 +753,17 @@ def _mark(session, flush_context) -> None:
         found = dict(connection.execute(select(member.c.id, community)
                                         .where(member.c.id.in_(ids))).all())
         marks.update((ServiceHours.name, found[m], month) for m, month in served if m in found)
+        # Whether a registered member served in the month: its registrations' communities
+        # (one changed in this flush marks itself, every month).
+        where_registered = {}
+        for m, c in connection.execute(
+                select(registrations.c.member_id, registrations.c.community_id)
+                .where(registrations.c.member_id.in_(ids),
+                       registrations.c.status == MemberRegistrationStatus.REGISTERED,
+                       registrations.c.deleted_on.is_(None))):
+            where_registered.setdefault(m, set()).add(c)
+        marks.update((MonthlyService.name, c, month) for m, month in served
+                     for c in where_registered.get(m, ()))
     if marks:
         _known(session).pop("refreshed", None)  # this transaction's reader applies them next
         now = clock.utcnow()
@@ -1007,7 +1109,7 @@ def cells(session, name: str, node_path: str | None):
         if nodes is not None:
             t = rollup.nodes
             return t, (t.c.node_id == nodes[0] if len(nodes) == 1 else t.c.node_id.in_(nodes))
-    where = cells_where(session, rollup.table, node_path)
+    where = rollup.viewer_where(session, node_path)
     return None if where is None else (rollup.table, where)
 
 

@@ -17,7 +17,12 @@ from sqlalchemy import text
 
 from app import clock, rollups
 from app.dashboards import figures as F
-from app.models.rollups import NeedNode, ServiceHoursCell, ServiceHoursNode
+from app.models.rollups import (
+    MonthlyServiceCell,
+    NeedNode,
+    ServiceHoursCell,
+    ServiceHoursNode,
+)
 from tests.conftest import api_token, tables_kept_by
 
 pytestmark = pytest.mark.db
@@ -25,7 +30,7 @@ pytestmark = pytest.mark.db
 ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_leaderboard",
           "points_paid", "registration_rates", "need_funnel", "needs_by_category_and_status",
           "need_completion_rate", "need_on_time_rate", "need_mean_time_to_close",
-          "need_mean_satisfaction", "needs_per_month")
+          "need_mean_satisfaction", "needs_per_month", "monthly_service")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's
 # subtree, a unit. A grid secretary and a member keep the raw queries.
 CELL_VIEWERS = ["zuzhibu", "jiedao01", "shequ01", "danwei01", "shenji"]
@@ -83,20 +88,20 @@ def periods():
             (str(TODAY.year), str(TODAY.year - 1), quarter, f"{TODAY:%Y-%m}")]
 
 
-def both_ways(app, username, period, org_id):
+def both_ways(app, username, period, org_id, figures=ROLLED):
     with viewing(app, username) as session:
-        rolled = {name: F.FIGURES[name].function(session, period, org_id) for name in ROLLED}
+        rolled = {name: F.FIGURES[name].function(session, period, org_id) for name in figures}
         with raw_only():
-            raw = {name: F.FIGURES[name].function(session, period, org_id) for name in ROLLED}
+            raw = {name: F.FIGURES[name].function(session, period, org_id) for name in figures}
     return rolled, raw
 
 
-def assert_rolled_equal_raw(app, ctx, users=("zuzhibu",)):
+def assert_rolled_equal_raw(app, ctx, users=("zuzhibu",), figures=ROLLED):
     nodes = [None, org_of(ctx, "jiedao01"), org_of(ctx, "shequ01")]
     for username in users:
         for period in periods():
             for org_id in nodes if username in ("zuzhibu", "shenji") else [None]:
-                rolled, raw = both_ways(app, username, period, org_id)
+                rolled, raw = both_ways(app, username, period, org_id, figures)
                 assert rolled == raw, (username, period.code, org_id)
 
 
@@ -374,6 +379,113 @@ def test_registrations_cancelled_members_retired_and_units_struck_off_keep_the_c
         assert_rolled_equal_raw(app, ctx, ["zuzhibu", "shequ01"])
         assert_cells_current(app)
     deleted_and_restored(app, Unit, unit)
+
+
+def test_monthly_service_follows_records_registrations_and_members(app, ctx, api):
+    """已报到党员本月服务 read from its cells equals the raw figure for each viewer the cells
+    serve — a street's admin counting only the members living in its street, a liaison its
+    unit's — after each write that moves them: a work unit changed, registrations confirmed
+    (one of a member living outside the street), a record added, certified, rejected, deleted
+    and restored, a registration transferred out and the member registered in another
+    street, one cancelled, a member deleted and restored; `rollups check` clean after each."""
+    from app.models.cobuild import MemberRegistration, ServiceRecord
+    from app.models.org import Member
+
+    community = org_of(ctx, "shequ01")
+    street = ctx.execute(text("SELECT path FROM organization WHERE id = :i"),
+                         {"i": org_of(ctx, "jiedao01")}).scalar()
+    unit = ctx.execute(text("SELECT unit_id FROM ab_user WHERE username = 'danwei01'")).scalar()
+    elsewhere = ctx.execute(text("SELECT id FROM organization WHERE type = 'community' AND "
+                                 "path NOT LIKE :p ORDER BY id"), {"p": street + "%"}).scalar()
+
+    def unregistered(where, **params):
+        return ctx.execute(text(
+            "SELECT m.id FROM member m JOIN organization o ON o.id = m.community_id WHERE "
+            f"{where} AND m.deleted_on IS NULL AND NOT EXISTS (SELECT 1 FROM "
+            "member_registration r WHERE r.member_id = m.id AND r.active_key IS NOT NULL) "
+            "ORDER BY m.id"), params).scalar()
+
+    here = unregistered("m.community_id = :c AND m.group_id IS NOT NULL", c=community)
+    outsider = unregistered("o.path NOT LIKE :p", p=street + "%")
+    assert here and outsider and elsewhere
+    client, headers = api("zuzhibu")
+
+    def move(resource, pk, name, **body):
+        response = client.post(f"/api/v1/{resource}/{pk}/transition/{name}", headers=headers,
+                               json=body)
+        assert response.status_code == 200, response.get_json()
+
+    def registered_here():
+        return ctx.execute(text("SELECT coalesce(sum(members), 0) FROM rollup_monthly_service "
+                                "WHERE community_id = :c AND year = 0"), {"c": community}).scalar()
+
+    def check():
+        assert_rolled_equal_raw(app, ctx, CELL_VIEWERS, figures=("monthly_service",))
+        assert_cells_current(app)
+
+    before = registered_here()
+    change(app, Member, here, work_unit_id=unit)
+    check()
+    with viewing(app) as session:
+        made = [MemberRegistration(member_id=m, community_id=community, status="待确认",
+                                   registered_on=TODAY) for m in (here, outsider)]
+        session.add_all(made)
+        session.commit()
+        mine, theirs = (r.id for r in made)
+    check()
+    for pk in (mine, theirs):
+        move("member_registration", pk, "confirm")
+    check()
+    assert registered_here() == before + 2, "the cells count the registrations confirmed"
+    record = new_record(app, here, TODAY, status="待认证")
+    check()
+    move("service_record", record, "certify")
+    check()
+    refused = new_record(app, outsider, TODAY, status="待认证")
+    move("service_record", refused, "reject", reason="汇总测试驳回")
+    check()
+    new_record(app, here, TODAY.replace(day=1) - timedelta(days=1))  # last month
+    deleted_and_restored(app, ServiceRecord, record)
+    check()
+    move("member_registration", mine, "transfer_out", note="转往其他街道")
+    check()
+    with viewing(app) as session:
+        session.add(MemberRegistration(member_id=here, community_id=elsewhere, status="已报到",
+                                       registered_on=TODAY))
+        session.commit()
+    check()
+    change(app, Member, here, work_unit_id=None)
+    check()
+    move("member_registration", theirs, "cancel", reason="汇总测试注销")
+    check()
+    assert registered_here() == before
+    deleted_and_restored(app, Member, here)
+    check()
+    for username in CELL_VIEWERS:
+        with viewing(app, username) as session:
+            table, _ = rollups.cells(session, rollups.MonthlyService.name, None)
+            assert table is MonthlyServiceCell.__table__, username
+
+
+@pytest.mark.parametrize("username", CELL_VIEWERS + RAW_VIEWERS)
+def test_the_boards_monthly_service_card_reads_the_figures_sums(app, ctx, username):
+    """The board shows monthly_service's sums alone: it reads them as such (a city's figure is
+    329,141 rows), from the cells and from the raw rows alike."""
+    from app.dashboards.views import Board
+
+    keys = ("registered", "served", "unserved")
+    nodes = [None, org_of(ctx, "jiedao01")] if username == "zuzhibu" else [None]
+    for period in periods():
+        for org_id in nodes:
+            with viewing(app, username) as session, app.test_request_context("/dashboard/"):
+                rows = F.monthly_service(session, period, org_id)
+                sums = {k: sum(r[k] for r in rows) for k in keys}
+                [card] = Board(session, period, org_id).rows["monthly_service"]
+                assert {k: card[k] for k in keys} == sums, (period.code, org_id)
+                with raw_only():
+                    [raw] = F.monthly_service_totals(session, period, org_id)
+                assert {k: raw[k] for k in keys} == sums, (period.code, org_id)
+    assert sums["registered"] > 0
 
 
 def test_needs_backfilled_moved_through_the_loop_deleted_and_restored_keep_the_counts(app, ctx):

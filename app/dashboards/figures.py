@@ -681,23 +681,59 @@ def _registered(session, org_id, *columns):
                    _under(session, MemberRegistration, org_id)))
 
 
+def _monthly_service_counts(session, period: Period, org_id, by_pair: bool):
+    """(registered, served) per (community, work unit) — or over all of them (`by_pair`
+    False): summed from the rollup's cells where the viewer's scope and the node are put on
+    their keys (app/rollups.py MonthlyService), else counted from the registrations."""
+    first, last = service_month(period)
+    found = rollups.cells(session, rollups.MonthlyService.name, org_path(session, org_id))
+    if found is not None and rollups.readable(session, rollups.MonthlyService.name):
+        # The rollup's standing counts (year 0) and its month's; a service record cannot be
+        # dated after today (models.cobuild), so the month's so far is the whole month's.
+        cell, cells = found
+        standing = cell.c.year == 0
+        keys = (cell.c.community_id, cell.c.unit_id) if by_pair else ()
+        stmt = (select(*keys, func.sum(case((standing, cell.c.members), else_=0)),
+                       func.sum(case((standing, 0), else_=cell.c.members)))
+                .where(cells, or_(and_(standing, cell.c.month == 0),
+                                  and_(cell.c.year == first.year, cell.c.month == first.month))))
+        if not by_pair:
+            return [tuple(int(v or 0) for v in session.execute(stmt).one())]
+        return [(c, u or None, n, k) for c, u, n, k in session.execute(stmt.group_by(*keys)) if n]
+    served = served_between(MemberRegistration.member_id, first, last)
+    keys = (MemberRegistration.community_id, Member.work_unit_id) if by_pair else ()
+    stmt = _registered(session, org_id, *keys, func.count(MemberRegistration.id),
+                       _count_if(served))
+    if not by_pair:
+        return [tuple(int(v or 0) for v in session.execute(stmt).one())]
+    return session.execute(stmt.group_by(*keys)).all()
+
+
 def monthly_service(session, period: Period, org_id=None):
     """Registered (已报到) members per community and work unit, and how many have served in the
     month (service_month) — a registered member serves once a month (双报到's 三个一)."""
-    first, last = service_month(period)
-    served = served_between(MemberRegistration.member_id, first, last)
-    stmt = (_registered(session, org_id, MemberRegistration.community_id, Member.work_unit_id,
-                        func.count(MemberRegistration.id), _count_if(served))
-            .group_by(MemberRegistration.community_id, Member.work_unit_id))
-    counted = session.execute(stmt).all()
+    first, _ = service_month(period)
+    counted = _monthly_service_counts(session, period, org_id, by_pair=True)
     names = _community_names(session, {c for c, _, _, _ in counted})
     units = dict(session.execute(select(Unit.id, Unit.name).where(
         Unit.id.in_({u for _, u, _, _ in counted if u}))).all()) if counted else {}
-    rows = [{"month": f"{first:%Y-%m}", "community_id": c, "community": names.get(c, f"#{c}"),
-             "unit_id": u, "unit": units.get(u, "（无工作单位）") if u else "（无工作单位）",
+    month, none = f"{first:%Y-%m}", "（无工作单位）"
+    rows = [{"month": month, "community_id": c, "community": names.get(c, f"#{c}"),
+             "unit_id": u, "unit": units.get(u, none) if u else none,
              "registered": int(n), "served": int(k), "unserved": int(n) - int(k)}
             for c, u, n, k in counted]
     return sorted(rows, key=lambda r: (r["community"], -r["unserved"], r["unit"]))
+
+
+def monthly_service_totals(session, period: Period, org_id=None):
+    """`monthly_service` summed: one row of its month's registered, served and unserved — what
+    the board's card shows. The figure's rows are every (community, work unit) under the node:
+    a city's 329,141 for all data, whose dicts alone cost the board seconds; its CSV and the
+    monthly report list them."""
+    first, _ = service_month(period)
+    registered, served = _monthly_service_counts(session, period, org_id, by_pair=False)[0]
+    return [{"month": f"{first:%Y-%m}", "registered": registered, "served": served,
+             "unserved": registered - served}]
 
 
 UNSERVED_LIST_LIMIT = 200

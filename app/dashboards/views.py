@@ -120,12 +120,17 @@ class Section:
     tables: list = field(default_factory=list)
 
 
+# Figures whose sums alone the board shows, read as such (their CSV lists the rows).
+BOARD_READS = {"monthly_service": F.monthly_service_totals}
+
+
 class Board:
-    """The figures of one period and node, as the viewer may see them."""
+    """The figures of one period and node, as the viewer may see them (BOARD_READS: a figure's
+    sums, where the page shows nothing else of it)."""
 
     def __init__(self, session, period: F.Period, org_id: int | None):
         self.session, self.period, self.org_id = session, period, org_id
-        self.rows = {name: figure.function(session, period, org_id)
+        self.rows = {name: BOARD_READS.get(name, figure.function)(session, period, org_id)
                      for name, figure in FIGURES.items()}
         # How current the rolled-up figures are (app/rollups.py), on the zone's wall clock.
         as_of = clock.to_local(rollups.as_of(session))

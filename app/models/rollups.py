@@ -170,3 +170,27 @@ class NeedNode(Model):
     rated = Column(Integer, nullable=False)
     scored = Column(Integer, nullable=False)
     satisfaction = Column(Integer, nullable=False)
+
+
+class MonthlyServiceCell(Model):
+    """双报到's monthly service (已报到党员本月服务) per registration community, the member's
+    home community, whether it has a grid (`grouped`), and its work unit (0: none): `members`
+    registered (已报到, live registration of a live member) as they stand (year and month 0),
+    and, per month, how many of them have a service record dated in it that was not refused.
+    The member's home and grid are kept because the raw figure joins the member, whose own
+    scope places it there (app/rollups.py MonthlyService)."""
+
+    __tablename__ = "rollup_monthly_service"
+    # 组织部's board reads one month's and the standing rows of every community: the index
+    # holds every column it reads. The home index places a cell by the member's community.
+    __table_args__ = (Index("ix_rollup_monthly_service_month", "year", "month", "community_id",
+                            "unit_id", "home_id", "grouped", "members"),
+                      Index("ix_rollup_monthly_service_home", "home_id"))
+
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    home_id = Column(Integer, primary_key=True, autoincrement=False)
+    grouped = Column(Integer, primary_key=True, autoincrement=False)
+    unit_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    members = Column(Integer, nullable=False)
