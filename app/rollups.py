@@ -77,9 +77,12 @@ from app.models.cobuild import (
     UnitRegistrationStatus,
 )
 from app.models.lists import NEED_DONE, Need, NeedStatus
+from app.models.meetings import PRESENT, Attendance, BodyMember, Meeting, MeetingStatus
 from app.models.org import Member, MemberStatus, Organization, Unit, UnitStatus
 from app.models.rollups import (
+    MemberGroupCell,
     MonthlyServiceCell,
+    NeedCommunityCell,
     NeedCount,
     NeedNode,
     PointBalance,
@@ -90,6 +93,7 @@ from app.models.rollups import (
     RollupMark,
     ServiceHoursCell,
     ServiceHoursNode,
+    UnitOnesCell,
 )
 from app.security.principal import current_principal, unscoped
 
@@ -607,8 +611,131 @@ class MonthlyService(CommunityMonths):
         return and_(true(), *where)
 
 
+class UnitOnes(Rollup):
+    """The 三个一 of each unit per year (`UnitOnesCell`), as `services.cobuild.AgreementOnes`
+    counts them over the whole year; subject: the unit, every year at once (a unit's few cells).
+    AgreementOnes counts up to today: the same rows, since a meeting is not recorded as held
+    on a later day (models.meetings.Meeting.validate) and a need is closed at the moment of its
+    move. Quarters by the meeting's date (a calendar date of the zone); a need's year by its
+    办结 instant in the zone's calendar, cut in Python as `Needs` cuts its months."""
+
+    name = "unit_ones"
+    table = UnitOnesCell.__table__
+
+    @staticmethod
+    def _quarters(connection, subject, source, unit_column, *where):
+        """(unit, year) -> the quarters in which `source` (joined to the held meetings) has a row."""
+        meeting = Meeting.__table__
+        month = extract("month", meeting.c.held_on)
+        quarter = case((month <= 3, 1), (month <= 6, 2), (month <= 9, 3), else_=4)
+        stmt = (select(unit_column, cast(extract("year", meeting.c.held_on), Integer), quarter)
+                .distinct().select_from(source)
+                .where(meeting.c.status == MeetingStatus.HELD, meeting.c.held_on.is_not(None),
+                       meeting.c.deleted_on.is_(None), *where))
+        if subject is not None:
+            stmt = stmt.where(unit_column == subject)
+        found: dict[tuple[int, int], set[int]] = {}
+        for unit_id, year, q in connection.execute(stmt):
+            found.setdefault((unit_id, int(year)), set()).add(int(q))
+        return found
+
+    def rows(self, connection, subject=None, period=None):
+        meeting, member = Meeting.__table__, BodyMember.__table__
+        attendance, need = Attendance.__table__, Need.__table__
+        held = self._quarters(connection, subject,
+                              member.join(meeting, meeting.c.body_id == member.c.body_id),
+                              member.c.unit_id, member.c.deleted_on.is_(None))
+        attended = self._quarters(connection, subject,
+                                  attendance.join(meeting, meeting.c.id == attendance.c.meeting_id),
+                                  attendance.c.unit_id, attendance.c.deleted_on.is_(None),
+                                  attendance.c.status.in_(PRESENT))
+        stmt = select(need.c.assigned_unit_id, need.c.completed_on).where(
+            need.c.deleted_on.is_(None), need.c.status.in_(NEED_DONE),
+            need.c.completed_on.is_not(None), need.c.assigned_unit_id.is_not(None))
+        if subject is not None:
+            stmt = stmt.where(need.c.assigned_unit_id == subject)
+        options = {"stream_results": True, "yield_per": 5000} if _streams(connection) else {}
+        closed: dict[tuple[int, int], int] = {}
+        for unit_id, completed in connection.execute(stmt.execution_options(**options)):
+            key = (unit_id, clock.to_local(completed).year)
+            closed[key] = closed.get(key, 0) + 1
+        rows = []
+        for key in sorted(held.keys() | closed.keys()):
+            quarters = held.get(key, set())
+            rows.append((*key, len(quarters), len(quarters & attended.get(key, set())),
+                         closed.get(key, 0)))
+        return rows
+
+    def cells(self, subject=None, period=None):
+        return true() if subject is None else self.table.c.unit_id == subject
+
+    def recompute(self, connection, subject=None, period=None) -> None:
+        connection.execute(delete(self.table).where(self.cells(subject, period)))
+        rows = self.rows(connection, subject, period)
+        names = [c.name for c in self.table.columns]
+        for start in range(0, len(rows), 5000):
+            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
+                                                    for row in rows[start:start + 5000]])
+
+
+class MemberGroups(Rollup):
+    """The live members per (community, 所在网格) (`MemberGroupCell`); subject: the community,
+    every cell of it at once (no period: members are counted as they stand)."""
+
+    name = "member_group"
+    table = MemberGroupCell.__table__
+
+    def computed(self, subject=None, period=None):
+        member = Member.__table__
+        community = member.c.community_id
+
+        def count_if(condition):
+            return func.sum(case((condition, 1), else_=0))
+
+        stmt = (select(community.label("community_id"), member.c.group_id,
+                       func.count().label("members"),
+                       count_if(member.c.is_red_grid_worker).label("red"),
+                       count_if(member.c.is_household_center).label("household"))
+                .where(member.c.group_id.is_not(None), member.c.deleted_on.is_(None)))
+        if subject is not None:
+            stmt = stmt.where(community == subject)
+        return stmt.group_by(community, member.c.group_id)
+
+    def cells(self, subject=None, period=None):
+        return true() if subject is None else self.table.c.community_id == subject
+
+
+class NeedCommunities(CommunityMonths):
+    """The needs raised per community and month, and of them those closed
+    (`NeedCommunityCell`): `Needs`' raised cells summed over category and status — where a
+    city's year of those cells is 200,000 rows, these are one per community and month. Its
+    subject and period are `Needs`', marked by the same writes."""
+
+    name = "need_community"
+    table = NeedCommunityCell.__table__
+
+    def rows(self, connection, subject=None, period=None):
+        sums: dict[tuple, list[int]] = {}
+        for community, kind, year, month, _category, status, count, *_ in \
+                ROLLUPS[Needs.name].rows(connection, subject, period):
+            if kind == "raised":
+                cell = sums.setdefault((community, year, month), [0, 0])
+                cell[0] += count
+                cell[1] += count if status in NEED_DONE else 0
+        return [key + tuple(values) for key, values in sorted(sums.items())]
+
+    def recompute(self, connection, subject=None, period=None) -> None:
+        connection.execute(delete(self.table).where(self.cells(subject, period)))
+        rows = self.rows(connection, subject, period)
+        names = [c.name for c in self.table.columns]
+        for start in range(0, len(rows), 5000):
+            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
+                                                    for row in rows[start:start + 5000]])
+
+
 ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
-                               PointsPaid(), Registrations(), Needs(), MonthlyService())}
+                               PointsPaid(), Registrations(), Needs(), MonthlyService(),
+                               UnitOnes(), MemberGroups(), NeedCommunities())}
 
 
 # --- marks: written with every write of a row a rollup counts -----------------------------------
@@ -642,6 +769,17 @@ def _service_record_marks(session, obj, wanted: set) -> None:
 # What places a member's service records' cells, and what else counts it for 双报到.
 _MEMBER_SERVICE_KEYS = ("community_id", "community", "work_unit_id", "work_unit", "deleted_on")
 _MEMBER_KEYS = (*_MEMBER_SERVICE_KEYS, "group_id", "group", "category", "status")
+
+
+# What places a member in 各网格党员's cells, and what it counts for there.
+_MEMBER_GROUP_KEYS = ("community_id", "community", "group_id", "group", "is_red_grid_worker",
+                      "is_household_center", "deleted_on")
+
+
+def _member_group_marks(session, obj, marks: set) -> None:
+    if obj in session.new or obj in session.deleted or _changed(obj, _MEMBER_GROUP_KEYS):
+        marks.update((MemberGroups.name, c, "")
+                     for c in _old_and_new(obj, "community_id", "community") - {None})
 
 
 def _member_marks(session, obj, marks: set, moved: set) -> None:
@@ -684,9 +822,23 @@ def _need_marks(session, obj, marks: set) -> None:
     moments = _old_and_new(obj, "created_on") | _old_and_new(obj, "completed_on")
     months = {f"{clock.to_local(m or clock.utcnow()):%Y-%m}" for m in moments if m is not None}
     months.add(f"{clock.to_local(obj.created_on or clock.utcnow()):%Y-%m}")
-    marks.update((Needs.name, c, month)
+    marks.update((name, c, month) for name in (Needs.name, NeedCommunities.name)
                  for c in _old_and_new(obj, "community_id", "community") - {None}
                  for month in months)
+    # The units it was dispatched to, before and after: their needs closed (三个一).
+    marks.update((UnitOnes.name, u, "")
+                 for u in _old_and_new(obj, "assigned_unit_id", "assigned_unit") - {None})
+
+
+def _meeting_marks(session, obj, marks: set, meetings: set) -> None:
+    """The 三个一 of the units a meeting, an attendance or a body membership counts for: every
+    write (a meeting's status is its version column, see _service_record_marks). A meeting's
+    units — its bodies' members, its attendees — are looked up after (`meetings`: (meeting,
+    body ids))."""
+    if isinstance(obj, Meeting):
+        meetings.add((obj.id, frozenset(_old_and_new(obj, "body_id", "body") - {None})))
+        return
+    marks.update((UnitOnes.name, u, "") for u in _old_and_new(obj, "unit_id", "unit") - {None})
 
 
 def _point_entry_marks(session, obj, marks: set) -> None:
@@ -725,11 +877,13 @@ def _mark(session, flush_context) -> None:
     marks: set = set()
     served: set = set()  # (member id, month) of service records written
     moved: set = set()  # members whose registrations' places changed
+    meetings: set = set()  # (meeting id, its body ids before and after) written
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, ServiceRecord):
             _service_record_marks(session, obj, served)
         elif isinstance(obj, Member):
             _member_marks(session, obj, marks, moved)
+            _member_group_marks(session, obj, marks)
         elif isinstance(obj, (Unit, UnitRegistration, MemberRegistration)):
             _registration_marks(session, obj, marks)
         elif isinstance(obj, Need):
@@ -738,8 +892,19 @@ def _mark(session, flush_context) -> None:
             _point_entry_marks(session, obj, marks)
         elif isinstance(obj, Organization):
             _node_marks(session, obj, marks)
-    connection = session.connection() if (marks or served) else None
+        elif isinstance(obj, (Meeting, Attendance, BodyMember)):
+            _meeting_marks(session, obj, marks, meetings)
+    connection = session.connection() if (marks or served or meetings) else None
     registrations = MemberRegistration.__table__
+    if meetings:
+        member, attendance = BodyMember.__table__, Attendance.__table__
+        bodies = sorted({b for _, ids in meetings for b in ids})
+        ids = sorted({m for m, _ in meetings if m is not None})
+        units = select(member.c.unit_id).where(member.c.body_id.in_(bodies))
+        if ids:
+            units = units.union(select(attendance.c.unit_id).where(
+                attendance.c.meeting_id.in_(ids)))
+        marks.update((UnitOnes.name, u, "") for u in connection.execute(units).scalars())
     if moved:
         # Their registrations' places (home, grid, work unit, live or not): every month.
         marks.update((name, c, "") for c in connection.execute(
@@ -1111,6 +1276,13 @@ def cells(session, name: str, node_path: str | None):
             return t, (t.c.node_id == nodes[0] if len(nodes) == 1 else t.c.node_id.in_(nodes))
     where = rollup.viewer_where(session, node_path)
     return None if where is None else (rollup.table, where)
+
+
+def sees_all() -> bool:
+    """Whether the viewer's scope filters nothing (组织部, the auditor): cells keyed by unit
+    alone (`UnitOnes`) say nothing of where the meetings and needs they count sit, which a
+    narrower scope would filter them by; such a viewer reads the raw rows."""
+    return current_principal().sees_all
 
 
 def whole_ledger(node_path: str | None) -> bool:

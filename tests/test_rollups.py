@@ -30,7 +30,8 @@ pytestmark = pytest.mark.db
 ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_leaderboard",
           "points_paid", "registration_rates", "need_funnel", "needs_by_category_and_status",
           "need_completion_rate", "need_on_time_rate", "need_mean_time_to_close",
-          "need_mean_satisfaction", "needs_per_month", "monthly_service")
+          "need_mean_satisfaction", "needs_per_month", "monthly_service", "agreement_three_ones",
+          "members_by_grid", "needs_by_community")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's
 # subtree, a unit. A grid secretary and a member keep the raw queries.
 CELL_VIEWERS = ["zuzhibu", "jiedao01", "shequ01", "danwei01", "shenji"]
@@ -54,7 +55,8 @@ def kept(app):
 def raw_only():
     """The figures as their raw queries compute them (the reference)."""
     with mock.patch.object(rollups, "cells", return_value=None), \
-            mock.patch.object(rollups, "whole_ledger", return_value=False):
+            mock.patch.object(rollups, "whole_ledger", return_value=False), \
+            mock.patch.object(rollups, "sees_all", return_value=False):
         yield
 
 
@@ -89,7 +91,10 @@ def periods():
 
 
 def both_ways(app, username, period, org_id, figures=ROLLED):
-    with viewing(app, username) as session:
+    # One instant for both: 各社区需求办理's overdue column is counted live, and a need whose
+    # step falls due between the two readings is time passing, not the rollup.
+    now = clock.utcnow()
+    with viewing(app, username) as session, mock.patch.object(clock, "utcnow", return_value=now):
         rolled = {name: F.FIGURES[name].function(session, period, org_id) for name in figures}
         with raw_only():
             raw = {name: F.FIGURES[name].function(session, period, org_id) for name in figures}
@@ -522,6 +527,95 @@ def test_needs_backfilled_moved_through_the_loop_deleted_and_restored_keep_the_c
         assert_cells_current(app)
     deleted_and_restored(app, Need, pk)
     assert_rolled_equal_raw(app, ctx, ["zuzhibu"])
+
+
+def test_a_members_grid_flags_community_and_deletion_keep_the_grid_counts(app, ctx):
+    """各网格党员's cells (MemberGroups) follow a member made 红色网格员 and 党员中心户, moved
+    to another building group of its community, left without one, moved to another
+    community, deleted and restored."""
+    from app.models.org import Member
+
+    member = member_in(ctx, "shequ01")
+    community = org_of(ctx, "shequ01")
+    path = ctx.execute(text("SELECT path FROM organization WHERE id = :c"),
+                       {"c": community}).scalar()
+    groups = ctx.execute(text(
+        "SELECT id FROM organization WHERE path LIKE :p AND type IN ('grid', 'building') "
+        "AND deleted_on IS NULL ORDER BY type DESC, id"), {"p": path + "%"}).scalars().all()
+    other = ctx.execute(text("SELECT id FROM organization WHERE type = 'community' AND id != :c "
+                             "ORDER BY id"), {"c": community}).scalar()
+    assert len(groups) >= 2
+    for values in ({"is_red_grid_worker": True, "is_household_center": True},
+                   {"group_id": groups[0]}, {"group_id": groups[-1]},
+                   {"is_red_grid_worker": False}, {"group_id": None},
+                   {"group_id": groups[1]}, {"community_id": other, "group_id": None},
+                   {"community_id": community, "group_id": groups[0]}):
+        change(app, Member, member, **values)
+        assert_cells_current(app)
+        assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01", "shequ01"])
+    deleted_and_restored(app, Member, member)
+    assert_rolled_equal_raw(app, ctx, ["zuzhibu", "shequ01"])
+
+
+def test_meetings_attendance_bodies_and_needs_keep_the_units_three_ones(app, ctx):
+    """A unit's 三个一 (UnitOnes) follow what counts them: a meeting of its body held in a new
+    quarter, then moved to another quarter, cancelled and put back; its attendance marked
+    absent and present again; its seat on the body deleted and restored; a need it closed
+    this year reopened, closed again and handed to another unit; the meeting deleted and
+    restored — and 协议“三个一” of who sees all stays its raw query's."""
+    from app.models.lists import Need
+    from app.models.meetings import Attendance, BodyMember, JointBody, Meeting
+    from app.models.org import Unit
+
+    unit, body = ctx.execute(text(
+        "SELECT b.unit_id, b.body_id FROM body_member b JOIN agreement a ON a.unit_id = b.unit_id "
+        "WHERE a.status = '已签订' AND b.deleted_on IS NULL ORDER BY b.id")).first()
+    seat = ctx.execute(text("SELECT id FROM body_member WHERE unit_id = :u AND body_id = :b"),
+                       {"u": unit, "b": body}).scalar()
+    other = ctx.execute(text("SELECT id FROM unit WHERE id != :u ORDER BY id"), {"u": unit}).scalar()
+    held_on = date(TODAY.year - 1, 2, 10)
+
+    def check():
+        assert_cells_current(app)
+        assert_rolled_equal_raw(app, ctx, ["zuzhibu", "shenji"])
+
+    with viewing(app) as session:
+        meeting = Meeting(body=session.get(JointBody, body), type="临时会议",
+                          planned_date=held_on, status="已召开", held_on=held_on, place="汇总测试")
+        session.add(meeting)
+        session.flush()
+        session.add(Attendance(meeting=meeting, unit=session.get(Unit, unit), attendee="测试",
+                               attendee_level="一把手", status="出席"))
+        session.commit()
+        pk = meeting.id
+        attendance = session.execute(text("SELECT id FROM attendance WHERE meeting_id = :m"),
+                                     {"m": pk}).scalar()
+    with viewing(app) as session:
+        cell = session.execute(text("SELECT quarters_held, quarters_attended FROM "
+                                    "rollup_unit_ones WHERE unit_id = :u AND year = :y"),
+                               {"u": unit, "y": held_on.year}).first()
+    assert cell is not None and cell[0] >= 1 and cell[1] >= 1
+    check()
+    for values in ({"held_on": date(TODAY.year - 1, 8, 10)},
+                   {"status": "计划中", "held_on": None}, {"status": "已召开", "held_on": held_on}):
+        change(app, Meeting, pk, **values)
+        check()
+    for status in ("缺席", "迟到"):
+        change(app, Attendance, attendance, status=status)
+        check()
+    deleted_and_restored(app, BodyMember, seat)
+    check()
+    need = ctx.execute(text("SELECT id FROM need WHERE status IN ('已办结', '已回访') "
+                            "ORDER BY id")).scalar()
+    closed = clock.day_begins(date(TODAY.year, 1, 5))
+    for values in ({"assigned_unit_id": unit, "completed_on": closed},
+                   {"status": "办理中", "completed_on": None},
+                   {"status": "已办结", "completed_on": closed},
+                   {"assigned_unit_id": other}):
+        change(app, Need, need, **values)
+        check()
+    deleted_and_restored(app, Meeting, pk)
+    check()
 
 
 def test_the_ledgers_payments_and_reversals_move_the_balances(app, ctx, api):

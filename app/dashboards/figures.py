@@ -427,6 +427,17 @@ def needs_per_month(session, period: Period, org_id=None):
 
 def needs_by_community(session, period: Period, org_id=None):
     """Per community: needs raised in the period, closed, and overdue now."""
+    found = rollups.cells(session, rollups.NeedCommunities.name, org_path(session, org_id))
+    if found is not None and rollups.readable(session, rollups.NeedCommunities.name):
+        # Raised and closed from the rollup's months (one cell per community and month, where
+        # the needs raised in a city's year are 280,000); overdue depends on the clock: live.
+        cell, cells = found
+        rows = session.execute(
+            select(cell.c.community_id, func.sum(cell.c.raised), func.sum(cell.c.closed))
+            .where(cells, cell.c.year == period.year,
+                   cell.c.month.between(period.start.month, period.end.month))
+            .group_by(cell.c.community_id)).all()
+        return _community_rows(session, rows, _late_by_community(session, period, org_id))
     if org_id is not None:
         # Under a node, one pass over the node's needs (the indexes placing them): two would
         # read them twice.
@@ -443,6 +454,11 @@ def needs_by_community(session, period: Period, org_id=None):
         select(Need.community_id, func.count(), _count_if(Need.status.in_(NEED_DONE)))
         .select_from(Need).where(_needs_in(session, period, org_id))
         .group_by(Need.community_id)).all()
+    return _community_rows(session, rows, _late_by_community(session, period, org_id))
+
+
+def _late_by_community(session, period, org_id) -> dict[int, int]:
+    """The needs raised in the period under the node and late now, per community."""
     late: dict[int, int] = {}
     # By status too: the open needs' index leads with it (grouped by community alone, the
     # planner walked the community index and read every need's row for its step's columns).
@@ -451,7 +467,7 @@ def needs_by_community(session, period: Period, org_id=None):
             .where(_open_in(session, period, org_id))
             .group_by(Need.status, Need.community_id)):
         late[community_id] = late.get(community_id, 0) + int(n)
-    return _community_rows(session, rows, late)
+    return late
 
 
 def _community_rows(session, counted, late):
@@ -468,27 +484,42 @@ def members_by_grid(session, period: Period, org_id=None):
     # then credited to the grids among that node's ancestors by its path. Joining members to
     # grids on `path LIKE grid.path || '%'` compared every member with every grid (9 of the city
     # dashboard's 10 minutes on SQLite); joining each member to its node, 600,000 look-ups.
-    counted = session.execute(
-        select(Member.group_id, func.count(Member.id), _count_if(Member.is_red_grid_worker),
-               _count_if(Member.is_household_center))
-        .where(Member.group_id.is_not(None), _under(session, Member, org_id))
-        .group_by(Member.group_id)).all()
-    if not counted:
+    # Where the viewer's scope and the node are put on their keys, the counts per 所在网格 come
+    # from the rollup's cells (one per building group, not a city's members), each with its
+    # path in the same statement (the tree's table: a soft-deleted node's path too, as below);
+    # not grouped: a group's cells are summed where they are credited to its grids.
+    org = Organization.__table__
+    found = rollups.cells(session, rollups.MemberGroups.name, org_path(session, org_id))
+    if found is not None and rollups.readable(session, rollups.MemberGroups.name):
+        cell, cells = found
+        per_group = session.execute(
+            select(org.c.path, cell.c.members, cell.c.red, cell.c.household)
+            .select_from(cell).join(org, org.c.id == cell.c.group_id).where(cells)).all()
+    else:
+        counted = session.execute(
+            select(Member.group_id, func.count(Member.id), _count_if(Member.is_red_grid_worker),
+                   _count_if(Member.is_household_center))
+            .where(Member.group_id.is_not(None), _under(session, Member, org_id))
+            .group_by(Member.group_id)).all()
+        ids = sorted(row[0] for row in counted)
+        paths: dict[int, str] = {}
+        for start in range(0, len(ids), 900):
+            paths.update(session.execute(select(org.c.id, org.c.path).where(
+                org.c.id.in_(ids[start:start + 900]))).all())
+        per_group = [(paths[g], n, red, household) for g, n, red, household in counted
+                     if g in paths]
+    if not per_group:
         return []
-    org, ids = Organization.__table__, sorted(row[0] for row in counted)
-    paths: dict[int, str] = {}
-    for start in range(0, len(ids), 900):
-        paths.update(session.execute(select(org.c.id, org.c.path).where(
-            org.c.id.in_(ids[start:start + 900]))).all())
-    per_group = [(paths[g], n, red, household) for g, n, red, household in counted if g in paths]
     # The tree is every role's directory: only live grids.
     grids = dict(session.execute(select(Organization.id, Organization.name).where(
         Organization.type == "grid", Organization.deleted_on.is_(None))).all())
+    by_segment = {str(g): g for g in grids}  # a path's segments, as text: no int() per segment
     counts: dict[int, list[int]] = {}
     for path, n, red, household in per_group:
         n, red, household = int(n), int(red or 0), int(household or 0)
-        for node in {int(part) for part in path.strip("/").split("/") if part}:
-            if node in grids:
+        for part in path.split("/"):  # a node is on its path once
+            node = by_segment.get(part)
+            if node is not None:
                 total = counts.setdefault(node, [0, 0, 0])
                 total[0], total[1], total[2] = total[0] + n, total[1] + red, total[2] + household
     rows = [{"grid_id": g, "grid": grids[g], "members": n, "red": red, "household": household}
@@ -649,9 +680,12 @@ def agreement_three_ones(session, period: Period, org_id=None):
     each of the 三个一 that year and all three (services.cobuild.AgreementOnes) — one GROUP BY."""
     start, end = date(period.year, 1, 1), date(period.year, 12, 31)
     under = _under(session, Agreement, org_id)
-    # Under a node, only its agreements' units are counted (a community's page reads a few).
-    ones = AgreementOnes(period.year, units=None if org_id is None else
-                         select(Agreement.unit_id).where(under))
+    # Who sees all reads the units' counts from their rollup (a city's year of meetings,
+    # attendances and needs was 0.8 s on SQLite); under a node, only its agreements' units
+    # are counted (a community's page reads a few).
+    rolled = rollups.sees_all() and rollups.readable(session, rollups.UnitOnes.name)
+    ones = AgreementOnes(period.year, rolled=rolled, units=None if org_id is None or rolled
+                         else select(Agreement.unit_id).where(under))
     counted = session.execute(ones.select(
         Agreement.community_id, func.count(Agreement.id), _count_if(ones.meetings_met),
         _count_if(ones.needs_met), _count_if(ones.all_met))

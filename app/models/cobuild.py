@@ -202,9 +202,10 @@ def _numbered(prefix: str, column: str, day_attr: str):
 class Agreement(Entity):
     __tablename__ = "agreement"
     __table_args__ = live_order("agreement", "valid_to", "title", "valid_from", "status") + (
-        # The dashboard's agreements signed, expiring and lapsed per community (figures.py).
+        # The dashboard's agreements signed, expiring and lapsed per community, and their
+        # units' 三个一 per community (figures.py): every column either reads.
         live_index("agreement", "community", "community_id", "status", "signed_on", "valid_from",
-                   "valid_to", "deleted_on"),)
+                   "valid_to", "deleted_on", "unit_id", "yearly_target"),)
     __label__ = N_("共驻共建协议")
     __scope__ = Scope(org=(lambda: Agreement.community_id,), unit=(lambda: Agreement.unit_id,))
     __choices__ = {

@@ -194,3 +194,43 @@ class MonthlyServiceCell(Model):
     year = Column(Integer, primary_key=True, autoincrement=False)
     month = Column(Integer, primary_key=True, autoincrement=False)
     members = Column(Integer, nullable=False)
+class UnitOnesCell(Model):
+    """A unit's 三个一 counts in a year (services.cobuild.AgreementOnes): the quarters in which a
+    joint body it sits on held a meeting, of those the quarters it attended one (出席, 迟到), and
+    the needs it closed (已办结 or 已回访, by the day of 办结 in the zone's calendar). Keyed by
+    the unit alone: they count its rows wherever they sit, as the figure does for who sees all."""
+
+    __tablename__ = "rollup_unit_ones"
+
+    unit_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    quarters_held = Column(Integer, nullable=False)
+    quarters_attended = Column(Integer, nullable=False)
+    needs_closed = Column(Integer, nullable=False)
+
+
+class MemberGroupCell(Model):
+    """The live members per community and 所在网格 (a grid or a node below it): how many, their
+    红色网格员 and 党员中心户 — as they stand (各网格党员 credits each to the grids above it)."""
+
+    __tablename__ = "rollup_member_group"
+
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    group_id = Column(Integer, primary_key=True, autoincrement=False)
+    members = Column(Integer, nullable=False)
+    red = Column(Integer, nullable=False)
+    household = Column(Integer, nullable=False)
+
+
+class NeedCommunityCell(Model):
+    """需求清单 raised per community and month (in the zone's calendar), and of them those
+    closed (已办结 or 已回访) — 各社区需求办理's first two columns; its third, overdue now,
+    depends on the clock and is counted live."""
+
+    __tablename__ = "rollup_need_community"
+
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    raised = Column(Integer, nullable=False)
+    closed = Column(Integer, nullable=False)

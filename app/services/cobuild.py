@@ -45,6 +45,7 @@ from app.models.lists import (
 )
 from app.models.meetings import PRESENT, Attendance, BodyMember, Meeting, MeetingStatus
 from app.models.org import Member, MemberStatus, Unit, UnitStatus
+from app.models.rollups import UnitOnesCell
 from app.security.roles import ADMIN_GROUP, LIAISON_GROUP, MEMBER_GROUP, RATER_GROUP
 from app.security.scope import Principal, current_principal, may_write, owner_clause, unscoped
 from app.services import audit
@@ -156,11 +157,13 @@ class AgreementOnes:
     reads them for any set of agreements and groups them as its caller needs: per agreement
     (its page), per unit (the star rating), per community (the dashboard, the assessment) —
     one statement however many agreements. `units` (ids or a subquery) restricts the counts
-    to those units."""
+    to those units. `rolled`: the units' counts of the whole year read from their rollup
+    (app/rollups.py UnitOnes) — only for who sees all, and not with `until`."""
 
-    def __init__(self, year: int, until: date | None = None, units=None):
+    def __init__(self, year: int, until: date | None = None, units=None, rolled: bool = False):
         self.start = start = date(year, 1, 1)
         self.end = end = min(date(year, 12, 31), clock.today(), until or date.max)
+        self.rolled = rolled
         only = (lambda column: _among(column, units)) if units is not None else (lambda column: true())
         quarter = _quarter_of(Meeting.held_on)
         held_in = (Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end))
@@ -191,6 +194,16 @@ class AgreementOnes:
                                Need.completed_on >= clock.day_begins(start),
                                Need.completed_on < clock.day_ends(end))
                         .group_by(Need.assigned_unit_id).subquery("closed"))
+        if rolled:
+            # The units' counts of the year from their rollup (app/rollups.py UnitOnes), for
+            # who sees all: the same counts, kept rather than recounted from every meeting,
+            # attendance and need of the year. Whether an agreement is in force stays live.
+            cell = UnitOnesCell.__table__
+            self._quarters = self._closed = (
+                select(cell.c.unit_id, cell.c.quarters_held.label("held"),
+                       cell.c.quarters_attended.label("attended"),
+                       cell.c.needs_closed.label("closed"))
+                .where(cell.c.year == year).subquery("ones"))
         self.quarters_held = func.coalesce(self._quarters.c.held, 0)
         self.quarters_attended = func.coalesce(self._quarters.c.attended, 0)
         self.needs_closed = func.coalesce(self._closed.c.closed, 0)
@@ -203,9 +216,11 @@ class AgreementOnes:
         self.all_met = and_(self.in_force, self.meetings_met, self.needs_met)
 
     def select(self, *columns):
-        return (select(*columns).select_from(Agreement)
-                .outerjoin(self._quarters, self._quarters.c.unit_id == Agreement.unit_id)
-                .outerjoin(self._closed, self._closed.c.unit_id == Agreement.unit_id))
+        stmt = (select(*columns).select_from(Agreement)
+                .outerjoin(self._quarters, self._quarters.c.unit_id == Agreement.unit_id))
+        if self._closed is self._quarters:  # rolled: one row per unit holds both
+            return stmt
+        return stmt.outerjoin(self._closed, self._closed.c.unit_id == Agreement.unit_id)
 
     def counts(self):
         """The columns `ThreeOnes` is made of, after the agreement's id."""
