@@ -281,6 +281,19 @@ def _month_bounds(period: str) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, monthrange(year, month)[1])
 
 
+class InPython:
+    """A rollup whose cells need Python (the zone's calendar, sets of quarters): `rows()` is
+    a list, written in batches in place of an INSERT … SELECT."""
+
+    def recompute(self, connection, subject=None, period=None) -> None:
+        connection.execute(delete(self.table).where(self.cells(subject, period)))
+        rows = self.rows(connection, subject, period)
+        names = [c.name for c in self.table.columns]
+        for start in range(0, len(rows), 5000):
+            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
+                                                    for row in rows[start:start + 5000]])
+
+
 class CommunityMonths(Rollup):
     """Cells keyed by community (the subject) and month ("2026-07", the period)."""
 
@@ -370,7 +383,7 @@ class PointBalances(Rollup):
         return and_(*where)
 
 
-class PointsPaid(Rollup):
+class PointsPaid(InPython, Rollup):
     """积分发放 of the whole ledger (`PointsPaidCell`): its entries by the month, in the zone's
     calendar, they were written in — subject 0 (the ledger), period a month ("2026-07"). Each
     month is counted between its own bounds (UTC instants), one statement per month."""
@@ -406,14 +419,6 @@ class PointsPaid(Rollup):
 
     def cells(self, subject=None, period=None):
         return _period_where(self.table, period)
-
-    def recompute(self, connection, subject=None, period=None) -> None:
-        connection.execute(delete(self.table).where(self.cells(subject, period)))
-        names = [c.name for c in self.table.columns]
-        rows = self.rows(connection, subject, period)
-        if rows:
-            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
-                                                    for row in rows])
 
 
 class Registrations(Rollup):
@@ -469,7 +474,7 @@ class Registrations(Rollup):
         return true() if subject is None else self.table.c.community_id == subject
 
 
-class Needs(CommunityMonths):
+class Needs(InPython, CommunityMonths):
     """需求清单's counts (`NeedCount`) by month in the zone's calendar — a need raised at 23:30
     on 31 July in Shanghai is July's, though stored as a UTC instant of the same day; cut in
     Python (clock.to_local), as every database would cut it differently. Subject: the
@@ -522,14 +527,6 @@ class Needs(CommunityMonths):
                                         [0, 0, Decimal(0), 0, 0, 0, 0])
                 cell[0] += 1
         return [key + tuple(values) for key, values in sorted(cells.items())]
-
-    def recompute(self, connection, subject=None, period=None) -> None:
-        connection.execute(delete(self.table).where(self.cells(subject, period)))
-        rows = self.rows(connection, subject, period)
-        names = [c.name for c in self.table.columns]
-        for start in range(0, len(rows), 5000):
-            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
-                                                    for row in rows[start:start + 5000]])
 
 
 class MonthlyService(CommunityMonths):
@@ -611,7 +608,7 @@ class MonthlyService(CommunityMonths):
         return and_(true(), *where)
 
 
-class UnitOnes(Rollup):
+class UnitOnes(InPython, Rollup):
     """The 三个一 of each unit per year (`UnitOnesCell`), as `services.cobuild.AgreementOnes`
     counts them over the whole year; subject: the unit, every year at once (a unit's few cells).
     AgreementOnes counts up to today: the same rows, since a meeting is not recorded as held
@@ -669,14 +666,6 @@ class UnitOnes(Rollup):
     def cells(self, subject=None, period=None):
         return true() if subject is None else self.table.c.unit_id == subject
 
-    def recompute(self, connection, subject=None, period=None) -> None:
-        connection.execute(delete(self.table).where(self.cells(subject, period)))
-        rows = self.rows(connection, subject, period)
-        names = [c.name for c in self.table.columns]
-        for start in range(0, len(rows), 5000):
-            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
-                                                    for row in rows[start:start + 5000]])
-
 
 class MemberGroups(Rollup):
     """The live members per (community, 所在网格) (`MemberGroupCell`); subject: the community,
@@ -705,7 +694,7 @@ class MemberGroups(Rollup):
         return true() if subject is None else self.table.c.community_id == subject
 
 
-class NeedCommunities(CommunityMonths):
+class NeedCommunities(InPython, CommunityMonths):
     """The needs raised per community and month, and of them those closed
     (`NeedCommunityCell`): `Needs`' raised cells summed over category and status — where a
     city's year of those cells is 200,000 rows, these are one per community and month. Its
@@ -723,14 +712,6 @@ class NeedCommunities(CommunityMonths):
                 cell[0] += count
                 cell[1] += count if status in NEED_DONE else 0
         return [key + tuple(values) for key, values in sorted(sums.items())]
-
-    def recompute(self, connection, subject=None, period=None) -> None:
-        connection.execute(delete(self.table).where(self.cells(subject, period)))
-        rows = self.rows(connection, subject, period)
-        names = [c.name for c in self.table.columns]
-        for start in range(0, len(rows), 5000):
-            connection.execute(insert(self.table), [dict(zip(names, row, strict=True))
-                                                    for row in rows[start:start + 5000]])
 
 
 ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
