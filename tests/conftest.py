@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, create_engine, text
@@ -165,7 +166,11 @@ def tables_kept_by(app):
 
 @pytest.fixture(scope="session")
 def database_url(worker_id):
-    return _database_url(worker_id)
+    url = _database_url(worker_id)
+    yield url
+    if url.startswith("sqlite:///"):  # the scratch file made above, and what stood beside it
+        for suffix in ("", "-wal", "-shm", ".deploy-lock"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
