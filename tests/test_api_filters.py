@@ -3,12 +3,14 @@ the subtree filter `within` that the dashboards' drill-downs use, flags such as 
 `overdue` and `matched`, its `source`), its API offers with the same operations — and a
 dashboard figure's drill-down, asked of the API with the same filters, counts the same rows."""
 import re
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import prison
 import pytest
 from sqlalchemy import text
 
+from app import clock
 from app.resources import RESOURCES
 from tests.test_dashboard_drilldown import links_on
 
@@ -107,3 +109,40 @@ def test_a_subtree_filter_narrows_the_api_list(app, api, ctx):
         "WHERE n.deleted_on IS NULL AND o.path LIKE :p"), {"p": path + "%"}).scalars().all()
     assert 0 < narrowed["count"] < everything
     assert sorted(narrowed["ids"]) == sorted(under)
+
+
+def test_an_api_filter_is_its_columns_own_whatever_filter_was_built_last(app, api, ctx):
+    """FAB looks an operation up in a process-wide map of the filter class last built under
+    its name: once an integer column's FilterGreater had been built, `gt` on a need's 登记时间
+    read the wall-clock bound as UTC (a month's drill-down then differed by the needs raised in
+    the zone's first eight hours of the month). Each column's own filter is used instead."""
+    from flask_appbuilder.models.sqla.filters import FilterGreater, FilterSmaller
+
+    need = registered(app, next(r.api for r in PAIRS if r.name == "need"))
+    FilterGreater("id", need.datamodel), FilterSmaller("id", need.datamodel)  # FAB's map now
+    created = ctx.execute(text("SELECT created_on FROM need WHERE deleted_on IS NULL "
+                               "ORDER BY id LIMIT 1")).scalar()
+    created = created if isinstance(created, datetime) else datetime.fromisoformat(created)
+    wall = clock.to_local(created)
+    client, headers = api("zuzhibu")
+
+    def count(*filters):
+        q = prison.dumps({"filters": [{"col": "created_on", "opr": o, "value": f"{v:%Y-%m-%d %H:%M:%S}"}
+                                      for o, v in filters], "page_size": 1})
+        response = client.get("/api/v1/need/", headers=headers, query_string={"q": q})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.json["count"]
+
+    minute = timedelta(minutes=1)
+    assert count(("gt", wall - minute), ("lt", wall + minute)) >= 1
+    assert count(("gt", wall + minute), ("lt", wall - minute)) == 0
+
+
+@pytest.mark.parametrize("bad, says", [({"col": "no_such", "opr": "eq", "value": 1}, "不能按「no_such」筛选"),
+                                       ({"col": "created_on", "opr": "ct", "value": "x"},
+                                        "「created_on」没有筛选方式「ct」")])
+def test_an_api_filter_no_column_offers_is_refused_in_chinese(api, bad, says):
+    client, headers = api("zuzhibu")
+    response = client.get("/api/v1/need/", headers=headers,
+                          query_string={"q": prison.dumps({"filters": [bad]})})
+    assert response.status_code == 400 and response.json["message"] == says

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import functools
 
-from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.exceptions import (
+    InvalidColumnFilterFABException,
+    InvalidOperationFilterFABException,
+)
+from flask_appbuilder.models.filters import BaseFilter, Filters
 from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
 from sqlalchemy import false, inspect, select
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -60,6 +64,24 @@ class FilterWithin(BaseFilter):
         path = self.datamodel.session.execute(
             select(Organization.path).where(Organization.id == node)).scalar()
         return query.filter(placed_under(self.model, path) if path else false())
+
+
+class ColumnFilters(Filters):
+    """A list's filters, where the API's `q` names each by its column's own operation. FAB's
+    looks an operation up first in a process-wide map of the filter class last built under
+    that name (`map_args_filter`): `gt` on a need's 登记时间 could be an integer column's
+    FilterGreater, reading a wall-clock bound as UTC — a drill-down asked of the API then
+    counted other rows than the page, eight hours off at each end of the month."""
+
+    def rest_add_filters(self, data) -> None:
+        for item in data:
+            column, operation = item.get("col"), item.get("opr")
+            if column not in self.search_columns:
+                raise InvalidColumnFilterFABException(f"不能按「{column}」筛选")
+            offered = [f for f in self._search_filters.get(column, ()) if f.arg_name == operation]
+            if not offered:  # FAB's schema has checked that each names col, opr and value
+                raise InvalidOperationFilterFABException(f"「{column}」没有筛选方式「{operation}」")
+            self._add_filter(offered[0], item["value"])
 
 
 class EntityFilterConverter(SQLAFilterConverter):

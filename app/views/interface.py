@@ -15,6 +15,7 @@ from app.errors import ID_RANGE, committed, storable_id
 from app.security.scope import current_principal
 from app.views.filters import (
     WITHIN,
+    ColumnFilters,
     EntityFilterConverter,
     FilterComputed,
     FilterFlag,
@@ -166,7 +167,8 @@ class ScopedInterface(SQLAInterface):
     def get_filters(self, search_columns=None, search_filters=None):
         # FAB honours only filter arguments on the model's columns: without this a filter on a
         # flag would be dropped in silence (and a drill-down list would show every row).
-        filters = super().get_filters(search_columns, search_filters)
+        filters = ColumnFilters(self.filter_converter_class, self,
+                                search_columns=search_columns or [], search_filters=search_filters)
         for name in flags_of(self.obj):
             filters._all_filters[name] = [FilterFlag(name, self)]
         for name in getattr(self.obj, "__computed_choices__", {}):
