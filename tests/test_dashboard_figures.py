@@ -20,8 +20,7 @@ USERS = ["zuzhibu", "shequ01", "danwei01"]
 DONE = ("已办结", "已回访")
 PUBLISHED_WISH = ("待认领", "已认领", "已实现", "已确认")
 CLAIMED_WISH = ("已认领", "已实现", "已确认")
-TODAY = clock.today()
-YEAR = TODAY.year
+YEAR = clock.today().year  # read once: a run crossing New Year in the zone would count the old one
 # The year as the figures cut it: in the zone's calendar, as UTC instants (app/clock.py).
 BEGINS, ENDS = clock.day_begins(date(YEAR, 1, 1)), clock.day_begins(date(YEAR + 1, 1, 1))
 
@@ -349,7 +348,7 @@ def test_meeting_figures_equal_independent_counts(as_user, scopes, username):
     start, end = date(YEAR, 1, 1), date(YEAR, 12, 31)
     meetings = scope.rows("SELECT t.type, t.status, t.planned_date FROM meeting t WHERE {scope} "
                           "AND t.planned_date >= :s AND t.planned_date <= :e", s=start,
-                          e=min(end, TODAY))  # not yet due: neither held nor missed
+                          e=min(end, clock.today()))  # not yet due: neither held nor missed
     rows = figure(as_user, username, "meetings_held_vs_planned")
     assert sum(int(r["planned"]) for r in rows) == len(meetings)
     assert sum(int(r["held"]) for r in rows) == len([m for m in meetings if m.status == "已召开"])
@@ -376,7 +375,7 @@ def test_meeting_figures_equal_independent_counts(as_user, scopes, username):
     assert sum(int(r["closed"]) for r in rows) == len([r for r in resolutions if r.status == "已办结"])
     assert sum(int(r["overdue"]) for r in rows) == len(
         [r for r in resolutions if r.status != "已办结" and
-         (r.deadline if isinstance(r.deadline, date) else date.fromisoformat(str(r.deadline))) < TODAY])
+         (r.deadline if isinstance(r.deadline, date) else date.fromisoformat(str(r.deadline))) < clock.today()])
 
 
 # --- the same figure, three viewers ----------------------------------------------------------
@@ -408,12 +407,12 @@ def test_a_street_chosen_by_the_district_sees_what_the_street_admin_sees(as_user
 
 def test_a_period_narrows_every_figure(as_user, scopes):
     """A month: only its needs; the funnel's first step counts needs created that month."""
-    month = TODAY.strftime("%Y-%m")
+    month = clock.today().strftime("%Y-%m")
     needs = needs_of(scopes["zuzhibu"])
     this_month = [n for n in needs if local_month(n["created_on"]) == month]
     rows = figure(as_user, "zuzhibu", "need_funnel", period=month)
     assert int(rows[0]["count"]) == len(this_month)
-    months = figure(as_user, "zuzhibu", "wishes_per_month", period=f"{YEAR}Q{(TODAY.month - 1) // 3 + 1}")
+    months = figure(as_user, "zuzhibu", "wishes_per_month", period=f"{YEAR}Q{(clock.today().month - 1) // 3 + 1}")
     assert len(months) == 3
     # A year long past: the seed has none there, but another module may have backfilled some.
     past = scopes["zuzhibu"].rows(

@@ -20,9 +20,8 @@ from tests.test_supervision_support import move_task as move
 
 pytestmark = pytest.mark.db
 
-TODAY = clock.today()
 # The round took place four months ago.
-INSPECTED = TODAY - timedelta(days=120)
+INSPECTED = clock.today() - timedelta(days=120)
 QUARTER = (INSPECTED.month + 2) // 3
 DEADLINE = INSPECTED + timedelta(days=30)
 
@@ -142,7 +141,7 @@ def test_a_failing_finding_opens_its_rectification_in_the_same_save(ctx, api, qu
     # Once the task is open, its party and deadline are the task's, and the finding cannot be
     # turned back to 符合 while it stands — each refused, nothing written.
     api_says(client.put(f"/api/v1/inspection_finding/{later}", headers=headers,
-                        json={"deadline": TODAY.isoformat()}), "请在整改任务中修改")
+                        json={"deadline": clock.today().isoformat()}), "请在整改任务中修改")
     api_says(client.put(f"/api/v1/inspection_finding/{later}", headers=headers,
                         json={"result": "符合"}), "已下达整改任务")
     assert ctx.execute(text("SELECT result, deadline FROM inspection_finding WHERE id = :i"),
@@ -156,7 +155,7 @@ def test_a_failing_finding_opens_its_rectification_in_the_same_save(ctx, api, qu
 
 def test_the_responsible_side_cannot_close_its_own_rectification(ctx, api, quarter):
     q = quarter
-    soon = (TODAY + timedelta(days=10)).isoformat()
+    soon = (clock.today() + timedelta(days=10)).isoformat()
     task = task_of(ctx, post(api, "jiedao01", "inspection_finding", {
         "inspection": q["round"], "item": q["items"][2], "org": q["community"],
         "result": "不符合", "note": "需求未按时办结", "responsible_org": q["community"],

@@ -19,7 +19,6 @@ from tests.test_meetings_support import (
 pytestmark = pytest.mark.db
 
 START, END = date(2000, 1, 1), date(2100, 12, 31)
-TODAY = clock.today()
 PRESENT = ("出席", "迟到")
 
 
@@ -146,7 +145,7 @@ def test_attendance_rate_and_leader_compliance(app, ctx):
 def test_a_period_and_a_viewers_scope_narrow_the_figures(app, ctx):
     from app.services.meetings import attendance_rate, meetings_held_vs_planned
 
-    last_year = (date(TODAY.year - 1, 1, 1), date(TODAY.year - 1, 12, 31))
+    last_year = (date(clock.today().year - 1, 1, 1), date(clock.today().year - 1, 12, 31))
     rows = [r for r in attendance_rows(ctx)
             if last_year[0] <= day(r.held_on) <= last_year[1]]
     got = run(app, attendance_rate, *last_year)
@@ -175,7 +174,7 @@ def test_resolutions_closed_on_time_and_overdue(app, ctx):
         if status == "已办结":
             c["closed"] += 1
             c["closed_on_time"] += day(closed_on) <= day(deadline)
-        elif day(deadline) < TODAY:
+        elif day(deadline) < clock.today():
             c["overdue"] += 1
     got = run(app, resolution_figures, START, END)
     assert {r["quarter"]: (r["total"], r["closed"], r["closed_on_time"], r["overdue"])
@@ -192,7 +191,7 @@ def test_the_star_ratings_attendance_input(app, ctx):
     from app.services.meetings import unit_attendance_rate
 
     unit = unit_of(ctx, "danwei01")
-    period = (date(TODAY.year - 1, 1, 1), TODAY)
+    period = (date(clock.today().year - 1, 1, 1), clock.today())
     rows = [r for r in attendance_rows(ctx) if r.unit_id == unit
             and period[0] <= day(r.held_on) <= period[1]]
     want = sum(r.status in PRESENT for r in rows) / len(rows)
@@ -200,8 +199,8 @@ def test_the_star_ratings_attendance_input(app, ctx):
     # Whoever asks (a rating must not depend on who runs it); None when never recorded.
     assert run(app, unit_attendance_rate, unit, *period, username="danwei03") == pytest.approx(want)
     assert run(app, unit_attendance_rate, unit, date(1990, 1, 1), date(1990, 12, 31)) is None
-    assert run(app, unit_attendance_rate, unit, TODAY + timedelta(days=1),
-               TODAY + timedelta(days=400)) is None
+    assert run(app, unit_attendance_rate, unit, clock.today() + timedelta(days=1),
+               clock.today() + timedelta(days=400)) is None
 
 
 def test_the_attendance_input_for_many_units_at_once(app, ctx):
@@ -209,7 +208,7 @@ def test_the_attendance_input_for_many_units_at_once(app, ctx):
 
     from app.services.meetings import attendance_measure
 
-    period = SimpleNamespace(start=date(TODAY.year - 1, 1, 1), end=TODAY)
+    period = SimpleNamespace(start=date(clock.today().year - 1, 1, 1), end=clock.today())
     rows = [r for r in attendance_rows(ctx) if period.start <= day(r.held_on) <= period.end]
     units = sorted({r.unit_id for r in rows})
     never = ctx.execute(text("SELECT max(id) FROM unit")).scalar() + 1000
@@ -233,7 +232,7 @@ def test_the_dashboards_held_rate_counts_only_meetings_whose_date_has_come(app, 
         return planned, held
 
     body = body_id(ctx)
-    tomorrow, yesterday = TODAY + timedelta(days=1), TODAY - timedelta(days=1)
+    tomorrow, yesterday = clock.today() + timedelta(days=1), clock.today() - timedelta(days=1)
     before = {day: counted(day) for day in (tomorrow, yesterday)}
     made = [make_meeting(ctx, body, "临时会议", held=False, planned=tomorrow)]
     try:

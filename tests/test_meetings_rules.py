@@ -24,7 +24,6 @@ from tests.test_meetings_support import (
 
 pytestmark = pytest.mark.db
 
-TODAY = clock.today()
 LEVELS = [("一把手", "出席"), ("分管领导", "出席"), ("党务干部", "迟到"), ("其他", "请假")]
 
 
@@ -115,7 +114,7 @@ def test_a_liaison_at_a_xun_meeting_is_flagged_and_a_body_sets_its_own_levels(ap
 def test_attendance_for_a_meeting_not_yet_held_is_refused(ctx, as_user, api):
     body = body_id(ctx)
     unit = member_units(ctx, body)[0]
-    meeting = make_meeting(ctx, body, "月推进会", held=False, planned=TODAY + timedelta(days=3))
+    meeting = make_meeting(ctx, body, "月推进会", held=False, planned=clock.today() + timedelta(days=3))
     before = count(ctx, "attendance")
     client, headers = api("shequ01")
     api_says(client.post("/api/v1/attendance/", headers=headers, json={
@@ -124,7 +123,7 @@ def test_attendance_for_a_meeting_not_yet_held_is_refused(ctx, as_user, api):
     form = {"meeting": str(meeting), "unit": str(unit), "attendee": "张三",
             "attendee_level": "一把手", "status": "出席", "note": ""}
     page_says(as_user("shequ01").post("/attendance/add", form, follow_redirects=True),
-              f"会议尚未召开（{TODAY + timedelta(days=3):%Y-%m-%d}），不能登记参会")
+              f"会议尚未召开（{clock.today() + timedelta(days=3):%Y-%m-%d}），不能登记参会")
     assert count(ctx, "attendance") == before
 
 
@@ -162,12 +161,12 @@ def test_overdue_follows_the_deadline(app, ctx, api):
     lead = member_units(ctx, body)[0]
     meeting = make_meeting(ctx, body)
     cases = {
-        "yesterday": make_resolution(ctx, meeting, lead, deadline=TODAY - timedelta(days=1)),
-        "today": make_resolution(ctx, meeting, lead, deadline=TODAY),
-        "tomorrow": make_resolution(ctx, meeting, lead, deadline=TODAY + timedelta(days=1),
+        "yesterday": make_resolution(ctx, meeting, lead, deadline=clock.today() - timedelta(days=1)),
+        "today": make_resolution(ctx, meeting, lead, deadline=clock.today()),
+        "tomorrow": make_resolution(ctx, meeting, lead, deadline=clock.today() + timedelta(days=1),
                                     status="办理中"),
-        "done late": make_resolution(ctx, meeting, lead, deadline=TODAY - timedelta(days=9),
-                                     status="已办结", closed_on=TODAY - timedelta(days=2)),
+        "done late": make_resolution(ctx, meeting, lead, deadline=clock.today() - timedelta(days=9),
+                                     status="已办结", closed_on=clock.today() - timedelta(days=2)),
     }
     ids = list(cases.values())
 
@@ -187,12 +186,12 @@ def test_overdue_follows_the_deadline(app, ctx, api):
     # Nothing stored: moving the deadline moves the flag.
     with ctx.session() as session:
         session.execute(text("UPDATE resolution SET deadline = :d WHERE id = :i"),
-                        {"d": TODAY - timedelta(days=3), "i": cases["tomorrow"]})
+                        {"d": clock.today() - timedelta(days=3), "i": cases["tomorrow"]})
         session.commit()
     assert overdue_now() == {cases["yesterday"], cases["tomorrow"]}
     with ctx.session() as session:
         session.execute(text("UPDATE resolution SET deadline = :d WHERE id = :i"),
-                        {"d": TODAY + timedelta(days=5), "i": cases["yesterday"]})
+                        {"d": clock.today() + timedelta(days=5), "i": cases["yesterday"]})
         session.commit()
     assert overdue_now() == {cases["tomorrow"]}
 
@@ -245,25 +244,25 @@ def test_a_resolution_without_a_deadline_or_a_lead_unit_is_refused(ctx, as_user,
     no_deadline = {"meeting": str(meeting), "content": "加装电梯意见征询", "lead_unit": str(lead),
                    "deadline": ""}
     page_says(browser.post("/resolution/add", no_deadline, follow_redirects=True), "请填写办结时限")
-    no_lead = {**no_deadline, "lead_unit": "", "deadline": str(TODAY + timedelta(days=10))}
+    no_lead = {**no_deadline, "lead_unit": "", "deadline": str(clock.today() + timedelta(days=10))}
     page_says(browser.post("/resolution/add", no_lead, follow_redirects=True), "请选择牵头单位")
     client, headers = api("shequ01")
     api_says(client.post("/api/v1/resolution/", headers=headers, json={
         "meeting": meeting, "content": "加装电梯意见征询", "lead_unit": lead}), "请填写办结时限")
     api_says(client.post("/api/v1/resolution/", headers=headers, json={
         "meeting": meeting, "content": "加装电梯意见征询",
-        "deadline": str(TODAY + timedelta(days=10))}), "请填写牵头单位")
+        "deadline": str(clock.today() + timedelta(days=10))}), "请填写牵头单位")
     api_says(client.post("/api/v1/resolution/", headers=headers, json={
         "meeting": meeting, "content": "加装电梯意见征询", "lead_unit": None,
-        "deadline": str(TODAY + timedelta(days=10))}), "牵头单位不能为空")
+        "deadline": str(clock.today() + timedelta(days=10))}), "牵头单位不能为空")
     # A lead or co-unit outside the body, a deadline before the meeting: refused too.
     outsider = outsider_unit(ctx, body)
     api_says(client.post("/api/v1/resolution/", headers=headers, json={
         "meeting": meeting, "content": "x", "lead_unit": lead, "co_units": [outsider],
-        "deadline": str(TODAY + timedelta(days=10))}), "不是")
+        "deadline": str(clock.today() + timedelta(days=10))}), "不是")
     api_says(client.post("/api/v1/resolution/", headers=headers, json={
         "meeting": meeting, "content": "x", "lead_unit": lead, "co_units": [lead],
-        "deadline": str(TODAY + timedelta(days=10))}), "配合单位不能包含牵头单位")
+        "deadline": str(clock.today() + timedelta(days=10))}), "配合单位不能包含牵头单位")
     held = ctx.execute(text("SELECT held_on FROM meeting WHERE id = :i"), {"i": meeting}).scalar()
     day_before = date.fromisoformat(str(held)[:10]) - timedelta(days=1)
     api_says(client.post("/api/v1/resolution/", headers=headers, json={
@@ -272,11 +271,11 @@ def test_a_resolution_without_a_deadline_or_a_lead_unit_is_refused(ctx, as_user,
     planned = make_meeting(ctx, body, held=False, planned=fresh_day())
     api_says(client.post("/api/v1/resolution/", headers=headers, json={
         "meeting": planned, "content": "x", "lead_unit": lead,
-        "deadline": str(TODAY + timedelta(days=10))}), "只能为已召开的会议登记议定事项")
+        "deadline": str(clock.today() + timedelta(days=10))}), "只能为已召开的会议登记议定事项")
     assert count(ctx, "resolution") == before
     # With both, through the form, with co-units: saved.
     co = member_units(ctx, body)[1:3]
-    response = browser.post("/resolution/add", {**no_deadline, "deadline": str(TODAY + timedelta(days=10)),
+    response = browser.post("/resolution/add", {**no_deadline, "deadline": str(clock.today() + timedelta(days=10)),
                                                 "co_units": [str(u) for u in co]},
                             follow_redirects=True)
     assert response.status_code == 200
@@ -295,7 +294,7 @@ def test_a_meeting_held_in_the_future_is_refused(ctx, as_user, api):
     body = body_id(ctx)
     planned = make_meeting(ctx, body, held=False)
     before = meeting_row(ctx, planned)
-    tomorrow = str(TODAY + timedelta(days=1))
+    tomorrow = str(clock.today() + timedelta(days=1))
     url = f"/meeting/transition/{planned}/hold"
     response = as_user("shequ01").post(url, {"held_on": tomorrow, "place": "会议室"},
                                        form_url=url, follow_redirects=True)
@@ -306,12 +305,12 @@ def test_a_meeting_held_in_the_future_is_refused(ctx, as_user, api):
     assert meeting_row(ctx, planned) == before
     # Held today: fine; then moving its held date into the future is refused as well.
     done = client.post(f"/api/v1/meeting/{planned}/transition/hold", headers=headers,
-                       json={"held_on": str(TODAY), "place": "党群服务中心"})
+                       json={"held_on": str(clock.today()), "place": "党群服务中心"})
     assert done.status_code == 200, done.get_data(as_text=True)
     assert meeting_row(ctx, planned)[0] == "已召开"
     api_says(client.put(f"/api/v1/meeting/{planned}", headers=headers,
                         json={"held_on": tomorrow}), "晚于今天")
-    assert str(meeting_row(ctx, planned)[1])[:10] == str(TODAY)
+    assert str(meeting_row(ctx, planned)[1])[:10] == str(clock.today())
 
 
 def test_a_meeting_is_cancelled_with_a_reason_and_a_held_one_is_not_deleted(ctx, as_user, api):
@@ -339,7 +338,7 @@ def test_a_resolution_moves_from_todo_to_done_and_back(ctx, api):
     body = body_id(ctx)
     lead = unit_of(ctx, "danwei01")
     meeting = make_meeting(ctx, body)
-    pk = make_resolution(ctx, meeting, lead, deadline=TODAY + timedelta(days=20))
+    pk = make_resolution(ctx, meeting, lead, deadline=clock.today() + timedelta(days=20))
     liaison, liaison_headers = api("danwei01")
     other, other_headers = api("danwei02")
     admin, admin_headers = api("shequ01")
@@ -355,17 +354,17 @@ def test_a_resolution_moves_from_todo_to_done_and_back(ctx, api):
     api_says(admin.post(f"/api/v1/resolution/{pk}/transition/close", headers=admin_headers,
                         json={}), "请填写办理结果")
     api_says(admin.post(f"/api/v1/resolution/{pk}/transition/close", headers=admin_headers,
-                        json={"result": "已完成", "closed_on": str(TODAY + timedelta(days=1))}),
+                        json={"result": "已完成", "closed_on": str(clock.today() + timedelta(days=1))}),
              "办结日期不能晚于今天")
     assert res_row(ctx, pk).status == "办理中"
     assert admin.post(f"/api/v1/resolution/{pk}/transition/close", headers=admin_headers,
                       json={"result": "电梯意见征询完成"}).status_code == 200
     status, closed_on, result = res_row(ctx, pk)
-    assert (status, str(closed_on)[:10], result) == ("已办结", str(TODAY), "电梯意见征询完成")
+    assert (status, str(closed_on)[:10], result) == ("已办结", str(clock.today()), "电梯意见征询完成")
     assert admin.post(f"/api/v1/resolution/{pk}/transition/close", headers=admin_headers,
                       json={"result": "again"}).status_code == 409
     api_says(liaison.post("/api/v1/supervision_note/", headers=liaison_headers, json={
-        "resolution": pk, "content": "补报进展", "note_date": str(TODAY)}), "该议定事项已办结")
+        "resolution": pk, "content": "补报进展", "note_date": str(clock.today())}), "该议定事项已办结")
     assert count(ctx, "supervision_note", "resolution_id = :r", r=pk) == 0
     assert admin.post(f"/api/v1/resolution/{pk}/transition/reopen", headers=admin_headers,
                       json={"reason": "群众反映电梯方案仍有分歧"}).status_code == 200
@@ -382,7 +381,7 @@ def test_the_next_meeting_lists_the_bodys_open_resolutions_for_review(ctx, as_us
     upcoming = ctx.execute(text(
         "SELECT id, planned_date FROM meeting WHERE body_id = :b AND status = '计划中' "
         "AND planned_date >= :t AND deleted_on IS NULL ORDER BY planned_date, id"),
-        {"b": body, "t": TODAY}).first()
+        {"b": body, "t": clock.today()}).first()
     assert upcoming, "the seed plans the coming months"
     rows = ctx.execute(text(
         "SELECT r.id, r.status FROM resolution r JOIN meeting m ON m.id = r.meeting_id "
@@ -419,7 +418,7 @@ def test_a_unit_that_leaves_the_body_keeps_its_resolutions_workable(ctx, api):
     body = body_id(ctx)
     leaving = member_units(ctx, body)[-1]
     meeting = make_meeting(ctx, body)
-    pk = make_resolution(ctx, meeting, leaving, deadline=TODAY + timedelta(days=5))
+    pk = make_resolution(ctx, meeting, leaving, deadline=clock.today() + timedelta(days=5))
     membership = ctx.execute(text("SELECT id FROM body_member WHERE body_id = :b AND unit_id = :u"),
                              {"b": body, "u": leaving}).scalar()
     client, headers = api("shequ01")
@@ -430,7 +429,7 @@ def test_a_unit_that_leaves_the_body_keeps_its_resolutions_workable(ctx, api):
         # It may no longer be given new work, though.
         api_says(client.post("/api/v1/resolution/", headers=headers, json={
             "meeting": meeting, "content": "新的事项", "lead_unit": leaving,
-            "deadline": str(TODAY + timedelta(days=5))}), "不是")
+            "deadline": str(clock.today() + timedelta(days=5))}), "不是")
     finally:
         with ctx.session() as session:
             session.execute(text("UPDATE body_member SET deleted_on = NULL, deleted_by_id = NULL, "

@@ -36,7 +36,6 @@ ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_l
 # subtree, a unit. A grid secretary and a member keep the raw queries.
 CELL_VIEWERS = ["zuzhibu", "jiedao01", "shequ01", "danwei01", "shenji"]
 RAW_VIEWERS = ["wangge01", "dangyuan01"]
-TODAY = clock.today()
 DELETED = {"include_deleted": True}  # the recycle bin's rows
 
 
@@ -85,9 +84,9 @@ def org_of(ctx, username):
 
 
 def periods():
-    quarter = f"{TODAY.year}Q{(TODAY.month - 1) // 3 + 1}"
+    quarter = f"{clock.today().year}Q{(clock.today().month - 1) // 3 + 1}"
     return [F.parse_period(code) for code in
-            (str(TODAY.year), str(TODAY.year - 1), quarter, f"{TODAY:%Y-%m}")]
+            (str(clock.today().year), str(clock.today().year - 1), quarter, f"{clock.today():%Y-%m}")]
 
 
 def both_ways(app, username, period, org_id, figures=ROLLED):
@@ -182,13 +181,13 @@ def test_a_registration_placed_in_two_communities_of_one_street_counts_once_ther
         "r.member_id = m.id AND r.active_key IS NOT NULL) ORDER BY m.id"), {"c": home}).scalar()
     with viewing(app) as session:
         session.add(MemberRegistration(member_id=member, community_id=there, status="已报到",
-                                       registered_on=TODAY))
+                                       registered_on=clock.today()))
         session.commit()
     assert_cells_current(app)
     counted = dict(ctx.execute(text(
         "SELECT node_id, sum(count) FROM rollup_node_registration WHERE kind = 'member_reg' "
         "AND community_id = :t AND year = :y AND month = :m GROUP BY node_id"),
-        {"t": there, "y": TODAY.year, "m": TODAY.month}).all())
+        {"t": there, "y": clock.today().year, "m": clock.today().month}).all())
     assert counted[street] == counted[rollups.ALL_DATA] >= 1
     assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01", "shequ01"])
 
@@ -311,9 +310,9 @@ def test_a_record_certified_moved_deleted_restored_and_purged_keeps_the_cells(ap
     from app.services.recycle import purge_expired
 
     here, elsewhere = member_in(ctx, "shequ01"), member_in(ctx, "jiedao01", other=True)
-    first = TODAY.replace(day=1)
+    first = clock.today().replace(day=1)
     last_month = first - timedelta(days=1)
-    pk = new_record(app, here, TODAY)
+    pk = new_record(app, here, clock.today())
     assert ctx.execute(text("SELECT count(*) FROM rollup_mark")).scalar() > 0, "marked"
     assert_rolled_equal_raw(app, ctx, ["shequ01", "zuzhibu"])  # applied before reading
     assert_cells_current(app)
@@ -339,8 +338,8 @@ def test_a_member_moved_deleted_and_restored_carries_its_hours(app, ctx):
     from app.models.org import Member
 
     member = member_in(ctx, "shequ01")
-    new_record(app, member, TODAY.replace(day=1))
-    new_record(app, member, date(TODAY.year - 1, 6, 1))
+    new_record(app, member, clock.today().replace(day=1))
+    new_record(app, member, date(clock.today().year - 1, 6, 1))
     assert_cells_current(app)
     community, group = ctx.execute(text(
         "SELECT m.community_id, m.group_id FROM member m WHERE m.id = :i"), {"i": member}).one()
@@ -374,7 +373,7 @@ def test_registrations_cancelled_members_retired_and_units_struck_off_keep_the_c
         "SELECT id, unit_id FROM unit_registration WHERE status = '已报到' AND "
         "deleted_on IS NULL AND community_id = :c ORDER BY id"), {"c": community}).first()
     steps = [(MemberRegistration, member_reg, {"status": "已注销", "cancel_reason": "测试"}),
-             (UnitRegistration, unit_reg, {"registered_on": date(TODAY.year - 1, 3, 1)}),
+             (UnitRegistration, unit_reg, {"registered_on": date(clock.today().year - 1, 3, 1)}),
              (Member, member, {"category": "退休"}),
              (Unit, unit, {"status": "已注销", "cancel_reason": "测试"}),
              (Unit, unit, {"status": "在册"}),
@@ -433,7 +432,7 @@ def test_monthly_service_follows_records_registrations_and_members(app, ctx, api
     check()
     with viewing(app) as session:
         made = [MemberRegistration(member_id=m, community_id=community, status="待确认",
-                                   registered_on=TODAY) for m in (here, outsider)]
+                                   registered_on=clock.today()) for m in (here, outsider)]
         session.add_all(made)
         session.commit()
         mine, theirs = (r.id for r in made)
@@ -442,21 +441,21 @@ def test_monthly_service_follows_records_registrations_and_members(app, ctx, api
         move("member_registration", pk, "confirm")
     check()
     assert registered_here() == before + 2, "the cells count the registrations confirmed"
-    record = new_record(app, here, TODAY, status="待认证")
+    record = new_record(app, here, clock.today(), status="待认证")
     check()
     move("service_record", record, "certify")
     check()
-    refused = new_record(app, outsider, TODAY, status="待认证")
+    refused = new_record(app, outsider, clock.today(), status="待认证")
     move("service_record", refused, "reject", reason="汇总测试驳回")
     check()
-    new_record(app, here, TODAY.replace(day=1) - timedelta(days=1))  # last month
+    new_record(app, here, clock.today().replace(day=1) - timedelta(days=1))  # last month
     deleted_and_restored(app, ServiceRecord, record)
     check()
     move("member_registration", mine, "transfer_out", note="转往其他街道")
     check()
     with viewing(app) as session:
         session.add(MemberRegistration(member_id=here, community_id=elsewhere, status="已报到",
-                                       registered_on=TODAY))
+                                       registered_on=clock.today()))
         session.commit()
     check()
     change(app, Member, here, work_unit_id=None)
@@ -506,8 +505,8 @@ def test_needs_backfilled_moved_through_the_loop_deleted_and_restored_keep_the_c
     category = ctx.execute(text("SELECT id FROM dictionary WHERE kind = 'need_category' "
                                 "ORDER BY id")).scalar()
     # Just after midnight on a month's first day in the zone: still the month before in UTC.
-    raised = clock.to_utc(datetime(TODAY.year - 1, 4, 1, 0, 30))
-    closed = clock.day_begins(date(TODAY.year - 1, 6, 1)) + timedelta(minutes=10)
+    raised = clock.to_utc(datetime(clock.today().year - 1, 4, 1, 0, 30))
+    closed = clock.day_begins(date(clock.today().year - 1, 6, 1)) + timedelta(minutes=10)
     with viewing(app) as session:
         need = Need(community_id=community, category_id=category, title="补录需求",
                     content="汇总测试：往期办结", status="已回访", urgency="一般",
@@ -573,7 +572,7 @@ def test_meetings_attendance_bodies_and_needs_keep_the_units_three_ones(app, ctx
     seat = ctx.execute(text("SELECT id FROM body_member WHERE unit_id = :u AND body_id = :b"),
                        {"u": unit, "b": body}).scalar()
     other = ctx.execute(text("SELECT id FROM unit WHERE id != :u ORDER BY id"), {"u": unit}).scalar()
-    held_on = date(TODAY.year - 1, 2, 10)
+    held_on = date(clock.today().year - 1, 2, 10)
 
     def check():
         assert_cells_current(app)
@@ -596,7 +595,7 @@ def test_meetings_attendance_bodies_and_needs_keep_the_units_three_ones(app, ctx
                                {"u": unit, "y": held_on.year}).first()
     assert cell is not None and cell[0] >= 1 and cell[1] >= 1
     check()
-    for values in ({"held_on": date(TODAY.year - 1, 8, 10)},
+    for values in ({"held_on": date(clock.today().year - 1, 8, 10)},
                    {"status": "计划中", "held_on": None}, {"status": "已召开", "held_on": held_on}):
         change(app, Meeting, pk, **values)
         check()
@@ -607,7 +606,7 @@ def test_meetings_attendance_bodies_and_needs_keep_the_units_three_ones(app, ctx
     check()
     need = ctx.execute(text("SELECT id FROM need WHERE status IN ('已办结', '已回访') "
                             "ORDER BY id")).scalar()
-    closed = clock.day_begins(date(TODAY.year, 1, 5))
+    closed = clock.day_begins(date(clock.today().year, 1, 5))
     for values in ({"assigned_unit_id": unit, "completed_on": closed},
                    {"status": "办理中", "completed_on": None},
                    {"status": "已办结", "completed_on": closed},
@@ -621,7 +620,7 @@ def test_meetings_attendance_bodies_and_needs_keep_the_units_three_ones(app, ctx
 def test_the_ledgers_payments_and_reversals_move_the_balances(app, ctx, api):
     """Certify (pay) and revoke (reverse) through the API: the leaderboards stay the ledger's."""
     member = member_in(ctx, "shequ01")
-    pk = new_record(app, member, TODAY, hours=20, status="待认证")
+    pk = new_record(app, member, clock.today(), hours=20, status="待认证")
     client, headers = api("shequ01")
     url = f"/api/v1/service_record/{pk}/transition/"
     assert client.post(url + "certify", headers=headers, json={}).status_code == 200
@@ -640,7 +639,7 @@ def test_twenty_certifications_at_once_in_one_community(app, ctx, database_url):
     and the cells applied afterwards are the raw rows' (a recompute, not an increment)."""
     count = 5 if database_url.startswith("sqlite") else 20
     member = member_in(ctx, "shequ01")
-    pks = [new_record(app, member, TODAY, hours=1, status="待认证") for _ in range(count)]
+    pks = [new_record(app, member, clock.today(), hours=1, status="待认证") for _ in range(count)]
     assert_cells_current(app)
     headers = api_token(app, "shequ01")
     start, results = threading.Barrier(count), []
@@ -691,9 +690,9 @@ def hours_on_another_process(database_url, month: str) -> float:
 def test_a_write_on_one_process_shows_on_anothers_board(app, ctx, database_url):
     """Two app processes on one database: a certified record written through this one is on
     the other's board once applied (here by the other's page itself: no queue)."""
-    month = f"{TODAY:%Y-%m}"
+    month = f"{clock.today():%Y-%m}"
     before = hours_on_another_process(database_url, month)
-    new_record(app, member_in(ctx, "shequ01"), TODAY, hours=6)
+    new_record(app, member_in(ctx, "shequ01"), clock.today(), hours=6)
     assert hours_on_another_process(database_url, month) == before + 6
 
 
@@ -703,7 +702,7 @@ def test_a_report_frozen_at_submission_reads_the_raw_rows(app, ctx):
     from app.models.lists import Need
     from app.services.work_report import compose
 
-    community, month = org_of(ctx, "shequ01"), f"{TODAY:%Y-%m}"
+    community, month = org_of(ctx, "shequ01"), f"{clock.today():%Y-%m}"
     category = ctx.execute(text("SELECT id FROM dictionary WHERE kind = 'need_category' "
                                 "ORDER BY id")).scalar()
     app.config["CELERY_BROKER_URL"] = "memory://"
