@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,17 @@ SERIAL = {
     "tests/test_cobuild_ledger.py", "tests/hostile/test_import_files.py",
     "tests/hostile/test_openapi.py", "tests/test_rollups.py",
 }
+
+
+def pytest_configure(config):
+    # `TEST_CLOCK=2027-01-01T00:05+08:00 make test`: the run starts at that instant and its clock
+    # runs on from there — to try the moments a day, a month or a year turns over, since CI runs
+    # at whatever hour it is started (a month's first eight hours in the zone are still the last
+    # day of the month before in UTC). Child processes that tests start keep the real clock.
+    moment = os.environ.get("TEST_CLOCK")
+    if moment:
+        import time_machine
+        time_machine.travel(datetime.fromisoformat(moment), tick=True).start()
 
 
 def pytest_xdist_make_scheduler(config, log):
