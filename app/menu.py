@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app, g, request
 from flask_babel import get_locale
+from markupsafe import Markup
 
 from app.i18n import N_, gettext
 from app.security.roles import RIGHTS
@@ -160,13 +161,36 @@ def _own_menu(role: str, items: dict) -> list[Node]:
     return [node for node in nodes if node is not None]
 
 
+@dataclass
+class Menu:
+    """A menu bar as kept: its entries, and their HTML once a page has rendered it."""
+
+    nodes: list[Node]
+    html: Markup | None = None
+
+
 def menu_for_user() -> list[Node]:
     """The current user's menu bar (computed once per request)."""
+    return _menu().nodes
+
+
+def menu_html() -> Markup:
+    """The menu bar's HTML, made once per menu kept: it depends on the entries alone, so every
+    user served the same menu is served the same HTML (issue 30: rendering it was a twentieth
+    of a list page)."""
+    menu = _menu()
+    if menu.html is None:
+        template = current_app.jinja_env.get_template("gongjian/menu.html")
+        menu.html = Markup(template.render(nodes=menu.nodes))
+    return menu.html
+
+
+def _menu() -> Menu:
     if "_gongjian_menu" in g:
         return g._gongjian_menu
     user = getattr(g, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
-        return []
+        return Menu([])
     role = menu_role(role.name for role in user.roles)
     key = _menu_key(user, role)
     made = current_app.extensions.setdefault(MENUS_KEY, {}) if key is not None else {}
@@ -174,7 +198,7 @@ def menu_for_user() -> list[Node]:
         items = registered_items()
         if len(made) >= MENUS_KEPT:  # a bound on distinct role sets and rights, not a leak
             made.clear()
-        made[key] = _own_menu(role, items) if role else _full_menu(items)
+        made[key] = Menu(_own_menu(role, items) if role else _full_menu(items))
     g._gongjian_menu = made[key]
     return g._gongjian_menu
 

@@ -52,7 +52,7 @@ from app.api.reports import WorkReportApi
 from app.dashboards.views import DashboardView
 from app.i18n import N_
 from app.jobs import new_form_token
-from app.menu import menu_for_user
+from app.menu import menu_html
 from app.views.accounts import AccountView
 from app.views.assessment import AssessmentIndicatorView, AssessmentView
 from app.views.cobuild import (
@@ -209,8 +209,8 @@ def register(appbuilder) -> None:
     # 我的消息: every logged-in user's own notices; the bell in the navigation bar counts them.
     appbuilder.add_view_no_menu(MessageView)
     current_app.jinja_env.globals["unread_notices"] = unread_notices
-    # The menu bar: the one menu table's cut for the current user (app/menu.py).
-    current_app.jinja_env.globals["menu_for_user"] = menu_for_user
+    # The menu bar: the one menu table's cut for the current user (app/menu.py), as HTML.
+    current_app.jinja_env.globals["menu_html"] = menu_html
     current_app.jinja_env.globals["new_form_token"] = new_form_token
     # The co-building panels of the unit's and the member's pages.
     current_app.jinja_env.globals["cobuild_summary"] = cobuild_summary

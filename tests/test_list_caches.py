@@ -1,5 +1,5 @@
 """What a list page keeps between requests (issue 30) never serves one user's page to another:
-the menu bar is kept per set of rights, role table row, language and address — two users share
+the menu bar (and its HTML) is kept per set of rights, role table row, language and address — two users share
 one only when everything it is made from is the same, and a right granted or withdrawn shows
 on the next page; the search form's unchanging parts are kept per view and language, the
 filters a page is asked for are its own."""
@@ -43,6 +43,12 @@ def test_each_user_is_served_the_menu_of_its_own_rights(app, as_user):
     assert "/user/list/" not in made["liaison"] and "/organization/list/" in made["org"]
     # Another liaison holds the same rights: the same menu, whoever asked first.
     assert _menu(as_user("danwei02")) == made["liaison"]
+    # Each menu kept is rendered once, and that HTML is what every page of its users shows.
+    kept = list(app.extensions[MENUS_KEY].values())
+    assert len(kept) == 3 and all(menu.html for menu in kept)
+    for browser in (liaison, org, member):
+        page = browser.get("/need/list/").get_data(as_text=True)
+        assert sum(str(menu.html) in page for menu in kept) == 1
 
 
 def test_a_right_withdrawn_leaves_the_menu_on_the_next_page(app, ctx, as_user):
