@@ -264,6 +264,18 @@ class SecurityManager(FabSecurityManager):
             return super().exist_permission_on_roles(view_name, permission_name, role_ids)
         return (view_name, permission_name) in self.rights_of_roles(role_ids)
 
+    def _has_view_access(self, user, permission_name, view_name) -> bool:
+        # A list page asks a dozen rights (its buttons, the menu's, the export's), each through
+        # the user's roles and groups again: one answer per user and right for the request, as
+        # the roles' rights themselves are read once per request (issue 30).
+        if not has_request_context():
+            return super()._has_view_access(user, permission_name, view_name)
+        answers = g.setdefault("_gongjian_access", {})
+        key = (type(user), getattr(user, "id", None), permission_name, view_name)
+        if key not in answers:
+            answers[key] = super()._has_view_access(user, permission_name, view_name)
+        return answers[key]
+
     def rights_of_roles(self, role_ids) -> frozenset[tuple[str, str]]:
         """The (resource, permission) pairs the roles hold, read once per request."""
         cache = g.setdefault("_gongjian_rights", {})
