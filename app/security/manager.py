@@ -3,6 +3,7 @@ organisation tree, a unit and a member), the user admin view, and login auditing
 from __future__ import annotations
 
 import re
+from functools import cached_property
 
 from flask import abort, current_app, g, has_request_context
 from flask_appbuilder import expose
@@ -25,7 +26,7 @@ from flask_appbuilder.security.views import (
 from flask_appbuilder.widgets import ListWidget, ShowWidget
 from flask_login import user_logged_out
 from marshmallow import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from wtforms import BooleanField
 
@@ -281,15 +282,21 @@ class SecurityManager(FabSecurityManager):
         cache = g.setdefault("_gongjian_rights", {})
         key = tuple(sorted(role_ids))
         if key not in cache:
-            pv, role_link = self.permissionview_model, assoc_permissionview_role
+            # One statement for every request: building it (and its cache key) anew was a
+            # third of this query's cost.
             cache[key] = frozenset(tuple(row) for row in self.session.execute(
-                select(self.viewmenu_model.name, self.permission_model.name)
+                self._rights_query, {"role_ids": key}))
+        return cache[key]
+
+    @cached_property
+    def _rights_query(self):
+        pv, role_link = self.permissionview_model, assoc_permissionview_role
+        return (select(self.viewmenu_model.name, self.permission_model.name)
                 .select_from(pv)
                 .join(role_link, role_link.c.permission_view_id == pv.id)
                 .join(self.permission_model, self.permission_model.id == pv.permission_id)
                 .join(self.viewmenu_model, self.viewmenu_model.id == pv.view_menu_id)
-                .where(role_link.c.role_id.in_(key))).all())
-        return cache[key]
+                .where(role_link.c.role_id.in_(bindparam("role_ids", expanding=True))))
 
     def is_item_public(self, permission_name, view_name) -> bool:
         # FAB reads the public role and then its rights, row by row, each time it asks (twice
