@@ -76,10 +76,30 @@ from app.models.cobuild import (
     UnitRegistration,
     UnitRegistrationStatus,
 )
-from app.models.lists import NEED_DONE, Need, NeedStatus
-from app.models.meetings import PRESENT, Attendance, BodyMember, Meeting, MeetingStatus
+from app.models.lists import (
+    NEED_DONE,
+    Need,
+    NeedResource,
+    NeedStatus,
+    ServiceItem,
+    service_item_need,
+)
+from app.models.meetings import (
+    PRESENT,
+    REQUIRED_LEVEL_COLUMN,
+    Attendance,
+    BodyMember,
+    JointBody,
+    Meeting,
+    MeetingStatus,
+    Resolution,
+    ResolutionStatus,
+    _level_rank,
+)
 from app.models.org import Member, MemberStatus, Organization, Unit, UnitStatus
 from app.models.rollups import (
+    AttendanceCell,
+    AttendanceNode,
     MemberGroupCell,
     MonthlyServiceCell,
     NeedCommunityCell,
@@ -89,6 +109,8 @@ from app.models.rollups import (
     PointsPaidCell,
     RegistrationCount,
     RegistrationNode,
+    ResolutionCell,
+    ResolutionNode,
     RollupLock,
     RollupMark,
     ServiceHoursCell,
@@ -144,7 +166,7 @@ class Rollup:
     def viewer_where(self, session, node_path: str | None):
         """Which community cells the viewer's figure under the node sums (None: the raw
         query): by default what `cells_where` can put on the cells' keys."""
-        return cells_where(session, self.table, node_path)
+        return cells_where(session, self.table, node_path, self.placed_by)
 
     def recompute(self, connection, subject=None, period=None) -> None:
         connection.execute(delete(self.table).where(self.cells(subject, period)))
@@ -295,12 +317,13 @@ class InPython:
 
 
 class CommunityMonths(Rollup):
-    """Cells keyed by community (the subject) and month ("2026-07", the period)."""
+    """Cells keyed by the node that places them (the subject: a community; a joint body's host
+    for the meetings' rollups) and month ("2026-07", the period)."""
 
     def cells(self, subject=None, period=None):
         t, where = self.table, []
         if subject is not None:
-            where.append(t.c.community_id == subject)
+            where.append(t.c[self.placed_by[0]] == subject)
         if period:
             where += [t.c.year == int(period[:4]), t.c.month == int(period[5:7])]
         return and_(true(), *where)
@@ -498,19 +521,22 @@ class Needs(InPython, CommunityMonths):
             wanted = (first.year, first.month)
             where.append(or_(and_(need.c.created_on >= begins, need.c.created_on < ends),
                              and_(need.c.completed_on >= begins, need.c.completed_on < ends)))
+        # `Need.matched` over the Core table: the links' own rows, whoever may see them.
+        matched = case((Need.matched, 1), else_=0)
         stmt = select(need.c.community_id, need.c.created_on, need.c.completed_on,
                       need.c.deadline, need.c.category_id, need.c.status,
-                      need.c.satisfaction).where(*where)
+                      need.c.satisfaction, matched).where(*where)
         options = {"stream_results": True, "yield_per": 5000} if _streams(connection) else {}
         cells: dict[tuple, list] = {}
-        for c, created, completed, deadline, category, status, satisfaction in \
+        for c, created, completed, deadline, category, status, satisfaction, linked in \
                 connection.execute(stmt.execution_options(**options)):
             done = status in NEED_DONE
             raised = clock.to_local(created)
             if wanted is None or (raised.year, raised.month) == wanted:
                 cell = cells.setdefault((c, "raised", raised.year, raised.month, category, status),
-                                        [0, 0, Decimal(0), 0, 0, 0, 0])
+                                        [0, 0, Decimal(0), 0, 0, 0, 0, 0])
                 cell[0] += 1
+                cell[7] += linked
                 if done and completed is not None:
                     cell[1] += 1
                     cell[2] += Decimal(str((completed - created).total_seconds()))
@@ -524,7 +550,7 @@ class Needs(InPython, CommunityMonths):
             closed = clock.to_local(completed) if done and completed is not None else None
             if closed is not None and (wanted is None or (closed.year, closed.month) == wanted):
                 cell = cells.setdefault((c, "closed", closed.year, closed.month, category, status),
-                                        [0, 0, Decimal(0), 0, 0, 0, 0])
+                                        [0, 0, Decimal(0), 0, 0, 0, 0, 0])
                 cell[0] += 1
         return [key + tuple(values) for key, values in sorted(cells.items())]
 
@@ -714,9 +740,90 @@ class NeedCommunities(InPython, CommunityMonths):
         return [key + tuple(values) for key, values in sorted(sums.items())]
 
 
+class HostMonths(CommunityMonths):
+    """Cells of the joint meetings, keyed by the host of the meeting's joint body (the subject:
+    a district's, a street's or a community's node — the meetings' scope places their rows by
+    it, and the figures' node by its subtree) and month (the period). Counted over the live
+    rows of the three tables the raw figures join: a meeting of a deleted body is not counted."""
+
+    placed_by = ("host_id",)
+    node_keys: tuple[str, ...] = ("year", "month")
+
+    @staticmethod
+    def _hosted(source, subject):
+        """The rows of `source` (joined to its meeting) with their body's host, live."""
+        meeting, body = Meeting.__table__, JointBody.__table__
+        where = [meeting.c.deleted_on.is_(None), body.c.deleted_on.is_(None)]
+        if subject is not None:
+            where.append(body.c.host_id == subject)
+        return source.join(body, body.c.id == meeting.c.body_id), where
+
+
+class MeetingAttendance(HostMonths):
+    """参会记录 of the meetings held (`AttendanceCell`), by host, type and month held: 参会率's
+    records and present, 参会职级's present below the body's required level for the type."""
+
+    name = "attendance"
+    table = AttendanceCell.__table__
+    nodes = AttendanceNode.__table__
+    node_keys = ("type", "year", "month")
+
+    def computed(self, subject=None, period=None):
+        attendance, meeting, body = Attendance.__table__, Meeting.__table__, JointBody.__table__
+        # `Attendance.non_compliant`, as services.meetings.leader_compliance counts it.
+        required = case(*((meeting.c.type == type_, body.c[column])
+                          for type_, column in REQUIRED_LEVEL_COLUMN.items()), else_=None)
+        present = attendance.c.status.in_(PRESENT)
+        below = and_(present, meeting.c.type.in_(tuple(REQUIRED_LEVEL_COLUMN)),
+                     _level_rank(attendance.c.attendee_level) > _level_rank(required))
+        source, where = self._hosted(
+            attendance.join(meeting, meeting.c.id == attendance.c.meeting_id), subject)
+        year = cast(extract("year", meeting.c.held_on), Integer)
+        month = cast(extract("month", meeting.c.held_on), Integer)
+        if period:
+            where.append(meeting.c.held_on.between(*_month_bounds(period)))
+        return (select(body.c.host_id.label("host_id"), meeting.c.type.label("type"),
+                       year.label("year"), month.label("month"), func.count().label("records"),
+                       func.sum(case((present, 1), else_=0)).label("present"),
+                       func.sum(case((below, 1), else_=0)).label("below"))
+                .select_from(source)
+                .where(*where, attendance.c.deleted_on.is_(None),
+                       meeting.c.status == MeetingStatus.HELD, meeting.c.held_on.is_not(None))
+                .group_by(body.c.host_id, meeting.c.type, year, month))
+
+
+class Resolutions(HostMonths):
+    """议定事项 (`ResolutionCell`) by host and month of the deadline: how many, closed, closed by
+    the deadline. Which of the open ones are overdue depends on the day: counted live."""
+
+    name = "resolution"
+    table = ResolutionCell.__table__
+    nodes = ResolutionNode.__table__
+
+    def computed(self, subject=None, period=None):
+        resolution, meeting, body = Resolution.__table__, Meeting.__table__, JointBody.__table__
+        done = resolution.c.status == ResolutionStatus.DONE
+        source, where = self._hosted(
+            resolution.join(meeting, meeting.c.id == resolution.c.meeting_id), subject)
+        year = cast(extract("year", resolution.c.deadline), Integer)
+        month = cast(extract("month", resolution.c.deadline), Integer)
+        if period:
+            where.append(resolution.c.deadline.between(*_month_bounds(period)))
+        return (select(body.c.host_id.label("host_id"), year.label("year"),
+                       month.label("month"), func.count().label("total"),
+                       func.sum(case((done, 1), else_=0)).label("closed"),
+                       func.sum(case((and_(done, resolution.c.closed_on <= resolution.c.deadline),
+                                      1), else_=0)).label("on_time"))
+                .select_from(source)
+                .where(*where, resolution.c.deleted_on.is_(None),
+                       resolution.c.deadline.is_not(None))
+                .group_by(body.c.host_id, year, month))
+
+
 ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
                                PointsPaid(), Registrations(), Needs(), MonthlyService(),
-                               UnitOnes(), MemberGroups(), NeedCommunities())}
+                               UnitOnes(), MemberGroups(), NeedCommunities(),
+                               MeetingAttendance(), Resolutions())}
 
 
 # --- marks: written with every write of a row a rollup counts -----------------------------------
@@ -822,6 +929,79 @@ def _meeting_marks(session, obj, marks: set, meetings: set) -> None:
     marks.update((UnitOnes.name, u, "") for u in _old_and_new(obj, "unit_id", "unit") - {None})
 
 
+def _hosted_marks(session, obj, marks: set, hosted: dict) -> None:
+    """The meetings' rollups (`HostMonths`) of the host a meeting, an attendance, a resolution
+    or a joint body counts under, before and after. What lies on the meeting or the body (its
+    host, its day) is looked up after (`hosted`: meeting ids and body ids to (rollup, period)):
+    - a meeting, every write (its status is its version column): its days held, before and
+      after, in its bodies' hosts; moved to another body, deleted or restored, its resolutions
+      too, every month;
+    - an attendance: its meetings' (before and after) day held;
+    - a resolution, every write: the months of its deadline, before and after;
+    - a body whose host, required levels or deletion changed: every month of its hosts."""
+    if isinstance(obj, Meeting):
+        periods = {(MeetingAttendance.name, _month(d))
+                   for d in _old_and_new(obj, "held_on") - {None}}
+        if obj in session.deleted or _changed(obj, ("body_id", "body", "deleted_on")):
+            periods.add((Resolutions.name, ""))
+        for body in _old_and_new(obj, "body_id", "body") - {None}:
+            hosted.setdefault(("body", body), set()).update(periods)
+    elif isinstance(obj, Attendance):
+        for meeting in _old_and_new(obj, "meeting_id", "meeting") - {None}:
+            hosted.setdefault(("held", meeting), set()).add((MeetingAttendance.name, None))
+    elif isinstance(obj, Resolution):
+        months = {_month(d) for d in _old_and_new(obj, "deadline")} - {None}
+        for meeting in _old_and_new(obj, "meeting_id", "meeting") - {None}:
+            hosted.setdefault(("meeting", meeting), set()).update(
+                (Resolutions.name, month) for month in months)
+    elif obj not in session.new:  # a joint body, which no meeting has yet when new
+        rollups = set()
+        if obj in session.deleted or _changed(obj, ("host_id", "host", "deleted_on")):
+            rollups = {MeetingAttendance.name, Resolutions.name}
+        elif _changed(obj, tuple(REQUIRED_LEVEL_COLUMN.values())):
+            rollups = {MeetingAttendance.name}
+        marks.update((name, host, "") for name in rollups
+                     for host in _old_and_new(obj, "host_id", "host") - {None})
+
+
+def _hosted_lookup(connection, hosted: dict, marks: set) -> None:
+    """`_hosted_marks`' marks of the meetings and bodies, their hosts (and days held) read."""
+    meeting, body = Meeting.__table__, JointBody.__table__
+    wanted: dict[str, set] = {}
+    for kind, pk in hosted:
+        wanted.setdefault(kind, set()).add(pk)
+    found: dict[tuple[str, int], list] = {}
+    if "body" in wanted:
+        for pk, host in connection.execute(select(body.c.id, body.c.host_id).where(
+                body.c.id.in_(sorted(wanted["body"])))):
+            found[("body", pk)] = [(host, None)]
+    meetings = sorted(wanted.get("meeting", set()) | wanted.get("held", set()))
+    if meetings:
+        for pk, host, held_on in connection.execute(
+                select(meeting.c.id, body.c.host_id, meeting.c.held_on)
+                .select_from(meeting.join(body, body.c.id == meeting.c.body_id))
+                .where(meeting.c.id.in_(meetings))):
+            found[("meeting", pk)] = [(host, None)]
+            found[("held", pk)] = [(host, _month(held_on))] if held_on is not None else []
+    for key, periods in hosted.items():
+        for host, held in found.get(key, ()):
+            marks.update((name, host, held if period is None else period)
+                         for name, period in periods)
+
+
+def _matched_marks(session, obj, linked: set, items: set) -> None:
+    """Whether a need is matched (`Need.matched`) changes with its service items' links and
+    their deletion, and with its resources' confirmation (`linked`: the needs; `items`: the
+    service items deleted or restored, whose needs are looked up after)."""
+    if isinstance(obj, NeedResource):  # every write: its status may be its version column
+        linked.update(_old_and_new(obj, "need_id", "need") - {None})
+        return
+    history = get_history(obj, "needs")
+    linked.update(n.id for n in (*history.added, *history.deleted) if n.id is not None)
+    if obj not in session.new and (obj in session.deleted or _changed(obj, ("deleted_on",))):
+        items.add(obj.id)
+
+
 def _point_entry_marks(session, obj, marks: set) -> None:
     # The ledger is append-only (models.cobuild): an entry is only ever inserted — the recycle
     # bin aside, which 积分发放's month follows.
@@ -859,6 +1039,9 @@ def _mark(session, flush_context) -> None:
     served: set = set()  # (member id, month) of service records written
     moved: set = set()  # members whose registrations' places changed
     meetings: set = set()  # (meeting id, its body ids before and after) written
+    hosted: dict = {}  # the meetings' rollups' marks whose host is looked up (_hosted_marks)
+    linked: set = set()  # needs whose links to service items or resources changed
+    items: set = set()  # service items deleted or restored
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, ServiceRecord):
             _service_record_marks(session, obj, served)
@@ -875,7 +1058,26 @@ def _mark(session, flush_context) -> None:
             _node_marks(session, obj, marks)
         elif isinstance(obj, (Meeting, Attendance, BodyMember)):
             _meeting_marks(session, obj, marks, meetings)
-    connection = session.connection() if (marks or served or meetings) else None
+        elif isinstance(obj, (ServiceItem, NeedResource)):
+            _matched_marks(session, obj, linked, items)
+        if isinstance(obj, (Meeting, Attendance, Resolution, JointBody)):
+            _hosted_marks(session, obj, marks, hosted)
+    connection = session.connection() \
+        if (marks or served or meetings or hosted or linked or items) else None
+    if hosted:
+        _hosted_lookup(connection, hosted, marks)
+    if items:
+        linked.update(connection.execute(select(service_item_need.c.need_id).where(
+            service_item_need.c.service_item_id.in_(sorted(items)))).scalars())
+    if linked:
+        need = Need.__table__
+        ids = sorted(linked)
+        for start in range(0, len(ids), 500):
+            marks.update(
+                (Needs.name, c, f"{clock.to_local(created):%Y-%m}")
+                for c, created in connection.execute(
+                    select(need.c.community_id, need.c.created_on)
+                    .where(need.c.id.in_(ids[start:start + 500]))))
     registrations = MemberRegistration.__table__
     if meetings:
         member, attendance = BodyMember.__table__, Attendance.__table__
@@ -1180,9 +1382,10 @@ def _nodes_at_or_above_community(session, paths, types=ROLLED_NODES) -> bool:
     return known[(paths, types)]
 
 
-def cells_where(session, table, node_path: str | None):
-    """The cells of `table` (keyed by community_id and unit_id; home_id too: a second place)
-    that the viewer's figure sums — the rows the raw query would read through the raw rows'
+def cells_where(session, table, node_path: str | None, placed_by=("community_id",)):
+    """The cells of `table` (placed by the nodes in its `placed_by` columns — community_id, and
+    home_id too for a second place, or a joint body's host_id — and keyed by unit_id) that the
+    viewer's figure sums — the rows the raw query would read through the raw rows'
     scope declarations (their community or grid, their unit) under the node at `node_path` —
     or None when the scope cannot be put on the cells' keys (a grid secretary, a member, a
     node below a community, several kinds of grant at once)."""
@@ -1192,9 +1395,7 @@ def cells_where(session, table, node_path: str | None):
 
     def placed_under(paths):
         nodes = subtree_ids(paths)
-        if "home_id" in table.c:
-            return or_(table.c.community_id.in_(nodes), table.c.home_id.in_(nodes))
-        return table.c.community_id.in_(nodes)
+        return or_(*[table.c[column].in_(nodes) for column in placed_by])
 
     where = []
     if node_path is not None:

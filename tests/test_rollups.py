@@ -31,7 +31,9 @@ ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_l
           "points_paid", "registration_rates", "need_funnel", "needs_by_category_and_status",
           "need_completion_rate", "need_on_time_rate", "need_mean_time_to_close",
           "need_mean_satisfaction", "needs_per_month", "monthly_service", "agreement_three_ones",
-          "members_by_grid", "needs_by_community")
+          "members_by_grid", "needs_by_community", "need_match_rate", "meeting_attendance_rate",
+          "leader_compliance", "resolutions_on_time")
+MEETING_FIGURES = ("meeting_attendance_rate", "leader_compliance", "resolutions_on_time")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's
 # subtree, a unit. A grid secretary and a member keep the raw queries.
 CELL_VIEWERS = ["zuzhibu", "jiedao01", "shequ01", "danwei01", "shenji"]
@@ -617,6 +619,113 @@ def test_meetings_attendance_bodies_and_needs_keep_the_units_three_ones(app, ctx
     check()
 
 
+def test_meetings_attendance_resolutions_and_bodies_keep_the_hosts_cells(app, ctx):
+    """参会率, 参会职级 and 议定事项办理's cells (MeetingAttendance, Resolutions: per host of the
+    body) follow an attendance marked absent and sent below the required level, the meeting
+    held a month earlier, put back to planned and held again, the body's required level
+    changed, a resolution closed late, its deadline moved, deleted and restored, the meeting
+    deleted and restored (its attendance and resolutions with it), the body hosted by the
+    street instead and back — each viewer the cells serve reading its raw query's figures."""
+    from app.models.meetings import Attendance, JointBody, Meeting, Resolution
+
+    community = org_of(ctx, "shequ01")
+    meeting, body, held_on = ctx.execute(text(
+        "SELECT m.id, m.body_id, m.held_on FROM meeting m JOIN joint_body b ON b.id = m.body_id "
+        "WHERE b.host_id = :c AND m.status = '已召开' AND m.type = '季研讨会' AND m.deleted_on "
+        "IS NULL AND EXISTS (SELECT 1 FROM resolution r WHERE r.meeting_id = m.id AND "
+        "r.deleted_on IS NULL) AND EXISTS (SELECT 1 FROM attendance a WHERE a.meeting_id = "
+        "m.id AND a.status = '出席' AND a.deleted_on IS NULL) ORDER BY m.held_on DESC"),
+        {"c": community}).first()
+    held_on = date.fromisoformat(str(held_on))
+    attendance = ctx.execute(text("SELECT id FROM attendance WHERE meeting_id = :m AND "
+                                  "status = '出席' ORDER BY id"), {"m": meeting}).scalar()
+    resolution, deadline = ctx.execute(text(
+        "SELECT id, deadline FROM resolution WHERE meeting_id = :m ORDER BY id"),
+        {"m": meeting}).first()
+    deadline = date.fromisoformat(str(deadline))
+    street = ctx.execute(text("SELECT parent_id FROM organization WHERE id = :c"),
+                         {"c": community}).scalar()
+    earlier = (held_on.replace(day=1) - timedelta(days=1)).replace(day=min(held_on.day, 28))
+
+    def check():
+        assert_cells_current(app)
+        assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01", "shequ01"], MEETING_FIGURES)
+
+    check()
+    steps = [(Attendance, attendance, {"status": "缺席"}),
+             (Attendance, attendance, {"status": "出席", "attendee_level": "党务干部"}),
+             (Meeting, meeting, {"held_on": earlier}),
+             (Meeting, meeting, {"status": "计划中", "held_on": None}),
+             (Meeting, meeting, {"status": "已召开", "held_on": held_on}),
+             (JointBody, body, {"quarterly_level": "党务干部"}),
+             (JointBody, body, {"quarterly_level": "一把手"}),
+             (Resolution, resolution, {"status": "已办结", "closed_on": deadline + timedelta(days=3)}),
+             (Resolution, resolution, {"deadline": deadline + timedelta(days=40)}),
+             (JointBody, body, {"host_id": street}),
+             (JointBody, body, {"host_id": community})]
+    for model, pk, values in steps:
+        change(app, model, pk, **values)
+        check()
+    deleted_and_restored(app, Resolution, resolution)
+    deleted_and_restored(app, Meeting, meeting)
+    check()
+    with viewing(app) as session:
+        assert session.execute(text("SELECT count(*) FROM rollup_node_attendance WHERE node_id = 0 "
+                                    "AND below > 0")).scalar() > 0
+        assert session.execute(text("SELECT count(*) FROM rollup_resolution WHERE host_id = :c "
+                                    "AND closed > on_time"), {"c": community}).scalar() > 0
+
+
+def test_needs_matched_follow_their_links_and_resources(app, ctx):
+    """需求匹配率's `matched` (Needs' cells) follows a service item linked to a need and
+    unlinked, the item deleted and restored, a resource proposed for a need and taken on."""
+    from app.models.lists import Need, NeedResource, Resource, ServiceItem
+
+    community = org_of(ctx, "shequ01")
+    need = ctx.execute(text(
+        "SELECT id FROM need WHERE community_id = :c AND status = '已受理' AND deleted_on IS NULL "
+        "AND id NOT IN (SELECT need_id FROM service_item_need) ORDER BY created_on DESC"),
+        {"c": community}).scalar()
+    item = ctx.execute(text("SELECT id FROM service_item WHERE deleted_on IS NULL AND status = "
+                            "'已发布' ORDER BY id")).scalar()
+    resource = ctx.execute(text("SELECT id FROM resource WHERE status = '已发布' AND deleted_on "
+                                "IS NULL ORDER BY id")).scalar()
+
+    def check():
+        assert_cells_current(app)
+        assert_rolled_equal_raw(app, ctx, ["zuzhibu", "jiedao01", "shequ01"], ("need_match_rate",))
+
+    def matched_here():
+        return ctx.execute(text("SELECT coalesce(sum(matched), 0) FROM rollup_need "
+                                "WHERE community_id = :c"), {"c": community}).scalar()
+
+    before = matched_here()
+    with viewing(app) as session:
+        linked = session.get(ServiceItem, item)
+        linked.needs.append(session.get(Need, need))
+        session.commit()
+    check()
+    assert matched_here() == before + 1
+    deleted_and_restored(app, ServiceItem, item)
+    with viewing(app) as session:
+        linked = session.get(ServiceItem, item)
+        linked.needs.remove(session.get(Need, need))
+        session.commit()
+    check()
+    assert matched_here() == before
+    with viewing(app) as session:
+        match = NeedResource(need=session.get(Need, need), resource=session.get(Resource, resource))
+        session.add(match)
+        session.commit()
+        pk = match.id
+    check()
+    change(app, NeedResource, pk, status="已认领")
+    check()
+    assert matched_here() == before + 1
+    deleted_and_restored(app, NeedResource, pk)
+    check()
+
+
 def test_the_ledgers_payments_and_reversals_move_the_balances(app, ctx, api):
     """Certify (pay) and revoke (reverse) through the API: the leaderboards stay the ledger's."""
     member = member_in(ctx, "shequ01")
@@ -730,7 +839,11 @@ def test_a_report_frozen_at_submission_reads_the_raw_rows(app, ctx):
     ("UPDATE rollup_node_need SET count = count + 1 WHERE node_id = 0 AND "
      "month = (SELECT max(month) FROM rollup_node_need WHERE node_id = 0)"),
     ("DELETE FROM rollup_node_registration WHERE node_id = (SELECT max(node_id) FROM "
-     "rollup_node_registration)")])
+     "rollup_node_registration)"),
+    ("UPDATE rollup_resolution SET on_time = on_time + 1 WHERE host_id = (SELECT max(host_id) "
+     "FROM rollup_resolution)"),
+    "UPDATE rollup_node_attendance SET below = below + 1 WHERE node_id = 0",
+    "UPDATE rollup_need SET matched = matched + 1 WHERE kind = 'raised'"])
 def test_check_fails_on_a_tampered_cell_and_rebuild_repairs_it(app, ctx, tampered):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["gongjian", "rollups", "check"]).exit_code == 0

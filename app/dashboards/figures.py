@@ -576,9 +576,15 @@ def overdue_needs(session, period: Period, org_id=None, limit: int = OVERDUE_LIS
 
 def need_match_rate(session, period: Period, org_id=None):
     """匹配率: needs raised in the period and not rejected, and those matched (a service item
-    linked, or a resource its unit took on)."""
+    linked, or a resource its unit took on) — summed from the needs rollup's cells where the
+    viewer's scope is on their keys (app/rollups.py Needs), else counted."""
+    found = _need_sums(session, period, org_id, lambda t: ((), (
+        func.sum(case((t.c.status != NeedStatus.REJECTED, t.c.count), else_=0)),
+        func.sum(case((t.c.status != NeedStatus.REJECTED, t.c.matched), else_=0)))))
     taken = and_(_needs_in(session, period, org_id), Need.status != NeedStatus.REJECTED)
-    if org_id is not None:
+    if found is not None:
+        needs, matched = (int(v or 0) for v in found[0])
+    elif org_id is not None:
         # Under a node, one pass over the node's needs (two would read them twice).
         needs, matched = (int(v) for v in session.execute(
             select(func.count(), _count_if(Need.matched)).select_from(Need).where(taken)).one())

@@ -103,8 +103,9 @@ class RegistrationCount(Model):
 class NeedCount(Model):
     """需求清单's counts per community, month (in the zone's calendar), category and status:
     `kind` raised — the needs raised (群众接单) in the month, with what their figures average
-    (办结 with its time from intake, 按期, 回访 with its satisfaction) — and closed — the
-    needs closed (已办结 or 已回访) in the month, by the day of 办结."""
+    (办结 with its time from intake, 按期, 回访 with its satisfaction, 匹配: a service item
+    linked or a resource confirmed, `Need.matched`) — and closed — the needs closed (已办结 or
+    已回访) in the month, by the day of 办结."""
 
     __tablename__ = "rollup_need"
 
@@ -121,6 +122,7 @@ class NeedCount(Model):
     rated = Column(Integer, nullable=False)
     scored = Column(Integer, nullable=False)
     satisfaction = Column(Integer, nullable=False)
+    matched = Column(Integer, nullable=False)
 
 
 # --- node cells: a rollup's sums at each node at or above a community (node 0: all data) ----------
@@ -170,6 +172,7 @@ class NeedNode(Model):
     rated = Column(Integer, nullable=False)
     scored = Column(Integer, nullable=False)
     satisfaction = Column(Integer, nullable=False)
+    matched = Column(Integer, nullable=False)
 
 
 class MonthlyServiceCell(Model):
@@ -234,3 +237,63 @@ class NeedCommunityCell(Model):
     month = Column(Integer, primary_key=True, autoincrement=False)
     raised = Column(Integer, nullable=False)
     closed = Column(Integer, nullable=False)
+
+
+class AttendanceCell(Model):
+    """参会记录 of the meetings held per (host of the meeting's joint body, meeting type, month
+    held): the records, those present (出席, 迟到), and of those the ones below the level the
+    body requires for the type (参会职级不达标) — 参会率 and 参会职级."""
+
+    __tablename__ = "rollup_attendance"
+    __table_args__ = (Index("ix_rollup_attendance_month", "year", "month", "host_id"),)
+
+    host_id = Column(Integer, primary_key=True, autoincrement=False)
+    type = Column(String(8), primary_key=True)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    records = Column(Integer, nullable=False)
+    present = Column(Integer, nullable=False)
+    below = Column(Integer, nullable=False)
+
+
+class AttendanceNode(Model):
+    """`AttendanceCell`'s counts of the hosts under a node."""
+
+    __tablename__ = "rollup_node_attendance"
+
+    node_id = Column(Integer, primary_key=True, autoincrement=False)
+    type = Column(String(8), primary_key=True)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    records = Column(Integer, nullable=False)
+    present = Column(Integer, nullable=False)
+    below = Column(Integer, nullable=False)
+
+
+class ResolutionCell(Model):
+    """议定事项 per (host of its meeting's joint body, month of its deadline): how many, those
+    closed (已办结), and of those the ones closed by the deadline — 议定事项办理 but its
+    overdue column, which depends on the day and is counted live."""
+
+    __tablename__ = "rollup_resolution"
+    __table_args__ = (Index("ix_rollup_resolution_month", "year", "month", "host_id"),)
+
+    host_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    total = Column(Integer, nullable=False)
+    closed = Column(Integer, nullable=False)
+    on_time = Column(Integer, nullable=False)
+
+
+class ResolutionNode(Model):
+    """`ResolutionCell`'s counts of the hosts under a node."""
+
+    __tablename__ = "rollup_node_resolution"
+
+    node_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    total = Column(Integer, nullable=False)
+    closed = Column(Integer, nullable=False)
+    on_time = Column(Integer, nullable=False)

@@ -15,7 +15,7 @@ from datetime import date
 from flask import current_app
 from sqlalchemy import and_, case, extract, func, literal_column, select
 
-from app import clock, storage
+from app import clock, rollups, storage
 from app.errors import Conflict, DomainError, committed
 from app.models.meetings import (
     DONE,
@@ -280,16 +280,40 @@ def _count_if(condition):
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _within(stmt, session, org_id: int | None):
-    """Restrict to bodies hosted in the node's subtree."""
-    stmt = stmt.join(JointBody, JointBody.id == Meeting.body_id)
+def _node_path(session, org_id: int | None) -> str | None:
     if org_id is None:
-        return stmt
+        return None
     path = session.execute(select(Organization.path).where(Organization.id == org_id)).scalar()
     if path is None:
         raise DomainError("所选党组织不存在或超出您的数据范围", "org")
+    return path
+
+
+def _within(stmt, session, org_id: int | None):
+    """Restrict to bodies hosted in the node's subtree."""
+    stmt = stmt.join(JointBody, JointBody.id == Meeting.body_id)
+    path = _node_path(session, org_id)
+    if path is None:
+        return stmt
     org = Organization.__table__
     return stmt.where(JointBody.host_id.in_(select(org.c.id).where(org.c.path.like(path + "%"))))
+
+
+def _rolled(session, rollup, start: date, end: date, org_id: int | None):
+    """(table, where): the cells of a meetings' rollup (app/rollups.py HostMonths) that the
+    viewer's figure sums over the period's months under the node — or None: the raw query (a
+    viewer whose scope is not on the cells' keys, a range not of whole months of one year, the
+    rollup not readable)."""
+    whole_months = (start.day == 1 and start.year == end.year
+                    and end.day == monthrange(end.year, end.month)[1])
+    if not whole_months:
+        return None
+    found = rollups.cells(session, rollup.name, _node_path(session, org_id))
+    if found is None or not rollups.readable(session, rollup.name):
+        return None
+    table, cells = found
+    return table, and_(cells, table.c.year == start.year,
+                       table.c.month.between(start.month, end.month))
 
 
 def _rate(part, whole):
@@ -312,21 +336,45 @@ def meetings_held_vs_planned(session, start: date, end: date, org_id: int | None
 
 def attendance_rate(session, start: date, end: date, org_id: int | None = None):
     """Per meeting type, at meetings held in the period: attendance records, units present
-    (出席 or 迟到) and the rate."""
-    stmt = (select(Meeting.type, func.count(Attendance.id),
-                   _count_if(Attendance.status.in_(PRESENT)))
-            .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
-            .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end)))
-    stmt = _within(stmt, session, org_id).group_by(Meeting.type)
+    (出席 or 迟到) and the rate — summed from the rollup's cells where the viewer's scope and
+    the node are put on their keys (app/rollups.py MeetingAttendance), else counted."""
+    found = _rolled(session, rollups.MeetingAttendance, start, end, org_id)
+    if found is not None:
+        cell, cells = found
+        stmt = (select(cell.c.type, func.sum(cell.c.records), func.sum(cell.c.present))
+                .where(cells).group_by(cell.c.type))
+    else:
+        stmt = (select(Meeting.type, func.count(Attendance.id),
+                       _count_if(Attendance.status.in_(PRESENT)))
+                .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
+                .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end)))
+        stmt = _within(stmt, session, org_id).group_by(Meeting.type)
     rows = [{"type": t, "expected": int(n), "present": int(p), "rate": _rate(int(p), int(n))}
-            for t, n, p in session.execute(stmt)]
+            for t, n, p in session.execute(stmt) if n]
     return sorted(rows, key=lambda r: _TYPE_ORDER[r["type"]])
 
 
 def leader_compliance(session, start: date, end: date, org_id: int | None = None):
     """At meetings held in the period, per type with a required attendee level (the body's:
     the 一把手 at 季研讨会 and 年总结会 by default): units present, how many came at that level
-    or above (compliant), how many did not (non-compliant) and the compliance rate."""
+    or above (compliant), how many did not (non-compliant) and the compliance rate — summed
+    from the rollup's cells where the viewer's scope and the node are put on their keys
+    (app/rollups.py MeetingAttendance), else counted."""
+    found = _rolled(session, rollups.MeetingAttendance, start, end, org_id)
+    if found is not None:
+        cell, cells = found
+        stmt = (select(cell.c.type, func.sum(cell.c.present), func.sum(cell.c.below))
+                .where(cells, cell.c.type.in_(tuple(REQUIRED_LEVEL_COLUMN)))
+                .group_by(cell.c.type))
+    else:
+        stmt = _leader_compliance_counted(session, start, end, org_id)
+    rows = [{"type": t, "present": int(n), "compliant": int(n) - int(k), "non_compliant": int(k),
+             "rate": _rate(int(n) - int(k), int(n))} for t, n, k in session.execute(stmt) if n]
+    return sorted(rows, key=lambda r: _TYPE_ORDER[r["type"]])
+
+
+def _leader_compliance_counted(session, start: date, end: date, org_id: int | None):
+    """`leader_compliance`'s raw query: per type, the units present and those below."""
     # `Attendance.non_compliant`, its required level read off the meeting and body this query
     # joins (the hybrid looks them up again per record: twice per attendance in the city).
     required = case(*((Meeting.type == type_, getattr(JointBody, column))
@@ -336,29 +384,47 @@ def leader_compliance(session, start: date, end: date, org_id: int | None = None
             .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
             .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end),
                    Meeting.type.in_(tuple(REQUIRED_LEVEL_COLUMN)), Attendance.status.in_(PRESENT)))
-    stmt = _within(stmt, session, org_id).group_by(Meeting.type)
-    rows = [{"type": t, "present": int(n), "compliant": int(n) - int(k), "non_compliant": int(k),
-             "rate": _rate(int(n) - int(k), int(n))} for t, n, k in session.execute(stmt)]
-    return sorted(rows, key=lambda r: _TYPE_ORDER[r["type"]])
+    return _within(stmt, session, org_id).group_by(Meeting.type)
 
 
 def resolution_figures(session, start: date, end: date, org_id: int | None = None,
                        today: date | None = None):
     """Per quarter of the deadline, resolutions due in the period: total, closed, closed on
     time (on or before the deadline), closed late, still open, and overdue (open and past the
-    deadline today)."""
+    deadline today). The first three are summed from the rollup's cells where the viewer's
+    scope and the node are put on their keys (app/rollups.py Resolutions); overdue depends on
+    the day and is counted live, on the open resolutions of the deadlines passed."""
     today = today or clock.today()
     year = extract("year", Resolution.deadline)
     quarter = _quarter_of(Resolution.deadline)
     done = Resolution.status == DONE
-    stmt = (select(year, quarter, func.count(Resolution.id), _count_if(done),
-                   _count_if(and_(done, Resolution.closed_on <= Resolution.deadline)),
-                   _count_if(and_(~done, Resolution.deadline < today)))
+    found = _rolled(session, rollups.Resolutions, start, end, org_id)
+    if found is None:
+        stmt = (select(year, quarter, func.count(Resolution.id), _count_if(done),
+                       _count_if(and_(done, Resolution.closed_on <= Resolution.deadline)),
+                       _count_if(and_(~done, Resolution.deadline < today)))
+                .select_from(Resolution).join(Meeting, Meeting.id == Resolution.meeting_id)
+                .where(Resolution.deadline.between(start, end)))
+        counted = session.execute(_within(stmt, session, org_id).group_by(year, quarter)).all()
+    else:
+        cell, cells = found
+        sums: dict[tuple[int, int], list[int]] = {}
+        for y, m, total, closed, on_time in session.execute(
+                select(cell.c.year, cell.c.month, func.sum(cell.c.total), func.sum(cell.c.closed),
+                       func.sum(cell.c.on_time)).where(cells).group_by(cell.c.year, cell.c.month)):
+            quarter_sums = sums.setdefault((int(y), (int(m) - 1) // 3 + 1), [0, 0, 0])
+            for i, n in enumerate((total, closed, on_time)):
+                quarter_sums[i] += int(n or 0)
+        late = session.execute(_within(
+            select(year, quarter, func.count(Resolution.id))
             .select_from(Resolution).join(Meeting, Meeting.id == Resolution.meeting_id)
-            .where(Resolution.deadline.between(start, end)))
-    stmt = _within(stmt, session, org_id).group_by(year, quarter)
+            .where(Resolution.deadline.between(start, end), Resolution.deadline < today,
+                   Resolution.status != DONE), session, org_id).group_by(year, quarter)).all()
+        overdue = {(int(y), int(q)): int(n) for y, q, n in late}
+        counted = [(y, q, *values, overdue.get((y, q), 0))
+                   for (y, q), values in sums.items() if values[0]]
     rows = []
-    for y, q, total, closed, on_time, overdue in session.execute(stmt):
+    for y, q, total, closed, on_time, overdue in counted:
         total, closed, on_time, overdue = int(total), int(closed), int(on_time), int(overdue)
         rows.append({"quarter": f"{int(y)}Q{int(q)}", "total": total, "closed": closed,
                      "closed_on_time": on_time, "closed_late": closed - on_time,
