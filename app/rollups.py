@@ -78,10 +78,13 @@ from app.models.cobuild import (
 )
 from app.models.lists import (
     NEED_DONE,
+    WISH_PUBLISHED,
+    MicroWish,
     Need,
     NeedResource,
     NeedStatus,
     ServiceItem,
+    WishStatus,
     service_item_need,
 )
 from app.models.meetings import (
@@ -116,6 +119,8 @@ from app.models.rollups import (
     ServiceHoursCell,
     ServiceHoursNode,
     UnitOnesCell,
+    WishCell,
+    WishNode,
 )
 from app.security.principal import current_principal, unscoped
 
@@ -740,6 +745,50 @@ class NeedCommunities(InPython, CommunityMonths):
         return [key + tuple(values) for key, values in sorted(sums.items())]
 
 
+# A wish claimed, whatever came of it after (认领率's numerator).
+WISH_CLAIMED = (WishStatus.CLAIMED, WishStatus.FULFILLED, WishStatus.CONFIRMED)
+
+
+class Wishes(InPython, CommunityMonths):
+    """微心愿 (`WishCell`) per community and month in the zone's calendar, each step counted in
+    the month of its own instant, cut in Python as `Needs` cuts them. Subject: the community (a
+    wish's grid lies in it); period: a month, whose steps are recomputed."""
+
+    name = "wish"
+    table = WishCell.__table__
+    nodes = WishNode.__table__
+    node_keys = ("year", "month")
+
+    def rows(self, connection, subject=None, period=None):
+        wish = MicroWish.__table__
+        steps = (wish.c.created_on, wish.c.claimed_on, wish.c.fulfilled_on)
+        where = [wish.c.deleted_on.is_(None)]
+        if subject is not None:
+            where.append(wish.c.community_id == subject)
+        wanted = None
+        if period:
+            first, last = _month_bounds(period)
+            begins, ends = clock.day_begins(first), clock.day_ends(last)
+            wanted = (first.year, first.month)
+            where.append(or_(*[and_(step >= begins, step < ends) for step in steps]))
+        stmt = select(wish.c.community_id, wish.c.status, *steps).where(*where)
+        options = {"stream_results": True, "yield_per": 5000} if _streams(connection) else {}
+        cells: dict[tuple, list[int]] = {}
+        for community, status, *moments in connection.execute(stmt.execution_options(**options)):
+            for step, moment in enumerate(moments):
+                if moment is None:
+                    continue
+                local = clock.to_local(moment)
+                if wanted is not None and (local.year, local.month) != wanted:
+                    continue
+                cell = cells.setdefault((community, local.year, local.month), [0, 0, 0, 0, 0])
+                cell[step] += 1
+                if step == 0 and status in WISH_PUBLISHED:
+                    cell[3] += 1
+                    cell[4] += status in WISH_CLAIMED
+        return [key + tuple(values) for key, values in sorted(cells.items())]
+
+
 class HostMonths(CommunityMonths):
     """Cells of the joint meetings, keyed by the host of the meeting's joint body (the subject:
     a district's, a street's or a community's node — the meetings' scope places their rows by
@@ -823,7 +872,7 @@ class Resolutions(HostMonths):
 ROLLUPS = {r.name: r for r in (ServiceHours(), PointBalances("member"), PointBalances("unit"),
                                PointsPaid(), Registrations(), Needs(), MonthlyService(),
                                UnitOnes(), MemberGroups(), NeedCommunities(),
-                               MeetingAttendance(), Resolutions())}
+                               MeetingAttendance(), Resolutions(), Wishes())}
 
 
 # --- marks: written with every write of a row a rollup counts -----------------------------------
@@ -989,6 +1038,18 @@ def _hosted_lookup(connection, hosted: dict, marks: set) -> None:
                          for name, period in periods)
 
 
+def _wish_marks(session, obj, marks: set) -> None:
+    """Every write of a wish (its status is its version column): the months, in the zone's
+    calendar, of its steps before and after, in its community before and after."""
+    moments = set()
+    for step in ("created_on", "claimed_on", "fulfilled_on"):
+        moments |= _old_and_new(obj, step)
+    moments.add(obj.created_on or clock.utcnow())
+    marks.update((Wishes.name, c, f"{clock.to_local(m):%Y-%m}")
+                 for c in _old_and_new(obj, "community_id", "community") - {None}
+                 for m in moments if m is not None)
+
+
 def _matched_marks(session, obj, linked: set, items: set) -> None:
     """Whether a need is matched (`Need.matched`) changes with its service items' links and
     their deletion, and with its resources' confirmation (`linked`: the needs; `items`: the
@@ -1060,6 +1121,8 @@ def _mark(session, flush_context) -> None:
             _meeting_marks(session, obj, marks, meetings)
         elif isinstance(obj, (ServiceItem, NeedResource)):
             _matched_marks(session, obj, linked, items)
+        elif isinstance(obj, MicroWish):
+            _wish_marks(session, obj, marks)
         if isinstance(obj, (Meeting, Attendance, Resolution, JointBody)):
             _hosted_marks(session, obj, marks, hosted)
     connection = session.connection() \

@@ -68,6 +68,17 @@ def old_per_month(session, model, period, org_id, steps):
             for y, m, _, _ in months]
 
 
+def old_wish_claim_rate(session, period, org_id=None):
+    from app.dashboards.figures import WISH_CLAIMED, _count_if, _in_period, _under, ratio
+    from app.models.lists import WISH_PUBLISHED, MicroWish
+
+    stmt = (select(func.count(MicroWish.id), _count_if(MicroWish.status.in_(WISH_CLAIMED)))
+            .where(_in_period(MicroWish.created_on, period), MicroWish.status.in_(WISH_PUBLISHED),
+                   _under(session, MicroWish, org_id)))
+    published, claimed = (int(v) for v in session.execute(stmt).one())
+    return [{"published": published, "claimed": claimed, "rate": ratio(claimed, published)}]
+
+
 def wish_steps():
     from app.models.lists import MicroWish
 
@@ -388,6 +399,8 @@ def test_lists_by_category_and_status_equal_the_old(session):
 
 
 def test_steps_per_month_equal_the_old(session):
+    """The wishes' from their rollup's cells (app/rollups.py Wishes) where the viewer's scope
+    is on their keys, rebuilt over the rows planted and deleted."""
     from app.dashboards import figures
     from app.models.lists import MicroWish, Need
 
@@ -402,7 +415,9 @@ def test_steps_per_month_equal_the_old(session):
     def old_needs(session, period, org_id):
         return old_per_month(session, Need, period, org_id, need_steps())
 
+    session = rebuilt(session)
     compare(session, figures.wishes_per_month, wishes)
+    compare(session, figures.wish_claim_rate, old_wish_claim_rate)
     # needs_per_month's raw query (where the rollup is not read) goes through the same helper
     compare(session, needs(need_steps()), old_needs)
 
@@ -427,7 +442,7 @@ def test_which_viewers_read_the_new_rollups(session, rolled):
     liaison's and a grid's scope is not on their keys: the raw queries)."""
     from app import rollups
 
-    for rollup in (rollups.MeetingAttendance, rollups.Resolutions, rollups.Needs):
+    for rollup in (rollups.MeetingAttendance, rollups.Resolutions, rollups.Needs, rollups.Wishes):
         assert (rollups.cells(session, rollup.name, None) is not None) == rolled, rollup.name
 
 
@@ -455,6 +470,8 @@ def test_each_figure_compared_counts_something(session):
     assert old_resources_by_category_and_status(session, year)
     assert old_service_items_by_category_and_status(session, year)
     assert sum(row["claimed"] for row in figures.wishes_per_month(session, year)) > 0
+    assert 0 < old_wish_claim_rate(session, year)[0]["claimed"] < \
+        old_wish_claim_rate(session, year)[0]["published"]
     assert sum(row["closed"] for row in old_per_month(session, Need, year, None, need_steps()))
     assert any(row["non_compliant"] for row in old_leader_compliance(session, year))
     assert any(row["present"] < row["expected"] for row in old_attendance_rate(session, year))

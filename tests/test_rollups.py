@@ -32,7 +32,7 @@ ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_l
           "need_completion_rate", "need_on_time_rate", "need_mean_time_to_close",
           "need_mean_satisfaction", "needs_per_month", "monthly_service", "agreement_three_ones",
           "members_by_grid", "needs_by_community", "need_match_rate", "meeting_attendance_rate",
-          "leader_compliance", "resolutions_on_time")
+          "leader_compliance", "resolutions_on_time", "wishes_per_month", "wish_claim_rate")
 MEETING_FIGURES = ("meeting_attendance_rate", "leader_compliance", "resolutions_on_time")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's
 # subtree, a unit. A grid secretary and a member keep the raw queries.
@@ -724,6 +724,39 @@ def test_needs_matched_follow_their_links_and_resources(app, ctx):
     assert matched_here() == before + 1
     deleted_and_restored(app, NeedResource, pk)
     check()
+
+
+def test_wishes_claimed_fulfilled_moved_and_deleted_keep_their_months(app, ctx):
+    """微心愿月度情况 and 认领率's cells (Wishes) follow a wish recorded after the fact (posted
+    last year just after midnight on the 1st in the zone's calendar), claimed, the claim
+    cancelled, claimed again, fulfilled and confirmed a month later, moved to another
+    community, deleted and restored."""
+    from app.models.lists import MicroWish
+
+    community = org_of(ctx, "shequ01")
+    other = ctx.execute(text("SELECT id FROM organization WHERE type = 'community' AND id != :c "
+                             "ORDER BY id"), {"c": community}).scalar()
+    member = member_in(ctx, "shequ01")
+    posted = clock.day_begins(date(clock.today().year - 1, 11, 1)) + timedelta(minutes=5)
+    wished = ("zuzhibu", "jiedao01", "shequ01")
+    with viewing(app) as session:
+        wish = MicroWish(community_id=community, resident_name="汇总测试", content="汇总测试心愿",
+                         status="待认领", created_on=posted)
+        session.add(wish)
+        session.commit()
+        pk = wish.id
+    assert_cells_current(app)
+    claimed = posted + timedelta(days=29, hours=23)  # the zone's 30 November, UTC's 30 November
+    for values in ({"status": "已认领", "claimant_member_id": member, "claimed_on": claimed},
+                   {"status": "待认领", "claimant_member_id": None, "claimed_on": None},
+                   {"status": "已认领", "claimant_member_id": member, "claimed_on": claimed},
+                   {"status": "已实现", "fulfilled_on": claimed + timedelta(days=31)},
+                   {"status": "已确认"}, {"community_id": other}):
+        change(app, MicroWish, pk, **values)
+        assert_cells_current(app)
+        assert_rolled_equal_raw(app, ctx, wished, ("wishes_per_month", "wish_claim_rate"))
+    deleted_and_restored(app, MicroWish, pk)
+    assert_rolled_equal_raw(app, ctx, ["zuzhibu"], ("wishes_per_month", "wish_claim_rate"))
 
 
 def test_the_ledgers_payments_and_reversals_move_the_balances(app, ctx, api):

@@ -45,7 +45,6 @@ from app.models.lists import (
     NeedStatus,
     Resource,
     ServiceItem,
-    WishStatus,
 )
 from app.models.org import Dictionary, Member, MemberStatus, Organization, Unit, UnitStatus
 from app.models.rollups import PointBalance, PointsPaidCell
@@ -597,21 +596,46 @@ def need_match_rate(session, period: Period, org_id=None):
     return [{"needs": needs, "matched": matched, "rate": ratio(matched, needs)}]
 
 
-WISH_CLAIMED = (WishStatus.CLAIMED, WishStatus.FULFILLED, WishStatus.CONFIRMED)
+WISH_CLAIMED = rollups.WISH_CLAIMED
+
+
+def _wish_sums(session, period: Period, org_id, *sums):
+    """The wishes rollup's `sums` per month of the period under the node, of the node cells or
+    the community cells the viewer reads (app/rollups.py Wishes) — or None where the viewer's
+    scope is not on the cells' keys (a liaison, a member: the wishes published in their
+    community and those they claimed; a grid): the raw query then."""
+    found = rollups.cells(session, rollups.Wishes.name, org_path(session, org_id))
+    if found is None or not rollups.readable(session, rollups.Wishes.name):
+        return None
+    cell, cells = found
+    stmt = (select(cell.c.month, *[func.sum(cell.c[name]) for name in sums])
+            .where(cells, cell.c.year == period.year,
+                   cell.c.month.between(period.start.month, period.end.month))
+            .group_by(cell.c.month))
+    return {int(m): [int(n or 0) for n in counts] for m, *counts in session.execute(stmt)}
 
 
 def wish_claim_rate(session, period: Period, org_id=None):
     """认领率: micro-wishes posted in the period and published, and those claimed."""
-    stmt = (select(func.count(MicroWish.id), _count_if(MicroWish.status.in_(WISH_CLAIMED)))
-            .where(_in_period(MicroWish.created_on, period), MicroWish.status.in_(WISH_PUBLISHED),
-                   _under(session, MicroWish, org_id)))
-    published, claimed = (int(v) for v in session.execute(stmt).one())
+    found = _wish_sums(session, period, org_id, "published", "published_claimed")
+    if found is not None:
+        published, claimed = (sum(sums[i] for sums in found.values()) for i in (0, 1))
+    else:
+        stmt = (select(func.count(MicroWish.id), _count_if(MicroWish.status.in_(WISH_CLAIMED)))
+                .where(_in_period(MicroWish.created_on, period),
+                       MicroWish.status.in_(WISH_PUBLISHED), _under(session, MicroWish, org_id)))
+        published, claimed = (int(v) for v in session.execute(stmt).one())
     return [{"published": published, "claimed": claimed, "rate": ratio(claimed, published)}]
 
 
 def wishes_per_month(session, period: Period, org_id=None):
     """Micro-wishes posted, claimed and fulfilled in each month of the period (by the date of
     each step)."""
+    steps = ("posted", "claimed", "fulfilled")
+    found = _wish_sums(session, period, org_id, *steps)
+    if found is not None:
+        return [{"month": f"{y}-{m:02d}", **dict(zip(steps, found.get(m, (0, 0, 0)), strict=True))}
+                for y, m in period.months]
     return _per_month(session, MicroWish, period, org_id,
                       (("posted", MicroWish.created_on, None), ("claimed", MicroWish.claimed_on, None),
                        ("fulfilled", MicroWish.fulfilled_on, None)))

@@ -297,3 +297,36 @@ class ResolutionNode(Model):
     total = Column(Integer, nullable=False)
     closed = Column(Integer, nullable=False)
     on_time = Column(Integer, nullable=False)
+
+
+class WishCell(Model):
+    """微心愿 per community and month (in the zone's calendar): posted (by its 登记 instant),
+    claimed and fulfilled (each by the instant of its step), and of those posted the ones
+    published (待认领 or beyond) and, of these, claimed — 微心愿月度情况 and 认领率."""
+
+    __tablename__ = "rollup_wish"
+    __table_args__ = (Index("ix_rollup_wish_month", "year", "month", "community_id"),)
+
+    community_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    posted = Column(Integer, nullable=False)
+    claimed = Column(Integer, nullable=False)
+    fulfilled = Column(Integer, nullable=False)
+    published = Column(Integer, nullable=False)
+    published_claimed = Column(Integer, nullable=False)
+
+
+class WishNode(Model):
+    """`WishCell`'s counts of the communities under a node."""
+
+    __tablename__ = "rollup_node_wish"
+
+    node_id = Column(Integer, primary_key=True, autoincrement=False)
+    year = Column(Integer, primary_key=True, autoincrement=False)
+    month = Column(Integer, primary_key=True, autoincrement=False)
+    posted = Column(Integer, nullable=False)
+    claimed = Column(Integer, nullable=False)
+    fulfilled = Column(Integer, nullable=False)
+    published = Column(Integer, nullable=False)
+    published_claimed = Column(Integer, nullable=False)

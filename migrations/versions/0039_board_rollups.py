@@ -2,10 +2,11 @@
 attendance per host, type and month held (MeetingAttendance — 参会率 and 参会职级 joined a
 year's attendance to its meetings and bodies, 0.12 s each on the city's SQLite), the
 resolutions per host and month of their deadline (Resolutions — 议定事项办理, 0.3-0.4 s), each
-with node cells; and the needs' cells count those matched (需求匹配率 tested a year's needs
-against every link, 0.2-0.35 s)
+with node cells; the micro-wishes per community and month of each step (Wishes — 微心愿月度情况
+and 认领率 read a year's wishes by three dates, 0.2 s), with node cells; and the needs' cells
+count those matched (需求匹配率 tested a year's needs against every link, 0.2-0.35 s)
 
-Revision ID: 0039_meeting_rollups
+Revision ID: 0039_board_rollups
 Revises: 0038_figure_rollups
 Create Date: 2026-12-07 17:10:00
 
@@ -16,16 +17,19 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0039_meeting_rollups'
+revision = '0039_board_rollups'
 down_revision = '0038_figure_rollups'
 branch_labels = None
 depends_on = None
 
 
 # 'need' recomputed whole: its cells' new column.
-ROLLUPS = ('attendance', 'resolution', 'need')
+ROLLUPS = ('attendance', 'resolution', 'wish', 'need')
 COUNTS = {'rollup_attendance': ('records', 'present', 'below'),
-          'rollup_resolution': ('total', 'closed', 'on_time')}
+          'rollup_resolution': ('total', 'closed', 'on_time'),
+          'rollup_wish': ('posted', 'claimed', 'fulfilled', 'published', 'published_claimed')}
+PLACE = {'rollup_attendance': 'host_id', 'rollup_resolution': 'host_id',
+         'rollup_wish': 'community_id'}
 
 
 def _keys(table):
@@ -39,14 +43,15 @@ def _keys(table):
 def upgrade():
     for table, counts in COUNTS.items():
         node = table.replace('rollup_', 'rollup_node_')
-        for name, place in ((table, 'host_id'), (node, 'node_id')):
+        for name, place in ((table, PLACE[table]), (node, 'node_id')):
             keys = [sa.Column(place, sa.Integer(), autoincrement=False, nullable=False),
                     *_keys(table)]
             op.create_table(name, *keys,
                             *[sa.Column(count, sa.Integer(), nullable=False) for count in counts],
                             sa.PrimaryKeyConstraint(*[k.name for k in keys],
                                                     name=op.f(f'pk_{name}')))
-        op.create_index(f'ix_{table}_month', table, ['year', 'month', 'host_id'], unique=False)
+        op.create_index(f'ix_{table}_month', table, ['year', 'month', PLACE[table]],
+                        unique=False)
     for table in ('rollup_need', 'rollup_node_need'):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column('matched', sa.Integer(), nullable=False,
@@ -61,7 +66,7 @@ def upgrade():
 
 
 def downgrade():
-    op.execute("DELETE FROM rollup_mark WHERE rollup IN ('attendance', 'resolution')")
+    op.execute("DELETE FROM rollup_mark WHERE rollup IN ('attendance', 'resolution', 'wish')")
     for table in ('rollup_node_need', 'rollup_need'):
         with op.batch_alter_table(table) as batch:
             batch.drop_column('matched')
