@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Integer, and_, func, or_, select, text, update
 
 from app import clock
 from tests.planted import planted_session
@@ -276,8 +276,8 @@ DELETED = {
 
 def _plant(session, tables):
     """Late needs at each step (their intake or deadline put in the past), a quarterly
-    meeting attended below the 一把手 level, and a need of the first community matched to a
-    service item this month: each figure counts something."""
+    meeting attended below the 一把手 level, a need of the first community matched to a
+    service item this month, open resolutions due this month: each figure counts something."""
     need = tables["need"]
     now = clock.utcnow()
     open_ids = session.execute(select(need.c.id, need.c.status).where(
@@ -306,6 +306,15 @@ def _plant(session, tables):
     session.execute(tables["service_item_need"].insert().values(
         service_item_id=session.execute(select(func.max(tables["service_item"].c.id))).scalar(),
         need_id=latest))
+    # Open resolutions due this month: one on its first day (overdue unless that is today),
+    # one today (not yet) — the month whose overdue ones are counted live.
+    resolution, today = tables["resolution"], clock.today()
+    deleted_meeting = text(DELETED["meeting"]).columns(id=Integer).scalar_subquery()
+    open_ones = session.execute(select(resolution.c.id).where(
+        resolution.c.status != "已办结", resolution.c.meeting_id != deleted_meeting)
+        .order_by(resolution.c.id).limit(2)).scalars().all()
+    for pk, deadline in zip(open_ones, (today.replace(day=1), today), strict=True):
+        session.execute(update(resolution).where(resolution.c.id == pk).values(deadline=deadline))
 
 
 USERS = ["zuzhibu", "jiedao01", "shequ01", "wangge01", "danwei01", "shenji"]

@@ -392,8 +392,10 @@ def resolution_figures(session, start: date, end: date, org_id: int | None = Non
     """Per quarter of the deadline, resolutions due in the period: total, closed, closed on
     time (on or before the deadline), closed late, still open, and overdue (open and past the
     deadline today). The first three are summed from the rollup's cells where the viewer's
-    scope and the node are put on their keys (app/rollups.py Resolutions); overdue depends on
-    the day and is counted live, on the open resolutions of the deadlines passed."""
+    scope and the node are put on their keys (app/rollups.py Resolutions). Overdue depends on
+    the day: in a month before today's every deadline has passed, and its cells' open ones are
+    its overdue ones; today's month's are counted live (its deadlines before today), a later
+    month has none."""
     today = today or clock.today()
     year = extract("year", Resolution.deadline)
     quarter = _quarter_of(Resolution.deadline)
@@ -408,21 +410,26 @@ def resolution_figures(session, start: date, end: date, org_id: int | None = Non
         counted = session.execute(_within(stmt, session, org_id).group_by(year, quarter)).all()
     else:
         cell, cells = found
+        this_month = today.replace(day=1)
         sums: dict[tuple[int, int], list[int]] = {}
         for y, m, total, closed, on_time in session.execute(
                 select(cell.c.year, cell.c.month, func.sum(cell.c.total), func.sum(cell.c.closed),
                        func.sum(cell.c.on_time)).where(cells).group_by(cell.c.year, cell.c.month)):
-            quarter_sums = sums.setdefault((int(y), (int(m) - 1) // 3 + 1), [0, 0, 0])
-            for i, n in enumerate((total, closed, on_time)):
-                quarter_sums[i] += int(n or 0)
-        late = session.execute(_within(
-            select(year, quarter, func.count(Resolution.id))
-            .select_from(Resolution).join(Meeting, Meeting.id == Resolution.meeting_id)
-            .where(Resolution.deadline.between(start, end), Resolution.deadline < today,
-                   Resolution.status != DONE), session, org_id).group_by(year, quarter)).all()
-        overdue = {(int(y), int(q)): int(n) for y, q, n in late}
-        counted = [(y, q, *values, overdue.get((y, q), 0))
-                   for (y, q), values in sums.items() if values[0]]
+            y, m, total, closed = int(y), int(m), int(total or 0), int(closed or 0)
+            quarter_sums = sums.setdefault((y, (m - 1) // 3 + 1), [0, 0, 0, 0])
+            passed = date(y, m, 1) < this_month
+            for i, n in enumerate((total, closed, int(on_time or 0), total - closed if passed else 0)):
+                quarter_sums[i] += n
+        if start <= today and this_month <= end:
+            late = session.execute(_within(
+                select(year, quarter, func.count(Resolution.id))
+                .select_from(Resolution).join(Meeting, Meeting.id == Resolution.meeting_id)
+                .where(Resolution.deadline >= max(start, this_month), Resolution.deadline <= end,
+                       Resolution.deadline < today, Resolution.status != DONE),
+                session, org_id).group_by(year, quarter)).all()
+            for y, q, n in late:
+                sums.setdefault((int(y), int(q)), [0, 0, 0, 0])[3] += int(n)
+        counted = [(y, q, *values) for (y, q), values in sums.items() if values[0]]
     rows = []
     for y, q, total, closed, on_time, overdue in counted:
         total, closed, on_time, overdue = int(total), int(closed), int(on_time), int(overdue)
