@@ -843,7 +843,8 @@ class MeetingAttendance(HostMonths):
 
 class Resolutions(HostMonths):
     """议定事项 (`ResolutionCell`) by host and month of the deadline: how many, closed, closed by
-    the deadline. Which of the open ones are overdue depends on the day: counted live."""
+    the deadline. Which of the open ones are overdue depends on the day: those of a month
+    before today's are, today's month's are counted live (services.meetings.resolution_figures)."""
 
     name = "resolution"
     table = ResolutionCell.__table__
