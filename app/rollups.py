@@ -64,7 +64,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import get_history
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, get_history
 
 from app import clock
 from app.models.cobuild import (
@@ -1058,7 +1058,9 @@ def _matched_marks(session, obj, linked: set, items: set) -> None:
     if isinstance(obj, NeedResource):  # every write: its status may be its version column
         linked.update(_old_and_new(obj, "need_id", "need") - {None})
         return
-    history = get_history(obj, "needs")
+    # What the flush changed of the links, without loading the collection here (a need linked
+    # from its own side is a need written, marked as one).
+    history = get_history(obj, "needs", passive=PASSIVE_NO_INITIALIZE)
     linked.update(n.id for n in (*history.added, *history.deleted) if n.id is not None)
     if obj not in session.new and (obj in session.deleted or _changed(obj, ("deleted_on",))):
         items.add(obj.id)

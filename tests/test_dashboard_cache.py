@@ -230,20 +230,19 @@ def test_a_write_the_rollups_count_shows_on_the_next_page(app, ctx, api, as_user
 
 
 def test_a_write_no_rollup_tracks_shows_once_the_stated_age_has_passed(app, ctx, as_user):
-    """A micro-wish put in the recycle bin by SQL (no mark: its figures are read raw): the kept
-    board is served until DASHBOARD_CACHE_SECONDS have passed, as the page says, then made
-    anew."""
-    first_day = clock.day_begins(clock.today().replace(month=1, day=1))
-    wish = ctx.execute(text("SELECT id FROM micro_wish WHERE deleted_on IS NULL AND "
-                            "created_on >= :first ORDER BY id"), {"first": first_day}).scalar()
-    assert wish is not None
+    """A resource of this year put in the recycle bin by SQL (no rollup counts resources: their
+    figures are read raw): the kept board is served until DASHBOARD_CACHE_SECONDS have passed,
+    as the page says, then made anew."""
+    resource = ctx.execute(text("SELECT id FROM resource WHERE deleted_on IS NULL AND "
+                                "year = :y ORDER BY id"), {"y": clock.today().year}).scalar()
+    assert resource is not None
     browser = as_user("zuzhibu")
     with kept_boards(app, DASHBOARD_CACHE_SECONDS=60), time_machine.travel(datetime.now(UTC), tick=False) as travel:
         page = browser.get("/dashboard/").get_data(as_text=True)
         assert "看板内容至多 60 秒前生成" in page
         with ctx.session() as session:
-            session.execute(text("UPDATE micro_wish SET deleted_on = :now WHERE id = :id"),
-                            {"now": clock.utcnow(), "id": wish})
+            session.execute(text("UPDATE resource SET deleted_on = :now WHERE id = :id"),
+                            {"now": clock.utcnow(), "id": resource})
             session.commit()
         try:
             travel.shift(30)
@@ -254,8 +253,8 @@ def test_a_write_no_rollup_tracks_shows_once_the_stated_age_has_passed(app, ctx,
             assert anew != board_of(page) and anew == fresh(app, browser, "/dashboard/")
         finally:
             with ctx.session() as session:
-                session.execute(text("UPDATE micro_wish SET deleted_on = NULL WHERE id = :id"),
-                                {"id": wish})
+                session.execute(text("UPDATE resource SET deleted_on = NULL WHERE id = :id"),
+                                {"id": resource})
                 session.commit()
 
 

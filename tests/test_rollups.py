@@ -678,7 +678,8 @@ def test_meetings_attendance_resolutions_and_bodies_keep_the_hosts_cells(app, ct
 
 def test_needs_matched_follow_their_links_and_resources(app, ctx):
     """需求匹配率's `matched` (Needs' cells) follows a service item linked to a need and
-    unlinked, the item deleted and restored, a resource proposed for a need and taken on."""
+    unlinked, the item deleted and restored, linked and unlinked from the need's side, a
+    resource proposed for a need and taken on."""
     from app.models.lists import Need, NeedResource, Resource, ServiceItem
 
     community = org_of(ctx, "shequ01")
@@ -713,6 +714,17 @@ def test_needs_matched_follow_their_links_and_resources(app, ctx):
         session.commit()
     check()
     assert matched_here() == before
+    with viewing(app) as session:  # from the need's side: a need written
+        linked = session.get(Need, need)
+        linked.service_items.append(session.get(ServiceItem, item))
+        session.commit()
+    check()
+    assert matched_here() == before + 1
+    with viewing(app) as session:
+        linked = session.get(Need, need)
+        linked.service_items.clear()
+        session.commit()
+    check()
     with viewing(app) as session:
         match = NeedResource(need=session.get(Need, need), resource=session.get(Resource, resource))
         session.add(match)
