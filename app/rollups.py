@@ -97,7 +97,7 @@ from app.models.meetings import (
     MeetingStatus,
     Resolution,
     ResolutionStatus,
-    _level_rank,
+    level_rank,
 )
 from app.models.org import Member, MemberStatus, Organization, Unit, UnitStatus
 from app.models.rollups import (
@@ -308,6 +308,21 @@ def _month_bounds(period: str) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, monthrange(year, month)[1])
 
 
+def _stepping_in(table, steps, subject, period):
+    """(where, wanted): a community's live rows (every community's: subject None) with one of
+    their steps' instants in the period's month of the zone's calendar, and that month as the
+    (year, month) the cells are keyed by (None: every month)."""
+    where = [table.c.deleted_on.is_(None)]
+    if subject is not None:
+        where.append(table.c.community_id == subject)
+    if not period:
+        return where, None
+    first, last = _month_bounds(period)
+    begins, ends = clock.day_begins(first), clock.day_ends(last)
+    where.append(or_(*[and_(step >= begins, step < ends) for step in steps]))
+    return where, (first.year, first.month)
+
+
 class InPython:
     """A rollup whose cells need Python (the zone's calendar, sets of quarters): `rows()` is
     a list, written in batches in place of an INSERT … SELECT."""
@@ -516,16 +531,8 @@ class Needs(InPython, CommunityMonths):
 
     def rows(self, connection, subject=None, period=None):
         need = Need.__table__
-        where = [need.c.deleted_on.is_(None)]
-        if subject is not None:
-            where.append(need.c.community_id == subject)
-        wanted = None
-        if period:
-            first, last = _month_bounds(period)
-            begins, ends = clock.day_begins(first), clock.day_ends(last)
-            wanted = (first.year, first.month)
-            where.append(or_(and_(need.c.created_on >= begins, need.c.created_on < ends),
-                             and_(need.c.completed_on >= begins, need.c.completed_on < ends)))
+        where, wanted = _stepping_in(need, (need.c.created_on, need.c.completed_on), subject,
+                                     period)
         # `Need.matched` over the Core table: the links' own rows, whoever may see them.
         matched = case((Need.matched, 1), else_=0)
         stmt = select(need.c.community_id, need.c.created_on, need.c.completed_on,
@@ -762,15 +769,7 @@ class Wishes(InPython, CommunityMonths):
     def rows(self, connection, subject=None, period=None):
         wish = MicroWish.__table__
         steps = (wish.c.created_on, wish.c.claimed_on, wish.c.fulfilled_on)
-        where = [wish.c.deleted_on.is_(None)]
-        if subject is not None:
-            where.append(wish.c.community_id == subject)
-        wanted = None
-        if period:
-            first, last = _month_bounds(period)
-            begins, ends = clock.day_begins(first), clock.day_ends(last)
-            wanted = (first.year, first.month)
-            where.append(or_(*[and_(step >= begins, step < ends) for step in steps]))
+        where, wanted = _stepping_in(wish, steps, subject, period)
         stmt = select(wish.c.community_id, wish.c.status, *steps).where(*where)
         options = {"stream_results": True, "yield_per": 5000} if _streams(connection) else {}
         cells: dict[tuple, list[int]] = {}
@@ -799,13 +798,21 @@ class HostMonths(CommunityMonths):
     node_keys: tuple[str, ...] = ("year", "month")
 
     @staticmethod
-    def _hosted(source, subject):
-        """The rows of `source` (joined to its meeting) with their body's host, live."""
+    def _hosted(rows, day, subject, period):
+        """(source, where, year, month): live rows of attendance or resolutions joined to their
+        meeting and its body (whose host places them), with a `day` (in the period's month), and
+        that day's year and month."""
         meeting, body = Meeting.__table__, JointBody.__table__
-        where = [meeting.c.deleted_on.is_(None), body.c.deleted_on.is_(None)]
+        where = [rows.c.deleted_on.is_(None), meeting.c.deleted_on.is_(None),
+                 body.c.deleted_on.is_(None), day.is_not(None)]
         if subject is not None:
             where.append(body.c.host_id == subject)
-        return source.join(body, body.c.id == meeting.c.body_id), where
+        if period:
+            where.append(day.between(*_month_bounds(period)))
+        source = (rows.join(meeting, meeting.c.id == rows.c.meeting_id)
+                  .join(body, body.c.id == meeting.c.body_id))
+        return (source, where, cast(extract("year", day), Integer),
+                cast(extract("month", day), Integer))
 
 
 class MeetingAttendance(HostMonths):
@@ -824,20 +831,13 @@ class MeetingAttendance(HostMonths):
                           for type_, column in REQUIRED_LEVEL_COLUMN.items()), else_=None)
         present = attendance.c.status.in_(PRESENT)
         below = and_(present, meeting.c.type.in_(tuple(REQUIRED_LEVEL_COLUMN)),
-                     _level_rank(attendance.c.attendee_level) > _level_rank(required))
-        source, where = self._hosted(
-            attendance.join(meeting, meeting.c.id == attendance.c.meeting_id), subject)
-        year = cast(extract("year", meeting.c.held_on), Integer)
-        month = cast(extract("month", meeting.c.held_on), Integer)
-        if period:
-            where.append(meeting.c.held_on.between(*_month_bounds(period)))
+                     level_rank(attendance.c.attendee_level) > level_rank(required))
+        source, where, year, month = self._hosted(attendance, meeting.c.held_on, subject, period)
         return (select(body.c.host_id.label("host_id"), meeting.c.type.label("type"),
                        year.label("year"), month.label("month"), func.count().label("records"),
                        func.sum(case((present, 1), else_=0)).label("present"),
                        func.sum(case((below, 1), else_=0)).label("below"))
-                .select_from(source)
-                .where(*where, attendance.c.deleted_on.is_(None),
-                       meeting.c.status == MeetingStatus.HELD, meeting.c.held_on.is_not(None))
+                .select_from(source).where(*where, meeting.c.status == MeetingStatus.HELD)
                 .group_by(body.c.host_id, meeting.c.type, year, month))
 
 
@@ -851,22 +851,16 @@ class Resolutions(HostMonths):
     nodes = ResolutionNode.__table__
 
     def computed(self, subject=None, period=None):
-        resolution, meeting, body = Resolution.__table__, Meeting.__table__, JointBody.__table__
+        resolution, body = Resolution.__table__, JointBody.__table__
         done = resolution.c.status == ResolutionStatus.DONE
-        source, where = self._hosted(
-            resolution.join(meeting, meeting.c.id == resolution.c.meeting_id), subject)
-        year = cast(extract("year", resolution.c.deadline), Integer)
-        month = cast(extract("month", resolution.c.deadline), Integer)
-        if period:
-            where.append(resolution.c.deadline.between(*_month_bounds(period)))
+        source, where, year, month = self._hosted(resolution, resolution.c.deadline, subject,
+                                                  period)
         return (select(body.c.host_id.label("host_id"), year.label("year"),
                        month.label("month"), func.count().label("total"),
                        func.sum(case((done, 1), else_=0)).label("closed"),
                        func.sum(case((and_(done, resolution.c.closed_on <= resolution.c.deadline),
                                       1), else_=0)).label("on_time"))
-                .select_from(source)
-                .where(*where, resolution.c.deleted_on.is_(None),
-                       resolution.c.deadline.is_not(None))
+                .select_from(source).where(*where)
                 .group_by(body.c.host_id, year, month))
 
 

@@ -145,8 +145,9 @@ CADENCE_DEFAULTS = {
 }
 
 
-def _level_rank(level):
-    """LEVEL_RANK in SQL; no level ranks below every level."""
+def level_rank(level):
+    """LEVEL_RANK in SQL (the hybrid, the meeting figures and their rollup compare by it); no
+    level ranks below every level."""
     return case(*((level == name, rank) for name, rank in LEVEL_RANK.items()),
                 else_=len(LEVEL_RANK) + 1)
 
@@ -438,11 +439,11 @@ class Attendance(Entity):
         meeting, body = Meeting.__table__.alias("m_required"), JointBody.__table__.alias("b_required")
         required = case(*((meeting.c.type == type_, body.c[column])
                           for type_, column in REQUIRED_LEVEL_COLUMN.items()), else_=None)
-        required_rank = (select(_level_rank(required))
+        required_rank = (select(level_rank(required))
                          .where(meeting.c.id == cls.meeting_id, body.c.id == meeting.c.body_id)
                          .scalar_subquery())
         return and_(cls.status.in_(PRESENT), required_rank.is_not(None),
-                    _level_rank(cls.attendee_level) > required_rank)
+                    level_rank(cls.attendee_level) > required_rank)
 
     def validate(self, session) -> None:
         if self.meeting is None:

@@ -28,7 +28,7 @@ from app.models.meetings import (
     MeetingAttachment,
     MeetingStatus,
     Resolution,
-    _level_rank,
+    level_rank,
 )
 from app.models.org import Organization
 from app.security.roles import ADMIN_GROUP
@@ -379,7 +379,7 @@ def _leader_compliance_counted(session, start: date, end: date, org_id: int | No
     # joins (the hybrid looks them up again per record: twice per attendance in the city).
     required = case(*((Meeting.type == type_, getattr(JointBody, column))
                       for type_, column in REQUIRED_LEVEL_COLUMN.items()), else_=None)
-    below = _level_rank(Attendance.attendee_level) > _level_rank(required)
+    below = level_rank(Attendance.attendee_level) > level_rank(required)
     stmt = (select(Meeting.type, func.count(Attendance.id), _count_if(below))
             .select_from(Attendance).join(Meeting, Meeting.id == Attendance.meeting_id)
             .where(Meeting.status == MeetingStatus.HELD, Meeting.held_on.between(start, end),
