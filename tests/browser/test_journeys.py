@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from openpyxl import load_workbook
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import text
 
 from app import clock
@@ -48,6 +49,12 @@ class Visit:
         return self.page.locator(f"table tr:has(th:text-is('{label}')) td").first.inner_text().strip()
 
     def flashes(self) -> str:
+        # The page a move redirects to, once it has its messages: read at once, a late select2
+        # answer during the redirect once left the text empty (a rehearsal's 会商派单).
+        try:
+            self.page.locator(".alert").first.wait_for(timeout=5000)
+        except PlaywrightTimeout:
+            pass
         return " ".join(self.page.locator(".alert").all_inner_texts())
 
     def move(self, label):
