@@ -619,31 +619,9 @@ class MonthlyService(CommunityMonths):
         community's admin counts only the members living in its subtree (home_id; their grid
         lies in their home community), a liaison those working in its unit. All data reads
         every cell; a grid, a member, several kinds of grant: the raw query."""
-        from app.security.scope import subtree_ids
-
-        principal, t = current_principal(), self.table
-
-        def placed_under(paths):
-            nodes = subtree_ids(paths)
-            return or_(t.c.community_id.in_(nodes), and_(t.c.grouped == 1, t.c.home_id.in_(nodes)))
-
-        where = []
-        if node_path is not None:
-            if not _nodes_at_or_above_community(session, (node_path,)):
-                return None
-            where.append(placed_under((node_path,)))
-        if principal.sees_all:
-            pass
-        elif principal.org_paths and not principal.unit_ids and not principal.member_ids:
-            paths = tuple(principal.org_paths)
-            if not _nodes_at_or_above_community(session, paths):
-                return None
-            where += [placed_under(paths), t.c.home_id.in_(subtree_ids(paths))]
-        elif principal.unit_ids and not principal.org_paths and not principal.member_ids:
-            where.append(t.c.unit_id.in_(principal.unit_ids))
-        else:
-            return None
-        return and_(true(), *where)
+        t = self.table
+        return cells_where(session, t, node_path, home=t.c.home_id, placed=lambda nodes: or_(
+            t.c.community_id.in_(nodes), and_(t.c.grouped == 1, t.c.home_id.in_(nodes))))
 
 
 class UnitOnes(InPython, Rollup):
@@ -1442,19 +1420,24 @@ def _nodes_at_or_above_community(session, paths, types=ROLLED_NODES) -> bool:
     return known[(paths, types)]
 
 
-def cells_where(session, table, node_path: str | None, placed_by=("community_id",)):
+def cells_where(session, table, node_path: str | None, placed_by=("community_id",),
+                placed=None, home=None):
     """The cells of `table` (placed by the nodes in its `placed_by` columns — community_id, and
     home_id too for a second place, or a joint body's host_id — and keyed by unit_id) that the
     viewer's figure sums — the rows the raw query would read through the raw rows'
     scope declarations (their community or grid, their unit) under the node at `node_path` —
     or None when the scope cannot be put on the cells' keys (a grid secretary, a member, a
-    node below a community, several kinds of grant at once)."""
+    node below a community, several kinds of grant at once). `placed(nodes)`: a placing rule
+    of its own instead; `home`: a member's home column that a street's or community's viewer
+    also holds to its subtree (the raw query joins the member, whose own scope applies)."""
     from app.security.scope import subtree_ids
 
     principal = current_principal()
 
     def placed_under(paths):
         nodes = subtree_ids(paths)
+        if placed is not None:
+            return placed(nodes)
         return or_(*[table.c[column].in_(nodes) for column in placed_by])
 
     where = []
@@ -1470,6 +1453,8 @@ def cells_where(session, table, node_path: str | None, placed_by=("community_id"
         if not _nodes_at_or_above_community(session, tuple(principal.org_paths)):
             return None
         where.append(placed_under(principal.org_paths))
+        if home is not None:
+            where.append(home.in_(subtree_ids(tuple(principal.org_paths))))
     elif principal.unit_ids and not principal.org_paths and not principal.member_ids \
             and "unit_id" in table.c:
         where.append(table.c.unit_id.in_(principal.unit_ids))
