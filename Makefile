@@ -62,9 +62,12 @@ lint: $(BIN)/activate
 	$(BIN)/lint-imports
 
 # Builds the city data once into $(BENCH_DATA) (default ~/.cache/gongjian-bench), then measures
-# SQLite and, when reachable, PostgreSQL (bench/README.md). Not part of .ci/run.
+# SQLite and, when reachable, PostgreSQL (bench/README.md): every figure, then the dashboard and
+# the list pages by the server's own time, under load. Not part of .ci/run.
 bench: install instance
 	$(BIN)/python -m bench.run --db all $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --db all --dashboard-only $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --db all --lists-only $(BENCH_ARGS)
 	$(BIN)/python -m bench.org_import
 
 # Long runs on the machine's PostgreSQL (reliability/, docs/RELIABILITY.md): the SQLite

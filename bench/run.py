@@ -561,6 +561,9 @@ def main(argv=None) -> None:
     parser.add_argument("--dashboard-only", action="store_true",
                         help="only 数据看板 under load (issue 29): one user cold, ten at once, "
                              "need lists meanwhile, on the largest scale (bench/dashboard_load.py)")
+    parser.add_argument("--lists-only", action="store_true",
+                        help="only the list pages by the server's own time, throughput and 30 "
+                             "users (issue 30), on the largest scale (bench/list_load.py)")
     parser.add_argument("--import-only", action="store_true",
                         help="only the import of 10,000 .xlsx rows (issue 30), on the largest scale")
     args = parser.parse_args(argv)
@@ -587,6 +590,12 @@ def main(argv=None) -> None:
             table = dashboard_load.report(db, dashboard_load.measure(db, args.workers,
                                                                      args.repeat))
             name = "dashboard-"
+        elif args.lists_only:
+            from bench import list_load
+
+            db = cache.ensure(engine, scales[-1])
+            table = list_load.report(db, list_load.measure(db, args.workers, args.repeat))
+            name = "lists-"
         elif args.import_only:
             table, name = import_only(engine, scales[-1], args.repeat), "import-"
         else:
