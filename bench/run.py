@@ -48,6 +48,12 @@ PAGE_KINDS = ("first", "filtered", "page 500", "sorted")
 # up (the baseline of the target), "untuned" with FAB's defaults and relationship search fields.
 STOCK = {"stock": "1", "untuned": "0"}
 
+# The export measured is the CSV streamed in the request. Past EXPORT_INLINE_MAX_ROWS (20,000 by
+# default) an export is a job that writes its file into the shared storage — with no broker, in
+# the request, into the database itself: the bench's — and the client is sent to the job's page
+# (since issue 21 the bench timed that and counted the page's lines as rows).
+EXPORT_ENV = {"EXPORT_INLINE_MAX_ROWS": str(10 ** 9)}
+
 # CSV export of all service records: the same rows, columns and order as the panel's export
 # (app.views.cobuild.ServiceRecordView's show columns: member, served_on, hours, served_what,
 # description, status, certified_on, reject_reason, revoke_reason, pay_cycle, created_on,
@@ -213,6 +219,8 @@ def export_csv(server: Server, password: str, repeat: int) -> dict:
         with session.get(server.base + "/service_record/export/csv", stream=True,
                          timeout=TIMEOUT) as response:
             response.raise_for_status()
+            if not response.headers.get("Content-Type", "").startswith("text/csv"):
+                raise SystemExit(f"the export answered {response.url}, not a CSV")
             for chunk in response.iter_content(1 << 16):
                 lines += chunk.count(b"\n")
                 if time.perf_counter() - started > EXPORT_LIMIT:
@@ -315,7 +323,8 @@ def measure(engine: str, scales: list[str], repeat: int, workers: int, echo=prin
         echo(f"[{engine}/{scale}] the panel through gunicorn ({workers} workers)")
         # The dashboard computed at each request (its cold figure): no board kept between them
         # (the board cache under load is --dashboard-only's, bench/dashboard_load.py).
-        server = Server("run:app", {**db.env(), "DASHBOARD_CACHE_SECONDS": "0"}, workers, log)
+        server = Server("run:app", {**db.env(), "DASHBOARD_CACHE_SECONDS": "0", **EXPORT_ENV},
+                        workers, log)
         try:
             run.lists[scale] = list_pages(server.base, "zuzhibu", db.password, repeat)
             session = login(server.base, "zuzhibu", db.password)
@@ -514,6 +523,41 @@ def assessment_only(engine: str, scale: str, repeat: int, echo=print) -> str:
     ]) + "\n"
 
 
+def export_only(db: cache.Database, repeat: int, workers: int, echo=print) -> str:
+    """The CSV export of all service records against the database's client, alone (issue 30):
+    a server of its own, so the workers' peak RSS is the export's, not what earlier pages left."""
+    load = [os.getloadavg()]
+    echo(f"[{db.engine}/{db.scale}] CSV export of all service records")
+    server = Server("run:app", {**db.env(), **EXPORT_ENV}, workers,
+                    RESULTS / f"{db.engine}-export-gunicorn.log")
+    try:
+        e = export_csv(server, db.password, repeat)
+    finally:
+        server.stop()
+    echo(f"[{db.engine}/{db.scale}] the database's client")
+    c = export_cli(db.url, repeat)
+    load.append(os.getloadavg())
+    ratio, target = e["rows_per_s"] / c["rows_per_s"], TARGETS["export"][db.engine]
+    client = "sqlite3 -csv" if db.engine == "sqlite" else "psql \\copy"
+    return "\n".join([
+        f"# Benchmark: {db.engine}, {db.scale} scale, export only — {datetime.now():%Y-%m-%d %H:%M}",
+        "",
+        f"- Machine: {machine()}",
+        f"- Commit: {commit()}; gunicorn, {workers} workers; median of up to {repeat} runs "
+        "(fewer when one takes > 20 s)",
+        f"- Load average (1/5/15 min) at the start → the end: {load_text(load)}",
+        "",
+        "| figure | measured | baseline | ratio | target |",
+        "|---|---:|---:|---:|---|",
+        f"| CSV export of all service records ({e['rows']:,} rows"
+        f"{f' sent when cut off after {EXPORT_LIMIT:.0f} s' if e['cut'] else ''}) | "
+        f"{e['rows_per_s']:,.0f} rows/s ({ms(e['s'])}) | {client}: {c['rows_per_s']:,.0f} rows/s "
+        f"({ms(c['s'])}, {c['rows']:,} rows) | {ratio:.2f} | ≥ {target} {verdict(ratio >= target)} |",
+        f"| export peak RSS of the workers | {e['peak_mb']:.0f} MB | idle {e['idle_mb']:.0f} MB | "
+        f"| < {TARGETS['export_mb']} MB {verdict(e['peak_mb'] < TARGETS['export_mb'])} |",
+    ]) + "\n"
+
+
 def import_only(engine: str, scale: str, repeat: int, echo=print) -> str:
     """The import of 10,000 .xlsx rows against pandas.read_excel of the same file, alone
     (issue 30): wall and CPU seconds, the ratios of one run."""
@@ -570,6 +614,8 @@ def main(argv=None) -> None:
                              "users (issue 30), on the largest scale (bench/list_load.py)")
     parser.add_argument("--import-only", action="store_true",
                         help="only the import of 10,000 .xlsx rows (issue 30), on the largest scale")
+    parser.add_argument("--export-only", action="store_true",
+                        help="only the CSV export of all service records (issue 30), on the largest scale")
     args = parser.parse_args(argv)
     if args.scale_only:
         scales = [args.scale_only]
@@ -602,6 +648,9 @@ def main(argv=None) -> None:
             name = "lists-"
         elif args.import_only:
             table, name = import_only(engine, scales[-1], args.repeat), "import-"
+        elif args.export_only:
+            table = export_only(cache.ensure(engine, scales[-1]), args.repeat, args.workers)
+            name = "export-"
         else:
             table, name = report(measure(engine, scales, args.repeat, args.workers)), ""
         path = RESULTS / f"{engine}-{scales[-1]}-{name}{datetime.now():%Y-%m-%d-%H%M}.md"
