@@ -128,6 +128,7 @@ class Column:
     words: tuple[str, ...] = ()  # folded headers that name it: its label first, then synonyms
     index: dict = field(default_factory=dict)  # folded word -> code, for choice
     dictionary: bool = False  # a relation to the dictionary (its values listed when unknown)
+    length: int | None = None  # a text column's VARCHAR length
 
 
 def _label(model, name) -> str:
@@ -197,7 +198,8 @@ class Importer:
         scale = getattr(column.type, "scale", None)
         limit = 2 ** 31 if kind == "int" else \
             10 ** (precision - (scale or 0)) if kind == "decimal" and precision else None
-        return Column(name, header, kind, required, limit=limit)
+        length = getattr(column.type, "length", None) if kind == "text" else None
+        return Column(name, header, kind, required, limit=limit, length=length)
 
     @staticmethod
     def synonyms_of(col: Column) -> tuple[str, ...]:
@@ -637,6 +639,21 @@ class Importer:
         return (found, False) if found is not None else (self.model(), True)
 
     def _reader(self, col: Column, lookups: _Lookups):
+        """`_convert` for one column of one file, and a text's length checked against its
+        column's (PostgreSQL and MariaDB refuse a longer one: the whole request failed, a 500;
+        SQLite stored it)."""
+        read = self._reader_of(col, lookups)
+        if not col.length:
+            return read
+
+        def within_length(cell, length=col.length):
+            text = read(cell)
+            if len(text) > length:
+                raise ValueError(f"“{col.header}”最多 {length} 个字（本格 {len(text)} 个字）")
+            return text
+        return within_length
+
+    def _reader_of(self, col: Column, lookups: _Lookups):
         """`_convert` for one column of one file, its kind looked at once: a file of 10,000 rows
         asks it 100,000 times. Plain text is the cell itself; a coded or related value, the
         same few words on every row, is converted once per distinct cell (a failure is not

@@ -321,6 +321,25 @@ def test_the_same_natural_key_twice_names_the_earlier_row(ctx, as_user):
     assert ("3", "提供单位", "与文件中第 2 行重复（提供单位、年度、资源名称相同）") in errors(page)
 
 
+def test_a_text_longer_than_its_column_is_a_row_error_new_or_updated(ctx, as_user):
+    """PostgreSQL and MariaDB refuse a text longer than its VARCHAR: the import's flush failed
+    whole (a 500) — the hostile file tests found it updating a resource's 单位 (16)."""
+    n = names(ctx)
+    browser = as_user("danwei01")
+    headers = ["提供单位", "年度", "资源类别", "资源名称", "单位"]
+    page = upload(browser, "resource", "资源.csv", csv_data(
+        [headers, [n["unit"], "2026", "设备", "长度之内的投影仪", "台"]]))
+    assert "导入成功：新增 1 条" in page, errors(page)
+    before = count(ctx, "SELECT count(*) FROM resource")
+    page = upload(browser, "resource", "资源.csv", csv_data([
+        headers, [n["unit"], "2026", "设备", "长度之内的投影仪", "台" * 17],
+        [n["unit"], "2026", "设备", "名" * 101, "台"]]))
+    assert ("2", "单位", "“单位”最多 16 个字（本格 17 个字）") in errors(page)
+    assert ("3", "资源名称", "“资源名称”最多 100 个字（本格 101 个字）") in errors(page)
+    assert count(ctx, "SELECT count(*) FROM resource") == before
+    assert count(ctx, "SELECT measure FROM resource WHERE title = '长度之内的投影仪'") == "台"
+
+
 def test_data_on_the_third_sheet_with_a_chart_on_the_first(ctx, as_user):
     n = names(ctx)
     book = Workbook()
