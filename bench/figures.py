@@ -7,7 +7,9 @@ behind its marks would apply them first (app/rollups.py), which fails here and i
 figure then reads the raw rows, as a page without a job queue would. Each figure runs in its
 own transaction (a page's first reader applies pending marks once: here nothing), then the
 whole board (`Board`: every figure and the page's sections, without the template) once.
-Prints a Markdown table; times are wall seconds of one call, with the process's CPU seconds
+Last, the page itself (`/dashboard/`, template and frame included) once as the user, its board
+cache cold: what the browser waits for, but
+the login and the network. Prints a Markdown table; times are wall seconds of one call, with the process's CPU seconds
 beside them (the database's work on SQLite is the process's; on PostgreSQL it is the server's).
 The first argument may be a database URL instead (a copy of a cached database, migrated).
 """
@@ -63,7 +65,29 @@ def profile(url: str, period_code: str, org_id: int | None, username: str = "zuz
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             db.session.rollback()
             lines.append(f"| **whole board (figures + sections)** | **{wall:.3f}** | **{cpu:.3f}** | |")
+    lines.append(page(app, user_id, period_code, org_id))
     return "\n".join(lines)
+
+
+def page(app, user_id: int, period_code: str, org_id: int | None) -> str:
+    """`/dashboard/` rendered as the user in a fresh request (its board cache cold: the
+    board's cache key differs from nothing kept yet), by the view function itself: a login
+    would write to the read-only database."""
+    from flask import g
+
+    from app.extensions import db
+
+    query = "&".join(f"{k}={v}" for k, v in (("period", period_code), ("org", org_id)) if v)
+    app.extensions.pop("gongjian_board_cache", None)
+    with app.test_request_context(f"/dashboard/?{query}"):
+        # flask_login's and FAB's current user, without login_user's signal (it records a session).
+        g._login_user = g.user = db.session.get(app.appbuilder.sm.user_model, user_id)
+        wall, cpu = time.perf_counter(), time.process_time()
+        html = app.view_functions["DashboardView.index"]()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        db.session.rollback()
+    size = len(html if isinstance(html, str) else html.get_data())
+    return f"| **the page /dashboard/ (template included, {size // 1024} KB)** | **{wall:.3f}** | **{cpu:.3f}** | |"
 
 
 def main(argv: list[str]) -> None:
