@@ -78,6 +78,7 @@ from app.models.cobuild import (
 )
 from app.models.lists import (
     NEED_DONE,
+    NEED_STEPS,
     WISH_PUBLISHED,
     MicroWish,
     Need,
@@ -711,7 +712,7 @@ class MemberGroups(Rollup):
 
 
 class NeedCommunities(InPython, CommunityMonths):
-    """The needs raised per community and month, and of them those closed
+    """The needs raised per community and month, and of them those closed and those open
     (`NeedCommunityCell`): `Needs`' raised cells summed over category and status — where a
     city's year of those cells is 200,000 rows, these are one per community and month. Its
     subject and period are `Needs`', marked by the same writes."""
@@ -724,11 +725,15 @@ class NeedCommunities(InPython, CommunityMonths):
         for community, kind, year, month, _category, status, count, *_ in \
                 ROLLUPS[Needs.name].rows(connection, subject, period):
             if kind == "raised":
-                cell = sums.setdefault((community, year, month), [0, 0])
+                cell = sums.setdefault((community, year, month), [0, 0, 0])
                 cell[0] += count
                 cell[1] += count if status in NEED_DONE else 0
+                cell[2] += count if status in NEED_OPEN else 0
         return [key + tuple(values) for key, values in sorted(sums.items())]
 
+
+# The statuses a need waits at a step in (受理, 派单, 接单, 办理): the ones it can be late at.
+NEED_OPEN = tuple(status for status, _step in NEED_STEPS)
 
 # A wish claimed, whatever came of it after (认领率's numerator).
 WISH_CLAIMED = (WishStatus.CLAIMED, WishStatus.FULFILLED, WishStatus.CONFIRMED)

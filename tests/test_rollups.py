@@ -32,7 +32,8 @@ ROLLED = ("service_hours_per_month", "member_points_leaderboard", "unit_points_l
           "need_completion_rate", "need_on_time_rate", "need_mean_time_to_close",
           "need_mean_satisfaction", "needs_per_month", "monthly_service", "agreement_three_ones",
           "members_by_grid", "needs_by_community", "need_match_rate", "meeting_attendance_rate",
-          "leader_compliance", "resolutions_on_time", "wishes_per_month", "wish_claim_rate")
+          "leader_compliance", "resolutions_on_time", "wishes_per_month", "wish_claim_rate",
+          "overdue_by_step", "overdue_by_category")
 MEETING_FIGURES = ("meeting_attendance_rate", "leader_compliance", "resolutions_on_time")
 # Who sees what the cells can say: all data (zuzhibu, shenji), a street's and a community's
 # subtree, a unit. A grid secretary and a member keep the raw queries.

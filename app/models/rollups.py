@@ -227,8 +227,9 @@ class MemberGroupCell(Model):
 
 class NeedCommunityCell(Model):
     """需求清单 raised per community and month (in the zone's calendar), and of them those
-    closed (已办结 or 已回访) — 各社区需求办理's first two columns; its third, overdue now,
-    depends on the clock and is counted live."""
+    closed (已办结 or 已回访) and those open at a step (待受理, 已受理, 已派单, 办理中) — 各社区需求办理's
+    first two columns, and what its third, overdue now, is counted from: the open ones less
+    those not yet late, which depend on the clock and are counted live."""
 
     __tablename__ = "rollup_need_community"
 
@@ -237,6 +238,7 @@ class NeedCommunityCell(Model):
     month = Column(Integer, primary_key=True, autoincrement=False)
     raised = Column(Integer, nullable=False)
     closed = Column(Integer, nullable=False)
+    open = Column(Integer, nullable=False)
 
 
 class AttendanceCell(Model):
