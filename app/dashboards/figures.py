@@ -558,16 +558,28 @@ def members_by_grid(session, period: Period, org_id=None):
     # grids on `path LIKE grid.path || '%'` compared every member with every grid (9 of the city
     # dashboard's 10 minutes on SQLite); joining each member to its node, 600,000 look-ups.
     # Where the viewer's scope and the node are put on their keys, the counts per 所在网格 come
-    # from the rollup's cells (one per building group, not a city's members), each with its
-    # path in the same statement (the tree's table: a soft-deleted node's path too, as below);
-    # not grouped: a group's cells are summed where they are credited to its grids.
+    # from the rollup's cells (one per building group, not a city's members), summed in SQL
+    # per node crediting the same grids — a grid itself, else the group's parent, whose path
+    # holds the same grids (a city's 16,200 building groups are its 5,400 grids') — each with
+    # its path (the tree's table: a soft-deleted node's path too, as below).
     org = Organization.__table__
     found = rollups.cells(session, rollups.MemberGroups.name, org_path(session, org_id))
     if found is not None and rollups.readable(session, rollups.MemberGroups.name):
         cell, cells = found
+        group, credited = org.alias("group_node"), org.alias("credited")
+        placed = (select(case((group.c.type == "grid", group.c.id), else_=group.c.parent_id)
+                         .label("node_id"), cell.c.members, cell.c.red, cell.c.household)
+                  .select_from(cell).join(group, group.c.id == cell.c.group_id).where(cells)
+                  .subquery())
+        # Grouped outside: PostgreSQL takes no bound constant (the CASE's) in GROUP BY as the
+        # SELECT's.
+        summed = (select(placed.c.node_id, func.sum(placed.c.members).label("members"),
+                         func.sum(placed.c.red).label("red"),
+                         func.sum(placed.c.household).label("household"))
+                  .group_by(placed.c.node_id).subquery())
         per_group = session.execute(
-            select(org.c.path, cell.c.members, cell.c.red, cell.c.household)
-            .select_from(cell).join(org, org.c.id == cell.c.group_id).where(cells)).all()
+            select(credited.c.path, summed.c.members, summed.c.red, summed.c.household)
+            .join_from(summed, credited, credited.c.id == summed.c.node_id)).all()
     else:
         counted = session.execute(
             select(Member.group_id, func.count(Member.id), _count_if(Member.is_red_grid_worker),
