@@ -122,6 +122,10 @@ def test_a_street_drilled_into_shows_its_communities_at_most_max_bars(as_user, c
     assert communities >= EXTRA + 1 > MAX_BARS
     assert len(drilled["categories"]) == MAX_BARS
     assert drilled["categories"][-1] == f"其余{communities - (MAX_BARS - 1)}个社区"
+    # Each kept bar is named by its community's short name (the rows' own nodes).
+    names = set(ctx.execute(text("SELECT COALESCE(short_name, name) FROM organization "
+                                 "WHERE parent_id = :s"), {"s": crowded["street"]}).scalars())
+    assert set(drilled["categories"][:-1]) <= names
     needs = drilled["series"][0]
     # The street's bar is the sum of its communities' bars, the summary included.
     assert sum(needs["data"]) == district["series"][0]["data"][at]
