@@ -60,6 +60,7 @@ def sync_roles() -> None:
     view's `can_import` while syncing the API — "Refused to delete permission view … can_import"
     once per importable resource on every fresh set-up, which read like an error."""
     from app.resources import RESOURCES
+    from app.security.models import raise_access_stamp
 
     sm = appbuilder.sm
     session = db.session
@@ -108,6 +109,9 @@ def sync_roles() -> None:
         for permission in {pv.permission for pv in stale}:  # a name no view uses any more
             if not session.query(sm.permissionview_model).filter_by(permission=permission).first():
                 session.delete(permission)
+    # Every process's kept rights (app/security/manager.py) are stale once this commits: the
+    # rights deleted above in SQL pass no flush.
+    raise_access_stamp(session)
     session.commit()
 
 

@@ -101,3 +101,81 @@ def test_a_time_field_of_the_search_form_starts_at_the_moment_of_the_page(app, a
     stamp = re.compile(r'value="([^"]+)"')
     assert stamp.search(first) and stamp.search(again)
     assert stamp.search(first).group(1) < stamp.search(again).group(1)  # two pages, two moments
+
+
+# A second app process on the same database, kept alive: each line it reads, it asks for the
+# liaison's meeting list and prints the answer's status.
+CHILD_LIAISON = """
+import sys
+from app import create_app
+from tests.conftest import login
+app = create_app("testing", SQLALCHEMY_DATABASE_URI=sys.argv[1])
+browser = login(app, "danwei01")
+for _ in sys.stdin:
+    print(browser.get("/meeting/list/").status_code, flush=True)
+"""
+
+
+def test_a_right_withdrawn_on_one_process_is_gone_on_anothers_next_page(app, ctx,
+                                                                        database_url):
+    """Each process keeps the roles' rights between requests (under the access stamp): a right
+    withdrawn through this process is refused by the other at its next request, and given back,
+    allowed again — the other process asked nothing of this one."""
+    import subprocess
+    import sys
+
+    from app.extensions import appbuilder
+
+    def grant(present: bool):
+        with ctx.session():
+            sm = appbuilder.sm
+            role, pv = sm.find_role("UnitLiaison"), sm.find_permission_view_menu("can_read",
+                                                                                 "meeting")
+            (sm.add_permission_role if present else sm.del_permission_role)(role, pv)
+
+    other = subprocess.Popen([sys.executable, "-c", CHILD_LIAISON, database_url], cwd=".",
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def status() -> str:
+        other.stdin.write("\n")
+        other.stdin.flush()
+        return other.stdout.readline().strip()
+
+    try:
+        assert status() == "200"
+        assert status() == "200"  # its rights now kept
+        grant(False)
+        try:
+            assert status() == "403"
+        finally:
+            grant(True)
+        assert status() == "200"
+    finally:
+        other.stdin.close()
+        other.wait(60)
+        if other.poll() is None:
+            other.kill()
+
+
+def test_a_page_reads_the_stamp_not_the_rights(app, as_user):
+    """The roles' rights are read once per process and stamp, not on each page: a second page
+    sends no statement joining them."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    browser = as_user("shequ01")
+    browser.get("/need/list/")
+    sent = []
+
+    def record(conn, cursor, statement, *args):
+        sent.append(statement)
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert browser.get("/need/list/").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert any("access_stamp" in s for s in sent)
+    assert not any("ab_permission_view_role" in s for s in sent), sent

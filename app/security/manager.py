@@ -42,13 +42,24 @@ from app.security.display import (
     role_label,
     roles_text,
 )
-from app.security.models import AccountLinkMissing, UserAccount, link_problem
+from app.security.models import (
+    ACCESS_STAMP_ID,
+    AccessStamp,
+    AccountLinkMissing,
+    UserAccount,
+    link_problem,
+)
 from app.security.scope import related_choices
 from app.services import audit
 from app.views.base import AjaxSelectField, choices_response
 from app.views.formatters import PageFormatters
 
 PHONE = re.compile(r"\+?[0-9][0-9-]{4,28}")
+# In the app's extensions (one database's): the rights kept by the process, (role ids, access
+# stamp) -> (resource, permission) pairs, and the public role's id by stamp. A request reads the
+# stamp once; a new stamp makes new keys.
+RIGHTS_KEY, PUBLIC_ROLE_KEY = "gongjian.rights", "gongjian.public_role"
+RIGHTS_KEPT = 256
 _LINK_LABELS = {"org": N_("所属组织"), "unit": N_("所属单位"), "member": N_("对应党员")}
 
 
@@ -279,15 +290,38 @@ class SecurityManager(FabSecurityManager):
         return answers[key]
 
     def rights_of_roles(self, role_ids) -> frozenset[tuple[str, str]]:
-        """The (resource, permission) pairs the roles hold, read once per request."""
-        cache = g.setdefault("_gongjian_rights", {})
-        key = tuple(sorted(role_ids))
-        if key not in cache:
+        """The (resource, permission) pairs the roles hold: kept by the process under the
+        access stamp (models.AccessStamp), read once per request — a change to any role's
+        rights, on any host, is seen at the next request."""
+        stamp = self.access_stamp()
+        # Without the stamp's row (a database not set up by `flask gongjian init`), only for
+        # the request.
+        kept = current_app.extensions.setdefault(RIGHTS_KEY, {}) if stamp is not None \
+            else g.setdefault("_gongjian_rights", {}) if has_request_context() else {}
+        key = (tuple(sorted(role_ids)), stamp)
+        rights = kept.get(key)
+        if rights is None:
             # One statement for every request: building it (and its cache key) anew was a
             # third of this query's cost.
-            cache[key] = frozenset(tuple(row) for row in self.session.execute(
-                self._rights_query, {"role_ids": key}))
-        return cache[key]
+            rights = frozenset(tuple(row) for row in self.session.execute(
+                self._rights_query, {"role_ids": key[0]}))
+            if len(kept) >= RIGHTS_KEPT:  # a bound on distinct role sets, not a leak
+                kept.clear()
+            kept[key] = rights
+        return rights
+
+    def access_stamp(self) -> int:
+        """The access stamp, read once per request (outside one: each time)."""
+        if has_request_context() and "_gongjian_access_stamp" in g:
+            return g._gongjian_access_stamp
+        stamp = self.session.execute(self._stamp_query).scalar()
+        if has_request_context():
+            g._gongjian_access_stamp = stamp
+        return stamp
+
+    @cached_property
+    def _stamp_query(self):
+        return select(AccessStamp.version).where(AccessStamp.id == ACCESS_STAMP_ID)
 
     @cached_property
     def _rights_query(self):
@@ -306,8 +340,14 @@ class SecurityManager(FabSecurityManager):
         if not has_request_context():
             return super().is_item_public(permission_name, view_name)
         if "_gongjian_public_rights" not in g:
-            role = self.session.execute(select(self.role_model.id).where(
-                self.role_model.name == self.auth_role_public)).scalar()
+            stamp = self.access_stamp()
+            kept = current_app.extensions.setdefault(PUBLIC_ROLE_KEY, {})
+            role = kept.get(stamp, ()) if stamp is not None else ()
+            if role == ():
+                role = self.session.execute(select(self.role_model.id).where(
+                    self.role_model.name == self.auth_role_public)).scalar()
+                kept.clear()
+                kept[stamp] = role
             g._gongjian_public_rights = self.rights_of_roles([role]) if role else frozenset()
         return (view_name, permission_name) in g._gongjian_public_rights
 

@@ -209,3 +209,50 @@ class AccountBatch(Model):
     slips = Column(Text, nullable=False, default="")
     shown_on = Column(DateTime, nullable=True)
     printed = Column(Integer, nullable=False, default=0)
+
+
+class AccessStamp(Model):
+    """One row: a number raised in the same transaction as every change to what a role may do
+    (its rights, a right itself, a role) — so each app process keeps the roles' rights between
+    requests and every host sees a change at its next request (app/security/manager.py
+    `rights_of_roles`). Read once per request: one row by its key, where the rights were a
+    join of four tables."""
+
+    __tablename__ = "access_stamp"
+
+    id = Column(Integer, primary_key=True, autoincrement=False)
+    version = Column(Integer, nullable=False, default=0, server_default=text("0"))
+
+
+ACCESS_STAMP_ID = 1
+
+
+def raise_access_stamp(connection) -> None:
+    """Every process's kept rights are stale from this transaction's commit on (a session or
+    its connection)."""
+    connection.execute(AccessStamp.__table__.update()
+                       .where(AccessStamp.__table__.c.id == ACCESS_STAMP_ID)
+                       .values(version=AccessStamp.__table__.c.version + 1))
+
+
+def _rights_models():
+    from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
+
+    return (Role, PermissionView, Permission, ViewMenu)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_rights_changed(session, flush_context, instances) -> None:
+    # A role's rights are its collection (ab_permission_view_role): a change to it makes the
+    # role dirty; a right removed or renamed is its own row. A user's roles are not among
+    # them: the rights are kept by role, and a user's roles are read each request.
+    models = _rights_models()
+    if any(isinstance(row, models)
+           for rows in (session.new, session.dirty, session.deleted) for row in rows):
+        session.info["access_changed"] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _raise_stamp_if_rights_changed(session, flush_context) -> None:
+    if session.info.pop("access_changed", False):
+        raise_access_stamp(session.connection())  # mid-flush: on the flush's connection
