@@ -165,3 +165,34 @@ def test_the_star_charts_show_the_published_ratings(as_user, ctx, crowded):
         spec = shown[f"star_distribution_{subject}"]
         assert f"{label}星级分布（{rated}，已公示）" in page
         assert sum(sum(s["data"]) for s in spec["series"]) == published[subject]
+
+
+def test_a_board_reads_each_node_once(app, as_user, crowded):
+    """Its figures name the communities and its charts group them (levels.nodes_read_once): no
+    node is read twice by one board — a city's 1,800 communities were read by five figures and
+    four charts."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    browser = as_user("zuzhibu")
+    asked: list[set] = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        # The nodes' names and paths (not which of them the viewer may choose, nor the rollups'
+        # ancestors brought up to date before reading).
+        if "organization.name" in statement and "organization.id IN" in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            asked.append({v for v in values if type(v) is int})
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert browser.get(f"/dashboard/?period={YEAR}").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(asked) >= 2  # the figures' communities, then the nodes above them
+    seen: set = set()
+    for ids in asked:
+        assert not ids & seen, sorted(ids & seen)[:10]
+        seen |= ids

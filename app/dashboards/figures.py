@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from calendar import monthrange
 from collections.abc import Callable
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -22,6 +20,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from app import clock, rollups
+from app.dashboards import levels
 from app.errors import DomainError
 from app.i18n import N_
 from app.models.cobuild import (
@@ -176,33 +175,8 @@ def ratio(part, whole):
     return round(part / whole, 4) if whole else None
 
 
-# The community names read so far by one board (`names_read_once`): five of its figures name
-# every community of a city (1,800, ≈ 0.015 s a read on SQLite), each the same names.
-_names_read: ContextVar[dict[int, str | None] | None] = ContextVar("community_names",
-                                                                   default=None)
-
-
-@contextmanager
-def names_read_once():
-    """Within it, `_community_names` reads each community's name once (the board's figures)."""
-    token = _names_read.set({})
-    try:
-        yield
-    finally:
-        _names_read.reset(token)
-
-
 def _community_names(session, ids) -> dict[int, str]:
-    ids = {i for i in ids if i is not None}
-    known = _names_read.get()
-    missing = ids if known is None else ids - known.keys()
-    found = dict(session.execute(select(Organization.id, Organization.name)
-                                 .where(Organization.id.in_(missing))).all()) if missing else {}
-    if known is None:
-        return found
-    # A name not found (out of scope, gone) is remembered as such: the figures say "#id".
-    known.update({i: found.get(i) for i in missing})
-    return {i: known[i] for i in ids if known[i] is not None}
+    return {i: node.name for i, node in levels.nodes_of(session, ids).items()}
 
 
 def _month_keys(column):

@@ -16,6 +16,8 @@ every logged-in role's directory, and a node deleted since is left as its own ba
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -42,6 +44,45 @@ class Bar:
 
     def total(self, key: str):
         return sum(row[key] or 0 for row in self.rows)
+
+
+# The nodes one board has read so far (`nodes_read_once`): its figures name every community of
+# a city (1,800) and its charts group them, and the grid chart its 5,400 grids — each read once.
+_nodes_read: ContextVar[dict | None] = ContextVar("nodes_read", default=None)
+
+
+@dataclass(frozen=True)
+class Node:
+    path: str
+    name: str
+    label: str  # the short name a node goes by where it has one (工农社区 for 工农社区党总支)
+    kind: str
+
+
+@contextmanager
+def nodes_read_once():
+    """Within it, `nodes_of` reads each node once (one board: its figures and charts)."""
+    token = _nodes_read.set({})
+    try:
+        yield
+    finally:
+        _nodes_read.reset(token)
+
+
+def nodes_of(session, ids) -> dict[int, Node]:
+    """The nodes among `ids` the session reads (the tree is every role's directory), by id."""
+    ids = {i for i in ids if i is not None}
+    known = _nodes_read.get()
+    missing = ids if known is None else ids - known.keys()
+    found = {i: Node(path, name, label, kind) for i, path, name, label, kind in session.execute(
+        select(Organization.id, Organization.path, Organization.name,
+               func.coalesce(Organization.short_name, Organization.name), Organization.type)
+        .where(Organization.id.in_(missing)))} if missing else {}
+    if known is None:
+        return found
+    # A node not found (out of scope, gone) is remembered as such.
+    known.update({i: found.get(i) for i in missing})
+    return {i: known[i] for i in ids if known[i] is not None}
 
 
 def _segments(path: str) -> list[int]:
@@ -97,17 +138,10 @@ def capped(bars: list[Bar], value: Callable[[Bar], float | None]) -> list[Bar]:
 def bars_of(session, rows: list[dict], key: str,
             value: Callable[[Bar], float | None]) -> list[Bar]:
     """A per-node figure's rows as a chart's bars (grouped, sorted and capped)."""
-    ids = {row[key] for row in rows if row[key] is not None}
-    name = func.coalesce(Organization.short_name, Organization.name)
-    # The rows' own nodes with their paths, names and types at once, then the nodes above
-    # them not read yet: a city's grid chart read its 5,400 grids twice (their paths, then
-    # the names of every node on those paths).
-    found = session.execute(select(Organization.id, Organization.path, name, Organization.type)
-                            .where(Organization.id.in_(ids))).all() if ids else []
-    paths = {i: path for i, path, _, _ in found}
-    nodes = {i: (label, kind) for i, _, label, kind in found}
+    # The rows' own nodes, then the nodes above them not read yet.
+    found = nodes_of(session, {row[key] for row in rows})
+    paths = {i: node.path for i, node in found.items()}
+    nodes = {i: (node.label, node.kind) for i, node in found.items()}
     above = {n for path in paths.values() for n in _segments(path)} - nodes.keys()
-    if above:
-        nodes.update((i, (label, kind)) for i, label, kind in session.execute(
-            select(Organization.id, name, Organization.type).where(Organization.id.in_(above))))
+    nodes.update((i, (node.label, node.kind)) for i, node in nodes_of(session, above).items())
     return capped(grouped(rows, key, paths, nodes), value)

@@ -130,13 +130,14 @@ class Board:
 
     def __init__(self, session, period: F.Period, org_id: int | None):
         self.session, self.period, self.org_id = session, period, org_id
-        with F.names_read_once():
+        with levels.nodes_read_once():
             self.rows = {name: BOARD_READS.get(name, figure.function)(session, period, org_id)
                          for name, figure in FIGURES.items()}
-        # How current the rolled-up figures are (app/rollups.py), on the zone's wall clock.
-        as_of = clock.to_local(rollups.as_of(session))
-        self.as_of = f"{as_of:%H:%M}" if as_of.date() == clock.today() else f"{as_of:%Y-%m-%d %H:%M}"
-        self.sections = [self._needs(), self._lists(), self._cobuild(), self._meetings()]
+            # How current the rolled-up figures are (app/rollups.py), on the zone's wall clock.
+            as_of = clock.to_local(rollups.as_of(session))
+            self.as_of = f"{as_of:%H:%M}" if as_of.date() == clock.today() \
+                else f"{as_of:%Y-%m-%d %H:%M}"
+            self.sections = [self._needs(), self._lists(), self._cobuild(), self._meetings()]
 
     # the filters every drill-down of the page carries
     def _in(self, column, datetime_column=True, period=None):
