@@ -3,6 +3,7 @@ Python path writes — labels, captions, dates, numbers, formula neutralising, q
 database, within the user's scope."""
 import csv
 import io
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -32,13 +33,22 @@ def body(response) -> bytes:
 def hostile_rows(ctx):
     """Rows whose text a spreadsheet would run, with quotes, commas and line breaks; a service
     record pointing at a deleted post, a long micro-wish; put back afterwards."""
-    record = ctx.execute(text("SELECT id, member_id, description, post_id FROM service_record "
+    record = ctx.execute(text("SELECT id, member_id, description, post_id, certified_on, "
+                              "reject_reason, revoke_reason FROM service_record "
                               "WHERE post_id IS NOT NULL AND deleted_on IS NULL ORDER BY id")).first()
     member = ctx.execute(text("SELECT name FROM member WHERE id=:m"), {"m": record.member_id}).scalar()
     wish = ctx.execute(text("SELECT id, content FROM micro_wish ORDER BY id")).first()
+    nearby = ctx.execute(text("SELECT reject_reason FROM service_record WHERE id=:i"),
+                         {"i": record.id + 1}).scalar()
     with ctx.session() as session:
-        session.execute(text("UPDATE service_record SET description=:d WHERE id=:i"),
-                        {"d": HOSTILE, "i": record.id})
+        # A fraction of a second (cut, not rounded: the next local day would be another
+        # date) and texts starting with digits or a plus (marked; a short number is not).
+        session.execute(text("UPDATE service_record SET description=:d, certified_on=:c, "
+                             "reject_reason=:j, revoke_reason=:r WHERE id=:i"),
+                        {"d": HOSTILE, "c": datetime(2024, 5, 6, 15, 59, 59, 999999),
+                         "j": "0123", "r": "+1", "i": record.id})
+        session.execute(text("UPDATE service_record SET reject_reason=:j WHERE id=:i"),
+                        {"j": "12", "i": record.id + 1})
         session.execute(text("UPDATE member SET name=:n WHERE id=:m"),
                         {"n": '-"引号",逗号', "m": record.member_id})
         session.execute(text("UPDATE service_post SET deleted_on=created_on WHERE id=:p"),
@@ -48,8 +58,12 @@ def hostile_rows(ctx):
         session.commit()
     yield record
     with ctx.session() as session:
-        session.execute(text("UPDATE service_record SET description=:d WHERE id=:i"),
-                        {"d": record.description, "i": record.id})
+        session.execute(text("UPDATE service_record SET description=:d, certified_on=:c, "
+                             "reject_reason=:j, revoke_reason=:r WHERE id=:i"),
+                        {"d": record.description, "c": record.certified_on,
+                         "j": record.reject_reason, "r": record.revoke_reason, "i": record.id})
+        session.execute(text("UPDATE service_record SET reject_reason=:j WHERE id=:i"),
+                        {"j": nearby, "i": record.id + 1})
         session.execute(text("UPDATE member SET name=:n WHERE id=:m"),
                         {"n": member, "m": record.member_id})
         session.execute(text("UPDATE service_post SET deleted_on=NULL WHERE id=:p"),
@@ -85,6 +99,7 @@ def test_the_database_writes_what_python_writes(app, as_user, hostile_rows, monk
     # formula's own: app/spreadsheet.py)
     assert '"\'=HYPERLINK(""http://x"",""点我""), 第二行\n\t@SUM(1)"' in records
     assert '"=""-""""引号"""",逗号"""' in records
+    assert '"2024-05-06 23:59:59","=""0123""","=""+1"""' in records
 
 
 def test_captions_in_sql_are_the_captions(app, ctx):
