@@ -152,20 +152,20 @@ class Export:
             session.close()
 
     def _written(self, session, query, cells, dialect):
-        """The cells the database made, written by Python's csv module (C): the marks of
-        `neutralise` only on the chunks that hold a text cell needing one (`_MARKED`), found
-        in the chunk's text — the common chunk is written once and searched once."""
+        """The cells the database made, written by Python's csv module (C) — SQLite writes the
+        lines themselves (`_lines`) — the marks of `neutralise` only on the chunks that hold a
+        text cell needing one (`_MARKED`), found in the chunk's text: the common chunk is
+        written once and searched once."""
         model = self.view.datamodel.obj
         texts = [text for _, text in cells]
-        if dialect == "sqlite":  # Core rows off the DBAPI cursor: no ORM loading per row
-            rows = _scoped_rows(session, query.with_entities(*_coalesced(
-                [cell for cell, _ in cells])).statement.select_from(model))
-            chunks = iter(lambda: rows.fetchmany(CHUNK), [])
-        else:  # MariaDB pages (`_in_chunks`); the entity's id keeps it in FROM
-            chunks = _chunked(_in_chunks(query.with_entities(
-                *_coalesced([cell for cell, _ in cells]), model.id)), len(cells))
         buffer = io.StringIO()
         writer = csv_writer(buffer)
+        if dialect == "sqlite":
+            yield from self._lines(session, query, cells, texts, writer, buffer)
+            return
+        # MariaDB pages (`_in_chunks`); the entity's id keeps it in FROM
+        chunks = _chunked(_in_chunks(query.with_entities(
+            *_coalesced([cell for cell, _ in cells]), model.id)), len(cells))
         for chunk in chunks:
             writer.writerows(chunk)
             piece = buffer.getvalue()
@@ -179,6 +179,39 @@ class Export:
             buffer.truncate()
             self.count += len(chunk)
             yield piece
+
+    def _lines(self, session, query, cells, texts, writer, buffer):
+        """SQLite writes each line's text itself (`_line`): one string a row off the DBAPI
+        cursor, not twelve to make and write with the csv module. A chunk holding a text that
+        `neutralise` might mark is read back into its cells and written as `_written` writes."""
+        model = self.view.datamodel.obj
+        rows = _scoped_rows(session, query.with_entities(_line(_coalesced(
+            [cell for cell, _ in cells]))).statement.select_from(model))
+        for chunk in iter(lambda: rows.fetchmany(CHUNK), []):
+            piece = "".join([row[0] for row in chunk])
+            if _MARKED.search(piece):
+                writer.writerows([[neutralise(v) if text else v for v, text in zip(row, texts)]
+                                  for row in csv.reader(io.StringIO(piece, newline=""))])
+                piece = buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+            self.count += len(chunk)
+            yield piece
+
+
+def _line(cells):
+    """A CSV line in SQL, as `csv_writer` writes it: every cell quoted, its quotes doubled,
+    "\n" after the line."""
+    parts = [literal('"', String)]
+    for n, cell in enumerate(cells):
+        if n:
+            parts.append(literal('","', String))
+        parts.append(func.replace(cell, '"', '""', type_=String))
+    parts.append(literal('"\n', String))
+    line = parts[0]
+    for part in parts[1:]:
+        line = line + part
+    return line
 
 
 # A CSV field that `neutralise` might mark: its opening quote (every field is quoted:
@@ -275,9 +308,9 @@ def _record(view, fmt: str, filters: dict, count: int, export: Export | None = N
 # cell); the database's own CSV writers make ten to forty times that. So a CSV export whose every
 # column has a SQL form has the database make each cell's text, in the very text the Python path
 # writes (tests/test_exports_sql.py compares the two files byte for byte on every database):
-# PostgreSQL writes the whole CSV (COPY, `neutralise` in SQL); on SQLite and MariaDB the cells
-# come as Core rows and Python's csv module writes them, marking only the chunks that need a
-# mark (`Export._written`) — `neutralise` in SQL repeats each cell's expression in every test of
+# PostgreSQL writes the whole CSV (COPY, `neutralise` in SQL); SQLite each line's text, and
+# MariaDB the cells as Core rows that Python's csv module writes; both marking only the chunks
+# that need a mark (`Export._written`) — `neutralise` in SQL repeats each cell's expression in every test of
 # its CASE, which SQLite evaluates each time: it cost as much as making the cells. Anything
 # else — a masked column, a list of related rows, a formatter of the view's own — takes the
 # Python path, whole.
