@@ -83,17 +83,20 @@ def test_a_common_workbook_is_read_by_calamine_into_openpyxls_rows():
     assert (table.sheet, table.header_row, table.headers) == ("资源", 3, HEADERS)
 
 
-def _without_places(data: bytes) -> bytes:
-    """The workbook with its cells' r attributes taken off (a reader places them in order)."""
+def _rewritten(data: bytes, change) -> bytes:
+    """The workbook with each part as `change(name, content)` gives it back (name, content)."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for item in source.infolist():
-            content = source.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                content = content.replace(b'<c r="A4"', b"<c")
-            target.writestr(item, content)
+            target.writestr(*change(item.filename, source.read(item)))
     return out.getvalue()
+
+
+def _without_places(data: bytes) -> bytes:
+    """The workbook with its cells' r attributes taken off (a reader places them in order)."""
+    return _rewritten(data, lambda name, content: (name, content.replace(
+        b'<c r="A4"', b"<c") if name == "xl/worksheets/sheet1.xml" else content))
 
 
 @pytest.mark.parametrize("what,book", [
@@ -133,17 +136,11 @@ def test_a_file_neither_reader_can_read_is_refused_with_openpyxls_message():
 def test_a_sheet_kept_outside_xl_worksheets_is_looked_at_too():
     """The workbook's relations name its sheets' parts: a stray cell in a part elsewhere is
     found all the same."""
-    data = saved(workbook(("XFD1048576", "角落")))
-    source = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            content = source.read(item)
-            if item.filename == "xl/_rels/workbook.xml.rels":
-                content = content.replace(b"worksheets/sheet1.xml", b"elsewhere.xml")
-            name = "xl/elsewhere.xml" if item.filename == "xl/worksheets/sheet1.xml" else item.filename
-            target.writestr(name, content)
-    assert xlsx_reader(out.getvalue()) == "openpyxl"
+    def moved(name, content):
+        if name == "xl/_rels/workbook.xml.rels":
+            content = content.replace(b"worksheets/sheet1.xml", b"elsewhere.xml")
+        return "xl/elsewhere.xml" if name == "xl/worksheets/sheet1.xml" else name, content
+    assert xlsx_reader(_rewritten(saved(workbook(("XFD1048576", "角落"))), moved)) == "openpyxl"
 
 
 def test_an_opendocument_spreadsheet_is_not_calamines_to_read():
