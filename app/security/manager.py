@@ -294,8 +294,7 @@ class SecurityManager(FabSecurityManager):
         access stamp (models.AccessStamp), read once per request — a change to any role's
         rights, on any host, is seen at the next request."""
         stamp = self.access_stamp()
-        # Without the stamp's row (a database not set up by `flask gongjian init`), only for
-        # the request.
+        # Without the stamp's row (a database short of migration 0041), only for the request.
         kept = current_app.extensions.setdefault(RIGHTS_KEY, {}) if stamp is not None \
             else g.setdefault("_gongjian_rights", {}) if has_request_context() else {}
         key = (tuple(sorted(role_ids)), stamp)
@@ -310,7 +309,7 @@ class SecurityManager(FabSecurityManager):
             kept[key] = rights
         return rights
 
-    def access_stamp(self) -> int:
+    def access_stamp(self) -> int | None:
         """The access stamp, read once per request (outside one: each time)."""
         if has_request_context() and "_gongjian_access_stamp" in g:
             return g._gongjian_access_stamp
