@@ -130,37 +130,37 @@ def _check_zip(data: bytes) -> zipfile.ZipFile:
     return archive
 
 
-def _worksheets(archive: zipfile.ZipFile) -> list[bytes]:
-    """Every worksheet part's XML, by where it is rather than by the name Excel gives it."""
-    return [archive.read(m) for m in archive.namelist()
-            if m.startswith("xl/worksheets/") and m.endswith(".xml") and "/_rels/" not in m]
-
-
-def xlsx_reader(data: bytes) -> str:
-    """Which reader reads this .xlsx: "calamine", or "openpyxl" for a file that holds formulas
-    or that calamine would not read as openpyxl does (`_dense_reads`). Every XML part is looked
-    at, wherever the workbook's relations put its sheets; a zip that is no .xlsx (calamine
-    would read an .ods or an .xlsb too) is openpyxl's to refuse."""
+def _looked_at(data: bytes) -> tuple[str, bool]:
+    """Which reader reads this .xlsx — "calamine", or "openpyxl" for a file that holds formulas
+    or that calamine would not read as openpyxl does (`_dense_reads`) — and whether its sheets
+    hold formulas, from one read of its parts. Every XML part is looked at, wherever the
+    workbook's relations put its sheets; a zip that is no .xlsx (calamine would read an .ods or
+    an .xlsb too) is openpyxl's to refuse."""
     archive = _check_zip(data)
     names = archive.namelist()
     if "xl/workbook.xml" not in names:
-        return "openpyxl"
+        return "openpyxl", False
     parts = {m: archive.read(m) for m in names if m.endswith(".xml")}
-    if any(_holds_formula(xml) for m, xml in parts.items() if m.startswith("xl/worksheets/")) or \
-            not all(_dense_reads(xml) for xml in parts.values()):
-        return "openpyxl"
-    return "calamine"
+    formulas = any(_holds_formula(xml) for m, xml in parts.items()
+                   if m.startswith("xl/worksheets/"))
+    dense = all(_dense_reads(xml) for xml in parts.values())
+    return ("calamine" if dense and not formulas else "openpyxl"), formulas
+
+
+def xlsx_reader(data: bytes) -> str:
+    """Which reader reads this .xlsx (`_looked_at`)."""
+    return _looked_at(data)[0]
 
 
 def _xlsx_sheets(data: bytes):
-    if xlsx_reader(data) == "calamine":
+    reader, has_formulas = _looked_at(data)
+    if reader == "calamine":
         sheets = _calamine_sheets(data)
         if sheets is not None:
             return sheets
     # A formula's cached value is what the importer reads; a formula saved without one (files
     # written by scripts) is found by a second, formula-keeping read — only of files that hold
     # formulas at all, so the common file is parsed once.
-    has_formulas = any(_holds_formula(xml) for xml in _worksheets(_check_zip(data)))
     return _openpyxl_sheets(data, has_formulas)
 
 
