@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from jinja2 import TemplateError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -199,16 +200,37 @@ class GunicornLogger(_GunicornLogger):
         if not self.access_log_enabled:
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        cpu_started = getattr(req, "cpu_started", None)  # gunicorn.conf.py's pre_request
         self.access_log.info("request", extra={
             "request_id": environ.get(ENVIRON_REQUEST_ID),
             "user": environ.get(ENVIRON_USER),
             "remote": environ.get("REMOTE_ADDR"),
             "method": environ.get("REQUEST_METHOD"),
             "path": environ.get("PATH_INFO"),
+            # Which page of a view (a dashboard's node and period) and which worker served it:
+            # a slow request is found again by both.
+            "query": environ.get("QUERY_STRING") or None,
+            "worker": os.getpid(),
             "status": int(status) if str(status).isdigit() else status,
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 1),
+            "cpu_ms": None if cpu_started is None
+            else round((time.process_time() - cpu_started) * 1000, 1),
         })
+
+
+def compile_templates(app) -> int:
+    """Compile every template the app can render (gunicorn's master before it forks its
+    workers: gunicorn.conf.py); a template that does not compile is logged, not fatal — its
+    page fails as it would have."""
+    env, compiled = app.jinja_env, 0
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".html")):
+        try:
+            env.get_template(name)
+            compiled += 1
+        except TemplateError:
+            log.exception("template %s does not compile", name)
+    return compiled
 
 
 # --- health and metrics routes -----------------------------------------------------------------
