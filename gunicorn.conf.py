@@ -5,7 +5,6 @@ GUNICORN_TIMEOUT (30 s) of silence; the app is loaded once in the master and for
 (preload_app); logs are JSON lines on stdout, one per request with its id and user
 (app.ops.GunicornLogger). Metrics of all workers meet in PROMETHEUS_MULTIPROC_DIR.
 """
-import gc
 import multiprocessing
 import os
 import shutil
@@ -40,25 +39,6 @@ preload_app = True
 accesslog = "-"
 errorlog = "-"
 logger_class = "app.ops.GunicornLogger"
-
-
-def when_ready(server):
-    """The app is loaded in the master (preload_app): its templates are compiled here, once,
-    and each worker is forked with them — a worker compiled a page's templates on its first
-    request of that page (the dashboard's fourteen: 0.2 s of its first board under cProfile).
-    The 123 templates take about 0.5 s of CPU here, once."""
-    from app.ops import compile_templates
-
-    compile_templates(server.app.callable)
-
-
-def pre_fork(server, worker):
-    """What the master holds (the app, its templates and modules: some 370,000 objects) is
-    moved out of the collector's sight before each fork (gc.freeze): a worker's full collection
-    walked all of it — 0.49 s of a first board in process at demo scale, on a busy machine —
-    though none of it is garbage; and a walk writes to every object's header, which copied the
-    master's memory pages into each worker."""
-    gc.freeze()
 
 
 def pre_request(worker, req):
