@@ -204,3 +204,48 @@ def test_a_form_refuses_an_id_it_would_not_offer(ctx, as_user):
         "category": "在职", "status": "正常"})
     assert "不存在或超出您的数据范围" in response.get_data(as_text=True)
     assert ctx.execute(text("SELECT count(*) FROM member")).scalar() == count
+
+
+def test_a_listed_row_shows_the_related_record_it_points_at(app):
+    """A list's related records are loaded as a relationship load reads them (`load_by_id`,
+    app/views/interface.py): one outside the reader's own scope is shown — the row pointing at
+    it is in scope — and a deleted one is not."""
+    from sqlalchemy import func, select
+
+    from app import clock
+    from app.extensions import db
+    from app.models.lists import Need
+    from app.models.org import Member, Organization
+    from app.security.models import UserAccount
+    from app.security.scope import SYSTEM, acting_as, principal_for
+    from app.views.interface import load_by_id
+
+    with app.test_request_context("/"), acting_as(SYSTEM):
+        reader = principal_for(db.session.execute(
+            select(UserAccount).where(UserAccount.username == "shequ01")).scalar_one())
+        under = Organization.path.like(reader.org_paths[0] + "%")
+        mine = db.session.execute(
+            select(Need).join(Organization, Organization.id == Need.community_id).where(under)
+            .order_by(Need.id).limit(2)).scalars().all()
+        away, gone = db.session.execute(
+            select(Member).join(Organization, Organization.id == Member.community_id)
+            .where(~under).order_by(Member.id).limit(2)).scalars().all()
+        assert len(mine) == 2
+        away_id = away.id
+        try:
+            mine[0].submitted_by_member_id, mine[1].submitted_by_member_id = away.id, gone.id
+            gone.deleted_on = clock.utcnow()
+            db.session.flush()
+            db.session.expunge(away)
+            db.session.expunge(gone)
+            for need in mine:
+                db.session.expire(need, ["submitted_by_member"])
+            with acting_as(reader):
+                # A member of another community: out of shequ01's scope when read by itself.
+                assert db.session.execute(select(func.count(Member.id))
+                                          .where(Member.id == away_id)).scalar() == 0
+                load_by_id(db.session, Need, mine, ("submitted_by_member",))
+                assert mine[0].submitted_by_member.id == away_id
+                assert mine[1].submitted_by_member is None
+        finally:
+            db.session.rollback()

@@ -491,6 +491,18 @@ def read_criteria(statement, relationship_load: bool = False, include_deleted: b
                                         by_table)[0]) is not None]
 
 
+def related_rows(session, model, ids) -> dict:
+    """The rows of `model` with these ids, by id, read as a relationship load reads them (what
+    a selectinload of a many-to-one sends, without its cost): the rows pointing at them are in
+    scope already, so only deleted ones are left out — the related record shown is the one the
+    row points at."""
+    # Marked as a load in bulk (one per table, whatever the page size), as a selectinload is.
+    statement = select(model).where(model.id.in_(ids)).execution_options(gongjian_bulk_load=True)
+    statement = statement.options(*read_criteria(statement, relationship_load=True))
+    with unscoped():  # the criteria are the relationship load's, given above
+        return {row.id: row for row in session.execute(statement).scalars()}
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _filter_reads(state) -> None:
     if not state.is_select or state.is_column_load or is_unscoped():
