@@ -310,7 +310,8 @@ class SecurityManager(FabSecurityManager):
         return rights
 
     def access_stamp(self) -> int | None:
-        """The access stamp, read once per request (outside one: each time)."""
+        """The access stamp, read once per request (outside one: each time); with the user,
+        when a user is loaded (`load_user`)."""
         if has_request_context() and "_gongjian_access_stamp" in g:
             return g._gongjian_access_stamp
         stamp = self.session.execute(self._stamp_query).scalar()
@@ -360,16 +361,20 @@ class SecurityManager(FabSecurityManager):
 
     def load_user(self, pk):
         # Flask-Login's loader, once per request: the roles and groups that every right FAB
-        # checks reads come with the user in one statement, not in two lazy loads after it.
-        user = self.session.execute(self._user_query, {"pk": int(pk)}).unique().scalar_one_or_none()
-        if user and user.is_active:
-            return user
-        return None
+        # checks reads come with the user in one statement, not in two lazy loads after it —
+        # and so does the access stamp the request reads its rights under (`access_stamp`).
+        row = self.session.execute(self._user_query, {"pk": int(pk)}).unique().first()
+        if row is None:
+            return None
+        user, stamp = row
+        if has_request_context() and "_gongjian_access_stamp" not in g:
+            g._gongjian_access_stamp = stamp
+        return user if user.is_active else None
 
     @cached_property
     def _user_query(self):
         User, Group = self.user_model, self.group_model
-        return (select(User).where(User.id == bindparam("pk"))
+        return (select(User, self._stamp_query.scalar_subquery()).where(User.id == bindparam("pk"))
                 .options(joinedload(User.roles), joinedload(User.groups).joinedload(Group.roles)))
 
     def auth_user_db(self, username, password):
