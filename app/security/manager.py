@@ -363,19 +363,24 @@ class SecurityManager(FabSecurityManager):
         # Flask-Login's loader, once per request: the roles and groups that every right FAB
         # checks reads come with the user in one statement, not in two lazy loads after it —
         # and so does the access stamp the request reads its rights under (`access_stamp`).
-        row = self.session.execute(self._user_query, {"pk": int(pk)}).unique().first()
+        # The cookie's session row too, for its check (app/security/sessions.py).
+        row = self.session.execute(self._user_query, {"pk": int(pk),
+                                                      "sid": sessions.session_digest()}
+                                   ).unique().first()
         if row is None:
             return None
-        user, stamp = row
+        user, stamp = row[0], row[1]
         if has_request_context() and "_gongjian_access_stamp" not in g:
             g._gongjian_access_stamp = stamp
+        sessions.keep_session_row(user, row)
         return user if user.is_active else None
 
     @cached_property
     def _user_query(self):
         User, Group = self.user_model, self.group_model
-        return (select(User, self._stamp_query.scalar_subquery()).where(User.id == bindparam("pk"))
-                .options(joinedload(User.roles), joinedload(User.groups).joinedload(Group.roles)))
+        query = (select(User, self._stamp_query.scalar_subquery()).where(User.id == bindparam("pk"))
+                 .options(joinedload(User.roles), joinedload(User.groups).joinedload(Group.roles)))
+        return sessions.with_session_row(query, User)
 
     def auth_user_db(self, username, password):
         guard = login_guard.Attempt(self, username)  # lockout and rate limit, form and API

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from types import SimpleNamespace
 
 from flask import (
     current_app,
@@ -35,8 +36,8 @@ from flask import (
     url_for,
 )
 from flask_jwt_extended import decode_token
-from flask_login import logout_user, user_logged_in, user_logged_out
-from sqlalchemy import delete, event, select, update
+from flask_login import current_user, logout_user, user_logged_in, user_logged_out
+from sqlalchemy import bindparam, delete, event, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
@@ -130,6 +131,40 @@ def _is_static() -> bool:
         request.path.startswith("/static/")
 
 
+# The cookie's session row as the user's own load read it, by user id (`with_session_row`).
+_LOADED = "_gongjian_session_rows"
+
+
+def with_session_row(statement, user_model):
+    """The user's own load (app/security/manager.py `load_user`, once per request) with this
+    cookie's session row outer-joined: the check below then sends no statement of its own.
+    Bind `sid` to `session_digest()`."""
+    from app.security.models import UserSession
+
+    return statement.add_columns(
+        UserSession.user_id.label("session_user_id"),
+        UserSession.credential_version.label("session_version"),
+        UserSession.seen_on.label("session_seen_on"),
+    ).outerjoin(UserSession, (UserSession.id == bindparam("sid"))
+                & (UserSession.user_id == user_model.id))
+
+
+def session_digest() -> str | None:
+    sid = session.get(SESSION_KEY) if has_request_context() else None
+    return _digest(sid) if sid else None
+
+
+def keep_session_row(user, row) -> None:
+    """What the user's load read of this cookie's session, for `_check_session`: the row the
+    check's own statement would read (None: no live row of this user under this cookie)."""
+    if not has_request_context():
+        return
+    found = None if row.session_user_id is None else SimpleNamespace(
+        user_id=row.session_user_id, credential_version=row.session_version,
+        seen_on=row.session_seen_on, current=user.credential_version, active=user.active)
+    g.setdefault(_LOADED, {})[str(user.id)] = found
+
+
 def _check_session():
     """A cookie is a session only while its row exists under the user's current version."""
     from app.security.models import UserAccount, UserSession
@@ -139,11 +174,18 @@ def _check_session():
     sid = session.get(SESSION_KEY)
     row = None
     if sid:
-        row = _db().execute(
-            select(UserSession.user_id, UserSession.credential_version, UserSession.seen_on,
-                   UserAccount.credential_version.label("current"), UserAccount.active)
-            .join(UserAccount, UserAccount.id == UserSession.user_id)
-            .where(UserSession.id == _digest(sid))).first()
+        # The user's load reads the session's row with it (`with_session_row`); a user who
+        # does not load (no such user) leaves it to be read here, as before.
+        current_user._get_current_object()
+        loaded = g.get(_LOADED, {})
+        if str(session["_user_id"]) in loaded:
+            row = loaded[str(session["_user_id"])]
+        else:
+            row = _db().execute(
+                select(UserSession.user_id, UserSession.credential_version, UserSession.seen_on,
+                       UserAccount.credential_version.label("current"), UserAccount.active)
+                .join(UserAccount, UserAccount.id == UserSession.user_id)
+                .where(UserSession.id == _digest(sid))).first()
     if row is None or str(row.user_id) != str(session["_user_id"]) or \
             row.credential_version != row.current or not row.active:
         logout_user()
