@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from itertools import pairwise
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 from sqlalchemy import (
     Column,
     Date,
@@ -207,7 +207,14 @@ def need_step_limits(urgency: str) -> dict[str, timedelta]:
     """For each status that waits for a step before 办理, how long after intake that step is
     due: the shares of the whole limit (NEED_STEP_SHARES, per urgency), added up in order — to
     the whole second, so that each database adds it to a stored instant exactly as Python does
-    (`plus_seconds`, `fill_step_due`)."""
+    (`plus_seconds`, `fill_step_due`). Kept for the request: a need list asks it twice a row."""
+    kept = g.setdefault("_gongjian_step_limits", {}) if has_request_context() else {}
+    if urgency not in kept:
+        kept[urgency] = _step_limits(urgency)
+    return kept[urgency]
+
+
+def _step_limits(urgency: str) -> dict[str, timedelta]:
     whole = need_time_limit(urgency)
     shares = current_app.config["NEED_STEP_SHARES"].get(urgency) or {}
     due, total = {}, 0.0
