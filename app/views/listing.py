@@ -12,12 +12,13 @@ in, and the search form's unchanging parts are made once per view and language.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from flask import current_app, request, url_for
 from flask_appbuilder.widgets import ListWidget, SearchWidget
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from jinja2.utils import htmlsafe_json_dumps
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from werkzeug.routing import BuildError
 
 # Stands for a row's id in the links built once per page.
@@ -69,7 +70,43 @@ class EntityListWidget(ListWidget):
                          for column, shown_as in shown],
                     show(pk), edit(pk), delete(pk))
                 for pk, values in zip(args["pks"], args["value_columns"])]
-        return super().__call__(rows=rows, **kwargs)
+        return super().__call__(rows=rows, rows_html=partial(_rows_html, rows), **kwargs)
+
+
+def _rows_html(rows, actions, can_show, can_edit, can_delete) -> Markup:
+    """The table's rows in FAB's markup, written as one string: as a template loop, each cell,
+    link and id was a step of Jinja's (a lookup, an escape, a yield), about a sixth of a list
+    page's CPU. Every value is escaped as the template's autoescape did."""
+    crud = can_show or can_edit or can_delete
+    show_title, show_text = escape(gettext("Show record")), escape(gettext("Show"))
+    edit_title, edit_text = escape(gettext("Edit record")), escape(gettext("Edit"))
+    delete_title, delete_text = escape(gettext("Delete record")), escape(gettext("Delete"))
+    lines = []
+    for row in rows:
+        pk, parts = escape(row.pk), ["<tr>"]
+        if actions:
+            parts.append(f'<td><input id="{pk}" class="action_check" name="rowid" value="{pk}"'
+                         f' type="checkbox"></td>')
+        if crud:
+            parts.append('<td><center><div class="btn-group btn-group-xs" style="display: flex;">')
+            if can_show and row.show:
+                parts.append(f'<a href="{escape(row.show)}" class="btn btn-sm btn-default"'
+                             f' data-toggle="tooltip" rel="tooltip" title="{show_title}">'
+                             f'<span class="sr-only">{show_text}</span><i class="fa fa-search"></i></a>')
+            if can_edit and row.edit:
+                parts.append(f'<a href="{escape(row.edit)}" class="btn btn-sm btn-default"'
+                             f' data-toggle="tooltip" rel="tooltip" title="{edit_title}">'
+                             f'<span class="sr-only">{edit_text}</span><i class="fa fa-edit"></i></a>')
+            if can_delete and row.delete:
+                url = escape(row.delete)
+                parts.append(f'<a id="btn-delete-{url}" href="#" class="btn btn-sm btn-default confirm'
+                             f' gj-row-delete" rel="tooltip" title="{delete_title}" data-url="{url}">'
+                             f'<span class="sr-only">{delete_text}</span><i class="fa fa-trash"></i></a>')
+            parts.append("</div></center></td>")
+        parts.extend(f"<td>{escape(cell)}</td>" for cell in row.cells)
+        parts.append("</tr>")
+        lines.append("".join(parts))
+    return Markup("\n".join(lines))
 
 
 # In the app's extensions: (route, search columns, language) -> the search form's labels and
