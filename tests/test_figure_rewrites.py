@@ -79,6 +79,45 @@ def old_wish_claim_rate(session, period, org_id=None):
     return [{"published": published, "claimed": claimed, "rate": ratio(claimed, published)}]
 
 
+def old_leaderboard(session, period, org_id=None, subject="member", limit=10):
+    from app.dashboards.figures import _under
+    from app.models.cobuild import PointEntry
+    from app.models.org import Member, Unit
+
+    column = PointEntry.member_id if subject == "member" else PointEntry.unit_id
+    total = func.sum(PointEntry.delta)
+    rows = session.execute(
+        select(column, total, func.count(PointEntry.id))
+        .where(PointEntry.subject_type == subject, PointEntry.period.in_(period.quarters),
+               _under(session, PointEntry, org_id))
+        .group_by(column).order_by(total.desc(), column).limit(limit)).all()
+    model = Member if subject == "member" else Unit
+    names = dict(session.execute(select(model.id, model.name).where(
+        model.id.in_([r[0] for r in rows]))).all()) if rows else {}
+    return [{"id": i, "name": names.get(i) or f"#{i}", "points": float(points or 0),
+             "entries": int(n)} for i, points, n in rows]
+
+
+def old_points_paid(session, period, org_id=None):
+    from sqlalchemy import case
+
+    from app.dashboards.figures import _in_period, _under
+    from app.models.cobuild import PointEntry
+
+    def of(kind):
+        return func.coalesce(func.sum(case((PointEntry.kind == kind, PointEntry.delta),
+                                           else_=0)), 0)
+    found = {kind: (int(n), float(p or 0), float(r or 0)) for kind, n, p, r in session.execute(
+        select(PointEntry.subject_type, func.count(PointEntry.id), of("pay"), of("reverse"))
+        .where(_in_period(PointEntry.created_on, period), _under(session, PointEntry, org_id))
+        .group_by(PointEntry.subject_type))}
+    return [{"subject": label, "entries": found.get(kind, (0, 0.0, 0.0))[0],
+             "paid": found.get(kind, (0, 0.0, 0.0))[1],
+             "reversed": found.get(kind, (0, 0.0, 0.0))[2],
+             "net": round(sum(found.get(kind, (0, 0.0, 0.0))[1:]), 2)}
+            for kind, label in (("member", "党员"), ("unit", "驻区单位"))]
+
+
 def wish_steps():
     from app.models.lists import MicroWish
 
@@ -471,6 +510,18 @@ def test_members_by_grid_equals_the_old(session):
     compare(rebuilt(session), figures.members_by_grid, old_members_by_grid)
 
 
+def test_point_ledger_figures_under_a_node_equal_the_old(session):
+    """The leaderboards and 积分发放 under a node ask each placing of an entry as `= ANY(ARRAY(…))`
+    on PostgreSQL (figures._ledger_under), as `IN (…)` elsewhere: the same entries."""
+    from app.dashboards import figures
+
+    session = rebuilt(session)
+    compare(session, figures.points_paid, old_points_paid)
+    for subject in ("member", "unit"):
+        new = getattr(figures, f"{subject}_points_leaderboard")
+        compare(session, new, lambda s, p, o, subject=subject: old_leaderboard(s, p, o, subject))
+
+
 @pytest.mark.parametrize("session", ["zuzhibu"], indirect=True)
 def test_each_figure_compared_counts_something(session):
     """The comparisons above are of figures with something in them: late needs at every
@@ -496,3 +547,6 @@ def test_each_figure_compared_counts_something(session):
     assert all(sum(row[key] for row in resolutions)
                for key in ("closed_on_time", "closed_late", "open", "overdue")), resolutions
     assert any(row["red"] and row["household"] for row in old_members_by_grid(session, year))
+    street = nodes(session)[1]
+    assert old_leaderboard(session, year, street) and old_leaderboard(session, year, street, "unit")
+    assert all(row["entries"] for row in old_points_paid(session, year, street))
