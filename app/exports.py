@@ -182,21 +182,29 @@ class Export:
 
     def _lines(self, session, query, cells, texts, writer, buffer):
         """SQLite writes each line's text itself (`_line`): one string a row off the DBAPI
-        cursor, not twelve to make and write with the csv module. A chunk holding a text that
-        `neutralise` might mark is read back into its cells and written as `_written` writes."""
+        cursor, not twelve to make and write with the csv module — read as the UTF-8 bytes
+        SQLite holds (`csv_chunks` passes bytes on as they are), not made a str each to be
+        encoded again. A chunk holding a text that `neutralise` might mark is read back into
+        its cells and written as `_written` writes."""
         model = self.view.datamodel.obj
-        rows = _scoped_rows(session, query.with_entities(_line(cells)).statement
-                            .select_from(model))
-        for chunk in iter(lambda: rows.fetchmany(CHUNK), []):
-            piece = "".join([row[0] for row in chunk])
-            if _MARKED.search(piece):
-                writer.writerows([[neutralise(v) if text else v for v, text in zip(row, texts)]
-                                  for row in csv.reader(io.StringIO(piece, newline=""))])
-                piece = buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-            self.count += len(chunk)
-            yield piece
+        driver = session.connection().connection.driver_connection
+        factory, driver.text_factory = driver.text_factory, bytes  # for this statement only
+        try:
+            rows = _scoped_rows(session, query.with_entities(_line(cells)).statement
+                                .select_from(model))
+            for chunk in iter(lambda: rows.fetchmany(CHUNK), []):
+                piece = b"".join([row[0] for row in chunk])
+                if _MARKED_BYTES.search(piece):
+                    lines = io.StringIO(piece.decode("utf-8"), newline="")
+                    writer.writerows([[neutralise(v) if text else v for v, text in zip(row, texts)]
+                                      for row in csv.reader(lines)])
+                    piece = buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+                self.count += len(chunk)
+                yield piece
+        finally:
+            driver.text_factory = factory  # before the connection goes back to the pool
 
 
 def _line(cells):
@@ -224,6 +232,7 @@ def _line(cells):
 # ever a field's opening or closing one, or one of a doubled pair inside it): a match that is
 # not a field's start only costs its chunk a second writing.
 _MARKED = re.compile(r'"(?:[=+\-@\t\r]|0[0-9]+"|[0-9]{11,}")')
+_MARKED_BYTES = re.compile(_MARKED.pattern.encode())
 
 
 def _chunked(rows, width: int):
