@@ -15,13 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Boolean, and_, case, extract, func, literal_column, or_, select, true
+from sqlalchemy import and_, case, extract, func, literal_column, or_, select, true
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.selectable import SelectBase
-from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 
 from app import clock, rollups
 from app.dashboards import levels
@@ -166,41 +162,6 @@ def _under(session, model, org_id):
     return true() if path is None else placed_under(model, path)
 
 
-class _InArray(ColumnElement):
-    """`column IN (subquery)`, on PostgreSQL `column = ANY(ARRAY(subquery))`: the same rows,
-    but the planner knows the subquery is run once into a list, and reads the outer rows by
-    the column's index — see `_ledger_under`."""
-
-    inherit_cache = True
-    type = Boolean()
-    _traverse_internals = [("binary", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, binary):
-        self.binary = binary
-
-
-@compiles(_InArray)
-def _in_array_default(element, compiler, **kw):
-    return compiler.process(element.binary, **kw)
-
-
-@compiles(_InArray, "postgresql")
-def _in_array_postgresql(element, compiler, **kw):
-    left = compiler.process(element.binary.left, **kw)
-    return f"{left} = ANY(ARRAY({compiler.process(element.binary.right, **kw)}))"
-
-
-def _as_arrays(clause):
-    """Every `column IN (subquery)` in `clause`, its subqueries' own included, as `_InArray`."""
-    def replace(element):
-        if isinstance(element, BinaryExpression) and element.operator is operators.in_op \
-                and isinstance(getattr(element.right, "element", element.right), SelectBase):
-            inner = replacement_traverse(element.right, {}, replace)
-            return _InArray(BinaryExpression(element.left, inner, operators.in_op))
-        return None
-    return replacement_traverse(clause, {}, replace)
-
-
 def _ledger_under(session, org_id):
     """The point ledger's entries under the node (`placed_under`: the subject member's or
     unit's community, or the community that booked the entry), each placing asked as
@@ -210,7 +171,7 @@ def _ledger_under(session, org_id):
     600,000 members — 1 to 2 s for each of a node's leaderboards and 积分发放; as arrays, the
     node's members and units are read by their community index and their entries by the
     subject's index (a street's year: 2.0 s → 0.1 s). Elsewhere the IN form, unchanged."""
-    return _as_arrays(_under(session, PointEntry, org_id))
+    return rollups.as_arrays(_under(session, PointEntry, org_id))
 
 
 def _in_period(column, period: Period):
