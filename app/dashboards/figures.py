@@ -171,7 +171,7 @@ def _ledger_under(session, org_id):
     600,000 members — 1 to 2 s for each of a node's leaderboards and 积分发放; as arrays, the
     node's members and units are read by their community index and their entries by the
     subject's index (a street's year: 2.0 s → 0.1 s). Elsewhere the IN form, unchanged."""
-    return rollups.as_arrays(_under(session, PointEntry, org_id))
+    return rollups.as_arrays(session, _under(session, PointEntry, org_id))
 
 
 def _in_period(column, period: Period):
