@@ -220,8 +220,8 @@ class GunicornLogger(_GunicornLogger):
 
 
 def compile_templates(app) -> int:
-    """Compile every template the app can render (gunicorn's master before it forks its
-    workers: gunicorn.conf.py); a template that does not compile is logged, not fatal — its
+    """Compile every template the app can render (run.py, in gunicorn's master before it forks
+    its workers); a template that does not compile is logged, not fatal — its
     page fails as it would have."""
     env, compiled = app.jinja_env, 0
     for name in env.list_templates(filter_func=lambda n: n.endswith(".html")):

@@ -1464,7 +1464,6 @@ def as_arrays(session, clause):
     return replacement_traverse(clause, {}, replace)
 
 
-
 def _nodes_at_or_above_community(session, paths, types=ROLLED_NODES) -> bool:
     """Whether the nodes at `paths` are all of `types` (by default: at or above a community)."""
     known = _known(session).setdefault("rolled_nodes", {})
