@@ -5,6 +5,7 @@ by the session (app/security/scope.py)."""
 from __future__ import annotations
 
 import enum
+from functools import cache
 
 from flask import current_app
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -28,6 +29,7 @@ from app.views.filters import (
 DEEP_OFFSET = 1000
 
 
+@cache  # the mappers' relationships are fixed once configured; asked twice per page
 def _key_to_id(model, name):
     """(related model, attribute of the foreign key) of a many-to-one by one column to the
     related row's id; None for any other relationship."""
